@@ -1,0 +1,40 @@
+"""Workbench: versioning, run tracking, launch and deploy for machine learning, in the terminal.
+
+``import workbench`` is the tracking API used inside training scripts, so it must stay cheap: the
+functions below are resolved lazily from :mod:`workbench.tracking.api` on first use, and nothing
+here imports Textual, docker or kubernetes.
+
+    import workbench
+    workbench.log_param("lr", 0.1)
+    workbench.log_metric("loss", 0.25, step=3)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+TRACKING_API = (
+    "log_param",
+    "log_params",
+    "log_metric",
+    "log_metrics",
+    "log",
+    "input",
+    "output",
+    "log_model",
+    "set_tag",
+    "active_run",
+    "finish",
+)
+
+__all__ = ["__version__", *TRACKING_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in TRACKING_API:
+        from workbench.tracking import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""The ``workbench`` command line: parse, call the Workspace, render (Rich tables or ``--json``).
+
+Each command group lives in its own module (``cmd_store``, ``cmd_runs`` ...) exposing
+``register(subparsers)``; a command's handler takes the parsed ``argparse.Namespace`` and returns an
+exit status. Imports are lazy so that ``workbench status`` starts in tens of milliseconds.
+Every :class:`~workbench.errors.WorkbenchError` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES = (
+    "workbench.cli.cmd_store",
+    "workbench.cli.cmd_watch",
+    "workbench.cli.cmd_runs",
+    "workbench.cli.cmd_exec",
+    "workbench.cli.cmd_deploy",
+    "workbench.cli.cmd_workflows",
+    "workbench.cli.cmd_ui",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line with a hint, exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="workbench",
+        description="A terminal workbench for machine learning: versioning, runs, launch, deploy.",
+    )
+    parser.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.version:
+        from workbench import __version__
+
+        print(__version__)
+        return 0
+    if args.directory:
+        try:
+            os.chdir(args.directory)
+        except OSError as exc:
+            sys.stderr.write(f"error: cannot enter {args.directory}: {exc.strerror}\n")
+            return 2
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        # No subcommand: open the TUI on the project around the cwd.
+        args = parser.parse_args([*args_list, "ui"])
+        handler = args.handler
+    from workbench.errors import WorkbenchError
+
+    try:
+        status: int = handler(args)
+        return status
+    except WorkbenchError as exc:
+        sys.stderr.write(f"error: {exc.one_line()}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0

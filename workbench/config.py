@@ -1,0 +1,155 @@
+"""The project configuration: one typed model, read from ``.workbench/config.toml``.
+
+Every field has a default, so a missing file or a missing key is fine; an unknown key or a value of
+the wrong type is a :class:`~workbench.errors.ConfigError` naming the key.
+Domain packages read their own section (``config.watch``, ``config.tracking`` ...).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ConfigError
+
+
+@dataclass
+class StoreConfig:
+    """``[store]``: where objects live and how they are written."""
+
+    cache_dir: str = ""
+    """Blob cache folder; empty means ``.workbench/cache``. Share one between projects by pointing here."""
+    chunk_threshold: int = 8 * 1024 * 1024
+    """Files at least this large are split by content-defined chunking."""
+    compression_level: int = 3
+    """zstd level for compressible objects."""
+
+
+@dataclass
+class WatchConfig:
+    """``[watch]``: the auto-versioning watcher."""
+
+    quiet_seconds: float = 1.0
+    """Snapshot once the folder has been quiet this long."""
+    max_interval_seconds: float = 30.0
+    """Snapshot at least this often while changes keep coming."""
+    retention: str = "1h:all,1d:1h,30d:1d"
+    """Thinning rule for auto snapshots: AGE:KEEP pairs (keep all younger than 1h, one per hour to 1d...)."""
+
+
+@dataclass
+class TrackingConfig:
+    """``[tracking]``: zero-code capture for ``workbench run``."""
+
+    capture_stdout_metrics: bool = True
+    """Parse ``name: value`` and ``name=value`` lines on stdout as metrics."""
+    metric_patterns: list[str] = field(default_factory=list)
+    """Extra regexes with named groups ``name`` and ``value`` (and optionally ``step``)."""
+    capture_file_access: bool = True
+    """Record files a Python child opens, through audit hooks."""
+    capture_argv_params: bool = True
+    """Turn ``--flag value`` arguments into params."""
+
+
+@dataclass
+class ExecutorConfig:
+    """``[executor]``: where runs go by default."""
+
+    default: str = "local"
+    image: str = ""
+    namespace: str = ""
+    gpus: int = 0
+
+
+@dataclass
+class DeployConfig:
+    """``[deploy]``: defaults for ``workbench deploy``."""
+
+    target: str = "local"
+    namespace: str = ""
+    image: str = ""
+
+
+@dataclass
+class UiConfig:
+    """``[ui]``: remembered TUI preferences."""
+
+    theme: str = "workbench-dark"
+
+
+@dataclass
+class ProjectConfig:
+    """The whole project configuration."""
+
+    store: StoreConfig = field(default_factory=StoreConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+
+
+def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key '{where}{key}'", f"valid keys: {', '.join(known)}")
+        default = getattr(cls(), key)
+        if is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config '{where}{key}' must be a table")
+            kwargs[key] = _build(type(default), value, f"{where}{key}.")
+            continue
+        if isinstance(default, bool) != isinstance(value, bool) or (
+            isinstance(default, float) and not isinstance(value, int | float)
+        ) or (not isinstance(default, float | bool) and not isinstance(value, type(default))):
+            raise ConfigError(
+                f"config '{where}{key}' must be {type(default).__name__}, got {type(value).__name__}"
+            )
+        kwargs[key] = float(value) if isinstance(default, float) else value
+    return cls(**kwargs)
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Read a config file; a missing file gives the defaults."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ProjectConfig()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}", "fix the TOML syntax") from None
+    config: ProjectConfig = _build(ProjectConfig, data, "")
+    return config
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def dump_config(config: ProjectConfig) -> str:
+    """Render a config as TOML (every section, every key, so users see what they can set)."""
+    lines: list[str] = []
+    for section, values in asdict(config).items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_config(path: Path, config: ProjectConfig) -> None:
+    """Write a config atomically."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(dump_config(config), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,5 @@
+"""Schema of the executors domain: named, forward-only migrations (see workbench.store.migrations)."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = []
