@@ -1,0 +1,80 @@
+"""The store's connection rules: WAL, foreign keys, atomic() rollback, idempotent migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from workbench.store.db import ConnectionPool, atomic, connect
+from workbench.store.migrations import all_migrations, migrate
+
+
+def test_connection_pragmas(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_atomic_rolls_back_on_error(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(RuntimeError), atomic(conn):
+        conn.execute("INSERT INTO t VALUES (1)")
+        raise RuntimeError("boom")
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+
+
+def test_nested_atomic_joins_outer(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    with atomic(conn):
+        conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(ValueError), atomic(conn):
+            conn.execute("INSERT INTO t VALUES (2)")
+            raise ValueError
+    assert [r[0] for r in conn.execute("SELECT x FROM t")] == [1]
+
+
+def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    first = migrate(conn)
+    assert first == [name for name, _ in all_migrations()]
+    assert migrate(conn) == []
+    names = {r[0] for r in conn.execute("SELECT name FROM migrations")}
+    assert set(first) <= names
+
+
+def test_concurrent_migrate_from_two_connections(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            migrate(connect(path))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    count = connect(path).execute("SELECT count(*) FROM migrations").fetchone()[0]
+    assert count == len(all_migrations())
+
+
+def test_pool_gives_one_connection_per_thread(tmp_path: Path) -> None:
+    pool = ConnectionPool(tmp_path / "db.sqlite")
+    main = pool.get()
+    assert pool.get() is main
+    seen: list[sqlite3.Connection] = []
+    t = threading.Thread(target=lambda: seen.append(pool.get()))
+    t.start()
+    t.join()
+    assert seen[0] is not main
+    pool.close()
