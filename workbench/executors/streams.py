@@ -1,0 +1,124 @@
+"""Plumbing shared by the remote executors: split byte streams into lines, tell event lines from
+ordinary output, tail an events file, and merge several producer threads into one ``lines()``.
+
+A job's event lines reach the orchestrator either from an events file (Docker, where the run folder
+is mounted) or marked on stdout with :data:`EVENT_MARKER` (a cluster pod, whose log is the only
+channel back). Both arrive as ``("event", payload)`` with the marker stripped.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from workbench.executors.base import Channel
+
+EVENT_MARKER = b"@@workbench@@ "
+"""Prefix of an event line on stdout (kept in step with workbench.tracking.events)."""
+
+MAX_LINE = 1024 * 1024
+"""A line longer than this is cut into pieces, so binary garbage cannot exhaust memory."""
+
+
+def classify(channel: Channel, line: bytes) -> tuple[Channel, bytes]:
+    """An stdout line that carries the event marker becomes an event line without it."""
+    if channel == "stdout" and line.startswith(EVENT_MARKER):
+        return "event", line[len(EVENT_MARKER):]
+    return channel, line
+
+
+class LineSplitter:
+    """Feed chunks of bytes, get complete lines (without the newline); :meth:`flush` the rest."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self._buffer += chunk
+        lines = self._buffer.split(b"\n")
+        self._buffer = lines.pop()
+        while len(self._buffer) > MAX_LINE:
+            lines.append(self._buffer[:MAX_LINE])
+            self._buffer = self._buffer[MAX_LINE:]
+        return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+    def flush(self) -> list[bytes]:
+        rest, self._buffer = self._buffer, b""
+        return [rest] if rest else []
+
+
+def tail_file(path: Path, finished: threading.Event, poll: float = 0.05) -> Iterator[bytes]:
+    """Yield complete lines appended to ``path`` until ``finished`` is set, then the rest.
+
+    The file may not exist yet; a partial last line is held back until its newline arrives (or, once
+    finished, yielded as it is).
+    """
+    splitter = LineSplitter()
+    handle = None
+    try:
+        while True:
+            done = finished.is_set()
+            if handle is None:
+                try:
+                    handle = path.open("rb")
+                except FileNotFoundError:
+                    if done:
+                        return
+                    time.sleep(poll)
+                    continue
+            chunk = handle.read(1 << 16)
+            if chunk:
+                yield from splitter.feed(chunk)
+                continue
+            if done:
+                yield from splitter.flush()
+                return
+            time.sleep(poll)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+_END = object()
+
+
+class LineMerger:
+    """Several producer threads put lines; one consumer iterates them in arrival order.
+
+    ``lines()`` ends when every producer has finished. A producer that raises ends too: its error is
+    kept in :attr:`errors` rather than lost in a thread.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=10000)
+        self._producers = 0
+        self.errors: list[BaseException] = []
+
+    def add(self, name: str, produce: Callable[[Callable[[Channel, bytes], None]], None]) -> None:
+        """Start ``produce(emit)`` in a daemon thread."""
+        self._producers += 1
+
+        def run() -> None:
+            try:
+                produce(self.emit)
+            except BaseException as exc:  # kept for the consumer
+                self.errors.append(exc)
+            finally:
+                self._queue.put(_END)
+
+        threading.Thread(target=run, name=f"workbench-{name}", daemon=True).start()
+
+    def emit(self, channel: Channel, line: bytes) -> None:
+        self._queue.put((channel, line))
+
+    def lines(self) -> Iterator[tuple[Channel, bytes]]:
+        remaining = self._producers
+        while remaining:
+            item = self._queue.get()
+            if item is _END:
+                remaining -= 1
+                continue
+            yield item  # type: ignore[misc]
