@@ -19,6 +19,11 @@ MIGRATIONS: list[tuple[str, str]] = [
             changed_paths TEXT NOT NULL DEFAULT '[]'   -- JSON list, for auto snapshots
         );
         CREATE INDEX snapshots_created ON snapshots(created_at);
+        CREATE INDEX snapshots_root ON snapshots(root_tree);
+        CREATE TABLE object_pins (
+            hash TEXT PRIMARY KEY,          -- a blob stored by put_file that gc must keep
+            created_at REAL NOT NULL
+        );
         """,
     ),
 ]

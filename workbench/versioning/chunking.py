@@ -1,0 +1,168 @@
+"""Reading files into the blob cache: whole for small files, content-defined chunks for large ones.
+
+Large files are cut by FastCDC (pyfastcdc's compiled chunker; see docs/store.md for the comparison)
+with an average chunk of 1 MiB, so appending to or editing the middle of a 1 GiB file stores only
+the chunks around the change plus a small manifest.
+
+A file is read between two ``fstat`` calls; if its size, mtime or ctime moved while it was read,
+:class:`UnstableFileError` is raised and the caller retries or skips it: content that never existed
+on disk as a whole is never recorded under the file's name.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import time
+from dataclasses import dataclass
+
+import blake3
+
+from workbench.versioning.blobs import BlobStore
+
+AVG_CHUNK = 1024 * 1024
+MIN_CHUNK = 256 * 1024
+MAX_CHUNK = 4 * 1024 * 1024
+SMALL_READ_LIMIT = 8 * 1024 * 1024
+
+
+class UnstableFileError(Exception):
+    """The file changed while it was being read."""
+
+
+class NotRegularFileError(Exception):
+    """The path is no longer a regular file (replaced by a link, a folder, a FIFO...)."""
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """A file read once: its address, the stat it was read under, and what was newly stored."""
+
+    hash: str
+    size: int
+    mode: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+    started_ns: int
+    new_bytes: int
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (
+        a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
+        and a.st_ctime_ns == b.st_ctime_ns and a.st_ino == b.st_ino
+    )
+
+
+class _HashingReader:
+    """A file wrapper that feeds every byte read through it into a whole-file hasher."""
+
+    def __init__(self, fd: int, hasher: blake3.blake3) -> None:
+        self.fd = fd
+        self.hasher = hasher
+        self.total = 0
+
+    def readinto(self, buf: memoryview) -> int:
+        n = os.readv(self.fd, [buf])
+        if n:
+            self.hasher.update(buf[:n])
+            self.total += n
+        return n
+
+
+def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT) -> Ingested:
+    """Hash (and with ``store``, store) one regular file, refusing content that moved under us.
+
+    Raises FileNotFoundError if it vanished, PermissionError if unreadable, UnstableFileError,
+    NotRegularFileError.
+    """
+    started = time.time_ns()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0) | os.O_NONBLOCK)
+    try:
+        before = os.fstat(fd)
+        if not stat_mod.S_ISREG(before.st_mode):
+            raise NotRegularFileError(path)
+        size = before.st_size
+        new_bytes = 0
+        if size < threshold:
+            data = _read_all(fd, size)
+            if len(data) != size:
+                raise UnstableFileError(path)
+            digest = blake3.blake3(data).hexdigest()
+            if store is not None:
+                _, new_bytes = store.put_bytes(data, digest)
+        elif store is None:
+            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            reader = _HashingReader(fd, hasher)
+            buf = memoryview(bytearray(16 * 1024 * 1024))
+            while reader.readinto(buf):
+                pass
+            if reader.total != size:
+                raise UnstableFileError(path)
+            digest = hasher.hexdigest()
+        else:
+            digest, new_bytes = _store_chunked(fd, size, store, path)
+        after = os.fstat(fd)
+        if not _same(before, after):
+            raise UnstableFileError(path)
+    finally:
+        os.close(fd)
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        raise
+    if not _same(before, now):
+        raise UnstableFileError(path)
+    return Ingested(
+        digest, size, stat_mod.S_IMODE(before.st_mode) & 0o777, before.st_mtime_ns, before.st_ino,
+        before.st_ctime_ns, started, new_bytes,
+    )
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    parts: list[bytes] = []
+    remaining = size + 1  # one more byte to notice a file that grew
+    while remaining > 0:
+        piece = os.read(fd, remaining)
+        if not piece:
+            break
+        parts.append(piece)
+        remaining -= len(piece)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def chunker() -> object:
+    import pyfastcdc
+
+    return pyfastcdc.FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
+
+
+def _store_chunked(fd: int, size: int, store: BlobStore, path: str) -> tuple[str, int]:
+    import pyfastcdc
+
+    cdc = pyfastcdc.FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    reader = _HashingReader(fd, hasher)
+    chunks: list[tuple[str, int]] = []
+    new_bytes = 0
+    for chunk in cdc.cut_stream(reader):
+        data = chunk.data
+        digest, written = store.put_bytes(data)
+        new_bytes += written
+        chunks.append((digest, len(data)))
+    if reader.total != size:
+        raise UnstableFileError(path)
+    whole = hasher.hexdigest()
+    new_bytes += store.put_manifest(whole, chunks)
+    return whole, new_bytes
+
+
+def hash_path(path: str) -> str:
+    """BLAKE3 of a file's content (retrying while it changes under us)."""
+    for _ in range(5):
+        try:
+            return ingest(path, None).hash
+        except UnstableFileError:
+            time.sleep(0.01)
+    return ingest(path, None).hash

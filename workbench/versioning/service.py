@@ -1,0 +1,332 @@
+"""VersioningService (``ws.versions``): snapshots of the project folder, see docs/CONTRACTS.md.
+
+Snapshots are rows in the ``snapshots`` table pointing at a root tree object in the blob cache.
+Writers (snapshot, put_file) hold a shared lock on the cache while they add objects and commit the
+row that references them; ``gc`` holds it exclusively, so it never deletes an object a writer is
+about to reference. Everything else only reads and needs no lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import blake3
+
+from workbench.errors import AmbiguousIdError, UnknownIdError, UsageError, WorkbenchError
+from workbench.store.db import atomic
+from workbench.versioning.blobs import BlobStore
+from workbench.versioning.chunking import UnstableFileError, hash_path, ingest
+from workbench.versioning.ignore import IgnoreRules
+from workbench.versioning.locks import cache_lock, register_project
+from workbench.versioning.models import (
+    SNAPSHOT_KINDS,
+    Change,
+    FileEntry,
+    FsckReport,
+    GcReport,
+    RestoreResult,
+    SnapshotInfo,
+    display_path,
+)
+from workbench.versioning.state import StatIndex
+from workbench.versioning.trees import DIR, LINK, TreeReader, file_entry
+from workbench.versioning.worktree import WorkTree, scan
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+
+Progress = Callable[[int, int], None]
+_LATEST = re.compile(r"^(latest|HEAD)(?:~(\d+))?$")
+_COLUMNS = "id, root_tree, parent, created_at, kind, message, files, bytes, new_bytes, changed_paths"
+
+
+def _info(row: Any, created: bool = True) -> SnapshotInfo:
+    return SnapshotInfo(
+        id=row[0], root_tree=row[1], parent=row[2], created_at=row[3], kind=row[4], message=row[5],
+        files=row[6], bytes=row[7], new_bytes=row[8], changed_paths=json.loads(row[9] or "[]"),
+        created=created,
+    )
+
+
+class VersioningService:
+    """The versioned project store of one Workspace."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.root = ws.root
+
+    # -- pieces ---------------------------------------------------------------------------------
+    @cached_property
+    def store(self) -> BlobStore:
+        return BlobStore(self.ws.cache_dir, self.ws.config.store.compression_level)
+
+    @cached_property
+    def reader(self) -> TreeReader:
+        return TreeReader(self.store.read_bytes)
+
+    def _index(self) -> StatIndex:
+        return StatIndex(self.ws.paths.store_dir / "index").load()
+
+    def _rules(self) -> IgnoreRules:
+        return IgnoreRules(self.root)
+
+    def ignore_matcher(self) -> Callable[[str], bool]:
+        return self._rules().matcher()
+
+    def _scan(self, store: BlobStore | None, *, force: frozenset[str] = frozenset(),
+              progress: Progress | None = None) -> WorkTree:
+        index = self._index()
+        tree = scan(str(self.root), self._rules(), index, store,
+                    threshold=self.ws.config.store.chunk_threshold, force=force, progress=progress)
+        index.save()
+        return tree
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def snapshot(self, message: str = "", kind: str = "manual", *, changed_paths: list[str] | None = None,
+                 progress: Progress | None = None) -> SnapshotInfo:
+        """Version the whole folder now. Reuses the latest snapshot if nothing changed."""
+        if kind not in SNAPSHOT_KINDS:
+            raise UsageError(f"unknown snapshot kind {kind!r}", f"use one of {', '.join(SNAPSHOT_KINDS)}")
+        store = self.store
+        store.ensure_dirs()
+        register_project(store.root, self.ws.paths.db)
+        hinted = frozenset(p.strip("/") for p in (changed_paths or ()))
+        with cache_lock(store.root, exclusive=False):
+            tree = self._scan(store, force=hinted, progress=progress)
+            with atomic(self.ws.db) as db:
+                latest = db.execute(
+                    f"SELECT {_COLUMNS} FROM snapshots ORDER BY created_at DESC, rowid DESC LIMIT 1"
+                ).fetchone()
+                if latest is not None and latest[1] == tree.root:
+                    info = _info(latest, created=False)
+                    info.skipped = tree.skipped
+                    return info
+                created_at = time.time()
+                record = json.dumps([tree.root, latest[0] if latest else None, created_at, kind, message,
+                                     os.getpid(), os.urandom(8).hex()])
+                snap_id = blake3.blake3(record.encode()).hexdigest()
+                info = SnapshotInfo(
+                    snap_id, tree.root, latest[0] if latest else None, created_at, kind, message,
+                    tree.files, tree.bytes, tree.new_bytes, sorted(hinted), True, tree.skipped,
+                )
+                db.execute(
+                    f"INSERT INTO snapshots ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (info.id, info.root_tree, info.parent, info.created_at, info.kind, info.message,
+                     info.files, info.bytes, info.new_bytes,
+                     json.dumps([display_path(p) for p in info.changed_paths])),
+                )
+        return info
+
+    def log(self, limit: int | None = None, include_auto: bool = True) -> list[SnapshotInfo]:
+        sql = f"SELECT {_COLUMNS} FROM snapshots"
+        if not include_auto:
+            sql += " WHERE kind != 'auto'"
+        sql += " ORDER BY created_at DESC, rowid DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_info(r) for r in self.ws.db.execute(sql)]
+
+    def resolve(self, ref: str) -> str:
+        """A full snapshot id from a unique prefix, ``latest`` or ``latest~N``."""
+        ref = ref.strip()
+        match = _LATEST.match(ref)
+        if match:
+            back = int(match.group(2) or 0)
+            row = self.ws.db.execute(
+                "SELECT id FROM snapshots ORDER BY created_at DESC, rowid DESC LIMIT 1 OFFSET ?", (back,)
+            ).fetchone()
+            if row is None:
+                count = self.ws.db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+                raise UnknownIdError(
+                    f"no snapshot '{ref}' (the project has {count} snapshot{'s' * (count != 1)})",
+                    "take one with 'workbench snapshot'" if not count else "see 'workbench log'",
+                )
+            return str(row[0])
+        prefix = ref.lower()
+        if not prefix or not re.fullmatch(r"[0-9a-f]{1,64}", prefix):
+            raise UnknownIdError(f"not a snapshot id: {ref!r}", "use an id from 'workbench log', or latest~N")
+        rows = self.ws.db.execute(
+            "SELECT id FROM snapshots WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "g")
+        ).fetchall()
+        if not rows:
+            raise UnknownIdError(f"unknown snapshot id {ref!r}", "see 'workbench log' for ids")
+        if len(rows) > 1:
+            raise AmbiguousIdError(f"snapshot id {ref!r} is ambiguous", "give more characters of the id")
+        return str(rows[0][0])
+
+    def get(self, ref: str) -> SnapshotInfo:
+        row = self.ws.db.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE id = ?",
+                                 (self.resolve(ref),)).fetchone()
+        return _info(row)
+
+    def latest(self) -> SnapshotInfo | None:
+        row = self.ws.db.execute(
+            f"SELECT {_COLUMNS} FROM snapshots ORDER BY created_at DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        return _info(row) if row is not None else None
+
+    # -- reading snapshots ----------------------------------------------------------------------
+    def files(self, ref: str) -> dict[str, FileEntry]:
+        root = self.get(ref).root_tree
+        return {path: file_entry(path, item) for path, item in self.reader.walk(root)}
+
+    def read_file(self, ref: str, path: str) -> bytes:
+        from workbench.versioning.restore import clean_path
+
+        info = self.get(ref)
+        rel = clean_path(path)
+        item = self.reader.lookup(info.root_tree, rel)
+        if item is None:
+            raise UnknownIdError(f"no file {display_path(rel)!r} in snapshot {info.short_id}",
+                                 f"list its files with 'workbench diff {info.short_id}' or --json log")
+        if item[1] == DIR:
+            raise UsageError(f"{display_path(rel)!r} is a folder in snapshot {info.short_id}",
+                             "name a file inside it")
+        if item[1] == LINK:
+            return os.fsencode(item[4])
+        return self.store.read_bytes(item[4])
+
+    def iter_object(self, digest: str) -> Iterator[bytes]:
+        return self.store.iter_object(digest)
+
+    def export_object(self, digest: str, dest: Path) -> None:
+        self.store.export(digest, dest)
+
+    def hash_file(self, path: Path) -> str:
+        return hash_path(str(path))
+
+    def put_file(self, path: Path) -> str:
+        """Store one file's content (kept by gc until unpinned); returns its hash."""
+        store = self.store
+        store.ensure_dirs()
+        register_project(store.root, self.ws.paths.db)
+        with cache_lock(store.root, exclusive=False):
+            for attempt in range(5):
+                try:
+                    digest = ingest(str(path), store, self.ws.config.store.chunk_threshold).hash
+                    break
+                except UnstableFileError:
+                    time.sleep(0.02 * (attempt + 1))
+            else:
+                raise WorkbenchError(f"{path} keeps changing while being read", "retry when it is finished")
+            with atomic(self.ws.db) as db:
+                db.execute("INSERT OR IGNORE INTO object_pins (hash, created_at) VALUES (?, ?)",
+                           (digest, time.time()))
+        return digest
+
+    # -- comparing ------------------------------------------------------------------------------
+    def working_tree(self, progress: Progress | None = None) -> WorkTree:
+        """Scan the working folder into in-memory trees (nothing stored)."""
+        tree = self._scan(None, progress=progress)
+        self.reader.add(tree.trees)
+        return tree
+
+    def status(self, progress: Progress | None = None) -> list[Change]:
+        from workbench.versioning.diff import diff_trees
+
+        latest = self.latest()
+        work = self.working_tree(progress)
+        return diff_trees(self.reader, latest.root_tree if latest else None, work.root)
+
+    def diff(self, a: str, b: str | None = None) -> list[Change]:
+        from workbench.versioning.diff import diff_trees
+
+        left = self.get(a).root_tree
+        right = self.get(b).root_tree if b is not None else self.working_tree().root
+        return diff_trees(self.reader, left, right)
+
+    def unified_diff(self, a: str, b: str | None, path: str) -> str:
+        from workbench.versioning.diff import unified
+        from workbench.versioning.restore import clean_path
+
+        rel = clean_path(path)
+        old = self._maybe_read(a, rel)
+        if b is None:
+            full = self.root / rel
+            new = full.read_bytes() if full.is_file() and not full.is_symlink() else None
+            label = "working"
+        else:
+            new, label = self._maybe_read(b, rel), self.get(b).short_id
+        if old is None and new is None:
+            raise UnknownIdError(f"{display_path(rel)!r} is in neither version", "check the path")
+        return unified(old, new, display_path(rel), self.get(a).short_id, label)
+
+    def _maybe_read(self, ref: str, rel: str) -> bytes | None:
+        item = self.reader.lookup(self.get(ref).root_tree, rel)
+        if item is None or item[1] == DIR:
+            return None
+        return os.fsencode(item[4]) if item[1] == LINK else self.store.read_bytes(item[4])
+
+    # -- restoring ------------------------------------------------------------------------------
+    def restore(self, ref: str, paths: list[str] | None = None, *, force: bool = False,
+                safety: bool = True, progress: Progress | None = None) -> RestoreResult:
+        """Bring back a snapshot (or chosen paths of it) into the project folder.
+
+        Unsaved work (a working tree that no snapshot holds) is first saved as a ``safety``
+        snapshot; with ``safety=False`` it is refused unless ``force``.
+        """
+        from workbench.versioning.restore import apply, clean_path, flatten
+
+        info = self.get(ref)
+        wanted = None if paths is None else [clean_path(p) for p in paths]
+        if wanted is not None:
+            for rel in wanted:
+                if rel and self.reader.lookup(info.root_tree, rel) is None:
+                    raise UnknownIdError(f"no path {display_path(rel)!r} in snapshot {info.short_id}",
+                                         "check the path with 'workbench diff'")
+        work = self.working_tree()
+        saved = self.ws.db.execute("SELECT 1 FROM snapshots WHERE root_tree = ? LIMIT 1",
+                                   (work.root,)).fetchone()
+        safety_id: str | None = None
+        work_root = work.root
+        if saved is None:
+            if safety:
+                try:
+                    safe = self.snapshot(f"before restoring {info.short_id}", kind="safety")
+                except WorkbenchError as exc:
+                    if not force:
+                        raise WorkbenchError(
+                            f"unsaved changes could not be saved before restoring: {exc.message}",
+                            "fix that, or pass --force to overwrite them",
+                        ) from None
+                else:
+                    safety_id = safe.id
+                    work_root = safe.root_tree
+            elif not force:
+                raise WorkbenchError("the working folder has changes that no snapshot holds",
+                                     "take a snapshot first, or pass --force to discard them")
+        current = flatten(self.reader, work_root, wanted)
+        result = apply(self.store, self.reader, info.root_tree, str(self.root), wanted, current,
+                       delete_extra=True, snapshot_id=info.id, progress=progress)
+        result.safety_snapshot = safety_id
+        return result
+
+    def checkout(self, ref: str, dest: Path, paths: list[str] | None = None,
+                 progress: Progress | None = None) -> None:
+        """Materialise a snapshot (or some paths of it) into another folder."""
+        from workbench.versioning.restore import apply, clean_path
+
+        info = self.get(ref)
+        wanted = None if paths is None else [clean_path(p) for p in paths]
+        dest.mkdir(parents=True, exist_ok=True)
+        apply(self.store, self.reader, info.root_tree, str(dest.resolve()), wanted, {},
+              delete_extra=False, snapshot_id=info.id, progress=progress)
+
+    # -- maintenance ----------------------------------------------------------------------------
+    def fsck(self, progress: Progress | None = None) -> FsckReport:
+        from workbench.versioning.maintenance import fsck
+
+        return fsck(self.ws.db, self.store, progress)
+
+    def gc(self, progress: Progress | None = None) -> GcReport:
+        from workbench.versioning.maintenance import gc
+
+        register_project(self.store.root, self.ws.paths.db)
+        return gc(self.ws.paths.db, self.store, progress)

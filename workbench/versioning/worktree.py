@@ -1,0 +1,284 @@
+"""Scanning the working folder into trees: walk, trust the stat index, hash (and store) the rest.
+
+One pass serves ``status`` (hash only, nothing written to the cache) and ``snapshot`` (store missing
+blobs and tree objects). Unchanged files are never read: their hash comes from the stat index.
+With a store, a folder whose tree object already exists is known to be fully stored (a tree is only
+written after everything below it), so its files are not even checked for presence.
+
+Files are read in a thread pool (BLAKE3, zstd and file reads release the GIL), largest first so a big
+file overlaps with the many small ones.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from workbench.errors import WorkbenchError
+from workbench.versioning.blobs import BlobStore
+from workbench.versioning.chunking import Ingested, NotRegularFileError, UnstableFileError, ingest
+from workbench.versioning.ignore import IgnoreRules
+from workbench.versioning.state import StatIndex, trusted
+from workbench.versioning.trees import DIR, FILE, LINK, Item, encode_tree, tree_hash
+
+Progress = Callable[[int, int], None]
+RETRIES = 3
+
+
+@dataclass
+class _Dir:
+    rel: str
+    files: dict[str, list[object]] = field(default_factory=dict)
+    """name -> [size, mtime_ns, ino, ctime_ns, mode, hash or None]"""
+    links: dict[str, str] = field(default_factory=dict)
+    subdirs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WorkTree:
+    """The working folder as trees (in memory; stored too when scanned with a store)."""
+
+    root: str
+    trees: dict[str, list[Item]]
+    files: int
+    bytes: int
+    new_bytes: int = 0
+    hashed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _join(rel: str, name: str) -> str:
+    return f"{rel}/{name}" if rel else name
+
+
+def unreadable(path: str, exc: OSError) -> WorkbenchError:
+    return WorkbenchError(
+        f"cannot read {os.fsencode(path).decode('utf-8', 'backslashreplace')}: {exc.strerror}",
+        "fix its permissions or add it to .workbenchignore",
+    )
+
+
+def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]]) -> list[_Dir]:
+    """Every folder under ``root`` (parents before children), without following symlinks."""
+    out: list[_Dir] = []
+    pending = [""]
+    ignored = rules.ignored
+    while pending:
+        rel = pending.pop()
+        node = _Dir(rel)
+        try:
+            it = os.scandir(os.path.join(root, rel) if rel else root)
+        except FileNotFoundError:
+            if rel:
+                continue
+            raise
+        except NotADirectoryError:
+            continue
+        except PermissionError as exc:
+            raise unreadable(rel or root, exc) from None
+        out.append(node)
+        with it:
+            for entry in it:
+                name = entry.name
+                child = f"{rel}/{name}" if rel else name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if not ignored(child, name, True):
+                            node.subdirs.append(name)
+                            pending.append(child)
+                        continue
+                    if ignored(child, name, False):
+                        continue
+                    if entry.is_symlink():
+                        node.links[name] = os.readlink(entry.path)
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    skipped.append((child, "vanished"))
+                    continue
+                if stat_mod.S_ISREG(st.st_mode):
+                    node.files[name] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns,
+                                        st.st_mode & 0o777, None]
+                else:
+                    skipped.append((child, "not a regular file (FIFO, socket or device)"))
+    scanned = {d.rel for d in out}
+    for node in out:
+        node.subdirs = [s for s in node.subdirs if _join(node.rel, s) in scanned]
+    return out
+
+
+def _items(node: _Dir, sub: dict[str, tuple[str, int]]) -> tuple[list[Item], int] | None:
+    """The tree items of a folder, or None while a file hash or sub-tree is still unknown."""
+    items: list[Item] = []
+    total = 0
+    for name, f in node.files.items():
+        if f[5] is None:
+            return None
+        size = int(f[0])  # type: ignore[call-overload]
+        items.append((name, FILE, int(f[4]), size, str(f[5])))  # type: ignore[call-overload]
+        total += size
+    for name, target in node.links.items():
+        items.append((name, LINK, 0, len(os.fsencode(target)), target))
+    for name in node.subdirs:
+        found = sub.get(_join(node.rel, name))
+        if found is None:
+            return None
+        items.append((name, DIR, 0, found[1], found[0]))
+        total += found[1]
+    return items, total
+
+
+def scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | None, *,
+         threshold: int, force: frozenset[str] = frozenset(), progress: Progress | None = None,
+         workers: int = 0) -> WorkTree:
+    """Scan ``root``; with ``store``, everything the returned trees reference is stored on return."""
+    skipped: list[tuple[str, str]] = []
+    dirs = walk(root, rules, skipped)
+    by_rel = {d.rel: d for d in dirs}
+    entries = index.entries
+    todo: list[tuple[str, _Dir, str]] = []
+    seen: set[str] = set()
+    for node in dirs:
+        for name, f in node.files.items():
+            rel = _join(node.rel, name)
+            seen.add(rel)
+            entry = entries.get(rel)
+            if entry is not None and rel not in force and trusted(
+                entry, f[0], f[1], f[2], f[3]  # type: ignore[arg-type]
+            ):
+                f[5] = entry[4]
+            else:
+                todo.append((rel, node, name))
+    index.retain(seen)
+    if store is not None:
+        todo.extend(_missing_blobs(dirs, by_rel, store, {t[0] for t in todo}))
+    result = WorkTree("", {}, 0, 0, skipped=skipped)
+    if todo:
+        _ingest_all(root, todo, store, index, threshold, progress, workers, result)
+    _build(dirs, store, result)
+    return result
+
+
+def _missing_blobs(dirs: list[_Dir], by_rel: dict[str, _Dir], store: BlobStore,
+                   queued: set[str]) -> list[tuple[str, _Dir, str]]:
+    """Files with a trusted hash whose blob is not in the cache (skipping fully stored folders)."""
+    complete: dict[str, tuple[str, int]] = {}
+    for node in reversed(dirs):
+        built = _items(node, complete)
+        if built is not None:
+            complete[node.rel] = (tree_hash(encode_tree(built[0])), built[1])
+    out: list[tuple[str, _Dir, str]] = []
+    stack = [""] if "" in by_rel else []
+    while stack:
+        node = by_rel[stack.pop()]
+        done = complete.get(node.rel)
+        if done is not None and store.has(done[0]):
+            continue
+        for name, f in node.files.items():
+            rel = _join(node.rel, name)
+            if f[5] is not None and rel not in queued and not store.has(str(f[5])):
+                f[5] = None
+                out.append((rel, node, name))
+        stack.extend(_join(node.rel, s) for s in node.subdirs if _join(node.rel, s) in by_rel)
+    return out
+
+
+def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore | None,
+                index: StatIndex, threshold: int, progress: Progress | None, workers: int,
+                result: WorkTree) -> None:
+    todo.sort(key=lambda t: -int(t[1].files[t[2]][0]))  # type: ignore[call-overload]
+    total = sum(int(t[1].files[t[2]][0]) for t in todo)  # type: ignore[call-overload]
+    done = 0
+    workers = workers or min(4, (os.cpu_count() or 1) + 1)
+
+    def one(rel: str) -> Ingested:
+        path = os.path.join(root, rel)
+        for attempt in range(RETRIES):
+            try:
+                return ingest(path, store, threshold)
+            except UnstableFileError:
+                time.sleep(0.02 * (attempt + 1))
+        return ingest(path, store, threshold)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wb-hash") as pool:
+        pending: dict[Future[Ingested], tuple[str, _Dir, str]] = {}
+        queue = iter(todo)
+        try:
+            for item in queue:
+                pending[pool.submit(one, item[0])] = item
+                if len(pending) >= workers * 4:
+                    break
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    rel, node, name = pending.pop(fut)
+                    f = node.files[name]
+                    done += int(f[0])  # type: ignore[call-overload]
+                    _settle(fut, rel, node, name, index, store, result)
+                    if progress is not None:
+                        progress(done, total)
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending[pool.submit(one, nxt[0])] = nxt
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatIndex,
+            store: BlobStore | None, result: WorkTree) -> None:
+    try:
+        got = fut.result()
+    except FileNotFoundError:
+        del node.files[name]
+        result.skipped.append((rel, "vanished"))
+        return
+    except NotRegularFileError:
+        del node.files[name]
+        result.skipped.append((rel, "replaced by something that is not a regular file"))
+        return
+    except UnstableFileError:
+        old = index.get(rel)
+        if old is not None and (store is None or store.has(old[4])):
+            node.files[name][5] = old[4]
+            node.files[name][0] = old[0]
+            result.skipped.append((rel, "changed while being read; kept its previous version"))
+        else:
+            del node.files[name]
+            result.skipped.append((rel, "changed while being read; left out"))
+        return
+    except PermissionError as exc:
+        raise unreadable(rel, exc) from None
+    except IsADirectoryError:
+        del node.files[name]
+        return
+    f = node.files[name]
+    f[0], f[1], f[2], f[3], f[4], f[5] = got.size, got.mtime_ns, got.ino, got.ctime_ns, got.mode, got.hash
+    index.put(rel, (got.size, got.mtime_ns, got.ino, got.ctime_ns, got.hash, got.started_ns))
+    result.hashed += 1
+    result.new_bytes += got.new_bytes
+
+
+def _build(dirs: list[_Dir], store: BlobStore | None, result: WorkTree) -> None:
+    """Trees bottom-up; with a store, write each missing tree after its children."""
+    sub: dict[str, tuple[str, int]] = {}
+    files = 0
+    for node in reversed(dirs):
+        built = _items(node, sub)
+        assert built is not None, node.rel
+        items, total = built
+        data = encode_tree(items)
+        digest = tree_hash(data)
+        sub[node.rel] = (digest, total)
+        result.trees[digest] = items
+        files += len(node.files) + len(node.links)
+        if store is not None and not store.has(digest):
+            _, written = store.put_bytes(data, digest)
+            result.new_bytes += written
+    result.root, result.bytes = sub[""] if "" in sub else (tree_hash(encode_tree([])), 0)
+    result.files = files
