@@ -1,0 +1,383 @@
+"""The local target: serve a model on this machine, in Docker when it can, else as plain processes.
+
+A replica is one MLServer process with its own HTTP, gRPC and metrics ports on 127.0.0.1. There is
+no load balancer: ``N`` replicas are ``N`` servers on ``N`` ports, recorded in the store, and
+:meth:`DeployService.predict` spreads requests over the ready ones round-robin (a client such as the
+benchmark can do the same with :attr:`Replica.url`). That is honest about what runs here, and keeps
+nothing running but the servers themselves.
+
+In Docker a replica runs the way OpenShift's restricted rules would run it: an arbitrary user id in
+group 0 (``1000770000:0``), a read-only root file system with a writable ``/tmp``, all capabilities
+dropped, no privilege escalation, the model folder mounted read-only, and the serving venv's
+site-packages mounted read-only on top of the base image's Python (no image build, no registry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.deploy import serving
+from workbench.errors import DeployError
+
+DOCKER_USER = "1000770000:0"
+DEFAULT_LOCAL_IMAGE = "workbench-python:bookworm"
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass
+class Replica:
+    """One running server of a local deployment (stored as JSON in ``deployments.runtime``)."""
+
+    index: int
+    revision: int
+    kind: str  # process | docker
+    http_port: int
+    grpc_port: int
+    metrics_port: int
+    model_dir: str
+    log: str
+    pid: int = 0
+    container: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Replica:
+        return cls(**data)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def local_mode() -> str:
+    """``docker`` when a daemon answers and the serving base image is present, else ``process``.
+
+    ``WORKBENCH_LOCAL_RUNTIME=docker|process`` forces one.
+    """
+    forced = os.environ.get("WORKBENCH_LOCAL_RUNTIME", "auto")
+    if forced in ("docker", "process"):
+        return forced
+    if sys.version_info[:2] != (3, 11):  # the venv is mounted onto the image's Python 3.11
+        return "process"
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.images.get(local_image())
+        client.close()
+    except Exception:
+        return "process"
+    return "docker"
+
+
+def local_image() -> str:
+    return os.environ.get("WORKBENCH_SERVE_IMAGE", DEFAULT_LOCAL_IMAGE)
+
+
+def start_replica(*, name: str, index: int, revision: int, model_dir: Path, venv: Path, state_dir: Path,
+                  mode: str, labels: dict[str, str]) -> Replica:
+    """Start one server for the model folder ``model_dir``; returns at once (see :func:`wait_ready`)."""
+    ports = [free_port() for _ in range(3)]
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir / f"r{revision}-{index}.log"
+    replica = Replica(index=index, revision=revision, kind=mode, http_port=ports[0], grpc_port=ports[1],
+                      metrics_port=ports[2], model_dir=str(model_dir), log=str(log))
+    if mode == "docker":
+        replica.container = _start_container(replica, name, venv, labels)
+    else:
+        scratch = state_dir / f"scratch-r{revision}-{index}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        env = {**_base_env(), **serving.server_env(ports[0], ports[1], ports[2], scratch=str(scratch))}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [str(venv / "bin" / "python"), "-m", "mlserver.cli.main", "start", str(model_dir)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=scratch, env=env,
+                start_new_session=True,
+            )
+        _CHILDREN[proc.pid] = proc
+        replica.pid = proc.pid
+    return replica
+
+
+def _base_env() -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
+def _start_container(replica: Replica, name: str, venv: Path, labels: dict[str, str]) -> str:
+    import docker
+
+    client = docker.from_env()
+    site = "/opt/workbench-serve/site-packages"
+    env = serving.server_env(replica.http_port, replica.grpc_port, replica.metrics_port, scratch="/tmp")
+    env.update({"PYTHONPATH": site, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1"})
+    try:
+        container = client.containers.run(
+            local_image(), ["python3", "-m", "mlserver.cli.main", "start", serving.MODEL_MOUNT],
+            detach=True, user=DOCKER_USER, read_only=True, tmpfs={"/tmp": "rw,mode=1777"},
+            network_mode="host", environment=env, working_dir="/", cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], labels=labels,
+            volumes={replica.model_dir: {"bind": serving.MODEL_MOUNT, "mode": "ro"},
+                     str(serving.venv_site_packages(venv)): {"bind": site, "mode": "ro"}},
+        )
+    except Exception as exc:
+        raise DeployError(f"cannot start a container for '{name}': {exc}",
+                          "set WORKBENCH_LOCAL_RUNTIME=process to serve without Docker") from None
+    finally:
+        client.close()
+    return str(container.id)
+
+
+def alive(replica: Replica) -> bool:
+    """Whether the replica's process or container is still running."""
+    if replica.kind == "docker":
+        return _container_state(replica.container) == "running"
+    proc = _CHILDREN.get(replica.pid)
+    if proc is not None:
+        return proc.poll() is None
+    try:
+        cmdline = Path(f"/proc/{replica.pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"mlserver" in cmdline
+
+
+def _container_state(container_id: str) -> str:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        try:
+            state: str = client.containers.get(container_id).status
+        finally:
+            client.close()
+        return state
+    except Exception:
+        return "missing"
+
+
+def stop_replica(replica: Replica, timeout: float = 10.0) -> None:
+    """Stop a replica and reap it; quiet if it is already gone."""
+    if replica.kind == "docker":
+        with contextlib.suppress(Exception):
+            import docker
+
+            client = docker.from_env(timeout=30)
+            try:
+                container = client.containers.get(replica.container)
+                container.stop(timeout=int(timeout))
+                container.remove(force=True)
+            finally:
+                client.close()
+        return
+    if not alive(replica):
+        _CHILDREN.pop(replica.pid, None)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(replica.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(replica) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(replica):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(replica.pid, signal.SIGKILL)
+    proc = _CHILDREN.pop(replica.pid, None)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+
+
+def log_tail(replica: Replica, lines: int = 40) -> list[str]:
+    if replica.kind == "docker":
+        with contextlib.suppress(Exception):
+            import docker
+
+            client = docker.from_env(timeout=10)
+            try:
+                raw = client.containers.get(replica.container).logs(tail=lines)
+            finally:
+                client.close()
+            return bytes(raw).decode("utf-8", "replace").splitlines()
+        return []
+    try:
+        text = Path(replica.log).read_bytes()[-20000:].decode("utf-8", "replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+def http_json(url: str, payload: Any | None = None, timeout: float = 30.0) -> tuple[int, Any]:
+    """GET (or POST ``payload`` as JSON) and decode the JSON answer: ``(status, body)``."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+            status: int = response.status
+    except urllib.error.HTTPError as exc:
+        body, status = exc.read(), exc.code
+    text = body.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return status, text
+
+
+def is_ready(name: str, replica: Replica) -> bool:
+    """The model-level readiness check (``/v2/models/{name}/ready``), not just the server's."""
+    try:
+        status, _ = http_json(f"{replica.url}/v2/models/{name}/ready", timeout=2.0)
+    except (OSError, urllib.error.URLError):
+        return False
+    return status == 200
+
+
+def wait_ready(name: str, replicas: list[Replica], timeout: float, framework: str,
+               framework_version: str | None) -> None:
+    """Wait until every replica answers the model-level readiness check, or explain why not."""
+    deadline = time.monotonic() + timeout
+    pending = list(replicas)
+    while pending:
+        for replica in list(pending):
+            if is_ready(name, replica):
+                pending.remove(replica)
+            elif not alive(replica):
+                raise DeployError(load_failure(replica, framework, framework_version),
+                                  "the previous revision (if any) keeps serving; see 'workbench deployments'")
+        if pending and time.monotonic() > deadline:
+            tail = [ln for ln in log_tail(pending[0], 5) if ln.strip()]
+            raise DeployError(
+                f"'{name}' replica {pending[0].index} not ready after {timeout:.0f}s"
+                + (f": {tail[-1].strip()}" if tail else ""),
+                "the previous revision (if any) keeps serving; 'workbench rollback' returns to it",
+            )
+        if pending:
+            time.sleep(0.1)
+
+
+def load_failure(replica: Replica, framework: str, framework_version: str | None) -> str:
+    """Say why a server died before it became ready, in one line, from the end of its log."""
+    lines = [ln.strip() for ln in log_tail(replica, 60) if ln.strip()]
+    errors = [ln for ln in lines if "Error" in ln or "error" in ln or "Exception" in ln]
+    reason = errors[-1] if errors else (lines[-1] if lines else "no output")
+    saved = f" (the model was saved with {framework} {framework_version})" if framework_version else ""
+    return f"the server could not load the model{saved}: {reason[:300]}"
+
+
+class LocalTarget:
+    """Deploy, scale, observe and remove replicas on this machine.
+
+    ``runtime`` (what the store keeps per deployment) is ``{"mode": ..., "replicas": [Replica...]}``.
+    A new revision is rolled out the way a Deployment with ``maxUnavailable: 0`` does it: the new
+    replicas start and must pass the model-level readiness check before the old ones are stopped;
+    if they never get ready they are stopped and the old ones keep serving.
+    """
+
+    def __init__(self, state_root: Path) -> None:
+        self.state_root = state_root
+
+    def model_folder(self, spec_name: str, revision: int) -> Path:
+        return self.state_root / spec_name / f"r{revision}"
+
+    def prepare_folder(self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime,
+                       fetch: Any) -> Path:
+        """Fill ``.workbench/deploy/NAME/rREV`` with the model and its settings; make it read-only."""
+        folder = self.model_folder(name, revision)
+        if folder.exists():
+            _make_writable(folder)
+            import shutil
+
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        fetch(folder / filename)
+        serving.write_model_folder(folder, name, version, filename, runtime)
+        for path in folder.iterdir():
+            path.chmod(0o444)
+        folder.chmod(0o555)
+        return folder
+
+    def roll_out(self, *, name: str, revision: int, replicas: int, folder: Path, venv: Path,
+                 old: list[Replica], labels: dict[str, str], timeout: float, framework: str,
+                 framework_version: str | None) -> tuple[str, list[Replica]]:
+        mode = local_mode()
+        started: list[Replica] = []
+        try:
+            for index in range(replicas):
+                started.append(start_replica(name=name, index=index, revision=revision, model_dir=folder,
+                                             venv=venv, state_dir=self.state_root / name / "logs",
+                                             mode=mode, labels=labels))
+            wait_ready(name, started, timeout, framework, framework_version)
+        except BaseException:
+            for replica in started:
+                stop_replica(replica)
+            raise
+        for replica in old:
+            stop_replica(replica)
+        return mode, started
+
+    def scale(self, *, name: str, replicas: list[Replica], want: int, venv: Path, labels: dict[str, str],
+              timeout: float, framework: str, framework_version: str | None) -> list[Replica]:
+        live = [r for r in replicas if alive(r)]
+        for dead in (r for r in replicas if r not in live):
+            stop_replica(dead)
+        if want < len(live):
+            for replica in live[want:]:
+                stop_replica(replica)
+            return live[:want]
+        if not live and want and not replicas:
+            raise DeployError(f"'{name}' has no replica to copy", "deploy it again")
+        template = live[0] if live else replicas[0]
+        used = {r.index for r in live}
+        started: list[Replica] = []
+        try:
+            index = 0
+            while len(live) + len(started) < want:
+                if index not in used:
+                    started.append(start_replica(
+                        name=name, index=index, revision=template.revision,
+                        model_dir=Path(template.model_dir),
+                        venv=venv, state_dir=self.state_root / name / "logs", mode=template.kind,
+                        labels=labels))
+                index += 1
+            wait_ready(name, started, timeout, framework, framework_version)
+        except BaseException:
+            for replica in started:
+                stop_replica(replica)
+            raise
+        return sorted(live + started, key=lambda r: r.index)
+
+    def remove(self, replicas: list[Replica]) -> None:
+        for replica in replicas:
+            stop_replica(replica)
+
+
+def _make_writable(folder: Path) -> None:
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o644)

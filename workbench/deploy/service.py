@@ -1,0 +1,403 @@
+"""DeployService (``ws.deployments``): deploy a model version, list, scale, roll back, undeploy, predict.
+
+Every change is a revision in the store (``deployment_revisions``): who, when, which model version,
+how many replicas, the spec and the objects applied, and how it ended. The current state of each
+deployment is one row in ``deployments``. The targets do the work: :mod:`workbench.deploy.local`
+(this machine) and :mod:`workbench.deploy.cluster` (Kubernetes, OpenShift).
+"""
+
+from __future__ import annotations
+
+import getpass
+import itertools
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.deploy import local, serving
+from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
+from workbench.deploy.types import DeploymentInfo, DeploySpec, ModelRef, Revision, check_name, default_name
+from workbench.errors import DeployError, UnknownIdError, UsageError
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+
+TARGETS = ("local", "kubernetes", "openshift")
+Progress = Callable[[int, int], None]
+Urls = list[tuple[str, str]]
+Infos = list[DeploymentInfo]
+Revisions = list[Revision]
+
+
+class DeployService:
+    """The deploy domain's facade; the CLI and the TUI call only this."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.state_root = ws.paths.store_dir / "deploy"
+        self.local = local.LocalTarget(self.state_root)
+        self._sampler = MetricsSampler()
+        self._round_robin: dict[str, itertools.cycle[str]] = {}
+
+    # -- resolving -----------------------------------------------------------------------------
+    def resolve_model(self, spec: str | ModelRef) -> ModelRef:
+        """``name[:version|@alias]`` through the model registry (``ws.runs.model_version``)."""
+        if isinstance(spec, ModelRef):
+            return spec
+        try:
+            found = self.ws.runs.model_version(spec)
+        except (ImportError, AttributeError):
+            raise DeployError("the model registry is not available in this install",
+                              "log models with 'workbench run' first") from None
+        return ModelRef.from_registry(found)
+
+    def _fetch(self, model: ModelRef) -> Callable[[Path], None]:
+        def fetch(dest: Path) -> None:
+            try:
+                self.ws.versions.export_object(model.hash, dest)
+                return
+            except (ImportError, AttributeError):
+                pass
+            source = Path(model.path)
+            source = source if source.is_absolute() else self.ws.root / source
+            if not source.is_file():
+                raise DeployError(f"the file of {model.name}:{model.version} is not in the cache",
+                                  "run 'workbench fsck'") from None
+            shutil.copyfile(source, dest)
+
+        return fetch
+
+    # -- store ---------------------------------------------------------------------------------
+    def _row(self, name: str) -> dict[str, Any]:
+        row = self.ws.db.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
+        if row is None or row["state"] == "undeployed":
+            raise UnknownIdError(f"no deployment named '{name}'", "see 'workbench deployments'")
+        return dict(row)
+
+    def _record(self, spec: DeploySpec, revision: int, action: str, objects: list[dict[str, Any]]) -> None:
+        now = time.time()
+        with self.ws.atomic() as db:
+            exists = db.execute("SELECT 1 FROM deployments WHERE name = ?", (spec.name,)).fetchone()
+            values = (spec.target, spec.namespace, spec.model.name, spec.model.version, spec.model.run_id,
+                      spec.model.hash, spec.model.framework, spec.replicas, revision, now)
+            if exists:
+                db.execute(
+                    "UPDATE deployments SET target=?, namespace=?, model=?, version=?, run_id=?,"
+                    " artifact_hash=?, framework=?, replicas=?, revision=?, updated_at=?,"
+                    " state='progressing', message=''"
+                    " WHERE name=?", (*values, spec.name))
+            else:
+                db.execute(
+                    "INSERT INTO deployments (target, namespace, model, version, run_id, artifact_hash,"
+                    " framework, replicas, revision, updated_at, name, state, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?, 'progressing', ?)", (*values, spec.name, now))
+            db.execute(
+                "INSERT INTO deployment_revisions (deployment, revision, action, model, version, run_id,"
+                " artifact_hash, replicas, spec, objects, deployed_by, deployed_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (spec.name, revision, action, spec.model.name, spec.model.version, spec.model.run_id,
+                 spec.model.hash, spec.replicas, json.dumps(spec.to_json()), json.dumps(objects),
+                 _user(), now))
+
+    def _finish(self, name: str, revision: int, *, state: str, message: str, result: str,
+                runtime: dict[str, Any] | None = None, endpoint: str | None = None,
+                replicas: int | None = None) -> None:
+        with self.ws.atomic() as db:
+            sets = ["state = ?", "message = ?", "updated_at = ?"]
+            args: list[Any] = [state, message, time.time()]
+            for column, value in (("runtime", None if runtime is None else json.dumps(runtime)),
+                                  ("endpoint", endpoint), ("replicas", replicas)):
+                if value is not None:
+                    sets.append(f"{column} = ?")
+                    args.append(value)
+            db.execute(f"UPDATE deployments SET {', '.join(sets)} WHERE name = ?", (*args, name))
+            db.execute("UPDATE deployment_revisions SET result = ?, message = ?"
+                       " WHERE deployment = ? AND revision = ?", (result, message, name, revision))
+
+    def _next_revision(self, name: str) -> int:
+        row = self.ws.db.execute("SELECT MAX(revision) FROM deployment_revisions WHERE deployment = ?",
+                                 (name,)).fetchone()
+        return int(row[0] or 0) + 1
+
+    # -- operations ----------------------------------------------------------------------------
+    def deploy(self, model: str | ModelRef, *, name: str | None = None, target: str | None = None,
+               namespace: str | None = None, replicas: int = 1, cpu: str | None = None,
+               memory: str | None = None, gpus: int = 0, timeout: float = 180.0,
+               progress: Progress | None = None) -> DeploymentInfo:
+        """Serve a model version; a name that is already deployed gets a rolling update to it."""
+        target = target or self.ws.config.deploy.target or "local"
+        if target not in TARGETS:
+            raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
+        if replicas < 0 or gpus < 0:
+            raise UsageError("replicas and gpus cannot be negative")
+        ref = self.resolve_model(model)
+        name = check_name(name) if name else check_name(default_name(ref.name))
+        runtime = serving.runtime_for(ref.framework or serving.guess_framework(ref.filename))
+        spec = DeploySpec(name=name, target=target, model=ref, replicas=replicas,
+                          namespace=namespace or self.ws.config.deploy.namespace, cpu=cpu, memory=memory,
+                          gpus=gpus, image=self.ws.config.deploy.image)
+        return self._apply(spec, "deploy", runtime, timeout, progress)
+
+    def _apply(self, spec: DeploySpec, action: str, runtime: serving.Runtime, timeout: float,
+               progress: Progress | None) -> DeploymentInfo:
+        row = self.ws.db.execute("SELECT * FROM deployments WHERE name = ?", (spec.name,)).fetchone()
+        if row is not None and row["state"] != "undeployed" and row["target"] != spec.target:
+            raise UsageError(f"'{spec.name}' is deployed on {row['target']}, not {spec.target}",
+                             "undeploy it first or pick another --name")
+        revision = self._next_revision(spec.name)
+        if spec.target == "local":
+            return self._apply_local(spec, revision, action, runtime, timeout, progress, row)
+        from workbench.deploy.cluster import ClusterTarget
+
+        cluster = ClusterTarget.connect(spec.target)
+        objects = cluster.render(spec, revision)
+        cluster.validate(objects)
+        self._record(spec, revision, action, objects)
+        try:
+            status, endpoint = cluster.apply(spec, revision, objects, self._fetch(spec.model), timeout,
+                                             progress)
+        except BaseException as exc:
+            message = exc.one_line() if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
+            self._finish(spec.name, revision, state="failed", message=message, result="failed")
+            raise
+        ok = status.state == "complete"
+        self._finish(spec.name, revision, state="available" if ok else "failed", message=status.message,
+                     result="available" if ok else "failed", endpoint=endpoint,
+                     runtime={"namespace": cluster.namespace, "reasons": status.reasons})
+        if not ok:
+            why = "; ".join(status.reasons) or status.message
+            raise DeployError(f"'{spec.name}' revision {revision} did not become ready: {why}",
+                              f"'workbench rollback {spec.name}' returns to the previous revision; "
+                              f"'workbench undeploy {spec.name}' removes it")
+        return self.get(spec.name)
+
+    def _apply_local(self, spec: DeploySpec, revision: int, action: str, runtime: serving.Runtime,
+                     timeout: float, progress: Progress | None, row: Any) -> DeploymentInfo:
+        venv = serving.ensure_serve_venv(runtime, spec.model.framework_version, progress)
+        old = _replicas(row) if row is not None and row["state"] != "undeployed" else []
+        self._record(spec, revision, action, [])
+        try:
+            folder = self.local.prepare_folder(spec.name, revision, spec.model.version, spec.model.filename,
+                                               runtime, self._fetch(spec.model))
+            mode, started = self.local.roll_out(
+                name=spec.name, revision=revision, replicas=spec.replicas, folder=folder, venv=venv, old=old,
+                labels=_labels(spec, revision), timeout=timeout, framework=spec.model.framework,
+                framework_version=spec.model.framework_version)
+        except BaseException as exc:
+            message = exc.one_line() if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
+            if old:  # the previous revision keeps serving: say so and point the row back at it
+                self._restore_row(spec.name, row, f"revision {revision} failed: {message}")
+                self._finish_revision(spec.name, revision, "failed", message)
+            else:
+                self._finish(spec.name, revision, state="failed", message=message, result="failed",
+                             runtime={"mode": "", "replicas": []})
+            raise
+        runtime_json = {"mode": mode, "venv": str(venv), "replicas": [r.to_json() for r in started]}
+        endpoint = started[0].url if started else ""
+        self._finish(spec.name, revision, state="available", message="", result="available",
+                     runtime=runtime_json, endpoint=endpoint)
+        return self.get(spec.name)
+
+    def _restore_row(self, name: str, row: Any, message: str) -> None:
+        with self.ws.atomic() as db:
+            db.execute(
+                "UPDATE deployments SET model=?, version=?, run_id=?, artifact_hash=?, framework=?,"
+                " replicas=?, revision=?, state=?, message=?, updated_at=? WHERE name=?",
+                (row["model"], row["version"], row["run_id"], row["artifact_hash"], row["framework"],
+                 row["replicas"], row["revision"], "degraded", message, time.time(), name))
+
+    def _finish_revision(self, name: str, revision: int, result: str, message: str) -> None:
+        with self.ws.atomic() as db:
+            db.execute("UPDATE deployment_revisions SET result=?, message=?"
+                       " WHERE deployment=? AND revision=?", (result, message, name, revision))
+
+    def scale(self, name: str, replicas: int, *, timeout: float = 180.0) -> DeploymentInfo:
+        """Change the number of replicas (recorded as a ``scale`` revision)."""
+        if replicas < 0:
+            raise UsageError("replicas cannot be negative")
+        row = self._row(name)
+        spec = self._spec_of(name, int(row["revision"]))
+        spec.replicas = replicas
+        revision = self._next_revision(name)
+        self._record(spec, revision, "scale", [])
+        self._finish(name, revision, state="progressing", message="", result="pending", replicas=replicas)
+        if row["target"] == "local":
+            runtime = json.loads(row["runtime"])
+            try:
+                kept = self.local.scale(
+                    name=name, replicas=_replicas(row), want=replicas, venv=Path(runtime["venv"]),
+                    labels=_labels(spec, revision), timeout=timeout, framework=spec.model.framework,
+                    framework_version=spec.model.framework_version)
+            except DeployError as exc:
+                self._finish(name, revision, state="degraded", message=exc.one_line(), result="failed")
+                raise
+            runtime["replicas"] = [r.to_json() for r in kept]
+            self._finish(name, revision, state="available", message="", result="available", runtime=runtime,
+                         endpoint=kept[0].url if kept else "")
+        else:
+            from workbench.deploy.cluster import ClusterTarget
+
+            cluster = ClusterTarget.connect(row["target"], spec.namespace)
+            status = cluster.scale(name, replicas, timeout)
+            ok = status.state == "complete"
+            self._finish(name, revision, state="available" if ok else "progressing", message=status.message,
+                         result="available" if ok else "pending")
+        # Keep the deployment pointing at the model revision it serves, not at the scale entry.
+        with self.ws.atomic() as db:
+            db.execute("UPDATE deployments SET revision = ? WHERE name = ?", (int(row["revision"]), name))
+        return self.get(name)
+
+    def rollback(self, name: str, to: int | None = None, *, timeout: float = 180.0,
+                 progress: Progress | None = None) -> DeploymentInfo:
+        """Re-apply an earlier revision's recorded spec (default: the last one serving another model)."""
+        row = self._row(name)
+        current = self._spec_of(name, int(row["revision"]))
+        if to is None:
+            to = self._previous_revision(name, current)
+        spec = self._spec_of(name, to)
+        spec.replicas = int(row["replicas"])
+        runtime = serving.runtime_for(spec.model.framework or serving.guess_framework(spec.model.filename))
+        return self._apply(spec, "rollback", runtime, timeout, progress)
+
+    def _previous_revision(self, name: str, current: DeploySpec) -> int:
+        rows = self.ws.db.execute(
+            "SELECT revision, artifact_hash FROM deployment_revisions WHERE deployment = ?"
+            " AND result = 'available' AND action != 'scale' ORDER BY revision DESC", (name,)).fetchall()
+        for r in rows:
+            if r["artifact_hash"] != current.model.hash:
+                return int(r["revision"])
+        raise DeployError(f"'{name}' has no earlier revision serving another model version",
+                          f"see 'workbench deployments {name} --history'")
+
+    def _spec_of(self, name: str, revision: int) -> DeploySpec:
+        row = self.ws.db.execute(
+            "SELECT spec FROM deployment_revisions WHERE deployment = ? AND revision = ?", (name, revision)
+        ).fetchone()
+        if row is None:
+            raise UnknownIdError(f"'{name}' has no revision {revision}",
+                                 f"see 'workbench deployments {name} --history'")
+        return DeploySpec.from_json(json.loads(row["spec"]))
+
+    def undeploy(self, name: str) -> None:
+        """Stop every replica (or delete the cluster objects); the history stays."""
+        row = self._row(name)
+        if row["target"] == "local":
+            self.local.remove(_replicas(row))
+        else:
+            from workbench.deploy.cluster import ClusterTarget
+
+            spec = self._spec_of(name, int(row["revision"]))
+            ClusterTarget.connect(row["target"], spec.namespace).remove(name)
+        revision = self._next_revision(name)
+        spec = self._spec_of(name, int(row["revision"]))
+        spec.replicas = 0
+        self._record(spec, revision, "undeploy", [])
+        self._finish(name, revision, state="undeployed", message="", result="removed",
+                     runtime={"mode": "", "replicas": []}, endpoint="")
+        self._sampler.forget(name)
+
+    # -- observing -----------------------------------------------------------------------------
+    def list(self, *, include_undeployed: bool = False) -> Infos:
+        """Every deployment with replicas desired and ready (checked live), state, endpoint, age."""
+        rows = self.ws.db.execute("SELECT * FROM deployments ORDER BY name").fetchall()
+        return [self._info(r) for r in rows if include_undeployed or r["state"] != "undeployed"]
+
+    def get(self, name: str) -> DeploymentInfo:
+        self._row(name)
+        row = self.ws.db.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
+        return self._info(row)
+
+    def _info(self, row: Any) -> DeploymentInfo:
+        endpoints: list[str] = []
+        ready = 0
+        state = str(row["state"])
+        message = str(row["message"])
+        if row["target"] == "local" and state != "undeployed":
+            replicas = _replicas(row)
+            endpoints = [r.url for r in replicas]
+            ready = sum(1 for r in replicas if local.is_ready(row["name"], r))
+            if state in ("available", "degraded") and ready < int(row["replicas"]):
+                state, message = "degraded", message or f"{ready} of {row['replicas']} replicas ready"
+        elif state == "available":
+            ready = int(row["replicas"])
+        return DeploymentInfo(
+            name=row["name"], target=row["target"], namespace=row["namespace"], model=row["model"],
+            version=row["version"], run_id=row["run_id"], artifact_hash=row["artifact_hash"],
+            framework=row["framework"], replicas=int(row["replicas"]), ready=ready,
+            revision=int(row["revision"]),
+            state=state, message=message, endpoint=row["endpoint"], created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]), endpoints=endpoints)
+
+    def history(self, name: str) -> Revisions:
+        rows = self.ws.db.execute(
+            "SELECT * FROM deployment_revisions WHERE deployment = ? ORDER BY revision", (name,)).fetchall()
+        if not rows:
+            raise UnknownIdError(f"no deployment named '{name}'", "see 'workbench deployments'")
+        return [Revision(revision=r["revision"], action=r["action"], model=r["model"], version=r["version"],
+                         run_id=r["run_id"], artifact_hash=r["artifact_hash"], replicas=r["replicas"],
+                         deployed_by=r["deployed_by"], deployed_at=r["deployed_at"], result=r["result"],
+                         message=r["message"]) for r in rows]
+
+    def _base_urls(self, name: str) -> Urls:
+        row = self._row(name)
+        if row["target"] == "local":
+            return [(r.url, r.metrics_url) for r in _replicas(row) if local.alive(r)]
+        from workbench.deploy.cluster import ClusterTarget
+
+        spec = self._spec_of(name, int(row["revision"]))
+        urls: Urls = ClusterTarget.connect(row["target"], spec.namespace).endpoints(name, row["endpoint"])
+        return urls
+
+    def predict(self, name: str, payload: dict[str, Any], *, timeout: float = 30.0) -> dict[str, Any]:
+        """Send one V2 inference request (round-robin over the ready replicas) and return the answer."""
+        urls = [u for u, _ in self._base_urls(name)]
+        if not urls:
+            raise DeployError(f"'{name}' has no running replica", f"'workbench scale {name} 1' starts one")
+        if "inputs" not in payload:
+            raise UsageError("the request has no 'inputs'",
+                             'V2 format: {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",'
+                             ' "data": [...]}]}')
+        cycle = self._round_robin.get(name)
+        if cycle is None or name not in self._round_robin:
+            cycle = self._round_robin[name] = itertools.cycle(urls)
+        url = next(cycle)
+        if url not in urls:
+            cycle = self._round_robin[name] = itertools.cycle(urls)
+            url = next(cycle)
+        try:
+            status, body = local.http_json(f"{url}/v2/models/{name}/infer", payload, timeout=timeout)
+        except OSError as exc:
+            raise DeployError(f"cannot reach '{name}' at {url}: {exc}",
+                              "see 'workbench deployments'") from None
+        if status != 200:
+            detail = body.get("error", body) if isinstance(body, dict) else body
+            raise DeployError(f"'{name}' answered {status}: {detail}",
+                              "check the request's shape and datatype")
+        if not isinstance(body, dict):
+            raise DeployError(f"'{name}' answered something that is not JSON")
+        return body
+
+    def metrics(self, name: str) -> MetricsSnapshot:
+        """Request rate, error rate and latency scraped from every replica's Prometheus endpoint."""
+        return self._sampler.sample(name, [m for _, m in self._base_urls(name)])
+
+
+def _replicas(row: Any) -> list[local.Replica]:
+    data = json.loads(row["runtime"] or "{}")
+    return [local.Replica.from_json(r) for r in data.get("replicas", [])]
+
+
+def _labels(spec: DeploySpec, revision: int) -> dict[str, str]:
+    return {"workbench.dev/deployment": spec.name, "workbench.dev/model": spec.model.name,
+            "workbench.dev/version": spec.model.version, "workbench.dev/run": spec.model.run_id or "",
+            "workbench.dev/artifact-hash": spec.model.hash, "workbench.dev/revision": str(revision)}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,249 @@
+"""The model server: MLServer 1.7.1, one runtime per framework, and the venv it runs from locally.
+
+Why MLServer (see docs/deploy.md for the comparison with KServe's Python model server): it ships
+ready runtimes for scikit-learn, XGBoost and LightGBM that load a model file from a folder with a
+``model-settings.json`` beside it, speaks the V2 Open Inference Protocol over REST and gRPC, exposes
+Prometheus metrics on its own port, has a model-level readiness check, and is the server KServe itself
+uses for those formats (its ``kserve-mlserver`` runtime), so one image serves the local target, a plain
+Deployment and an InferenceService alike. ONNX and TorchScript have no MLServer runtime of their
+own; :data:`CUSTOM_RUNTIME_SOURCE` is a small one, written next to the model file.
+
+Locally the server runs from a dedicated virtual environment built on first use under
+``~/.cache/workbench/serve/<key>`` (``WORKBENCH_SERVE_VENV`` overrides it): MLServer and its
+runtimes are heavy and never enter the main install. The key covers the pinned requirements, the
+framework's own version (a pickled model loads only under the version it was saved with) and the
+Python version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import DeployError
+
+MLSERVER_VERSION = "1.7.1"
+BASE_REQUIREMENTS: tuple[str, ...] = (f"mlserver=={MLSERVER_VERSION}", "uvloop<0.22")
+"""Pinned in pyproject's ``serve`` extra as well (a test keeps the two in step). uvloop 0.22+ kills
+MLServer's inference worker while ``/v2/health/ready`` keeps answering 200."""
+
+DEFAULT_IMAGE = f"docker.io/seldonio/mlserver:{MLSERVER_VERSION}"
+"""The cluster image: MLServer's own, which runs as a non-root user with group-0 writable folders."""
+
+MODEL_MOUNT = "/mnt/models"
+HTTP_PORT = 8080
+GRPC_PORT = 8081
+METRICS_PORT = 8082
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How one framework's models are served."""
+
+    framework: str
+    implementation: str
+    """The MLServer runtime class (``module.Class``)."""
+    packages: tuple[str, ...]
+    """pip requirements on top of MLServer (the framework itself is pinned to the model's version)."""
+    framework_package: str
+    """The framework's package on PyPI, pinned to the version the model was saved with."""
+    kserve_format: str
+    """``modelFormat.name`` in a KServe InferenceService."""
+    suffixes: tuple[str, ...]
+    image_suffix: str
+    """Tag suffix of MLServer's per-runtime image (``1.7.1-sklearn``); empty for the full image."""
+
+
+CUSTOM_MODULE = "workbench_runtime"
+
+RUNTIMES: dict[str, Runtime] = {
+    "sklearn": Runtime("sklearn", "mlserver_sklearn.SKLearnModel", (f"mlserver-sklearn=={MLSERVER_VERSION}",),
+                       "scikit-learn", "sklearn", (".joblib", ".pkl", ".pickle"), "-sklearn"),
+    "xgboost": Runtime("xgboost", "mlserver_xgboost.XGBoostModel", (f"mlserver-xgboost=={MLSERVER_VERSION}",),
+                       "xgboost", "xgboost", (".json", ".ubj", ".bst", ".model"), "-xgboost"),
+    "lightgbm": Runtime("lightgbm", "mlserver_lightgbm.LightGBMModel",
+                        (f"mlserver-lightgbm=={MLSERVER_VERSION}",), "lightgbm", "lightgbm",
+                        (".txt", ".bst", ".model"), "-lightgbm"),
+    "onnx": Runtime("onnx", f"{CUSTOM_MODULE}.OnnxModel", (), "onnxruntime", "onnx", (".onnx",), ""),
+    "pytorch": Runtime("pytorch", f"{CUSTOM_MODULE}.TorchScriptModel", (), "torch", "pytorch",
+                       (".pt", ".pth", ".torchscript"), ""),
+}
+ALIASES = {"scikit-learn": "sklearn", "sk-learn": "sklearn", "torch": "pytorch", "lgbm": "lightgbm",
+           "xgb": "xgboost", "onnxruntime": "onnx"}
+
+CUSTOM_RUNTIME_SOURCE = '''"""MLServer runtimes for ONNX and TorchScript models (written by Workbench)."""
+import numpy as np
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+from mlserver.utils import get_model_uri
+
+
+class OnnxModel(MLModel):
+    async def load(self) -> bool:
+        import onnxruntime
+        self._session = onnxruntime.InferenceSession(await get_model_uri(self._settings))
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        feeds = {}
+        for given, wanted in zip(payload.inputs, self._session.get_inputs()):
+            feeds[wanted.name] = NumpyCodec.decode_input(given).astype(np.float32)
+        outputs = self._session.run(None, feeds)
+        return InferenceResponse(model_name=self.name, outputs=[
+            NumpyCodec.encode_output(meta.name, value)
+            for meta, value in zip(self._session.get_outputs(), outputs)])
+
+
+class TorchScriptModel(MLModel):
+    async def load(self) -> bool:
+        import torch
+        self._module = torch.jit.load(await get_model_uri(self._settings), map_location="cpu").eval()
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        import torch
+        tensors = [torch.from_numpy(NumpyCodec.decode_input(i).astype(np.float32)) for i in payload.inputs]
+        with torch.no_grad():
+            result = self._module(*tensors)
+        return InferenceResponse(model_name=self.name,
+                                 outputs=[NumpyCodec.encode_output("output", result.numpy())])
+'''
+
+
+def runtime_for(framework: str) -> Runtime:
+    """The runtime for a framework name as the registry records it (``sklearn``, ``scikit-learn`` ...)."""
+    key = ALIASES.get(framework.lower(), framework.lower())
+    if key not in RUNTIMES:
+        raise DeployError(
+            f"no model server runtime for framework '{framework}'",
+            f"supported: {', '.join(sorted(RUNTIMES))}; pass framework=... to log_model",
+        )
+    return RUNTIMES[key]
+
+
+def guess_framework(filename: str) -> str:
+    """A framework from a model file's suffix, for files logged without one."""
+    lower = filename.lower()
+    for runtime in RUNTIMES.values():
+        if lower.endswith(runtime.suffixes):
+            return runtime.framework
+    raise DeployError(f"cannot tell which framework saved '{filename}'",
+                      "log the model with framework=sklearn|xgboost|lightgbm|onnx|pytorch")
+
+
+def model_settings(name: str, version: str, filename: str, runtime: Runtime) -> dict[str, object]:
+    """``model-settings.json`` for one model folder."""
+    return {
+        "name": name,
+        "implementation": runtime.implementation,
+        "parameters": {"uri": f"./{filename}", "version": str(version)},
+    }
+
+
+def write_model_folder(folder: Path, name: str, version: str, filename: str, runtime: Runtime) -> None:
+    """Write ``model-settings.json`` (and the custom runtime module where needed) into ``folder``."""
+    settings = model_settings(name, version, filename, runtime)
+    (folder / "model-settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    if runtime.implementation.startswith(CUSTOM_MODULE):
+        (folder / f"{CUSTOM_MODULE}.py").write_text(CUSTOM_RUNTIME_SOURCE, encoding="utf-8")
+
+
+def server_env(http_port: int, grpc_port: int, metrics_port: int, scratch: str,
+               host: str = "127.0.0.1") -> dict[str, str]:
+    """The MLServer settings every replica gets, as environment variables.
+
+    ``parallel_workers=0`` keeps inference in the server process (one process per replica; scale
+    with replicas), and metrics/environments go to a writable scratch folder so that the server runs
+    under any user id with a read-only working directory (OpenShift's rule).
+    """
+    return {
+        "MLSERVER_HOST": host,
+        "MLSERVER_HTTP_PORT": str(http_port),
+        "MLSERVER_GRPC_PORT": str(grpc_port),
+        "MLSERVER_METRICS_PORT": str(metrics_port),
+        "MLSERVER_PARALLEL_WORKERS": "0",
+        "MLSERVER_METRICS_DIR": scratch,
+        "MLSERVER_ENVIRONMENTS_DIR": scratch,
+        "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
+        "HOME": scratch,
+    }
+
+
+def requirements(runtime: Runtime, framework_version: str | None) -> list[str]:
+    """What the serving venv needs for this runtime and framework version."""
+    package = runtime.framework_package
+    pin = f"{package}=={framework_version}" if framework_version else package
+    return [*BASE_REQUIREMENTS, *runtime.packages, pin]
+
+
+def venv_key(reqs: list[str]) -> str:
+    text = "\n".join(sorted(reqs)) + f"\npy{sys.version_info.major}.{sys.version_info.minor}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def serve_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "workbench" / "serve"
+
+
+def venv_site_packages(venv: Path) -> Path:
+    return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def ensure_serve_venv(runtime: Runtime, framework_version: str | None,
+                      progress: Callable[[int, int], None] | None = None) -> Path:
+    """The venv that serves this runtime, built on first use (about a minute) and cached."""
+    override = os.environ.get("WORKBENCH_SERVE_VENV")
+    if override:
+        return Path(override)
+    reqs = requirements(runtime, framework_version)
+    venv = serve_root() / venv_key(reqs)
+    marker = venv / ".workbench-ready"
+    if marker.exists():
+        return venv
+    if progress:
+        progress(0, 2)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    tmp = venv.with_name(venv.name + f".tmp{os.getpid()}")
+    try:
+        _run([sys.executable, "-m", "venv", str(tmp)], "create the serving venv")
+        _run([str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+              *reqs], f"install {' '.join(reqs)}")
+        if progress:
+            progress(1, 2)
+        # Built under a temp name and moved into place: the console scripts' shebangs keep the temp
+        # path, but we only ever run ``bin/python -m mlserver``, which finds site-packages itself.
+        if venv.exists():  # another process won the race
+            _remove_tree(tmp)
+        else:
+            tmp.rename(venv)
+        marker.write_text("\n".join(reqs) + "\n", encoding="utf-8")
+    finally:
+        if tmp.exists():
+            _remove_tree(tmp)
+    if progress:
+        progress(2, 2)
+    return venv
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _run(argv: list[str], what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        lines = [ln for ln in (result.stderr or result.stdout).splitlines() if ln.strip()
+                 and not ln.startswith("WARNING: Location")]
+        tail = lines[-1] if lines else f"exit status {result.returncode}"
+        raise DeployError(f"cannot {what}: {tail}",
+                          "check that pip can reach the package index, or set WORKBENCH_SERVE_VENV")

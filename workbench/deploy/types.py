@@ -1,0 +1,154 @@
+"""Value types shared by the deploy package and its callers (CLI, TUI)."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from workbench.errors import DeployError
+
+_RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+MAX_NAME = 53
+"""Service names are DNS-1035 labels (63) and we append suffixes such as ``-models``/``-predictor``."""
+
+
+def check_name(name: str) -> str:
+    """Accept a deployment name that Kubernetes will accept too, or say what the rule is."""
+    if not _RFC1123_LABEL.match(name) or len(name) > MAX_NAME or name[0].isdigit():
+        raise DeployError(
+            f"invalid deployment name '{name}'",
+            "Kubernetes names must be RFC 1123 labels: lowercase letters, digits and '-', starting with a "
+            f"letter and ending with a letter or digit, at most {MAX_NAME} characters here "
+            "(e.g. 'iris-classifier')",
+        )
+    return name
+
+
+def default_name(model: str) -> str:
+    """A valid deployment name derived from a model name (``Iris_Model`` -> ``iris-model``)."""
+    text = re.sub(r"[^a-z0-9-]+", "-", model.lower()).strip("-")
+    text = re.sub(r"-{2,}", "-", text)
+    if not text or not text[0].isalpha():
+        text = "m-" + text
+    return text[:MAX_NAME].rstrip("-")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model version as the registry describes it (see ``ws.runs.model_version``)."""
+
+    name: str
+    version: str
+    hash: str
+    framework: str
+    framework_version: str | None = None
+    run_id: str | None = None
+    path: str = ""
+
+    @classmethod
+    def from_registry(cls, obj: Any) -> ModelRef:
+        return cls(name=str(obj.name), version=str(obj.version), hash=str(obj.hash),
+                   framework=str(getattr(obj, "framework", "") or ""),
+                   framework_version=getattr(obj, "framework_version", None) or None,
+                   run_id=getattr(obj, "run_id", None), path=str(getattr(obj, "path", "") or ""))
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1] if self.path else f"model-{self.hash[:12]}"
+
+
+@dataclass
+class DeploySpec:
+    """What one revision of a deployment asks for; recorded with the revision, replayed by rollback."""
+
+    name: str
+    target: str
+    model: ModelRef
+    replicas: int = 1
+    namespace: str = ""
+    cpu: str | None = None
+    memory: str | None = None
+    gpus: int = 0
+    image: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeploySpec:
+        data = dict(data)
+        data["model"] = ModelRef(**data["model"])
+        return cls(**data)
+
+
+@dataclass
+class DeploymentInfo:
+    """One deployment as listings show it (``deployments --json`` prints :meth:`to_json`)."""
+
+    name: str
+    target: str
+    namespace: str
+    model: str
+    version: str
+    run_id: str | None
+    artifact_hash: str
+    framework: str
+    replicas: int
+    ready: int
+    revision: int
+    state: str
+    """progressing | available | degraded | failed | undeployed"""
+    message: str
+    endpoint: str
+    created_at: float
+    updated_at: float
+    endpoints: list[str] = field(default_factory=list)
+
+    @property
+    def age_seconds(self) -> float:
+        return max(0.0, time.time() - self.created_at)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["age_seconds"] = round(self.age_seconds, 1)
+        return data
+
+
+@dataclass
+class Revision:
+    """One entry of a deployment's history."""
+
+    revision: int
+    action: str
+    model: str
+    version: str
+    run_id: str | None
+    artifact_hash: str
+    replicas: int
+    deployed_by: str
+    deployed_at: float
+    result: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RolloutStatus:
+    """Where a rollout stands, computed as ``kubectl rollout status`` does, with pod reasons in words."""
+
+    state: str
+    """progressing | complete | failed"""
+    message: str
+    desired: int = 0
+    updated: int = 0
+    ready: int = 0
+    available: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("complete", "failed")
