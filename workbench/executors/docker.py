@@ -32,7 +32,7 @@ from workbench.executors.staging import (
     make_group_writable,
     run_folder,
 )
-from workbench.executors.streams import LineMerger, LineSplitter, classify, tail_file
+from workbench.executors.streams import LineMerger, LineSplitter, classify, relativise, tail_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -108,18 +108,18 @@ class DockerJob:
                 for channel, chunk in pairs:
                     if chunk:
                         for line in splitters[channel].feed(chunk):
-                            emit(*classify(channel, line))
+                            emit(*classify(channel, line, CONTAINER_WORKSPACE))
         except Exception:
             pass  # the container went away (cancelled): what arrived is kept
         finally:
             for channel, splitter in splitters.items():
                 for line in splitter.flush():
-                    emit(*classify(channel, line))
+                    emit(*classify(channel, line, CONTAINER_WORKSPACE))
             self._stream_done.set()
 
     def _follow_events(self, emit: Callable[[Channel, bytes], None]) -> None:
         for line in tail_file(self._events_file, self._stream_done):
-            emit("event", line)
+            emit("event", relativise(line, CONTAINER_WORKSPACE))
 
     def lines(self) -> Iterator[tuple[Channel, bytes]]:
         yield from self._merger.lines()

@@ -8,6 +8,7 @@ channel back). Both arrive as ``("event", payload)`` with the marker stripped.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -15,19 +16,38 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from workbench.executors.base import Channel
+from workbench.tracking.events import MARKER_BYTES
 
-EVENT_MARKER = b"@@workbench@@ "
-"""Prefix of an event line on stdout (kept in step with workbench.tracking.events)."""
+EVENT_MARKER = MARKER_BYTES
+"""Prefix of an event line on stdout (see workbench.tracking.events)."""
 
 MAX_LINE = 1024 * 1024
 """A line longer than this is cut into pieces, so binary garbage cannot exhaust memory."""
 
 
-def classify(channel: Channel, line: bytes) -> tuple[Channel, bytes]:
+def classify(channel: Channel, line: bytes, workspace: str = "") -> tuple[Channel, bytes]:
     """An stdout line that carries the event marker becomes an event line without it."""
     if channel == "stdout" and line.startswith(EVENT_MARKER):
-        return "event", line[len(EVENT_MARKER):]
+        payload = line[len(EVENT_MARKER):]
+        return "event", relativise(payload, workspace) if workspace else payload
     return channel, line
+
+
+def relativise(payload: bytes, workspace: str) -> bytes:
+    """Make an event's ``path`` inside the job's workspace relative (the host does not know
+    ``/workspace``); any other line is returned unchanged."""
+    prefix = workspace.rstrip("/") + "/"
+    if b'"path"' not in payload or prefix.encode() not in payload:
+        return payload
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return payload
+    path = event.get("path") if isinstance(event, dict) else None
+    if not isinstance(path, str) or not path.startswith(prefix):
+        return payload
+    event["path"] = path[len(prefix):]
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class LineSplitter:

@@ -1,0 +1,544 @@
+"""The Kubernetes executor: run a command as a ``batch/v1`` Job and bring everything back.
+
+Launch, in order, each step undone if a later one fails (nothing is left half-created):
+
+1. :meth:`KubernetesExecutor.check` loads the kubeconfig (or in-cluster config), asks the API
+   server whether we may do each thing a run needs (SelfSubjectAccessReview: the missing permission
+   is named), and when GPUs are asked for, whether any node offers ``nvidia.com/gpu``;
+2. the input snapshot is checked out locally and streamed as a tar, through ``pods/exec`` of a
+   short-lived helper pod, into the run's PersistentVolumeClaim (with the workbench package, so the
+   tracking API works in the pod);
+3. the Job is created (see :mod:`workbench.executors.k8s_manifests` for the restricted pod spec).
+
+The pod's log is followed with resume (:mod:`workbench.executors.k8s_logs`); lines carrying the
+event marker are the run's events. Afterwards a helper pod streams back the files the job created
+or changed (newer than the staging marker) and the volume is deleted. Cancel deletes the Job with
+``propagationPolicy=Foreground`` (its pods go first), the helper pods and the volume.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ExecutorError
+from workbench.executors import k8s_manifests as manifests
+from workbench.executors import records
+from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.executors.k8s_client import KubeApi, KubeApiError, KubeTarget, explain, load
+from workbench.executors.k8s_logs import LogFollower
+from workbench.executors.k8s_status import job_condition, job_exit, pod_ended, pod_problem, pod_started
+from workbench.executors.resources import cpu_cores, gpu_count, memory_bytes
+from workbench.executors.staging import Checkout, Manifest, checkout_snapshot, copy_back, run_folder
+from workbench.executors.streams import classify
+from workbench.tracking.events import STDOUT_TARGET
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+
+STAGE_SCRIPT = (
+    "set -e; mkdir -p /stage/workspace /stage/lib /stage/run; "
+    "tar -xf - -C /stage --no-same-owner; "
+    "chmod -R g+rwX /stage/workspace /stage/run 2>/dev/null || true; "
+    "touch /stage/run/staged"
+)
+COLLECT_SCRIPT = (
+    "set -e; cd /stage/workspace; "
+    "find . -type f -newer /stage/run/staged -print0 | tar -cf - --null -T -"
+)
+
+
+def _paths(namespace: str) -> dict[str, str]:
+    return {
+        "pods": f"/api/v1/namespaces/{namespace}/pods",
+        "pvcs": f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+        "jobs": f"/apis/batch/v1/namespaces/{namespace}/jobs",
+    }
+
+
+class KubernetesJob:
+    """One run's Job; see :class:`workbench.executors.base.Job`."""
+
+    def __init__(self, api: KubeApi, namespace: str, run_id: str, facts: dict[str, str], *,
+                 memory: str = "", poll: float = 1.0, pending_timeout: float = 300.0,
+                 on_end: Callable[[JobExit], None] | None = None,
+                 cleanup: Callable[[], None] | None = None) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.run_id = run_id
+        self.job_name = manifests.dns_name(run_id)
+        self._facts = facts
+        self._memory = memory
+        self._poll = poll
+        self._pending_timeout = pending_timeout
+        self._on_end = on_end
+        self._cleanup = cleanup
+        self._paths = _paths(namespace)
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._exit: JobExit | None = None
+        self._started = time.monotonic()
+        self.follower: LogFollower | None = None
+
+    # -- reading state -------------------------------------------------------------------------
+    def _job(self) -> dict[str, Any] | None:
+        try:
+            return self.api.get(f"{self._paths['jobs']}/{self.job_name}")
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _pod(self) -> dict[str, Any] | None:
+        selector = f"{manifests.LABEL_RUN}={manifests.label_value(self.run_id)},{manifests.LABEL_ROLE}=run"
+        items = self.api.get(self._paths["pods"], labelSelector=selector).get("items") or []
+        wanted = manifests.labels(self.run_id, "run")
+        mine = [p for p in items
+                if all((p.get("metadata") or {}).get("labels", {}).get(k) == v for k, v in wanted.items())]
+        if not mine:
+            return None
+        mine.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+        pod: dict[str, Any] = mine[-1]
+        self._facts["pod"] = str(pod.get("metadata", {}).get("name", ""))
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            self._facts["node"] = str(node)
+        return pod
+
+    def _stuck(self, pod: dict[str, Any] | None) -> str:
+        """Words for a pod that will not start (image, config, or unschedulable for too long)."""
+        if pod is None:
+            return ""
+        problem = pod_problem(pod)
+        if problem is None:
+            return ""
+        kind, words = problem
+        if kind != "unschedulable" or time.monotonic() - self._started > self._pending_timeout:
+            return words
+        return ""
+
+    # -- streaming -----------------------------------------------------------------------------
+    def lines(self) -> Iterator[tuple[Channel, bytes]]:
+        while True:
+            if self._cancelled or self._exit is not None:
+                return
+            pod = self._pod()
+            if pod_started(pod):
+                break
+            stuck = self._stuck(pod)
+            if stuck:
+                self._give_up(stuck)
+                return
+            job = self._job()
+            if job is None or job_condition(job) is not None:
+                return
+            time.sleep(self._poll)
+        assert pod is not None
+        pod_name = pod["metadata"]["name"]
+
+        def fetch(since: str | None, follow: bool) -> Iterator[bytes]:
+            query: dict[str, Any] = {"timestamps": True, "follow": follow, "container": "run"}
+            if since:
+                query["sinceTime"] = since
+            return self.api.stream(f"{self._paths['pods']}/{pod_name}/log", query=query,
+                                   read_timeout=300 if follow else 60)
+
+        def ended() -> bool:
+            if self._cancelled:
+                return True
+            current = self._pod()
+            return current is None or pod_ended(current)
+
+        self.follower = LogFollower(fetch, ended, retry_delay=min(self._poll, 0.5),
+                                    stop=lambda: self._cancelled)
+        try:
+            for line in self.follower.lines():
+                yield classify("stdout", line, manifests.WORKSPACE)
+        except KubeApiError:
+            return
+
+    # -- ending --------------------------------------------------------------------------------
+    def _give_up(self, words: str) -> None:
+        """The pod cannot start: delete the Job and remember why."""
+        self.api.delete_quietly(f"{self._paths['jobs']}/{self.job_name}", "Foreground")
+        self._finish(JobExit(None, "failed", words))
+
+    def _finish(self, exit_: JobExit) -> None:
+        with self._lock:
+            if self._exit is not None:
+                return
+            self._exit = exit_
+        if self._on_end is not None:
+            self._on_end(exit_)
+
+    def wait(self) -> JobExit:
+        while self._exit is None:
+            if self._cancelled:
+                self._finish(JobExit(None, "cancelled", "cancelled: Job deleted with its pods"))
+                break
+            try:
+                job = self._job()
+                pod = self._pod()
+            except KubeApiError as exc:
+                if exc.status in (0, 500, 502, 503, 504):
+                    time.sleep(self._poll)
+                    continue
+                self._finish(JobExit(None, "lost", f"lost the Job: {exc}"))
+                break
+            if job is None and not self._cancelled:
+                self._finish(JobExit(None, "lost", f"the Job {self.job_name} was deleted outside workbench"))
+                break
+            ended = job_exit(job, pod, self._memory)
+            if ended is not None:
+                self._finish(ended)
+                break
+            stuck = self._stuck(pod)
+            if stuck:
+                self._give_up(stuck)
+                break
+            time.sleep(self._poll)
+        assert self._exit is not None
+        return self._exit
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._cancelled or self._exit is not None:
+                already = True
+            else:
+                self._cancelled = True
+                already = False
+        if already and self._exit is not None and self._exit.status != "cancelled":
+            return
+        self.api.delete_quietly(f"{self._paths['jobs']}/{self.job_name}", "Foreground")
+        if self._cleanup is not None:
+            self._cleanup()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def describe(self) -> dict[str, str]:
+        return dict(self._facts)
+
+
+class _StdinWriter:
+    """A write-only file object that sends what tarfile writes to an exec's stdin."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        for start in range(0, len(view), 1 << 20):
+            self.ws.write_stdin(bytes(view[start:start + (1 << 20)]))
+        return len(data)
+
+
+class KubernetesExecutor:
+    """Runs a :class:`LaunchSpec` as a Job on the cluster of the current kubeconfig context."""
+
+    name = "kubernetes"
+
+    def __init__(self, ws: Workspace, *, checkout: Checkout | None = None, poll: float = 1.0,
+                 pending_timeout: float = 300.0, ready_timeout: float = 300.0) -> None:
+        self.ws = ws
+        self._checkout = checkout or (lambda snapshot, dest: checkout_snapshot(ws, snapshot, dest))
+        self.poll = poll
+        self.pending_timeout = pending_timeout
+        self.ready_timeout = ready_timeout
+        self._api: KubeApi | None = None
+        self._jobs: dict[str, KubernetesJob] = {}
+
+    @property
+    def api(self) -> KubeApi:
+        if self._api is None:
+            client, target = load()
+            self._api = KubeApi(client, target)
+        return self._api
+
+    @property
+    def target(self) -> KubeTarget:
+        return self.api.target
+
+    def namespace_for(self, spec: LaunchSpec) -> str:
+        return spec.namespace or self.ws.config.executor.namespace or self.target.namespace
+
+    def image_for(self, spec: LaunchSpec) -> str:
+        image = spec.image or self.ws.config.executor.image
+        if not image:
+            raise ExecutorError("no image for the kubernetes executor",
+                                "pass --image IMAGE or set image under [executor] in .workbench/config.toml")
+        return image
+
+    # -- checks before anything is created -----------------------------------------------------
+    def check(self, spec: LaunchSpec) -> None:
+        self.image_for(spec)
+        gpus = gpu_count(spec.gpus)
+        if gpus is None:
+            raise ExecutorError("--gpus all has no meaning on a cluster",
+                                "ask for a number of GPUs, e.g. --gpus 1")
+        if spec.cpu:
+            cpu_cores(spec.cpu)
+        if spec.memory:
+            memory_bytes(spec.memory)
+        namespace = self.namespace_for(spec)
+        for verb, resource, group, sub in manifests.REQUIRED_PERMISSIONS:
+            review = manifests.access_review(namespace, verb, resource, group, sub)
+            try:
+                answer = self.api.create("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
+            except KubeApiError as exc:
+                if exc.status in (0, 401):
+                    raise explain(exc, "checking permissions", self.target) from None
+                break  # the review API itself is not open to us: find out by doing
+            status = answer.get("status") or {}
+            if status.get("allowed") is False:
+                what = f"{resource}/{sub}" if sub else resource
+                what = f"{what}.{group}" if group else what
+                raise ExecutorError(
+                    f"permission denied: missing permission to {verb} {what} in namespace {namespace}",
+                    "ask a cluster admin for a Role granting it, or use another --namespace",
+                )
+        if gpus:
+            self._check_gpu_nodes(gpus)
+
+    def _check_gpu_nodes(self, gpus: int) -> None:
+        from workbench.executors.gpus import cluster_gpu_capacity
+
+        try:
+            nodes = self.api.get("/api/v1/nodes").get("items") or []
+        except KubeApiError as exc:
+            if exc.status in (0, 401):
+                raise explain(exc, "listing nodes", self.target) from None
+            return  # nodes are not visible to us: the scheduler will say
+        capacity = cluster_gpu_capacity(nodes, [])
+        best = max((n.allocatable for n in capacity), default=0)
+        if best == 0:
+            raise ExecutorError("no node in the cluster offers nvidia.com/gpu",
+                                "run without --gpus, or on a cluster with the NVIDIA GPU operator")
+        if best < gpus:
+            raise ExecutorError(f"no node has {gpus} GPUs (the largest has {best})",
+                                f"ask for at most --gpus {best}")
+
+    # -- launching -----------------------------------------------------------------------------
+    def launch(self, spec: LaunchSpec) -> KubernetesJob:
+        self.check(spec)
+        namespace = self.namespace_for(spec)
+        image = self.image_for(spec)
+        paths = _paths(namespace)
+        base = run_folder(self.ws, spec.run_id) / "kubernetes"
+        work = base / "work"
+        if base.exists():
+            shutil.rmtree(base)
+        work.mkdir(parents=True)
+        created: list[str] = []
+
+        def undo() -> None:
+            for path in reversed(created):
+                self.api.delete_quietly(path, "Background")
+            shutil.rmtree(base, ignore_errors=True)
+
+        doing = "preparing the workspace"
+        try:
+            self._checkout(spec.input_snapshot, work)
+            manifest = Manifest.of(work)
+            manifest.save(base / "manifest.json")
+            size = sum(s for s, _ in manifest.files.values())
+            doing = "creating the workspace volume"
+            claim = manifests.pvc(spec.run_id, namespace, size)
+            self.api.create(paths["pvcs"], claim)
+            created.append(f"{paths['pvcs']}/{claim['metadata']['name']}")
+            doing = "staging the input snapshot"
+            self._stage(spec, namespace, image, work, created)
+            doing = "creating the Job"
+            body = manifests.job(
+                spec.run_id, namespace, image, list(spec.command), self._pod_env(spec),
+                workdir=spec.workdir, cpu=spec.cpu, memory=spec.memory, gpus=gpu_count(spec.gpus) or 0,
+            )
+            self.api.create(paths["jobs"], body)
+            created.append(f"{paths['jobs']}/{body['metadata']['name']}")
+        except KubeApiError as exc:
+            undo()
+            raise explain(exc, doing, self.target) from None
+        except BaseException:
+            undo()
+            raise
+        facts = {
+            "executor": "kubernetes", "namespace": namespace, "job": body["metadata"]["name"],
+            "pvc": claim["metadata"]["name"], "image": image, "context": self.target.context,
+            "server": self.target.server, "gpus": str(gpu_count(spec.gpus) or ""),
+        }
+        records.record_launch(self.ws, spec.run_id, "kubernetes", {
+            "namespace": namespace, "job": facts["job"], "pvc": facts["pvc"], "context": self.target.context,
+        })
+
+        def on_end(exit_: JobExit) -> None:
+            records.mark(self.ws, spec.run_id, "ended", exit_.reason)
+
+        job = KubernetesJob(self.api, namespace, spec.run_id, facts, memory=spec.memory or "",
+                            poll=self.poll, pending_timeout=self.pending_timeout, on_end=on_end,
+                            cleanup=lambda: self.cleanup(spec.run_id, namespace))
+        self._jobs[spec.run_id] = job
+        return job
+
+    def _pod_env(self, spec: LaunchSpec) -> dict[str, str]:
+        import workbench
+
+        package_dir = str(Path(workbench.__file__).resolve().parent)
+        env: dict[str, str] = {}
+        for key, value in spec.env.items():
+            if key in ("WORKBENCH_EVENTS", "HOME", "PYTHONPATH"):
+                continue
+            env[key] = value
+        python_path = []
+        for entry in spec.env.get("PYTHONPATH", "").split(":"):
+            if entry.startswith(package_dir):
+                python_path.append(manifests.LIB + "/workbench" + entry[len(package_dir):])
+        if python_path:
+            env["PYTHONPATH"] = ":".join(python_path)
+        env["WORKBENCH_EVENTS"] = STDOUT_TARGET
+        env["WORKBENCH_PROJECT"] = manifests.WORKSPACE
+        env["WORKBENCH_RUN_ID"] = spec.run_id
+        env["WORKBENCH_EXECUTOR"] = "kubernetes"
+        return env
+
+    # -- helper pods: files in and out ---------------------------------------------------------
+    def _helper(self, spec: LaunchSpec, namespace: str, image: str, role: str,
+                created: list[str] | None = None) -> str:
+        pods = _paths(namespace)["pods"]
+        body = manifests.helper_pod(spec.run_id, namespace, image, role)
+        name = str(body["metadata"]["name"])
+        self.api.delete_quietly(f"{pods}/{name}", None)
+        self.api.create(pods, body)
+        if created is not None:
+            created.append(f"{pods}/{name}")
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            pod = self.api.get(f"{pods}/{name}")
+            phase = (pod.get("status") or {}).get("phase")
+            if phase == "Running":
+                return name
+            problem = pod_problem(pod)
+            if problem and problem[0] != "unschedulable":
+                raise ExecutorError(f"the {role} pod cannot start: {problem[1]}")
+            if phase in ("Succeeded", "Failed") or time.monotonic() > deadline:
+                words = problem[1] if problem else f"phase {phase or 'Pending'}"
+                raise ExecutorError(f"the {role} pod did not start: {words}",
+                                    "check the image and the namespace's storage class")
+            time.sleep(self.poll)
+
+    def _exec(self, namespace: str, pod: str, script: str, send: Callable[[Any], None] | None,
+              sink: Callable[[bytes], object] | None) -> None:
+        from kubernetes import client
+        from kubernetes.stream import stream
+
+        core = client.CoreV1Api(self.api.client)
+        try:
+            ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace,
+                        command=["sh", "-c", script], stdin=send is not None, stdout=True, stderr=True,
+                        tty=False, _preload_content=False, binary=True)
+        except Exception as exc:
+            raise ExecutorError(f"cannot exec into pod {pod}: {' '.join(str(exc).split())[:200]}",
+                                "the staging needs the pods/exec permission") from None
+        errors = b""
+        try:
+            if send is not None:
+                send(_StdinWriter(ws))
+                if getattr(ws, "subprotocol", "") == "v5.channel.k8s.io":
+                    ws.close_channel(0)
+            while ws.is_open():
+                ws.update(timeout=1)
+                if ws.peek_stdout():
+                    data = ws.read_stdout()
+                    if sink is not None:
+                        sink(data)
+                if ws.peek_stderr():
+                    errors += ws.read_stderr()
+            while ws.peek_stdout():
+                data = ws.read_stdout()
+                if sink is not None:
+                    sink(data)
+            status_raw = ws.read_channel(3)
+        finally:
+            ws.close()
+        status = _exec_status(status_raw)
+        if status is not None:
+            tail = " ".join(errors.decode(errors="replace").split())[-200:]
+            detail = f"{status}: {tail}" if tail else status
+            raise ExecutorError(f"file transfer in pod {pod} failed: {detail}",
+                                "the image needs sh, tar and find")
+
+    def _stage(self, spec: LaunchSpec, namespace: str, image: str, work: Path, created: list[str]) -> None:
+        import workbench
+
+        package_dir = Path(workbench.__file__).resolve().parent
+        pod = self._helper(spec, namespace, image, "stage", created)
+
+        def send(out: Any) -> None:
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(work, arcname="workspace")
+                tar.add(package_dir, arcname="lib/workbench",
+                        filter=lambda info: None if "__pycache__" in info.name else info)
+
+        self._exec(namespace, pod, STAGE_SCRIPT, send, None)
+        self.api.delete_quietly(f"{_paths(namespace)['pods']}/{pod}", None)
+        created.remove(f"{_paths(namespace)['pods']}/{pod}")
+
+    def collect_outputs(self, spec: LaunchSpec, job: Any) -> list[str]:
+        """Stream back the files the job created or changed, copy them into the project, and
+        delete the run's volume and helper pods."""
+        namespace = getattr(job, "namespace", None) or self.namespace_for(spec)
+        if getattr(job, "cancelled", False):
+            return []
+        base = run_folder(self.ws, spec.run_id) / "kubernetes"
+        try:
+            image = self.image_for(spec)
+            pod = self._helper(spec, namespace, image, "collect")
+            with tempfile.TemporaryDirectory(prefix="wb-collect-") as tmp:
+                archive = Path(tmp) / "outputs.tar"
+                with archive.open("wb") as out:
+                    self._exec(namespace, pod, COLLECT_SCRIPT, None, out.write)
+                extracted = Path(tmp) / "files"
+                extracted.mkdir()
+                if archive.stat().st_size:
+                    with tarfile.open(archive) as tar:
+                        tar.extractall(extracted, filter="data")
+                from workbench.executors.staging import walk_files
+
+                paths = sorted(rel for rel, _ in walk_files(extracted))
+                return copy_back(extracted, spec.project_root, paths)
+        except KubeApiError as exc:
+            raise explain(exc, "collecting the outputs", self.target) from None
+        finally:
+            self.cleanup(spec.run_id, namespace)
+            shutil.rmtree(base, ignore_errors=True)
+
+    def cleanup(self, run_id: str, namespace: str) -> None:
+        """Delete everything the run created on the cluster (quietly; already-gone is fine)."""
+        paths = _paths(namespace)
+        for role in ("stage", "collect"):
+            self.api.delete_quietly(f"{paths['pods']}/{manifests.dns_name(run_id, '-' + role)}", None)
+        self.api.delete_quietly(f"{paths['jobs']}/{manifests.dns_name(run_id)}", "Foreground")
+        self.api.delete_quietly(f"{paths['pvcs']}/{manifests.dns_name(run_id, '-ws')}", None)
+
+
+def _exec_status(raw: Any) -> str | None:
+    """None for success, else words, from the exec error channel's Status document."""
+    if not raw:
+        return None
+    try:
+        status = json.loads(raw)
+    except ValueError:
+        return " ".join(str(raw).split())[:200]
+    if status.get("status") == "Success":
+        return None
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            return f"exit code {cause.get('message')}"
+    return str(status.get("message") or "failed")
