@@ -81,12 +81,16 @@ class DockerJob:
     """One run's container; see :class:`workbench.executors.base.Job`."""
 
     def __init__(self, client: docker_sdk.DockerClient, container: Any, events_file: Path,
-                 facts: dict[str, str], on_end: Callable[[JobExit], None] | None = None) -> None:
+                 facts: dict[str, str], on_end: Callable[[JobExit], None] | None = None, *,
+                 resume: bool = False) -> None:
+        """``resume``: re-attach to a running container, reading only what it writes from now on."""
         self._client = client
         self._container = container
         self._events_file = events_file
         self._facts = facts
         self._on_end = on_end
+        self._resume = resume
+        self._events_start = events_file.stat().st_size if resume and events_file.exists() else 0
         self._lock = threading.Lock()
         self._cancelled = False
         self._exit: JobExit | None = None
@@ -101,7 +105,7 @@ class DockerJob:
         splitters: dict[Channel, LineSplitter] = {"stdout": LineSplitter(), "stderr": LineSplitter()}
         try:
             stream = self._client.api.attach(
-                self._container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+                self._container.id, stdout=True, stderr=True, stream=True, logs=not self._resume, demux=True
             )
             for out, err in stream:
                 pairs: tuple[tuple[Channel, bytes | None], ...] = (("stdout", out), ("stderr", err))
@@ -118,7 +122,7 @@ class DockerJob:
             self._stream_done.set()
 
     def _follow_events(self, emit: Callable[[Channel, bytes], None]) -> None:
-        for line in tail_file(self._events_file, self._stream_done):
+        for line in tail_file(self._events_file, self._stream_done, start=self._events_start):
             emit("event", relativise(line, CONTAINER_WORKSPACE))
 
     def lines(self) -> Iterator[tuple[Channel, bytes]]:

@@ -86,6 +86,8 @@ class KubernetesJob:
         self._exit: JobExit | None = None
         self._started = time.monotonic()
         self.follower: LogFollower | None = None
+        self.resume_from: tuple[int, int] | None = None
+        """Re-attaching: skip log lines older than this (unix seconds, nanoseconds)."""
 
     # -- reading state -------------------------------------------------------------------------
     def _job(self) -> dict[str, Any] | None:
@@ -158,6 +160,8 @@ class KubernetesJob:
 
         self.follower = LogFollower(fetch, ended, retry_delay=min(self._poll, 0.5),
                                     stop=lambda: self._cancelled)
+        if self.resume_from is not None:
+            self.follower.last = self.resume_from
         try:
             for line in self.follower.lines():
                 yield classify("stdout", line, manifests.WORKSPACE)

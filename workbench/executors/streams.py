@@ -70,7 +70,8 @@ class LineSplitter:
         return [rest] if rest else []
 
 
-def tail_file(path: Path, finished: threading.Event, poll: float = 0.05) -> Iterator[bytes]:
+def tail_file(path: Path, finished: threading.Event, poll: float = 0.05,
+              start: int = 0) -> Iterator[bytes]:
     """Yield complete lines appended to ``path`` until ``finished`` is set, then the rest.
 
     The file may not exist yet; a partial last line is held back until its newline arrives (or, once
@@ -84,6 +85,7 @@ def tail_file(path: Path, finished: threading.Event, poll: float = 0.05) -> Iter
             if handle is None:
                 try:
                     handle = path.open("rb")
+                    handle.seek(start)
                 except FileNotFoundError:
                     if done:
                         return
