@@ -62,7 +62,8 @@ def follow(root: Path, run_id: str) -> int:
         started = time.time()
         with ws.atomic() as db:
             db.execute("UPDATE runs SET pid = ?, pid_started = ?, host = ?"
-                       " WHERE id = ? AND status = 'running'", (os.getpid(), _process_started(), socket.gethostname(), run_id))
+                       " WHERE id = ? AND status = 'running'",
+                       (os.getpid(), _process_started(), socket.gethostname(), run_id))
         executor, job = _job_for(ws, record)
         ingester = Ingester(conn, run_id, ws.root)
         ingester.note("re-attached by a new workbench process;"
