@@ -1,0 +1,522 @@
+"""The TUI's only door to the project: plain view rows built from the Workspace services.
+
+Every method here blocks (it queries the store through ``ws.versions``, ``ws.runs``,
+``ws.deployments``, ``ws.workflows`` and the GPU probe) and is therefore only ever called from a
+thread worker; screens receive the results as messages. Nothing here talks to SQL or the file
+system itself. Service objects are read by attribute name through :func:`pick`, so a renamed
+field costs one line here and not a hunt through the screens. A service or method that does not
+exist in this build raises :class:`NotAvailable`, which screens show as a notice, not a crash.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+
+
+class NotAvailable(WorkbenchError):
+    """A service or operation that this build of Workbench does not provide yet."""
+
+
+def pick(obj: Any, *names: str, default: Any = None) -> Any:
+    """The first of ``names`` that ``obj`` has, as an attribute or a mapping key."""
+    for name in names:
+        if isinstance(obj, dict):
+            if name in obj and obj[name] is not None:
+                return obj[name]
+        else:
+            value = getattr(obj, name, None)
+            if value is not None:
+                return value
+    return default
+
+
+def as_time(value: Any) -> float | None:
+    """Unix seconds from a float, an int, an ISO string or a datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    try:
+        from datetime import datetime
+
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+# -- view rows --------------------------------------------------------------------------------------
+@dataclass
+class RunRow:
+    """One run as the tables show it."""
+
+    id: str
+    name: str
+    status: str
+    started: float | None
+    ended: float | None
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    command: str = ""
+    exit_code: int | None = None
+    executor: str = "local"
+    sweep_id: str | None = None
+    snapshot_before: str | None = None
+    snapshot_after: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    gpus: list[Any] = field(default_factory=list)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        end = self.ended if self.ended is not None else (time.time() if self.status == "running" else None)
+        return None if end is None else max(0.0, end - self.started)
+
+
+@dataclass
+class Series:
+    key: str
+    steps: list[float]
+    values: list[float]
+    times: list[float]
+
+
+@dataclass
+class SnapshotRow:
+    id: str
+    created: float | None
+    kind: str
+    message: str
+    files: int
+    bytes: int
+    new_bytes: int
+    parent: str | None
+
+
+@dataclass
+class ChangeRow:
+    path: str
+    change: str
+    size: int
+    old_size: int
+
+
+@dataclass
+class ModelRow:
+    name: str
+    version: str
+    run_id: str | None
+    aliases: list[str]
+    framework: str
+    path: str
+    hash: str
+
+
+@dataclass
+class DeploymentRow:
+    name: str
+    model: str
+    version: str
+    target: str
+    desired: int
+    ready: int
+    state: str
+    url: str
+    message: str = ""
+
+
+@dataclass
+class GpuRow:
+    index: int
+    name: str
+    utilisation: float | None
+    memory_used: int | None
+    memory_total: int | None
+
+
+@dataclass
+class StageRow:
+    name: str
+    state: str
+    reason: str
+    deps: list[str]
+
+
+@dataclass
+class Provenance:
+    inputs: list[tuple[str, str, str | None]]
+    """(path, content hash, run id that wrote it or None)."""
+    outputs: list[tuple[str, str]]
+    models: list[str]
+
+
+# -- converters -------------------------------------------------------------------------------------
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def run_row(obj: Any) -> RunRow:
+    metrics_raw = pick(obj, "metrics", "summary", "last_metrics", default={}) or {}
+    metrics: dict[str, float] = {}
+    for key, value in dict(metrics_raw).items():
+        number = _float_or_none(pick(value, "last", "value", default=value))
+        if number is not None:
+            metrics[key] = number
+    command = pick(obj, "command", default="")
+    if isinstance(command, list | tuple):
+        import shlex
+
+        command = shlex.join(str(c) for c in command)
+    return RunRow(
+        id=str(pick(obj, "id", "run_id", default="?")),
+        name=str(pick(obj, "name", default="")),
+        status=str(pick(obj, "status", default="unknown")),
+        started=as_time(pick(obj, "started_at", "started", "start_time")),
+        ended=as_time(pick(obj, "ended_at", "ended", "end_time", "finished_at")),
+        params=dict(pick(obj, "params", default={}) or {}),
+        metrics=metrics,
+        command=str(command),
+        exit_code=pick(obj, "exit_code", "returncode"),
+        executor=str(pick(obj, "executor", default="local")),
+        sweep_id=pick(obj, "sweep_id", "sweep"),
+        snapshot_before=pick(obj, "snapshot_before", "input_snapshot", "before_snapshot"),
+        snapshot_after=pick(obj, "snapshot_after", "output_snapshot", "after_snapshot"),
+        tags=dict(pick(obj, "tags", default={}) or {}),
+        environment=dict(pick(obj, "environment", "env", default={}) or {}),
+        gpus=list(pick(obj, "gpus", default=[]) or []),
+    )
+
+
+def snapshot_row(obj: Any) -> SnapshotRow:
+    return SnapshotRow(
+        id=str(pick(obj, "id")),
+        created=as_time(pick(obj, "created_at", "created", "time")),
+        kind=str(pick(obj, "kind", default="manual")),
+        message=str(pick(obj, "message", default="")),
+        files=int(pick(obj, "files", "file_count", default=0)),
+        bytes=int(pick(obj, "bytes", "size", default=0)),
+        new_bytes=int(pick(obj, "new_bytes", default=0)),
+        parent=pick(obj, "parent"),
+    )
+
+
+def change_row(obj: Any) -> ChangeRow:
+    return ChangeRow(
+        path=str(pick(obj, "path")), change=str(pick(obj, "change", "kind", default="modified")),
+        size=int(pick(obj, "size", default=0) or 0), old_size=int(pick(obj, "old_size", default=0) or 0),
+    )
+
+
+def model_rows(obj: Any) -> list[ModelRow]:
+    """A registry entry may carry its versions, or be one version itself."""
+    versions = pick(obj, "versions")
+    if versions:
+        return [model_rows(v)[0] if pick(v, "name") else _model_version(v, str(pick(obj, "name")))
+                for v in versions]
+    return [_model_version(obj, str(pick(obj, "name", default="?")))]
+
+
+def _model_version(obj: Any, name: str) -> ModelRow:
+    aliases = pick(obj, "aliases", default=[]) or []
+    return ModelRow(
+        name=str(pick(obj, "name", default=name)), version=str(pick(obj, "version", default="?")),
+        run_id=pick(obj, "run_id", "run"), aliases=[str(a) for a in aliases],
+        framework=str(pick(obj, "framework", default="")), path=str(pick(obj, "path", default="")),
+        hash=str(pick(obj, "hash", default="")),
+    )
+
+
+def deployment_row(obj: Any) -> DeploymentRow:
+    return DeploymentRow(
+        name=str(pick(obj, "name")),
+        model=str(pick(obj, "model", "model_name", default="")),
+        version=str(pick(obj, "version", "model_version", default="")),
+        target=str(pick(obj, "target", default="local")),
+        desired=int(pick(obj, "replicas", "desired_replicas", "desired", default=0) or 0),
+        ready=int(pick(obj, "ready_replicas", "ready", default=0) or 0),
+        state=str(pick(obj, "state", "rollout_state", "status", default="unknown")),
+        url=str(pick(obj, "url", "endpoint", default="")),
+        message=str(pick(obj, "message", "reason", default="")),
+    )
+
+
+def gpu_row(obj: Any, index: int) -> GpuRow:
+    return GpuRow(
+        index=int(pick(obj, "index", default=index)), name=str(pick(obj, "name", "model", default="GPU")),
+        utilisation=_float_or_none(pick(obj, "utilization", "utilisation", "util", "gpu_util")),
+        memory_used=pick(obj, "memory_used", "mem_used"),
+        memory_total=pick(obj, "memory_total", "mem_total", "memory"),
+    )
+
+
+def is_text(data: bytes) -> bool:
+    return b"\0" not in data[:8192]
+
+
+# -- the source -------------------------------------------------------------------------------------
+class UiData:
+    """Blocking queries and actions for the screens, built on one Workspace."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    @property
+    def root(self) -> str:
+        return str(self.ws.root)
+
+    def _service(self, name: str) -> Any:
+        try:
+            return getattr(self.ws, name)
+        except (ImportError, AttributeError) as exc:
+            raise NotAvailable(f"{name} is not available in this build", str(exc)) from None
+
+    def _method(self, service: str, *names: str) -> Callable[..., Any]:
+        svc = self._service(service)
+        for name in names:
+            method = getattr(svc, name, None)
+            if callable(method):
+                return method  # type: ignore[no-any-return]
+        raise NotAvailable(f"ws.{service}.{names[0]} is not available in this build")
+
+    # -- runs ---------------------------------------------------------------------------------------
+    def runs(self, filter_expr: str | None = None, limit: int | None = None) -> list[RunRow]:
+        rows = self._method("runs", "list")(filter_expr=filter_expr or None, limit=limit)
+        return [run_row(r) for r in rows]
+
+    def run(self, ref: str) -> RunRow:
+        row = run_row(self._method("runs", "get")(ref))
+        if not row.params:
+            try:
+                row.params = dict(self._method("runs", "params")(row.id))
+            except NotAvailable:
+                pass
+        return row
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        return list(self._method("runs", "metric_keys")(run_id))
+
+    def metric_series(self, run_id: str, key: str, max_points: int | None = 2000) -> Series:
+        raw = self._method("runs", "metric_series")(run_id, key, max_points=max_points)
+        steps = list(pick(raw, "steps", default=[]))
+        values = [float(v) if v is not None else math.nan for v in pick(raw, "values", default=[])]
+        times = list(pick(raw, "times", "timestamps", default=[]))
+        if not steps:
+            steps = list(range(len(values)))
+        return Series(key, [float(s) for s in steps], values, [float(t) for t in times])
+
+    def log_lines(self, run_id: str, *, follow: bool, since: int = 0,
+                  stop: threading.Event | None = None) -> Iterator[str]:
+        lines = self._method("runs", "log_lines")(run_id, follow=follow, since=since)
+        for line in lines:
+            if stop is not None and stop.is_set():
+                close = getattr(lines, "close", None)
+                if close:
+                    close()
+                return
+            text = pick(line, "text", "line", default=line)
+            yield text if isinstance(text, str) else str(text)
+
+    def provenance(self, run_id: str) -> Provenance:
+        inputs = []
+        for item in self._method("runs", "inputs")(run_id):
+            inputs.append((str(pick(item, "path")), str(pick(item, "hash", default="")),
+                           pick(item, "producer_run", "written_by", "run_id")))
+        outputs = [(str(pick(i, "path")), str(pick(i, "hash", default="")))
+                   for i in self._method("runs", "outputs")(run_id)]
+        models = []
+        try:
+            for model in self.models():
+                if model.run_id == run_id:
+                    models.append(f"{model.name}:{model.version}")
+        except NotAvailable:
+            pass
+        return Provenance(inputs, outputs, models)
+
+    def producer_of(self, path: str) -> str | None:
+        """The run that wrote ``path`` (through lineage), or None."""
+        node = self._method("runs", "lineage")(path)
+        return pick(node, "run_id", "run", "producer")
+
+    def execute(self, command: Sequence[str], *, name: str | None, executor: str, image: str | None,
+                gpus: int | None, on_line: Callable[[str], None] | None,
+                cancel_event: threading.Event | None) -> RunRow:
+        """Run a command as a recorded run (blocks until it ends); output lines go to ``on_line``."""
+
+        def forward(_channel: Any, data: Any) -> None:
+            if on_line is not None:
+                on_line(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data))
+
+        kwargs: dict[str, Any] = {"name": name or None, "executor": executor, "on_line": forward,
+                                  "cancel_event": cancel_event}
+        if image:
+            kwargs["image"] = image
+        if gpus:
+            kwargs["gpus"] = gpus
+        result = self._method("runs", "execute")(list(command), **kwargs)
+        return self.run(result) if isinstance(result, str) else run_row(result)
+
+    # -- models & deployments -------------------------------------------------------------------------
+    def models(self) -> list[ModelRow]:
+        """Every version of every model, newest version first within a name."""
+        rows: list[ModelRow] = []
+        version_of = None
+        for entry in self._method("runs", "models")():
+            versions = pick(entry, "versions")
+            if isinstance(versions, int):  # a summary: fetch each version
+                version_of = version_of or self._method("runs", "model_version")
+                name = str(pick(entry, "name"))
+                latest = int(pick(entry, "latest_version", default=versions))
+                for number in range(latest, 0, -1):
+                    try:
+                        rows.append(_model_version(version_of(f"{name}:{number}"), name))
+                    except WorkbenchError:
+                        continue
+            else:
+                rows.extend(model_rows(entry))
+        return rows
+
+    def set_alias(self, name: str, version: str, alias: str) -> None:
+        self._method("runs", "set_alias")(name, int(version) if version.isdigit() else version, alias)
+
+    def deployments(self) -> list[DeploymentRow]:
+        return [deployment_row(d) for d in self._method("deployments", "list", "deployments")()]
+
+    def deploy(self, spec: str) -> DeploymentRow:
+        return deployment_row(self._method("deployments", "deploy")(spec))
+
+    def scale(self, name: str, replicas: int) -> None:
+        self._method("deployments", "scale")(name, replicas)
+
+    def rollback(self, name: str) -> None:
+        self._method("deployments", "rollback")(name)
+
+    def deployment_metrics(self, name: str) -> dict[str, float]:
+        raw = self._method("deployments", "metrics", "traffic")(name)
+        return {k: float(v) for k, v in dict(raw if isinstance(raw, dict) else vars(raw)).items()
+                if _float_or_none(v) is not None}
+
+    # -- versioning -----------------------------------------------------------------------------------
+    def snapshots(self, include_auto: bool = True, limit: int | None = None) -> list[SnapshotRow]:
+        rows = self._method("versions", "log")(limit=limit, include_auto=include_auto)
+        return [snapshot_row(s) for s in rows]
+
+    def changes(self, snapshot: SnapshotRow) -> list[ChangeRow]:
+        """What the snapshot changed compared with its parent (everything, for the first)."""
+        if snapshot.parent:
+            raw = self._method("versions", "diff")(snapshot.parent, snapshot.id)
+            return [change_row(c) for c in raw]
+        files = self._method("versions", "files")(snapshot.id)
+        return [ChangeRow(path, "added", int(pick(e, "size", default=0)), 0) for path, e in files.items()]
+
+    def compare_snapshots(self, a: str, b: str) -> list[ChangeRow]:
+        return [change_row(c) for c in self._method("versions", "diff")(a, b)]
+
+    def working_changes(self) -> list[ChangeRow]:
+        return [change_row(c) for c in self._method("versions", "status")()]
+
+    def file_diff(self, old: str | None, new: str, path: str) -> tuple[str, str]:
+        """(kind, text): kind is ``text`` (a unified diff), ``table`` or ``binary`` (a summary)."""
+        read = self._method("versions", "read_file")
+        new_bytes = _read_or_empty(read, new, path)
+        old_bytes = _read_or_empty(read, old, path) if old else b""
+        if path.lower().endswith((".csv", ".tsv")) and max(len(new_bytes), len(old_bytes)) < 64 << 20:
+            return "table", _table_summary(old_bytes, new_bytes, path)
+        if is_text(new_bytes) and is_text(old_bytes):
+            if old:
+                return "text", str(self._method("versions", "unified_diff")(old, new, path))
+            import difflib
+
+            lines = new_bytes.decode("utf-8", "replace").splitlines(keepends=True)
+            return "text", "".join(difflib.unified_diff([], lines, "/dev/null", f"b/{path}"))
+        files = self._method("versions", "files")
+        old_hash = str(pick(files(old).get(path), "hash", default="-")) if old else "-"
+        new_hash = str(pick(files(new).get(path), "hash", default="-"))
+        return "binary", (f"binary file {path}\nsize {len(old_bytes):,} -> {len(new_bytes):,} bytes "
+                          f"({len(new_bytes) - len(old_bytes):+,})\nhash {old_hash[:16]} -> {new_hash[:16]}")
+
+    def restore_preview(self, ref: str, paths: list[str] | None) -> list[ChangeRow]:
+        """Files in the working folder that restoring would overwrite or delete."""
+        changes = [change_row(c) for c in self._method("versions", "diff")(ref, None)]
+        if paths:
+            wanted = set(paths)
+            changes = [c for c in changes if c.path in wanted]
+        return changes
+
+    def restore(self, ref: str, paths: list[str] | None) -> str:
+        result = self._method("versions", "restore")(ref, paths or None, force=False)
+        restored = pick(result, "restored", "written", "files", default=None)
+        safety = pick(result, "safety_snapshot", "safety")
+        count = len(restored) if isinstance(restored, list | tuple | set) else restored
+        text = f"restored {count if count is not None else ''} file(s) from {ref[:8]}".replace("  ", " ")
+        if safety:
+            text += f"; unsaved work kept in snapshot {str(pick(safety, 'id', default=safety))[:8]}"
+        return text
+
+    def snapshot_now(self, message: str) -> str:
+        info = self._method("versions", "snapshot")(message=message, kind="manual")
+        return str(pick(info, "id"))
+
+    # -- workflows & GPUs -------------------------------------------------------------------------------
+    def stages(self) -> list[StageRow]:
+        raw = self._method("workflows", "status", "dag", "stages")()
+        items = pick(raw, "stages", default=raw)
+        rows = []
+        for item in items:
+            rows.append(StageRow(str(pick(item, "name")), str(pick(item, "state", "status", default="?")),
+                                 str(pick(item, "reason", "why", default="")),
+                                 [str(d) for d in pick(item, "deps", "depends_on", "upstream", default=[])]))
+        return rows
+
+    def gpus(self) -> tuple[list[GpuRow], str]:
+        """Per-GPU utilisation and memory, and the reason when there is none."""
+        try:
+            from workbench.executors import gpus as probe
+        except ImportError:
+            return [], "no GPU probe in this build"
+        facts = {f["index"]: f for f in probe.gpu_facts()}
+        rows = []
+        for sample in probe.sample_gpus():
+            merged = {**facts.get(sample["index"], {}), **sample}
+            rows.append(gpu_row(merged, int(sample["index"])))
+        return rows, ("" if rows else (probe.no_gpu_reason() or "no GPU"))
+
+
+def _read_or_empty(read: Callable[..., bytes], ref: str | None, path: str) -> bytes:
+    try:
+        return bytes(read(ref, path))
+    except WorkbenchError:
+        return b""
+
+
+def _table_summary(old: bytes, new: bytes, path: str) -> str:
+    def shape(data: bytes) -> tuple[int, int]:
+        text = data.decode("utf-8", "replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        sep = "\t" if path.lower().endswith(".tsv") else ","
+        cols = len(lines[0].split(sep)) if lines else 0
+        return max(0, len(lines) - 1), cols
+
+    (r0, c0), (r1, c1) = shape(old), shape(new)
+    return (f"{path}\nrows    {r0:>10,} -> {r1:,} ({r1 - r0:+,})\n"
+            f"columns {c0:>10,} -> {c1:,} ({c1 - c0:+,})\nsize    {len(old):>10,} -> {len(new):,} bytes")
+

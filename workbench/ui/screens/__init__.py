@@ -1,0 +1,1 @@
+"""Screens of the TUI: one module per screen, plus dialogs and help."""

@@ -1,0 +1,91 @@
+"""What every Workbench screen shares: the data source, query workers, back/quit, periodic reload.
+
+A screen asks for data with :meth:`WorkbenchScreen.query_data`: the callable runs in a thread
+worker and its result arrives as a :class:`~workbench.ui.messages.Loaded` message whose topic the
+screen's ``on_loaded_<topic>`` method handles. Errors in workers are not handled here: the app's
+one handler turns them into a notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from workbench.ui.messages import DataChanged, Loaded
+
+if TYPE_CHECKING:
+    from workbench.ui.app import WorkbenchApp
+    from workbench.ui.data import UiData
+
+
+class WorkbenchScreen(Screen[None]):
+    """Base class of the full screens."""
+
+    TITLE_TEXT: ClassVar[str] = ""
+    RELOAD_SECONDS: ClassVar[float | None] = None
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "back", "Back/Quit"),
+        Binding("escape", "back", "Back", show=False),
+        Binding("R", "reload", "Reload", show=False),
+    ]
+
+    @property
+    def wb(self) -> WorkbenchApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def data(self) -> UiData:
+        return self.wb.data
+
+    def compose_title(self) -> Static:
+        return Static(self.TITLE_TEXT, classes="screen-title")
+
+    def compose_footer(self) -> Footer:
+        return Footer(show_command_palette=True)
+
+    def on_mount(self) -> None:
+        if self.RELOAD_SECONDS:
+            self.set_interval(self.RELOAD_SECONDS, self._tick)
+        self.reload()
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.reload(quiet=True)
+
+    def reload(self, quiet: bool = False) -> None:
+        """Ask the workers for this screen's data. Subclasses override."""
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload(quiet=True)
+
+    def on_data_changed(self, message: DataChanged) -> None:
+        message.stop()
+        if self.is_current:
+            self.reload(quiet=True)
+
+    def query_data(self, topic: str, fn: Callable[[], Any], *, group: str | None = None,
+                   exclusive: bool = True) -> None:
+        """Run ``fn`` in a thread worker and deliver its result as ``Loaded(topic, value)``."""
+
+        def job() -> None:
+            value = fn()
+            self.post_message(Loaded(topic, value))
+
+        self.run_worker(job, thread=True, group=group or topic, exclusive=exclusive,
+                        exit_on_error=False, name=f"{type(self).__name__}:{topic}")
+
+    def on_loaded(self, message: Loaded) -> None:
+        handler = getattr(self, f"on_loaded_{message.topic}", None)
+        if handler is not None:
+            message.stop()
+            handler(message.value)
+
+    def action_back(self) -> None:
+        self.wb.go_back()

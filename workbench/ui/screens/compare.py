@@ -1,0 +1,160 @@
+"""Compare the marked runs: overlaid curves, the params that differ, and the code diff.
+
+Curves: ``[``/``]`` choose the metric, ``x`` step or time, ``s`` smoothing, ``L`` log scale.
+Params: only those that differ between the runs, with each run's last metric values. Code: the
+files that differ between the first two runs' code snapshots; Enter shows a file's diff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import DataTable, OptionList, Static, TabbedContent, TabPane
+from textual.widgets.option_list import Option
+
+from workbench.ui.data import ChangeRow, RunRow, Series
+from workbench.ui.screens.base import WorkbenchScreen
+from workbench.ui.widgets.diff_view import DiffView
+from workbench.ui.widgets.metric_chart import Curve, MetricChart
+from workbench.ui.widgets.runs_table import fmt_value
+
+SMOOTHING = (0.0, 0.6, 0.9)
+
+
+@dataclass
+class CompareData:
+    runs: list[RunRow]
+    keys: list[str]
+    code_changes: list[ChangeRow]
+
+
+def differing_params(runs: list[RunRow]) -> list[str]:
+    keys = sorted({k for r in runs for k in r.params})
+    return [k for k in keys if len({repr(r.params.get(k)) for r in runs}) > 1]
+
+
+class CompareScreen(WorkbenchScreen):
+    TITLE_TEXT = "Compare"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("right_square_bracket", "metric(1)", "Next metric"),
+        Binding("left_square_bracket", "metric(-1)", "Prev metric", show=False),
+        Binding("x", "x_axis", "Step/time"),
+        Binding("s", "smoothing", "Smooth"),
+        Binding("L", "log_scale", "Log y"),
+        Binding("v", "tab('curves')", "Curves", show=False),
+        Binding("p", "tab('params')", "Params", show=False),
+        Binding("f", "tab('code')", "Code", show=False),
+    ]
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+        self.data_: CompareData | None = None
+        self.key: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Compare {len(self.run_ids)} runs", classes="screen-title", id="compare-title")
+        with TabbedContent(initial="curves"):
+            with TabPane("Curves", id="curves"):
+                yield MetricChart(id="compare-chart")
+            with TabPane("Params", id="params"):
+                yield DataTable(id="compare-params", cursor_type="row")
+            with TabPane("Code", id="code"), Horizontal():
+                yield OptionList(id="compare-files")
+                yield DiffView(id="compare-diff")
+        yield self.compose_footer()
+
+    def reload(self, quiet: bool = False) -> None:
+        def fetch() -> CompareData:
+            runs = [self.data.run(r) for r in self.run_ids]
+            keys: list[str] = []
+            for run in runs:
+                for key in self.data.metric_keys(run.id):
+                    if key not in keys:
+                        keys.append(key)
+            changes: list[ChangeRow] = []
+            a, b = runs[0].snapshot_before, runs[1].snapshot_before
+            if a and b and a != b:
+                changes = self.data.compare_snapshots(a, b)
+            return CompareData(runs, keys, changes)
+
+        self.query_data("compare", fetch)
+
+    def on_loaded_compare(self, value: CompareData) -> None:
+        self.data_ = value
+        names = ", ".join(r.name or r.short_id for r in value.runs)
+        self.query_one("#compare-title", Static).update(f"Compare {len(value.runs)} runs: {names}")
+        self._fill_params(value.runs)
+        files = self.query_one("#compare-files", OptionList)
+        files.clear_options()
+        if value.code_changes:
+            files.add_options([Option(f"{c.change[:1].upper()} {c.path}", id=c.path)
+                               for c in value.code_changes])
+        else:
+            files.add_option(Option("code and data identical", disabled=True))
+        if value.keys:
+            self.show_metric(self.key if self.key in value.keys else value.keys[0])
+
+    def _fill_params(self, runs: list[RunRow]) -> None:
+        table = self.query_one("#compare-params", DataTable)
+        table.clear(columns=True)
+        table.add_columns("", *[r.name[:14] or r.short_id for r in runs])
+        for key in differing_params(runs):
+            table.add_row(key, *[fmt_value(r.params.get(key)) for r in runs])
+        metric_keys = sorted({k for r in runs for k in r.metrics})
+        for key in metric_keys:
+            table.add_row(f"▸ {key}", *[fmt_value(r.metrics.get(key)) for r in runs])
+
+    def show_metric(self, key: str) -> None:
+        self.key = key
+        runs = self.data_.runs if self.data_ else []
+
+        def fetch() -> list[tuple[RunRow, Series]]:
+            return [(r, self.data.metric_series(r.id, key, max_points=400)) for r in runs]
+
+        self.query_data("curves", fetch)
+
+    def on_loaded_curves(self, value: list[tuple[RunRow, Series]]) -> None:
+        chart = self.query_one(MetricChart)
+        chart.show([Curve(r.name or r.short_id, s) for r, s in value], title=self.key or "")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id != "compare-files" or not event.option.id or not self.data_:
+            return
+        path = event.option.id
+        a, b = self.data_.runs[0].snapshot_before, self.data_.runs[1].snapshot_before
+        if a and b:
+            self.query_data("diff", lambda: self.data.file_diff(a, b, path))
+
+    def on_loaded_diff(self, value: tuple[str, str]) -> None:
+        self.query_one(DiffView).show(*value)
+
+    def action_metric(self, delta: int) -> None:
+        if self.data_ and self.data_.keys:
+            keys = self.data_.keys
+            index = keys.index(self.key) if self.key in keys else 0
+            self.show_metric(keys[(index + delta) % len(keys)])
+
+    def action_x_axis(self) -> None:
+        chart = self.query_one(MetricChart)
+        chart.x_axis = "time" if chart.x_axis == "step" else "step"
+        chart.redraw()
+
+    def action_smoothing(self) -> None:
+        chart = self.query_one(MetricChart)
+        chart.smoothing = SMOOTHING[(SMOOTHING.index(chart.smoothing) + 1) % len(SMOOTHING)] \
+            if chart.smoothing in SMOOTHING else 0.0
+        chart.redraw()
+        self.notify(f"smoothing {chart.smoothing}", timeout=1.5)
+
+    def action_log_scale(self) -> None:
+        chart = self.query_one(MetricChart)
+        chart.log_y = not chart.log_y
+        chart.redraw()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab

@@ -1,0 +1,176 @@
+"""Screen 3, Runs: every run in a virtualised table; filter, sort, hide columns, mark and compare.
+
+``/`` opens the filter (the same expressions as ``workbench runs --filter``, evaluated by the
+tracking service), ``s`` sorts by the column under the cursor, ``d`` shows only the params that
+differ between the listed runs, space marks, ``c`` compares the marked runs, Enter opens one.
+Loading, filtering and sorting happen in thread workers; the table only draws visible lines.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Input, Static
+
+from workbench.ui.data import RunRow
+from workbench.ui.screens.base import WorkbenchScreen
+from workbench.ui.widgets.runs_table import RunsTable, TableView, build_view
+
+
+class RunsScreen(WorkbenchScreen):
+    TITLE_TEXT = "Runs"
+    RELOAD_SECONDS = 3.0
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter"),
+        Binding("c", "compare", "Compare"),
+        Binding("d", "only_differing", "Diff params"),
+        Binding("u", "unmark", "Unmark all", show=False),
+        Binding("n", "app.launch", "New run"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_expr = ""
+        self.sort: str | None = "started"
+        self.reverse = True
+        self.hidden: frozenset[str] = frozenset()
+        self.only_differing = False
+        self.rows: list[RunRow] = []
+        self.loaded = False
+        self.last_query_ms = 0.0
+        self.last_view_ms = 0.0
+        self._fingerprint: tuple[object, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield self.compose_title()
+        yield Input(placeholder="filter: lr>0.01 and status==succeeded  (Enter applies, Esc closes)",
+                    id="runs-filter")
+        yield RunsTable(id="runs-table")
+        yield Static("", id="runs-status", classes="status-line")
+        yield self.compose_footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-filter", Input).display = False
+        self.query_one(RunsTable).focus()
+        super().on_mount()
+
+    # -- loading ------------------------------------------------------------------------------------
+    def reload(self, quiet: bool = False) -> None:
+        if quiet and self.loaded and not any(r.status == "running" for r in self.rows) \
+                and self._tick_count() % 3:
+            return  # nothing live: poll for new runs every third tick only
+        expr, sort, reverse, hidden, diff = (self.filter_expr, self.sort, self.reverse, self.hidden,
+                                             self.only_differing)
+
+        def fetch() -> tuple[list[RunRow], TableView, float, float, bool]:
+            t0 = time.perf_counter()
+            rows = self.data.runs(expr or None)
+            t1 = time.perf_counter()
+            view = build_view(rows, sort=sort, reverse=reverse, hidden=hidden, only_differing=diff)
+            return rows, view, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000, quiet
+
+        self.query_data("runs", fetch)
+
+    def _tick_count(self) -> int:
+        self._ticks = getattr(self, "_ticks", 0) + 1
+        return self._ticks
+
+    def on_loaded_runs(self, value: tuple[list[RunRow], TableView, float, float, bool]) -> None:
+        rows, view, query_ms, view_ms, quiet = value
+        fingerprint = tuple((r.id, r.status, r.ended, len(r.metrics), tuple(r.metrics.values()))
+                            for r in rows)
+        if quiet and fingerprint == self._fingerprint:
+            return
+        self._fingerprint = fingerprint
+        self.rows, self.loaded = rows, True
+        self.last_query_ms, self.last_view_ms = query_ms, view_ms
+        self.query_one(RunsTable).show(view)
+        self._status()
+
+    def _rebuild(self) -> None:
+        """Re-sort / re-layout the rows already loaded (no query)."""
+        rows, sort, reverse, hidden, diff = (self.rows, self.sort, self.reverse, self.hidden,
+                                             self.only_differing)
+
+        def job() -> TableView:
+            return build_view(rows, sort=sort, reverse=reverse, hidden=hidden, only_differing=diff)
+
+        self.query_data("view", job)
+
+    def on_loaded_view(self, view: TableView) -> None:
+        self.query_one(RunsTable).show(view)
+        self._status()
+
+    def _status(self) -> None:
+        table = self.query_one(RunsTable)
+        parts = [f"{len(self.rows):,} runs"]
+        if table.marked:
+            parts.append(f"{len(table.marked)} marked")
+        if self.filter_expr:
+            parts.append(f"filter: {self.filter_expr}")
+        if self.sort:
+            parts.append(f"sort: {self.sort}{' desc' if self.reverse else ''}")
+        if self.only_differing:
+            parts.append("differing params only")
+        if self.hidden:
+            parts.append(f"{len(self.hidden)} hidden (X shows)")
+        parts.append(f"{self.last_query_ms:.0f} ms")
+        self.query_one("#runs-status", Static).update("  ·  ".join(parts))
+
+    # -- actions --------------------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        box.display = True
+        box.value = self.filter_expr
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "runs-filter":
+            return
+        self.filter_expr = event.value.strip()
+        event.input.display = bool(self.filter_expr)
+        self.query_one(RunsTable).focus()
+        self.reload()
+
+    def action_back(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        if box.has_focus:
+            box.display = bool(self.filter_expr)
+            self.query_one(RunsTable).focus()
+            return
+        super().action_back()
+
+    def on_runs_table_sort_requested(self, message: RunsTable.SortRequested) -> None:
+        if self.sort == message.key:
+            self.reverse = not self.reverse
+        else:
+            self.sort, self.reverse = message.key, False
+        self._rebuild()
+
+    def on_runs_table_hide_requested(self, message: RunsTable.HideRequested) -> None:
+        self.hidden = frozenset() if message.key is None else self.hidden | {message.key}
+        self._rebuild()
+
+    def on_runs_table_marks_changed(self, message: RunsTable.MarksChanged) -> None:
+        self._status()
+
+    def on_runs_table_opened(self, message: RunsTable.Opened) -> None:
+        self.wb.open_run(message.run.id)
+
+    def action_only_differing(self) -> None:
+        self.only_differing = not self.only_differing
+        self._rebuild()
+
+    def action_unmark(self) -> None:
+        table = self.query_one(RunsTable)
+        table.marked.clear()
+        table.refresh()
+        self._status()
+
+    def action_compare(self) -> None:
+        table = self.query_one(RunsTable)
+        order = [r.id for r in table.view.rows if r.id in table.marked]
+        self.wb.open_compare(order)
