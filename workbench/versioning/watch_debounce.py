@@ -27,8 +27,12 @@ class Batch:
     """Rescan the whole folder (start-up catch-up, lost events, ignore rules changed, polling)."""
     reason: str = "quiet"
     """``quiet``, ``cap`` (max interval reached), ``now`` (asked for) or ``poll``."""
-    deferred: int = 0
-    """Hot paths held back for the next batch."""
+    held: set[str] = field(default_factory=set)
+    """Hot paths held back for the next batch (still being written: keep their previous version)."""
+
+    @property
+    def deferred(self) -> int:
+        return len(self.held)
 
 
 def _under(path: str, folder: str) -> bool:
@@ -52,6 +56,7 @@ class Debouncer:
         self._first: float | None = None  # when the oldest pending change arrived
         self._last: float | None = None   # when the newest one arrived
         self._closed = False
+        self._outstanding = 0  # batches taken but not yet marked done()
 
     # -- feeding ---------------------------------------------------------------------------------
     def add(self, paths: Iterable[str], *, full: bool = False, at: float | None = None) -> None:
@@ -92,8 +97,9 @@ class Debouncer:
     # -- state -------------------------------------------------------------------------------------
     @property
     def pending(self) -> int:
+        """Paths waiting, plus one for a pending full rescan and one per batch taken but not done."""
         with self._cond:
-            return len(self._pending) + (1 if self._full else 0)
+            return len(self._pending) + (1 if self._full else 0) + self._outstanding
 
     def due_at(self) -> float | None:
         """When the pending batch becomes due (clock time), or None if nothing is pending."""
@@ -130,7 +136,7 @@ class Debouncer:
         # A whole-folder rescan would read the hot files too: it waits for them as well.
         full_now = self._full and not held
         batch = Batch(paths={p for p in self._pending if p not in held}, full=full_now, reason=reason,
-                      deferred=len(held))
+                      held=set(held))
         self._pending = {p: t for p, t in self._pending.items() if p in held}
         self._full = self._full and not full_now
         self._now = False
@@ -142,7 +148,13 @@ class Debouncer:
             self._first = self._last = None
         if not batch.paths and not batch.full:
             return None
+        self._outstanding += 1
         return batch
+
+    def done(self) -> None:
+        """The consumer finished a batch it took (see :attr:`pending`)."""
+        with self._cond:
+            self._outstanding = max(0, self._outstanding - 1)
 
     def wait(self, timeout: float | None = None) -> Batch | None:
         """Block until a batch is due (and return it), ``timeout`` passes, or :meth:`close` is called."""
