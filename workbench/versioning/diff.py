@@ -6,8 +6,6 @@ working folder (scanned into in-memory trees) compares the same way as two store
 
 from __future__ import annotations
 
-import difflib
-
 from workbench.versioning.models import Change
 from workbench.versioning.trees import DIR, Item, TreeReader
 
@@ -86,6 +84,8 @@ def unified(old: bytes | None, new: bytes | None, path: str, old_label: str, new
         return ""
     if (old is not None and is_binary(old)) or (new is not None and is_binary(new)):
         return f"Binary files {old_label}/{path} and {new_label}/{path} differ\n"
+    import difflib
+
     a = old.decode("utf-8").splitlines(keepends=True) if old is not None else []
     b = new.decode("utf-8").splitlines(keepends=True) if new is not None else []
     lines = difflib.unified_diff(

@@ -7,6 +7,7 @@ has a ``.workbenchignore``. A user pattern can re-include a default (``!.env.exa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,15 +26,17 @@ DEFAULT_PATTERNS = (
 """The defaults as gitignore lines, for documentation and ``workbench status --json``."""
 
 
+DEFAULT_RE = re.compile(
+    "|".join(
+        [f"^{re.escape(p)}" for p in SECRET_PREFIXES] + [f"{re.escape(s)}$" for s in SECRET_SUFFIXES]
+        + [re.escape(s) for s in (*SECRET_SUBSTRINGS, ".wbtmp-")]
+    )
+).search
+
+
 def default_ignored(name: str) -> bool:
     """Whether a file or folder name is ignored by the built-in rules (at any depth)."""
-    if name in DEFAULT_NAMES:
-        return True
-    if name.startswith(SECRET_PREFIXES) or name.endswith(SECRET_SUFFIXES):
-        return True
-    if ".wbtmp-" in name:
-        return True
-    return any(s in name for s in SECRET_SUBSTRINGS)
+    return name in DEFAULT_NAMES or DEFAULT_RE(name) is not None
 
 
 class IgnoreRules:
@@ -58,7 +61,7 @@ class IgnoreRules:
         return self._spec is not None
 
     def ignored(self, rel: str, name: str, is_dir: bool) -> bool:
-        default = default_ignored(name)
+        default = name in DEFAULT_NAMES or DEFAULT_RE(name) is not None
         if self._spec is None:
             return default
         result = self._spec.check_file(rel + "/" if is_dir else rel)  # type: ignore[attr-defined]

@@ -15,15 +15,18 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
 from workbench.versioning.blobs import BlobStore
 from workbench.versioning.chunking import Ingested, NotRegularFileError, UnstableFileError, ingest
-from workbench.versioning.ignore import IgnoreRules
-from workbench.versioning.state import StatIndex, trusted
+from workbench.versioning.ignore import DEFAULT_NAMES, DEFAULT_RE, IgnoreRules
+from workbench.versioning.state import COARSE_MARGIN_NS, FINE_MARGIN_NS, NS, PACKED, StatIndex
 from workbench.versioning.trees import DIR, FILE, LINK, Item, encode_tree, tree_hash
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Progress = Callable[[int, int], None]
 RETRIES = 3
@@ -62,47 +65,74 @@ def unreadable(path: str, exc: OSError) -> WorkbenchError:
     )
 
 
-def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]]) -> list[_Dir]:
-    """Every folder under ``root`` (parents before children), without following symlinks."""
+def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries: dict[str, bytes],
+         force: frozenset[str], todo: list[tuple[str, _Dir, str]], seen: list[str]) -> list[_Dir]:
+    """Every folder under ``root`` (parents before children), without following symlinks.
+
+    Files the stat index vouches for get their hash here; the others are appended to ``todo``.
+    """
     out: list[_Dir] = []
     pending = [""]
     ignored = rules.ignored
+    fast = not rules.has_user_rules
+    names, pattern = DEFAULT_NAMES, DEFAULT_RE
+    get = entries.get
+    isreg = stat_mod.S_ISREG
+    unpack = PACKED.unpack
+    coarse, fine = COARSE_MARGIN_NS, FINE_MARGIN_NS
     while pending:
         rel = pending.pop()
         node = _Dir(rel)
         try:
             it = os.scandir(os.path.join(root, rel) if rel else root)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if rel:
                 continue
             raise
-        except NotADirectoryError:
-            continue
         except PermissionError as exc:
             raise unreadable(rel or root, exc) from None
         out.append(node)
+        files = node.files
         with it:
             for entry in it:
                 name = entry.name
+                if fast and (name in names or pattern(name) is not None):
+                    continue
                 child = f"{rel}/{name}" if rel else name
                 try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if not ignored(child, name, True):
+                    if entry.is_file(follow_symlinks=False):
+                        if not fast and ignored(child, name, False):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                    elif entry.is_dir(follow_symlinks=False):
+                        if fast or not ignored(child, name, True):
                             node.subdirs.append(name)
                             pending.append(child)
                         continue
-                    if ignored(child, name, False):
-                        continue
-                    if entry.is_symlink():
-                        node.links[name] = os.readlink(entry.path)
-                        continue
-                    st = entry.stat(follow_symlinks=False)
+                    else:
+                        if not fast and ignored(child, name, False):
+                            continue
+                        if entry.is_symlink():
+                            node.links[name] = os.readlink(entry.path)
+                            continue
+                        st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     skipped.append((child, "vanished"))
                     continue
-                if stat_mod.S_ISREG(st.st_mode):
-                    node.files[name] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns,
-                                        st.st_mode & 0o777, None]
+                if isreg(st.st_mode):
+                    digest = None
+                    raw = get(child)
+                    size, mtime, ino, ctime = st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+                    if raw is not None and child not in force:
+                        e_size, e_mtime, e_ino, e_ctime, read_ns, e_hash = unpack(raw)
+                        changed = mtime if mtime > ctime else ctime
+                        if (e_size == size and e_mtime == mtime and e_ino == ino and e_ctime == ctime
+                                and changed + (coarse if changed % NS == 0 else fine) < read_ns):
+                            digest = e_hash.hex()
+                    files[name] = [size, mtime, ino, ctime, st.st_mode & 0o777, digest]
+                    seen.append(child)
+                    if digest is None:
+                        todo.append((child, node, name))
                 else:
                     skipped.append((child, "not a regular file (FIFO, socket or device)"))
     scanned = {d.rel for d in out}
@@ -137,23 +167,12 @@ def scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | Non
          workers: int = 0) -> WorkTree:
     """Scan ``root``; with ``store``, everything the returned trees reference is stored on return."""
     skipped: list[tuple[str, str]] = []
-    dirs = walk(root, rules, skipped)
-    by_rel = {d.rel: d for d in dirs}
-    entries = index.entries
     todo: list[tuple[str, _Dir, str]] = []
-    seen: set[str] = set()
-    for node in dirs:
-        for name, f in node.files.items():
-            rel = _join(node.rel, name)
-            seen.add(rel)
-            entry = entries.get(rel)
-            if entry is not None and rel not in force and trusted(
-                entry, f[0], f[1], f[2], f[3]  # type: ignore[arg-type]
-            ):
-                f[5] = entry[4]
-            else:
-                todo.append((rel, node, name))
-    index.retain(seen)
+    seen: list[str] = []
+    dirs = walk(root, rules, skipped, index.entries, force, todo, seen)
+    by_rel = {d.rel: d for d in dirs}
+    if len(seen) != len(index.entries):
+        index.retain(set(seen))
     if store is not None:
         todo.extend(_missing_blobs(dirs, by_rel, store, {t[0] for t in todo}))
     result = WorkTree("", {}, 0, 0, skipped=skipped)
@@ -203,6 +222,8 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
             except UnstableFileError:
                 time.sleep(0.02 * (attempt + 1))
         return ingest(path, store, threshold)
+
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wb-hash") as pool:
         pending: dict[Future[Ingested], tuple[str, _Dir, str]] = {}
