@@ -1,11 +1,451 @@
-"""CLI commands of the runs group (see workbench.cli)."""
+"""CLI commands of the runs group: run, runs, show, metrics, logs, compare, lineage, models, rerun.
+
+``workbench run -- CMD...`` streams the command's output live and exits with its exit status (130
+when cancelled with Ctrl+C). Every listing takes ``--json``; the JSON shapes are documented in
+docs/tracking.md.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import datetime as dt
+import json
+import math
+import sys
+from typing import TYPE_CHECKING, Any
+
+from workbench.cli.common import add_json_flag, console, open_workspace, print_json
+
+if TYPE_CHECKING:
+    from workbench.tracking.lineage import LineageNode
+    from workbench.tracking.records import RunInfo
 
 
 def register(subparsers: Any) -> None:
     """Add this group's subcommands to the top-level parser."""
-    _ = (subparsers, argparse)
+    p = subparsers.add_parser(
+        "run", help="run a command in the project and record it as a run",
+        description="Run COMMAND (after --) and record params, metrics, inputs, outputs, logs and models.",
+    )
+    p.add_argument("-n", "--name", help="a name for the run")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="tag the run (repeatable)")
+    p.add_argument("--executor", default=None, help="where to run: local (default), docker, kubernetes")
+    p.add_argument("--image", help="container image (docker, kubernetes)")
+    p.add_argument("--gpus", help="GPUs to give the job: a number or 'all'")
+    p.add_argument("--cpu", help="CPU limit, e.g. 2 or 500m")
+    p.add_argument("--memory", help="memory limit, e.g. 4Gi")
+    p.add_argument("--namespace", help="Kubernetes namespace")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not echo the command's output")
+    add_json_flag(p)
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    p.set_defaults(handler=cmd_run)
+
+    p = subparsers.add_parser("runs", help="list runs with their params and metrics")
+    p.add_argument("--filter", dest="filter_expr", metavar="EXPR",
+                   help="e.g. 'lr>0.01 and status==succeeded and loss<0.3'")
+    p.add_argument("--sort", metavar="KEY", help="field, param or metric; prefix - for descending")
+    p.add_argument("--limit", type=int, metavar="N", help="show at most N runs")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_runs)
+
+    p = subparsers.add_parser("show", help="show one run: command, status, params, metrics, files, env")
+    p.add_argument("run", help="run id (a unique prefix), name, or latest[~N]")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_show)
+
+    p = subparsers.add_parser("metrics", help="list a run's metrics, or print one metric's series")
+    p.add_argument("run", help="run id, name or latest")
+    p.add_argument("key", nargs="?", help="the metric to print")
+    p.add_argument("--max-points", type=int, metavar="N", help="downsample to N buckets (min/max/last)")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_metrics)
+
+    p = subparsers.add_parser("logs", help="print a run's stored output")
+    p.add_argument("run", help="run id, name or latest")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_logs)
+
+    p = subparsers.add_parser("compare", help="compare runs: params that differ, metrics side by side")
+    p.add_argument("runs", nargs="+", help="two or more runs")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_compare)
+
+    p = subparsers.add_parser("lineage", help="trace a file or model version back through the runs behind it")
+    p.add_argument("target", help="a project path, or MODEL[:VERSION|@ALIAS]")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_lineage)
+
+    p = subparsers.add_parser("models", help="list registered models; tag a version with an alias")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_models)
+    sub = p.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
+    tag = sub.add_parser("tag", help="point an alias (e.g. production) at NAME:VERSION")
+    tag.add_argument("spec", metavar="NAME:VERSION")
+    tag.add_argument("alias")
+    add_json_flag(tag)
+    tag.set_defaults(handler=cmd_models_tag)
+    show = sub.add_parser("show", help="show a model's versions, or one version (NAME:VERSION, NAME@ALIAS)")
+    show.add_argument("spec", metavar="NAME[:VERSION|@ALIAS]")
+    add_json_flag(show)
+    show.set_defaults(handler=cmd_models_show)
+
+    p = subparsers.add_parser("rerun", help="run a run's command again on its input snapshot, as a new run")
+    p.add_argument("run", help="run id, name or latest")
+    p.add_argument("-n", "--name", help="a name for the new run")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not echo the command's output")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_rerun)
+
+
+# -- formatting helpers ----------------------------------------------------------------------------
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.4g}"
+    return str(value)
+
+
+_STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
+
+
+def _status(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _echo(channel: str, line: bytes) -> None:
+    stream = sys.stderr if channel == "stderr" else sys.stdout
+    stream.flush()
+    stream.buffer.write(line + b"\n")
+    stream.buffer.flush()
+
+
+# -- handlers --------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from workbench.errors import UsageError
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError("no command to run", "put it after '--': workbench run -- python train.py --lr 0.1")
+    ws = open_workspace()
+    gpus: int | str | None = args.gpus
+    if isinstance(gpus, str) and gpus.isdigit():
+        gpus = int(gpus)
+    info = ws.runs.execute(
+        command, name=args.name, tags=args.tag, executor=args.executor or ws.config.executor.default,
+        image=args.image, gpus=gpus, cpu=args.cpu, memory=args.memory, namespace=args.namespace,
+        on_line=None if (args.quiet or args.json) else _echo,
+    )
+    return _report_run(ws, info, args.json)
+
+
+def _report_run(ws: Any, info: RunInfo, as_json: bool) -> int:
+    outputs = ws.runs.outputs(info.id)
+    models = ws.runs.run_models(info.id)
+    if as_json:
+        data = info.to_dict(full=True)
+        data["outputs"] = [o.to_dict() for o in outputs]
+        data["models"] = [v.to_dict() for v in models]
+        print_json(data)
+    else:
+        parts = [f"run {info.id} {_status(info.status)} in {_duration(info.duration)}"]
+        if info.exit_code is not None:
+            parts.append(f"exit {info.exit_code}")
+        if info.metrics:
+            parts.append(f"{len(info.metrics)} metric(s)")
+        if outputs:
+            parts.append(f"{len(outputs)} output(s)")
+        for m in models:
+            parts.append(f"model {m.name}:{m.version}")
+        if info.reason and info.status != "succeeded":
+            parts.append(info.reason)
+        console(stderr=True).print(" · ".join(parts))
+    if info.status == "cancelled":
+        return 130
+    if info.exit_code is None:
+        return 1 if info.status == "failed" else 0
+    return int(info.exit_code)
+
+
+def _compact(mapping: dict[str, Any], limit: int = 4) -> str:
+    items = [f"{k}={_num(v)}" for k, v in list(mapping.items())[:limit]]
+    if len(mapping) > limit:
+        items.append(f"+{len(mapping) - limit}")
+    return " ".join(items)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    runs = ws.runs.list(filter_expr=args.filter_expr, sort=args.sort, limit=args.limit)
+    if args.json:
+        print_json([r.to_dict() for r in runs])
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "status", "started", "duration", "params", "metrics"):
+        table.add_column(column, no_wrap=column in ("id", "started"))
+    for r in runs:
+        table.add_row(
+            r.id, r.name, _status(r.status), _when(r.started_at), _duration(r.duration), _compact(r.params),
+            _compact({k: m.last for k, m in r.metrics.items()}),
+        )
+    out = console()
+    if not runs:
+        out.print("no runs yet: start one with 'workbench run -- python train.py'")
+    else:
+        out.print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    info = ws.runs.get(args.run)
+    inputs, outputs = ws.runs.inputs(info.id), ws.runs.outputs(info.id)
+    versions = ws.runs.run_models(info.id)
+    if args.json:
+        data = info.to_dict(full=True)
+        data["inputs"] = [f.to_dict() for f in inputs]
+        data["outputs"] = [f.to_dict() for f in outputs]
+        data["models"] = [v.to_dict() for v in versions]
+        print_json(data)
+        return 0
+    out = console()
+    out.print(f"[bold]run {info.id}[/] {info.name}  {_status(info.status)}"
+              + (f"  exit {info.exit_code}" if info.exit_code is not None else "")
+              + (f"  ({info.reason})" if info.reason else ""))
+    out.print(f"command   {' '.join(info.command)}", markup=False)
+    out.print(f"started   {_when(info.started_at)}   duration {_duration(info.duration)}   "
+              f"executor {info.executor}")
+    if info.snapshot_before:
+        out.print(f"snapshots before {info.snapshot_before[:12]}  after {(info.snapshot_after or '-')[:12]}")
+    if info.parent_run:
+        out.print(f"parent    {info.parent_run}")
+    for label, mapping in (("params", info.params), ("tags", info.tags)):
+        if mapping:
+            out.print(f"[bold]{label}[/]")
+            for k, v in mapping.items():
+                out.print(f"  {k} = {_num(v)}", markup=False)
+    if info.metrics:
+        out.print("[bold]metrics[/] (last / min / max, points)")
+        for k, m in info.metrics.items():
+            out.print(f"  {k}: {_num(m.last)} / {_num(m.min)} / {_num(m.max)}  ({m.count})", markup=False)
+    for label, files in (("inputs", inputs), ("outputs", outputs)):
+        if files:
+            out.print(f"[bold]{label}[/]")
+            for f in files:
+                out.print(f"  {f.path}  {(f.hash or '')[:12]}  {f.source}", markup=False)
+    if versions:
+        out.print("[bold]models[/]")
+        for v in versions:
+            out.print(f"  {v.name}:{v.version}  {v.framework} {v.framework_version}  {v.path}", markup=False)
+    env = info.environment
+    if env:
+        git = env.get("git") or {}
+        out.print("[bold]environment[/]")
+        python = env.get("python") or env.get("runner_python", "?")
+        out.print(f"  python {python}  {env.get('os', '')}", markup=False)
+        out.print(f"  cpu {env.get('cpu', '?')} x{env.get('cpu_count', '?')}  memory "
+                  f"{(env.get('memory_total') or 0) / 2**30:.1f} GiB  "
+                  f"packages {len(env.get('packages') or {})}",
+                  markup=False)
+        if git:
+            out.print(f"  git {git.get('commit', '')[:12]} {git.get('branch', '')}"
+                      + (" (dirty)" if git.get("dirty") else ""), markup=False)
+    for gpu in info.gpus:
+        memory = (gpu.get("memory_total") or 0) / 2**30
+        out.print(f"  gpu{gpu.get('index')} {gpu.get('model')} {memory:.0f} GiB "
+                  f"driver {gpu.get('driver')}", markup=False)
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    info = ws.runs.get(args.run)
+    if args.key is None:
+        if args.json:
+            print_json([m.to_dict() for m in info.metrics.values()])
+            return 0
+        out = console()
+        if not info.metrics:
+            out.print(f"run {info.id} has no metrics")
+        for k, m in info.metrics.items():
+            out.print(f"{k}: last {_num(m.last)} (step {m.last_step})  min {_num(m.min)}  max {_num(m.max)}  "
+                      f"{m.count} points", markup=False)
+        return 0
+    series = ws.runs.metric_series(info.id, args.key, max_points=args.max_points)
+    if args.json:
+        print_json(series.to_dict())
+        return 0
+    lines = []
+    for i, (step, value) in enumerate(zip(series.steps, series.values, strict=False)):
+        extra = f"  (min {_num(series.mins[i])}, max {_num(series.maxs[i])})" if series.downsampled else ""
+        lines.append(f"{step}\t{_num(value)}{extra}")
+    sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    run_id = ws.runs.resolve(args.run)
+    if args.json and not args.follow:
+        print_json([line.to_dict() for line in ws.runs.log_lines(run_id)])
+        return 0
+    for line in ws.runs.log_lines(run_id, follow=args.follow):
+        if args.json:
+            sys.stdout.write(json.dumps(line.to_dict(), ensure_ascii=False) + "\n")
+        else:
+            stream = sys.stderr if line.stream == "stderr" else sys.stdout
+            prefix = "workbench: " if line.stream == "workbench" else ""
+            stream.write(prefix + line.text + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from workbench.errors import UsageError
+
+    if len(args.runs) < 2:
+        raise UsageError("compare needs at least two runs", "workbench compare RUN RUN [RUN...]")
+    ws = open_workspace()
+    data = ws.runs.compare(args.runs)
+    if args.json:
+        print_json(data)
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    table.add_column("")
+    for r in data["runs"]:
+        table.add_column(f"{r['id']}\n{r['name']}".strip())
+    table.add_row("[bold]status[/]", *[_status(r["status"]) for r in data["runs"]])
+    for k, values in data["params"].items():
+        table.add_row(k, *[_num(v) if v is not None else "-" for v in values])
+    if data["metrics"]:
+        table.add_row("[bold]metrics (last)[/]", *["" for _ in data["runs"]])
+    for k, values in data["metrics"].items():
+        table.add_row(k, *[str(v["last"]) if v else "-" for v in values])
+    out = console()
+    out.print(table)
+    if data["same_params"]:
+        out.print(f"same in all: {_compact(data['same_params'], limit=8)}", markup=False)
+    return 0
+
+
+def _tree(node: LineageNode, parent: Any) -> None:
+    d = node.details
+    if node.kind == "run":
+        command = " ".join(d.get("command") or [])
+        label = f"run {node.label} {d.get('name') or ''} [{d.get('status')}] {command}"
+        if d.get("code_snapshot"):
+            label += f"  code@{str(d['code_snapshot'])[:12]}"
+    elif node.kind == "model":
+        label = f"model {node.label} ({d.get('framework')} {d.get('framework_version')}) {d.get('path')}"
+    else:
+        label = f"file {node.label} {(d.get('hash') or '')[:12]}"
+    from rich.markup import escape
+
+    branch = parent.add(escape(label))
+    for child in node.children:
+        _tree(child, branch)
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    node = ws.runs.lineage(args.target)
+    if args.json:
+        print_json(node.to_dict())
+        return 0
+    from rich.tree import Tree
+
+    root = Tree("lineage")
+    _tree(node, root)
+    console().print(root)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    models = ws.runs.models()
+    if args.json:
+        print_json([m.to_dict() for m in models])
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "latest", "versions", "framework", "aliases", "updated"):
+        table.add_column(column)
+    for m in models:
+        aliases = " ".join(f"{a}->{v}" for a, v in m.aliases.items())
+        table.add_row(m.name, str(m.latest_version), str(m.versions), m.framework, aliases,
+                      _when(m.updated_at))
+    out = console()
+    if models:
+        out.print(table)
+    else:
+        out.print("no models yet: a run that writes a .joblib/.pt/.onnx... file registers one")
+    return 0
+
+
+def cmd_models_tag(args: argparse.Namespace) -> int:
+    from workbench.errors import UsageError
+    from workbench.tracking.registry import parse_spec
+
+    name, version, alias = parse_spec(args.spec)
+    if version is None or alias is not None:
+        raise UsageError(f"give the version to tag as NAME:VERSION, not {args.spec!r}",
+                         "e.g. workbench models tag digits:3 production")
+    ws = open_workspace()
+    result = ws.runs.set_alias(name, version, args.alias)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        console().print(f"{args.alias} -> {result.name}:{result.version}", markup=False)
+    return 0
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    if ":" in args.spec or "@" in args.spec:
+        versions = [ws.runs.model_version(args.spec)]
+    else:
+        versions = ws.runs.model_versions(args.spec)
+        if not versions:
+            ws.runs.model_version(args.spec)  # raises the one-line error
+    if args.json:
+        print_json([v.to_dict() for v in versions])
+        return 0
+    out = console()
+    for v in versions:
+        aliases = f"  [{', '.join(v.aliases)}]" if v.aliases else ""
+        out.print(f"{v.name}:{v.version}{aliases}  {v.framework} {v.framework_version}  {v.path}  "
+                  f"{v.hash[:12]}  run {v.run_id or '-'}  {_when(v.created_at)}", markup=False)
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    info = ws.runs.rerun(args.run, name=args.name, on_line=None if (args.quiet or args.json) else _echo)
+    return _report_run(ws, info, args.json)

@@ -1,0 +1,175 @@
+"""The local executor: run the command as a child process on this machine, in the project folder.
+
+The child gets its own session (process group), so cancelling reaches everything it started:
+SIGINT first (a Python script gets its KeyboardInterrupt and can clean up), then SIGTERM, then
+SIGKILL. Its stdout and stderr are read as bytes, line by line, and the events file it writes is
+tailed, all merged into :meth:`LocalJob.lines`. Nothing needs copying back: the job wrote into the
+project itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from workbench.errors import ExecutorError
+from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.executors.streams import LineMerger, LineSplitter, classify, tail_file
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+
+GRACE_SECONDS = 5.0
+"""How long a cancelled job has after SIGINT (and again after SIGTERM) before the next signal."""
+
+
+def exit_of(returncode: int, cancelled: bool) -> JobExit:
+    """A Popen return code as a :class:`JobExit` (signals as 128 + N, as a shell reports them)."""
+    if returncode < 0:
+        number = -returncode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        if cancelled:
+            return JobExit(128 + number, "cancelled", f"cancelled ({name})")
+        return JobExit(128 + number, "failed", f"killed by {name}")
+    if cancelled:
+        return JobExit(returncode, "cancelled", "cancelled")
+    if returncode == 0:
+        return JobExit(0, "succeeded")
+    return JobExit(returncode, "failed", f"exited with code {returncode}")
+
+
+class LocalJob:
+    """A child process and the threads that read its output."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], events_path: Path | None) -> None:
+        self.proc = proc
+        self._exited = threading.Event()
+        self._cancelled = False
+        self._cancel_lock = threading.Lock()
+        self._merger = LineMerger()
+        assert proc.stdout is not None and proc.stderr is not None
+        self._merger.add("stdout", self._pump(proc.stdout, "stdout"))
+        self._merger.add("stderr", self._pump(proc.stderr, "stderr"))
+        if events_path is not None:
+            self._merger.add("events", self._tail(events_path))
+        threading.Thread(target=self._reap, name="workbench-reap", daemon=True).start()
+
+    def _reap(self) -> None:
+        self.proc.wait()
+        self._exited.set()
+
+    @staticmethod
+    def _pump(stream: IO[bytes], channel: Channel) -> Callable[[Callable[[Channel, bytes], None]], None]:
+        def produce(emit: Callable[[Channel, bytes], None]) -> None:
+            splitter = LineSplitter()
+            fd = stream.fileno()
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                for line in splitter.feed(chunk):
+                    emit(*classify(channel, line))
+            for line in splitter.flush():
+                emit(*classify(channel, line))
+            stream.close()
+
+        return produce
+
+    def _tail(self, path: Path) -> Callable[[Callable[[Channel, bytes], None]], None]:
+        def produce(emit: Callable[[Channel, bytes], None]) -> None:
+            for line in tail_file(path, self._exited):
+                emit("event", line)
+
+        return produce
+
+    def lines(self) -> Iterator[tuple[Channel, bytes]]:
+        yield from self._merger.lines()
+
+    def wait(self) -> JobExit:
+        returncode = self.proc.wait()
+        return exit_of(returncode, self._cancelled)
+
+    def cancel(self) -> None:
+        with self._cancel_lock:
+            if self._cancelled or self.proc.poll() is not None:
+                self._cancelled = self._cancelled or self.proc.poll() is None
+                return
+            self._cancelled = True
+        threading.Thread(target=self._escalate, name="workbench-cancel", daemon=True).start()
+
+    def kill(self) -> None:
+        """Stop now (a second Ctrl+C): SIGKILL to the whole process group."""
+        self._cancelled = True
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _escalate(self) -> None:
+        for sig, grace in ((signal.SIGINT, GRACE_SECONDS), (signal.SIGTERM, GRACE_SECONDS)):
+            self._signal(sig)
+            if self._exited.wait(grace):
+                return
+        self._signal(signal.SIGKILL)
+
+    def describe(self) -> dict[str, str]:
+        return {"executor": "local", "pid": str(self.proc.pid), "host": socket.gethostname()}
+
+
+class LocalExecutor:
+    """Runs commands on this machine."""
+
+    name = "local"
+
+    def __init__(self, ws: Workspace | None = None) -> None:
+        self.ws = ws
+
+    @staticmethod
+    def _cwd(spec: LaunchSpec) -> Path:
+        return (spec.project_root / spec.workdir).resolve()
+
+    def check(self, spec: LaunchSpec) -> None:
+        if not spec.command:
+            raise ExecutorError("no command to run",
+                                "put the command after '--': workbench run -- python train.py")
+        cwd = self._cwd(spec)
+        if not cwd.is_dir():
+            raise ExecutorError(f"working directory does not exist: {cwd}")
+        program = spec.command[0]
+        path_env = spec.env.get("PATH", os.environ.get("PATH", ""))
+        if os.sep in program:
+            candidate = Path(program) if os.path.isabs(program) else cwd / program
+            found = candidate.is_file() and os.access(candidate, os.X_OK)
+        else:
+            found = shutil.which(program, path=path_env) is not None
+        if not found:
+            raise ExecutorError(f"command not found: {program}", "check the spelling, or install it")
+
+    def launch(self, spec: LaunchSpec) -> LocalJob:
+        self.check(spec)
+        env = {**os.environ, **spec.env}
+        events = env.get("WORKBENCH_EVENTS", "")
+        try:
+            proc = subprocess.Popen(
+                spec.command, cwd=self._cwd(spec), env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except OSError as exc:
+            raise ExecutorError(f"cannot start {spec.command[0]}: {exc.strerror or exc}") from None
+        return LocalJob(proc, Path(events) if events and not events.startswith("@") else None)
+
+    def collect_outputs(self, spec: LaunchSpec, job: object) -> list[str]:
+        return []

@@ -1,0 +1,42 @@
+"""Executors by name: ``get_executor("local" | "docker" | "kubernetes", ws)``.
+
+Each executor module is imported only when asked for, so ``workbench run`` on this machine never
+loads the docker or kubernetes clients.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from workbench.errors import ExecutorError
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+    from workbench.executors.base import Executor
+
+EXECUTORS: dict[str, tuple[str, str]] = {
+    "local": ("workbench.executors.local", "LocalExecutor"),
+    "docker": ("workbench.executors.docker", "DockerExecutor"),
+    "kubernetes": ("workbench.executors.kubernetes", "KubernetesExecutor"),
+}
+ALIASES = {"k8s": "kubernetes", "kube": "kubernetes"}
+
+
+def executor_names() -> list[str]:
+    return list(EXECUTORS)
+
+
+def get_executor(name: str, ws: Workspace) -> Executor:
+    """The executor called ``name``, built for this workspace."""
+    key = ALIASES.get(name, name)
+    if key not in EXECUTORS:
+        raise ExecutorError(f"unknown executor {name!r}", f"choose one of: {', '.join(EXECUTORS)}")
+    module_name, class_name = EXECUTORS[key]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ExecutorError(f"the {key} executor is not available: {exc}") from None
+    factory = getattr(module, class_name)
+    executor: Executor = factory(ws)
+    return executor

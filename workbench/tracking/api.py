@@ -1,0 +1,305 @@
+"""The tracking API used inside training scripts (``import workbench``).
+
+Under ``workbench run`` the runner sets ``WORKBENCH_EVENTS``; the API appends wire-format lines (see
+:mod:`workbench.tracking.events`) to that file and the runner ingests them. In a plain
+``python train.py`` inside a project, the first call starts a run of the script's own: its events go
+to a file under ``.workbench/runs/<id>/`` that a background thread ingests every second, and the run
+is finished when the interpreter exits (or at :func:`finish`). Outside any project the calls do
+nothing but warn once.
+
+:func:`log_metric` only appends a tuple to a buffer (well under 5 microseconds); a daemon thread turns
+the buffer into one ``series`` line per key every half second, and the rest is written at exit. No
+call ever waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID, STDOUT_TARGET, encode
+
+FLUSH_INTERVAL = 0.5
+_time = time.time
+
+
+@dataclass
+class ActiveRun:
+    """The run this process reports to."""
+
+    id: str
+    project: str
+    events_path: str
+    own: bool
+    """True when this process started the run itself (no ``workbench run`` around it)."""
+    points: deque[tuple[str, float, int, float]] = field(default_factory=deque)
+    steps: dict[str, int] = field(default_factory=dict)
+    finished: bool = False
+    _fd: int = -1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _owner: Any = None
+
+    # -- writing events ------------------------------------------------------------------------
+    def write_lines(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.events_path == STDOUT_TARGET:
+            from workbench.tracking.events import MARKER_BYTES
+
+            lines = b"".join(MARKER_BYTES + line + b"\n" for line in data.splitlines() if line)
+            out = sys.__stdout__
+            if out is not None:
+                out.flush()
+                out.buffer.write(lines)
+                out.buffer.flush()
+            return
+        if self._fd < 0:
+            self._fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Write one non-metric event now (metrics keep order: flush them first)."""
+        with self._lock:
+            self.write_lines(self._drain_points() + encode(event))
+
+    def _drain_points(self) -> bytes:
+        points = self.points
+        count = len(points)
+        if not count:
+            return b""
+        popleft = points.popleft
+        by_key: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        for _ in range(count):
+            key, value, step, when = popleft()
+            series = by_key.get(key)
+            if series is None:
+                series = by_key[key] = ([], [], [])
+            series[0].append(step)
+            series[1].append(value)
+            series[2].append(when)
+        return b"".join(
+            encode({"e": "series", "k": key, "s": s, "v": v, "t": t}) for key, (s, v, t) in by_key.items()
+        )
+
+    def flush(self) -> None:
+        """Write buffered metric points as ``series`` lines."""
+        with self._lock:
+            self.write_lines(self._drain_points())
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+_run: ActiveRun | None = None
+_start_lock = threading.Lock()
+_warned = False
+
+
+def _ensure() -> ActiveRun | None:
+    global _run, _warned
+    with _start_lock:
+        if _run is not None and not _run.finished:
+            return _run
+        events = os.environ.get(ENV_EVENTS)
+        if events:
+            _run = ActiveRun(
+                id=os.environ.get(ENV_RUN_ID, ""), project=os.environ.get(ENV_PROJECT, ""),
+                events_path=events, own=False,
+            )
+        else:
+            from workbench.errors import NotAProjectError
+
+            try:
+                from workbench.tracking.ownrun import start_own_run
+
+                owner = start_own_run()
+            except NotAProjectError:
+                if not _warned:
+                    _warned = True
+                    warnings.warn(
+                        "workbench: not inside a project (no .workbench/ here or above); "
+                        "tracking calls are ignored. Run 'workbench init' in the project folder.",
+                        stacklevel=3,
+                    )
+                return None
+            _run = ActiveRun(
+                id=owner.run_id, project=str(owner.root), events_path=str(owner.events_path), own=True,
+            )
+            _run._owner = owner
+            owner.attach(_run)
+        _start_flusher()
+        return _run
+
+
+_flusher: threading.Thread | None = None
+
+
+def _start_flusher() -> None:
+    global _flusher
+    if _flusher is not None and _flusher.is_alive():
+        return
+
+    def loop() -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            run = _run
+            if run is not None and not run.finished:
+                try:
+                    run.flush()
+                    if run._owner is not None:
+                        run._owner.ingest()
+                except Exception:
+                    pass
+
+    _flusher = threading.Thread(target=loop, name="workbench-flush", daemon=True)
+    _flusher.start()
+
+
+def _after_fork() -> None:
+    # A forked worker must not write the parent's buffered points a second time.
+    global _run, _flusher
+    _run = None
+    _flusher = None
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, str | bytes) or value is None:
+        raise TypeError(f"metric {key!r} must be a number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"metric {key!r} must be a number, got {type(value).__name__}") from None
+
+
+# -- the public API ------------------------------------------------------------------------------
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Record one point of metric ``key`` (NaN and infinities allowed); ``step`` defaults to the
+    key's previous step plus one."""
+    run = _run
+    if run is None or run.finished:
+        run = _ensure()
+        if run is None:
+            return
+    if type(value) is not float:
+        value = _number(key, value)
+    if step is None:
+        step = run.steps.get(key, -1) + 1
+    run.steps[key] = step
+    run.points.append((key, value, step, _time()))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Record several metrics at one step."""
+    for key, value in metrics.items():
+        log_metric(key, value, step)
+
+
+def log(data: Mapping[str, float], step: int | None = None) -> None:
+    """W&B-style: ``workbench.log({"loss": 0.3, "acc": 0.9}, step=5)``."""
+    log_metrics(data, step)
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record one hyperparameter (a number, string, bool or None; anything else as its str)."""
+    run = _ensure()
+    if run is not None:
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            value = str(value)
+        run.emit({"e": "param", "k": str(key), "v": value})
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Record several hyperparameters."""
+    for key, value in params.items():
+        log_param(key, value)
+
+
+def set_tag(key: str, value: str) -> None:
+    """Attach a tag to the run."""
+    run = _ensure()
+    if run is not None:
+        run.emit({"e": "tag", "k": str(key), "v": str(value)})
+
+
+def input(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """Declare a file or folder the run reads; returns ``path`` so it can wrap an ``open``."""
+    run = _ensure()
+    if run is not None:
+        run.emit({"e": "input", "path": os.path.abspath(os.fspath(path)), "src": "api"})
+    return path
+
+
+def output(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """Declare a file the run writes; returns ``path``."""
+    run = _ensure()
+    if run is not None:
+        run.emit({"e": "output", "path": os.path.abspath(os.fspath(path)), "src": "api"})
+    return path
+
+
+def log_model(
+    path: str | os.PathLike[str], name: str | None = None, framework: str | None = None,
+    framework_version: str | None = None,
+) -> None:
+    """Register a saved model file as a new version of model ``name`` (default: the file's stem)."""
+    run = _ensure()
+    if run is not None:
+        run.emit({
+            "e": "model", "path": os.path.abspath(os.fspath(path)), "name": name or "",
+            "framework": framework or "", "framework_version": framework_version or "",
+        })
+
+
+def active_run() -> ActiveRun | None:
+    """The run this process reports to, if one has started (``None`` before the first call)."""
+    run = _run
+    if run is None and os.environ.get(ENV_EVENTS):
+        run = _ensure()
+    return run if run is not None and not run.finished else None
+
+
+def finish(status: str | None = None) -> None:
+    """Write everything buffered now. For a script's own run, also end the run (``status`` defaults
+    to succeeded); the next API call then starts a new run."""
+    global _run
+    run = _run
+    if run is None or run.finished:
+        return
+    run.close()
+    if run._owner is not None:
+        run.finished = True
+        run._owner.finish(status)
+        _run = None
+
+
+def _at_exit() -> None:
+    run = _run
+    if run is None or run.finished:
+        return
+    try:
+        if run._owner is not None:
+            finish()
+        else:
+            run.close()
+    except Exception:
+        pass
+
+
+atexit.register(_at_exit)

@@ -1,0 +1,204 @@
+"""Zero-code capture: params from a command's flags, metrics from its stdout, facts about the host.
+
+* :func:`params_from_argv` turns ``--lr 0.1 --epochs=3 -b 32 --shuffle`` into typed params.
+* :class:`StdoutMetricParser` finds ``name: value`` and ``name=value`` pairs in output lines, taking
+  ``step``/``epoch``/``iter`` as the step; extra regexes (named groups ``name``, ``value``, optional
+  ``step``) come from ``[tracking] metric_patterns``.
+* :func:`host_facts` describes this machine (OS, CPU, memory, git state) cheaply.
+The file-access capture for Python children lives in ``_inject/sitecustomize.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import socket
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+_FLAG = re.compile(r"^--?([A-Za-z][\w.\-]*)$")
+_FLAG_VALUE = re.compile(r"^--?([A-Za-z][\w.\-]*)=(.*)$", re.DOTALL)
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$")
+_INTERPRETERS = re.compile(r"^(python[\d.]*|pypy[\d.]*|py)$")
+
+
+def typed(text: str) -> Any:
+    """``'3'`` -> 3, ``'0.1'`` -> 0.1, ``'true'`` -> True, anything else stays a string."""
+    if _NUMBER.match(text):
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    return text
+
+
+def _script_args(argv: Sequence[str]) -> list[str]:
+    """The arguments after the program (and after ``python [-opts] script.py|-m module``)."""
+    if not argv:
+        return []
+    args = list(argv[1:])
+    if _INTERPRETERS.match(os.path.basename(argv[0])):
+        while args and args[0].startswith("-") and args[0] not in ("-m", "-c"):
+            args.pop(0)
+        if args and args[0] in ("-m", "-c"):
+            return args[2:]
+        return args[1:]
+    return args
+
+
+def params_from_argv(argv: Sequence[str]) -> dict[str, Any]:
+    """Flags of a command as typed params; positional arguments are not params."""
+    args = _script_args(argv)
+    params: dict[str, Any] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg == "--":
+            break
+        match = _FLAG_VALUE.match(arg)
+        if match:
+            params[match.group(1)] = typed(match.group(2))
+            continue
+        match = _FLAG.match(arg)
+        if not match:
+            continue
+        name = match.group(1)
+        following = args[index] if index < len(args) else None
+        if following is not None and (not following.startswith("-") or _NUMBER.match(following)):
+            params[name] = typed(following)
+            index += 1
+        elif name.startswith("no-") or name.startswith("no_"):
+            params[name[3:]] = False
+        else:
+            params[name] = True
+    return params
+
+
+_VALUE = r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
+_PAIR = re.compile(
+    r"(?<![\w./-])([A-Za-z_][\w./-]{0,120}?)\s*(?::\s+|:(?=[+-.\d])|\s*=\s*)("
+    + _VALUE
+    + r")(?:%)?(?![\w.:/-])"
+)
+STEP_KEYS = ("step", "epoch", "iter", "iteration", "global_step")
+
+
+class StdoutMetricParser:
+    """Finds metric values in output lines."""
+
+    def __init__(self, patterns: Iterable[str] = (), ignore: Iterable[str] = ()) -> None:
+        self.patterns = [re.compile(p) for p in patterns]
+        self.ignore = set(ignore)
+
+    def parse(self, line: str) -> list[tuple[str, float, int | None]]:
+        """``(key, value, step)`` triples found in one line (step None: the key's next step)."""
+        if len(line) > 4096 or ("=" not in line and ":" not in line and not self.patterns):
+            return []
+        found: list[tuple[str, float, int | None]] = []
+        for pattern in self.patterns:
+            for match in pattern.finditer(line):
+                groups = match.groupdict()
+                value = _to_float(groups.get("value"))
+                if groups.get("name") and value is not None:
+                    step_text = groups.get("step")
+                    step = int(step_text) if step_text and step_text.isdigit() else None
+                    found.append((str(groups["name"]), value, step))
+        if found:
+            return found
+        pairs = [(m.group(1), m.group(2)) for m in _PAIR.finditer(line)]
+        if not pairs:
+            return []
+        found_step: int | None = None
+        for name, text in pairs:
+            if name.lower() in STEP_KEYS:
+                value = _to_float(text)
+                if value is not None and value.is_integer():
+                    found_step = int(value)
+                    break
+        for name, text in pairs:
+            if name.lower() in STEP_KEYS or name in self.ignore:
+                continue
+            value = _to_float(text)
+            if value is not None:
+                found.append((name, value, found_step))
+        return found
+
+
+def _to_float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_facts(root: Path) -> dict[str, Any] | None:
+    """Commit, branch and dirty state when ``root`` is inside a git work tree."""
+    if _git(root, "rev-parse", "--is-inside-work-tree") != "true":
+        return None
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": _git(root, "rev-parse", "HEAD") or "",
+        "branch": _git(root, "rev-parse", "--abbrev-ref", "HEAD") or "",
+        "dirty": bool(status),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_facts(root: Path) -> dict[str, Any]:
+    """OS, CPU, memory, hostname, the runner's Python and the project's git state."""
+    facts: dict[str, Any] = {
+        "os": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count() or 0,
+        "runner_python": platform.python_version(),
+    }
+    try:
+        import psutil
+
+        facts["memory_total"] = int(psutil.virtual_memory().total)
+    except Exception:
+        pass
+    git = git_facts(root)
+    if git is not None:
+        facts["git"] = git
+    return facts
+
+
+def finite_or_text(value: float | None) -> float | str | None:
+    """A metric value for JSON output: NaN and infinities as the strings 'nan', 'inf', '-inf'."""
+    if value is None or math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")

@@ -1,0 +1,106 @@
+"""The event wire format between a running job and the store.
+
+One event per line, each a JSON object whose ``"e"`` field names its kind. Locally (and in Docker,
+where the run folder is mounted) a job appends lines to the file named by ``WORKBENCH_EVENTS``; a
+job whose only channel back is its log (a cluster pod, ``WORKBENCH_EVENTS=@stdout``) prints them on
+stdout prefixed with :data:`MARKER`. JSON's ``NaN``, ``Infinity`` and ``-Infinity`` tokens (as
+Python's json module writes them) are accepted for metric values. Every field other than ``e`` is
+optional unless listed; unknown fields are ignored, unknown kinds are skipped (forward compatible).
+
+=========  ==========================================================================================
+``e``      fields
+=========  ==========================================================================================
+param      ``k`` key, ``v`` value (number, string, bool or null)
+params     ``v`` object of key -> value
+metric     ``k`` key, ``v`` number, ``s`` step (int, optional: next step of that key), ``t`` unix time
+metrics    ``v`` object of key -> number, ``s`` step, ``t`` time (one step of several keys)
+series     ``k`` key, ``s`` list of steps (or null entries), ``v`` list of numbers, ``t`` list of times
+           (the API's batched form: one line carries many points of one key)
+tag        ``k`` key, ``v`` string
+input      ``path`` (absolute, or relative to the project root), ``src`` api | audit
+output     ``path``, ``src`` api | audit
+model      ``path``, ``name`` (default: the file's stem), ``framework``, ``framework_version``
+env        ``v`` object: python, executable, packages {name: version} (what the job's interpreter has)
+status     ``status`` succeeded | failed | cancelled, ``exit_code``, ``reason`` (a job's own verdict)
+=========  ==========================================================================================
+
+Examples::
+
+    {"e":"param","k":"lr","v":0.1}
+    {"e":"metric","k":"loss","v":0.25,"s":3,"t":1764000000.5}
+    {"e":"series","k":"loss","s":[1,2,3],"v":[0.9,0.5,NaN],"t":[1764000000.1,1764000000.2,1764000000.3]}
+    @@workbench@@ {"e":"output","path":"model.joblib","src":"api"}      (on stdout)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MARKER = "@@workbench@@ "
+MARKER_BYTES = MARKER.encode()
+
+ENV_EVENTS = "WORKBENCH_EVENTS"
+"""Where the job writes events: a file path, or ``@stdout`` for marked lines on stdout."""
+ENV_RUN_ID = "WORKBENCH_RUN_ID"
+ENV_PROJECT = "WORKBENCH_PROJECT"
+STDOUT_TARGET = "@stdout"
+
+KINDS = frozenset(
+    {"param", "params", "metric", "metrics", "series", "tag", "input", "output", "model", "env", "status"}
+)
+
+MAX_KEY_LENGTH = 250
+"""Longer metric, param and tag keys are rejected (and reported in the run's log)."""
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+class EventError(ValueError):
+    """A line that is not a well-formed event."""
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """One event as a line (with the trailing newline)."""
+    return (json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str) + "\n").encode()
+
+
+def encode_marked(event: dict[str, Any]) -> bytes:
+    """One event as a marked stdout line."""
+    return MARKER_BYTES + encode(event)
+
+
+def decode(line: bytes | str) -> dict[str, Any]:
+    """Parse one line (marker allowed) into an event dict; :class:`EventError` if it is not one."""
+    if isinstance(line, bytes):
+        if len(line) > MAX_LINE_BYTES:
+            raise EventError("event line too long")
+        if line.startswith(MARKER_BYTES):
+            line = line[len(MARKER_BYTES):]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EventError("event line is not UTF-8") from None
+    else:
+        text = line[len(MARKER):] if line.startswith(MARKER) else line
+    text = text.strip()
+    if not text:
+        raise EventError("empty event line")
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError):
+        raise EventError("event line is not JSON") from None
+    if not isinstance(event, dict):
+        raise EventError("event line is not a JSON object")
+    kind = event.get("e")
+    if not isinstance(kind, str):
+        raise EventError("event has no kind ('e')")
+    return event
+
+
+def valid_key(key: object) -> bool:
+    """A usable metric/param/tag key: a non-empty string, at most MAX_KEY_LENGTH, no control chars."""
+    return (
+        isinstance(key, str)
+        and 0 < len(key) <= MAX_KEY_LENGTH
+        and key.isprintable()
+    )

@@ -1,0 +1,195 @@
+"""What happens when a run ends: outputs from the snapshots, hashes for every input and output, models
+into the registry; and the recovery of runs whose owner died without ending them.
+
+Inputs carry the hash they had when the run started (from the before-snapshot); outputs the hash
+they have after it (from the after-snapshot). Files a snapshot does not hold (ignored paths, runs
+without versioning) are hashed directly; model files are always put into the blob cache so that
+deploy can export their exact bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.store.db import atomic, connect
+from workbench.tracking import registry
+from workbench.tracking.ingest import Ingester, ingest_events_file, relative_path
+from workbench.tracking.records import end_run, process_started
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+
+_VERSIONING_MISSING = (ImportError, AttributeError, NotImplementedError)
+
+
+def snapshot_or_none(ws: Workspace, kind: str, message: str) -> str | None:
+    """Take a snapshot of the project; None where versioning is not available."""
+    try:
+        info = ws.versions.snapshot(message, kind)
+    except _VERSIONING_MISSING:
+        return None
+    return str(info.id)
+
+
+def _files(ws: Workspace, ref: str | None) -> dict[str, Any]:
+    if not ref:
+        return {}
+    try:
+        return dict(ws.versions.files(ref))
+    except _VERSIONING_MISSING:
+        return {}
+
+
+def hash_path(ws: Workspace, path: Path, *, store: bool = False) -> str | None:
+    """The content hash snapshots use (stored in the blob cache when ``store``)."""
+    if not path.is_file():
+        return None
+    try:
+        return str(ws.versions.put_file(path) if store else ws.versions.hash_file(path))
+    except _VERSIONING_MISSING:
+        import blake3
+
+        hasher = blake3.blake3()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                hasher.update(chunk)
+        return hasher.hexdigest()
+
+
+def _absolute(root: Path, path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else root / path
+
+
+def finalize_files(
+    ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, before: str | None, after: str | None,
+    models: list[dict[str, Any]],
+) -> list[registry.ModelVersion]:
+    """Record snapshot outputs, fill in hashes, register model versions. Returns the new versions."""
+    before_files = _files(ws, before)
+    after_files = _files(ws, after) if after != before else before_files
+    changed: list[tuple[str, str, str, Any, Any]] = []
+    if before and after and before != after:
+        try:
+            for change in ws.versions.diff(before, after):
+                if change.change in ("added", "modified"):
+                    entry = after_files.get(change.path)
+                    changed.append((run_id, "output", change.path,
+                                    getattr(entry, "hash", None), getattr(entry, "size", None)))
+        except _VERSIONING_MISSING:
+            pass
+    with atomic(db):
+        db.executemany(
+            "INSERT INTO run_files (run_id, direction, path, hash, size, source)"
+            " VALUES (?, ?, ?, ?, ?, 'snapshot') ON CONFLICT (run_id, direction, path)"
+            " DO UPDATE SET hash = excluded.hash, size = excluded.size",
+            changed,
+        )
+    updates: list[tuple[str | None, int | None, str, str, str]] = []
+    vanished: list[tuple[str, str, str]] = []
+    for direction, path in db.execute(
+        "SELECT direction, path FROM run_files WHERE run_id = ? AND hash IS NULL", (run_id,)
+    ).fetchall():
+        entry = after_files.get(path)
+        if direction == "input":
+            entry = before_files.get(path) or entry
+        if entry is not None:
+            updates.append((entry.hash, entry.size, run_id, direction, path))
+            continue
+        full = _absolute(root, path)
+        if full.is_file():
+            updates.append((hash_path(ws, full), full.stat().st_size, run_id, direction, path))
+        elif not full.exists():
+            vanished.append((run_id, direction, path))
+    with atomic(db):
+        # Opened names that never were files (import machinery hooks, temp files since removed).
+        db.executemany("DELETE FROM run_files WHERE run_id = ? AND direction = ? AND path = ?", vanished)
+        db.executemany(
+            "UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = ? AND path = ?", updates
+        )
+    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models)
+
+
+def _register_models(
+    ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, after_files: dict[str, Any],
+    models: list[dict[str, Any]],
+) -> list[registry.ModelVersion]:
+    wanted: dict[str, dict[str, Any]] = {m["path"]: m for m in models}
+    for (path,) in db.execute(
+        "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (run_id,)
+    ).fetchall():
+        if registry.is_model_path(path) and path not in wanted:
+            wanted[path] = {"path": path, "name": "", "framework": "", "framework_version": ""}
+    if not wanted:
+        return []
+    row = db.execute("SELECT environment FROM runs WHERE id = ?", (run_id,)).fetchone()
+    packages = json.loads(row[0] or "{}").get("packages") if row else None
+    created: list[registry.ModelVersion] = []
+    for path, spec in sorted(wanted.items()):
+        full = _absolute(root, path)
+        if not full.is_file():
+            continue
+        entry = after_files.get(path)
+        digest = entry.hash if entry is not None else hash_path(ws, full, store=True)
+        if digest is None:
+            continue
+        framework, version = spec.get("framework") or "", spec.get("framework_version") or ""
+        if not framework:
+            framework, detected = registry.detect_framework(full, packages)
+            version = version or detected
+        elif not version:
+            version = registry.framework_version(framework, packages)
+        created.append(registry.register_version(
+            db, name=spec.get("name") or registry.model_name_for(path), run_id=run_id, path=path, hash=digest,
+            size=full.stat().st_size, framework=framework, framework_version=version,
+        ))
+    return created
+
+
+def recover_stale(ws: Workspace) -> list[str]:
+    """Mark runs whose owning process died as failed, keeping every event they had written."""
+    import socket
+
+    db = ws.db
+    host = socket.gethostname()
+    stale: list[tuple[str, int | None, str, str]] = []
+    for run_id, pid, started, run_host, events_path, source in db.execute(
+        "SELECT id, pid, pid_started, host, events_path, source FROM runs WHERE status = 'running'"
+    ).fetchall():
+        if run_host != host or pid is None:
+            continue
+        alive = process_started(int(pid))
+        if alive is not None and (started is None or abs(alive - float(started)) < 1.0):
+            continue
+        stale.append((run_id, pid, events_path, source))
+    recovered: list[str] = []
+    for run_id, pid, events_path, source in stale:
+        conn = connect(ws.paths.db)
+        try:
+            claimed = conn.execute(
+                "UPDATE runs SET pid = NULL WHERE id = ? AND status = 'running' AND pid = ?", (run_id, pid)
+            ).rowcount
+            if not claimed:
+                continue  # another process is recovering it
+            if events_path:
+                ingester = Ingester(conn, run_id, ws.root)
+                row = conn.execute("SELECT events_offset FROM runs WHERE id = ?", (run_id,)).fetchone()
+                offset = int(row[0])
+                ingest_events_file(ingester, Path(events_path), offset)
+                with atomic(conn):
+                    conn.execute(
+                        "UPDATE metric_keys SET count = (SELECT COUNT(*) FROM metrics m WHERE m.run_id = ?"
+                        " AND m.key_id = metric_keys.id) WHERE run_id = ?", (run_id, run_id),
+                    )
+            owner = "the runner" if source == "cli" else "the process"
+            end_run(conn, run_id, status="failed", exit_code=None,
+                    reason=f"{owner} (pid {pid}) ended without finishing the run (killed?)")
+            recovered.append(run_id)
+        finally:
+            conn.close()
+    return recovered
+
+
+__all__ = ["finalize_files", "hash_path", "recover_stale", "relative_path", "snapshot_or_none"]

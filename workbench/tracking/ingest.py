@@ -1,0 +1,369 @@
+"""The one ingester: wire-format events and output lines in, batched rows in SQLite out.
+
+Every executor's lines go through an :class:`Ingester` bound to one run. Rows are kept in memory
+and written by :meth:`Ingester.flush` in one short ``BEGIN IMMEDIATE`` transaction with
+``executemany`` (so a training job never waits on SQLite, and concurrent runs only queue briefly on
+the write lock). Bad input never raises: a malformed line, a non-numeric metric value or an absurd
+key is skipped and noted in the run's log (stream ``workbench``), and nothing already stored is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from workbench.store.db import atomic
+from workbench.tracking.events import EventError, decode, valid_key
+
+MAX_NOTES = 20
+"""At most this many 'ignored ...' notes per run in its log, then one summary."""
+MAX_STEP = 2**62
+MAX_LOG_LINE = 64 * 1024
+FLUSH_ROWS = 100_000
+FLUSH_SECONDS = 0.25
+
+
+def _is_number(value: object) -> bool:
+    kind = type(value)
+    return kind is float or kind is int
+
+
+def relative_path(path: str, root: Path) -> str | None:
+    """A path as the store records it: project-relative posix, absolute if outside the project,
+    None for paths inside ``.workbench/`` (the store's own files)."""
+    absolute = os.path.normpath(os.path.join(str(root), path))
+    root_text = str(root)
+    if absolute == root_text:
+        return None
+    if absolute.startswith(root_text + os.sep):
+        rel = absolute[len(root_text) + 1:].replace(os.sep, "/")
+        if rel == ".workbench" or rel.startswith(".workbench/"):
+            return None
+        return rel
+    return absolute
+
+
+class Ingester:
+    """Buffers one run's events, log lines and metric points; writes them in batches."""
+
+    def __init__(self, conn: sqlite3.Connection, run_id: str, root: Path) -> None:
+        self.conn = conn
+        self.run_id = run_id
+        self.root = root
+        self._lock = threading.RLock()
+        self._points: list[tuple[str, int, int, float, float]] = []
+        self._summaries: dict[int, list[Any]] = {}
+        self._logs: list[tuple[str, int, str, float, str]] = []
+        self._params: dict[str, tuple[str, str]] = {}
+        self._tags: dict[str, str] = {}
+        self._files: dict[tuple[str, str], str] = {}
+        self._env: dict[str, Any] = {}
+        self._key_ids: dict[str, int] = {}
+        self._last_step: dict[int, int] = {}
+        self._notes = 0
+        self._last_flush = time.monotonic()
+        self.models: list[dict[str, Any]] = []
+        self.status: dict[str, Any] | None = None
+        self.bad_lines = 0
+        self.points_written = 0
+        row = conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM run_logs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        self._seq = int(row[0])
+        for key_id, key, last_step in conn.execute(
+            "SELECT id, key, last_step FROM metric_keys WHERE run_id = ?", (run_id,)
+        ):
+            self._key_ids[key] = key_id
+            self._last_step[key_id] = -1 if last_step is None else int(last_step)
+
+    # -- feeding -------------------------------------------------------------------------------
+    def feed_line(self, line: bytes | str) -> None:
+        """One wire-format line (marker allowed)."""
+        try:
+            event = decode(line)
+        except EventError as exc:
+            self.bad_lines += 1
+            self.note(f"ignored malformed event line: {exc}")
+            return
+        self.feed_event(event)
+
+    def feed_lines(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            if line.strip():
+                self.feed_line(line)
+
+    def feed_event(self, event: dict[str, Any]) -> None:
+        """One decoded event; unknown kinds are skipped quietly (newer writers)."""
+        with self._lock:
+            try:
+                self._dispatch(event)
+            except (TypeError, ValueError, OverflowError) as exc:
+                self.bad_lines += 1
+                self.note(f"ignored bad {event.get('e')!s:.20} event: {exc}")
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event["e"]
+        if kind == "series":
+            key, steps, values = event.get("k"), event.get("s"), event.get("v")
+            times = event.get("t")
+            if not isinstance(values, list):
+                raise ValueError("series needs a list 'v'")
+            count = len(values)
+            if not isinstance(steps, list) or len(steps) != count:
+                steps = [None] * count
+            if not isinstance(times, list) or len(times) != count:
+                times = [time.time()] * count
+            self.add_points(key, steps, values, times)
+        elif kind == "metric":
+            self.add_points(event.get("k"), [event.get("s")], [event.get("v")], [event.get("t")])
+        elif kind == "metrics":
+            values = event.get("v")
+            if not isinstance(values, dict):
+                raise ValueError("metrics needs an object 'v'")
+            for key, value in values.items():
+                self.add_points(key, [event.get("s")], [value], [event.get("t")])
+        elif kind == "param":
+            self.add_param(event.get("k"), event.get("v"), "api")
+        elif kind == "params":
+            values = event.get("v")
+            if not isinstance(values, dict):
+                raise ValueError("params needs an object 'v'")
+            for key, value in values.items():
+                self.add_param(key, value, "api")
+        elif kind == "tag":
+            self.add_tag(event.get("k"), event.get("v"))
+        elif kind in ("input", "output"):
+            path = event.get("path")
+            if not isinstance(path, str) or not path or "\x00" in path:
+                raise ValueError("needs a 'path'")
+            source = event.get("src") if event.get("src") in ("api", "audit", "executor") else "api"
+            self.add_file(kind, path, str(source))
+        elif kind == "model":
+            path = event.get("path")
+            if not isinstance(path, str) or not path or "\x00" in path:
+                raise ValueError("model needs a 'path'")
+            rel = relative_path(path, self.root)
+            if rel is None:
+                raise ValueError("model path is inside .workbench")
+            self.models.append({
+                "path": rel,
+                "name": str(event.get("name") or ""),
+                "framework": str(event.get("framework") or ""),
+                "framework_version": str(event.get("framework_version") or ""),
+            })
+            self._files[("output", rel)] = "api"
+        elif kind == "env":
+            values = event.get("v")
+            if isinstance(values, dict):
+                self._env.update(values)
+        elif kind == "status":
+            self.status = {k: event.get(k) for k in ("status", "exit_code", "reason")}
+
+    def add_points(
+        self, key: object, steps: Sequence[object], values: Sequence[object], times: Sequence[object]
+    ) -> None:
+        """Metric points of one key; bad values are skipped with a note, NaN/inf kept."""
+        if not valid_key(key):
+            raise ValueError(f"bad metric key {str(key)[:40]!r}")
+        assert isinstance(key, str)
+        key_id = self._key_id(key)
+        last = self._last_step.get(key_id, -1)
+        summary = self._summaries.get(key_id)
+        run_id = self.run_id
+        append = self._points.append
+        bad = 0
+        now = time.time()
+        for step, value, when in zip(steps, values, times, strict=False):
+            if not _is_number(value):
+                bad += 1
+                continue
+            if type(step) is not int:
+                step = int(step) if type(step) is float and step.is_integer() else last + 1
+            if not -MAX_STEP < step < MAX_STEP:
+                bad += 1
+                continue
+            value = float(value)  # type: ignore[arg-type]
+            if type(when) is not float:
+                when = float(when) if type(when) is int else now
+            append((run_id, key_id, step, when, value))
+            if summary is None:
+                summary = self._summaries[key_id] = [0, None, None, None, None, None]
+            summary[0] += 1
+            if summary[1] is None or step >= summary[1]:
+                summary[1], summary[2], summary[3] = step, value, when
+            if value == value:  # not NaN
+                if summary[4] is None or value < summary[4]:
+                    summary[4] = value
+                if summary[5] is None or value > summary[5]:
+                    summary[5] = value
+            if step > last:
+                last = step
+        self._last_step[key_id] = last
+        if bad:
+            self.note(f"ignored {bad} non-numeric or out-of-range value(s) of metric {key!r}")
+        if len(self._points) >= FLUSH_ROWS:
+            self.flush()
+
+    def add_param(self, key: object, value: object, source: str) -> None:
+        if not valid_key(key):
+            raise ValueError(f"bad param key {str(key)[:40]!r}")
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            value = str(value)
+        text = json.dumps(value, allow_nan=True)
+        if len(text) > 10_000:
+            text = json.dumps(text[:10_000])
+        with self._lock:
+            self._params[str(key)] = (text, source)
+
+    def add_tag(self, key: object, value: object) -> None:
+        if not valid_key(key):
+            raise ValueError(f"bad tag key {str(key)[:40]!r}")
+        with self._lock:
+            self._tags[str(key)] = str(value if value is not None else "")[:10_000]
+
+    def add_file(self, direction: str, path: str, source: str) -> None:
+        rel = relative_path(path, self.root)
+        if rel is None:
+            return
+        with self._lock:
+            self._files.setdefault((direction, rel), source)
+
+    def add_log(self, stream: str, line: bytes | str, when: float | None = None) -> None:
+        """One output line; undecodable bytes are replaced, very long lines cut."""
+        if isinstance(line, bytes):
+            text = line[:MAX_LOG_LINE].decode("utf-8", errors="replace")
+        else:
+            text = line[:MAX_LOG_LINE]
+        if "\x00" in text:
+            text = text.replace("\x00", "\ufffd")
+        with self._lock:
+            self._seq += 1
+            self._logs.append((self.run_id, self._seq, stream, when or time.time(), text))
+
+    def note(self, message: str) -> None:
+        """A line of our own in the run's log (stream ``workbench``)."""
+        self._notes += 1
+        if self._notes <= MAX_NOTES:
+            self.add_log("workbench", message)
+        elif self._notes == MAX_NOTES + 1:
+            self.add_log("workbench", "further notes about ignored input suppressed")
+
+    def _key_id(self, key: str) -> int:
+        key_id = self._key_ids.get(key)
+        if key_id is not None:
+            return key_id
+        with atomic(self.conn) as db:
+            db.execute("INSERT OR IGNORE INTO metric_keys (run_id, key) VALUES (?, ?)", (self.run_id, key))
+            row = db.execute(
+                "SELECT id, last_step FROM metric_keys WHERE run_id = ? AND key = ?", (self.run_id, key)
+            ).fetchone()
+        key_id = int(row[0])
+        self._key_ids[key] = key_id
+        self._last_step[key_id] = -1 if row[1] is None else int(row[1])
+        return key_id
+
+    # -- writing -------------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return len(self._points) + len(self._logs) + len(self._params) + len(self._files)
+
+    def maybe_flush(self) -> None:
+        """Flush when enough rows are waiting or enough time has passed."""
+        if self.pending and (
+            len(self._points) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self, events_offset: int | None = None) -> int:
+        """Write everything buffered in one transaction; returns the number of metric points."""
+        with self._lock:
+            points, self._points = self._points, []
+            summaries, self._summaries = self._summaries, {}
+            logs, self._logs = self._logs, []
+            params, self._params = self._params, {}
+            tags, self._tags = self._tags, {}
+            files, self._files = self._files, {}
+            env, self._env = self._env, {}
+            self._last_flush = time.monotonic()
+            if not (points or logs or params or tags or files or env or events_offset is not None):
+                return 0
+            run_id = self.run_id
+            with atomic(self.conn) as db:
+                if points:
+                    db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)", points)
+                    db.executemany(_SUMMARY_SQL, [
+                        (n, step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, key_id)
+                        for key_id, (n, step, value, when, lo, hi) in summaries.items()
+                    ])
+                if logs:
+                    db.executemany("INSERT OR REPLACE INTO run_logs VALUES (?, ?, ?, ?, ?)", logs)
+                if params:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO run_params (run_id, key, value, source) VALUES (?, ?, ?, ?)",
+                        [(run_id, k, v, s) for k, (v, s) in params.items()],
+                    )
+                if tags:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO run_tags (run_id, key, value) VALUES (?, ?, ?)",
+                        [(run_id, k, v) for k, v in tags.items()],
+                    )
+                if files:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO run_files (run_id, direction, path, source)"
+                        " VALUES (?, ?, ?, ?)",
+                        [(run_id, d, p, s) for (d, p), s in files.items()],
+                    )
+                if env:
+                    db.execute(
+                        "UPDATE runs SET environment = json_patch(environment, ?) WHERE id = ?",
+                        (json.dumps(env, default=str), run_id),
+                    )
+                if events_offset is not None:
+                    db.execute("UPDATE runs SET events_offset = ? WHERE id = ?", (events_offset, run_id))
+            self.points_written += len(points)
+            return len(points)
+
+
+_SUMMARY_SQL = """
+UPDATE metric_keys SET
+    count = count + ?,
+    last_value = CASE WHEN last_step IS NULL OR ? >= last_step THEN ? ELSE last_value END,
+    last_time = CASE WHEN last_step IS NULL OR ? >= last_step THEN ? ELSE last_time END,
+    last_step = CASE WHEN last_step IS NULL OR ? >= last_step THEN ? ELSE last_step END,
+    min_value = CASE WHEN ? IS NULL THEN min_value WHEN min_value IS NULL THEN ? ELSE MIN(min_value, ?) END,
+    max_value = CASE WHEN ? IS NULL THEN max_value WHEN max_value IS NULL THEN ? ELSE MAX(max_value, ?) END
+WHERE id = ?
+"""
+
+
+def ingest_events_file(ingester: Ingester, path: Path, offset: int) -> int:
+    """Ingest complete lines of an events file from ``offset``; returns the new offset."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except OSError:
+        return offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        return offset
+    for line in data[: end + 1].split(b"\n"):
+        if line.strip():
+            ingester.feed_line(line)
+    new_offset = offset + end + 1
+    ingester.flush(events_offset=new_offset)
+    return new_offset
+
+
+def nan_if_none(value: float | None, count: int) -> float | None:
+    """A stored summary value: NULL with points behind it was NaN."""
+    if value is None and count:
+        return math.nan
+    return value

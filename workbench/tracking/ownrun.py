@@ -1,0 +1,139 @@
+"""A run of a plain ``python train.py`` that uses the tracking API outside ``workbench run``.
+
+The first API call opens the enclosing project, snapshots it, creates a run owned by this process,
+installs the same file-access audit hook that ``workbench run`` injects, and has the API's flusher
+thread ingest the run's events file every half second. At exit (or ``workbench.finish()``) the rest
+is ingested, the project snapshotted again, outputs and models recorded, and the run ended:
+succeeded, failed (an uncaught exception) or cancelled (KeyboardInterrupt). If the process is
+killed, the next reader of the store marks the run failed and ingests what the file holds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from workbench.store.db import connect
+from workbench.tracking.events import encode
+from workbench.tracking.ids import new_run_id
+from workbench.tracking.ingest import Ingester, ingest_events_file
+from workbench.tracking.records import create_run, end_run
+
+
+class OwnRun:
+    """The bookkeeping of a script's own run."""
+
+    def __init__(self) -> None:
+        from workbench.core.workspace import Workspace
+
+        self.ws = Workspace.open()
+        self.root = self.ws.root
+        self.run_id = new_run_id()
+        run_dir = self.ws.paths.runs / self.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.events_path = run_dir / "events.jsonl"
+        self.events_path.touch()
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._error: tuple[str, str] | None = None
+        self._run: Any = None
+        self._stop_hook: Callable[[], None] = lambda: None
+
+    def start(self) -> None:
+        from workbench.tracking import capture
+        from workbench.tracking.finalize import snapshot_or_none
+
+        config = self.ws.config.tracking
+        self.before = snapshot_or_none(self.ws, "run-before", f"before run {self.run_id}")
+        command = [sys.executable, *sys.argv]
+        gpus: list[dict[str, Any]] = []
+        try:
+            from workbench.executors.gpus import gpu_facts
+
+            gpus = gpu_facts()
+        except ImportError:
+            pass
+        workdir = os.path.relpath(os.getcwd(), self.root)
+        create_run(
+            self.ws.db, self.run_id, name="", command=command, source="api",
+            workdir="." if workdir.startswith("..") else workdir, snapshot_before=self.before,
+            events_path=str(self.events_path), environment=capture.host_facts(self.root), gpus=gpus,
+        )
+        self.conn = connect(self.ws.paths.db)
+        self.ingester = Ingester(self.conn, self.run_id, self.root)
+        if config.capture_argv_params:
+            for key, value in capture.params_from_argv(command).items():
+                try:
+                    self.ingester.add_param(key, value, "argv")
+                except ValueError:
+                    pass
+        self.ingester.flush()
+        from workbench.tracking._inject import sitecustomize
+
+        if config.capture_file_access:
+            self._stop_hook = sitecustomize.install_file_hook(str(self.events_path), str(self.root))
+        threading.Thread(target=self._report_environment, name="workbench-env", daemon=True).start()
+        self._previous_hook = sys.excepthook
+        sys.excepthook = self._excepthook
+
+    def _report_environment(self) -> None:
+        from workbench.tracking._inject.sitecustomize import environment_facts
+
+        try:
+            data = encode({"e": "env", "v": environment_facts()})
+            fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except Exception:
+            pass
+
+    def _excepthook(self, kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            self._error = ("cancelled", "interrupted (KeyboardInterrupt)")
+        else:
+            self._error = ("failed", f"{kind.__name__}: {value}"[:500])
+        self._previous_hook(kind, value, tb)
+
+    def attach(self, run: Any) -> None:
+        self._run = run
+
+    def ingest(self) -> None:
+        """Ingest the complete lines written so far (called by the API's flusher thread)."""
+        with self._lock:
+            self._offset = ingest_events_file(self.ingester, self.events_path, self._offset)
+
+    def finish(self, status: str | None) -> None:
+        from workbench.tracking.finalize import finalize_files, snapshot_or_none
+
+        self._stop_hook()
+        if sys.excepthook == self._excepthook:
+            sys.excepthook = self._previous_hook
+        self.ingest()
+        after = snapshot_or_none(self.ws, "run-after", f"after run {self.run_id}")
+        finalize_files(self.ws, self.conn, self.run_id, root=self.root, before=self.before, after=after,
+                       models=self.ingester.models)
+        verdict, reason = self._error or (status or "succeeded", "")
+        if verdict not in ("succeeded", "failed", "cancelled"):
+            verdict = "succeeded"
+        exit_code = {"succeeded": 0, "failed": 1, "cancelled": 130}[verdict]
+        end_run(self.conn, self.run_id, status=verdict, exit_code=exit_code, reason=reason,
+                snapshot_after=after, executor_info={"executor": "local", "pid": str(os.getpid())})
+        self.conn.close()
+        self.ws.close()
+
+
+def start_own_run() -> OwnRun:
+    """Open the enclosing project (NotAProjectError if none) and start this process's run."""
+    run = OwnRun()
+    run.start()
+    return run
+
+
+__all__ = ["OwnRun", "Path", "start_own_run"]

@@ -1,0 +1,268 @@
+"""The run orchestrator: one path from a command to a fully recorded run, for every executor.
+
+:func:`execute` snapshots the project (the code and data that go in), creates the run row with the
+host's facts, params from the command's flags and the GPUs, launches the command on an executor, and
+feeds everything the job prints or emits into one :class:`~workbench.tracking.ingest.Ingester`
+(stdout lines are also scanned for metrics). When the job ends it snapshots the project again,
+records outputs and hashes, registers model files, and ends the row with the job's status and exit
+code. Ctrl+C (KeyboardInterrupt) or ``cancel_event`` cancels the job; the run is then ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ExecutorError, UsageError
+from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.store.db import connect
+from workbench.tracking import capture
+from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID
+from workbench.tracking.finalize import finalize_files, snapshot_or_none
+from workbench.tracking.ids import new_run_id
+from workbench.tracking.ingest import Ingester
+from workbench.tracking.records import create_run, end_run
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+
+LineCallback = Callable[[Channel, bytes], None]
+GPU_SAMPLE_SECONDS = 5.0
+INJECT_DIR = Path(__file__).resolve().parent / "_inject"
+
+
+def _gpu_module() -> Any:
+    try:
+        from workbench.executors import gpus
+    except ImportError:
+        return None
+    return gpus
+
+
+def _child_env(ws: Workspace, run_id: str, events: Path, root: Path, capture_files: bool) -> dict[str, str]:
+    env = {
+        ENV_RUN_ID: run_id,
+        ENV_EVENTS: str(events),
+        ENV_PROJECT: str(root),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if capture_files:
+        existing = os.environ.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(INJECT_DIR), existing) if p)
+    return env
+
+
+class _Sampler:
+    """Samples GPU utilisation and memory into ``system/gpuN_*`` metrics while the job runs."""
+
+    def __init__(self, ingester: Ingester, gpus: Any) -> None:
+        self.ingester = ingester
+        self.gpus = gpus
+        self.stop = threading.Event()
+        self.step = 0
+        self.thread = threading.Thread(target=self._loop, name="workbench-gpu-sampler", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            now = time.time()
+            try:
+                samples = self.gpus.sample_gpus()
+            except Exception:
+                return
+            for sample in samples:
+                index = sample.get("index", 0)
+                for field, key in (("utilisation", "utilisation"), ("memory_used", "memory_used")):
+                    if field in sample:
+                        self.ingester.add_points(
+                            f"system/gpu{index}_{key}", [self.step], [sample[field]], [now]
+                        )
+            self.step += 1
+            self.stop.wait(GPU_SAMPLE_SECONDS)
+
+
+class _Flusher:
+    """Writes the ingester's buffer every quarter second even when the job is quiet."""
+
+    def __init__(self, ingester: Ingester) -> None:
+        self.ingester = ingester
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="workbench-ingest", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.25):
+            try:
+                self.ingester.maybe_flush()
+            except Exception:
+                pass
+
+
+def execute(
+    ws: Workspace, command: Sequence[str], *, name: str | None = None, tags: Sequence[str] = (),
+    executor: str = "local", image: str | None = None, gpus: int | str | None = None, cpu: str | None = None,
+    memory: str | None = None, namespace: str | None = None, parent_run: str | None = None,
+    sweep_id: str | None = None, pipeline_run: str | None = None, stage: str | None = None,
+    on_line: LineCallback | None = None, cancel_event: threading.Event | None = None,
+    workdir: str = ".", root: Path | None = None, snapshot_before: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> str:
+    """Run ``command`` and record it; returns the run id once the run has ended.
+
+    ``root`` runs the command in another folder (``rerun`` uses a scratch checkout) with
+    ``snapshot_before`` as its recorded input; ``params`` adds params to the ones from the flags.
+    """
+    from workbench.executors.registry import get_executor
+
+    command = list(command)
+    if not command:
+        raise UsageError("no command to run", "put the command after '--': workbench run -- python train.py")
+    config = ws.config.tracking
+    run_root = (root or ws.root).resolve()
+    in_project = run_root == ws.root
+    run_id = new_run_id()
+    run_dir = ws.paths.runs / run_id
+    events_path = run_dir / "events.jsonl"
+    spec = LaunchSpec(
+        run_id=run_id, command=command, project_root=run_root, input_snapshot=snapshot_before or "",
+        env=_child_env(ws, run_id, events_path, run_root, config.capture_file_access),
+        image=image, gpus=gpus, cpu=cpu, memory=memory, namespace=namespace, workdir=workdir,
+    )
+    runner = get_executor(executor, ws)
+    runner.check(spec)
+
+    before = snapshot_before
+    if before is None and in_project:
+        before = snapshot_or_none(ws, "run-before", f"before run {run_id}")
+    spec.input_snapshot = before or ""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    gpu_module = _gpu_module() if executor == "local" else None
+    gpu_facts: list[dict[str, Any]] = gpu_module.gpu_facts() if gpu_module is not None else []
+    create_run(
+        ws.db, run_id, name=name or "", command=command, executor=executor, workdir=workdir,
+        snapshot_before=before, parent_run=parent_run, sweep_id=sweep_id, pipeline_run=pipeline_run,
+        stage=stage, events_path=str(events_path), environment=capture.host_facts(run_root), gpus=gpu_facts,
+    )
+    conn = connect(ws.paths.db)
+    ingester = Ingester(conn, run_id, run_root)
+    argv_params = capture.params_from_argv(command) if config.capture_argv_params else {}
+    for key, value in {**argv_params, **(params or {})}.items():
+        try:
+            ingester.add_param(key, value, "argv" if key in argv_params else "api")
+        except ValueError:
+            ingester.note(f"ignored param with a bad key {key[:40]!r}")
+    for tag in tags:
+        key, _, value = tag.partition("=")
+        try:
+            ingester.add_tag(key, value)
+        except ValueError:
+            ingester.note(f"ignored tag with a bad key {key[:40]!r}")
+    ingester.flush()
+    parser = (
+        capture.StdoutMetricParser(config.metric_patterns, ignore=argv_params)
+        if config.capture_stdout_metrics else None
+    )
+    try:
+        try:
+            job = runner.launch(spec)
+        except ExecutorError as exc:
+            ingester.note(f"launch failed: {exc.one_line()}")
+            ingester.flush()
+            end_run(conn, run_id, status="failed", exit_code=None, reason=exc.one_line())
+            raise
+        exit_ = _follow(job, ingester, parser, on_line, cancel_event, gpu_module if gpu_facts else None)
+        ingester.flush()
+        try:
+            collected = runner.collect_outputs(spec, job)
+        except ExecutorError as exc:
+            collected = []
+            ingester.note(f"could not copy outputs back: {exc.one_line()}")
+        for path in collected:
+            ingester.add_file("output", path, "executor")
+        ingester.flush()
+        after = snapshot_or_none(ws, "run-after", f"after run {run_id}") if in_project else None
+        finalize_files(ws, conn, run_id, root=run_root, before=before, after=after, models=ingester.models)
+        try:
+            info = job.describe()
+        except Exception:
+            info = {}
+        end_run(conn, run_id, status=exit_.status if exit_.status != "lost" else "failed",
+                exit_code=exit_.exit_code, reason=exit_.reason, snapshot_after=after, executor_info=info)
+    finally:
+        ingester.flush()
+        conn.close()
+    return run_id
+
+
+def _follow(
+    job: Any, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
+    cancel_event: threading.Event | None, gpus: Any,
+) -> JobExit:
+    """Feed the job's lines to the ingester until it ends; Ctrl+C and ``cancel_event`` cancel it."""
+    flusher = _Flusher(ingester)
+    sampler = _Sampler(ingester, gpus) if gpus is not None else None
+    watcher: threading.Thread | None = None
+    done = threading.Event()
+    if cancel_event is not None:
+        def watch() -> None:
+            while not done.is_set():
+                if cancel_event.wait(0.2):
+                    job.cancel()
+                    return
+
+        watcher = threading.Thread(target=watch, name="workbench-cancel-watch", daemon=True)
+        watcher.start()
+    interrupted = threading.Event()
+    previous: Any = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum: int, frame: Any) -> None:
+            if interrupted.is_set():
+                kill = getattr(job, "kill", None)
+                if kill is not None:
+                    kill()
+                return
+            interrupted.set()
+            job.cancel()
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        _consume(job, ingester, parser, on_line)
+        exit_: JobExit = job.wait()
+    finally:
+        done.set()
+        flusher.stop.set()
+        if sampler is not None:
+            sampler.stop.set()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if interrupted.is_set():
+            ingester.note("cancelled by the user (Ctrl+C)")
+    if interrupted.is_set() and exit_.status != "cancelled":
+        exit_ = JobExit(exit_.exit_code, "cancelled", exit_.reason or "cancelled")
+    return exit_
+
+
+def _consume(
+    job: Any, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
+) -> None:
+    for channel, line in job.lines():
+        if channel == "event":
+            ingester.feed_line(line)
+            continue
+        if on_line is not None:
+            on_line(channel, line)
+        now = time.time()
+        ingester.add_log(channel, line, now)
+        if parser is not None and channel == "stdout":
+            text = line.decode("utf-8", errors="replace")
+            for key, value, step in parser.parse(text):
+                try:
+                    ingester.add_points(key, [step], [value], [now])
+                except ValueError:
+                    pass
+        ingester.maybe_flush()

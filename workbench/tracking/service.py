@@ -1,0 +1,252 @@
+"""TrackingService (``ws.runs``): the tracking domain as the CLI, the TUI, workflows and deploy use it.
+
+See docs/CONTRACTS.md. Reads first mark runs whose owning process died as failed (keeping every
+event they wrote), so no view shows a dead run as running.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import UnknownIdError
+from workbench.tracking import filters, metrics, records, registry
+from workbench.tracking.lineage import LineageNode, lineage
+from workbench.tracking.records import RunInfo
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+    from workbench.executors.base import Channel
+
+RECOVERY_INTERVAL = 2.0
+
+
+@dataclass
+class LogLine:
+    """One stored output line of a run."""
+
+    seq: int
+    stream: str
+    time: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunFile:
+    """An input or output of a run."""
+
+    path: str
+    hash: str | None
+    size: int | None
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class TrackingService:
+    """Runs, metrics, logs, lineage and models of one project."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._recovered_at = 0.0
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self.ws.db
+
+    def recover(self, *, force: bool = False) -> list[str]:
+        """Mark dead 'running' runs as failed (at most every couple of seconds unless ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._recovered_at < RECOVERY_INTERVAL:
+            return []
+        self._recovered_at = now
+        from workbench.tracking.finalize import recover_stale
+
+        return recover_stale(self.ws)
+
+    # -- running -------------------------------------------------------------------------------
+    def execute(
+        self, command: Sequence[str], *, name: str | None = None, tags: Sequence[str] = (),
+        executor: str = "local", image: str | None = None, gpus: int | str | None = None,
+        cpu: str | None = None, memory: str | None = None, namespace: str | None = None,
+        parent_run: str | None = None, sweep_id: str | None = None, pipeline_run: str | None = None,
+        stage: str | None = None, on_line: Callable[[Channel, bytes], None] | None = None,
+        cancel_event: threading.Event | None = None, workdir: str = ".", params: dict[str, Any] | None = None,
+    ) -> RunInfo:
+        """Run ``command`` on ``executor`` and record everything; returns the ended run."""
+        from workbench.tracking.runner import execute
+
+        run_id = execute(
+            self.ws, command, name=name, tags=tags, executor=executor, image=image, gpus=gpus, cpu=cpu,
+            memory=memory, namespace=namespace, parent_run=parent_run, sweep_id=sweep_id,
+            pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
+            workdir=workdir, params=params,
+        )
+        return self.get(run_id)
+
+    def rerun(
+        self, ref: str, *, on_line: Callable[[Channel, bytes], None] | None = None,
+        cancel_event: threading.Event | None = None, name: str | None = None,
+    ) -> RunInfo:
+        """Check out the run's input snapshot into a scratch folder and run its command there again,
+        as a new run whose ``parent_run`` is the old one. The scratch folder is kept."""
+        from workbench.errors import UsageError
+        from workbench.tracking.ids import new_run_id
+        from workbench.tracking.runner import execute
+
+        old = self.get(ref)
+        if not old.snapshot_before:
+            raise UsageError(f"run {old.id} has no input snapshot to rerun from",
+                             "runs recorded by 'workbench run' in a versioned project have one")
+        scratch = self.ws.paths.tmp / f"rerun-{old.id}-{new_run_id()}"
+        scratch.mkdir(parents=True)
+        self.ws.versions.checkout(old.snapshot_before, scratch)
+        (scratch / ".workbench").mkdir(exist_ok=True)
+        run_id = execute(
+            self.ws, old.command, name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
+            tags=[f"rerun_of={old.id}"], parent_run=old.id, on_line=on_line, cancel_event=cancel_event,
+            workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before,
+        )
+        return self.get(run_id)
+
+    # -- reading runs --------------------------------------------------------------------------
+    def resolve(self, ref: str) -> str:
+        return records.resolve(self.db, ref)
+
+    def get(self, ref: str) -> RunInfo:
+        self.recover()
+        run_id = self.resolve(ref)
+        found = records.load_runs(self.db, [run_id], full=True)
+        if not found:
+            raise UnknownIdError(f"no run {ref!r}", "see 'workbench runs'")
+        return found[0]
+
+    def list(self, filter_expr: str | None = None, sort: str | None = None,
+             limit: int | None = None) -> builtins.list[RunInfo]:
+        """Runs newest first (or by ``sort``), filtered by a ``--filter`` expression."""
+        node = filters.parse(filter_expr) if filter_expr else None
+        self.recover()
+        runs = records.load_runs(self.db)
+        if node is not None:
+            runs = [r for r in runs if filters.matches(node, r)]
+        if sort:
+            runs = filters.sort_runs(runs, sort)
+        return runs[:limit] if limit is not None and limit >= 0 else runs
+
+    def params(self, run_id: str) -> dict[str, Any]:
+        return self.get(run_id).params
+
+    def metric_keys(self, run_id: str) -> builtins.list[str]:
+        return metrics.metric_keys(self.db, self.resolve(run_id))
+
+    def metric_series(self, run_id: str, key: str, *, max_points: int | None = None) -> metrics.MetricSeries:
+        return metrics.metric_series(self.db, self.resolve(run_id), key, max_points=max_points)
+
+    def log_lines(self, run_id: str, *, follow: bool = False, since: int = 0,
+                  poll: float = 0.2) -> Iterator[LogLine]:
+        """Stored output lines after ``since``; with ``follow``, keep waiting until the run has ended."""
+        run_id = self.resolve(run_id)
+        seq = since
+        while True:
+            rows = self.db.execute(
+                "SELECT seq, stream, time, line FROM run_logs WHERE run_id = ? AND seq > ?"
+                " ORDER BY seq LIMIT 5000",
+                (run_id, seq),
+            ).fetchall()
+            for row in rows:
+                seq = int(row[0])
+                yield LogLine(seq, row[1], row[2], row[3])
+            if rows:
+                continue
+            if not follow:
+                return
+            self.recover()
+            status = self.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if status is None or status[0] != "running":
+                tail = self.db.execute("SELECT COUNT(*) FROM run_logs WHERE run_id = ? AND seq > ?",
+                                       (run_id, seq)).fetchone()
+                if not tail[0]:
+                    return
+                continue
+            time.sleep(poll)
+
+    def _files(self, run_id: str, direction: str) -> builtins.list[RunFile]:
+        rows = self.db.execute(
+            "SELECT path, hash, size, source FROM run_files WHERE run_id = ? AND direction = ? ORDER BY path",
+            (self.resolve(run_id), direction),
+        )
+        return [RunFile(*tuple(r)) for r in rows]
+
+    def inputs(self, run_id: str) -> builtins.list[RunFile]:
+        return self._files(run_id, "input")
+
+    def outputs(self, run_id: str) -> builtins.list[RunFile]:
+        return self._files(run_id, "output")
+
+    def lineage(self, target: str, *, cwd: Path | None = None) -> LineageNode:
+        return lineage(self.ws, target, cwd=cwd)
+
+    def compare(self, refs: Sequence[str]) -> dict[str, Any]:
+        """Params that differ between the runs, and every metric side by side (last values)."""
+        runs = [self.get(ref) for ref in refs]
+        keys = sorted({k for r in runs for k in r.params})
+        differing = {k: [r.params.get(k) for r in runs] for k in keys
+                     if len({repr(r.params.get(k)) for r in runs}) > 1}
+        metric_names = sorted({k for r in runs for k in r.metrics})
+        return {
+            "runs": [{"id": r.id, "name": r.name, "status": r.status} for r in runs],
+            "params": differing,
+            "same_params": {k: runs[0].params.get(k) for k in keys if k not in differing},
+            "metrics": {
+                k: [r.metrics[k].to_dict() if k in r.metrics else None for r in runs] for k in metric_names
+            },
+        }
+
+    # -- models --------------------------------------------------------------------------------
+    def models(self) -> builtins.list[registry.ModelInfo]:
+        return registry.list_models(self.db)
+
+    def model_versions(self, name: str) -> builtins.list[registry.ModelVersion]:
+        return registry.versions(self.db, name)
+
+    def run_models(self, run_id: str) -> builtins.list[registry.ModelVersion]:
+        """Model versions registered by one run."""
+        return registry.versions_of_run(self.db, self.resolve(run_id))
+
+    def model_version(self, spec: str) -> registry.ModelVersion:
+        """``name``, ``name:version`` or ``name@alias``."""
+        return registry.get_version(self.db, spec)
+
+    def set_alias(self, name: str, version: int, alias: str) -> registry.ModelVersion:
+        return registry.set_alias(self.db, name, version, alias)
+
+    def register_model(self, path: Path, *, name: str | None = None, run_id: str | None = None,
+                       framework: str = "", framework_version: str = "") -> registry.ModelVersion:
+        """Register a model file by hand (stored in the blob cache)."""
+        from workbench.tracking.finalize import hash_path
+
+        if not path.is_file():
+            raise UnknownIdError(f"no such file: {path}")
+        digest = hash_path(self.ws, path, store=True)
+        assert digest is not None
+        if not framework:
+            framework, detected = registry.detect_framework(path)
+            framework_version = framework_version or detected
+        try:
+            rel = path.resolve().relative_to(self.ws.root).as_posix()
+        except ValueError:
+            rel = str(path.resolve())
+        return registry.register_version(
+            self.db, name=name or registry.model_name_for(rel), run_id=run_id, path=rel, hash=digest,
+            size=path.stat().st_size, framework=framework, framework_version=framework_version,
+        )
