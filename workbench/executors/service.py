@@ -113,12 +113,22 @@ class ExecutorService:
             pass
 
     def _spawn_follower(self, run_id: str) -> None:
-        records.claim(self.ws, run_id)  # until the follower claims it itself
-        subprocess.Popen(
+        import socket
+
+        from workbench.tracking.records import process_started
+
+        child = subprocess.Popen(
             [sys.executable, "-m", "workbench.executors.reattach", str(self.ws.root), run_id],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ},
         )
+        # The follower owns the run from now on: neither this reconcile nor the tracking service's
+        # stale-run recovery may mark it failed while the follower lives.
+        with self.ws.atomic() as db:
+            db.execute("UPDATE executor_jobs SET runner_pid = ?, runner_host = ? WHERE run_id = ?",
+                       (child.pid, socket.gethostname(), run_id))
+            db.execute("UPDATE runs SET pid = ?, pid_started = ?, host = ? WHERE id = ? AND status = 'running'",
+                       (child.pid, process_started(child.pid), socket.gethostname(), run_id))
 
 
 def _probe_docker(record: records.JobRecord) -> tuple[str, str]:

@@ -1,0 +1,28 @@
+"""Fixtures of the executor tests: a real Docker daemon (skip with the reason where none can run)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+IMAGE = os.environ.get("WORKBENCH_TEST_IMAGE", "workbench-python:bookworm")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    from workbench.errors import ExecutorError
+    from workbench.executors.docker import connect
+
+    try:
+        client = connect(timeout=20)
+    except ExecutorError as exc:
+        pytest.skip(f"no Docker daemon: {exc.one_line()} (scripts/docker_setup.sh starts one)")
+    try:
+        client.images.get(IMAGE)
+    except Exception:
+        pytest.skip(f"image {IMAGE} missing: run scripts/docker_setup.sh to build it offline")
+    yield client
+    client.close()
