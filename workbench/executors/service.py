@@ -127,7 +127,8 @@ class ExecutorService:
         with self.ws.atomic() as db:
             db.execute("UPDATE executor_jobs SET runner_pid = ?, runner_host = ? WHERE run_id = ?",
                        (child.pid, socket.gethostname(), run_id))
-            db.execute("UPDATE runs SET pid = ?, pid_started = ?, host = ? WHERE id = ? AND status = 'running'",
+            db.execute("UPDATE runs SET pid = ?, pid_started = ?, host = ?"
+                       " WHERE id = ? AND status = 'running'",
                        (child.pid, process_started(child.pid), socket.gethostname(), run_id))
 
 
