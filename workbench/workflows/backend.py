@@ -83,7 +83,8 @@ class WorkspaceBackend:
     def files_read(self, run_id: str) -> list[str]:
         """Project paths the run was seen reading (file-access capture)."""
         out: list[str] = []
-        for item in self.ws.runs.inputs(run_id):
+        runs: Any = self.ws.runs
+        for item in runs.inputs(run_id):
             path = _attr(item, "path", default=None)
             source = _attr(item, "source", default="audit")
             if path and source in ("audit", "api"):

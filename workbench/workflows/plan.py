@@ -91,6 +91,17 @@ class Planner:
             outputs=list(stage.outputs),
             placement={"executor": stage.executor, "image": stage.image, "gpus": stage.gpus})
 
+    def check_inputs(self, selected: list[str]) -> None:
+        """Before anything runs: every input exists or is written by a stage; params resolve."""
+        for name in selected:
+            stage = self.pipeline.stages[name]
+            resolve_params(stage, self.params)
+            for inp in stage.inputs:
+                if not exists(self.root, inp) and not self.producers_of(stage, inp):
+                    raise PipelineError(
+                        f"{stage.mark('input:' + inp)}: stage '{name}': input '{inp}' does not exist "
+                        "and no stage writes it", "create it or fix the path")
+
     def outputs_on_disk(self, stage: Stage) -> dict[str, str]:
         return hash_paths(self.root, stage.outputs, self.hasher)
 

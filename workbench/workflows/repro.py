@@ -28,7 +28,7 @@ from typing import Any
 
 from workbench.errors import BusyError, CorruptObjectError, MissingObjectError, WorkbenchError
 from workbench.workflows import records
-from workbench.workflows.backend import RunOutcome, WorkspaceBackend, remove_path
+from workbench.workflows.backend import RunOutcome, WorkspaceBackend, remove_path, safe_destination
 from workbench.workflows.dag import Dag
 from workbench.workflows.plan import PlanItem, Planner
 from workbench.workflows.records import StageRecord
@@ -140,9 +140,9 @@ class Repro:
     def _clear_outputs(self, stage: Stage) -> None:
         """Keep a copy of existing outputs in the store, remove them, and make their parent folders."""
         for out in stage.outputs:
+            path = safe_destination(self.root, out)  # never delete through a link out of the project
             for rel in iter_files(self.root, out):
                 self.backend.store_file(self.root / rel)
-            path = self.root / out
             if path.is_symlink() or path.exists():
                 remove_path(path)
             path.parent.mkdir(parents=True, exist_ok=True)  # the command may expect the folder
@@ -227,7 +227,13 @@ class Repro:
                         continue  # not ready yet (failures stop the loop before this matters)
                     pending.remove(name)
                     progressed = True
-                    self._start(pipeline_run, self.pipeline.stages[name], seq[name], pool, running)
+                    try:
+                        self._start(pipeline_run, self.pipeline.stages[name], seq[name], pool, running)
+                    except WorkbenchError as exc:  # an input vanished, a restore was refused ...
+                        failed, message = name, exc.one_line()
+                        self._record(StageRecord(pipeline_run, name, seq[name], "failed", reason=message,
+                                                 ended_at=time.time()))
+                        self._emit(StageEvent(name, "failed", message=message))
                 if not running:
                     if not progressed:
                         break
@@ -243,6 +249,7 @@ class Repro:
             self.cancel.set()
             for future in running:
                 future.cancel()
+            records.end_pipeline_run(self.db, pipeline_run, "cancelled", "interrupted")
             raise
         finally:
             pool.shutdown(wait=True)

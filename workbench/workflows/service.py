@@ -104,8 +104,10 @@ class WorkflowService:
             raise UsageError("-j must be at least 1")
         pipeline, dag = self.load()
         selected = self._select(pipeline, dag, stages)
+        planner = self._planner(pipeline, dag)
+        planner.check_inputs(selected)
         with pipeline_lock(self.ws.paths.locks):
-            repro = Repro(pipeline, dag, self._planner(pipeline, dag), self.backend, force=force, jobs=jobs,
+            repro = Repro(pipeline, dag, planner, self.backend, force=force, jobs=jobs,
                           check=check, default_executor=None, on_event=on_event,
                           cancel_event=cancel_event, stream_lines=stream_lines)
             return repro.run(selected, list(stages or []))
