@@ -1,0 +1,47 @@
+"""Zero-code capture: typed params from flags, metrics from stdout lines."""
+
+from __future__ import annotations
+
+import math
+
+from workbench.tracking.capture import StdoutMetricParser, params_from_argv
+
+
+def test_params_from_python_command_flags() -> None:
+    argv = ["python", "-u", "train.py", "--lr", "0.1", "--epochs=3", "-b", "32", "--shuffle", "--name", "run a",
+            "--no-augment", "--delta", "-1e-3", "--flag=false", "data.csv"]
+    assert params_from_argv(argv) == {
+        "lr": 0.1, "epochs": 3, "b": 32, "shuffle": True, "name": "run a", "augment": False, "delta": -0.001,
+        "flag": False,
+    }
+
+
+def test_params_from_module_and_plain_commands() -> None:
+    assert params_from_argv(["python3", "-m", "pkg.train", "--seed", "7"]) == {"seed": 7}
+    assert params_from_argv(["./train.sh", "--depth", "4", "--verbose"]) == {"depth": 4, "verbose": True}
+    assert params_from_argv(["python", "t.py", "--", "--not-a-param", "1"]) == {}
+    assert params_from_argv([]) == {}
+
+
+def test_stdout_pairs_with_step() -> None:
+    parser = StdoutMetricParser()
+    assert parser.parse("epoch=3 loss=0.25 acc=0.9") == [("loss", 0.25, 3), ("acc", 0.9, 3)]
+    assert parser.parse("Epoch: 2  train_loss: 1.5e-2  val/acc: 87.5%") == [
+        ("train_loss", 0.015, 2), ("val/acc", 87.5, 2)]
+    assert parser.parse("step 10 | loss: 0.3") == [("loss", 0.3, None)]
+    found = parser.parse("loss: nan grad_norm=inf")
+    assert math.isnan(found[0][1]) and found[1][1] == math.inf
+
+
+def test_stdout_lines_that_are_not_metrics() -> None:
+    parser = StdoutMetricParser(ignore={"lr"})
+    assert parser.parse("Namespace(lr=0.1)") == []
+    assert parser.parse("started at 12:30:45 on http://host:8080/x") == []
+    assert parser.parse("Downloading data ...") == []
+    assert parser.parse("x" * 10_000 + " loss=1") == []
+    assert parser.parse("path=/tmp/a.csv count=3") == [("count", 3.0, None)]
+
+
+def test_custom_patterns_replace_the_defaults() -> None:
+    parser = StdoutMetricParser([r"\[(?P<step>\d+)\] (?P<name>\w+) is (?P<value>[\d.]+)"])
+    assert parser.parse("[5] loss is 0.5") == [("loss", 0.5, 5)]

@@ -1,0 +1,214 @@
+"""The run orchestrator with real processes: capture, exit codes, signals, cancel, crashes, concurrency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.core.workspace import Workspace
+from workbench.errors import ExecutorError
+from workbench.tracking.events import encode
+
+PY = sys.executable
+
+
+def _script(ws: Workspace, name: str, body: str) -> str:
+    (ws.root / name).write_text(textwrap.dedent(body), encoding="utf-8")
+    return name
+
+
+def test_run_records_params_metrics_files_logs_and_models(ws: Workspace) -> None:
+    (ws.root / "data.csv").write_text("x,y\n1,2\n", encoding="utf-8")
+    (ws.root / "stale.txt").write_text("old", encoding="utf-8")
+    _script(ws, "train.py", """
+        import argparse, pickle, sys
+        p = argparse.ArgumentParser(); p.add_argument("--lr", type=float); p.add_argument("--epochs", type=int)
+        a = p.parse_args()
+        rows = open("data.csv").read()
+        for e in range(a.epochs):
+            print(f"epoch={e} loss={1 / (e + 1)}")
+        print("warning: something", file=sys.stderr)
+        with open("model.pkl", "wb") as f:
+            pickle.dump({"w": 1}, f)
+        with open("notes.txt", "w") as f:
+            f.write("done")
+    """)
+    lines: list[tuple[str, bytes]] = []
+    info = ws.runs.execute([PY, "train.py", "--lr", "0.1", "--epochs=3"], name="first", tags=["team=cv"],
+                           on_line=lambda c, line: lines.append((c, line)))
+    assert info.status == "succeeded" and info.exit_code == 0 and info.name == "first"
+    assert info.params == {"lr": 0.1, "epochs": 3} and info.tags == {"team": "cv"}
+    assert info.metrics["loss"].count == 3 and info.metrics["loss"].last == pytest.approx(1 / 3)
+    assert ws.runs.metric_series(info.id, "loss").steps == [0, 1, 2]
+    assert ("stdout", b"epoch=0 loss=1.0") in lines and ("stderr", b"warning: something") in lines
+    inputs = {f.path: f for f in ws.runs.inputs(info.id)}
+    outputs = {f.path: f for f in ws.runs.outputs(info.id)}
+    assert "data.csv" in inputs and inputs["data.csv"].hash == ws.versions.hash_file(ws.root / "data.csv")
+    assert {"model.pkl", "notes.txt"} <= set(outputs) and "stale.txt" not in outputs
+    assert info.snapshot_before and info.snapshot_after and info.snapshot_before != info.snapshot_after
+    (model,) = ws.runs.run_models(info.id)
+    assert model.name == "model" and model.version == 1 and model.path == "model.pkl"
+    assert model.hash == outputs["model.pkl"].hash
+    exported = ws.root / ".workbench" / "tmp" / "exported"
+    ws.versions.export_object(model.hash, exported)
+    assert exported.read_bytes() == (ws.root / "model.pkl").read_bytes()
+    env = info.environment
+    assert env["python"] and "pytest" in env["packages"] and env["cpu_count"] >= 1
+    logs = [line.text for line in ws.runs.log_lines(info.id)]
+    assert logs[0] == "epoch=0 loss=1.0" and "warning: something" in logs
+
+
+def test_exit_code_and_signals(ws: Workspace) -> None:
+    failed = ws.runs.execute([PY, "-c", "import sys; print('loss: 1'); sys.exit(3)"])
+    assert failed.status == "failed" and failed.exit_code == 3 and "3" in failed.reason
+    killed = ws.runs.execute([PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    assert killed.status == "failed" and killed.exit_code == 137 and "SIGKILL" in killed.reason
+
+
+def test_command_not_found_creates_nothing(ws: Workspace) -> None:
+    with pytest.raises(ExecutorError, match="command not found"):
+        ws.runs.execute(["no-such-program-xyz", "--lr", "1"])
+    assert ws.runs.list() == []
+
+
+def test_binary_garbage_on_stdout(ws: Workspace) -> None:
+    info = ws.runs.execute([PY, "-c", "import os; os.write(1, bytes(range(256)) * 50 + b'\\nacc=0.5\\n')"])
+    assert info.status == "succeeded" and info.metrics["acc"].last == 0.5
+    assert len(list(ws.runs.log_lines(info.id))) >= 2
+
+
+def test_stdout_metrics_can_be_switched_off(ws: Workspace) -> None:
+    ws.config.tracking.capture_stdout_metrics = False
+    info = ws.runs.execute([PY, "-c", "print('loss=0.5')"])
+    assert info.metrics == {}
+
+
+def test_marked_events_on_stdout_are_ingested_not_logged(ws: Workspace) -> None:
+    line = "@@workbench@@ " + encode({"e": "metric", "k": "pod_loss", "v": 0.5, "s": 4}).decode().strip()
+    info = ws.runs.execute([PY, "-c", f"print({line!r})"])
+    assert info.metrics["pod_loss"].last_step == 4
+    assert not [x for x in ws.runs.log_lines(info.id) if "@@workbench@@" in x.text]
+
+
+def test_cancel_event_cancels(ws: Workspace) -> None:
+    cancel = threading.Event()
+    _script(ws, "slow.py", """
+        import time
+        print("started", flush=True)
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            print("cleaned up", flush=True)
+            raise
+    """)
+
+    def on_line(channel: str, line: bytes) -> None:
+        if line == b"started":
+            cancel.set()
+
+    start = time.monotonic()
+    info = ws.runs.execute([PY, "slow.py"], on_line=on_line, cancel_event=cancel)
+    assert info.status == "cancelled" and time.monotonic() - start < 20
+    assert "cleaned up" in [x.text for x in ws.runs.log_lines(info.id)]
+
+
+def test_concurrent_runs_never_see_locked_database(ws: Workspace) -> None:
+    _script(ws, "spam.py", """
+        import workbench
+        for i in range(3000):
+            workbench.log_metric("x", i)
+            if i % 500 == 0:
+                print(f"step={i} y={i}", flush=True)
+    """)
+    results: list[object] = []
+
+    def one() -> None:
+        with Workspace.open(ws.root) as other:
+            try:
+                results.append(other.runs.execute([PY, "spam.py"]))
+            except Exception as exc:  # pragma: no cover - the failure we look for
+                results.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 3
+    for info in results:
+        assert not isinstance(info, Exception), info
+        assert info.status == "succeeded", info.reason  # type: ignore[attr-defined]
+        assert info.metrics["x"].count == 3000  # type: ignore[attr-defined]
+
+
+def test_runner_killed_mid_run_is_shown_failed_with_events_kept(ws: Workspace, project_dir: Path) -> None:
+    _script(ws, "long.py", """
+        import time, workbench
+        for i in range(100):
+            workbench.log_metric("loss", 1.0 / (i + 1))
+        workbench.finish()  # written to the events file now
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    runner = subprocess.Popen(
+        [PY, "-m", "workbench", "run", "--", PY, "long.py"], cwd=project_dir, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    assert runner.stdout is not None
+    assert runner.stdout.readline().strip() == b"ready"
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    time.sleep(0.3)
+    (info,) = ws.runs.list()
+    try:
+        assert info.status == "failed" and "killed" in info.reason
+        assert info.metrics["loss"].count == 100
+    finally:
+        child = info.executor_info.get("pid")
+        for pid in _children_of_session(runner.pid):
+            os.kill(pid, signal.SIGKILL)
+        _ = child
+
+
+def _children_of_session(pid: int) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if any(part.endswith("long.py") for part in cmd):
+            found.append(proc.pid)
+    return found
+
+
+def test_existing_sitecustomize_still_runs(ws: Workspace, tmp_path: Path) -> None:
+    other = tmp_path / "othersite"
+    other.mkdir()
+    (other / "sitecustomize.py").write_text("import builtins\nbuiltins.CHAINED = 'yes'\n", encoding="utf-8")
+    os.environ["PYTHONPATH"] = str(other)
+    try:
+        (ws.root / "in.txt").write_text("hi", encoding="utf-8")
+        info = ws.runs.execute([PY, "-c", "import builtins; open('in.txt').read(); print('chained', builtins.CHAINED)"])
+    finally:
+        del os.environ["PYTHONPATH"]
+    assert "chained yes" in [x.text for x in ws.runs.log_lines(info.id)]
+    assert [f.path for f in ws.runs.inputs(info.id)] == ["in.txt"]
+
+
+def test_rerun_runs_the_input_snapshot_in_a_scratch_folder(ws: Workspace) -> None:
+    (ws.root / "value.txt").write_text("1", encoding="utf-8")
+    _script(ws, "read.py", "print('v=' + open('value.txt').read())\n")
+    first = ws.runs.execute([PY, "read.py"])
+    (ws.root / "value.txt").write_text("2", encoding="utf-8")
+    again = ws.runs.rerun(first.id)
+    assert again.parent_run == first.id and again.snapshot_before == first.snapshot_before
+    assert again.metrics["v"].last == 1.0  # the old input, not the edited file
+    assert (ws.root / "value.txt").read_text(encoding="utf-8") == "2"
