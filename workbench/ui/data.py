@@ -68,6 +68,7 @@ class RunRow:
     ended: float | None
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    metric_counts: dict[str, int] = field(default_factory=dict)
     command: str = ""
     exit_code: int | None = None
     executor: str = "local"
@@ -178,10 +179,12 @@ def _float_or_none(value: Any) -> float | None:
 def run_row(obj: Any) -> RunRow:
     metrics_raw = pick(obj, "metrics", "summary", "last_metrics", default={}) or {}
     metrics: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for key, value in dict(metrics_raw).items():
         number = _float_or_none(pick(value, "last", "value", default=value))
         if number is not None:
             metrics[key] = number
+            counts[key] = int(pick(value, "count", default=1))
     command = pick(obj, "command", default="")
     if isinstance(command, list | tuple):
         import shlex
@@ -195,6 +198,7 @@ def run_row(obj: Any) -> RunRow:
         ended=as_time(pick(obj, "ended_at", "ended", "end_time", "finished_at")),
         params=dict(pick(obj, "params", default={}) or {}),
         metrics=metrics,
+        metric_counts=counts,
         command=str(command),
         exit_code=pick(obj, "exit_code", "returncode"),
         executor=str(pick(obj, "executor", default="local")),
@@ -337,11 +341,18 @@ class UiData:
             yield text if isinstance(text, str) else str(text)
 
     def provenance(self, run_id: str) -> Provenance:
+        """Inputs (with the run that wrote each, through lineage), outputs and model versions."""
         inputs = []
-        for item in self._method("runs", "inputs")(run_id):
-            inputs.append((str(pick(item, "path")), str(pick(item, "hash", default="")),
-                           pick(item, "producer_run", "written_by", "run_id")))
-        outputs = [(str(pick(i, "path")), str(pick(i, "hash", default="")))
+        for index, item in enumerate(self._method("runs", "inputs")(run_id)):
+            path, digest = str(pick(item, "path")), str(pick(item, "hash", default="") or "")
+            producer = None
+            if digest and index < 25:
+                try:
+                    producer = self.producer_of(path)
+                except WorkbenchError:
+                    producer = None
+            inputs.append((path, digest, producer if producer != run_id else None))
+        outputs = [(str(pick(i, "path")), str(pick(i, "hash", default="") or ""))
                    for i in self._method("runs", "outputs")(run_id)]
         models = []
         try:
@@ -353,9 +364,12 @@ class UiData:
         return Provenance(inputs, outputs, models)
 
     def producer_of(self, path: str) -> str | None:
-        """The run that wrote ``path`` (through lineage), or None."""
+        """The run that wrote ``path`` (the first run in its lineage), or None."""
         node = self._method("runs", "lineage")(path)
-        return pick(node, "run_id", "run", "producer")
+        for child in pick(node, "children", default=[]):
+            if pick(child, "kind") == "run":
+                return str(pick(pick(child, "details", default={}), "id", default=pick(child, "label")))
+        return None
 
     def execute(self, command: Sequence[str], *, name: str | None, executor: str, image: str | None,
                 gpus: int | None, on_line: Callable[[str], None] | None,

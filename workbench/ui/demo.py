@@ -14,8 +14,10 @@ per step and numbers the run ids, so two generations give the same ids and times
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,25 @@ class FrozenClock:
             return self.now + max(0, self.calls - 20_000) * 1e-3
 
 
+class _StableOs(types.ModuleType):
+    """``os`` for the versioning service during deterministic generation: a fixed pid and a
+    counter instead of random bytes in snapshot records (so snapshot ids repeat); all else is os."""
+
+    def __init__(self) -> None:
+        super().__init__("os")
+        self._count = 0
+
+    def getpid(self) -> int:
+        return 4242
+
+    def urandom(self, n: int) -> bytes:
+        self._count += 1
+        return self._count.to_bytes(n, "big")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
 @contextlib.contextmanager
 def _deterministic(clock: FrozenClock) -> Iterator[None]:
     counter = iter(range(1, 10_000))
@@ -138,6 +159,7 @@ def _deterministic(clock: FrozenClock) -> Iterator[None]:
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch("time.time", clock))
+        stack.enter_context(mock.patch("workbench.versioning.service.os", _StableOs()))
         stack.enter_context(mock.patch("workbench.tracking.ids.new_run_id", run_id))
         with contextlib.suppress(ImportError, AttributeError):
             stack.enter_context(mock.patch("workbench.tracking.runner.new_run_id", run_id))

@@ -97,7 +97,12 @@ class CompareScreen(WorkbenchScreen):
         else:
             files.add_option(Option("code and data identical", disabled=True))
         if value.keys:
-            self.show_metric(self.key if self.key in value.keys else value.keys[0])
+            counts: dict[str, int] = {}
+            for run in value.runs:
+                for key, count in run.metric_counts.items():
+                    counts[key] = counts.get(key, 0) + count
+            first = sorted(value.keys, key=lambda k: (-counts.get(k, 0), k))[0]
+            self.show_metric(self.key if self.key in value.keys else first)
 
     def _fill_params(self, runs: list[RunRow]) -> None:
         table = self.query_one("#compare-params", DataTable)

@@ -63,6 +63,13 @@ def summary_table(run: RunRow) -> Table:
     return table
 
 
+def best_key(run: RunRow, keys: list[str]) -> str | None:
+    """The metric to show first: the one with the most points (a curve), then alphabetical."""
+    if not keys:
+        return None
+    return sorted(keys, key=lambda k: (-run.metric_counts.get(k, 0), k))[0]
+
+
 class RunDetailScreen(WorkbenchScreen):
     TITLE_TEXT = "Run"
     RELOAD_SECONDS = 1.0
@@ -118,7 +125,7 @@ class RunDetailScreen(WorkbenchScreen):
         def fetch() -> tuple[RunRow, list[str], Series | None]:
             run = self.data.run(self.run_id)
             keys = self.data.metric_keys(run.id)
-            chosen = key if key in keys else (keys[0] if keys else None)
+            chosen = key if key in keys else best_key(run, keys)
             series = self.data.metric_series(run.id, chosen, max_points=CHART_POINTS) if chosen else None
             return run, keys, series
 
@@ -141,6 +148,8 @@ class RunDetailScreen(WorkbenchScreen):
             self.key = series.key
             self.series = series
             self._draw()
+        elif not keys:
+            self.query_one(MetricChart).show([], title="this run logged no metrics")
         if not self._log_started:
             self._log_started = True
             self._follow_log(run.status == "running")
