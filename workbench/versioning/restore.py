@@ -88,6 +88,7 @@ def apply(store: BlobStore, reader: TreeReader, target_root: str, dest: str,
     target = flatten(reader, target_root, wanted)
     result = RestoreResult(snapshot_id)
     failures: list[str] = []
+    unsafe = False
     # 1. Remove what the target does not have, and entries whose type changes (deepest first).
     doomed = [p for p, it in current.items()
               if (delete_extra and p not in target) or (p in target and target[p][1] != it[1])]
@@ -99,7 +100,8 @@ def apply(store: BlobStore, reader: TreeReader, target_root: str, dest: str,
             if current[path][1] != DIR:
                 failures.append(f"{display_path(path)}: {exc.strerror}")
         except UnsafePathError as exc:
-            failures.append(exc.one_line())
+            failures.append(exc.message)
+            unsafe = True
     # 2. Write what differs, folders before their content.
     total = sum(it[3] for it in target.values() if it[1] == FILE)
     done = 0
@@ -128,7 +130,8 @@ def apply(store: BlobStore, reader: TreeReader, target_root: str, dest: str,
                 store.export(item[4], Path(full), mode=item[2])
                 result.written.append(path)
         except UnsafePathError as exc:
-            failures.append(exc.one_line())
+            failures.append(exc.message)
+            unsafe = True
         except OSError as exc:
             failures.append(f"{display_path(path)}: {exc.strerror}")
         except WorkbenchError as exc:
@@ -139,8 +142,9 @@ def apply(store: BlobStore, reader: TreeReader, target_root: str, dest: str,
                 progress(done, total)
     if failures:
         more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
-        raise WorkbenchError(
+        error = UnsafePathError if unsafe else WorkbenchError
+        raise error(
             f"restore of {snapshot_id[:10]} incomplete: {'; '.join(failures[:3])}{more}",
-            "fix the causes and run the same restore again",
+            "remove links or files in the way, or restore to another folder; then run the same restore again",
         )
     return result

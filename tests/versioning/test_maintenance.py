@@ -1,0 +1,117 @@
+"""fsck and gc, several processes at once, and SIGKILL at random moments during a snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import run_workbench
+from workbench.core.workspace import Workspace
+
+
+def _write(root: Path, rel: str, data: bytes) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def test_fsck_reports_corrupt_and_missing_by_path_and_snapshot(ws: Workspace) -> None:
+    _write(ws.root, "good.txt", b"good")
+    _write(ws.root, "dir/bad.txt", b"will be corrupted" * 10)
+    _write(ws.root, "gone.txt", b"will go missing" * 10)
+    info = ws.versions.snapshot()
+    assert ws.versions.fsck().ok
+    files = ws.versions.files(info.id)
+    store = ws.versions.store
+    bad = store.path_of(files["dir/bad.txt"].hash)
+    bad.chmod(0o644)
+    bad.write_bytes(b"R" + b"garbage")
+    store.path_of(files["gone.txt"].hash).unlink()
+    report = ws.versions.fsck()
+    found = {(p.path, p.problem, p.snapshot) for p in report.problems}
+    assert found == {("dir/bad.txt", "corrupt", info.id), ("gone.txt", "missing", info.id)}
+
+
+def test_gc_deletes_only_unreferenced(ws: Workspace) -> None:
+    _write(ws.root, "a.txt", b"a" * 1000)
+    first = ws.versions.snapshot()
+    stray, _ = ws.versions.store.put_bytes(b"nobody references me" * 50)
+    pinned = ws.versions.put_file(ws.root / "a.txt")
+    report = ws.versions.gc()
+    assert report.deleted == 1 and not ws.versions.store.has(stray)
+    assert ws.versions.store.has(pinned)
+    assert ws.versions.fsck().ok
+    assert ws.versions.read_file(first.id, "a.txt") == b"a" * 1000
+
+
+def test_two_concurrent_snapshot_processes(ws: Workspace) -> None:
+    for i in range(200):
+        _write(ws.root, f"d{i % 7}/f{i}.bin", os.urandom(2000))
+    procs = [subprocess.Popen([sys.executable, "-m", "workbench", "snapshot", "--json", "-m", f"p{n}"],
+                              cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    ids = {json.loads(out)["id"] for out, _ in outs}
+    assert ids <= {s.id for s in ws.versions.log()}
+    assert ws.versions.fsck().ok
+    assert ws.versions.status() == []
+
+
+def _digest_tree(root: Path) -> dict[str, str]:
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        if ".workbench" in Path(dirpath).relative_to(root).parts:
+            continue
+        for name in files:
+            full = Path(dirpath) / name
+            out[str(full.relative_to(root))] = hashlib.sha256(full.read_bytes()).hexdigest()
+    return out
+
+
+def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: Path) -> None:
+    rng = random.Random(7)
+    root = ws.root
+    for i in range(400):
+        _write(root, f"data/part{i % 10}/f{i}.bin", rng.randbytes(rng.randint(1, 48) * 1024))
+    _write(root, "big.bin", rng.randbytes(24 * 1024 * 1024))
+    reported: dict[str, dict[str, str]] = {}
+    kills = interrupted = 0
+    while kills < 20:
+        # Change something each round, so every snapshot writes new objects.
+        for _ in range(25):
+            i = rng.randrange(400)
+            _write(root, f"data/part{i % 10}/f{i}.bin", rng.randbytes(rng.randint(1, 48) * 1024))
+        with open(root / "big.bin", "r+b") as handle:
+            handle.seek(rng.randrange(20 * 1024 * 1024))
+            handle.write(rng.randbytes(300_000))
+        expected = _digest_tree(root)
+        proc = subprocess.Popen([sys.executable, "-m", "workbench", "snapshot", "--json"], cwd=root,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.1, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        kills += 1
+        if proc.returncode == 0 and out:
+            reported[json.loads(out)["id"]] = expected
+        else:
+            interrupted += 1
+    assert interrupted >= 8, "the kills should land while snapshots are being written"
+    final = run_workbench(root, "snapshot", "--json")
+    assert final.returncode == 0, final.stderr
+    reported[json.loads(final.stdout)["id"]] = _digest_tree(root)
+    fsck = run_workbench(root, "fsck", "--json")
+    assert fsck.returncode == 0 and json.loads(fsck.stdout)["ok"], fsck.stdout
+    with Workspace.open(root) as again:
+        assert again.versions.status() == []
+        for n, (snap, expected) in enumerate(reported.items()):
+            dest = tmp_path / f"restored{n}"
+            again.versions.checkout(snap, dest)
+            assert _digest_tree(dest) == expected
