@@ -8,8 +8,8 @@ from workbench.tracking.capture import StdoutMetricParser, params_from_argv
 
 
 def test_params_from_python_command_flags() -> None:
-    argv = ["python", "-u", "train.py", "--lr", "0.1", "--epochs=3", "-b", "32", "--shuffle", "--name", "run a",
-            "--no-augment", "--delta", "-1e-3", "--flag=false", "data.csv"]
+    argv = ["python", "-u", "train.py", "--lr", "0.1", "--epochs=3", "-b", "32", "--shuffle", "--name",
+            "run a", "--no-augment", "--delta", "-1e-3", "--flag=false", "data.csv"]
     assert params_from_argv(argv) == {
         "lr": 0.1, "epochs": 3, "b": 32, "shuffle": True, "name": "run a", "augment": False, "delta": -0.001,
         "flag": False,

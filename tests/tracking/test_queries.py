@@ -91,7 +91,8 @@ def test_downsampled_series_keeps_min_max_last(ws: Workspace) -> None:
     assert small.steps[-1] == 9_999 and small.values[-1] == values[-1]
     assert min(small.mins) == pytest.approx(min(values))
     plan = " ".join(str(tuple(r)) for r in ws.db.execute(
-        "EXPLAIN QUERY PLAN SELECT step, value FROM metrics WHERE run_id = 'm1' AND key_id = 1 ORDER BY step"))
+        "EXPLAIN QUERY PLAN SELECT step, value FROM metrics WHERE run_id = 'm1' AND key_id = 1"
+        " ORDER BY step"))
     assert "USING PRIMARY KEY" in plan and "SCAN" not in plan.replace("SEARCH", "")
 
 
@@ -135,7 +136,9 @@ def test_framework_detected_from_pickle_without_unpickling(tmp_path: pytest.Temp
 def test_list_ten_thousand_runs_quickly(ws: Workspace) -> None:
     rows = [(f"r{i:05d}", "[]", time.time() + i) for i in range(10_000)]
     with ws.atomic() as db:
-        db.executemany("INSERT INTO runs (id, command, status, started_at) VALUES (?, ?, 'succeeded', ?)", rows)
+        db.executemany(
+            "INSERT INTO runs (id, command, status, started_at) VALUES (?, ?, 'succeeded', ?)", rows
+        )
         db.executemany("INSERT INTO run_params VALUES (?, 'lr', '0.1', 'argv')", [(r[0],) for r in rows])
     start = time.perf_counter()
     runs = ws.runs.list(filter_expr="lr > 0.01", limit=50)

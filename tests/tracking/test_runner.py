@@ -30,7 +30,9 @@ def test_run_records_params_metrics_files_logs_and_models(ws: Workspace) -> None
     (ws.root / "stale.txt").write_text("old", encoding="utf-8")
     _script(ws, "train.py", """
         import argparse, pickle, sys
-        p = argparse.ArgumentParser(); p.add_argument("--lr", type=float); p.add_argument("--epochs", type=int)
+        p = argparse.ArgumentParser()
+        p.add_argument("--lr", type=float)
+        p.add_argument("--epochs", type=int)
         a = p.parse_args()
         rows = open("data.csv").read()
         for e in range(a.epochs):
@@ -172,19 +174,18 @@ def test_runner_killed_mid_run_is_shown_failed_with_events_kept(ws: Workspace, p
         assert info.status == "failed" and "killed" in info.reason
         assert info.metrics["loss"].count == 100
     finally:
-        child = info.executor_info.get("pid")
-        for pid in _children_of_session(runner.pid):
+        for pid in _orphans(project_dir / "long.py"):
             os.kill(pid, signal.SIGKILL)
-        _ = child
 
 
-def _children_of_session(pid: int) -> list[int]:
+def _orphans(script: Path) -> list[int]:
+    """The training process the killed runner left behind (ours, found by its script path)."""
     import psutil
 
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
         cmd = proc.info.get("cmdline") or []
-        if any(part.endswith("long.py") for part in cmd):
+        if "long.py" in cmd and proc.info.get("cwd") == str(script.parent):
             found.append(proc.pid)
     return found
 
@@ -196,7 +197,8 @@ def test_existing_sitecustomize_still_runs(ws: Workspace, tmp_path: Path) -> Non
     os.environ["PYTHONPATH"] = str(other)
     try:
         (ws.root / "in.txt").write_text("hi", encoding="utf-8")
-        info = ws.runs.execute([PY, "-c", "import builtins; open('in.txt').read(); print('chained', builtins.CHAINED)"])
+        code = "import builtins; open('in.txt').read(); print('chained', builtins.CHAINED)"
+        info = ws.runs.execute([PY, "-c", code])
     finally:
         del os.environ["PYTHONPATH"]
     assert "chained yes" in [x.text for x in ws.runs.log_lines(info.id)]
