@@ -62,28 +62,27 @@ class LogFollower:
         same = 0
         for chunk in self._fetch(since, follow):
             for line in splitter.feed(chunk):
-                delivered = self._accept(line, same)
-                if delivered is None:
-                    continue
-                same, text = delivered
-                yield text
+                same, text = self._accept(line, same)
+                if text is not None:
+                    yield text
         for line in splitter.flush():
-            delivered = self._accept(line, same)
-            if delivered is not None:
-                yield delivered[1]
+            same, text = self._accept(line, same)
+            if text is not None:
+                yield text
 
-    def _accept(self, line: bytes, same: int) -> tuple[int, bytes] | None:
-        """Decide on one timestamped line; returns (new same-count, text) or None to skip."""
+    def _accept(self, line: bytes, same: int) -> tuple[int, bytes | None]:
+        """Decide on one timestamped line: (lines seen with the remembered time in this read,
+        the text to deliver or None to skip it)."""
         stamp_text, _, text = line.partition(b" ")
         stamp = parse_timestamp(stamp_text)
         if stamp is None:  # no timestamp: cannot dedupe, deliver it
             return same, line
         if self.last is not None and stamp < self.last:
-            return None
+            return same, None
         if self.last is not None and stamp == self.last:
             same += 1
             if same <= self.seen_at_last:
-                return None
+                return same, None
             self.seen_at_last += 1
             return same, text
         self.last = stamp

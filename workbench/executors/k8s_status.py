@@ -116,6 +116,8 @@ def job_exit(job: dict[str, Any] | None, pod: dict[str, Any] | None, memory: str
             return JobExit(code, "failed", words or "the pod failed")
         return None
     kind, reason, message = condition
+    if words.startswith("OOMKilled"):  # the root cause leads, whatever the Job's condition says
+        return JobExit(code, "failed", f"{words}; the Job failed ({reason or 'Failed'})")
     if kind == "Complete":
         return JobExit(code if code is not None else 0, "succeeded", "")
     if reason == "DeadlineExceeded":
