@@ -165,18 +165,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     ws = open_workspace()
     changes = ws.versions.status()
     if args.json:
-        latest = ws.versions.latest()
-        print_json({"snapshot": latest.id if latest else None,
+        head = ws.versions.head()
+        print_json({"snapshot": head.id if head else None,
                     "changes": [c.to_dict() for c in changes]})
         return 0
     if not changes:
-        latest = ws.versions.latest()
-        print(f"nothing changed since snapshot {latest.short_id}" if latest else
+        head = ws.versions.head()
+        print(f"nothing changed since snapshot {head.short_id}" if head else
               "no snapshot yet and nothing to version")
         return 0
     from workbench.cli.common import console
 
-    table = _table(f"{len(changes)} change{'s' * (len(changes) != 1)} since the latest snapshot",
+    head = ws.versions.head()
+    since = f"snapshot {head.short_id}" if head else "the start"
+    table = _table(f"{len(changes)} change{'s' * (len(changes) != 1)} since {since}",
                    ["change", "path", "size", "old size"])
     colour = {"added": "green", "modified": "yellow", "deleted": "red"}
     for c in changes:

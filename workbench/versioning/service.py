@@ -107,6 +107,7 @@ class VersioningService:
                 if latest is not None and latest[1] == tree.root:
                     info = _info(latest, created=False)
                     info.skipped = tree.skipped
+                    self._set_head(info.id)
                     return info
                 created_at = time.time()
                 record = json.dumps([tree.root, latest[0] if latest else None, created_at, kind, message,
@@ -122,6 +123,7 @@ class VersioningService:
                      info.files, info.bytes, info.new_bytes,
                      json.dumps([display_path(p) for p in info.changed_paths])),
                 )
+            self._set_head(info.id)
         return info
 
     def log(self, limit: int | None = None, include_auto: bool = True) -> list[SnapshotInfo]:
@@ -165,6 +167,28 @@ class VersioningService:
         row = self.ws.db.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE id = ?",
                                  (self.resolve(ref),)).fetchone()
         return _info(row)
+
+    def _set_head(self, snap_id: str) -> None:
+        """Remember which snapshot the working folder matches (status compares against it)."""
+        path = self.ws.paths.store_dir / "HEAD"
+        tmp = path.with_name(f"HEAD.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(snap_id + "\n", encoding="ascii")
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    def head(self) -> SnapshotInfo | None:
+        """The snapshot the working folder was last synchronised with (taken or restored), else latest."""
+        try:
+            snap_id = (self.ws.paths.store_dir / "HEAD").read_text(encoding="ascii").strip()
+        except (FileNotFoundError, UnicodeDecodeError):
+            snap_id = ""
+        if snap_id:
+            row = self.ws.db.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE id = ?", (snap_id,)).fetchone()
+            if row is not None:
+                return _info(row)
+        return self.latest()
 
     def latest(self) -> SnapshotInfo | None:
         row = self.ws.db.execute(
@@ -231,9 +255,9 @@ class VersioningService:
     def status(self, progress: Progress | None = None) -> list[Change]:
         from workbench.versioning.diff import diff_trees
 
-        latest = self.latest()
+        head = self.head()
         work = self.working_tree(progress)
-        return diff_trees(self.reader, latest.root_tree if latest else None, work.root)
+        return diff_trees(self.reader, head.root_tree if head else None, work.root)
 
     def diff(self, a: str, b: str | None = None) -> list[Change]:
         from workbench.versioning.diff import diff_trees
@@ -306,6 +330,8 @@ class VersioningService:
         result = apply(self.store, self.reader, info.root_tree, str(self.root), wanted, current,
                        delete_extra=True, snapshot_id=info.id, progress=progress)
         result.safety_snapshot = safety_id
+        if wanted is None:
+            self._set_head(info.id)
         return result
 
     def checkout(self, ref: str, dest: Path, paths: list[str] | None = None,
