@@ -141,6 +141,7 @@ def _ensure() -> ActiveRun | None:
             )
             _run._owner = owner
             owner.attach(_run)
+            _finish_before_thread_shutdown()
         _start_flusher()
         return _run
 
@@ -298,8 +299,21 @@ def _at_exit() -> None:
             finish()
         else:
             run.close()
-    except Exception:
-        pass
+    except Exception as exc:  # never turn a finished script into a crash at exit
+        sys.stderr.write(f"workbench: could not finish the run: {exc!r}\n")
+
+
+def _finish_before_thread_shutdown() -> None:
+    """Finish an own run while threads still work: the store's snapshot uses a thread pool, and
+    ``concurrent.futures`` refuses new work once the interpreter's atexit stage has begun."""
+    import concurrent.futures.thread  # noqa: F401 - registers its own exit hook first
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_at_exit)
+        except RuntimeError:
+            pass
 
 
 atexit.register(_at_exit)

@@ -77,7 +77,8 @@ class OwnRun:
 
         if config.capture_file_access:
             self._stop_hook = sitecustomize.install_file_hook(str(self.events_path), str(self.root))
-        threading.Thread(target=self._report_environment, name="workbench-env", daemon=True).start()
+        self._env_thread = threading.Thread(target=self._report_environment, name="workbench-env", daemon=True)
+        self._env_thread.start()
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
 
@@ -113,6 +114,7 @@ class OwnRun:
         from workbench.tracking.finalize import finalize_files, snapshot_or_none
 
         self._stop_hook()
+        self._env_thread.join(10)
         if sys.excepthook == self._excepthook:
             sys.excepthook = self._previous_hook
         self.ingest()
