@@ -93,7 +93,8 @@ def test_plain_python_script_starts_its_own_run(ws: Workspace) -> None:
 
 
 def test_outside_a_project_the_api_warns_once_and_does_nothing(tmp_path: Path) -> None:
-    done = _python(tmp_path, "import workbench\nfor i in range(3):\n    workbench.log_metric('x', i)\nprint('ok')")
+    code = "import workbench\nfor i in range(3):\n    workbench.log_metric('x', i)\nprint('ok')"
+    done = _python(tmp_path, code)
     assert done.returncode == 0 and done.stdout.strip() == "ok"
     assert done.stderr.count("not inside a project") == 1
     assert not (tmp_path / ".workbench").exists()

@@ -77,7 +77,9 @@ class OwnRun:
 
         if config.capture_file_access:
             self._stop_hook = sitecustomize.install_file_hook(str(self.events_path), str(self.root))
-        self._env_thread = threading.Thread(target=self._report_environment, name="workbench-env", daemon=True)
+        self._env_thread = threading.Thread(
+            target=self._report_environment, name="workbench-env", daemon=True
+        )
         self._env_thread.start()
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
