@@ -1,0 +1,75 @@
+"""Killing workbench while a container runs: on restart the run is re-attached or marked lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.executors.conftest import IMAGE
+from workbench.core.workspace import Workspace
+from workbench.executors import records
+
+pytestmark = pytest.mark.docker
+
+SCRIPT = """\
+import time, workbench
+print("started", flush=True)
+time.sleep(float(__import__("sys").argv[1]))
+workbench.log_metric("late", 1.0)
+open("result.txt", "w").write("done")
+print("finished", flush=True)
+"""
+
+
+def _start_and_kill(ws: Workspace, seconds: str) -> str:
+    (ws.root / "job.py").write_text(SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "run", "--executor", "docker", "--image", IMAGE, "--",
+         "python3", "job.py", seconds], cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if b"started" in line or not line:
+            break
+    os.kill(proc.pid, signal.SIGKILL)  # the workbench process dies; the container does not
+    proc.wait()
+    run_id = ws.db.execute("SELECT run_id FROM executor_jobs").fetchone()[0]
+    return str(run_id)
+
+
+def test_a_run_still_running_is_reattached_and_finished(ws: Workspace, docker_client: Any) -> None:
+    run_id = _start_and_kill(ws, "4")
+    done = ws.executors.reconcile()
+    assert [(d.run_id, d.action) for d in done] == [(run_id, "reattached")]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = ws.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+        if status != "running":
+            break
+        time.sleep(0.3)
+    run = ws.runs.get(run_id)
+    assert run.status == "succeeded", run.reason
+    assert "re-attached" in run.reason
+    assert "late" in ws.runs.metric_keys(run_id)
+    assert (ws.root / "result.txt").read_text() == "done"
+    assert not docker_client.containers.list(all=True, filters={"label": f"workbench.run-id={run_id}"})
+
+
+def test_a_run_that_ended_meanwhile_is_marked_lost_with_the_reason(ws: Workspace, docker_client: Any) -> None:
+    run_id = _start_and_kill(ws, "0")
+    container_id = records.get(ws, run_id).handle["container_id"]  # type: ignore[union-attr]
+    docker_client.containers.get(container_id).wait(timeout=30)
+    done = ws.executors.reconcile()
+    assert [(d.run_id, d.action) for d in done] == [(run_id, "lost")]
+    run = ws.runs.get(run_id)
+    assert run.status == "lost"
+    assert "the container ended meanwhile: exited with code 0" in run.reason
+    assert not docker_client.containers.list(all=True, filters={"label": f"workbench.run-id={run_id}"})
