@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("runs", help="list runs with their params and metrics")
     p.add_argument("--filter", dest="filter_expr", metavar="EXPR",
                    help="e.g. 'lr>0.01 and status==succeeded and loss<0.3'")
-    p.add_argument("--sort", metavar="KEY", help="field, param or metric; prefix - for descending")
+    p.add_argument("--sort", metavar="KEY", help="field, param or metric; --sort=-KEY for descending")
     p.add_argument("--limit", type=int, metavar="N", help="show at most N runs")
     add_json_flag(p)
     p.set_defaults(handler=cmd_runs)
@@ -100,10 +100,10 @@ def register(subparsers: Any) -> None:
 
 
 # -- formatting helpers ----------------------------------------------------------------------------
-def _when(ts: float | None) -> str:
+def _when(ts: float | None, *, short: bool = False) -> str:
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ts).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
 
 
 def _duration(seconds: float | None) -> str:
@@ -206,10 +206,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     table = Table(box=None, header_style="bold")
     for column in ("id", "name", "status", "started", "duration", "params", "metrics"):
-        table.add_column(column, no_wrap=column in ("id", "started"))
+        fixed = column in ("id", "status", "started", "duration")
+        table.add_column(column, no_wrap=fixed, min_width=9 if column == "status" else None)
     for r in runs:
         table.add_row(
-            r.id, r.name, _status(r.status), _when(r.started_at), _duration(r.duration), _compact(r.params),
+            r.id, r.name, _status(r.status), _when(r.started_at, short=True), _duration(r.duration),
+            _compact(r.params),
             _compact({k: m.last for k, m in r.metrics.items()}),
         )
     out = console()

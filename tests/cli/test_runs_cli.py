@@ -1,0 +1,135 @@
+"""The runs commands as a user types them: run, runs, show, metrics, logs, compare, lineage, models, rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_workbench
+from workbench.core.workspace import Workspace
+
+TRAIN = """
+import argparse, pickle
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float)
+a = p.parse_args()
+data = open("data.csv").read()
+for step in range(3):
+    print(f"step={step} loss={a.lr * (3 - step)}")
+with open("model.pkl", "wb") as f:
+    pickle.dump({"lr": a.lr}, f)
+"""
+
+
+@pytest.fixture
+def project(ws: Workspace, project_dir: Path) -> Path:
+    (project_dir / "train.py").write_text(TRAIN, encoding="utf-8")
+    (project_dir / "data.csv").write_text("a,b\n", encoding="utf-8")
+    return project_dir
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> object:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_run_then_inspect_everything(project: Path) -> None:
+    live = run_workbench(project, "run", "-n", "small", "--tag", "kind=test", "--", sys.executable, "train.py",
+                         "--lr", "0.1")
+    assert live.returncode == 0, live.stderr
+    assert "step=0 loss=" in live.stdout and "succeeded" in live.stderr
+    first = _json(run_workbench(project, "run", "--json", "--", sys.executable, "train.py", "--lr", "0.2"))
+    assert isinstance(first, dict) and first["status"] == "succeeded" and first["params"] == {"lr": 0.2}
+    assert first["models"][0]["name"] == "model"
+
+    runs = _json(run_workbench(project, "runs", "--json", "--filter", "lr<0.15", "--sort=-lr"))
+    assert isinstance(runs, list) and [r["name"] for r in runs] == ["small"]
+    assert runs[0]["metrics"]["loss"] == pytest.approx(0.1) and runs[0]["tags"] == {"kind": "test"}
+    table = run_workbench(project, "runs")
+    assert "small" in table.stdout and "succeeded" in table.stdout
+
+    shown = _json(run_workbench(project, "show", "small", "--json"))
+    assert isinstance(shown, dict)
+    assert [f["path"] for f in shown["inputs"]] == ["data.csv", "train.py"]
+    assert "model.pkl" in [f["path"] for f in shown["outputs"]] and shown["environment"]["python"]
+
+    series = _json(run_workbench(project, "metrics", "small", "loss", "--json"))
+    assert isinstance(series, dict) and series["steps"] == [0, 1, 2] and series["total"] == 3
+    keys = _json(run_workbench(project, "metrics", "small", "--json"))
+    assert isinstance(keys, list) and keys[0]["key"] == "loss" and keys[0]["count"] == 3
+
+    logs = run_workbench(project, "logs", "small")
+    assert logs.stdout.splitlines()[0].startswith("step=0 loss=")
+    compared = _json(run_workbench(project, "compare", "small", "latest", "--json"))
+    assert isinstance(compared, dict) and compared["params"] == {"lr": [0.1, 0.2]}
+
+    tagged = run_workbench(project, "models", "tag", "model:2", "production")
+    assert tagged.returncode == 0, tagged.stderr
+    models = _json(run_workbench(project, "models", "--json"))
+    assert isinstance(models, list) and models[0]["aliases"] == {"production": 2}
+    tree = _json(run_workbench(project, "lineage", "model@production", "--json"))
+    assert isinstance(tree, dict) and tree["kind"] == "model"
+    run_node = tree["children"][0]
+    assert run_node["details"]["params"] == {"lr": 0.2}
+    assert {c["label"] for c in run_node["children"]} == {"data.csv", "train.py"}
+    text_tree = run_workbench(project, "lineage", "model.pkl")
+    assert "data.csv" in text_tree.stdout
+
+    rerun = _json(run_workbench(project, "rerun", "small", "--json"))
+    assert isinstance(rerun, dict) and rerun["parent_run"] == shown["id"] and rerun["status"] == "succeeded"
+
+
+def test_exit_status_is_passed_through(project: Path) -> None:
+    result = run_workbench(project, "run", "--", sys.executable, "-c", "import sys; sys.exit(7)")
+    assert result.returncode == 7 and "failed" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ("run",), ("run", "--"), ("run", "--", "no-such-command-xyz"), ("show", "nope"),
+    ("runs", "--filter", "lr >"), ("models", "tag", "model", "prod"), ("metrics", "nope", "loss"),
+    ("compare", "one"), ("lineage", "missing.bin"),
+])
+def test_bad_input_is_one_line_exit_2(project: Path, argv: tuple[str, ...]) -> None:
+    result = run_workbench(project, *argv)
+    assert result.returncode == 2, (argv, result.stderr)
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_cancels_the_run(project: Path) -> None:
+    script = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "run", "--", sys.executable, "-c", script], cwd=project,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"ready"
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(30)
+    assert code == 130 and time.monotonic() - start < 15
+    runs = _json(run_workbench(project, "runs", "--json"))
+    assert isinstance(runs, list) and runs[0]["status"] == "cancelled"
+
+
+def test_logs_follow_ends_with_the_run(project: Path) -> None:
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "run", "-n", "slow", "--", sys.executable, "-c",
+         "import time\nfor i in range(4):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.3)"],
+        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if run_workbench(project, "runs", "--json").stdout.strip() not in ("", "[]"):
+            break
+        time.sleep(0.1)
+    follow = run_workbench(project, "logs", "slow", "--follow", timeout=60)
+    runner.wait(30)
+    assert follow.returncode == 0
+    assert follow.stdout.splitlines() == [f"tick {i}" for i in range(4)]
