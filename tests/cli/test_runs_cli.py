@@ -41,8 +41,8 @@ def _json(result: subprocess.CompletedProcess[str]) -> object:
 
 
 def test_run_then_inspect_everything(project: Path) -> None:
-    live = run_workbench(project, "run", "-n", "small", "--tag", "kind=test", "--", sys.executable, "train.py",
-                         "--lr", "0.1")
+    live = run_workbench(project, "run", "-n", "small", "--tag", "kind=test", "--", sys.executable,
+                         "train.py", "--lr", "0.1")
     assert live.returncode == 0, live.stderr
     assert "step=0 loss=" in live.stdout and "succeeded" in live.stderr
     first = _json(run_workbench(project, "run", "--json", "--", sys.executable, "train.py", "--lr", "0.2"))
