@@ -34,6 +34,11 @@ def run_folder(ws: Workspace, run_id: str) -> Path:
 
 def checkout_snapshot(ws: Workspace, snapshot: str, dest: Path) -> None:
     """Materialise ``snapshot`` into the empty folder ``dest`` through the versioning service."""
+    from workbench.errors import ExecutorError
+
+    if not snapshot:
+        raise ExecutorError("no input snapshot to send to the executor",
+                            "remote runs need versioning: check 'workbench status' works in this project")
     dest.mkdir(parents=True, exist_ok=True)
     ws.versions.checkout(snapshot, dest)
 
