@@ -49,7 +49,7 @@ def render_dag(data: dict[str, Any], status: dict[str, dict[str, Any]]) -> Rende
 
 
 def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
+    return dt.datetime.fromtimestamp(ts).strftime("%m-%d %H:%M") if ts else ""
 
 
 def sweeps_table(sweeps: list[SweepInfo]) -> RenderableType:
@@ -57,7 +57,7 @@ def sweeps_table(sweeps: list[SweepInfo]) -> RenderableType:
 
     table = Table(header_style="bold", box=None, padding=(0, 1))
     for column in ("id", "name", "status", "runs", "done", "mode", "parallel", "executor", "created"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("id", "status", "created"))
     for s in sweeps:
         counts = s.counts
         done = ", ".join(f"{n} {k}" for k, n in counts.items())
@@ -128,7 +128,7 @@ def parallel_coordinates(info: SweepInfo, ranked: list[SweepMember], metric: str
     palette = ["green", "cyan", "blue", "magenta", "gray"]
     for position in reversed(range(len(ranked))):  # best drawn last, on top
         colour = palette[min(position * len(palette) // max(len(ranked), 1), len(palette) - 1)]
-        plt.plot(xs, [scaled[a][position] for a in range(len(axes))], color=colour, marker="dot")
+        plt.plot(xs, [scaled[a][position] for a in range(len(axes))], color=colour, marker="braille")
     plt.xticks(xs, [f"{a} [{e}]" for a, e in zip(axes, ends, strict=True)])
     plt.yticks([0, 1], ["min", "max"])
     plt.title(f"params against {metric} (green = best, {'max' if order == 'max' else 'min'} is better)")
