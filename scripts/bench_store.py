@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Benchmark the versioned store against DVC and git on the same generated data, in one run.
+
+    python scripts/bench_store.py            # 10,000 files of 1-64 KiB + one 1 GiB file (~1.4 GB)
+    python scripts/bench_store.py --small    # 2,000 files + 64 MiB, scaling 2k vs 20k (a minute)
+
+Prints: first snapshot (workbench snapshot / dvc add / git add), rescan with nothing changed
+(workbench status / dvc status / git status, each as a whole process, best of 5), the single-core
+BLAKE3 + zstd limit on the same data, the bytes newly stored after appending 1 MiB to the big file
+(workbench vs dvc), and snapshot/status times at N and 10*N small files (linear growth).
+
+DVC is installed only into a virtualenv this script makes (``~/.cache/workbench-bench/venv``),
+never as a dependency of workbench. Data lives under ``~/.cache/workbench-bench`` (``--workdir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MiB = 1024 * 1024
+CACHE = Path(os.environ.get("WORKBENCH_BENCH_DIR", Path.home() / ".cache" / "workbench-bench"))
+
+
+def sh(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Run a command; return wall seconds (fails loudly)."""
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed in {cwd}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return took
+
+
+def best(argv: list[str], cwd: Path, runs: int = 5) -> tuple[float, float]:
+    times = [sh(argv, cwd) for _ in range(runs)]
+    return min(times), statistics.median(times)
+
+
+def du(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def make_dataset(root: Path, files: int, big_bytes: int, seed: int = 42, max_kib: int = 64) -> int:
+    """``files`` files of 1..max_kib KiB (half CSV-like text, half random bytes) + one big random file."""
+    rng = random.Random(seed)
+    total = 0
+    per_dir = 100
+    for i in range(files):
+        folder = root / "data" / f"shard{i // per_dir:04d}"
+        if i % per_dir == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        size = rng.randint(1, max_kib) * 1024
+        if i % 2:
+            blob = rng.randbytes(size)
+            (folder / f"sample{i:06d}.bin").write_bytes(blob)
+        else:
+            row = f"{i},{rng.random():.6f},{rng.randint(0, 999)},label_{i % 13}\n".encode()
+            blob = (row * (size // len(row) + 1))[:size]
+            (folder / f"table{i:06d}.csv").write_bytes(blob)
+        total += size
+    if big_bytes:
+        with open(root / "data" / "weights.bin", "wb") as handle:
+            block = rng.randbytes(16 * MiB)
+            left = big_bytes
+            while left > 0:
+                piece = block[: min(left, len(block))]
+                handle.write(piece)
+                # vary each block so the file is not 16 MiB repeated
+                block = block[1:] + block[:1]
+                left -= len(piece)
+        total += big_bytes
+    return total
+
+
+def clone(src: Path, dst: Path) -> None:
+    """A hard-linked copy of the dataset (same bytes, no second 1.4 GB on disk)."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    subprocess.run(["cp", "-al", str(src), str(dst)], check=True)
+
+
+def limit_mb_s(root: Path, level: int) -> tuple[float, float]:
+    """Single-core BLAKE3 + zstd throughput over every file (read, hash, compress), and store-raw variant."""
+    import blake3
+    import zstandard
+
+    comp = zstandard.ZstdCompressor(level=level)
+    paths = sorted(p for p in (root / "data").rglob("*") if p.is_file())
+    total = sum(p.stat().st_size for p in paths)
+    start = time.perf_counter()
+    for p in paths:
+        data = p.read_bytes()
+        blake3.blake3(data).digest()
+        comp.compress(data)
+    both = time.perf_counter() - start
+    return total / both / 1e6, total / 1e6
+
+
+def dvc_bin() -> Path | None:
+    venv = CACHE / "venv"
+    dvc = venv / "bin" / "dvc"
+    if dvc.exists():
+        return dvc
+    print("installing dvc into", venv, "(once)...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "dvc>=3.50,<4"], check=True)
+    except subprocess.CalledProcessError:
+        print("  could not install dvc; skipping it")
+        return None
+    return dvc
+
+
+def wb(*args: str) -> list[str]:
+    return [sys.executable, "-m", "workbench", *args]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--small", action="store_true", help="2,000 files + 64 MiB; scaling 2k vs 20k")
+    ap.add_argument("--files", type=int, default=None)
+    ap.add_argument("--big-mib", type=int, default=None)
+    ap.add_argument("--no-dvc", action="store_true")
+    ap.add_argument("--no-git", action="store_true")
+    ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--workdir", type=Path, default=CACHE / "run")
+    args = ap.parse_args()
+    files = args.files or (2000 if args.small else 10_000)
+    big = (args.big_mib if args.big_mib is not None else (64 if args.small else 1024)) * MiB
+    work: Path = args.workdir
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; data in {work}")
+
+    src = work / "src"
+    t = time.perf_counter()
+    total = make_dataset(src, files, big)
+    print(f"dataset: {files} files of 1-64 KiB + {big // MiB} MiB file = {total / 1e9:.2f} GB "
+          f"(generated in {time.perf_counter() - t:.1f} s)")
+    results: dict[str, float] = {}
+
+    # -- workbench --------------------------------------------------------------------------------
+    wbroot = work / "wb"
+    clone(src, wbroot)
+    sh(wb("init"), wbroot)
+    os.sync()
+    results["wb_snapshot"] = sh(wb("snapshot", "-m", "bench"), wbroot)
+    wb_store = du(wbroot / ".workbench" / "cache")
+    time.sleep(0.3)
+    sh(wb("status"), wbroot)  # refresh racy index entries once, as a user's second command would
+    results["wb_status"], wb_status_med = best(wb("status"), wbroot)
+
+    # -- limit ------------------------------------------------------------------------------------
+    limit, _mb = limit_mb_s(src, 3)
+    ours = total / results["wb_snapshot"] / 1e6
+
+    # -- dvc --------------------------------------------------------------------------------------
+    dvc = None if args.no_dvc else dvc_bin()
+    if dvc:
+        droot = work / "dvc"
+        clone(src, droot)
+        sh([str(dvc), "init", "--no-scm", "-q"], droot)
+        sh([str(dvc), "config", "core.analytics", "false"], droot)
+        os.sync()
+        results["dvc_add"] = sh([str(dvc), "add", "-q", "data"], droot)
+        results["dvc_status"], dvc_status_med = best([str(dvc), "status", "-q"], droot, runs=3)
+    # -- git --------------------------------------------------------------------------------------
+    if not args.no_git and shutil.which("git"):
+        groot = work / "git"
+        clone(src, groot)
+        env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
+               "GIT_COMMITTER_EMAIL": "b@b"}
+        sh(["git", "init", "-q"], groot)
+        os.sync()
+        results["git_add"] = sh(["git", "add", "-A"], groot, env)
+        results["git_status"], _ = best(["git", "status", "--porcelain"], groot)
+
+    # -- append 1 MiB to the big file -------------------------------------------------------------
+    appended = {}
+    if big:
+        for name, root in (("wb", wbroot), ("dvc", work / "dvc")):
+            target = root / "data" / "weights.bin"
+            if not target.exists():
+                continue
+            copy = target.with_suffix(".tmp")
+            shutil.copyfile(target, copy)  # break the hard link before changing it
+            os.replace(copy, target)
+            with open(target, "ab") as handle:
+                handle.write(os.urandom(MiB))
+        before = du(wbroot / ".workbench" / "cache")
+        results["wb_append"] = sh(wb("snapshot", "-m", "append"), wbroot)
+        appended["wb"] = du(wbroot / ".workbench" / "cache") - before
+        if dvc:
+            droot = work / "dvc"
+            before = du(droot / ".dvc" / "cache")
+            results["dvc_append"] = sh([str(dvc), "add", "-q", "data"], droot)
+            appended["dvc"] = du(droot / ".dvc" / "cache") - before
+
+    # -- report -----------------------------------------------------------------------------------
+    def row(label: str, key: str, extra: str = "") -> None:
+        if key in results:
+            print(f"  {label:<34} {results[key]:8.3f} s  {extra}")
+
+    print("\nfirst snapshot of new data")
+    row("workbench snapshot", "wb_snapshot", f"{ours:.0f} MB/s, store {wb_store / 1e6:.0f} MB on disk")
+    row("dvc add", "dvc_add")
+    row("git add", "git_add")
+    if "dvc_add" in results:
+        print(f"  -> workbench is {results['dvc_add'] / results['wb_snapshot']:.1f}x faster than dvc add "
+              f"(target >= 3x)")
+    if "git_add" in results:
+        print(f"  -> workbench is {results['git_add'] / results['wb_snapshot']:.1f}x faster than git add")
+    print(f"  single-core BLAKE3 + zstd-3 limit on this data: {limit:.0f} MB/s; workbench reaches "
+          f"{100 * ours / limit:.0f}% of it (target >= 70%)")
+    print("\nrescan, nothing changed (whole process, best of runs)")
+    row("workbench status", "wb_status", f"(median {wb_status_med:.3f} s)")
+    row("dvc status", "dvc_status")
+    row("git status", "git_status", "(the floor)")
+    if "dvc_status" in results:
+        print(f"  -> workbench status is {results['dvc_status'] / results['wb_status']:.1f}x faster than "
+              f"dvc status (target >= 10x)")
+    if appended:
+        print(f"\nappend 1 MiB to the {big // MiB} MiB file, then snapshot again")
+        print(f"  workbench stored {appended['wb'] / MiB:.2f} MiB in {results['wb_append']:.2f} s "
+              f"(target < 8 MiB)")
+        if "dvc" in appended:
+            print(f"  dvc add stored  {appended['dvc'] / MiB:.2f} MiB in {results['dvc_append']:.2f} s")
+
+    if not args.no_scaling:
+        n = files
+        print(f"\nscaling: {n} vs {10 * n} small files (1-4 KiB), snapshot and status")
+        for count in (n, 10 * n):
+            root = work / f"scale{count}"
+            make_dataset(root, count, 0, seed=count, max_kib=4)
+            sh(wb("init"), root)
+            snap = sh(wb("snapshot"), root)
+            time.sleep(0.3)
+            sh(wb("status"), root)
+            status, _ = best(wb("status"), root, runs=3)
+            print(f"  {count:>7} files: snapshot {snap:7.2f} s ({count / snap:8.0f} files/s), "
+                  f"status {status:6.3f} s ({status / count * 1e6:5.1f} us/file)")
+            shutil.rmtree(root)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
