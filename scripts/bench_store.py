@@ -179,7 +179,7 @@ def main() -> None:
         sh([str(dvc), "config", "core.analytics", "false"], droot)
         os.sync()
         results["dvc_add"] = sh([str(dvc), "add", "-q", "data"], droot)
-        results["dvc_status"], dvc_status_med = best([str(dvc), "status", "-q"], droot, runs=3)
+        results["dvc_status"], _ = best([str(dvc), "status", "-q"], droot, runs=3)
     # -- git --------------------------------------------------------------------------------------
     if not args.no_git and shutil.which("git"):
         groot = work / "git"
@@ -194,7 +194,7 @@ def main() -> None:
     # -- append 1 MiB to the big file -------------------------------------------------------------
     appended = {}
     if big:
-        for name, root in (("wb", wbroot), ("dvc", work / "dvc")):
+        for root in (wbroot, work / "dvc"):
             target = root / "data" / "weights.bin"
             if not target.exists():
                 continue

@@ -177,7 +177,7 @@ def test_file_vanishing_between_listing_and_reading(ws: Workspace, monkeypatch: 
             os.unlink(path)
         return real(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("workbench.versioning.worktree.ingest", vanish_first)
+    monkeypatch.setattr("workbench.versioning.chunking.ingest", vanish_first)
     info = ws.versions.snapshot()
     assert set(ws.versions.files(info.id)) == {"stays.txt"}
     assert ("goes.txt", "vanished") in info.skipped
@@ -210,7 +210,7 @@ def test_unreadable_file_is_one_clear_error(ws: Workspace, monkeypatch: pytest.M
     def denied(path: str, *args: object, **kwargs: object) -> chunking.Ingested:
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr("workbench.versioning.worktree.ingest", denied)
+    monkeypatch.setattr("workbench.versioning.chunking.ingest", denied)
     with pytest.raises(WorkbenchError, match=r"cannot read locked.txt: Permission denied") as info:
         ws.versions.snapshot()
     assert "\n" not in info.value.one_line() and ws.versions.log() == []

@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
-from workbench.versioning.blobs import BlobStore
-from workbench.versioning.chunking import Ingested, NotRegularFileError, UnstableFileError, ingest
 from workbench.versioning.ignore import DEFAULT_NAMES, DEFAULT_RE, IgnoreRules
 from workbench.versioning.state import COARSE_MARGIN_NS, FINE_MARGIN_NS, NS, PACKED, StatIndex
 from workbench.versioning.trees import DIR, FILE, LINK, Item, encode_tree, tree_hash
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+    from workbench.versioning.blobs import BlobStore
+    from workbench.versioning.chunking import Ingested
 
 Progress = Callable[[int, int], None]
 RETRIES = 3
@@ -225,6 +226,8 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
 
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+    from workbench.versioning.chunking import UnstableFileError, ingest
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wb-hash") as pool:
         pending: dict[Future[Ingested], tuple[str, _Dir, str]] = {}
         queue = iter(todo)
@@ -253,6 +256,8 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
 
 def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatIndex,
             store: BlobStore | None, result: WorkTree) -> None:
+    from workbench.versioning.chunking import NotRegularFileError, UnstableFileError
+
     try:
         got = fut.result()
     except FileNotFoundError:
