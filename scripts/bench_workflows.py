@@ -205,7 +205,31 @@ def profile_runs(base: Path, count: int = 10) -> None:
     print(f"{'ws.runs.execute total':<44} {per_run * 1000:8.1f} ms  (profiled; cProfile adds some)")
     for phase, seconds in sorted(found.items(), key=lambda kv: -kv[1]):
         print(f"  {phase:<42} {seconds * 1000:8.1f} ms")
+    child_start(root)
     ws.close()
+
+
+def child_start(root: Path, repeats: int = 15) -> None:
+    """The child Python's own start-up with tracking's sitecustomize, with and without its package report."""
+    import statistics
+
+    from workbench.tracking.runner import INJECT_DIR
+
+    base = dict(os.environ)
+    inject = {**base, "PYTHONPATH": str(INJECT_DIR), "WORKBENCH_EVENTS": str(root / "ev.jsonl"),
+              "WORKBENCH_RUN_ID": "bench", "WORKBENCH_PROJECT": str(root)}
+    variants = [("plain python quick.py", base), ("+ tracking sitecustomize", inject),
+                ("+ sitecustomize, package report skipped", {**inject, "WORKBENCH_ENV_REPORTED": "1"})]
+    print("  inside 'launch + wait': the child process itself (median of "
+          f"{repeats}, interleaved)")
+    times: dict[str, list[float]] = {name: [] for name, _ in variants}
+    for _ in range(repeats):
+        for name, env in variants:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "quick.py", "1"], cwd=root, env=env, capture_output=True)
+            times[name].append(time.perf_counter() - start)
+    for name, _ in variants:
+        print(f"    {name:<42} {statistics.median(times[name]) * 1000:8.1f} ms")
 
 
 def main() -> None:
@@ -213,16 +237,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--no-dvc", action="store_true")
     parser.add_argument("--dvc", default=None, help="path of a dvc binary to use")
+    parser.add_argument("--profile-only", action="store_true", help="only the per-run cost breakdown")
     parser.add_argument("--dvc-venv", default=str(Path(tempfile.gettempdir()) / "workbench-bench-dvc"))
     args = parser.parse_args()
-    dvc = ensure_dvc(args)
+    dvc = None if args.profile_only else ensure_dvc(args)
     base = Path(tempfile.mkdtemp(prefix="wb-bench-workflows-"))
     try:
         if dvc:
             version = subprocess.run([dvc, "--version"], capture_output=True, text=True).stdout.strip()
             print(f"dvc {version}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
-        bench_pipeline(base, dvc)
-        bench_sweep(base, args.runs)
+        if not args.profile_only:
+            bench_pipeline(base, dvc)
+            bench_sweep(base, args.runs)
         profile_runs(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
