@@ -45,7 +45,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--filter", dest="filter_expr", metavar="EXPR",
                    help="e.g. 'lr>0.01 and status==succeeded and loss<0.3'")
     p.add_argument("--sort", metavar="KEY", help="field, param or metric; --sort=-KEY for descending")
-    p.add_argument("--limit", type=int, metavar="N", help="show at most N runs")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help=f"show at most N runs (default: all with --json, {TABLE_LIMIT} in the table; 0: all)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_runs)
 
@@ -126,6 +127,7 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+TABLE_LIMIT = 100
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
 
 
@@ -198,10 +200,15 @@ def _compact(mapping: dict[str, Any], limit: int = 4) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     ws = open_workspace()
-    runs = ws.runs.list(filter_expr=args.filter_expr, sort=args.sort, limit=args.limit)
+    limit = None if args.limit == 0 else args.limit
+    runs = ws.runs.list(filter_expr=args.filter_expr, sort=args.sort, limit=limit)
     if args.json:
         print_json([r.to_dict() for r in runs])
         return 0
+    hidden = 0
+    if args.limit is None and len(runs) > TABLE_LIMIT:
+        hidden = len(runs) - TABLE_LIMIT
+        runs = runs[:TABLE_LIMIT]
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
@@ -219,6 +226,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         out.print("no runs yet: start one with 'workbench run -- python train.py'")
     else:
         out.print(table)
+    if hidden:
+        out.print(f"... and {hidden} older runs (--limit 0 shows all, --filter narrows)")
     return 0
 
 

@@ -20,12 +20,12 @@ import sys
 import threading
 import time
 import warnings
-from collections import deque
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID, STDOUT_TARGET, encode
+from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID, STDOUT_TARGET, encode, pack_series
 
 FLUSH_INTERVAL = 0.5
 _time = time.time
@@ -40,11 +40,14 @@ class ActiveRun:
     events_path: str
     own: bool
     """True when this process started the run itself (no ``workbench run`` around it)."""
-    points: deque[tuple[str, float, int, float]] = field(default_factory=deque)
+    series: dict[str, tuple[array[int], array[float], array[float]]] = field(default_factory=dict)
+    """Buffered points per key: parallel arrays of steps, values and times."""
     steps: dict[str, int] = field(default_factory=dict)
+    """The next automatic step of each key."""
     finished: bool = False
     _fd: int = -1
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _owner: Any = None
 
     # -- writing events ------------------------------------------------------------------------
@@ -70,31 +73,20 @@ class ActiveRun:
 
     def emit(self, event: dict[str, Any]) -> None:
         """Write one non-metric event now (metrics keep order: flush them first)."""
-        with self._lock:
+        with self._write_lock:
             self.write_lines(self._drain_points() + encode(event))
 
     def _drain_points(self) -> bytes:
-        points = self.points
-        count = len(points)
-        if not count:
-            return b""
-        popleft = points.popleft
-        by_key: dict[str, tuple[list[int], list[float], list[float]]] = {}
-        for _ in range(count):
-            key, value, step, when = popleft()
-            series = by_key.get(key)
-            if series is None:
-                series = by_key[key] = ([], [], [])
-            series[0].append(step)
-            series[1].append(value)
-            series[2].append(when)
-        return b"".join(
-            encode({"e": "series", "k": key, "s": s, "v": v, "t": t}) for key, (s, v, t) in by_key.items()
-        )
+        """Take the buffered points (briefly holding the hot path's lock) as packed ``series`` lines."""
+        with self._lock:
+            if not self.series:
+                return b""
+            series, self.series = self.series, {}
+        return b"".join(encode(pack_series(key, *arrays)) for key, arrays in series.items())
 
     def flush(self) -> None:
         """Write buffered metric points as ``series`` lines."""
-        with self._lock:
+        with self._write_lock:
             self.write_lines(self._drain_points())
 
     def close(self) -> None:
@@ -200,10 +192,18 @@ def log_metric(key: str, value: float, step: int | None = None) -> None:
             return
     if type(value) is not float:
         value = _number(key, value)
-    if step is None:
-        step = run.steps.get(key, -1) + 1
-    run.steps[key] = step
-    run.points.append((key, value, step, _time()))
+    with run._lock:
+        if step is None:
+            step = run.steps.get(key, 0)
+        elif type(step) is not int:
+            step = int(step)
+        arrays = run.series.get(key)
+        if arrays is None:
+            arrays = run.series[key] = (array("q"), array("d"), array("d"))
+        arrays[0].append(step)  # raises OverflowError before anything else is appended
+        arrays[1].append(value)
+        arrays[2].append(_time())
+        run.steps[key] = step + 1
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:

@@ -14,8 +14,10 @@ param      ``k`` key, ``v`` value (number, string, bool or null)
 params     ``v`` object of key -> value
 metric     ``k`` key, ``v`` number, ``s`` step (int, optional: next step of that key), ``t`` unix time
 metrics    ``v`` object of key -> number, ``s`` step, ``t`` time (one step of several keys)
-series     ``k`` key, ``s`` list of steps (or null entries), ``v`` list of numbers, ``t`` list of times
-           (the API's batched form: one line carries many points of one key)
+series     ``k`` key, ``s`` list of steps (or null entries), ``v`` list of numbers, ``t`` list of times;
+           or packed (what the API writes: one line carries every buffered point of one key):
+           ``n`` count, ``sb`` base64 of n little-endian int64 steps, ``vb`` of n float64 values,
+           ``tb`` of n float64 unix times (exact, NaN and infinities included, no float printing)
 tag        ``k`` key, ``v`` string
 input      ``path`` (absolute, or relative to the project root), ``src`` api | audit
 output     ``path``, ``src`` api | audit
@@ -35,6 +37,9 @@ Examples::
 from __future__ import annotations
 
 import json
+import sys
+from array import array
+from base64 import b64decode, b64encode
 from typing import Any
 
 MARKER = "@@workbench@@ "
@@ -95,6 +100,42 @@ def decode(line: bytes | str) -> dict[str, Any]:
     if not isinstance(kind, str):
         raise EventError("event has no kind ('e')")
     return event
+
+
+def pack_series(key: str, steps: array[int], values: array[float], times: array[float]) -> dict[str, Any]:
+    """The packed ``series`` event for parallel arrays (``array('q')``, ``array('d')``, ``array('d')``)."""
+    if sys.byteorder != "little":
+        steps, values, times = array("q", steps), array("d", values), array("d", times)
+        for part in (steps, values, times):
+            part.byteswap()
+    return {
+        "e": "series", "k": key, "n": len(steps), "sb": b64encode(steps.tobytes()).decode(),
+        "vb": b64encode(values.tobytes()).decode(), "tb": b64encode(times.tobytes()).decode(),
+    }
+
+
+def unpack_series(event: dict[str, Any]) -> tuple[list[int], list[float], list[float]]:
+    """Steps, values and times of a packed ``series`` event; :class:`EventError` if inconsistent."""
+    count = event.get("n")
+    if type(count) is not int or count < 0:
+        raise EventError("packed series needs a count 'n'")
+    parts: list[array[Any]] = []
+    for field, code in (("sb", "q"), ("vb", "d"), ("tb", "d")):
+        text = event.get(field)
+        if not isinstance(text, str):
+            raise EventError(f"packed series needs '{field}'")
+        try:
+            raw = b64decode(text, validate=True)
+        except ValueError:
+            raise EventError(f"packed series '{field}' is not base64") from None
+        if len(raw) != count * 8:
+            raise EventError(f"packed series '{field}' does not hold {count} numbers")
+        part = array(code)
+        part.frombytes(raw)
+        if sys.byteorder != "little":
+            part.byteswap()
+        parts.append(part)
+    return parts[0].tolist(), parts[1].tolist(), parts[2].tolist()
 
 
 def valid_key(key: object) -> bool:
