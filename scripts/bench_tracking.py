@@ -1,0 +1,270 @@
+"""Benchmark: Workbench's tracking against MLflow (SQLite backend), side by side, in one run.
+
+    .venv/bin/python scripts/bench_tracking.py [--mlflow-python PATH] [--points 100000]
+
+Workloads, through each tool's Python API, each in a fresh interpreter and a fresh temp folder:
+  A. 100,000 points of one metric;  B. 10 metrics x 10,000 steps.
+Workbench: ``workbench.log_metric`` in a plain script (the script's own run), then ``finish()``;
+MLflow 3 with ``sqlite:///`` tracking: ``log_metric`` (timed on a sample: it costs milliseconds a call)
+and ``log_batch`` (1,000 metrics a call, MLflow's limit). Reported: microseconds per call as the
+training loop sees it, time until every point is durable in SQLite, points per second, the ratios, and
+the points counted back from each store. Also: ingest throughput of the events file alone, and
+``workbench runs`` (a real process) with 10,000 runs in the store.
+
+MLflow is not a dependency: it runs from ``--mlflow-python`` or a venv this script creates under
+~/.cache/workbench-bench/mlflow (pip install "mlflow>=3,<4").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MLFLOW_VENV = Path.home() / ".cache" / "workbench-bench" / "mlflow"
+
+WORKBENCH_CHILD = """
+import json, os, sys, time
+import workbench
+keys, steps = int(sys.argv[1]), int(sys.argv[2])
+names = [f"metric_{k}" for k in range(keys)]
+workbench.log_param("bench", 1)            # starts the run (snapshot, row) before timing
+start = time.perf_counter()
+for step in range(steps):
+    for name in names:
+        workbench.log_metric(name, step * 0.001, step)
+loop = time.perf_counter() - start
+workbench.finish()                          # flush, ingest, finalize: every point durable
+durable = time.perf_counter() - start
+print(json.dumps({"loop": loop, "durable": durable}))
+"""
+
+MLFLOW_CHILD = """
+import json, sys, time, logging, warnings
+warnings.filterwarnings("ignore"); logging.disable(logging.WARNING)
+import mlflow
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+mode, keys, steps, db = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+mlflow.set_tracking_uri(f"sqlite:///{db}")
+client = MlflowClient()
+exp = client.create_experiment("bench")
+run = client.create_run(exp)
+rid = run.info.run_id
+names = [f"metric_{k}" for k in range(keys)]
+total = keys * steps
+start = time.perf_counter()
+if mode == "log_metric":
+    sample = int(sys.argv[5])
+    done = 0
+    for step in range(steps):
+        for name in names:
+            client.log_metric(rid, name, step * 0.001, step=step)
+            done += 1
+            if done >= sample:
+                break
+        if done >= sample:
+            break
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"calls": done, "elapsed": elapsed}))
+else:
+    now = int(time.time() * 1000)
+    batch = []
+    calls = 0
+    for step in range(steps):
+        for name in names:
+            batch.append(Metric(name, step * 0.001, now, step))
+            if len(batch) == 1000:
+                client.log_batch(rid, metrics=batch); batch = []; calls += 1
+    if batch:
+        client.log_batch(rid, metrics=batch); calls += 1
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"calls": calls, "elapsed": elapsed}))
+"""
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 1800) -> str:
+    done = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(argv[:3])}...\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def _fresh_project(base: Path, name: str) -> Path:
+    project = base / name
+    project.mkdir()
+    _run([sys.executable, "-m", "workbench", "init"], project)
+    return project
+
+
+def bench_workbench(base: Path, keys: int, steps: int) -> dict[str, float]:
+    project = _fresh_project(base, f"wb_{keys}x{steps}")
+    (project / "child.py").write_text(textwrap.dedent(WORKBENCH_CHILD), encoding="utf-8")
+    env = {k: "" for k in ("WORKBENCH_EVENTS", "WORKBENCH_RUN_ID")}
+    out = json.loads(
+        _run([sys.executable, "child.py", str(keys), str(steps)], project, env).strip().splitlines()[-1]
+    )
+    db = sqlite3.connect(project / ".workbench" / "workbench.db")
+    counted = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    events = next((project / ".workbench" / "runs").glob("*/events.jsonl"))
+    # Ingest alone: the same events file into a fresh run, timed.
+    sys.path.insert(0, str(ROOT))
+    from workbench.store.db import connect
+    from workbench.tracking.ingest import Ingester, ingest_events_file
+    from workbench.tracking.records import create_run
+
+    conn = connect(project / ".workbench" / "workbench.db")
+    create_run(conn, "ingestbench", name="", command=[])
+    start = time.perf_counter()
+    ingest_events_file(Ingester(conn, "ingestbench", project), events, 0)
+    ingest = time.perf_counter() - start
+    again = conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id = 'ingestbench'").fetchone()[0]
+    total = keys * steps
+    return {
+        "points": total,
+        "us_per_call": out["loop"] / total * 1e6,
+        "durable_s": out["durable"],
+        "points_per_s": total / out["durable"],
+        "counted": counted,
+        "ingest_points_per_s": again / ingest,
+    }
+
+
+def ensure_mlflow(python: str | None) -> str | None:
+    if python:
+        return python
+    candidate = MLFLOW_VENV / "bin" / "python"
+    if not candidate.exists():
+        print(f"creating {MLFLOW_VENV} with mlflow (once) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+        subprocess.run([str(candidate), "-m", "pip", "install", "-q", "mlflow>=3,<4"], check=False)
+    ok = subprocess.run([str(candidate), "-c", "import mlflow"], capture_output=True).returncode == 0
+    return str(candidate) if ok else None
+
+
+def bench_mlflow(python: str, base: Path, keys: int, steps: int, sample: int) -> dict[str, float]:
+    folder = base / f"mlf_{keys}x{steps}"
+    folder.mkdir()
+    (folder / "child.py").write_text(textwrap.dedent(MLFLOW_CHILD), encoding="utf-8")
+    total = keys * steps
+    single = json.loads(
+        _run(
+            [python, "child.py", "log_metric", str(keys), str(steps), str(folder / "single.db"), str(sample)],
+            folder,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    batch = json.loads(
+        _run([python, "child.py", "log_batch", str(keys), str(steps), str(folder / "batch.db")], folder)
+        .strip()
+        .splitlines()[-1]
+    )
+    counted = sqlite3.connect(folder / "batch.db").execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    return {
+        "points": total,
+        "us_per_call": single["elapsed"] / single["calls"] * 1e6,
+        "log_metric_points_per_s": single["calls"] / single["elapsed"],
+        "sampled_calls": single["calls"],
+        "batch_durable_s": batch["elapsed"],
+        "batch_points_per_s": total / batch["elapsed"],
+        "counted": counted,
+    }
+
+
+def bench_listing(base: Path, runs: int = 10_000) -> float:
+    project = _fresh_project(base, "listing")
+    sys.path.insert(0, str(ROOT))
+    from workbench.store.db import atomic, connect
+
+    conn = connect(project / ".workbench" / "workbench.db")
+    now = time.time()
+    with atomic(conn):
+        conn.executemany(
+            "INSERT INTO runs (id, name, command, status, started_at, ended_at) VALUES "
+            "(?, ?, '[\"python\", \"train.py\"]', 'succeeded', ?, ?)",
+            [(f"r{i:06d}", f"run-{i}", now - i, now - i + 5) for i in range(runs)],
+        )
+        conn.executemany(
+            "INSERT INTO run_params VALUES (?, ?, ?, 'argv')",
+            [(f"r{i:06d}", k, str(v)) for i in range(runs) for k, v in (("lr", i / runs), ("bs", 32))],
+        )
+        conn.executemany(
+            "INSERT INTO metric_keys (run_id, key, count, last_step, last_value, min_value, max_value)"
+            " VALUES (?, 'loss', 10, 9, ?, ?, 1.0)",
+            [(f"r{i:06d}", i / runs, i / runs) for i in range(runs)],
+        )
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        _run([sys.executable, "-m", "workbench", "runs", "--json"], project)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mlflow-python", help="a python that has mlflow installed")
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument(
+        "--mlflow-sample",
+        type=int,
+        default=1000,
+        help="log_metric calls timed for MLflow (each costs milliseconds)",
+    )
+    parser.add_argument("--skip-mlflow", action="store_true")
+    args = parser.parse_args()
+    workloads = [(1, args.points), (10, args.points // 10)]
+    python = None if args.skip_mlflow else ensure_mlflow(args.mlflow_python)
+    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
+        base = Path(tmp)
+        print(f"{'workload':<22}{'tool':<34}{'us/call':>10}{'durable s':>11}{'points/s':>12}{'counted':>10}")
+        for keys, steps in workloads:
+            label = f"{keys} x {steps:,}"
+            wb = bench_workbench(base, keys, steps)
+            print(
+                f"{label:<22}{'workbench log_metric':<34}{wb['us_per_call']:>10.2f}{wb['durable_s']:>11.3f}"
+                f"{wb['points_per_s']:>12,.0f}{wb['counted']:>10,}"
+            )
+            print(
+                f"{'':<22}{'workbench ingest alone':<34}{'':>10}{'':>11}{wb['ingest_points_per_s']:>12,.0f}"
+            )
+            if python is None:
+                print(f"{'':<22}mlflow not available (--mlflow-python or network for pip)")
+                continue
+            ml = bench_mlflow(python, base, keys, steps, args.mlflow_sample)
+            extrapolated = args.points / ml["log_metric_points_per_s"]
+            print(
+                f"{'':<22}{'mlflow log_metric (sampled)':<34}{ml['us_per_call']:>10.0f}{extrapolated:>11.1f}"
+                f"{ml['log_metric_points_per_s']:>12,.0f}{ml['sampled_calls']:>10,}"
+            )
+            print(
+                f"{'':<22}{'mlflow log_batch (1000/call)':<34}{'':>10}{ml['batch_durable_s']:>11.3f}"
+                f"{ml['batch_points_per_s']:>12,.0f}{ml['counted']:>10,}"
+            )
+            print(
+                f"{'':<22}ratios: call cost {ml['us_per_call'] / wb['us_per_call']:,.0f}x cheaper; "
+                f"throughput {wb['points_per_s'] / ml['batch_points_per_s']:,.1f}x log_batch, "
+                f"{wb['points_per_s'] / ml['log_metric_points_per_s']:,.0f}x log_metric; "
+                f"lost points: workbench {wb['points'] - wb['counted']}, mlflow batch "
+                f"{ml['points'] - ml['counted']}"
+            )
+        listing = bench_listing(base)
+        print(
+            "\n'workbench runs --json' with 10,000 runs in the store (whole process, best of 3): "
+            f"{listing:.3f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
