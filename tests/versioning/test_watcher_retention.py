@@ -95,6 +95,8 @@ def test_prune_on_a_real_database_keeps_referenced_and_splices_parents(ws: Works
     dry = prune_auto(ws.db, rule, now=NOW, dry_run=True)
     assert sorted(dry.dropped) == ["a0", "a3", "a4"] and dry.protected == 2
     assert ws.db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0] == 7
+    assert sorted(prune_auto(ws.db, rule, now=NOW, dry_run=True, keep=frozenset({"a3"})).dropped) == [
+        "a0", "a4"]  # HEAD (passed as keep) is never dropped
     report = prune_auto(ws.db, rule, now=NOW)
     assert sorted(report.dropped) == ["a0", "a3", "a4"]
     left = {r["id"]: r["parent"] for r in ws.db.execute("SELECT id, parent FROM snapshots")}

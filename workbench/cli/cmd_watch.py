@@ -146,11 +146,12 @@ def _sigterm_as_interrupt() -> Any:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from workbench.versioning.watch_retention import parse_rule, prune_auto
+    from workbench.versioning.watch_retention import head_snapshot_id, parse_rule, prune_auto
 
     ws = open_workspace()
     rule = parse_rule(args.rule if args.rule is not None else ws.config.watch.retention)
-    report = prune_auto(ws.db, rule, dry_run=args.dry_run)
+    head = head_snapshot_id(ws.paths.store_dir)
+    report = prune_auto(ws.db, rule, dry_run=args.dry_run, keep=frozenset({head} if head else ()))
     if args.json:
         print_json({"rule": report.rule, "dry_run": report.dry_run, "examined": report.examined,
                     "protected": report.protected, "deleted": report.dropped,

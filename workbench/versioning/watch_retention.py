@@ -14,7 +14,8 @@ pairs with increasing ages, for example ``1h:all,1d:1h,30d:1d``:
 the UTC day), so thinning again later gives the same survivors.
 
 Only ``auto`` snapshots are thinned, and only runs of consecutive ones: a manual, run or safety
-snapshot between two autos splits their buckets. Never deleted: the newest snapshot, any snapshot
+snapshot between two autos splits their buckets. Never deleted: the newest snapshot, HEAD (the one
+the folder was last taken or restored from), any snapshot
 that is another table's ``*snapshot*`` column value (runs, tags, models ...: see
 docs/CONTRACTS.md), and any that a foreign key without ``ON DELETE CASCADE`` refuses to let go.
 Deleting a snapshot re-points its children's ``parent`` to its own parent; the objects it alone
@@ -28,6 +29,7 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from workbench.errors import ConfigError
 from workbench.store.db import atomic
@@ -178,9 +180,17 @@ def referenced_snapshot_ids(db: sqlite3.Connection) -> set[str]:
     return found
 
 
+def head_snapshot_id(store_dir: Path) -> str | None:
+    """The snapshot the working folder was last synchronised with (``.workbench/HEAD``), if any."""
+    try:
+        return (store_dir / "HEAD").read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def prune_auto(db: sqlite3.Connection, rule: RetentionRule, *, now: float | None = None,
-               dry_run: bool = False) -> PruneReport:
-    """Apply ``rule`` to this project's auto snapshots in one write transaction."""
+               dry_run: bool = False, keep: frozenset[str] = frozenset()) -> PruneReport:
+    """Apply ``rule`` to this project's auto snapshots in one write transaction (``keep``: never drop)."""
     report = PruneReport(rule=rule.text, dry_run=dry_run)
     if not rule.enabled:
         return report
@@ -188,7 +198,7 @@ def prune_auto(db: sqlite3.Connection, rule: RetentionRule, *, now: float | None
     with atomic(db):
         rows = [SnapshotRow(r["id"], float(r["created_at"]), r["kind"])
                 for r in db.execute("SELECT id, created_at, kind FROM snapshots")]
-        protected = referenced_snapshot_ids(db)
+        protected = referenced_snapshot_ids(db) | keep
         report.examined = sum(1 for r in rows if r.kind == "auto")
         report.protected = sum(1 for r in rows if r.kind == "auto" and r.id in protected)
         drop = select_to_drop(rows, rule, now, protected)

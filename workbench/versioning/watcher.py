@@ -40,7 +40,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from workbench.errors import WorkbenchError
 from workbench.versioning.watch_debounce import Batch, Debouncer
 from workbench.versioning.watch_lock import WatchLock, WatchStatus, watch_status
-from workbench.versioning.watch_retention import PruneReport, parse_rule, prune_auto
+from workbench.versioning.watch_retention import PruneReport, head_snapshot_id, parse_rule, prune_auto
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -348,7 +348,9 @@ class Watcher:
 
     def prune(self, *, dry_run: bool = False) -> PruneReport:
         """Apply the retention rule now."""
-        return prune_auto(self.ws.db, self.retention, dry_run=dry_run)
+        head = head_snapshot_id(self.ws.paths.store_dir)
+        return prune_auto(self.ws.db, self.retention, dry_run=dry_run,
+                          keep=frozenset({head} if head else ()))
 
     def _emit(self, kind: str, message: str, *, snapshot_id: str | None = None,
               paths: tuple[str, ...] = ()) -> None:
