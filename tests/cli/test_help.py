@@ -45,3 +45,33 @@ def test_unknown_command_is_one_line(tmp_path: Path) -> None:
 def test_outside_project_is_one_line(tmp_path: Path) -> None:
     result = run_workbench(tmp_path, "-C", str(tmp_path), "init", "--json")
     assert result.returncode == 0
+
+
+def test_command_table_matches_modules() -> None:
+    """COMMAND_TO_MODULE (the lazy-import table) names exactly what each module registers."""
+    import importlib
+
+    from workbench.cli import COMMAND_MODULES, COMMAND_TO_MODULE
+
+    registered: dict[str, str] = {}
+    for module_name in COMMAND_MODULES:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(module_name).register(sub)
+        registered.update(dict.fromkeys(sub.choices, module_name))
+    assert registered == {k: v for k, v in COMMAND_TO_MODULE.items() if k in registered}
+    missing = set(registered) - set(COMMAND_TO_MODULE)
+    assert not missing
+
+
+def test_one_command_imports_one_command_module(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from workbench.cli import main; main(['-C', sys.argv[1], 'init', '--json']);"
+        "print(' '.join(m for m in sys.modules if m.startswith('workbench.cli.cmd_')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip().splitlines()[-1] == "workbench.cli.cmd_store"

@@ -24,6 +24,27 @@ COMMAND_MODULES = (
     "workbench.cli.cmd_ui",
 )
 
+# Which module registers each top-level command, so that running one command imports one module
+# (start-up time is a feature: `workbench status` must answer in tens of milliseconds).
+# tests/cli/test_help.py checks this table against what the modules actually register.
+COMMAND_TO_MODULE = {
+    **dict.fromkeys(
+        ("init", "snapshot", "status", "log", "diff", "restore", "cat", "fsck", "gc"),
+        "workbench.cli.cmd_store",
+    ),
+    **dict.fromkeys(("watch", "prune-auto"), "workbench.cli.cmd_watch"),
+    **dict.fromkeys(
+        ("run", "runs", "show", "metrics", "logs", "compare", "lineage", "models", "rerun"),
+        "workbench.cli.cmd_runs",
+    ),
+    **dict.fromkeys(("gpus", "cluster"), "workbench.cli.cmd_exec"),
+    **dict.fromkeys(
+        ("deploy", "deployments", "scale", "rollback", "undeploy", "predict"), "workbench.cli.cmd_deploy"
+    ),
+    **dict.fromkeys(("repro", "dag", "sweep", "sweeps"), "workbench.cli.cmd_workflows"),
+    **dict.fromkeys(("ui", "demo"), "workbench.cli.cmd_ui"),
+}
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line with a hint, exit status 2."""
@@ -33,7 +54,26 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv (skipping the global options), or None."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token == "-C":
+            skip = True
+            continue
+        if token.startswith("-"):
+            if token in ("-h", "--help"):
+                return None
+            continue
+        return token
+    return None
+
+
+def build_parser(only_module: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (``only_module``) one holding just that module's commands."""
     parser = _Parser(
         prog="workbench",
         description="A terminal workbench for machine learning: versioning, runs, launch, deploy.",
@@ -42,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMAND_MODULES:
+        if only_module is not None and module_name != only_module:
+            continue
         module = importlib.import_module(module_name)
         module.register(subparsers)
     return parser
@@ -50,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(COMMAND_TO_MODULE.get(_command_of(args_list) or ""))
     args = parser.parse_args(args_list)
     if args.version:
         from workbench import __version__
@@ -66,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         # No subcommand: open the TUI on the project around the cwd.
+        parser = build_parser(COMMAND_TO_MODULE["ui"])
         args = parser.parse_args([*args_list, "ui"])
         handler = args.handler
     from workbench.errors import WorkbenchError
