@@ -92,16 +92,17 @@ def test_cancel_stops_and_removes_the_container(ws: Workspace, docker_client: An
 
     reader = threading.Thread(target=consume)
     reader.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while b"started" not in seen and time.monotonic() < deadline:
         time.sleep(0.05)
     started = time.monotonic()
     job.cancel()
     job.cancel()  # safe twice
-    reader.join(20)
+    reader.join(60)
     exit_ = job.wait()
     assert exit_.status == "cancelled"
-    assert time.monotonic() - started < 15
+    assert b"started" in seen
+    assert time.monotonic() - started < 60  # not the 120 s the job would take (vfs removal is slow)
     assert not docker_client.containers.list(all=True, filters={"name": container_name(spec.run_id)})
 
 
