@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -75,7 +74,8 @@ def tail_file(path: Path, finished: threading.Event, poll: float = 0.05,
     """Yield complete lines appended to ``path`` until ``finished`` is set, then the rest.
 
     The file may not exist yet; a partial last line is held back until its newline arrives (or, once
-    finished, yielded as it is).
+    finished, yielded as it is). Between polls it waits on ``finished``, so the end of the job is
+    noticed at once rather than up to ``poll`` seconds later.
     """
     splitter = LineSplitter()
     handle = None
@@ -89,7 +89,7 @@ def tail_file(path: Path, finished: threading.Event, poll: float = 0.05,
                 except FileNotFoundError:
                     if done:
                         return
-                    time.sleep(poll)
+                    finished.wait(poll)
                     continue
             chunk = handle.read(1 << 16)
             if chunk:
@@ -98,7 +98,7 @@ def tail_file(path: Path, finished: threading.Event, poll: float = 0.05,
             if done:
                 yield from splitter.flush()
                 return
-            time.sleep(poll)
+            finished.wait(poll)
     finally:
         if handle is not None:
             handle.close()
