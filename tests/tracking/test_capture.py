@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import subprocess
+from pathlib import Path
 
-from workbench.tracking.capture import StdoutMetricParser, params_from_argv
+from workbench.tracking.capture import StdoutMetricParser, git_facts, host_facts, params_from_argv
 
 
 def test_params_from_python_command_flags() -> None:
@@ -45,3 +47,19 @@ def test_stdout_lines_that_are_not_metrics() -> None:
 def test_custom_patterns_replace_the_defaults() -> None:
     parser = StdoutMetricParser([r"\[(?P<step>\d+)\] (?P<name>\w+) is (?P<value>[\d.]+)"])
     assert parser.parse("[5] loss is 0.5") == [("loss", 0.5, 5)]
+
+
+def test_git_facts_from_one_status_call(tmp_path: Path) -> None:
+    assert git_facts(tmp_path) is None and "git" not in host_facts(tmp_path)
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    (tmp_path / "a.txt").write_text("1", encoding="utf-8")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "untracked.txt").write_text("u", encoding="utf-8")
+    assert git_facts(tmp_path / "sub") == {"commit": head.strip(), "branch": "main", "dirty": False}
+    (tmp_path / "a.txt").write_text("2", encoding="utf-8")
+    facts = host_facts(tmp_path)
+    assert facts["git"]["dirty"] is True and facts["cpu_count"] >= 1 and facts["hostname"]

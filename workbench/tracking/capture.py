@@ -10,6 +10,7 @@ The file-access capture for Python children lives in ``_inject/sitecustomize.py`
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -143,26 +144,59 @@ def _to_float(text: str | None) -> float | None:
         return None
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+def _in_git_tree(root: Path) -> bool:
+    """A ``.git`` (folder, or file for worktrees and submodules) here or above, or ``GIT_DIR`` set:
+    without one, no git process is started at all."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    return any((folder / ".git").exists() for folder in (root, *root.parents))
 
 
 def git_facts(root: Path) -> dict[str, Any] | None:
-    """Commit, branch and dirty state when ``root`` is inside a git work tree."""
-    if _git(root, "rev-parse", "--is-inside-work-tree") != "true":
+    """Commit, branch and dirty state when ``root`` is inside a git work tree (one git process:
+    ``git status --porcelain=v2 --branch``)."""
+    if not _in_git_tree(root):
         return None
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return {
-        "commit": _git(root, "rev-parse", "HEAD") or "",
-        "branch": _git(root, "rev-parse", "--abbrev-ref", "HEAD") or "",
-        "dirty": bool(status),
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    facts: dict[str, Any] = {"commit": "", "branch": "", "dirty": False}
+    for line in done.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line[len("# branch.oid "):].strip()
+            facts["commit"] = "" if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line[len("# branch.head "):].strip()
+            facts["branch"] = "HEAD" if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            facts["dirty"] = True
+    return facts
+
+
+@functools.cache
+def _machine_facts() -> dict[str, Any]:
+    """What does not change while this process lives (asked once per process: a sweep or a
+    pipeline runs many commands from one)."""
+    facts: dict[str, Any] = {
+        "os": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count() or 0,
+        "runner_python": platform.python_version(),
     }
+    try:
+        import psutil
+
+        facts["memory_total"] = int(psutil.virtual_memory().total)
+    except Exception:
+        pass
+    return facts
 
 
 def _cpu_model() -> str:
@@ -178,19 +212,7 @@ def _cpu_model() -> str:
 
 def host_facts(root: Path) -> dict[str, Any]:
     """OS, CPU, memory, hostname, the runner's Python and the project's git state."""
-    facts: dict[str, Any] = {
-        "os": platform.platform(),
-        "hostname": socket.gethostname(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count() or 0,
-        "runner_python": platform.python_version(),
-    }
-    try:
-        import psutil
-
-        facts["memory_total"] = int(psutil.virtual_memory().total)
-    except Exception:
-        pass
+    facts = dict(_machine_facts())
     git = git_facts(root)
     if git is not None:
         facts["git"] = git

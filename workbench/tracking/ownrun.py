@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 from workbench.store.db import connect
-from workbench.tracking.events import encode
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester, ingest_events_file
 from workbench.tracking.records import create_run, end_run
@@ -85,10 +84,10 @@ class OwnRun:
         sys.excepthook = self._excepthook
 
     def _report_environment(self) -> None:
-        from workbench.tracking._inject.sitecustomize import environment_facts
+        from workbench.tracking._inject.sitecustomize import environment_event
 
         try:
-            data = encode({"e": "env", "v": environment_facts()})
+            data = environment_event(str(self.root))
             fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, data)

@@ -7,7 +7,12 @@ module at start-up as ``sitecustomize``. It then
   or ``output`` (written) event in the events file named by ``WORKBENCH_EVENTS``, once per path and
   direction; files outside the project, in ``.workbench/`` and in site-packages are ignored;
 * reports the interpreter's facts (python version, executable, installed packages) at exit, once
-  per process tree;
+  per process tree. Listing the installed distributions costs tens of milliseconds, so the report
+  is cached per interpreter in ``<project>/.workbench/pyenv/``, keyed by the interpreter, its
+  version and the modification times of the folders on ``sys.path`` outside the project (a
+  package installed or removed changes its site-packages folder's mtime) plus the ``*.dist-info``
+  / ``*.egg-info`` entries of the folders inside it: a run in an unchanged environment pays a few
+  ``stat`` calls and one small file read;
 * removes its folder from ``sys.path`` again and imports the ``sitecustomize`` that would have run
   without it, so an existing one keeps working.
 
@@ -19,19 +24,31 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the child pays nothing for typing at run time
+    from collections.abc import Callable
+    from typing import Any
 
 _EVENTS = "WORKBENCH_EVENTS"
 _PROJECT = "WORKBENCH_PROJECT"
 _SENT = "WORKBENCH_ENV_REPORTED"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+CACHE_DIRNAME = "pyenv"
+"""Folder under the project's ``.workbench/`` that holds the cached environment reports."""
 
 
 def _dumps(event: dict[str, Any]) -> bytes:
     import json
 
     return (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def _file_event(kind: str, path: str) -> bytes:
+    """``{"e":kind,"path":path,"src":"audit"}`` without importing json for ordinary paths."""
+    if path.isprintable() and '"' not in path and "\\" not in path:
+        return f'{{"e":"{kind}","path":"{path}","src":"audit"}}\n'.encode()
+    return _dumps({"e": kind, "path": path, "src": "audit"})
 
 
 def _ignored_prefixes(root: str) -> tuple[str, ...]:
@@ -60,7 +77,7 @@ def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
             return
         if "/site-packages/" in full or "/dist-packages/" in full or "/__pycache__/" in full:
             return
-        os.write(fd, _dumps({"e": "output" if wrote else "input", "path": full, "src": "audit"}))
+        os.write(fd, _file_event("output" if wrote else "input", full))
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event != "open" or state["busy"]:
@@ -121,7 +138,92 @@ def environment_facts() -> dict[str, Any]:
     }
 
 
-def report_environment_at_exit(events_path: str) -> None:
+def _environment_key(root: str) -> str:
+    """What the installed-package list depends on, cheaply: the interpreter and, for each folder
+    on ``sys.path``, its mtime (outside the project) or its ``*-info`` entries (inside it, where
+    every new file would change the folder's mtime)."""
+    inside = os.path.normpath(root) + os.sep if root else ""
+    parts = [sys.executable, sys.version, sys.prefix, sys.exec_prefix]
+    for entry in sys.path:
+        full = os.path.abspath(entry or ".")
+        try:
+            stamp = os.stat(full).st_mtime_ns
+        except OSError:
+            continue
+        if inside and (full + os.sep).startswith(inside) and "-packages" not in full:
+            try:
+                with os.scandir(full) as found:
+                    infos = sorted(
+                        f"{item.name}@{item.stat().st_mtime_ns}" for item in found
+                        if item.name.endswith((".dist-info", ".egg-info", ".egg-link"))
+                    )
+            except OSError:
+                continue
+            parts.append(f"{full}>{','.join(infos)}")
+        else:
+            parts.append(f"{full}@{stamp}")
+    return "\0".join(parts).replace("\n", "\\n")
+
+
+def _cache_file(root: str) -> str:
+    import zlib
+
+    name = f"{zlib.crc32(f'{sys.executable}|{sys.prefix}'.encode(errors='replace')):08x}.env"
+    return os.path.join(root, ".workbench", CACHE_DIRNAME, name)
+
+
+def _read_cached(path: str, key: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    head, _, line = b"".join(chunks).partition(b"\n")
+    if head.decode(errors="replace") != key or not line.endswith(b"\n"):
+        return None
+    return line
+
+
+def _write_cached(path: str, key: str, line: bytes) -> None:
+    folder = os.path.dirname(path)
+    if not os.path.isdir(os.path.dirname(folder)):  # no .workbench here (e.g. a container checkout)
+        return
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, key.encode(errors="replace") + b"\n" + line)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def environment_event(root: str = "") -> bytes:
+    """The ``env`` event line of this interpreter, from the project's cache when the environment
+    is unchanged since it was last listed (``root``: the project; empty: no cache)."""
+    if not root:
+        return _dumps({"e": "env", "v": environment_facts()})
+    key = _environment_key(root)
+    path = _cache_file(root)
+    line = _read_cached(path, key)
+    if line is None:
+        line = _dumps({"e": "env", "v": environment_facts()})
+        try:
+            _write_cached(path, key, line)
+        except OSError:
+            pass
+    return line
+
+
+def report_environment_at_exit(events_path: str, root: str = "") -> None:
     """Append an ``env`` event when this interpreter exits (once per process tree)."""
     if os.environ.get(_SENT):
         return
@@ -130,7 +232,7 @@ def report_environment_at_exit(events_path: str) -> None:
 
     def send() -> None:
         try:
-            data = _dumps({"e": "env", "v": environment_facts()})
+            data = environment_event(root)
             fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, data)
@@ -148,9 +250,7 @@ def _chain() -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     mine = sys.modules.pop("sitecustomize", None)
     try:
-        import importlib
-
-        importlib.import_module("sitecustomize")
+        __import__("sitecustomize")
     except ImportError:
         pass
     except Exception as exc:  # an existing sitecustomize that fails should say so, as it would
@@ -166,7 +266,7 @@ def _main() -> None:
     if events and root and not events.startswith("@"):
         try:
             install_file_hook(events, root)
-            report_environment_at_exit(events)
+            report_environment_at_exit(events, root)
         except Exception:
             pass
     _chain()

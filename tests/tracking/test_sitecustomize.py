@@ -1,0 +1,78 @@
+"""The capture sitecustomize in a real child interpreter: the cached environment report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from workbench.core.workspace import Workspace
+from workbench.tracking.runner import INJECT_DIR
+
+
+def _dist(folder: Path, name: str, version: str) -> None:
+    info = folder / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+                                   encoding="utf-8")
+
+
+def _child(project: Path, extra: Path, events: Path) -> dict[str, str]:
+    """Run a trivial script under the sitecustomize; the packages of the env event it reports."""
+    (project / "quick.py").write_text("print('hi')\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": f"{INJECT_DIR}{os.pathsep}{extra}",
+           "WORKBENCH_EVENTS": str(events), "WORKBENCH_PROJECT": str(project)}
+    env.pop("WORKBENCH_ENV_REPORTED", None)
+    events.unlink(missing_ok=True)
+    subprocess.run([sys.executable, "quick.py"], cwd=project, env=env, check=True, capture_output=True)
+    lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
+    (env_event,) = [e for e in lines if e["e"] == "env"]
+    packages: dict[str, str] = env_event["v"]["packages"]
+    return packages
+
+
+def test_environment_report_is_cached_until_packages_change(tmp_path: Path) -> None:
+    project, extra = tmp_path / "project", tmp_path / "site"
+    (project / ".workbench").mkdir(parents=True)
+    _dist(extra, "wbfakepkg", "1.0")
+    events = project / ".workbench" / "events.jsonl"
+
+    first = _child(project, extra, events)
+    assert first["wbfakepkg"] == "1.0" and "pip" in {k.lower() for k in first}
+    (cache,) = (project / ".workbench" / "pyenv").iterdir()
+    # A doctored cache entry proves the second run reads the cache instead of listing again.
+    key, _, line = cache.read_bytes().partition(b"\n")
+    cache.write_bytes(key + b"\n" + line.replace(b'"wbfakepkg":"1.0"', b'"wbfakepkg":"cached"'))
+    assert _child(project, extra, events)["wbfakepkg"] == "cached"
+
+    # Installing, upgrading or removing a package changes its folder: the cache is not used.
+    (extra / "wbfakepkg-1.0.dist-info" / "METADATA").unlink()
+    (extra / "wbfakepkg-1.0.dist-info").rmdir()
+    _dist(extra, "wbfakepkg", "2.0")
+    assert _child(project, extra, events)["wbfakepkg"] == "2.0"
+
+    # A distribution inside the project (on sys.path as the script's folder) counts too.
+    _dist(project, "wbinproject", "0.1")
+    assert _child(project, extra, events)["wbinproject"] == "0.1"
+
+
+def test_no_cache_is_written_without_a_store_folder(tmp_path: Path) -> None:
+    """In a container checkout there is no .workbench/: report, but never create one."""
+    project, extra = tmp_path / "workspace", tmp_path / "site"
+    project.mkdir()
+    extra.mkdir()
+    events = tmp_path / "events.jsonl"
+    assert "pip" in {k.lower() for k in _child(project, extra, events)}
+    assert not (project / ".workbench").exists()
+
+
+def test_runs_record_the_job_environment(ws: Workspace) -> None:
+    (ws.root / "quick.py").write_text("print('loss: 1')\n", encoding="utf-8")
+    first = ws.runs.execute([sys.executable, "quick.py"])
+    second = ws.runs.execute([sys.executable, "quick.py"])  # from the cache
+    env1, env2 = (ws.runs.get(r.id).environment for r in (first, second))
+    assert env1["packages"] and env1["packages"] == env2["packages"]
+    assert env2["executable"] == sys.executable and env2["python"] == env1["python"]
+    assert any((ws.paths.store_dir / "pyenv").iterdir())
