@@ -29,8 +29,15 @@ def register_file(ws: Workspace, path: Path, name: str, version: str) -> ModelRe
     except (ImportError, AttributeError):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     rel = path.relative_to(ws.root).as_posix() if path.is_relative_to(ws.root) else str(path)
-    return ModelRef(name=name, version=version, hash=digest, framework="sklearn",
-                    framework_version=sklearn.__version__, run_id=None, path=rel)
+    return ModelRef(
+        name=name,
+        version=version,
+        hash=digest,
+        framework="sklearn",
+        framework_version=sklearn.__version__,
+        run_id=None,
+        path=rel,
+    )
 
 
 @pytest.fixture
@@ -46,12 +53,17 @@ def iris_models(ws: Workspace) -> tuple[ModelRef, ModelRef]:
     (ws.root / "v2").mkdir()
     joblib.dump(DummyClassifier(strategy="constant", constant=0).fit(x, y), ws.root / "v1" / "model.joblib")
     joblib.dump(LogisticRegression(max_iter=500).fit(x, y), ws.root / "v2" / "model.joblib")
-    return (register_file(ws, ws.root / "v1" / "model.joblib", "iris", "1"),
-            register_file(ws, ws.root / "v2" / "model.joblib", "iris", "2"))
+    return (
+        register_file(ws, ws.root / "v1" / "model.joblib", "iris", "1"),
+        register_file(ws, ws.root / "v2" / "model.joblib", "iris", "2"),
+    )
 
 
-REQUEST = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64",
-                       "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
+REQUEST = {
+    "inputs": [
+        {"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}
+    ]
+}
 
 
 def answers(body: dict[str, object]) -> list[int]:

@@ -50,8 +50,12 @@ def test_deploy_predict_scale_metrics_rollback_undeploy(
         assert (info.version, info.replicas, info.ready) == ("1", 2, 2)
         assert answers(dep.predict("iris", REQUEST)) == [0, 0]
         actions = [(r.revision, r.action, r.version, r.result) for r in dep.history("iris")]
-        assert actions == [(1, "deploy", "1", "available"), (2, "deploy", "2", "available"),
-                           (3, "scale", "2", "available"), (4, "rollback", "1", "available")]
+        assert actions == [
+            (1, "deploy", "1", "available"),
+            (2, "deploy", "2", "available"),
+            (3, "scale", "2", "available"),
+            (4, "rollback", "1", "available"),
+        ]
         listed = dep.list()
         assert [d.name for d in listed] == ["iris"] and listed[0].to_json()["ready"] == 2
     finally:

@@ -99,14 +99,31 @@ def local_image() -> str:
     return os.environ.get("WORKBENCH_SERVE_IMAGE", DEFAULT_LOCAL_IMAGE)
 
 
-def start_replica(*, name: str, index: int, revision: int, model_dir: Path, venv: Path, state_dir: Path,
-                  mode: str, labels: dict[str, str]) -> Replica:
+def start_replica(
+    *,
+    name: str,
+    index: int,
+    revision: int,
+    model_dir: Path,
+    venv: Path,
+    state_dir: Path,
+    mode: str,
+    labels: dict[str, str],
+) -> Replica:
     """Start one server for the model folder ``model_dir``; returns at once (see :func:`wait_ready`)."""
     ports = [free_port() for _ in range(3)]
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / f"r{revision}-{index}.log"
-    replica = Replica(index=index, revision=revision, kind=mode, http_port=ports[0], grpc_port=ports[1],
-                      metrics_port=ports[2], model_dir=str(model_dir), log=str(log))
+    replica = Replica(
+        index=index,
+        revision=revision,
+        kind=mode,
+        http_port=ports[0],
+        grpc_port=ports[1],
+        metrics_port=ports[2],
+        model_dir=str(model_dir),
+        log=str(log),
+    )
     if mode == "docker":
         replica.container = _start_container(replica, name, venv, labels)
     else:
@@ -116,7 +133,11 @@ def start_replica(*, name: str, index: int, revision: int, model_dir: Path, venv
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [str(venv / "bin" / "python"), "-m", "mlserver.cli.main", "start", str(model_dir)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=scratch, env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=scratch,
+                env=env,
                 start_new_session=True,
             )
         _CHILDREN[proc.pid] = proc
@@ -138,16 +159,28 @@ def _start_container(replica: Replica, name: str, venv: Path, labels: dict[str, 
     env.update({"PYTHONPATH": site, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1"})
     try:
         container = client.containers.run(
-            local_image(), ["python3", "-m", "mlserver.cli.main", "start", serving.MODEL_MOUNT],
-            detach=True, user=DOCKER_USER, read_only=True, tmpfs={"/tmp": "rw,mode=1777"},
-            network_mode="host", environment=env, working_dir="/", cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], labels=labels,
-            volumes={replica.model_dir: {"bind": serving.MODEL_MOUNT, "mode": "ro"},
-                     str(serving.venv_site_packages(venv)): {"bind": site, "mode": "ro"}},
+            local_image(),
+            ["python3", "-m", "mlserver.cli.main", "start", serving.MODEL_MOUNT],
+            detach=True,
+            user=DOCKER_USER,
+            read_only=True,
+            tmpfs={"/tmp": "rw,mode=1777"},
+            network_mode="host",
+            environment=env,
+            working_dir="/",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            labels=labels,
+            volumes={
+                replica.model_dir: {"bind": serving.MODEL_MOUNT, "mode": "ro"},
+                str(serving.venv_site_packages(venv)): {"bind": site, "mode": "ro"},
+            },
         )
     except Exception as exc:
-        raise DeployError(f"cannot start a container for '{name}': {exc}",
-                          "set WORKBENCH_LOCAL_RUNTIME=process to serve without Docker") from None
+        raise DeployError(
+            f"cannot start a container for '{name}': {exc}",
+            "set WORKBENCH_LOCAL_RUNTIME=process to serve without Docker",
+        ) from None
     finally:
         client.close()
     return str(container.id)
@@ -257,8 +290,9 @@ def is_ready(name: str, replica: Replica) -> bool:
     return status == 200
 
 
-def wait_ready(name: str, replicas: list[Replica], timeout: float, framework: str,
-               framework_version: str | None) -> None:
+def wait_ready(
+    name: str, replicas: list[Replica], timeout: float, framework: str, framework_version: str | None
+) -> None:
     """Wait until every replica answers the model-level readiness check, or explain why not."""
     deadline = time.monotonic() + timeout
     pending = list(replicas)
@@ -267,8 +301,10 @@ def wait_ready(name: str, replicas: list[Replica], timeout: float, framework: st
             if is_ready(name, replica):
                 pending.remove(replica)
             elif not alive(replica):
-                raise DeployError(load_failure(replica, framework, framework_version),
-                                  "the previous revision (if any) keeps serving; see 'workbench deployments'")
+                raise DeployError(
+                    load_failure(replica, framework, framework_version),
+                    "the previous revision (if any) keeps serving; see 'workbench deployments'",
+                )
         if pending and time.monotonic() > deadline:
             tail = [ln for ln in log_tail(pending[0], 5) if ln.strip()]
             raise DeployError(
@@ -304,8 +340,9 @@ class LocalTarget:
     def model_folder(self, spec_name: str, revision: int) -> Path:
         return self.state_root / spec_name / f"r{revision}"
 
-    def prepare_folder(self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime,
-                       fetch: Any) -> Path:
+    def prepare_folder(
+        self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime, fetch: Any
+    ) -> Path:
         """Fill ``.workbench/deploy/NAME/rREV`` with the model and its settings; make it read-only."""
         folder = self.model_folder(name, revision)
         if folder.exists():
@@ -321,16 +358,36 @@ class LocalTarget:
         folder.chmod(0o555)
         return folder
 
-    def roll_out(self, *, name: str, revision: int, replicas: int, folder: Path, venv: Path,
-                 old: list[Replica], labels: dict[str, str], timeout: float, framework: str,
-                 framework_version: str | None) -> tuple[str, list[Replica]]:
+    def roll_out(
+        self,
+        *,
+        name: str,
+        revision: int,
+        replicas: int,
+        folder: Path,
+        venv: Path,
+        old: list[Replica],
+        labels: dict[str, str],
+        timeout: float,
+        framework: str,
+        framework_version: str | None,
+    ) -> tuple[str, list[Replica]]:
         mode = local_mode()
         started: list[Replica] = []
         try:
             for index in range(replicas):
-                started.append(start_replica(name=name, index=index, revision=revision, model_dir=folder,
-                                             venv=venv, state_dir=self.state_root / name / "logs",
-                                             mode=mode, labels=labels))
+                started.append(
+                    start_replica(
+                        name=name,
+                        index=index,
+                        revision=revision,
+                        model_dir=folder,
+                        venv=venv,
+                        state_dir=self.state_root / name / "logs",
+                        mode=mode,
+                        labels=labels,
+                    )
+                )
             wait_ready(name, started, timeout, framework, framework_version)
         except BaseException:
             for replica in started:
@@ -340,8 +397,18 @@ class LocalTarget:
             stop_replica(replica)
         return mode, started
 
-    def scale(self, *, name: str, replicas: list[Replica], want: int, venv: Path, labels: dict[str, str],
-              timeout: float, framework: str, framework_version: str | None) -> list[Replica]:
+    def scale(
+        self,
+        *,
+        name: str,
+        replicas: list[Replica],
+        want: int,
+        venv: Path,
+        labels: dict[str, str],
+        timeout: float,
+        framework: str,
+        framework_version: str | None,
+    ) -> list[Replica]:
         live = [r for r in replicas if alive(r)]
         for dead in (r for r in replicas if r not in live):
             stop_replica(dead)
@@ -358,11 +425,18 @@ class LocalTarget:
             index = 0
             while len(live) + len(started) < want:
                 if index not in used:
-                    started.append(start_replica(
-                        name=name, index=index, revision=template.revision,
-                        model_dir=Path(template.model_dir),
-                        venv=venv, state_dir=self.state_root / name / "logs", mode=template.kind,
-                        labels=labels))
+                    started.append(
+                        start_replica(
+                            name=name,
+                            index=index,
+                            revision=template.revision,
+                            model_dir=Path(template.model_dir),
+                            venv=venv,
+                            state_dir=self.state_root / name / "logs",
+                            mode=template.kind,
+                            labels=labels,
+                        )
+                    )
                 index += 1
             wait_ready(name, started, timeout, framework, framework_version)
         except BaseException:

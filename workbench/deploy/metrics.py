@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 INFER_PATH = "/v2/models/{model_name}/infer"
-_LINE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+\d+)?$')
+_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+\d+)?$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -145,8 +145,13 @@ class MetricsSampler:
         count = now.latency_count - before.latency_count
         buckets = {le: now.buckets[le] - before.buckets.get(le, 0.0) for le in now.buckets}
         return MetricsSnapshot(
-            requests_total=now.requests, errors_total=now.errors, request_rate=rate,
+            requests_total=now.requests,
+            errors_total=now.errors,
+            request_rate=rate,
             error_rate=(errors / requests) if requests > 0 else None,
             latency_mean=((now.latency_sum - before.latency_sum) / count) if count > 0 else None,
-            latency_p50=quantile(0.5, buckets), latency_p99=quantile(0.99, buckets),
-            replicas_scraped=now.replicas_scraped, at=now.at)
+            latency_p50=quantile(0.5, buckets),
+            latency_p99=quantile(0.99, buckets),
+            replicas_scraped=now.replicas_scraped,
+            at=now.at,
+        )

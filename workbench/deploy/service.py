@@ -50,8 +50,9 @@ class DeployService:
         try:
             found = self.ws.runs.model_version(spec)
         except (ImportError, AttributeError):
-            raise DeployError("the model registry is not available in this install",
-                              "log models with 'workbench run' first") from None
+            raise DeployError(
+                "the model registry is not available in this install", "log models with 'workbench run' first"
+            ) from None
         return ModelRef.from_registry(found)
 
     def _fetch(self, model: ModelRef) -> Callable[[Path], None]:
@@ -64,8 +65,9 @@ class DeployService:
             source = Path(model.path)
             source = source if source.is_absolute() else self.ws.root / source
             if not source.is_file():
-                raise DeployError(f"the file of {model.name}:{model.version} is not in the cache",
-                                  "run 'workbench fsck'") from None
+                raise DeployError(
+                    f"the file of {model.name}:{model.version} is not in the cache", "run 'workbench fsck'"
+                ) from None
             shutil.copyfile(source, dest)
 
         return fetch
@@ -81,52 +83,104 @@ class DeployService:
         now = time.time()
         with self.ws.atomic() as db:
             exists = db.execute("SELECT 1 FROM deployments WHERE name = ?", (spec.name,)).fetchone()
-            values = (spec.target, spec.namespace, spec.model.name, spec.model.version, spec.model.run_id,
-                      spec.model.hash, spec.model.framework, spec.replicas, revision, now)
+            values = (
+                spec.target,
+                spec.namespace,
+                spec.model.name,
+                spec.model.version,
+                spec.model.run_id,
+                spec.model.hash,
+                spec.model.framework,
+                spec.replicas,
+                revision,
+                now,
+            )
             if exists:
                 db.execute(
                     "UPDATE deployments SET target=?, namespace=?, model=?, version=?, run_id=?,"
                     " artifact_hash=?, framework=?, replicas=?, revision=?, updated_at=?,"
                     " state='progressing', message=''"
-                    " WHERE name=?", (*values, spec.name))
+                    " WHERE name=?",
+                    (*values, spec.name),
+                )
             else:
                 db.execute(
                     "INSERT INTO deployments (target, namespace, model, version, run_id, artifact_hash,"
                     " framework, replicas, revision, updated_at, name, state, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?, 'progressing', ?)", (*values, spec.name, now))
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?, 'progressing', ?)",
+                    (*values, spec.name, now),
+                )
             db.execute(
                 "INSERT INTO deployment_revisions (deployment, revision, action, model, version, run_id,"
                 " artifact_hash, replicas, spec, objects, deployed_by, deployed_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (spec.name, revision, action, spec.model.name, spec.model.version, spec.model.run_id,
-                 spec.model.hash, spec.replicas, json.dumps(spec.to_json()), json.dumps(objects),
-                 _user(), now))
+                (
+                    spec.name,
+                    revision,
+                    action,
+                    spec.model.name,
+                    spec.model.version,
+                    spec.model.run_id,
+                    spec.model.hash,
+                    spec.replicas,
+                    json.dumps(spec.to_json()),
+                    json.dumps(objects),
+                    _user(),
+                    now,
+                ),
+            )
 
-    def _finish(self, name: str, revision: int, *, state: str, message: str, result: str,
-                runtime: dict[str, Any] | None = None, endpoint: str | None = None,
-                replicas: int | None = None) -> None:
+    def _finish(
+        self,
+        name: str,
+        revision: int,
+        *,
+        state: str,
+        message: str,
+        result: str,
+        runtime: dict[str, Any] | None = None,
+        endpoint: str | None = None,
+        replicas: int | None = None,
+    ) -> None:
         with self.ws.atomic() as db:
             sets = ["state = ?", "message = ?", "updated_at = ?"]
             args: list[Any] = [state, message, time.time()]
-            for column, value in (("runtime", None if runtime is None else json.dumps(runtime)),
-                                  ("endpoint", endpoint), ("replicas", replicas)):
+            for column, value in (
+                ("runtime", None if runtime is None else json.dumps(runtime)),
+                ("endpoint", endpoint),
+                ("replicas", replicas),
+            ):
                 if value is not None:
                     sets.append(f"{column} = ?")
                     args.append(value)
             db.execute(f"UPDATE deployments SET {', '.join(sets)} WHERE name = ?", (*args, name))
-            db.execute("UPDATE deployment_revisions SET result = ?, message = ?"
-                       " WHERE deployment = ? AND revision = ?", (result, message, name, revision))
+            db.execute(
+                "UPDATE deployment_revisions SET result = ?, message = ?"
+                " WHERE deployment = ? AND revision = ?",
+                (result, message, name, revision),
+            )
 
     def _next_revision(self, name: str) -> int:
-        row = self.ws.db.execute("SELECT MAX(revision) FROM deployment_revisions WHERE deployment = ?",
-                                 (name,)).fetchone()
+        row = self.ws.db.execute(
+            "SELECT MAX(revision) FROM deployment_revisions WHERE deployment = ?", (name,)
+        ).fetchone()
         return int(row[0] or 0) + 1
 
     # -- operations ----------------------------------------------------------------------------
-    def deploy(self, model: str | ModelRef, *, name: str | None = None, target: str | None = None,
-               namespace: str | None = None, replicas: int = 1, cpu: str | None = None,
-               memory: str | None = None, gpus: int = 0, timeout: float = 180.0,
-               progress: Progress | None = None) -> DeploymentInfo:
+    def deploy(
+        self,
+        model: str | ModelRef,
+        *,
+        name: str | None = None,
+        target: str | None = None,
+        namespace: str | None = None,
+        replicas: int = 1,
+        cpu: str | None = None,
+        memory: str | None = None,
+        gpus: int = 0,
+        timeout: float = 180.0,
+        progress: Progress | None = None,
+    ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it."""
         target = target or self.ws.config.deploy.target or "local"
         if target not in TARGETS:
@@ -136,17 +190,33 @@ class DeployService:
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
         runtime = serving.runtime_for(ref.framework or serving.guess_framework(ref.filename))
-        spec = DeploySpec(name=name, target=target, model=ref, replicas=replicas,
-                          namespace=namespace or self.ws.config.deploy.namespace, cpu=cpu, memory=memory,
-                          gpus=gpus, image=self.ws.config.deploy.image)
+        spec = DeploySpec(
+            name=name,
+            target=target,
+            model=ref,
+            replicas=replicas,
+            namespace=namespace or self.ws.config.deploy.namespace,
+            cpu=cpu,
+            memory=memory,
+            gpus=gpus,
+            image=self.ws.config.deploy.image,
+        )
         return self._apply(spec, "deploy", runtime, timeout, progress)
 
-    def _apply(self, spec: DeploySpec, action: str, runtime: serving.Runtime, timeout: float,
-               progress: Progress | None) -> DeploymentInfo:
+    def _apply(
+        self,
+        spec: DeploySpec,
+        action: str,
+        runtime: serving.Runtime,
+        timeout: float,
+        progress: Progress | None,
+    ) -> DeploymentInfo:
         row = self.ws.db.execute("SELECT * FROM deployments WHERE name = ?", (spec.name,)).fetchone()
         if row is not None and row["state"] != "undeployed" and row["target"] != spec.target:
-            raise UsageError(f"'{spec.name}' is deployed on {row['target']}, not {spec.target}",
-                             "undeploy it first or pick another --name")
+            raise UsageError(
+                f"'{spec.name}' is deployed on {row['target']}, not {spec.target}",
+                "undeploy it first or pick another --name",
+            )
         revision = self._next_revision(spec.name)
         if spec.target == "local":
             return self._apply_local(spec, revision, action, runtime, timeout, progress, row)
@@ -157,48 +227,87 @@ class DeployService:
         cluster.validate(objects)
         self._record(spec, revision, action, objects)
         try:
-            status, endpoint = cluster.apply(spec, revision, objects, self._fetch(spec.model), timeout,
-                                             progress)
+            status, endpoint = cluster.apply(
+                spec, revision, objects, self._fetch(spec.model), timeout, progress
+            )
         except BaseException as exc:
             message = exc.one_line() if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
             self._finish(spec.name, revision, state="failed", message=message, result="failed")
             raise
         ok = status.state == "complete"
-        self._finish(spec.name, revision, state="available" if ok else "failed", message=status.message,
-                     result="available" if ok else "failed", endpoint=endpoint,
-                     runtime={"namespace": cluster.namespace, "reasons": status.reasons})
+        self._finish(
+            spec.name,
+            revision,
+            state="available" if ok else "failed",
+            message=status.message,
+            result="available" if ok else "failed",
+            endpoint=endpoint,
+            runtime={"namespace": cluster.namespace, "reasons": status.reasons},
+        )
         if not ok:
             why = "; ".join(status.reasons) or status.message
-            raise DeployError(f"'{spec.name}' revision {revision} did not become ready: {why}",
-                              f"'workbench rollback {spec.name}' returns to the previous revision; "
-                              f"'workbench undeploy {spec.name}' removes it")
+            raise DeployError(
+                f"'{spec.name}' revision {revision} did not become ready: {why}",
+                f"'workbench rollback {spec.name}' returns to the previous revision; "
+                f"'workbench undeploy {spec.name}' removes it",
+            )
         return self.get(spec.name)
 
-    def _apply_local(self, spec: DeploySpec, revision: int, action: str, runtime: serving.Runtime,
-                     timeout: float, progress: Progress | None, row: Any) -> DeploymentInfo:
+    def _apply_local(
+        self,
+        spec: DeploySpec,
+        revision: int,
+        action: str,
+        runtime: serving.Runtime,
+        timeout: float,
+        progress: Progress | None,
+        row: Any,
+    ) -> DeploymentInfo:
         venv = serving.ensure_serve_venv(runtime, spec.model.framework_version, progress)
         old = _replicas(row) if row is not None and row["state"] != "undeployed" else []
         self._record(spec, revision, action, [])
         try:
-            folder = self.local.prepare_folder(spec.name, revision, spec.model.version, spec.model.filename,
-                                               runtime, self._fetch(spec.model))
+            folder = self.local.prepare_folder(
+                spec.name, revision, spec.model.version, spec.model.filename, runtime, self._fetch(spec.model)
+            )
             mode, started = self.local.roll_out(
-                name=spec.name, revision=revision, replicas=spec.replicas, folder=folder, venv=venv, old=old,
-                labels=_labels(spec, revision), timeout=timeout, framework=spec.model.framework,
-                framework_version=spec.model.framework_version)
+                name=spec.name,
+                revision=revision,
+                replicas=spec.replicas,
+                folder=folder,
+                venv=venv,
+                old=old,
+                labels=_labels(spec, revision),
+                timeout=timeout,
+                framework=spec.model.framework,
+                framework_version=spec.model.framework_version,
+            )
         except BaseException as exc:
             message = exc.one_line() if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
             if old:  # the previous revision keeps serving: say so and point the row back at it
                 self._restore_row(spec.name, row, f"revision {revision} failed: {message}")
                 self._finish_revision(spec.name, revision, "failed", message)
             else:
-                self._finish(spec.name, revision, state="failed", message=message, result="failed",
-                             runtime={"mode": "", "replicas": []})
+                self._finish(
+                    spec.name,
+                    revision,
+                    state="failed",
+                    message=message,
+                    result="failed",
+                    runtime={"mode": "", "replicas": []},
+                )
             raise
         runtime_json = {"mode": mode, "venv": str(venv), "replicas": [r.to_json() for r in started]}
         endpoint = started[0].url if started else ""
-        self._finish(spec.name, revision, state="available", message="", result="available",
-                     runtime=runtime_json, endpoint=endpoint)
+        self._finish(
+            spec.name,
+            revision,
+            state="available",
+            message="",
+            result="available",
+            runtime=runtime_json,
+            endpoint=endpoint,
+        )
         return self.get(spec.name)
 
     def _restore_row(self, name: str, row: Any, message: str) -> None:
@@ -206,13 +315,27 @@ class DeployService:
             db.execute(
                 "UPDATE deployments SET model=?, version=?, run_id=?, artifact_hash=?, framework=?,"
                 " replicas=?, revision=?, state=?, message=?, updated_at=? WHERE name=?",
-                (row["model"], row["version"], row["run_id"], row["artifact_hash"], row["framework"],
-                 row["replicas"], row["revision"], "degraded", message, time.time(), name))
+                (
+                    row["model"],
+                    row["version"],
+                    row["run_id"],
+                    row["artifact_hash"],
+                    row["framework"],
+                    row["replicas"],
+                    row["revision"],
+                    "degraded",
+                    message,
+                    time.time(),
+                    name,
+                ),
+            )
 
     def _finish_revision(self, name: str, revision: int, result: str, message: str) -> None:
         with self.ws.atomic() as db:
-            db.execute("UPDATE deployment_revisions SET result=?, message=?"
-                       " WHERE deployment=? AND revision=?", (result, message, name, revision))
+            db.execute(
+                "UPDATE deployment_revisions SET result=?, message=? WHERE deployment=? AND revision=?",
+                (result, message, name, revision),
+            )
 
     def scale(self, name: str, replicas: int, *, timeout: float = 180.0) -> DeploymentInfo:
         """Change the number of replicas (recorded as a ``scale`` revision)."""
@@ -228,30 +351,49 @@ class DeployService:
             runtime = json.loads(row["runtime"])
             try:
                 kept = self.local.scale(
-                    name=name, replicas=_replicas(row), want=replicas, venv=Path(runtime["venv"]),
-                    labels=_labels(spec, revision), timeout=timeout, framework=spec.model.framework,
-                    framework_version=spec.model.framework_version)
+                    name=name,
+                    replicas=_replicas(row),
+                    want=replicas,
+                    venv=Path(runtime["venv"]),
+                    labels=_labels(spec, revision),
+                    timeout=timeout,
+                    framework=spec.model.framework,
+                    framework_version=spec.model.framework_version,
+                )
             except DeployError as exc:
                 self._finish(name, revision, state="degraded", message=exc.one_line(), result="failed")
                 raise
             runtime["replicas"] = [r.to_json() for r in kept]
-            self._finish(name, revision, state="available", message="", result="available", runtime=runtime,
-                         endpoint=kept[0].url if kept else "")
+            self._finish(
+                name,
+                revision,
+                state="available",
+                message="",
+                result="available",
+                runtime=runtime,
+                endpoint=kept[0].url if kept else "",
+            )
         else:
             from workbench.deploy.cluster import ClusterTarget
 
             cluster = ClusterTarget.connect(row["target"], spec.namespace)
             status = cluster.scale(name, replicas, timeout)
             ok = status.state == "complete"
-            self._finish(name, revision, state="available" if ok else "progressing", message=status.message,
-                         result="available" if ok else "pending")
+            self._finish(
+                name,
+                revision,
+                state="available" if ok else "progressing",
+                message=status.message,
+                result="available" if ok else "pending",
+            )
         # Keep the deployment pointing at the model revision it serves, not at the scale entry.
         with self.ws.atomic() as db:
             db.execute("UPDATE deployments SET revision = ? WHERE name = ?", (int(row["revision"]), name))
         return self.get(name)
 
-    def rollback(self, name: str, to: int | None = None, *, timeout: float = 180.0,
-                 progress: Progress | None = None) -> DeploymentInfo:
+    def rollback(
+        self, name: str, to: int | None = None, *, timeout: float = 180.0, progress: Progress | None = None
+    ) -> DeploymentInfo:
         """Re-apply an earlier revision's recorded spec (default: the last one serving another model)."""
         row = self._row(name)
         current = self._spec_of(name, int(row["revision"]))
@@ -265,20 +407,25 @@ class DeployService:
     def _previous_revision(self, name: str, current: DeploySpec) -> int:
         rows = self.ws.db.execute(
             "SELECT revision, artifact_hash FROM deployment_revisions WHERE deployment = ?"
-            " AND result = 'available' AND action != 'scale' ORDER BY revision DESC", (name,)).fetchall()
+            " AND result = 'available' AND action != 'scale' ORDER BY revision DESC",
+            (name,),
+        ).fetchall()
         for r in rows:
             if r["artifact_hash"] != current.model.hash:
                 return int(r["revision"])
-        raise DeployError(f"'{name}' has no earlier revision serving another model version",
-                          f"see 'workbench deployments {name} --history'")
+        raise DeployError(
+            f"'{name}' has no earlier revision serving another model version",
+            f"see 'workbench deployments {name} --history'",
+        )
 
     def _spec_of(self, name: str, revision: int) -> DeploySpec:
         row = self.ws.db.execute(
             "SELECT spec FROM deployment_revisions WHERE deployment = ? AND revision = ?", (name, revision)
         ).fetchone()
         if row is None:
-            raise UnknownIdError(f"'{name}' has no revision {revision}",
-                                 f"see 'workbench deployments {name} --history'")
+            raise UnknownIdError(
+                f"'{name}' has no revision {revision}", f"see 'workbench deployments {name} --history'"
+            )
         return DeploySpec.from_json(json.loads(row["spec"]))
 
     def undeploy(self, name: str) -> None:
@@ -295,8 +442,15 @@ class DeployService:
         spec = self._spec_of(name, int(row["revision"]))
         spec.replicas = 0
         self._record(spec, revision, "undeploy", [])
-        self._finish(name, revision, state="undeployed", message="", result="removed",
-                     runtime={"mode": "", "replicas": []}, endpoint="")
+        self._finish(
+            name,
+            revision,
+            state="undeployed",
+            message="",
+            result="removed",
+            runtime={"mode": "", "replicas": []},
+            endpoint="",
+        )
         self._sampler.forget(name)
 
     # -- observing -----------------------------------------------------------------------------
@@ -324,22 +478,47 @@ class DeployService:
         elif state == "available":
             ready = int(row["replicas"])
         return DeploymentInfo(
-            name=row["name"], target=row["target"], namespace=row["namespace"], model=row["model"],
-            version=row["version"], run_id=row["run_id"], artifact_hash=row["artifact_hash"],
-            framework=row["framework"], replicas=int(row["replicas"]), ready=ready,
+            name=row["name"],
+            target=row["target"],
+            namespace=row["namespace"],
+            model=row["model"],
+            version=row["version"],
+            run_id=row["run_id"],
+            artifact_hash=row["artifact_hash"],
+            framework=row["framework"],
+            replicas=int(row["replicas"]),
+            ready=ready,
             revision=int(row["revision"]),
-            state=state, message=message, endpoint=row["endpoint"], created_at=float(row["created_at"]),
-            updated_at=float(row["updated_at"]), endpoints=endpoints)
+            state=state,
+            message=message,
+            endpoint=row["endpoint"],
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+            endpoints=endpoints,
+        )
 
     def history(self, name: str) -> Revisions:
         rows = self.ws.db.execute(
-            "SELECT * FROM deployment_revisions WHERE deployment = ? ORDER BY revision", (name,)).fetchall()
+            "SELECT * FROM deployment_revisions WHERE deployment = ? ORDER BY revision", (name,)
+        ).fetchall()
         if not rows:
             raise UnknownIdError(f"no deployment named '{name}'", "see 'workbench deployments'")
-        return [Revision(revision=r["revision"], action=r["action"], model=r["model"], version=r["version"],
-                         run_id=r["run_id"], artifact_hash=r["artifact_hash"], replicas=r["replicas"],
-                         deployed_by=r["deployed_by"], deployed_at=r["deployed_at"], result=r["result"],
-                         message=r["message"]) for r in rows]
+        return [
+            Revision(
+                revision=r["revision"],
+                action=r["action"],
+                model=r["model"],
+                version=r["version"],
+                run_id=r["run_id"],
+                artifact_hash=r["artifact_hash"],
+                replicas=r["replicas"],
+                deployed_by=r["deployed_by"],
+                deployed_at=r["deployed_at"],
+                result=r["result"],
+                message=r["message"],
+            )
+            for r in rows
+        ]
 
     def _base_urls(self, name: str) -> Urls:
         row = self._row(name)
@@ -357,9 +536,10 @@ class DeployService:
         if not urls:
             raise DeployError(f"'{name}' has no running replica", f"'workbench scale {name} 1' starts one")
         if "inputs" not in payload:
-            raise UsageError("the request has no 'inputs'",
-                             'V2 format: {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",'
-                             ' "data": [...]}]}')
+            raise UsageError(
+                "the request has no 'inputs'",
+                'V2 format: {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [...]}]}',
+            )
         cycle = self._round_robin.get(name)
         if cycle is None or name not in self._round_robin:
             cycle = self._round_robin[name] = itertools.cycle(urls)
@@ -370,12 +550,14 @@ class DeployService:
         try:
             status, body = local.http_json(f"{url}/v2/models/{name}/infer", payload, timeout=timeout)
         except OSError as exc:
-            raise DeployError(f"cannot reach '{name}' at {url}: {exc}",
-                              "see 'workbench deployments'") from None
+            raise DeployError(
+                f"cannot reach '{name}' at {url}: {exc}", "see 'workbench deployments'"
+            ) from None
         if status != 200:
             detail = body.get("error", body) if isinstance(body, dict) else body
-            raise DeployError(f"'{name}' answered {status}: {detail}",
-                              "check the request's shape and datatype")
+            raise DeployError(
+                f"'{name}' answered {status}: {detail}", "check the request's shape and datatype"
+            )
         if not isinstance(body, dict):
             raise DeployError(f"'{name}' answered something that is not JSON")
         return body
@@ -391,9 +573,14 @@ def _replicas(row: Any) -> list[local.Replica]:
 
 
 def _labels(spec: DeploySpec, revision: int) -> dict[str, str]:
-    return {"workbench.dev/deployment": spec.name, "workbench.dev/model": spec.model.name,
-            "workbench.dev/version": spec.model.version, "workbench.dev/run": spec.model.run_id or "",
-            "workbench.dev/artifact-hash": spec.model.hash, "workbench.dev/revision": str(revision)}
+    return {
+        "workbench.dev/deployment": spec.name,
+        "workbench.dev/model": spec.model.name,
+        "workbench.dev/version": spec.model.version,
+        "workbench.dev/run": spec.model.run_id or "",
+        "workbench.dev/artifact-hash": spec.model.hash,
+        "workbench.dev/revision": str(revision),
+    }
 
 
 def _user() -> str:

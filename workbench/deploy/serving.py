@@ -63,19 +63,52 @@ class Runtime:
 CUSTOM_MODULE = "workbench_runtime"
 
 RUNTIMES: dict[str, Runtime] = {
-    "sklearn": Runtime("sklearn", "mlserver_sklearn.SKLearnModel", (f"mlserver-sklearn=={MLSERVER_VERSION}",),
-                       "scikit-learn", "sklearn", (".joblib", ".pkl", ".pickle"), "-sklearn"),
-    "xgboost": Runtime("xgboost", "mlserver_xgboost.XGBoostModel", (f"mlserver-xgboost=={MLSERVER_VERSION}",),
-                       "xgboost", "xgboost", (".json", ".ubj", ".bst", ".model"), "-xgboost"),
-    "lightgbm": Runtime("lightgbm", "mlserver_lightgbm.LightGBMModel",
-                        (f"mlserver-lightgbm=={MLSERVER_VERSION}",), "lightgbm", "lightgbm",
-                        (".txt", ".bst", ".model"), "-lightgbm"),
+    "sklearn": Runtime(
+        "sklearn",
+        "mlserver_sklearn.SKLearnModel",
+        (f"mlserver-sklearn=={MLSERVER_VERSION}",),
+        "scikit-learn",
+        "sklearn",
+        (".joblib", ".pkl", ".pickle"),
+        "-sklearn",
+    ),
+    "xgboost": Runtime(
+        "xgboost",
+        "mlserver_xgboost.XGBoostModel",
+        (f"mlserver-xgboost=={MLSERVER_VERSION}",),
+        "xgboost",
+        "xgboost",
+        (".json", ".ubj", ".bst", ".model"),
+        "-xgboost",
+    ),
+    "lightgbm": Runtime(
+        "lightgbm",
+        "mlserver_lightgbm.LightGBMModel",
+        (f"mlserver-lightgbm=={MLSERVER_VERSION}",),
+        "lightgbm",
+        "lightgbm",
+        (".txt", ".bst", ".model"),
+        "-lightgbm",
+    ),
     "onnx": Runtime("onnx", f"{CUSTOM_MODULE}.OnnxModel", (), "onnxruntime", "onnx", (".onnx",), ""),
-    "pytorch": Runtime("pytorch", f"{CUSTOM_MODULE}.TorchScriptModel", (), "torch", "pytorch",
-                       (".pt", ".pth", ".torchscript"), ""),
+    "pytorch": Runtime(
+        "pytorch",
+        f"{CUSTOM_MODULE}.TorchScriptModel",
+        (),
+        "torch",
+        "pytorch",
+        (".pt", ".pth", ".torchscript"),
+        "",
+    ),
 }
-ALIASES = {"scikit-learn": "sklearn", "sk-learn": "sklearn", "torch": "pytorch", "lgbm": "lightgbm",
-           "xgb": "xgboost", "onnxruntime": "onnx"}
+ALIASES = {
+    "scikit-learn": "sklearn",
+    "sk-learn": "sklearn",
+    "torch": "pytorch",
+    "lgbm": "lightgbm",
+    "xgb": "xgboost",
+    "onnxruntime": "onnx",
+}
 
 CUSTOM_RUNTIME_SOURCE = '''"""MLServer runtimes for ONNX and TorchScript models (written by Workbench)."""
 import numpy as np
@@ -134,8 +167,10 @@ def guess_framework(filename: str) -> str:
     for runtime in RUNTIMES.values():
         if lower.endswith(runtime.suffixes):
             return runtime.framework
-    raise DeployError(f"cannot tell which framework saved '{filename}'",
-                      "log the model with framework=sklearn|xgboost|lightgbm|onnx|pytorch")
+    raise DeployError(
+        f"cannot tell which framework saved '{filename}'",
+        "log the model with framework=sklearn|xgboost|lightgbm|onnx|pytorch",
+    )
 
 
 def model_settings(name: str, version: str, filename: str, runtime: Runtime) -> dict[str, object]:
@@ -155,8 +190,9 @@ def write_model_folder(folder: Path, name: str, version: str, filename: str, run
         (folder / f"{CUSTOM_MODULE}.py").write_text(CUSTOM_RUNTIME_SOURCE, encoding="utf-8")
 
 
-def server_env(http_port: int, grpc_port: int, metrics_port: int, scratch: str,
-               host: str = "127.0.0.1") -> dict[str, str]:
+def server_env(
+    http_port: int, grpc_port: int, metrics_port: int, scratch: str, host: str = "127.0.0.1"
+) -> dict[str, str]:
     """The MLServer settings every replica gets, as environment variables.
 
     ``parallel_workers=0`` keeps inference in the server process (one process per replica; scale
@@ -197,8 +233,9 @@ def venv_site_packages(venv: Path) -> Path:
     return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
-def ensure_serve_venv(runtime: Runtime, framework_version: str | None,
-                      progress: Callable[[int, int], None] | None = None) -> Path:
+def ensure_serve_venv(
+    runtime: Runtime, framework_version: str | None, progress: Callable[[int, int], None] | None = None
+) -> Path:
     """The venv that serves this runtime, built on first use (about a minute) and cached."""
     override = os.environ.get("WORKBENCH_SERVE_VENV")
     if override:
@@ -214,8 +251,10 @@ def ensure_serve_venv(runtime: Runtime, framework_version: str | None,
     tmp = venv.with_name(venv.name + f".tmp{os.getpid()}")
     try:
         _run([sys.executable, "-m", "venv", str(tmp)], "create the serving venv")
-        _run([str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              *reqs], f"install {' '.join(reqs)}")
+        _run(
+            [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", *reqs],
+            f"install {' '.join(reqs)}",
+        )
         if progress:
             progress(1, 2)
         # Built under a temp name and moved into place: the console scripts' shebangs keep the temp
@@ -242,8 +281,13 @@ def _remove_tree(path: Path) -> None:
 def _run(argv: list[str], what: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        lines = [ln for ln in (result.stderr or result.stdout).splitlines() if ln.strip()
-                 and not ln.startswith("WARNING: Location")]
+        lines = [
+            ln
+            for ln in (result.stderr or result.stdout).splitlines()
+            if ln.strip() and not ln.startswith("WARNING: Location")
+        ]
         tail = lines[-1] if lines else f"exit status {result.returncode}"
-        raise DeployError(f"cannot {what}: {tail}",
-                          "check that pip can reach the package index, or set WORKBENCH_SERVE_VENV")
+        raise DeployError(
+            f"cannot {what}: {tail}",
+            "check that pip can reach the package index, or set WORKBENCH_SERVE_VENV",
+        )

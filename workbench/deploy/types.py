@@ -49,10 +49,15 @@ class ModelRef:
 
     @classmethod
     def from_registry(cls, obj: Any) -> ModelRef:
-        return cls(name=str(obj.name), version=str(obj.version), hash=str(obj.hash),
-                   framework=str(getattr(obj, "framework", "") or ""),
-                   framework_version=getattr(obj, "framework_version", None) or None,
-                   run_id=getattr(obj, "run_id", None), path=str(getattr(obj, "path", "") or ""))
+        return cls(
+            name=str(obj.name),
+            version=str(obj.version),
+            hash=str(obj.hash),
+            framework=str(getattr(obj, "framework", "") or ""),
+            framework_version=getattr(obj, "framework_version", None) or None,
+            run_id=getattr(obj, "run_id", None),
+            path=str(getattr(obj, "path", "") or ""),
+        )
 
     @property
     def filename(self) -> str:

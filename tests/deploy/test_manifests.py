@@ -1,0 +1,104 @@
+"""Every rendered object passes its official schema; broken ones are caught before they are sent."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from workbench.deploy import manifests, serving
+from workbench.deploy.types import DeploySpec, ModelRef, check_name, default_name
+from workbench.errors import DeployError
+
+
+def spec(framework: str = "sklearn", filename: str = "model.joblib") -> DeploySpec:
+    model = ModelRef("Iris_Model", "3", "cd" * 32, framework, "1.9.1", "run-9", filename)
+    return DeploySpec(
+        name="iris",
+        target="openshift",
+        model=model,
+        replicas=2,
+        namespace="ml",
+        cpu="1",
+        memory="1Gi",
+        gpus=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("framework", "filename"),
+    [
+        ("sklearn", "model.joblib"),
+        ("xgboost", "model.ubj"),
+        ("lightgbm", "model.txt"),
+        ("onnx", "model.onnx"),
+    ],
+)
+def test_every_object_validates(framework: str, filename: str) -> None:
+    s = spec(framework, filename)
+    objects = [
+        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None),
+        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None),
+        manifests.ingress(s, 1, "nginx"),
+        *manifests.loader_objects(s, 1, b"x" * 2_000_000),
+    ]
+    for obj in objects:
+        manifests.validate(obj)
+        meta = obj["metadata"]
+        assert meta["annotations"]["workbench.dev/artifact-hash"] == s.model.hash
+        assert meta["labels"]["workbench.dev/model"] == "Iris_Model"
+    isvc = next(o for o in objects if o["kind"] == "InferenceService")
+    assert (
+        isvc["spec"]["predictor"]["model"]["modelFormat"]["name"]
+        == serving.runtime_for(framework).kserve_format
+    )
+    dep = next(o for o in objects if o["kind"] == "Deployment")
+    limits = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "breakage", "words"),
+    [
+        ("Deployment", lambda o: o["spec"].__setitem__("replicas", "two"), "Deployment iris is invalid"),
+        ("Service", lambda o: o["spec"]["ports"][0].__setitem__("port", "http"), "Service iris is invalid"),
+        ("Route", lambda o: o["spec"]["tls"].__setitem__("termination", "edgy"), "spec.tls.termination"),
+        ("Route", lambda o: o["spec"].pop("to"), "'to' is a required property"),
+        ("InferenceService", lambda o: o["spec"]["predictor"]["model"].pop("modelFormat"), "modelFormat"),
+    ],
+)
+def test_schema_errors_are_caught(kind: str, breakage: object, words: str) -> None:
+    s = spec()
+    objects = [
+        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None),
+        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None),
+    ]
+    obj = copy.deepcopy(next(o for o in objects if o["kind"] == kind))
+    breakage(obj)  # type: ignore[operator]
+    with pytest.raises(DeployError, match=words):
+        manifests.validate(obj)
+
+
+def test_names_follow_rfc1123() -> None:
+    assert check_name("iris-2") == "iris-2"
+    for bad in ("Iris", "iris_2", "-iris", "iris-", "2iris", "x" * 60, ""):
+        with pytest.raises(DeployError) as err:
+            check_name(bad)
+        assert "RFC 1123" in err.value.one_line()
+    assert default_name("Iris_Model v2") == "iris-model-v2"
+    assert check_name(default_name("123")) == "m-123"
+
+
+def test_serve_extra_matches_the_pins() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    extra = set(pyproject["project"]["optional-dependencies"]["serve"])
+    assert set(serving.BASE_REQUIREMENTS) <= extra
+    assert set(serving.RUNTIMES["sklearn"].packages) <= extra
+
+
+def test_unknown_framework_is_explained() -> None:
+    with pytest.raises(DeployError) as err:
+        serving.runtime_for("caffe")
+    assert "supported: lightgbm, onnx, pytorch, sklearn, xgboost" in err.value.one_line()

@@ -1,0 +1,428 @@
+"""Render the Kubernetes objects of one deployment revision, and validate them before they are sent.
+
+Objects: a PersistentVolumeClaim holding model folders (one per artifact hash), filled by a loader
+Job that copies the model from ConfigMaps (binaryData, chunks under 1 MiB) into it; then either a
+Deployment + Service + Route (OpenShift, edge TLS) or Ingress (plain Kubernetes with an ingress class),
+or, where the cluster serves KServe, a ServingRuntime with the same MLServer image and an
+InferenceService reading the same PVC. Every object carries labels and annotations that tie it to
+the model, version, run and artifact hash. Pods follow OpenShift's restricted-v2 rules: no user id
+set, non-root, no privilege escalation, all capabilities dropped, read-only root and model mount.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from workbench.deploy import serving
+from workbench.deploy.types import DeploySpec
+from workbench.errors import DeployError
+
+Obj = dict[str, Any]
+CHUNK = 900 * 1024
+MANAGER = "workbench"
+PROGRESS_DEADLINE = 600
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def label_value(text: str) -> str:
+    """A label-safe form of any string (full values go in annotations)."""
+    return _LABEL_VALUE.sub("-", text)[:63].strip("-._")
+
+
+def labels(spec: DeploySpec) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": spec.name,
+        "app.kubernetes.io/managed-by": MANAGER,
+        "app.kubernetes.io/component": "model-server",
+        "workbench.dev/deployment": spec.name,
+        "workbench.dev/model": label_value(spec.model.name),
+        "workbench.dev/version": label_value(spec.model.version),
+    }
+
+
+def object_annotations(spec: DeploySpec, revision: int) -> dict[str, str]:
+    return {
+        "workbench.dev/model": spec.model.name,
+        "workbench.dev/version": spec.model.version,
+        "workbench.dev/run": spec.model.run_id or "",
+        "workbench.dev/artifact-hash": spec.model.hash,
+        "workbench.dev/framework": f"{spec.model.framework} {spec.model.framework_version or ''}".strip(),
+        "workbench.dev/revision": str(revision),
+    }
+
+
+def _meta(spec: DeploySpec, name: str, revision: int) -> Obj:
+    meta: Obj = {"name": name, "labels": labels(spec), "annotations": object_annotations(spec, revision)}
+    if spec.namespace:
+        meta["namespace"] = spec.namespace
+    return meta
+
+
+def pvc_name(spec: DeploySpec) -> str:
+    return f"{spec.name}-models"
+
+
+def model_subdir(spec: DeploySpec) -> str:
+    return spec.model.hash[:32]
+
+
+def model_files(spec: DeploySpec, model_bytes: bytes) -> dict[str, bytes]:
+    """The files of the model folder: the model, its ``model-settings.json``, a custom runtime if any."""
+    runtime = serving.runtime_for(spec.model.framework)
+    files = {
+        spec.model.filename: model_bytes,
+        "model-settings.json": json.dumps(
+            serving.model_settings(spec.name, spec.model.version, spec.model.filename, runtime), indent=2
+        ).encode(),
+    }
+    if runtime.implementation.startswith(serving.CUSTOM_MODULE):
+        files[f"{serving.CUSTOM_MODULE}.py"] = serving.CUSTOM_RUNTIME_SOURCE.encode()
+    return files
+
+
+def loader_objects(spec: DeploySpec, revision: int, model_bytes: bytes) -> list[Obj]:
+    """ConfigMaps with the model folder in chunks, and the Job that writes it into the PVC."""
+    files = model_files(spec, model_bytes)
+    base = f"{spec.name}-load-{spec.model.hash[:10]}"
+    maps: list[Obj] = []
+    script = [f"set -e; dest=/models/{model_subdir(spec)}; mkdir -p $dest.tmp"]
+    for index, (filename, data) in enumerate(sorted(files.items())):
+        parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+        names = []
+        for part_no, part in enumerate(parts):
+            cm_name = f"{base}-{index}-{part_no}"
+            maps.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": _meta(spec, cm_name, revision),
+                    "binaryData": {"part": base64.b64encode(part).decode()},
+                }
+            )
+            names.append(cm_name)
+        script.append(f"cat {' '.join(f'/parts/{n}/part' for n in names)} > $dest.tmp/{filename}")
+    script.append("chmod -R g+rX,o+rX $dest.tmp; rm -rf $dest; mv $dest.tmp $dest")
+    volumes: list[Obj] = [{"name": "models", "persistentVolumeClaim": {"claimName": pvc_name(spec)}}]
+    mounts: list[Obj] = [{"name": "models", "mountPath": "/models"}]
+    for cm in maps:
+        volumes.append({"name": cm["metadata"]["name"], "configMap": {"name": cm["metadata"]["name"]}})
+        mounts.append(
+            {
+                "name": cm["metadata"]["name"],
+                "mountPath": f"/parts/{cm['metadata']['name']}",
+                "readOnly": True,
+            }
+        )
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(spec, base, revision),
+        "spec": {
+            "backoffLimit": 2,
+            "ttlSecondsAfterFinished": 600,
+            "template": {
+                "metadata": {"labels": labels(spec)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": _pod_security(),
+                    "containers": [
+                        {
+                            "name": "load",
+                            "image": image(spec),
+                            "command": ["/bin/sh", "-c"],
+                            "args": ["; ".join(script)],
+                            "volumeMounts": mounts,
+                            "securityContext": _container_security(),
+                        }
+                    ],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+    return [*maps, job]
+
+
+def image(spec: DeploySpec) -> str:
+    if spec.image:
+        return spec.image
+    runtime = serving.runtime_for(spec.model.framework)
+    return serving.DEFAULT_IMAGE + runtime.image_suffix
+
+
+def _pod_security() -> Obj:
+    return {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _container_security() -> Obj:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+
+
+def _resources(spec: DeploySpec) -> Obj:
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if spec.cpu:
+        requests["cpu"] = limits["cpu"] = spec.cpu
+    if spec.memory:
+        requests["memory"] = limits["memory"] = spec.memory
+    if spec.gpus:
+        limits["nvidia.com/gpu"] = str(spec.gpus)
+    out: Obj = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _server_container(spec: DeploySpec) -> Obj:
+    env = serving.server_env(
+        serving.HTTP_PORT, serving.GRPC_PORT, serving.METRICS_PORT, scratch="/tmp", host="0.0.0.0"
+    )
+    env["HOME"] = "/tmp"
+    return {
+        "name": "mlserver",
+        "image": image(spec),
+        "command": ["mlserver", "start", serving.MODEL_MOUNT],
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "ports": [
+            {"name": "http", "containerPort": serving.HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": serving.GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": serving.METRICS_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": f"/v2/models/{spec.name}/ready", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 10,
+        },
+        "resources": _resources(spec),
+        "securityContext": _container_security(),
+        "volumeMounts": [
+            {
+                "name": "models",
+                "mountPath": serving.MODEL_MOUNT,
+                "subPath": model_subdir(spec),
+                "readOnly": True,
+            },
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def pvc(spec: DeploySpec, revision: int, size: str = "1Gi") -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(spec, pvc_name(spec), revision),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+    }
+
+
+def deployment(spec: DeploySpec, revision: int) -> Obj:
+    selector = {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/managed-by": MANAGER}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(spec, spec.name, revision),
+        "spec": {
+            "replicas": spec.replicas,
+            "revisionHistoryLimit": 10,
+            "progressDeadlineSeconds": PROGRESS_DEADLINE,
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels(spec), "annotations": object_annotations(spec, revision)},
+                "spec": {
+                    "securityContext": _pod_security(),
+                    "automountServiceAccountToken": False,
+                    "containers": [_server_container(spec)],
+                    "volumes": [
+                        {
+                            "name": "models",
+                            "persistentVolumeClaim": {"claimName": pvc_name(spec), "readOnly": True},
+                        },
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service(spec: DeploySpec, revision: int) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(spec, spec.name, revision),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/managed-by": MANAGER},
+            "ports": [
+                {"name": n, "port": p, "targetPort": n, "protocol": "TCP"}
+                for n, p in (
+                    ("http", serving.HTTP_PORT),
+                    ("grpc", serving.GRPC_PORT),
+                    ("metrics", serving.METRICS_PORT),
+                )
+            ],
+        },
+    }
+
+
+def route(spec: DeploySpec, revision: int) -> Obj:
+    return {
+        "apiVersion": "route.openshift.io/v1",
+        "kind": "Route",
+        "metadata": _meta(spec, spec.name, revision),
+        "spec": {
+            "to": {"kind": "Service", "name": spec.name, "weight": 100},
+            "port": {"targetPort": "http"},
+            "tls": {"termination": "edge", "insecureEdgeTerminationPolicy": "Redirect"},
+            "wildcardPolicy": "None",
+        },
+    }
+
+
+def ingress(spec: DeploySpec, revision: int, ingress_class: str) -> Obj:
+    backend = {"service": {"name": spec.name, "port": {"name": "http"}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(spec, spec.name, revision),
+        "spec": {
+            "ingressClassName": ingress_class,
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {"path": f"/v2/models/{spec.name}", "pathType": "Prefix", "backend": backend}
+                        ]
+                    }
+                }
+            ],
+        },
+    }
+
+
+def serving_runtime(spec: DeploySpec, revision: int) -> Obj:
+    runtime = serving.runtime_for(spec.model.framework)
+    container = _server_container(spec)
+    container.pop("volumeMounts")
+    container.pop("readinessProbe")
+    container["name"] = "kserve-container"
+    container["command"] = ["mlserver", "start", "/mnt/models"]
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": _meta(spec, f"{spec.name}-mlserver", revision),
+        "spec": {
+            "supportedModelFormats": [{"name": runtime.kserve_format, "autoSelect": False}],
+            "protocolVersions": ["v2", "grpc-v2"],
+            "multiModel": False,
+            "containers": [container],
+        },
+    }
+
+
+def inference_service(spec: DeploySpec, revision: int) -> Obj:
+    runtime = serving.runtime_for(spec.model.framework)
+    model: Obj = {
+        "modelFormat": {"name": runtime.kserve_format},
+        "runtime": f"{spec.name}-mlserver",
+        "protocolVersion": "v2",
+        "storageUri": f"pvc://{pvc_name(spec)}/{model_subdir(spec)}",
+    }
+    resources_ = _resources(spec)
+    if resources_:
+        model["resources"] = resources_
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": _meta(spec, spec.name, revision),
+        "spec": {
+            "predictor": {"minReplicas": spec.replicas, "maxReplicas": max(spec.replicas, 1), "model": model}
+        },
+    }
+
+
+def render(
+    spec: DeploySpec, revision: int, *, openshift: bool, kserve: bool, ingress_class: str | None
+) -> list[Obj]:
+    """Every object of one revision except the loader (see :func:`loader_objects`), in apply order."""
+    objects = [pvc(spec, revision)]
+    if kserve:
+        return [*objects, serving_runtime(spec, revision), inference_service(spec, revision)]
+    objects += [deployment(spec, revision), service(spec, revision)]
+    if openshift:
+        objects.append(route(spec, revision))
+    elif ingress_class:
+        objects.append(ingress(spec, revision, ingress_class))
+    return objects
+
+
+# -- validation ---------------------------------------------------------------------------------
+CRD_FILES = {
+    ("route.openshift.io/v1", "Route"): "route.openshift.io_routes.json",
+    ("serving.kserve.io/v1beta1", "InferenceService"): "serving.kserve.io_inferenceservices.json",
+    ("serving.kserve.io/v1alpha1", "ServingRuntime"): "serving.kserve.io_servingruntimes.json",
+}
+K8S_VERSION = "1.30"
+
+
+@cache
+def crd_schema(filename: str) -> dict[str, Any]:
+    text = resources.files("workbench.deploy").joinpath("crds", filename).read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)["openAPIV3Schema"]
+    return data
+
+
+def validate(obj: Obj) -> None:
+    """Check one object against its schema: the published CRD schema kept in ``crds/`` for Route and
+    KServe objects; for built-in kinds, the official schemas through kubernetes-validate when it is
+    installed (it ships with the test extra)."""
+    key = (obj.get("apiVersion", ""), obj.get("kind", ""))
+    where = f"{key[1]} {obj.get('metadata', {}).get('name', '?')}"
+    if key in CRD_FILES:
+        import jsonschema
+
+        try:
+            jsonschema.validate(obj, crd_schema(CRD_FILES[key]))
+        except jsonschema.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise DeployError(
+                f"{where} is invalid at {path}: {exc.message}",
+                "this is a bug in Workbench's manifests; please report it",
+            ) from None
+        return
+    try:
+        import jsonschema
+        import kubernetes_validate
+    except ImportError:
+        return
+    try:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    except jsonschema.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise DeployError(
+            f"{where} is invalid at {path}: {exc.message}",
+            "this is a bug in Workbench's manifests; please report it",
+        ) from None
+    except kubernetes_validate.ValidationError as exc:
+        raise DeployError(
+            f"{where} is invalid: {exc}", "this is a bug in Workbench's manifests; please report it"
+        ) from None
