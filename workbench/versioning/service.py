@@ -47,6 +47,11 @@ _LATEST = re.compile(r"^(latest|HEAD)(?:~(\d+))?$")
 _COLUMNS = "id, root_tree, parent, created_at, kind, message, files, bytes, new_bytes, changed_paths"
 
 
+def _clean(path: str) -> str:
+    """A hinted path as the scanner names it: posix, project-relative, no empty or "." parts."""
+    return "/".join(p for p in path.replace(os.sep, "/").split("/") if p and p != ".")
+
+
 def _info(row: Any, created: bool = True) -> SnapshotInfo:
     return SnapshotInfo(
         id=row[0], root_tree=row[1], parent=row[2], created_at=row[3], kind=row[4], message=row[5],
@@ -88,18 +93,48 @@ class VersioningService:
         index.save()
         return tree
 
+    def _scan_for_snapshot(self, store: BlobStore, reader: TreeReader, hinted: frozenset[str] | None,
+                           held: frozenset[str], progress: Progress | None) -> WorkTree:
+        """Scan what ``snapshot`` needs: only the hinted paths over HEAD when it can, else everything."""
+        index = self._index()
+        rules = self._rules()
+        threshold = self.ws.config.store.chunk_threshold
+        head = self.head() if hinted is not None or held else None
+        tree = None
+        if hinted is not None and head is not None:
+            from workbench.versioning.incremental import incremental_scan
+
+            tree = incremental_scan(str(self.root), rules, index, store, reader, head.root_tree, head.files,
+                                    hinted, threshold=threshold, force=hinted, hold=held, progress=progress)
+        if tree is None:
+            tree = scan(str(self.root), rules, index, store, threshold=threshold,
+                        force=hinted or frozenset(), progress=progress, hold=held)
+        if held and head is not None:
+            from workbench.versioning.incremental import hold_back
+
+            hold_back(str(self.root), reader, store, tree, head.root_tree, held)
+        index.save()
+        return tree
+
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot(self, message: str = "", kind: str = "manual", *, changed_paths: list[str] | None = None,
-                 progress: Progress | None = None) -> SnapshotInfo:
-        """Version the whole folder now. Reuses the latest snapshot if nothing changed."""
+                 hold: list[str] | None = None, progress: Progress | None = None) -> SnapshotInfo:
+        """Version the folder now. Reuses the latest snapshot if nothing changed.
+
+        ``changed_paths``: the only paths (files or folders, deleted ones included) that may differ
+        from HEAD; only they are rescanned, the rest is carried over (see :mod:`incremental`).
+        ``hold``: files or folders still being written, kept at their HEAD version (left out if new).
+        """
         if kind not in SNAPSHOT_KINDS:
             raise UsageError(f"unknown snapshot kind {kind!r}", f"use one of {', '.join(SNAPSHOT_KINDS)}")
         store = self.store
         store.ensure_dirs()
         register_project(store.root, self.ws.paths.db)
-        hinted = frozenset(p.strip("/") for p in (changed_paths or ()))
+        hinted = None if changed_paths is None else frozenset(_clean(p) for p in changed_paths)
+        held = frozenset(_clean(p) for p in hold or ()) - {""}
+        reader = TreeReader(store.read_bytes)
         with cache_lock(store.root, exclusive=False):
-            tree = self._scan(store, force=hinted, progress=progress)
+            tree = self._scan_for_snapshot(store, reader, hinted, held, progress)
             with atomic(self.ws.db) as db:
                 latest = db.execute(
                     f"SELECT {_COLUMNS} FROM snapshots ORDER BY created_at DESC, rowid DESC LIMIT 1"
@@ -109,13 +144,22 @@ class VersioningService:
                     info.skipped = tree.skipped
                     self._set_head(info.id)
                     return info
+                if hinted is not None:
+                    changed = sorted(hinted - {""})
+                elif kind == "auto":
+                    from workbench.versioning.diff import diff_trees
+
+                    reader.add(tree.trees)
+                    changed = [c.path for c in diff_trees(reader, latest[1] if latest else None, tree.root)]
+                else:
+                    changed = []
                 created_at = time.time()
                 record = json.dumps([tree.root, latest[0] if latest else None, created_at, kind, message,
                                      os.getpid(), os.urandom(8).hex()])
                 snap_id = blake3.blake3(record.encode()).hexdigest()
                 info = SnapshotInfo(
                     snap_id, tree.root, latest[0] if latest else None, created_at, kind, message,
-                    tree.files, tree.bytes, tree.new_bytes, sorted(hinted), True, tree.skipped,
+                    tree.files, tree.bytes, tree.new_bytes, changed, True, tree.skipped,
                 )
                 db.execute(
                     f"INSERT INTO snapshots ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",

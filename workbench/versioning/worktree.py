@@ -67,13 +67,15 @@ def unreadable(path: str, exc: OSError) -> WorkbenchError:
 
 
 def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries: dict[str, bytes],
-         force: frozenset[str], todo: list[tuple[str, _Dir, str]], seen: list[str]) -> list[_Dir]:
-    """Every folder under ``root`` (parents before children), without following symlinks.
+         force: frozenset[str], todo: list[tuple[str, _Dir, str]], seen: list[str], *,
+         start: str = "", hold: frozenset[str] = frozenset()) -> list[_Dir]:
+    """Every folder under ``root/start`` (parents before children), without following symlinks.
 
     Files the stat index vouches for get their hash here; the others are appended to ``todo``.
+    Paths in ``hold`` (files or folders) are left out entirely: the caller puts their old entry back.
     """
     out: list[_Dir] = []
-    pending = [""]
+    pending = [start]
     ignored = rules.ignored
     fast = not rules.has_user_rules
     names, pattern = DEFAULT_NAMES, DEFAULT_RE
@@ -100,6 +102,8 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
                 if fast and (name in names or pattern(name) is not None):
                     continue
                 child = f"{rel}/{name}" if rel else name
+                if hold and child in hold:
+                    continue
                 try:
                     if entry.is_file(follow_symlinks=False):
                         if not fast and ignored(child, name, False):
@@ -165,26 +169,28 @@ def _items(node: _Dir, sub: dict[str, tuple[str, int]]) -> tuple[list[Item], int
 
 def scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | None, *,
          threshold: int, force: frozenset[str] = frozenset(), progress: Progress | None = None,
-         workers: int = 0) -> WorkTree:
-    """Scan ``root``; with ``store``, everything the returned trees reference is stored on return."""
+         workers: int = 0, start: str = "", hold: frozenset[str] = frozenset()) -> WorkTree:
+    """Scan ``root`` (or only its folder ``start``: then ``result.root`` is that folder's tree and the
+    stat index keeps entries outside it); with ``store``, everything the returned trees reference is
+    stored on return. ``hold``: paths left out (see :func:`walk`)."""
     skipped: list[tuple[str, str]] = []
     todo: list[tuple[str, _Dir, str]] = []
     seen: list[str] = []
-    dirs = walk(root, rules, skipped, index.entries, force, todo, seen)
+    dirs = walk(root, rules, skipped, index.entries, force, todo, seen, start=start, hold=hold)
     by_rel = {d.rel: d for d in dirs}
-    if len(seen) != len(index.entries):
+    if not start and len(seen) != len(index.entries):
         index.retain(set(seen))
     if store is not None:
-        todo.extend(_missing_blobs(dirs, by_rel, store, {t[0] for t in todo}))
+        todo.extend(_missing_blobs(dirs, by_rel, store, {t[0] for t in todo}, start))
     result = WorkTree("", {}, 0, 0, skipped=skipped)
     if todo:
         _ingest_all(root, todo, store, index, threshold, progress, workers, result)
-    _build(dirs, store, result)
+    _build(dirs, store, result, start)
     return result
 
 
 def _missing_blobs(dirs: list[_Dir], by_rel: dict[str, _Dir], store: BlobStore,
-                   queued: set[str]) -> list[tuple[str, _Dir, str]]:
+                   queued: set[str], start: str = "") -> list[tuple[str, _Dir, str]]:
     """Files with a trusted hash whose blob is not in the cache (skipping fully stored folders)."""
     complete: dict[str, tuple[str, int]] = {}
     for node in reversed(dirs):
@@ -192,7 +198,7 @@ def _missing_blobs(dirs: list[_Dir], by_rel: dict[str, _Dir], store: BlobStore,
         if built is not None:
             complete[node.rel] = (tree_hash(encode_tree(built[0])), built[1])
     out: list[tuple[str, _Dir, str]] = []
-    stack = [""] if "" in by_rel else []
+    stack = [start] if start in by_rel else []
     while stack:
         node = by_rel[stack.pop()]
         done = complete.get(node.rel)
@@ -290,7 +296,7 @@ def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatI
     result.new_bytes += got.new_bytes
 
 
-def _build(dirs: list[_Dir], store: BlobStore | None, result: WorkTree) -> None:
+def _build(dirs: list[_Dir], store: BlobStore | None, result: WorkTree, start: str = "") -> None:
     """Trees bottom-up; with a store, write each missing tree after its children."""
     sub: dict[str, tuple[str, int]] = {}
     files = 0
@@ -306,5 +312,5 @@ def _build(dirs: list[_Dir], store: BlobStore | None, result: WorkTree) -> None:
         if store is not None and not store.has(digest):
             _, written = store.put_bytes(data, digest)
             result.new_bytes += written
-    result.root, result.bytes = sub[""] if "" in sub else (tree_hash(encode_tree([])), 0)
+    result.root, result.bytes = sub[start] if start in sub else (tree_hash(encode_tree([])), 0)
     result.files = files
