@@ -14,8 +14,9 @@ never prints.
 - When the folder cannot be watched (inotify limits, a file system without notifications) the
   watcher rescans every ``rescan_seconds`` instead and says so once (``fallback``); when the OS
   event queue overflows it rescans the whole folder and says so once (``overflow``).
-- A file still being written is not versioned half-written: at the max-interval cap, paths with an
-  event in the last quiet interval wait for the next batch, and paths the store reports as having
+- A file still being written is not versioned half-written: paths with an event or an mtime in the
+  last quiet interval wait for the next batch (passed as ``snapshot(hold=...)``, so they keep their
+  previous version even inside a folder or a full rescan), and paths the store reports as having
   changed while it read them (``SnapshotInfo.skipped``, reason "changed while being read") are
   retried after the quiet interval.
 - Auto snapshots are thinned by the project's retention rule (:mod:`watch_retention`) after
@@ -282,7 +283,7 @@ class Watcher:
         """Take one snapshot for ``batch``; on failure put the batch back. Returns success."""
         self._busy.set()
         try:
-            if batch.reason == "cap":
+            if batch.reason in ("cap", "quiet"):
                 self._hold_recent(batch)
             paths = sorted(batch.paths)
             extra: dict[str, Any] = {"hold": sorted(batch.held)} if batch.held and self._hold else {}
@@ -316,7 +317,8 @@ class Watcher:
         return True
 
     def _hold_recent(self, batch: Batch) -> None:
-        """At the cap, also hold files modified within the quiet interval (events can arrive late)."""
+        """Hold files modified within the quiet interval: at the cap, and when a "quiet" batch was only
+        quiet in event arrival (watchdog's inotify buffer delivers events in bursts, up to 0.5 s late)."""
         now = time.time()
         root = self.ws.root
         recent = set()
