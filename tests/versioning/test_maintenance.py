@@ -84,6 +84,7 @@ def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: P
     _write(root, "big.bin", rng.randbytes(24 * 1024 * 1024))
     reported: dict[str, dict[str, str]] = {}
     kills = interrupted = 0
+    took = 0.5  # how long an uninterrupted snapshot of one round's changes takes here (updated below)
     while kills < 20:
         # Change something each round, so every snapshot writes new objects.
         for _ in range(25):
@@ -95,9 +96,13 @@ def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: P
         expected = _digest_tree(root)
         proc = subprocess.Popen([sys.executable, "-m", "workbench", "snapshot", "--json"], cwd=root,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.1, 0.5))
+        started = time.monotonic()
+        # Kill somewhere inside the run (start-up included), sized to this machine's speed.
+        time.sleep(rng.uniform(0.1, 1.0) * took)
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
+        if proc.returncode == 0:
+            took = max(0.2, time.monotonic() - started)
         kills += 1
         if proc.returncode == 0 and out:
             reported[json.loads(out)["id"]] = expected
