@@ -234,3 +234,27 @@ def test_event_queue_overflow_rescans_and_says_so_once(ws: Workspace, project_di
     assert snap.snapshot_id
     _settle(watcher)
     assert sum(1 for e in events.seen if e.kind == "overflow") == 1
+
+
+def test_only_folders_a_snapshot_looks_at_are_watched(ws: Workspace, project_dir: Path, watch) -> None:  # type: ignore[no-untyped-def]
+    from workbench.versioning.watch_inotify import watch_count
+
+    for rel in ("src/a", "src/b", ".venv/lib/site/pkg", "node_modules/x/y", "data/raw/2024", "data/raw/2025"):
+        (project_dir / rel).mkdir(parents=True)
+    (project_dir / ".workbenchignore").write_text("data/\n")
+    ws.versions.snapshot("base")  # fills .workbench/cache with its fan-out folders
+    before = watch_count()
+    watcher, events = watch()
+    _settle(watcher, events)
+    # the root, src, src/a, src/b; not .workbench, .venv, node_modules, data
+    assert watch_count() - before == 4
+    (project_dir / "new" / "deeper").mkdir(parents=True)  # new folders get their watches
+    (project_dir / "new" / "deeper" / "n.txt").write_text("n\n")
+    events.next("snapshot", where=lambda e: "new/deeper/n.txt" in _files(ws, e.snapshot_id or ""))
+    assert watch_count() - before == 6
+    (project_dir / ".workbenchignore").write_text("")  # data/ un-ignored: watched from now on
+    events.next("ignore-reloaded")
+    events.next("snapshot")
+    assert watch_count() - before == 10
+    (project_dir / "data" / "raw" / "2025" / "r.csv").write_text("1\n")
+    events.next("snapshot", where=lambda e: "data/raw/2025/r.csv" in _files(ws, e.snapshot_id or ""))

@@ -10,7 +10,8 @@ never prints.
 - Start-up catches up: the first snapshot rescans the whole folder, so whatever changed while no
   watcher ran (a crash, a SIGKILL, a reboot) is versioned.
 - Ignored paths and ``.workbench/`` never trigger; an edit to ``.workbenchignore`` reloads the rules
-  and rescans (:mod:`watch_filter`).
+  and rescans (:mod:`watch_filter`). On Linux ignored folders are not even watched
+  (:mod:`watch_inotify`): no inotify watch on ``.venv``, ``node_modules`` or the blob cache.
 - When the folder cannot be watched (inotify limits, a file system without notifications) the
   watcher rescans every ``rescan_seconds`` instead and says so once (``fallback``); when the OS
   event queue overflows it rescans the whole folder and says so once (``overflow``).
@@ -201,9 +202,13 @@ class Watcher:
 
         _install_overflow_handler()
         _overflow_listeners.add(self)
-        factory = self._observer_factory or Observer
         try:
-            observer = factory()
+            if self._observer_factory is not None:
+                observer = self._observer_factory()
+            else:
+                from workbench.versioning.watch_inotify import make_observer
+
+                observer = make_observer(self._skip_folder) or Observer()
             observer.schedule(_Handler(self), str(self.ws.root), recursive=True, event_filter=EVENT_TYPES)
             observer.start()
         except OSError as exc:
@@ -211,6 +216,12 @@ class Watcher:
             self._fall_back(f"cannot watch the folder ({exc.strerror or exc})")
             return
         self._observer = observer
+
+    def _skip_folder(self, path: bytes) -> bool:
+        """Whether a folder needs no inotify watch: ignored, or the store (called by the observer)."""
+        flt = self._filter
+        rel = flt.relative(path) if flt is not None else None
+        return rel is not None and flt is not None and flt.excluded(rel, is_dir=True)
 
     def _stop_observer(self) -> None:
         observer, self._observer = self._observer, None
@@ -244,6 +255,12 @@ class Watcher:
             except WorkbenchError as exc:
                 self._emit("error", f"ignore rules not reloaded: {exc.one_line()}")
             else:
+                observer = self._observer
+                if observer is not None:
+                    from workbench.versioning.watch_inotify import rewatch
+
+                    with contextlib.suppress(Exception):
+                        rewatch(observer)  # watch newly un-ignored folders, drop newly ignored ones
                 self._emit("ignore-reloaded", ".workbenchignore changed: rules reloaded, rescanning")
             self._debouncer.add((".workbenchignore",), full=True)
             return
