@@ -35,7 +35,7 @@ def make_observer(skip: Skip) -> BaseObserver | None:
             group_cls, "_recursive_simulate"):
         return None
 
-    class Group(group_cls):  # type: ignore[misc, valid-type]
+    class Group(group_cls):  # type: ignore[misc]
         def _add_all_callbacks(self, path: bytes) -> None:
             if path != self.path and skip(path):
                 return
@@ -70,7 +70,9 @@ def make_observer(skip: Skip) -> BaseObserver | None:
         def __init__(self) -> None:
             from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
 
-            self._inotify_fd = inotify.InotifyFD()
+            from watchdog.observers.inotify_c import InotifyFD
+
+            self._inotify_fd = InotifyFD()
             self._inotify_fd.start()
             BaseObserver.__init__(self, Emitter, timeout=DEFAULT_OBSERVER_TIMEOUT,
                                   inotify_fd=self._inotify_fd)
