@@ -69,7 +69,6 @@ def make_observer(skip: Skip) -> BaseObserver | None:
     class Observer(inotify.InotifyObserver):
         def __init__(self) -> None:
             from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
-
             from watchdog.observers.inotify_c import InotifyFD
 
             self._inotify_fd = InotifyFD()
