@@ -1,11 +1,195 @@
-"""CLI commands of the deploy group (see workbench.cli)."""
+"""CLI commands of the deploy group: deploy, deployments, scale, rollback, undeploy, predict."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
 from typing import Any
+
+from workbench.cli.common import add_json_flag, console, open_workspace, print_json
 
 
 def register(subparsers: Any) -> None:
     """Add this group's subcommands to the top-level parser."""
-    _ = (subparsers, argparse)
+    p = subparsers.add_parser(
+        "deploy", help="serve a model version (V2 inference protocol, Prometheus metrics)"
+    )
+    p.add_argument("model", metavar="MODEL[:VERSION|@ALIAS]", help="a model in the registry")
+    p.add_argument("--name", help="deployment name (RFC 1123 label; default: from the model name)")
+    p.add_argument(
+        "--target", choices=["local", "kubernetes", "openshift"], help="where to serve (default: local)"
+    )
+    p.add_argument("--namespace", help="cluster namespace (default: the kubeconfig context's)")
+    p.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
+    p.add_argument("--cpu", help="CPU request and limit, e.g. 500m")
+    p.add_argument("--memory", help="memory request and limit, e.g. 512Mi")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs per replica (cluster targets)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness")
+    add_json_flag(p)
+    p.set_defaults(handler=_deploy)
+
+    p = subparsers.add_parser("deployments", help="list deployments, or one deployment's history")
+    p.add_argument("name", nargs="?", help="show this deployment's revision history")
+    p.add_argument("--all", action="store_true", help="include undeployed ones")
+    add_json_flag(p)
+    p.set_defaults(handler=_list)
+
+    p = subparsers.add_parser("scale", help="change a deployment's number of replicas")
+    p.add_argument("name")
+    p.add_argument("replicas", type=int)
+    add_json_flag(p)
+    p.set_defaults(handler=_scale)
+
+    p = subparsers.add_parser("rollback", help="re-apply an earlier revision of a deployment")
+    p.add_argument("name")
+    p.add_argument("--to", type=int, metavar="REVISION", help="revision number (default: the previous model)")
+    add_json_flag(p)
+    p.set_defaults(handler=_rollback)
+
+    p = subparsers.add_parser("undeploy", help="stop serving a deployment (its history is kept)")
+    p.add_argument("name")
+    p.set_defaults(handler=_undeploy)
+
+    p = subparsers.add_parser(
+        "predict", help="send a V2 inference request from a JSON file and print the answer"
+    )
+    p.add_argument("name")
+    p.add_argument("file", metavar="FILE.json", help='{"inputs": [...]} (or a bare list of rows)')
+    p.set_defaults(handler=_predict)
+
+
+def _show(info: Any, as_json: bool) -> int:
+    if as_json:
+        print_json(info.to_json())
+        return 0
+    out = console()
+    out.print(
+        f"[bold]{info.name}[/]: {info.model}:{info.version} rev {info.revision} on {info.target} — "
+        f"{info.ready}/{info.replicas} ready, {info.state}"
+    )
+    if info.endpoint:
+        out.print(f"endpoint: {info.endpoint}/v2/models/{info.name}/infer")
+    if info.message:
+        out.print(f"[yellow]{info.message}[/]")
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    err = console(stderr=True)
+    with err.status(f"deploying {args.model} ..."):
+        info = ws.deployments.deploy(
+            args.model,
+            name=args.name,
+            target=args.target,
+            namespace=args.namespace,
+            replicas=args.replicas,
+            cpu=args.cpu,
+            memory=args.memory,
+            gpus=args.gpus,
+            timeout=args.timeout,
+        )
+    return _show(info, args.json)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _list(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    if args.name:
+        history = ws.deployments.history(args.name)
+        if args.json:
+            print_json([r.to_json() for r in history])
+            return 0
+        from rich.table import Table
+
+        table = Table("REV", "ACTION", "MODEL", "RUN", "REPLICAS", "BY", "WHEN", "RESULT", "MESSAGE")
+        for r in history:
+            table.add_row(
+                str(r.revision),
+                r.action,
+                f"{r.model}:{r.version}",
+                (r.run_id or "")[:12],
+                str(r.replicas),
+                r.deployed_by,
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(r.deployed_at)),
+                r.result,
+                r.message[:60],
+            )
+        console().print(table)
+        return 0
+    infos = ws.deployments.list(include_undeployed=args.all)
+    if args.json:
+        print_json([i.to_json() for i in infos])
+        return 0
+    if not infos:
+        console().print("no deployments (deploy one with 'workbench deploy MODEL')")
+        return 0
+    from rich.table import Table
+
+    table = Table("NAME", "MODEL", "RUN", "TARGET", "READY", "STATE", "ENDPOINT", "AGE")
+    for i in infos:
+        table.add_row(
+            i.name,
+            f"{i.model}:{i.version}",
+            (i.run_id or "")[:12],
+            i.target,
+            f"{i.ready}/{i.replicas}",
+            i.state,
+            i.endpoint,
+            _age(i.age_seconds),
+        )
+    console().print(table)
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    with console(stderr=True).status(f"scaling {args.name} to {args.replicas} ..."):
+        info = ws.deployments.scale(args.name, args.replicas)
+    return _show(info, args.json)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    with console(stderr=True).status(f"rolling back {args.name} ..."):
+        info = ws.deployments.rollback(args.name, args.to)
+    return _show(info, args.json)
+
+
+def _undeploy(args: argparse.Namespace) -> int:
+    ws = open_workspace()
+    ws.deployments.undeploy(args.name)
+    console().print(f"{args.name} undeployed (history kept: 'workbench deployments {args.name}')")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from workbench.errors import UsageError
+
+    try:
+        data = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read {args.file}: {exc}", "give a JSON file") from None
+    if isinstance(data, list):  # rows of numbers: wrap them as one FP64 tensor
+        rows = [r if isinstance(r, list) else [r] for r in data]
+        data = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [len(rows), len(rows[0]) if rows else 0],
+                    "datatype": "FP64",
+                    "data": [v for r in rows for v in r],
+                }
+            ]
+        }
+    ws = open_workspace()
+    print_json(ws.deployments.predict(args.name, data))
+    return 0
