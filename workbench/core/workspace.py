@@ -13,13 +13,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.config import ProjectConfig, load_config, save_config
 from workbench.errors import WorkbenchError
 from workbench.paths import ProjectPaths, find_project_root
 from workbench.store.db import ConnectionPool, atomic
 from workbench.store.migrations import migrate
 
 if TYPE_CHECKING:
+    from workbench.config import ProjectConfig
     from workbench.deploy.service import DeployService
     from workbench.executors.service import ExecutorService
     from workbench.tracking.service import TrackingService
@@ -55,6 +55,8 @@ class Workspace:
         for folder in (paths.store_dir, paths.tmp, paths.locks, paths.runs):
             folder.mkdir(parents=True, exist_ok=True)
         if not paths.config.exists():
+            from workbench.config import ProjectConfig, save_config
+
             save_config(paths.config, ProjectConfig())
         gitignore = paths.store_dir / ".gitignore"
         if not gitignore.exists():
@@ -89,9 +91,14 @@ class Workspace:
 
     @cached_property
     def config(self) -> ProjectConfig:
+        # Imported on first use: tomllib and dataclasses cost start-up time that `status` need not pay.
+        from workbench.config import load_config
+
         return load_config(self.paths.config)
 
     def save_config(self) -> None:
+        from workbench.config import save_config
+
         save_config(self.paths.config, self.config)
 
     @property

@@ -18,7 +18,7 @@ from workbench.errors import CorruptObjectError, MissingObjectError, WorkbenchEr
 from workbench.store.db import connect
 from workbench.versioning.blobs import CHUNKED, BlobStore
 from workbench.versioning.locks import cache_lock, projects
-from workbench.versioning.models import FsckReport, GcReport, Problem
+from workbench.versioning.reports import FsckReport, GcReport, Problem
 from workbench.versioning.trees import DIR, FILE, decode_tree
 
 Progress = Callable[[int, int], None]

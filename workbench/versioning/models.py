@@ -1,12 +1,27 @@
-"""The values the versioning service hands out (plain dataclasses, JSON-friendly via ``to_dict``)."""
+"""The values the versioning service hands out on its hot paths (snapshot, status, log, diff).
+
+Plain classes with ``__slots__``, not dataclasses: ``workbench status`` must start in tens of
+milliseconds and ``dataclasses`` (with ``inspect``) costs several on its own. JSON via ``to_dict``.
+The rarer results (``FileEntry``, ``RestoreResult``, ``FsckReport``...) live in :mod:`reports`
+and are still importable from here.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SNAPSHOT_KINDS = ("manual", "auto", "run-before", "run-after", "safety")
+_REPORTS = ("FileEntry", "RestoreResult", "Problem", "FsckReport", "GcReport")
+__all__ = ["SNAPSHOT_KINDS", "Change", "SnapshotInfo", "display_path", *_REPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REPORTS:
+        from workbench.versioning import reports
+
+        return getattr(reports, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def display_path(path: str) -> str:
@@ -18,56 +33,81 @@ def display_path(path: str) -> str:
         return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    """One file or symlink of a snapshot. ``hash`` is the BLAKE3 of the content ("" for links)."""
-
-    path: str
-    hash: str
-    size: int
-    mode: int
-    kind: str = "file"
-    target: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["path"] = display_path(self.path)
-        if self.target is not None:
-            data["target"] = display_path(self.target)
-        return data
-
-
-@dataclass(frozen=True)
 class Change:
     """One difference: ``change`` is added | modified | deleted; sizes are 0 where absent."""
 
-    path: str
-    change: str
-    size: int
-    old_size: int
+    __slots__ = ("change", "old_size", "path", "size")
+
+    def __init__(self, path: str, change: str, size: int, old_size: int) -> None:
+        self.path = path
+        self.change = change
+        self.size = size
+        self.old_size = old_size
+
+    def _key(self) -> tuple[str, str, int, int]:
+        return (self.path, self.change, self.size, self.old_size)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Change) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Change(path={self.path!r}, change={self.change!r}, size={self.size}, "
+                f"old_size={self.old_size})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": display_path(self.path), "change": self.change, "size": self.size,
                 "old_size": self.old_size}
 
 
-@dataclass
 class SnapshotInfo:
-    """A snapshot row. ``created`` is False when an unchanged tree reused the latest snapshot."""
+    """A snapshot row. ``created`` is False when an unchanged tree reused the latest snapshot.
 
-    id: str
-    root_tree: str
-    parent: str | None
-    created_at: float
-    kind: str
-    message: str
-    files: int
-    bytes: int
-    new_bytes: int
-    changed_paths: list[str] = field(default_factory=list)
-    created: bool = True
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    """Paths left out or kept at their previous version, with the reason (FIFO, vanished...)."""
+    ``skipped``: paths left out or kept at their previous version, with the reason (FIFO, vanished...).
+    """
+
+    __slots__ = (
+        "bytes",
+        "changed_paths",
+        "created",
+        "created_at",
+        "files",
+        "id",
+        "kind",
+        "message",
+        "new_bytes",
+        "parent",
+        "root_tree",
+        "skipped",
+    )
+
+    def __init__(self, id: str, root_tree: str, parent: str | None, created_at: float, kind: str,
+                 message: str, files: int, bytes: int, new_bytes: int,
+                 changed_paths: list[str] | None = None, created: bool = True,
+                 skipped: list[tuple[str, str]] | None = None) -> None:
+        self.id = id
+        self.root_tree = root_tree
+        self.parent = parent
+        self.created_at = created_at
+        self.kind = kind
+        self.message = message
+        self.files = files
+        self.bytes = bytes
+        self.new_bytes = new_bytes
+        self.changed_paths: list[str] = [] if changed_paths is None else changed_paths
+        self.created = created
+        self.skipped: list[tuple[str, str]] = [] if skipped is None else skipped
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SnapshotInfo) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"SnapshotInfo(id={self.id!r}, kind={self.kind!r}, files={self.files}, created={self.created})"
 
     @property
     def short_id(self) -> str:
@@ -82,60 +122,3 @@ class SnapshotInfo:
             "changed_paths": [display_path(p) for p in self.changed_paths],
             "skipped": [{"path": display_path(p), "reason": r} for p, r in self.skipped],
         }
-
-
-@dataclass
-class RestoreResult:
-    """What ``restore`` (or ``checkout``) did."""
-
-    snapshot: str
-    written: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    safety_snapshot: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"snapshot": self.snapshot, "written": [display_path(p) for p in self.written],
-                "deleted": [display_path(p) for p in self.deleted], "unchanged": self.unchanged,
-                "safety_snapshot": self.safety_snapshot}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A missing or corrupt object, with where a snapshot uses it."""
-
-    hash: str
-    problem: str
-    path: str
-    snapshot: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"hash": self.hash, "problem": self.problem, "path": display_path(self.path),
-                "snapshot": self.snapshot}
-
-
-@dataclass
-class FsckReport:
-    snapshots: int = 0
-    objects: int = 0
-    bytes: int = 0
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "snapshots": self.snapshots, "objects": self.objects,
-                "bytes": self.bytes, "problems": [p.to_dict() for p in self.problems]}
-
-
-@dataclass
-class GcReport:
-    kept: int = 0
-    deleted: int = 0
-    freed_bytes: int = 0
-    temp_removed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

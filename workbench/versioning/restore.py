@@ -16,7 +16,8 @@ from pathlib import Path
 
 from workbench.errors import UnsafePathError, WorkbenchError
 from workbench.versioning.blobs import BlobStore
-from workbench.versioning.models import RestoreResult, display_path
+from workbench.versioning.models import display_path
+from workbench.versioning.reports import RestoreResult
 from workbench.versioning.trees import DIR, FILE, LINK, Item, TreeReader, check_name
 
 Progress = Callable[[int, int], None]

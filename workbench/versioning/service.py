@@ -17,30 +17,22 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import blake3
-
 from workbench.errors import AmbiguousIdError, UnknownIdError, UsageError, WorkbenchError
 from workbench.store.db import atomic
-from workbench.versioning.blobs import BlobStore
-from workbench.versioning.chunking import UnstableFileError, hash_path, ingest
 from workbench.versioning.ignore import IgnoreRules
-from workbench.versioning.locks import cache_lock, register_project
-from workbench.versioning.models import (
-    SNAPSHOT_KINDS,
-    Change,
-    FileEntry,
-    FsckReport,
-    GcReport,
-    RestoreResult,
-    SnapshotInfo,
-    display_path,
-)
+from workbench.versioning.models import SNAPSHOT_KINDS, Change, SnapshotInfo, display_path
 from workbench.versioning.state import StatIndex
 from workbench.versioning.trees import DIR, LINK, TreeReader, file_entry
 from workbench.versioning.worktree import WorkTree, scan
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
+    from workbench.versioning.blobs import BlobStore
+    from workbench.versioning.reports import FileEntry, FsckReport, GcReport, RestoreResult
+
+# ``status`` only hashes (nothing stored), and a file's hash does not depend on how it is chunked,
+# so it never needs the project config (reading it costs milliseconds of start-up).
+HASH_READ_LIMIT = 8 * 1024 * 1024
 
 Progress = Callable[[int, int], None]
 _LATEST = re.compile(r"^(latest|HEAD)(?:~(\d+))?$")
@@ -70,11 +62,13 @@ class VersioningService:
     # -- pieces ---------------------------------------------------------------------------------
     @cached_property
     def store(self) -> BlobStore:
+        from workbench.versioning.blobs import BlobStore
+
         return BlobStore(self.ws.cache_dir, self.ws.config.store.compression_level)
 
     @cached_property
     def reader(self) -> TreeReader:
-        return TreeReader(self.store.read_bytes)
+        return TreeReader(lambda digest: self.store.read_bytes(digest))  # the cache opened on first read
 
     def _index(self) -> StatIndex:
         return StatIndex(self.ws.paths.store_dir / "index").load()
@@ -88,8 +82,9 @@ class VersioningService:
     def _scan(self, store: BlobStore | None, *, force: frozenset[str] = frozenset(),
               progress: Progress | None = None) -> WorkTree:
         index = self._index()
+        threshold = self.ws.config.store.chunk_threshold if store is not None else HASH_READ_LIMIT
         tree = scan(str(self.root), self._rules(), index, store,
-                    threshold=self.ws.config.store.chunk_threshold, force=force, progress=progress)
+                    threshold=threshold, force=force, progress=progress)
         index.save()
         return tree
 
@@ -127,6 +122,10 @@ class VersioningService:
         """
         if kind not in SNAPSHOT_KINDS:
             raise UsageError(f"unknown snapshot kind {kind!r}", f"use one of {', '.join(SNAPSHOT_KINDS)}")
+        import blake3
+
+        from workbench.versioning.locks import cache_lock, register_project
+
         store = self.store
         store.ensure_dirs()
         register_project(store.root, self.ws.paths.db)
@@ -268,10 +267,15 @@ class VersioningService:
         self.store.export(digest, dest)
 
     def hash_file(self, path: Path) -> str:
+        from workbench.versioning.chunking import hash_path
+
         return hash_path(str(path))
 
     def put_file(self, path: Path) -> str:
         """Store one file's content (kept by gc until unpinned); returns its hash."""
+        from workbench.versioning.chunking import UnstableFileError, ingest
+        from workbench.versioning.locks import cache_lock, register_project
+
         store = self.store
         store.ensure_dirs()
         register_project(store.root, self.ws.paths.db)
@@ -396,6 +400,7 @@ class VersioningService:
         return fsck(self.ws.db, self.store, progress)
 
     def gc(self, progress: Progress | None = None) -> GcReport:
+        from workbench.versioning.locks import register_project
         from workbench.versioning.maintenance import gc
 
         register_project(self.store.root, self.ws.paths.db)

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import blake3
 
 from workbench.errors import CorruptObjectError, UnsafePathError
-from workbench.versioning.models import FileEntry
+
+if TYPE_CHECKING:
+    from workbench.versioning.reports import FileEntry
 
 Item = tuple[str, str, int, int, str]
 """(name, type, mode, size, ref)"""
@@ -110,6 +113,8 @@ class TreeReader:
 
 
 def file_entry(path: str, item: Item) -> FileEntry:
+    from workbench.versioning.reports import FileEntry
+
     if item[1] == LINK:
         return FileEntry(path, "", item[3], 0, "link", item[4])
     return FileEntry(path, item[4], item[3], item[2], "file", None)

@@ -15,7 +15,6 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
@@ -33,26 +32,33 @@ Progress = Callable[[int, int], None]
 RETRIES = 3
 
 
-@dataclass
 class _Dir:
-    rel: str
-    files: dict[str, list[object]] = field(default_factory=dict)
-    """name -> [size, mtime_ns, ino, ctime_ns, mode, hash or None]"""
-    links: dict[str, str] = field(default_factory=dict)
-    subdirs: list[str] = field(default_factory=list)
+    """One scanned folder (a plain class: dataclasses cost start-up time that ``status`` must not pay)."""
+
+    __slots__ = ("files", "links", "rel", "subdirs")
+
+    def __init__(self, rel: str) -> None:
+        self.rel = rel
+        self.files: dict[str, list[object]] = {}
+        """name -> [size, mtime_ns, ino, ctime_ns, mode, hash or None]"""
+        self.links: dict[str, str] = {}
+        self.subdirs: list[str] = []
 
 
-@dataclass
 class WorkTree:
     """The working folder as trees (in memory; stored too when scanned with a store)."""
 
-    root: str
-    trees: dict[str, list[Item]]
-    files: int
-    bytes: int
-    new_bytes: int = 0
-    hashed: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    __slots__ = ("bytes", "files", "hashed", "new_bytes", "root", "skipped", "trees")
+
+    def __init__(self, root: str, trees: dict[str, list[Item]], files: int, bytes: int,
+                 new_bytes: int = 0, hashed: int = 0, skipped: list[tuple[str, str]] | None = None) -> None:
+        self.root = root
+        self.trees = trees
+        self.files = files
+        self.bytes = bytes
+        self.new_bytes = new_bytes
+        self.hashed = hashed
+        self.skipped: list[tuple[str, str]] = [] if skipped is None else skipped
 
 
 def _join(rel: str, name: str) -> str:
@@ -148,14 +154,13 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
 
 def _items(node: _Dir, sub: dict[str, tuple[str, int]]) -> tuple[list[Item], int] | None:
     """The tree items of a folder, or None while a file hash or sub-tree is still unknown."""
-    items: list[Item] = []
-    total = 0
-    for name, f in node.files.items():
-        if f[5] is None:
-            return None
-        size = int(f[0])  # type: ignore[call-overload]
-        items.append((name, FILE, int(f[4]), size, str(f[5])))  # type: ignore[call-overload]
-        total += size
+    files = node.files
+    # f = [size, mtime_ns, ino, ctime_ns, mode, hash]: already ints and a str once hashed
+    if any(f[5] is None for f in files.values()):
+        return None
+    items: list[Item] = [(name, FILE, f[4], f[0], f[5])  # type: ignore[misc]
+                         for name, f in files.items()]
+    total: int = sum(f[0] for f in files.values())  # type: ignore[misc]
     for name, target in node.links.items():
         items.append((name, LINK, 0, len(os.fsencode(target)), target))
     for name in node.subdirs:
