@@ -127,7 +127,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     infos = ws.deployments.list(include_undeployed=args.all)
     if args.json:
-        print_json([i.to_json() for i in infos])
+        print_json([{**i.to_json(), "metrics": _metrics(ws, i)} for i in infos])
         return 0
     if not infos:
         console().print("no deployments (deploy one with 'workbench deploy MODEL')")
@@ -148,6 +148,18 @@ def _list(args: argparse.Namespace) -> int:
         )
     console().print(table)
     return 0
+
+
+def _metrics(ws: Any, info: Any) -> dict[str, Any] | None:
+    """Totals, error rate and latency since the replicas started (local targets; None elsewhere).
+
+    One scrape per replica on loopback; ``request_rate`` is None in a one-shot listing (a rate needs
+    two scrapes: the TUI's Deployments screen samples ``ws.deployments.metrics`` every few seconds).
+    """
+    if info.target != "local" or info.state in ("undeployed", "failed") or not info.endpoints:
+        return None
+    snapshot: dict[str, Any] = ws.deployments.metrics(info.name).to_json()
+    return snapshot
 
 
 def _scale(args: argparse.Namespace) -> int:
