@@ -104,8 +104,8 @@ def test_cancel_event_cancels(ws: Workspace) -> None:
     cancel = threading.Event()
     _script(ws, "slow.py", """
         import time
-        print("started", flush=True)
         try:
+            print("started", flush=True)  # inside the try: the cancel may come before the sleep
             time.sleep(60)
         except KeyboardInterrupt:
             print("cleaned up", flush=True)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from workbench.core.workspace import Workspace
 from workbench.tracking.runner import INJECT_DIR
 
@@ -19,12 +21,15 @@ def _dist(folder: Path, name: str, version: str) -> None:
                                    encoding="utf-8")
 
 
-def _child(project: Path, extra: Path, events: Path) -> dict[str, str]:
+def _child(project: Path, extra: Path, events: Path, cache: Path | None = None) -> dict[str, str]:
     """Run a trivial script under the sitecustomize; the packages of the env event it reports."""
     (project / "quick.py").write_text("print('hi')\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": f"{INJECT_DIR}{os.pathsep}{extra}",
            "WORKBENCH_EVENTS": str(events), "WORKBENCH_PROJECT": str(project)}
     env.pop("WORKBENCH_ENV_REPORTED", None)
+    env.pop("WORKBENCH_ENV_CACHE", None)
+    if cache is not None:
+        env["WORKBENCH_ENV_CACHE"] = str(cache)
     events.unlink(missing_ok=True)
     subprocess.run([sys.executable, "quick.py"], cwd=project, env=env, check=True, capture_output=True)
     lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
@@ -53,9 +58,23 @@ def test_environment_report_is_cached_until_packages_change(tmp_path: Path) -> N
     _dist(extra, "wbfakepkg", "2.0")
     assert _child(project, extra, events)["wbfakepkg"] == "2.0"
 
-    # A distribution inside the project (on sys.path as the script's folder) counts too.
+    # A distribution inside the project (on sys.path as the script's folder) is looked for each time.
     _dist(project, "wbinproject", "0.1")
     assert _child(project, extra, events)["wbinproject"] == "0.1"
+
+
+def test_the_user_cache_serves_every_project(tmp_path: Path) -> None:
+    cache, extra = tmp_path / "cache", tmp_path / "site"
+    cache.mkdir()
+    _dist(extra, "wbfakepkg", "1.0")
+    one, two = tmp_path / "one", tmp_path / "two"
+    for project in (one, two):
+        (project / ".workbench").mkdir(parents=True)
+    assert _child(one, extra, one / ".workbench" / "ev", cache)["wbfakepkg"] == "1.0"
+    (entry,) = cache.iterdir()
+    entry.write_bytes(entry.read_bytes().replace(b'"wbfakepkg":"1.0"', b'"wbfakepkg":"cached"'))
+    assert _child(two, extra, two / ".workbench" / "ev", cache)["wbfakepkg"] == "cached"
+    assert not (one / ".workbench" / "pyenv").exists()
 
 
 def test_no_cache_is_written_without_a_store_folder(tmp_path: Path) -> None:
@@ -68,11 +87,13 @@ def test_no_cache_is_written_without_a_store_folder(tmp_path: Path) -> None:
     assert not (project / ".workbench").exists()
 
 
-def test_runs_record_the_job_environment(ws: Workspace) -> None:
+def test_runs_record_the_job_environment(ws: Workspace, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     (ws.root / "quick.py").write_text("print('loss: 1')\n", encoding="utf-8")
     first = ws.runs.execute([sys.executable, "quick.py"])
     second = ws.runs.execute([sys.executable, "quick.py"])  # from the cache
     env1, env2 = (ws.runs.get(r.id).environment for r in (first, second))
     assert env1["packages"] and env1["packages"] == env2["packages"]
     assert env2["executable"] == sys.executable and env2["python"] == env1["python"]
-    assert any((ws.paths.store_dir / "pyenv").iterdir())
+    assert any((tmp_path / "xdg" / "workbench" / "pyenv").iterdir())

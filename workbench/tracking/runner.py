@@ -44,7 +44,7 @@ def _gpu_module() -> Any:
     return gpus
 
 
-def _child_env(ws: Workspace, run_id: str, events: Path, root: Path, capture_files: bool) -> dict[str, str]:
+def _child_env(run_id: str, events: Path, root: Path, capture_files: bool, local: bool) -> dict[str, str]:
     env = {
         ENV_RUN_ID: run_id,
         ENV_EVENTS: str(events),
@@ -54,6 +54,12 @@ def _child_env(ws: Workspace, run_id: str, events: Path, root: Path, capture_fil
     if capture_files:
         existing = os.environ.get("PYTHONPATH", "")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(INJECT_DIR), existing) if p)
+    if local:  # the job's package list, cached per interpreter for every project of this user
+        from workbench.tracking._inject.sitecustomize import ensure_user_cache_dir
+
+        cache = ensure_user_cache_dir()
+        if cache is not None:
+            env["WORKBENCH_ENV_CACHE"] = cache
     return env
 
 
@@ -130,7 +136,7 @@ def execute(
     events_path = run_dir / "events.jsonl"
     spec = LaunchSpec(
         run_id=run_id, command=command, project_root=run_root, input_snapshot=snapshot_before or "",
-        env=_child_env(ws, run_id, events_path, run_root, config.capture_file_access),
+        env=_child_env(run_id, events_path, run_root, config.capture_file_access, executor == "local"),
         image=image, gpus=gpus, cpu=cpu, memory=memory, namespace=namespace, workdir=workdir,
     )
     runner = get_executor(executor, ws)

@@ -7,12 +7,13 @@ module at start-up as ``sitecustomize``. It then
   or ``output`` (written) event in the events file named by ``WORKBENCH_EVENTS``, once per path and
   direction; files outside the project, in ``.workbench/`` and in site-packages are ignored;
 * reports the interpreter's facts (python version, executable, installed packages) at exit, once
-  per process tree. Listing the installed distributions costs tens of milliseconds, so the report
-  is cached per interpreter in ``<project>/.workbench/pyenv/``, keyed by the interpreter, its
-  version and the modification times of the folders on ``sys.path`` outside the project (a
-  package installed or removed changes its site-packages folder's mtime) plus the ``*.dist-info``
-  / ``*.egg-info`` entries of the folders inside it: a run in an unchanged environment pays a few
-  ``stat`` calls and one small file read;
+  per process tree. Listing the installed distributions costs tens of milliseconds, so the list
+  of the folders on ``sys.path`` outside the project is cached per interpreter in
+  ``WORKBENCH_ENV_CACHE`` (the local runner points it at ``~/.cache/workbench/pyenv``; unset:
+  ``<project>/.workbench/pyenv``), keyed by the interpreter, its version and those folders'
+  mtimes (installing, upgrading or removing a package changes its folder's mtime). The project's
+  own folders are scanned each time (one ``scandir``). A run in an unchanged environment pays a
+  few ``stat`` calls and one small file read;
 * removes its folder from ``sys.path`` again and imports the ``sitecustomize`` that would have run
   without it, so an existing one keeps working.
 
@@ -33,9 +34,11 @@ if TYPE_CHECKING:  # the child pays nothing for typing at run time
 _EVENTS = "WORKBENCH_EVENTS"
 _PROJECT = "WORKBENCH_PROJECT"
 _SENT = "WORKBENCH_ENV_REPORTED"
+_CACHE = "WORKBENCH_ENV_CACHE"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 CACHE_DIRNAME = "pyenv"
-"""Folder under the project's ``.workbench/`` that holds the cached environment reports."""
+"""Name of the folder that holds cached environment reports (in the user's cache, or the
+project's ``.workbench/``)."""
 
 
 def _dumps(event: dict[str, Any]) -> bytes:
@@ -117,13 +120,15 @@ def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
     return stop
 
 
-def environment_facts() -> dict[str, Any]:
-    """This interpreter: version, executable, installed distributions (name -> version)."""
+def environment_facts(path: list[str] | None = None) -> dict[str, Any]:
+    """This interpreter: version, executable, installed distributions (name -> version) found on
+    ``path`` (default: ``sys.path``)."""
     import platform
     from importlib import metadata
 
     packages: dict[str, str] = {}
-    for dist in metadata.distributions():
+    found = metadata.distributions() if path is None else metadata.distributions(path=path)
+    for dist in found:
         try:
             name = dist.metadata["Name"]
         except Exception:
@@ -134,42 +139,75 @@ def environment_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "executable": sys.executable,
-        "packages": dict(sorted(packages.items(), key=lambda item: item[0].lower())),
+        "packages": _sorted(packages),
     }
 
 
-def _environment_key(root: str) -> str:
-    """What the installed-package list depends on, cheaply: the interpreter and, for each folder
-    on ``sys.path``, its mtime (outside the project) or its ``*-info`` entries (inside it, where
-    every new file would change the folder's mtime)."""
+def _sorted(packages: dict[str, str]) -> dict[str, str]:
+    return dict(sorted(packages.items(), key=lambda item: item[0].lower()))
+
+
+def user_cache_dir() -> str:
+    """Where the local runner and a script's own run keep environment reports (one per
+    interpreter, shared by every project of this user)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "workbench", CACHE_DIRNAME)
+
+
+def ensure_user_cache_dir() -> str | None:
+    """:func:`user_cache_dir`, created if need be; None where it cannot be (a read-only home)."""
+    folder = user_cache_dir()
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
+def _search_path(root: str) -> tuple[list[str], list[str]]:
+    """The folders on ``sys.path`` outside the project (and site-packages inside it, such as a
+    ``.venv``), and the project's own folders (the script's folder, a ``src/``)."""
     inside = os.path.normpath(root) + os.sep if root else ""
-    parts = [sys.executable, sys.version, sys.prefix, sys.exec_prefix]
+    outside: list[str] = []
+    within: list[str] = []
     for entry in sys.path:
         full = os.path.abspath(entry or ".")
+        mine = inside and (full + os.sep).startswith(inside) and "-packages" not in full
+        (within if mine else outside).append(full)
+    return outside, within
+
+
+def _environment_key(folders: list[str]) -> str:
+    """What the package list of ``folders`` depends on, cheaply: the interpreter and each folder's
+    mtime (installing, upgrading or removing a package changes its folder)."""
+    parts = [sys.executable, sys.version, sys.prefix, sys.exec_prefix]
+    for full in folders:
         try:
-            stamp = os.stat(full).st_mtime_ns
+            parts.append(f"{full}@{os.stat(full).st_mtime_ns}")
         except OSError:
             continue
-        if inside and (full + os.sep).startswith(inside) and "-packages" not in full:
-            try:
-                with os.scandir(full) as found:
-                    infos = sorted(
-                        f"{item.name}@{item.stat().st_mtime_ns}" for item in found
-                        if item.name.endswith((".dist-info", ".egg-info", ".egg-link"))
-                    )
-            except OSError:
-                continue
-            parts.append(f"{full}>{','.join(infos)}")
-        else:
-            parts.append(f"{full}@{stamp}")
     return "\0".join(parts).replace("\n", "\\n")
 
 
-def _cache_file(root: str) -> str:
+def _project_packages(folders: list[str]) -> dict[str, str]:
+    """Distributions in the project's own folders on ``sys.path``: almost always none, which one
+    ``scandir`` each tells without importing ``importlib.metadata``."""
+    for folder in folders:
+        try:
+            with os.scandir(folder) as found:
+                if any(item.name.endswith((".dist-info", ".egg-info")) for item in found):
+                    packages: dict[str, str] = environment_facts(folders)["packages"]
+                    return packages
+        except OSError:
+            continue
+    return {}
+
+
+def _cache_file(folder: str) -> str:
     import zlib
 
     name = f"{zlib.crc32(f'{sys.executable}|{sys.prefix}'.encode(errors='replace')):08x}.env"
-    return os.path.join(root, ".workbench", CACHE_DIRNAME, name)
+    return os.path.join(folder, name)
 
 
 def _read_cached(path: str, key: str) -> bytes | None:
@@ -194,7 +232,7 @@ def _read_cached(path: str, key: str) -> bytes | None:
 
 def _write_cached(path: str, key: str, line: bytes) -> None:
     folder = os.path.dirname(path)
-    if not os.path.isdir(os.path.dirname(folder)):  # no .workbench here (e.g. a container checkout)
+    if not os.path.isdir(os.path.dirname(folder)):  # e.g. no .workbench/ in a container checkout
         return
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
@@ -206,20 +244,31 @@ def _write_cached(path: str, key: str, line: bytes) -> None:
     os.replace(tmp, path)
 
 
-def environment_event(root: str = "") -> bytes:
-    """The ``env`` event line of this interpreter, from the project's cache when the environment
-    is unchanged since it was last listed (``root``: the project; empty: no cache)."""
+def environment_event(root: str = "", cache_dir: str | None = None) -> bytes:
+    """The ``env`` event line of this interpreter. The packages outside the project come from the
+    cache in ``cache_dir`` (default: ``WORKBENCH_ENV_CACHE``, else ``<root>/.workbench/pyenv``)
+    while those folders are unchanged; the project's own folders are looked at every time.
+    Without ``root``: listed afresh, no cache."""
     if not root:
         return _dumps({"e": "env", "v": environment_facts()})
-    key = _environment_key(root)
-    path = _cache_file(root)
+    outside, within = _search_path(root)
+    key = _environment_key(outside)
+    folder = cache_dir or os.environ.get(_CACHE) or os.path.join(root, ".workbench", CACHE_DIRNAME)
+    path = _cache_file(folder)
     line = _read_cached(path, key)
     if line is None:
-        line = _dumps({"e": "env", "v": environment_facts()})
+        line = _dumps({"e": "env", "v": environment_facts(outside)})
         try:
             _write_cached(path, key, line)
         except OSError:
             pass
+    extra = _project_packages(within)
+    if extra:
+        import json
+
+        event = json.loads(line)
+        event["v"]["packages"] = _sorted({**event["v"]["packages"], **extra})
+        line = _dumps(event)
     return line
 
 
