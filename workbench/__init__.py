@@ -36,5 +36,9 @@ def __getattr__(name: str) -> Any:
     if name in TRACKING_API:
         from workbench.tracking import api
 
-        return getattr(api, name)
+        value = getattr(api, name)
+        # Bound once: later ``workbench.log_metric`` lookups are plain module-dict hits, not a call
+        # of this function (which cost more than log_metric itself in a training loop).
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

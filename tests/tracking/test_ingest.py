@@ -122,3 +122,41 @@ def test_fuzz_ingester_never_crashes_and_never_loses_stored_points(ws: Workspace
     ing.flush()
     series = metric_series(ws.db, run_id, "anchor")
     assert series.values[:2] == [1.0, 2.0]
+
+
+def test_relogged_steps_replace_and_count_once(ws: Workspace) -> None:
+    ing = _ingester(ws)
+    ing.add_points("loss", [0, 1, 2], [1.0, 2.0, 3.0], [0.0] * 3)
+    ing.flush()
+    ing.add_points("loss", [1, 3, 3], [20.0, 4.0, 40.0], [1.0] * 3)  # step 1 again, step 3 twice
+    ing.add_series("acc", [0, 1], [0.5, 0.6], [0.0, 0.0])
+    ing.add_series("acc", [1, 2], [0.7, 0.8], [0.0, 0.0])  # same batch, step 1 again
+    ing.flush()
+    loss = metric_series(ws.db, "r1", "loss")
+    assert loss.steps == [0, 1, 2, 3] and loss.values == [1.0, 20.0, 3.0, 40.0]
+    assert metric_series(ws.db, "r1", "acc").values == [0.5, 0.7, 0.8]
+    (run,) = load_runs(ws.db, ["r1"])
+    assert run.metrics["loss"].count == 4 and run.metrics["loss"].last == 40.0
+    assert run.metrics["acc"].count == 3 and run.metrics["acc"].last == 0.8
+
+
+def test_points_of_a_store_from_before_the_key_only_layout_survive(tmp_path: object) -> None:
+    import sqlite3
+    from pathlib import Path
+
+    from workbench.store import migrations
+
+    conn = sqlite3.connect(Path(str(tmp_path)) / "old.db", isolation_level=None)
+    migrations.applied(conn)
+    for name, sql in migrations.all_migrations():
+        if name == "0102_metric_points_by_key":
+            break
+        for statement in migrations._split(sql):
+            conn.execute(statement)
+        conn.execute("INSERT INTO migrations VALUES (?, 0)", (name,))
+    conn.execute("INSERT INTO runs (id, status, started_at) VALUES ('old', 'succeeded', 0)")
+    conn.execute("INSERT INTO metric_keys (id, run_id, key, count) VALUES (5, 'old', 'loss', 2)")
+    conn.executemany("INSERT INTO metrics VALUES ('old', 5, ?, 0, ?)", [(0, 0.5), (1, None)])
+    assert "0102_metric_points_by_key" in migrations.migrate(conn)
+    series = metric_series(conn, "old", "loss")
+    assert series.steps == [0, 1] and series.values[0] == 0.5 and math.isnan(series.values[1])

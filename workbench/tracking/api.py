@@ -77,11 +77,16 @@ class ActiveRun:
             self.write_lines(self._drain_points() + encode(event))
 
     def _drain_points(self) -> bytes:
-        """Take the buffered points (briefly holding the hot path's lock) as packed ``series`` lines."""
+        """Take the buffered points (briefly holding the hot path's lock) as packed ``series`` lines;
+        a script's own run hands them straight to its ingester instead (no trip through the file)."""
         with self._lock:
             if not self.series:
                 return b""
             series, self.series = self.series, {}
+        if self._owner is not None:
+            for key, (steps, values, times) in series.items():
+                self._owner.add_series(key, steps, values, times)
+            return b""
         return b"".join(encode(pack_series(key, *arrays)) for key, arrays in series.items())
 
     def flush(self) -> None:

@@ -180,8 +180,8 @@ def recover_stale(ws: Workspace) -> list[str]:
                 ingest_events_file(ingester, Path(events_path), offset)
                 with atomic(conn):
                     conn.execute(
-                        "UPDATE metric_keys SET count = (SELECT COUNT(*) FROM metrics m WHERE m.run_id = ?"
-                        " AND m.key_id = metric_keys.id) WHERE run_id = ?", (run_id, run_id),
+                        "UPDATE metric_keys SET count = (SELECT COUNT(*) FROM metrics m"
+                        " WHERE m.key_id = metric_keys.id) WHERE run_id = ?", (run_id,),
                     )
             owner = "the runner" if source == "cli" else "the process"
             end_run(conn, run_id, status="failed", exit_code=None,

@@ -3,7 +3,10 @@
 Every executor's lines go through an :class:`Ingester` bound to one run. Rows are kept in memory
 and written by :meth:`Ingester.flush` in one short ``BEGIN IMMEDIATE`` transaction with
 ``executemany`` (so a training job never waits on SQLite, and concurrent runs only queue briefly on
-the write lock). Bad input never raises: a malformed line, a non-numeric metric value or an absurd
+the write lock). Metric points are kept as per-key chunks of parallel lists and streamed into
+``executemany`` without building a tuple per point first. A step logged again replaces the
+earlier point (the newest value wins) and is counted once: ``metric_keys.count`` is the number
+of points stored. Bad input never raises: a malformed line, a non-numeric metric value or an absurd
 key is skipped and noted in the run's log (stream ``workbench``), and nothing already stored is lost.
 """
 
@@ -16,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +62,11 @@ class Ingester:
         self.run_id = run_id
         self.root = root
         self._lock = threading.RLock()
-        self._points: list[tuple[str, int, int, float, float]] = []
+        self._points: dict[int, list[tuple[Sequence[int], Sequence[float], Sequence[float]]]] = {}
+        """key id -> chunks of (steps, times, values) waiting for the next flush."""
+        self._point_count = 0
         self._summaries: dict[int, list[Any]] = {}
+        """key id -> [last_step, last_value, last_time, min, max] of the waiting points."""
         self._logs: list[tuple[str, int, str, float, str]] = []
         self._params: dict[str, tuple[str, str]] = {}
         self._tags: dict[str, str] = {}
@@ -181,74 +187,77 @@ class Ingester:
             raise ValueError(f"bad metric key {str(key)[:40]!r}")
         assert isinstance(key, str)
         key_id = self._key_id(key)
-        last = self._last_step.get(key_id, -1)
-        summary = self._summaries.get(key_id)
-        run_id = self.run_id
-        append = self._points.append
         bad = 0
         now = time.time()
-        for step, value, when in zip(steps, values, times, strict=False):
-            if not _is_number(value):
-                bad += 1
-                continue
-            if type(step) is not int:
-                step = int(step) if type(step) is float and step.is_integer() else last + 1
-            if not -MAX_STEP < step < MAX_STEP:
-                bad += 1
-                continue
-            value = float(value)  # type: ignore[arg-type]
-            if type(when) is not float:
-                when = float(when) if type(when) is int else now
-            append((run_id, key_id, step, when, value))
-            if summary is None:
-                summary = self._summaries[key_id] = [0, None, None, None, None, None]
-            summary[0] += 1
-            if summary[1] is None or step >= summary[1]:
-                summary[1], summary[2], summary[3] = step, value, when
-            if value == value:  # not NaN
-                if summary[4] is None or value < summary[4]:
-                    summary[4] = value
-                if summary[5] is None or value > summary[5]:
-                    summary[5] = value
-            if step > last:
-                last = step
-        self._last_step[key_id] = last
+        with self._lock:
+            last = self._last_step.get(key_id, -1)
+            out_steps: list[int] = []
+            out_times: list[float] = []
+            out_values: list[float] = []
+            for step, value, when in zip(steps, values, times, strict=False):
+                if not _is_number(value):
+                    bad += 1
+                    continue
+                if type(step) is not int:
+                    step = int(step) if type(step) is float and step.is_integer() else last + 1
+                if not -MAX_STEP < step < MAX_STEP:
+                    bad += 1
+                    continue
+                if type(when) is not float:
+                    when = float(when) if type(when) is int else now
+                out_steps.append(step)
+                out_values.append(float(value))  # type: ignore[arg-type]
+                out_times.append(when)
+                if step > last:
+                    last = step
+            self._last_step[key_id] = last
+            if out_steps:
+                self._queue_points(key_id, out_steps, out_times, out_values, max(out_steps))
         if bad:
             self.note(f"ignored {bad} non-numeric or out-of-range value(s) of metric {key!r}")
-        if len(self._points) >= FLUSH_ROWS:
+        if self._point_count >= FLUSH_ROWS:
             self.flush()
 
-    def add_series(self, key: object, steps: list[int], values: list[float], times: list[float]) -> None:
+    def add_series(
+        self, key: object, steps: Sequence[int], values: Sequence[float], times: Sequence[float]
+    ) -> None:
         """A clean batch of one key (int steps, float values and times, as a packed series carries):
         no per-point Python work, so ingest runs at SQLite's speed."""
         if not valid_key(key):
             raise ValueError(f"bad metric key {str(key)[:40]!r}")
         assert isinstance(key, str)
-        count = len(steps)
-        if not count:
+        if not steps:
             return
-        low, high = min(steps), max(steps)
-        if low <= -MAX_STEP or high >= MAX_STEP:
+        if len(values) != len(steps) or len(times) != len(steps):
+            raise ValueError(f"series of metric {key!r} has lists of different lengths")
+        high = max(steps)
+        if min(steps) <= -MAX_STEP or high >= MAX_STEP:
             raise ValueError(f"step out of range in metric {key!r}")
         key_id = self._key_id(key)
         with self._lock:
-            self._points.extend(zip(repeat(self.run_id, count), repeat(key_id, count), steps, times, values,
-                                    strict=True))
-            last = count - 1 - steps[::-1].index(high)
-            finite = [v for v in values if v == v] if any(map(math.isnan, values)) else values
-            summary = self._summaries.get(key_id)
-            if summary is None:
-                summary = self._summaries[key_id] = [0, None, None, None, None, None]
-            summary[0] += count
-            if summary[1] is None or high >= summary[1]:
-                summary[1], summary[2], summary[3] = high, values[last], times[last]
-            if finite:
-                lo, hi = min(finite), max(finite)
-                summary[4] = lo if summary[4] is None else min(summary[4], lo)
-                summary[5] = hi if summary[5] is None else max(summary[5], hi)
+            self._queue_points(key_id, steps, times, values, high)
             self._last_step[key_id] = max(self._last_step.get(key_id, -1), high)
-        if len(self._points) >= FLUSH_ROWS:
+        if self._point_count >= FLUSH_ROWS:
             self.flush()
+
+    def _queue_points(self, key_id: int, steps: Sequence[int], times: Sequence[float],
+                      values: Sequence[float], high: int) -> None:
+        """Queue one chunk (``high``: its largest step) and fold it into the key's waiting summary
+        (the caller holds the lock)."""
+        count = len(steps)
+        self._points.setdefault(key_id, []).append((steps, times, values))
+        self._point_count += count
+        last = count - 1 - list(reversed(steps)).index(high) if steps[-1] != high else count - 1
+        finite = [v for v in values if v == v] if any(map(math.isnan, values)) else values
+        summary = self._summaries.get(key_id)
+        if summary is None:
+            summary = self._summaries[key_id] = [None, None, None, None, None]
+        if summary[0] is None or high >= summary[0]:
+            summary[0], summary[1], summary[2] = high, values[last], times[last]
+        if finite:
+            lo, hi = min(finite), max(finite)
+            summary[3] = lo if summary[3] is None else min(summary[3], lo)
+            summary[4] = hi if summary[4] is None else max(summary[4], hi)
 
     def add_param(self, key: object, value: object, source: str) -> None:
         if not valid_key(key):
@@ -311,19 +320,20 @@ class Ingester:
     # -- writing -------------------------------------------------------------------------------
     @property
     def pending(self) -> int:
-        return len(self._points) + len(self._logs) + len(self._params) + len(self._files)
+        return self._point_count + len(self._logs) + len(self._params) + len(self._files)
 
     def maybe_flush(self) -> None:
         """Flush when enough rows are waiting or enough time has passed."""
         if self.pending and (
-            len(self._points) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS
+            self._point_count >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS
         ):
             self.flush()
 
     def flush(self, events_offset: int | None = None) -> int:
         """Write everything buffered in one transaction; returns the number of metric points."""
         with self._lock:
-            points, self._points = self._points, []
+            points, self._points = self._points, {}
+            point_count, self._point_count = self._point_count, 0
             summaries, self._summaries = self._summaries, {}
             logs, self._logs = self._logs, []
             params, self._params = self._params, {}
@@ -336,10 +346,10 @@ class Ingester:
             run_id = self.run_id
             with atomic(self.conn) as db:
                 if points:
-                    db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)", points)
+                    added = {key_id: _insert_points(db, key_id, chunks) for key_id, chunks in points.items()}
                     db.executemany(_SUMMARY_SQL, [
-                        (n, step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, key_id)
-                        for key_id, (n, step, value, when, lo, hi) in summaries.items()
+                        (added[key_id], step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, key_id)
+                        for key_id, (step, value, when, lo, hi) in summaries.items()
                     ])
                 if logs:
                     db.executemany("INSERT OR REPLACE INTO run_logs VALUES (?, ?, ?, ?, ?)", logs)
@@ -366,8 +376,26 @@ class Ingester:
                     )
                 if events_offset is not None:
                     db.execute("UPDATE runs SET events_offset = ? WHERE id = ?", (events_offset, run_id))
-            self.points_written += len(points)
-            return len(points)
+            self.points_written += point_count
+            return point_count
+
+
+def _insert_points(
+    db: sqlite3.Connection, key_id: int, chunks: list[tuple[Sequence[int], Sequence[float], Sequence[float]]]
+) -> int:
+    """Write one key's waiting points; returns how many steps are new. Steps already stored (or
+    repeated in the batch) are written again so that the newest value wins; they are not new."""
+
+    def rows() -> Iterable[tuple[int, int, float, float]]:
+        return chain.from_iterable(zip(repeat(key_id), s, t, v) for s, t, v in chunks)
+
+    sent = sum(len(s) for s, _, _ in chunks)
+    before = db.total_changes
+    db.executemany("INSERT OR IGNORE INTO metrics VALUES (?, ?, ?, ?)", rows())
+    added = db.total_changes - before
+    if added < sent:
+        db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows())
+    return added
 
 
 _SUMMARY_SQL = """

@@ -1,4 +1,4 @@
-"""Metric series queries: one key of one run is an index range scan on ``(run_id, key_id, step)``.
+"""Metric series queries: one key of one run is an index range scan on ``(key_id, step)``.
 
 :func:`metric_series` returns every point, or with ``max_points`` a downsampled series: the steps
 are cut into equal buckets and each bucket gives its min, max and last value (so a plot keeps spikes
@@ -57,7 +57,7 @@ def metric_series(
         raise UnknownIdError(f"run {run_id} has no metric {key!r}", "see 'workbench metrics RUN'")
     key_id = int(row[0])
     stats = db.execute(
-        "SELECT COUNT(*), MIN(step), MAX(step) FROM metrics WHERE run_id = ? AND key_id = ?", (run_id, key_id)
+        "SELECT COUNT(*), MIN(step), MAX(step) FROM metrics WHERE key_id = ?", (key_id,)
     ).fetchone()
     total, low, high = int(stats[0]), stats[1], stats[2]
     series = MetricSeries(key=key, total=total)
@@ -65,8 +65,7 @@ def metric_series(
         return series
     if max_points is None or total <= max_points or max_points < 1:
         for step, when, value in db.execute(
-            "SELECT step, time, value FROM metrics WHERE run_id = ? AND key_id = ? ORDER BY step",
-            (run_id, key_id),
+            "SELECT step, time, value FROM metrics WHERE key_id = ? ORDER BY step", (key_id,),
         ):
             series.steps.append(step)
             series.times.append(when)
@@ -75,8 +74,8 @@ def metric_series(
     span = int(high) - int(low) + 1
     buckets = db.execute(
         """SELECT ((step - ?) * ?) / ? AS bucket, MIN(value), MAX(value), MAX(step)
-           FROM metrics WHERE run_id = ? AND key_id = ? GROUP BY bucket ORDER BY bucket""",
-        (low, max_points, span, run_id, key_id),
+           FROM metrics WHERE key_id = ? GROUP BY bucket ORDER BY bucket""",
+        (low, max_points, span, key_id),
     ).fetchall()
     last_steps = [int(b[3]) for b in buckets]
     lasts: dict[int, tuple[float, float | None]] = {}
@@ -84,8 +83,8 @@ def metric_series(
         chunk = last_steps[start:start + 500]
         marks = ",".join("?" * len(chunk))
         for step, when, value in db.execute(
-            f"SELECT step, time, value FROM metrics WHERE run_id = ? AND key_id = ? AND step IN ({marks})",
-            (run_id, key_id, *chunk),
+            f"SELECT step, time, value FROM metrics WHERE key_id = ? AND step IN ({marks})",
+            (key_id, *chunk),
         ):
             lasts[int(step)] = (when, value)
     series.downsampled = True

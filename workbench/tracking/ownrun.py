@@ -5,7 +5,9 @@ installs the same file-access audit hook that ``workbench run`` injects, and has
 thread ingest the run's events file every half second. At exit (or ``workbench.finish()``) the rest
 is ingested, the project snapshotted again, outputs and models recorded, and the run ended:
 succeeded, failed (an uncaught exception) or cancelled (KeyboardInterrupt). If the process is
-killed, the next reader of the store marks the run failed and ingests what the file holds.
+killed, the next reader of the store marks the run failed and ingests what the file holds. Metric
+points skip the file: the API hands them to this run's ingester, which writes them every half
+second like the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -84,10 +86,10 @@ class OwnRun:
         sys.excepthook = self._excepthook
 
     def _report_environment(self) -> None:
-        from workbench.tracking._inject.sitecustomize import environment_event
+        from workbench.tracking._inject.sitecustomize import ensure_user_cache_dir, environment_event
 
         try:
-            data = environment_event(str(self.root))
+            data = environment_event(str(self.root), ensure_user_cache_dir())
             fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, data)
@@ -106,10 +108,21 @@ class OwnRun:
     def attach(self, run: Any) -> None:
         self._run = run
 
+    def add_series(
+        self, key: str, steps: Sequence[int], values: Sequence[float], times: Sequence[float]
+    ) -> None:
+        """Buffered points of one key, straight from the API (written by the next :meth:`ingest`)."""
+        try:
+            self.ingester.add_series(key, steps, values, times)
+        except ValueError as exc:
+            self.ingester.note(f"ignored points: {exc}")
+
     def ingest(self) -> None:
-        """Ingest the complete lines written so far (called by the API's flusher thread)."""
+        """Ingest the complete lines written so far and the points handed over (called by the API's
+        flusher thread)."""
         with self._lock:
             self._offset = ingest_events_file(self.ingester, self.events_path, self._offset)
+            self.ingester.flush()
 
     def finish(self, status: str | None) -> None:
         from workbench.tracking.finalize import finalize_files, snapshot_or_none
