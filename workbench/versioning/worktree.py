@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
-from workbench.versioning.ignore import DEFAULT_NAMES, DEFAULT_RE, IgnoreRules
+from workbench.versioning.ignore import IgnoreRules, default_ignored
 from workbench.versioning.state import COARSE_MARGIN_NS, FINE_MARGIN_NS, NS, PACKED, StatIndex
 from workbench.versioning.trees import DIR, FILE, LINK, Item, encode_tree, tree_hash
 
@@ -84,7 +84,7 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
     pending = [start]
     ignored = rules.ignored
     fast = not rules.has_user_rules
-    names, pattern = DEFAULT_NAMES, DEFAULT_RE
+    skip_name = default_ignored
     get = entries.get
     isreg = stat_mod.S_ISREG
     unpack = PACKED.unpack
@@ -105,7 +105,7 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
         with it:
             for entry in it:
                 name = entry.name
-                if fast and (name in names or pattern(name) is not None):
+                if fast and skip_name(name):
                     continue
                 child = f"{rel}/{name}" if rel else name
                 if hold and child in hold:
