@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 
 from workbench.deploy import manifests, serving
@@ -66,7 +69,14 @@ def test_every_object_validates(framework: str, filename: str) -> None:
         ("Service", lambda o: o["spec"]["ports"][0].__setitem__("port", "http"), "Service iris is invalid"),
         ("Route", lambda o: o["spec"]["tls"].__setitem__("termination", "edgy"), "spec.tls.termination"),
         ("Route", lambda o: o["spec"].pop("to"), "'to' is a required property"),
-        ("InferenceService", lambda o: o["spec"]["predictor"]["model"].pop("modelFormat"), "modelFormat"),
+        (
+            "InferenceService",
+            lambda o: o["spec"]["predictor"]["model"]["modelFormat"].pop("name"),
+            "spec.predictor.model.modelFormat",
+        ),
+        ("InferenceService", lambda o: o["spec"].pop("predictor"), "'predictor' is a required property"),
+        ("ServingRuntime", lambda o: o["spec"]["containers"][0].pop("name"), "'name' is a required property"),
+        ("ServingRuntime", lambda o: o["spec"].pop("containers"), "'containers' is a required property"),
     ],
 )
 def test_schema_errors_are_caught(kind: str, breakage: object, words: str) -> None:
@@ -102,3 +112,51 @@ def test_unknown_framework_is_explained() -> None:
     with pytest.raises(DeployError) as err:
         serving.runtime_for("caffe")
     assert "supported: lightgbm, onnx, pytorch, sklearn, xgboost" in err.value.one_line()
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "where"),
+    [
+        ("Route", ("spec", "to", "weight"), "heavy", "spec.to.weight"),
+        ("Route", ("spec", "port", "targetPort"), 8.5, "spec.port.targetPort"),
+        ("Route", ("spec", "tls", "termination"), 443, "spec.tls.termination"),
+        ("InferenceService", ("spec", "predictor", "minReplicas"), "two", "spec.predictor.minReplicas"),
+        ("InferenceService", ("spec", "predictor", "model", "storageUri"), 7,
+         "spec.predictor.model.storageUri"),
+        ("InferenceService", ("spec", "predictor", "model", "resources", "limits", "cpu"), "lots",
+         "spec.predictor.model.resources.limits.cpu"),
+        ("ServingRuntime", ("spec", "multiModel"), "no", "spec.multiModel"),
+        ("ServingRuntime", ("spec", "supportedModelFormats", 0, "autoSelect"), "yes",
+         "spec.supportedModelFormats.0.autoSelect"),
+        ("ServingRuntime", ("spec", "containers", 0, "ports", 0, "containerPort"), "http",
+         "spec.containers.0.ports.0.containerPort"),
+    ],
+)
+def test_published_crd_schemas_reject_wrong_types(kind: str, path: tuple[object, ...], value: object,
+                                                  where: str) -> None:
+    """Each CRD schema kept in crds/ (published by OpenShift / KServe) refuses a field of the wrong type."""
+    s = spec()
+    objects = [
+        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None),
+        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None),
+    ]
+    obj = copy.deepcopy(next(o for o in objects if o["kind"] == kind))
+    manifests.validate(obj)
+    node: Any = obj
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(DeployError) as err:
+        manifests.validate(obj)
+    assert f"{kind} " in err.value.one_line() and f"invalid at {where}:" in err.value.one_line()
+
+
+def test_crd_files_say_where_they_come_from() -> None:
+    for filename in manifests.CRD_FILES.values():
+        data = json.loads((Path(manifests.__file__).parent / "crds" / filename).read_text())
+        assert data["_source"].startswith(("openshift/api ", "kserve/kserve "))
+        assert "commit" in data["_source"]
+        schema = manifests.crd_schema(filename)
+        assert schema["type"] == "object"
+        assert {"apiVersion", "kind", "metadata", "spec"} <= set(schema["properties"])
+        jsonschema.Draft202012Validator.check_schema(schema)

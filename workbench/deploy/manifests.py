@@ -386,9 +386,28 @@ K8S_VERSION = "1.30"
 
 @cache
 def crd_schema(filename: str) -> dict[str, Any]:
+    """A CRD's published ``openAPIV3Schema`` (kept in ``crds/``), ready for ``jsonschema``."""
     text = resources.files("workbench.deploy").joinpath("crds", filename).read_text(encoding="utf-8")
-    data: dict[str, Any] = json.loads(text)["openAPIV3Schema"]
+    data: dict[str, Any] = _structural(json.loads(text)["openAPIV3Schema"])
     return data
+
+
+def _structural(node: Any) -> Any:
+    """Read Kubernetes' structural-schema idioms the way the API server does.
+
+    ``anyOf: null`` (controller-gen's way of writing "no anyOf") is dropped, since JSON Schema wants a
+    list there; ``x-kubernetes-int-or-string: true`` without an ``anyOf`` becomes
+    ``anyOf: [integer, string]``. Every other keyword is passed through (``x-kubernetes-*`` ones are
+    ignored by ``jsonschema``).
+    """
+    if isinstance(node, list):
+        return [_structural(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _structural(v) for k, v in node.items() if not (k == "anyOf" and v is None)}
+    if out.get("x-kubernetes-int-or-string") is True and "anyOf" not in out and "type" not in out:
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    return out
 
 
 def validate(obj: Obj) -> None:
