@@ -54,6 +54,13 @@ def test_run_then_inspect_everything(project: Path) -> None:
     assert runs[0]["metrics"]["loss"] == pytest.approx(0.1) and runs[0]["tags"] == {"kind": "test"}
     table = run_workbench(project, "runs")
     assert "small" in table.stdout and "succeeded" in table.stdout
+    for sort in (["--sort", "lr:desc"], ["--sort", "lr", "--desc"], ["--sort=-lr"], ["--sort", "lr"]):
+        ordered = _json(run_workbench(project, "runs", "--json", *sort))
+        assert isinstance(ordered, list)
+        expected = [0.1, 0.2] if sort == ["--sort", "lr"] else [0.2, 0.1]
+        assert [r["params"]["lr"] for r in ordered] == expected, sort
+    wrong = run_workbench(project, "runs", "--sort", "-lr")
+    assert wrong.returncode == 2 and "--sort KEY:desc" in wrong.stderr and len(wrong.stderr.splitlines()) == 1
 
     shown = _json(run_workbench(project, "show", "small", "--json"))
     assert isinstance(shown, dict)

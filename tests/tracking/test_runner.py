@@ -214,3 +214,17 @@ def test_rerun_runs_the_input_snapshot_in_a_scratch_folder(ws: Workspace) -> Non
     assert again.parent_run == first.id and again.snapshot_before == first.snapshot_before
     assert again.metrics["v"].last == 1.0  # the old input, not the edited file
     assert (ws.root / "value.txt").read_text(encoding="utf-8") == "2"
+
+
+def test_rerun_outputs_come_from_the_scratch_folder_too(ws: Workspace) -> None:
+    """A non-Python command (no audit hook) writing in the scratch folder: found by the manifest
+    (the model differs between the runs: the shell's pid)."""
+    (ws.root / "value.txt").write_text("1", encoding="utf-8")
+    (ws.root / ".workbenchignore").write_text("*.tmp\n", encoding="utf-8")
+    command = ["sh", "-c", "cat value.txt > copy.txt; echo $$ > model.pkl; echo y > junk.tmp"]
+    first = ws.runs.execute(command)
+    again = ws.runs.rerun(first.id)
+    outputs = {f.path: f for f in ws.runs.outputs(again.id)}
+    assert set(outputs) == {"copy.txt", "model.pkl"}
+    assert outputs["copy.txt"].source == "snapshot" and outputs["copy.txt"].hash
+    assert [m.path for m in ws.runs.run_models(again.id)] == ["model.pkl"]

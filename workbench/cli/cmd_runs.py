@@ -44,11 +44,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("runs", help="list runs with their params and metrics")
     p.add_argument("--filter", dest="filter_expr", metavar="EXPR",
                    help="e.g. 'lr>0.01 and status==succeeded and loss<0.3'")
-    p.add_argument("--sort", metavar="KEY", help="field, param or metric; --sort=-KEY for descending")
+    p.add_argument("--sort", metavar="KEY",
+                   help="field, param or metric (ascending); descending: KEY:desc, --sort=-KEY or --desc")
+    p.add_argument("--desc", action="store_true", help="sort descending (with --sort)")
     p.add_argument("--limit", type=int, metavar="N",
                    help=f"show at most N runs (default: all with --json, {TABLE_LIMIT} in the table; 0: all)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_runs)
+    _hint_descending_sort(p)
 
     p = subparsers.add_parser("show", help="show one run: command, status, params, metrics, files, env")
     p.add_argument("run", help="run id (a unique prefix), name, or latest[~N]")
@@ -198,10 +201,31 @@ def _compact(mapping: dict[str, Any], limit: int = 4) -> str:
     return " ".join(items)
 
 
+def _hint_descending_sort(parser: argparse.ArgumentParser) -> None:
+    """``--sort -loss`` reads as an unknown option to argparse: say what to write instead."""
+    original = parser.error
+
+    def error(message: str) -> None:
+        if "--sort" in message:
+            message += "; for descending order write --sort KEY:desc, --sort=-KEY or --sort KEY --desc"
+        original(message)
+
+    parser.error = error  # type: ignore[method-assign]
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
+    sort = args.sort
+    if args.desc:
+        from workbench.errors import UsageError
+
+        if not sort:
+            raise UsageError("--desc needs --sort KEY", "e.g. workbench runs --sort loss --desc")
+        from workbench.tracking.filters import sort_spec
+
+        sort = f"-{sort_spec(sort)[0]}"
     ws = open_workspace()
     limit = None if args.limit == 0 else args.limit
-    runs = ws.runs.list(filter_expr=args.filter_expr, sort=args.sort, limit=limit)
+    runs = ws.runs.list(filter_expr=args.filter_expr, sort=sort, limit=limit)
     if args.json:
         print_json([r.to_dict() for r in runs])
         return 0

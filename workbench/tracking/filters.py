@@ -222,10 +222,23 @@ def filter_runs(runs: list[RunInfo], text: str) -> list[RunInfo]:
     return [run for run in runs if matches(node, run)]
 
 
-def sort_runs(runs: list[RunInfo], key: str) -> list[RunInfo]:
-    """Sort by a field, param or metric; ``-key`` descending; missing values last."""
-    descending = key.startswith("-")
-    name = key.lstrip("-+")
+def sort_spec(key: str) -> tuple[str, bool]:
+    """``(name, descending)`` of a sort key: ``loss``, ``-loss`` or ``loss:desc`` (``:asc``)."""
+    text = key.strip()
+    descending = text.startswith("-")
+    text = text.lstrip("-+")
+    name, colon, order = text.rpartition(":")
+    if colon and order.lower() in ("desc", "asc", "descending", "ascending"):
+        descending = order.lower().startswith("desc")
+        text = name
+    return text, descending
+
+
+def sort_runs(runs: list[RunInfo], key: str, descending: bool = False) -> list[RunInfo]:
+    """Sort by a field, param or metric (see :func:`sort_spec`; ``descending`` reverses the
+    ascending forms too); missing values last."""
+    name, reverse = sort_spec(key)
+    descending = descending or reverse
 
     def sort_key(run: RunInfo) -> tuple[int, int, float, str]:
         value = lookup(run, name)

@@ -5,7 +5,9 @@ host's facts, params from the command's flags and the GPUs, launches the command
 feeds everything the job prints or emits into one :class:`~workbench.tracking.ingest.Ingester`
 (stdout lines are also scanned for metrics). When the job ends it snapshots the project again,
 records outputs and hashes, registers model files, and ends the row with the job's status and exit
-code. Ctrl+C (KeyboardInterrupt) or ``cancel_event`` cancels the job; the run is then ``cancelled``.
+code. A run in another folder (``rerun``'s scratch checkout) finds its outputs from a manifest of
+that folder taken before the launch instead of the project's snapshots. Ctrl+C (KeyboardInterrupt)
+or ``cancel_event`` cancels the job; the run is then ``cancelled``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from workbench.tracking.records import create_run, end_run
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
+    from workbench.executors.staging import Manifest
 
 LineCallback = Callable[[Channel, bytes], None]
 GPU_SAMPLE_SECONDS = 5.0
@@ -145,6 +148,13 @@ def execute(
     before = snapshot_before
     if before is None and in_project:
         before = snapshot_or_none(ws, "run-before", f"before run {run_id}")
+    # Elsewhere (a rerun's scratch checkout) the project's snapshots cannot see the folder: a
+    # manifest of it (size, mtime per file) tells afterwards what the job created or changed.
+    manifest: Manifest | None = None
+    if not in_project and executor == "local":
+        from workbench.executors.staging import Manifest
+
+        manifest = Manifest.of(run_root)
     spec.input_snapshot = before or ""
     run_dir.mkdir(parents=True, exist_ok=True)
     gpu_module = _gpu_module() if executor == "local" else None
@@ -190,6 +200,9 @@ def execute(
             ingester.note(f"could not copy outputs back: {exc.one_line()}")
         for path in collected:
             ingester.add_file("output", path, "executor")
+        if manifest is not None:
+            for path in _changed_files(ws, manifest, run_root):
+                ingester.add_file("output", path, "snapshot")
         ingester.flush()
         after = snapshot_or_none(ws, "run-after", f"after run {run_id}") if in_project else None
         finalize_files(ws, conn, run_id, root=run_root, before=before, after=after, models=ingester.models)
@@ -203,6 +216,17 @@ def execute(
         ingester.flush()
         conn.close()
     return run_id
+
+
+def _changed_files(ws: Workspace, manifest: Manifest, root: Path) -> list[str]:
+    """Files under ``root`` new or changed since ``manifest``, less what the project ignores."""
+    try:
+        ignored = ws.versions.ignore_matcher()
+    except (ImportError, AttributeError, NotImplementedError):
+        def ignored(path: str) -> bool:
+            return False
+    return [path for path in manifest.changed(root)
+            if not path.startswith(".workbench/") and not ignored(path)]
 
 
 def _follow(
