@@ -20,6 +20,7 @@ from kubernetes import client
 from workbench.deploy import cluster as cluster_mod
 from workbench.deploy import manifests
 from workbench.deploy.cluster import ClusterTarget
+from workbench.deploy.metrics import MetricsSampler
 from workbench.deploy.types import DeploySpec, ModelRef
 from workbench.errors import DeployError
 
@@ -323,3 +324,29 @@ def test_no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(DeployError, match="no credentials"):
         ClusterTarget.connect("kubernetes")
+
+
+async def test_predict_and_metrics_go_through_the_api_server_proxy(kmock: kmock.KubernetesEmulator) -> None:
+    """From outside the cluster: infer via the Service proxy, metrics from every ready pod's proxy."""
+    infer = f"/api/v1/namespaces/{NS}/services/iris:http/proxy/v2/models/iris/infer"
+    kmock[f"post {infer}"] << {"model_name": "iris", "outputs": [{"name": "predict", "data": [2]}]}
+    line = 'rest_server_requests_total{path="/v2/models/{model_name}/infer",status_code="%s"} %d\n'
+    kmock[f"get /api/v1/namespaces/{NS}/pods/iris-pod-0:8082/proxy/metrics"] << (line % ("200", 5)).encode()
+    kmock[f"get /api/v1/namespaces/{NS}/pods/iris-pod-1:8082/proxy/metrics"] << (line % ("500", 1)).encode()
+    t = target(kmock)
+    answer = await asyncio.to_thread(t.infer, "iris", {"inputs": []})
+    assert answer["outputs"][0]["data"] == [2]
+    dep = manifests.deployment(spec(), 1)
+    kmock.objects["apps/v1/deployments", NS, "iris"] = dep
+    labels = dep["spec"]["selector"]["matchLabels"]
+    for i, ready in enumerate(("True", "True", "False")):
+        kmock.objects["v1/pods", NS, f"iris-pod-{i}"] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"iris-pod-{i}", "namespace": NS, "labels": labels},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]},
+        }
+    texts = await asyncio.to_thread(t.metrics_texts, "iris")
+    assert len(texts) == 2  # the pod that is not ready is not scraped
+    snap = MetricsSampler().sample_texts("iris", texts)
+    assert (snap.requests_total, snap.errors_total, snap.replicas_scraped) == (6, 1, 2)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workbench.deploy import manifests, rollout
+from workbench.deploy import manifests, rollout, serving
 from workbench.deploy.types import DeploySpec, RolloutStatus
 from workbench.errors import DeployError
 
@@ -86,6 +86,13 @@ class ClusterTarget:
 
     # -- low level -----------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, **params: Any) -> Obj:
+        """One API call; the JSON answer (``{}`` when empty). Errors become one-line DeployErrors."""
+        raw = self.raw(method, path, body, **params)
+        data: Obj = json.loads(raw or b"{}")
+        return data
+
+    def raw(self, method: str, path: str, body: Any = None, **params: Any) -> bytes:
+        """One API call; the answer's bytes (for proxied non-JSON answers such as metrics)."""
         from kubernetes.client.exceptions import ApiException
 
         query = [(key, params[name]) for name, key in _QUERY.items() if params.get(name) is not None]
@@ -110,9 +117,7 @@ class ClusterTarget:
             raise self._error(exc, method, path) from None
         except OSError as exc:
             raise DeployError(f"cannot reach the cluster: {exc}", "check the API server address") from None
-        raw = response.data or b"{}"
-        data: Obj = json.loads(raw)
-        return data
+        return bytes(response.data or b"")
 
     def _error(self, exc: Any, method: str, path: str) -> DeployError:
         status = int(getattr(exc, "status", 0) or 0)
@@ -357,6 +362,40 @@ class ClusterTarget:
 
     def endpoints(self, name: str, endpoint: str) -> list[tuple[str, str]]:
         return [(endpoint or self.endpoint(name), "")]
+
+    # -- serving through the API server's proxy ------------------------------------------------
+    # Works from outside the cluster with the user's own credentials, whatever the Route / Ingress /
+    # TLS set-up (a test cluster's router certificate is often self-signed; a plain cluster may
+    # have no ingress at all). Needs the ``services/proxy`` and ``pods/proxy`` permissions.
+    def infer(self, name: str, payload: Obj) -> Obj:
+        """Send a V2 inference request to the deployment's Service (or KServe's predictor)."""
+        service = name
+        if "serving.kserve.io" in self.groups() and self.get(
+            "serving.kserve.io/v1beta1", "InferenceService", name
+        ):
+            service = f"{name}-predictor"
+        path = f"/api/v1/namespaces/{self.namespace}/services/{service}:http/proxy/v2/models/{name}/infer"
+        return self.request("post", path, body=payload)
+
+    def metrics_texts(self, name: str) -> list[str]:
+        """Every ready replica's Prometheus metrics, scraped through the pod proxy."""
+        dep = self.get("apps/v1", "Deployment", name)
+        if dep is None:
+            return []
+        selector = ",".join(f"{k}={v}" for k, v in sorted(dep["spec"]["selector"]["matchLabels"].items()))
+        pods = self.request("get", _path("v1", "Pod", self.namespace), label_selector=selector)
+        texts: list[str] = []
+        for pod in pods.get("items", []):
+            conditions = pod.get("status", {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                continue
+            pod_name = pod["metadata"]["name"]
+            path = f"/api/v1/namespaces/{self.namespace}/pods/{pod_name}:{serving.METRICS_PORT}"
+            try:
+                texts.append(self.raw("get", path + "/proxy/metrics").decode("utf-8", "replace"))
+            except DeployError:
+                continue
+        return texts
 
     def remove(self, name: str) -> None:
         """Delete every object of the deployment (the PVC too: its models are copies)."""

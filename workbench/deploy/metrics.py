@@ -127,12 +127,19 @@ class MetricsSampler:
         self._last.pop(name, None)
 
     def sample(self, name: str, urls: list[str]) -> MetricsSnapshot:
-        now = Sample(at=time.time())
+        texts: list[str] = []
         for url in urls:
             try:
-                accumulate(now, scrape(url))
+                texts.append(scrape(url))
             except OSError:
                 continue
+        return self.sample_texts(name, texts)
+
+    def sample_texts(self, name: str, texts: list[str]) -> MetricsSnapshot:
+        """Like :meth:`sample`, from scrapes already made (one text per replica)."""
+        now = Sample(at=time.time())
+        for text in texts:
+            accumulate(now, text)
         before = self._last.get(name)
         self._last[name] = now
         if before is None or now.requests < before.requests:  # first scrape, or a replica restarted

@@ -521,25 +521,33 @@ class DeployService:
         ]
 
     def _base_urls(self, name: str) -> Urls:
-        row = self._row(name)
-        if row["target"] == "local":
-            return [(r.url, r.metrics_url) for r in _replicas(row) if local.alive(r)]
+        """A local deployment's live replicas: ``(url, metrics_url)`` each."""
+        return [(r.url, r.metrics_url) for r in _replicas(self._row(name)) if local.alive(r)]
+
+    def _cluster(self, row: dict[str, Any]) -> Any:
         from workbench.deploy.cluster import ClusterTarget
 
-        spec = self._spec_of(name, int(row["revision"]))
-        urls: Urls = ClusterTarget.connect(row["target"], spec.namespace).endpoints(name, row["endpoint"])
-        return urls
+        spec = self._spec_of(row["name"], int(row["revision"]))
+        return ClusterTarget.connect(row["target"], spec.namespace)
 
     def predict(self, name: str, payload: dict[str, Any], *, timeout: float = 30.0) -> dict[str, Any]:
-        """Send one V2 inference request (round-robin over the ready replicas) and return the answer."""
-        urls = [u for u, _ in self._base_urls(name)]
-        if not urls:
-            raise DeployError(f"'{name}' has no running replica", f"'workbench scale {name} 1' starts one")
+        """Send one V2 inference request and return the answer.
+
+        Locally: round-robin over the ready replicas. On a cluster: through the API server's service
+        proxy with the user's credentials (the Service balances over the pods).
+        """
         if "inputs" not in payload:
             raise UsageError(
                 "the request has no 'inputs'",
                 'V2 format: {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [...]}]}',
             )
+        row = self._row(name)
+        if row["target"] != "local":
+            answer: dict[str, Any] = self._cluster(row).infer(name, payload)
+            return answer
+        urls = [u for u, _ in self._base_urls(name)]
+        if not urls:
+            raise DeployError(f"'{name}' has no running replica", f"'workbench scale {name} 1' starts one")
         cycle = self._round_robin.get(name)
         if cycle is None or name not in self._round_robin:
             cycle = self._round_robin[name] = itertools.cycle(urls)
@@ -563,7 +571,11 @@ class DeployService:
         return body
 
     def metrics(self, name: str) -> MetricsSnapshot:
-        """Request rate, error rate and latency scraped from every replica's Prometheus endpoint."""
+        """Request rate, error rate and latency scraped from every replica's Prometheus endpoint
+        (on a cluster: every ready pod's, through the API server's pod proxy)."""
+        row = self._row(name)
+        if row["target"] != "local":
+            return self._sampler.sample_texts(name, self._cluster(row).metrics_texts(name))
         return self._sampler.sample(name, [m for _, m in self._base_urls(name)])
 
 
