@@ -63,3 +63,4 @@ def test_git_facts_from_one_status_call(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("2", encoding="utf-8")
     facts = host_facts(tmp_path)
     assert facts["git"]["dirty"] is True and facts["cpu_count"] >= 1 and facts["hostname"]
+    assert facts["memory_total"] > 2**20

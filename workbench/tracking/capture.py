@@ -190,13 +190,27 @@ def _machine_facts() -> dict[str, Any]:
         "cpu_count": os.cpu_count() or 0,
         "runner_python": platform.python_version(),
     }
+    memory = _memory_total()
+    if memory is not None:
+        facts["memory_total"] = memory
+    return facts
+
+
+def _memory_total() -> int | None:
+    """Bytes of RAM: from /proc/meminfo where there is one (importing psutil costs ~8 ms)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import psutil
 
-        facts["memory_total"] = int(psutil.virtual_memory().total)
+        return int(psutil.virtual_memory().total)
     except Exception:
-        pass
-    return facts
+        return None
 
 
 def _cpu_model() -> str:
