@@ -79,6 +79,10 @@ def _show(info: Any, as_json: bool) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     ws = open_workspace()
     err = console(stderr=True)
+    if (args.target or ws.config.deploy.target or "local") == "local" and not ws.deployments.server_ready(
+        args.model
+    ):
+        _build_server(ws, args.model, err)
     with err.status(f"deploying {args.model} ..."):
         info = ws.deployments.deploy(
             args.model,
@@ -92,6 +96,30 @@ def _deploy(args: argparse.Namespace) -> int:
             timeout=args.timeout,
         )
     return _show(info, args.json)
+
+
+def _build_server(ws: Any, model: str, err: Any) -> None:
+    """First use of a framework version: build the local model server's venv, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    ref = ws.deployments.resolve_model(model)
+    what = f"{ref.framework} {ref.framework_version}" if ref.framework_version else ref.framework
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("packages"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,  # logs get the deploy's result or its one-line error only
+    ) as bar:
+        task = bar.add_task(f"building the model server for {what} (first use, about a minute)", total=None)
+        ws.deployments.prepare_server(
+            ref, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if err.is_terminal:
+        err.print(f"model server for {what} ready")
 
 
 def _age(seconds: float) -> str:

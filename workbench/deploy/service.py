@@ -55,6 +55,24 @@ class DeployService:
             ) from None
         return ModelRef.from_registry(found)
 
+    def server_ready(self, model: str | ModelRef) -> bool:
+        """Whether the local model server for this version's framework is built (no first-use wait)."""
+        ref = self.resolve_model(model)
+        return serving.serve_venv_ready(self._runtime(ref), ref.framework_version)
+
+    def prepare_server(self, model: str | ModelRef, *, progress: Progress | None = None) -> Path:
+        """Build (first use, about a minute) or find the local model server for this version.
+
+        ``progress(done, total)`` counts the packages pip installs. :meth:`deploy` does this itself;
+        callers that want to show the build separately (the CLI's progress bar) call it first.
+        """
+        ref = self.resolve_model(model)
+        return serving.ensure_serve_venv(self._runtime(ref), ref.framework_version, progress)
+
+    @staticmethod
+    def _runtime(ref: ModelRef) -> serving.Runtime:
+        return serving.runtime_for(ref.framework or serving.guess_framework(ref.filename))
+
     def _fetch(self, model: ModelRef) -> Callable[[Path], None]:
         def fetch(dest: Path) -> None:
             try:
@@ -189,7 +207,7 @@ class DeployService:
             raise UsageError("replicas and gpus cannot be negative")
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
-        runtime = serving.runtime_for(ref.framework or serving.guess_framework(ref.filename))
+        runtime = self._runtime(ref)
         spec = DeploySpec(
             name=name,
             target=target,
@@ -401,7 +419,7 @@ class DeployService:
             to = self._previous_revision(name, current)
         spec = self._spec_of(name, to)
         spec.replicas = int(row["replicas"])
-        runtime = serving.runtime_for(spec.model.framework or serving.guess_framework(spec.model.filename))
+        runtime = self._runtime(spec.model)
         return self._apply(spec, "rollback", runtime, timeout, progress)
 
     def _previous_revision(self, name: str, current: DeploySpec) -> int:

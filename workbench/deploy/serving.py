@@ -233,43 +233,183 @@ def venv_site_packages(venv: Path) -> Path:
     return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
-def ensure_serve_venv(
-    runtime: Runtime, framework_version: str | None, progress: Callable[[int, int], None] | None = None
-) -> Path:
-    """The venv that serves this runtime, built on first use (about a minute) and cached."""
+def serve_venv_path(runtime: Runtime, framework_version: str | None) -> Path:
+    """Where the venv for this runtime and framework version lives (built or not)."""
     override = os.environ.get("WORKBENCH_SERVE_VENV")
     if override:
         return Path(override)
-    reqs = requirements(runtime, framework_version)
-    venv = serve_root() / venv_key(reqs)
-    marker = venv / ".workbench-ready"
-    if marker.exists():
+    return serve_root() / venv_key(requirements(runtime, framework_version))
+
+
+def serve_venv_ready(runtime: Runtime, framework_version: str | None) -> bool:
+    """Whether :func:`ensure_serve_venv` would return at once (no build needed)."""
+    if os.environ.get("WORKBENCH_SERVE_VENV"):
+        return True
+    return (serve_venv_path(runtime, framework_version) / READY_MARKER).exists()
+
+
+READY_MARKER = ".workbench-ready"
+_COUNT_FILE = "last-package-count"
+_NETWORK_SIGNS = (
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "ConnectTimeoutError",
+    "Read timed out",
+    "ProxyError",
+    "SSLError",
+    "Network is unreachable",
+    "Connection refused",
+    "Could not fetch URL",
+)
+
+
+def ensure_serve_venv(
+    runtime: Runtime, framework_version: str | None, progress: Callable[[int, int], None] | None = None
+) -> Path:
+    """The venv that serves this runtime, built on first use (about a minute) and cached.
+
+    ``progress(done, total)`` counts packages: 1 for the venv, one per package pip collects, 1 for
+    the install; ``total`` is an estimate (the previous build's count) until pip lists what it
+    installs, then exact.
+    """
+    venv = serve_venv_path(runtime, framework_version)
+    if os.environ.get("WORKBENCH_SERVE_VENV") or (venv / READY_MARKER).exists():
         return venv
-    if progress:
-        progress(0, 2)
+    reqs = requirements(runtime, framework_version)
     venv.parent.mkdir(parents=True, exist_ok=True)
+    counter = PipProgress(_remembered_count(venv.parent), progress)
     tmp = venv.with_name(venv.name + f".tmp{os.getpid()}")
     try:
+        counter.report()
         _run([sys.executable, "-m", "venv", str(tmp)], "create the serving venv")
-        _run(
-            [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", *reqs],
-            f"install {' '.join(reqs)}",
-        )
-        if progress:
-            progress(1, 2)
+        counter.venv_created()
+        _pip_install(tmp, reqs, counter)
         # Built under a temp name and moved into place: the console scripts' shebangs keep the temp
         # path, but we only ever run ``bin/python -m mlserver``, which finds site-packages itself.
         if venv.exists():  # another process won the race
             _remove_tree(tmp)
         else:
             tmp.rename(venv)
-        marker.write_text("\n".join(reqs) + "\n", encoding="utf-8")
+        (venv / READY_MARKER).write_text("\n".join(reqs) + "\n", encoding="utf-8")
+        if counter.collected:
+            (venv.parent / _COUNT_FILE).write_text(str(counter.collected), encoding="utf-8")
     finally:
         if tmp.exists():
             _remove_tree(tmp)
-    if progress:
-        progress(2, 2)
+    counter.finished()
     return venv
+
+
+class PipProgress:
+    """Turns pip's output lines into ``progress(done, total)`` calls (see :func:`ensure_serve_venv`)."""
+
+    def __init__(self, estimate: int, progress: Callable[[int, int], None] | None) -> None:
+        self.progress = progress
+        self.collected = 0
+        self.total = estimate + 2
+        self.done = 0
+
+    def report(self) -> None:
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def venv_created(self) -> None:
+        self.done = 1
+        self.report()
+
+    def feed(self, line: str) -> None:
+        if line.startswith("Collecting "):
+            self.collected += 1
+            self.done = 1 + self.collected
+            self.total = max(self.total, self.done + 1)
+            self.report()
+        elif line.startswith("Installing collected packages:"):
+            names = [n for n in line.split(":", 1)[1].split(",") if n.strip()]
+            self.collected = max(self.collected, len(names))
+            self.done = 1 + self.collected
+            self.total = self.done + 1
+            self.report()
+
+    def finished(self) -> None:
+        self.done = self.total
+        self.report()
+
+
+def _remembered_count(root: Path) -> int:
+    try:
+        return max(1, int((root / _COUNT_FILE).read_text(encoding="utf-8").strip()))
+    except (OSError, ValueError):
+        return 80  # mlserver + mlserver-sklearn on Python 3.11: about 80 packages
+
+
+def _pip_install(venv: Path, reqs: list[str], counter: PipProgress) -> None:
+    """``pip install`` into ``venv``, streaming its output into ``counter``; one-line errors."""
+    argv = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        *reqs,
+    ]
+    tail: list[str] = []
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip()
+            if not line.strip():
+                continue
+            tail = [*tail, line][-60:]
+            counter.feed(line)
+        status = proc.wait()
+    if status != 0:
+        raise pip_error(tail, reqs, status)
+
+
+def pip_error(lines: list[str], reqs: list[str], status: int) -> DeployError:
+    """One line that says why pip failed: unreachable index, no such version, or its last error."""
+    indexes = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Looking in indexes:")]
+    index = indexes[-1] if indexes else "the package index"
+    hint = (
+        "check the network or proxy (pip honours PIP_INDEX_URL, HTTPS_PROXY and pip.conf), "
+        "or set WORKBENCH_SERVE_VENV to a venv that has " + " ".join(reqs[:2])
+    )
+    network = [ln for ln in lines if any(sign in ln for sign in _NETWORK_SIGNS)]
+    if network:
+        cause = _short_cause(network[-1])
+        return DeployError(f"cannot install the model server: pip could not reach {index} ({cause})", hint)
+    missing = [ln for ln in lines if "(from versions: none)" in ln]
+    if missing:  # pip says nothing more when the index did not answer and it was told not to retry
+        wanted = missing[-1].split("requirement", 1)[-1].split("(from", 1)[0].strip()
+        return DeployError(
+            f"cannot install the model server: {index} offered no version of {wanted} "
+            "(unreachable, or it does not have that package)",
+            hint,
+        )
+    errors = [ln.strip() for ln in lines if ln.lstrip().startswith("ERROR:")]
+    last = errors[-1] if errors else (lines[-1].strip() if lines else f"exit status {status}")
+    return DeployError(
+        f"cannot install the model server ({' '.join(reqs)}): {last[:300]}",
+        "check that these versions exist for this Python, or set WORKBENCH_SERVE_VENV",
+    )
+
+
+def _short_cause(line: str) -> str:
+    """``... NewConnectionError(...: Failed to establish a new connection: [Errno 111] Connection
+    refused')`` -> ``[Errno 111] Connection refused``."""
+    for marker in ("Failed to establish a new connection: ", "Temporary failure", "[Errno", "Read timed out"):
+        at = line.find(marker)
+        if at >= 0:
+            text = line[at + (len(marker) if marker.endswith(": ") else 0) :]
+            return text.split("'))")[0].split("')")[0].rstrip("'\")").strip()[:160]
+    return line.strip()[:160]
 
 
 def _remove_tree(path: Path) -> None:
