@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help="generate a demo project with real runs and open it",
                                  description="Generate a demo project (scikit-learn digits, a small "
                                  "sweep, snapshots) and open the workbench on it. All local.")
-    demo.add_argument("dest", nargs="?", metavar="DIR", help="where to create it (default: a new temp folder)")
+    demo.add_argument("dest", nargs="?", metavar="DIR", help="where to create it (default: a temp folder)")
     demo.add_argument("--no-open", action="store_true", help="only generate the project")
     demo.add_argument("--deterministic", action="store_true", help="fixed times and ids (for screenshots)")
     demo.add_argument("--screen", choices=SCREEN_CHOICES, default="runs", help="screen to start on")

@@ -10,7 +10,8 @@ worker error into a notification. The watcher runs inside the app while it is op
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -66,8 +67,12 @@ class WorkbenchApp(App[None]):
     watcher_state: reactive[str] = reactive("off")
 
     def __init__(self, ws: Workspace, *, start: str = "overview", watch: bool = True,
-                 poll_seconds: float = 2.0) -> None:
+                 poll_seconds: float = 2.0, clock: Callable[[], float] = time.time,
+                 gpu_probe: bool = True) -> None:
         super().__init__()
+        self.clock = clock
+        """What 'now' is for ages shown on screen (tests and screenshots fix it)."""
+        self.gpu_probe = gpu_probe
         self.ws = ws
         self.data = UiData(ws)
         self.start_mode = start

@@ -78,6 +78,8 @@ class RunRow:
     tags: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     gpus: list[Any] = field(default_factory=list)
+    raw: Any = field(default=None, repr=False, compare=False)
+    """The service's own run object (filters are evaluated on it)."""
 
     @property
     def short_id(self) -> str:
@@ -208,6 +210,7 @@ def run_row(obj: Any) -> RunRow:
         tags=dict(pick(obj, "tags", default={}) or {}),
         environment=dict(pick(obj, "environment", "env", default={}) or {}),
         gpus=list(pick(obj, "gpus", default=[]) or []),
+        raw=obj,
     )
 
 
@@ -307,6 +310,18 @@ class UiData:
         rows = self._method("runs", "list")(filter_expr=filter_expr or None, limit=limit)
         return [run_row(r) for r in rows]
 
+    def filter_rows(self, rows: list[RunRow], filter_expr: str) -> list[RunRow]:
+        """Apply a ``--filter`` expression to rows already loaded (the tracking package's own
+        parser and matcher, so the TUI and the CLI agree), without another query."""
+        if not filter_expr.strip():
+            return rows
+        try:
+            from workbench.tracking import filters
+        except ImportError:
+            raise NotAvailable("run filters are not available in this build") from None
+        node = filters.parse(filter_expr)
+        return [r for r in rows if r.raw is not None and filters.matches(node, r.raw)]
+
     def run(self, ref: str) -> RunRow:
         row = run_row(self._method("runs", "get")(ref))
         if not row.params:
@@ -329,16 +344,34 @@ class UiData:
         return Series(key, [float(s) for s in steps], values, [float(t) for t in times])
 
     def log_lines(self, run_id: str, *, follow: bool, since: int = 0,
-                  stop: threading.Event | None = None) -> Iterator[str]:
-        lines = self._method("runs", "log_lines")(run_id, follow=follow, since=since)
-        for line in lines:
-            if stop is not None and stop.is_set():
-                close = getattr(lines, "close", None)
-                if close:
-                    close()
+                  stop: threading.Event | None = None, poll: float = 0.25) -> Iterator[str]:
+        """Stored output lines; with ``follow``, keep polling until the run ends or ``stop`` is set.
+
+        Following is done here (one non-blocking read per poll) so that ``stop`` always ends it
+        within one poll interval, even while the run prints nothing.
+        """
+        read = self._method("runs", "log_lines")
+        seq = since
+        while True:
+            got = False
+            for line in read(run_id, follow=False, since=seq):
+                got = True
+                seq = int(pick(line, "seq", default=seq + 1))
+                text = pick(line, "text", "line", default=line)
+                yield text if isinstance(text, str) else str(text)
+                if stop is not None and stop.is_set():
+                    return
+            if not follow or (stop is not None and stop.is_set()):
                 return
-            text = pick(line, "text", "line", default=line)
-            yield text if isinstance(text, str) else str(text)
+            if not got:
+                if self.run(run_id).status != "running":
+                    follow = False  # one last read catches lines written just before the end
+                    continue
+                if stop is not None:
+                    if stop.wait(poll):
+                        return
+                else:
+                    time.sleep(poll)
 
     def provenance(self, run_id: str) -> Provenance:
         """Inputs (with the run that wrote each, through lineage), outputs and model versions."""

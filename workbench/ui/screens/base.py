@@ -2,8 +2,8 @@
 
 A screen asks for data with :meth:`WorkbenchScreen.query_data`: the callable runs in a thread
 worker and its result arrives as a :class:`~workbench.ui.messages.Loaded` message whose topic the
-screen's ``on_loaded_<topic>`` method handles. Errors in workers are not handled here: the app's
-one handler turns them into a notification.
+screen's ``on_loaded_<topic>`` method handles. A worker's failure goes to the app's one error
+handler, which turns it into a notification.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
 
 from workbench.ui.messages import DataChanged, Loaded
 
@@ -80,6 +81,11 @@ class WorkbenchScreen(Screen[None]):
 
         self.run_worker(job, thread=True, group=group or topic, exclusive=exclusive,
                         exit_on_error=False, name=f"{type(self).__name__}:{topic}")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Worker messages do not bubble: hand failures to the app's one error handler."""
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.wb.show_error(event.worker.error)
 
     def on_loaded(self, message: Loaded) -> None:
         handler = getattr(self, f"on_loaded_{message.topic}", None)

@@ -81,7 +81,7 @@ class HistoryScreen(WorkbenchScreen):
         keep = self.selected.id if self.selected else None
         table.clear()
         for snap in rows:
-            table.add_row(snap.id[:8], age(snap.created), snap.kind, str(snap.files),
+            table.add_row(snap.id[:8], age(snap.created, self.wb.clock()), snap.kind, str(snap.files),
                           snap.message[:40], key=snap.id)
         title = f"Snapshots ({len(rows)}{'' if self.include_auto else ', auto hidden'})"
         self.query_one("#snapshots-title", Static).update(title)

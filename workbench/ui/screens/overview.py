@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -33,10 +35,10 @@ class OverviewData:
     notes: list[str]
 
 
-def age(stamp: float | None) -> str:
+def age(stamp: float | None, now: float | None = None) -> str:
     if stamp is None:
         return ""
-    seconds = max(0, int(time.time() - stamp))
+    seconds = max(0, int((time.time() if now is None else now) - stamp))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
@@ -98,14 +100,17 @@ class OverviewScreen(WorkbenchScreen):
         snapshots = attempt(lambda: data.snapshots(limit=12), [])
         pending = attempt(lambda: len(data.working_changes()), None)
         deployments = attempt(data.deployments, [])
-        gpus, reason = data.gpus()
+        gpus, reason = data.gpus() if self.wb.gpu_probe else ([], "GPU probe off")
         return OverviewData(runs[:30], snapshots, pending, deployments, gpus, reason, notes)
 
     def _show_project_line(self, _: object = None) -> None:
         state = self.wb.watcher_state
         pending = getattr(self, "_pending", None)
         last = self.wb.last_snapshot
-        parts = [f"[b]{self.data.root}[/b]", f"watcher: [b]{state}[/b]"]
+        home = str(Path.home())
+        root = self.data.root
+        root = "~" + root[len(home):] if root.startswith(home + "/") else root
+        parts = [f"[b]{escape(root)}[/b]", f"watcher: [b]{escape(state)}[/b]"]
         if last:
             parts.append(f"last auto snapshot {last[:8]}")
         if pending is not None:
@@ -130,8 +135,9 @@ class OverviewScreen(WorkbenchScreen):
             runs.move_cursor(row=min(keep, len(value.runs) - 1))
         snaps = self.query_one("#recent-snapshots", DataTable)
         snaps.clear()
+        now = self.wb.clock()
         for snap in value.snapshots:
-            snaps.add_row(snap.id[:8], snap.kind, age(snap.created), snap.message[:30], key=snap.id)
+            snaps.add_row(snap.id[:8], snap.kind, age(snap.created, now), snap.message[:30], key=snap.id)
         deps = self.query_one("#recent-deployments", DataTable)
         deps.clear()
         for dep in value.deployments:

@@ -39,10 +39,13 @@ class RunsScreen(WorkbenchScreen):
         self.hidden: frozenset[str] = frozenset()
         self.only_differing = False
         self.rows: list[RunRow] = []
+        self.all_rows: list[RunRow] | None = None
         self.loaded = False
         self.last_query_ms = 0.0
         self.last_view_ms = 0.0
         self._fingerprint: tuple[object, ...] = ()
+        self.generation = 0
+        """How many times the table has been refilled (benchmarks and tests wait on it)."""
 
     def compose(self) -> ComposeResult:
         yield self.compose_title()
@@ -58,19 +61,23 @@ class RunsScreen(WorkbenchScreen):
         super().on_mount()
 
     # -- loading ------------------------------------------------------------------------------------
-    def reload(self, quiet: bool = False) -> None:
+    def reload(self, quiet: bool | None = False) -> None:
+        """Load every run (``quiet``: a background poll) or, with ``quiet=None``, re-filter the
+        runs already loaded without a query."""
         if quiet and self.loaded and not any(r.status == "running" for r in self.rows) \
                 and self._tick_count() % 3:
             return  # nothing live: poll for new runs every third tick only
         expr, sort, reverse, hidden, diff = (self.filter_expr, self.sort, self.reverse, self.hidden,
                                              self.only_differing)
+        cached = self.all_rows if quiet is None else None
 
-        def fetch() -> tuple[list[RunRow], TableView, float, float, bool]:
+        def fetch() -> tuple[list[RunRow], list[RunRow], TableView, float, float, bool]:
             t0 = time.perf_counter()
-            rows = self.data.runs(expr or None)
+            everything = cached if cached is not None else self.data.runs()
+            rows = self.data.filter_rows(everything, expr)
             t1 = time.perf_counter()
             view = build_view(rows, sort=sort, reverse=reverse, hidden=hidden, only_differing=diff)
-            return rows, view, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000, quiet
+            return everything, rows, view, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000, bool(quiet)
 
         self.query_data("runs", fetch)
 
@@ -78,8 +85,9 @@ class RunsScreen(WorkbenchScreen):
         self._ticks = getattr(self, "_ticks", 0) + 1
         return self._ticks
 
-    def on_loaded_runs(self, value: tuple[list[RunRow], TableView, float, float, bool]) -> None:
-        rows, view, query_ms, view_ms, quiet = value
+    def on_loaded_runs(self, value: tuple[list[RunRow], list[RunRow], TableView, float, float, bool]) -> None:
+        everything, rows, view, query_ms, view_ms, quiet = value
+        self.all_rows = everything
         fingerprint = tuple((r.id, r.status, r.ended, len(r.metrics), tuple(r.metrics.values()))
                             for r in rows)
         if quiet and fingerprint == self._fingerprint:
@@ -88,6 +96,7 @@ class RunsScreen(WorkbenchScreen):
         self.rows, self.loaded = rows, True
         self.last_query_ms, self.last_view_ms = query_ms, view_ms
         self.query_one(RunsTable).show(view)
+        self.generation += 1
         self._status()
 
     def _rebuild(self) -> None:
@@ -102,6 +111,7 @@ class RunsScreen(WorkbenchScreen):
 
     def on_loaded_view(self, view: TableView) -> None:
         self.query_one(RunsTable).show(view)
+        self.generation += 1
         self._status()
 
     def _status(self) -> None:
@@ -133,7 +143,7 @@ class RunsScreen(WorkbenchScreen):
         self.filter_expr = event.value.strip()
         event.input.display = bool(self.filter_expr)
         self.query_one(RunsTable).focus()
-        self.reload()
+        self.reload(quiet=None if self.all_rows is not None else False)
 
     def action_back(self) -> None:
         box = self.query_one("#runs-filter", Input)

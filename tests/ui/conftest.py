@@ -1,0 +1,70 @@
+"""Fixtures for the TUI tests: the deterministic demo project (real runs), copied per test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.worker import WorkerCancelled
+
+from workbench.core.workspace import Workspace
+
+pytest.importorskip("sklearn", reason="the demo project trains scikit-learn models")
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated once per session (about 15 s): real runs through ws.runs.execute, fixed ids and times."""
+    from workbench.ui.demo import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("template") / "digits-demo", deterministic=True)
+
+
+@pytest.fixture
+def demo_root(demo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    root = home / "digits-demo"
+    shutil.copytree(demo_template, root, symlinks=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.chdir(root)
+    yield root
+    os.environ.pop("TZ", None)
+    time.tzset()
+
+
+@pytest.fixture
+def demo_ws(demo_root: Path) -> Iterator[Workspace]:
+    ws = Workspace.open(demo_root)
+    yield ws
+    ws.close()
+
+
+def demo_now() -> float:
+    from workbench.ui.demo import time_of_demo
+
+    return time_of_demo()
+
+
+def make_app(ws: Workspace, **kwargs: object):  # type: ignore[no-untyped-def]
+    from workbench.ui.app import WorkbenchApp
+
+    options: dict[str, object] = {"watch": False, "clock": demo_now, "gpu_probe": False}
+    options.update(kwargs)
+    return WorkbenchApp(ws, **options)  # type: ignore[arg-type]
+
+
+async def settle(pilot, seconds: float = 0.3) -> None:  # type: ignore[no-untyped-def]
+    """Let workers finish and messages land."""
+    for _ in range(3):
+        finite = [w for w in pilot.app.workers if w.name not in ("log-tail", "watcher", "launch")]
+        with contextlib.suppress(WorkerCancelled):  # a newer query replaced an older one
+            await pilot.app.workers.wait_for_complete(finite)
+        await pilot.pause(seconds / 3)

@@ -1,0 +1,207 @@
+"""Pilot tests: every screen's main actions on the real demo project (real runs, real snapshots)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.ui.conftest import make_app, settle
+from workbench.core.workspace import Workspace
+from workbench.ui.screens.compare import CompareScreen
+from workbench.ui.screens.dialogs import ConfirmDialog
+from workbench.ui.screens.help import HelpScreen
+from workbench.ui.screens.run_detail import RunDetailScreen
+from workbench.ui.widgets.log_tail import LogTail
+from workbench.ui.widgets.metric_chart import MetricChart
+from workbench.ui.widgets.runs_table import RunsTable
+
+SIZE = (100, 30)
+
+
+async def test_number_keys_reach_every_screen_and_help_lists_bindings(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for key, name in (("2", "HistoryScreen"), ("3", "RunsScreen"), ("4", "ModelsScreen"),
+                          ("5", "DeploymentsScreen"), ("6", "PipelinesScreen"), ("1", "OverviewScreen")):
+            await pilot.press(key)
+            await settle(pilot, 0.1)
+            assert type(app.screen).__name__ == name
+        await pilot.press("3")
+        await settle(pilot, 0.1)
+        await pilot.press("question_mark")
+        await settle(pilot, 0.1)
+        assert isinstance(app.screen, HelpScreen)
+        descriptions = {row[2] for row in app.screen._rows}
+        assert {"Filter", "Compare", "Mark", "Sort", "Back/Quit", "Help"} <= descriptions
+        await pilot.press("escape")
+        await pilot.press("q")
+        await settle(pilot, 0.1)
+    assert app.return_code == 0
+
+
+async def test_runs_filter_and_sort(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunsTable)
+        assert len(table.view.rows) == 8
+        await pilot.press("slash", *"epochs>=30", "enter")
+        await settle(pilot)
+        assert [r.name for r in table.view.rows] == ["sgd-a1e-3-long"]
+        await pilot.press("slash", *["backspace"] * 20, "enter")
+        await settle(pilot)
+        assert len(table.view.rows) == 8
+        await pilot.press("l")  # cursor to the "name" column
+        assert table.current_column is not None and table.current_column.key == "name"
+        await pilot.press("s")
+        await settle(pilot)
+        names = [r.name for r in table.view.rows]
+        assert names == sorted(names)
+        await pilot.press("s")
+        await settle(pilot)
+        assert [r.name for r in table.view.rows] == sorted(names, reverse=True)
+
+
+async def test_bad_filter_is_a_notification_not_a_crash(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"alpha >>> (", "enter")
+        await settle(pilot)
+        assert any(n.severity == "error" for n in app._notifications)
+        assert type(app.screen).__name__ == "RunsScreen"
+
+
+async def test_mark_two_runs_and_compare(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"name~sgd", "enter")
+        await settle(pilot)
+        table = app.screen.query_one(RunsTable)
+        assert len(table.view.rows) == 4
+        await pilot.press("space", "space")
+        assert len(table.marked) == 2
+        await pilot.press("c")
+        await settle(pilot, 0.5)
+        assert isinstance(app.screen, CompareScreen)
+        chart = app.screen.query_one(MetricChart)
+        assert len(chart.curves) == 2
+        assert all(len(c.series.values) >= 15 for c in chart.curves)
+        await pilot.press("q")
+        await settle(pilot, 0.1)
+        assert type(app.screen).__name__ == "RunsScreen"
+
+
+async def test_drill_into_a_run_shows_metrics_log_and_provenance(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"name==sgd-a1e-3", "enter")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot, 0.5)
+        screen = app.screen
+        assert isinstance(screen, RunDetailScreen)
+        assert screen.run is not None and screen.run.name == "sgd-a1e-3"
+        assert "val_acc" in screen.keys
+        assert screen.series is not None and len(screen.series.values) == 15
+        assert any("epoch=15" in line for line in screen.query_one(LogTail).lines)
+        assert screen.provenance is not None
+        inputs = {p: producer for p, _, producer in screen.provenance.inputs}
+        assert inputs["data/digits.csv"] == "demo00000001"  # written by the prepare run
+        assert any(m.startswith("digits:") for m in screen.provenance.models)
+
+
+async def test_restore_one_file_from_history(demo_ws: Workspace, demo_root: Path) -> None:
+    train = demo_root / "train.py"
+    original = train.read_text()
+    train.write_text("# broken\n")
+    app = make_app(demo_ws, start="history")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert screen.selected is not None and screen.selected.message == "longer default training"
+        assert {c.path for c in screen.changes} >= {"train.py", "NOTES.md"}
+        screen._show_file("train.py")
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await settle(pilot, 0.5)
+    assert train.read_text() == original
+
+
+async def test_theme_switch_is_remembered(demo_ws: Workspace, demo_root: Path) -> None:
+    app = make_app(demo_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.theme == "workbench-dark"
+        assert {"workbench-dark", "workbench-light", "textual-dark", "nord"} <= set(app.available_themes)
+        app.theme = "workbench-light"
+        await settle(pilot)
+    assert 'theme = "workbench-light"' in (demo_root / ".workbench" / "config.toml").read_text()
+    again = Workspace.open(demo_root)
+    app2 = make_app(again)
+    async with app2.run_test(size=SIZE) as pilot:
+        assert app2.theme == "workbench-light"
+    again.close()
+
+
+async def test_palette_lists_screens_actions_and_themes(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Go to History (2)" in titles
+        assert "Theme: workbench-light" in titles
+        assert any(t.startswith("Filter") for t in titles)
+        assert any(t.startswith("Compare") for t in titles)
+
+
+SLOW_SCRIPT = """
+import time, pathlib
+print("step=1 loss=0.9", flush=True)
+while not pathlib.Path("go").exists():
+    time.sleep(0.05)
+print("step=2 loss=0.5", flush=True)
+while not pathlib.Path("stop").exists():
+    time.sleep(0.05)
+"""
+
+
+async def test_live_update_when_a_running_run_logs_a_metric(demo_ws: Workspace, demo_root: Path) -> None:
+    (demo_root / "slow.py").write_text(SLOW_SCRIPT)
+    runner = threading.Thread(target=lambda: Workspace.open(demo_root).runs.execute(
+        [sys.executable, "slow.py"], name="live"), daemon=True)
+    runner.start()
+    deadline = time.time() + 60
+    run_id = None
+    while time.time() < deadline and run_id is None:
+        running = [r for r in demo_ws.runs.list() if r.name == "live" and "loss" in r.metrics]
+        run_id = running[0].id if running else None
+        time.sleep(0.1)
+    assert run_id, "the run never logged its first metric"
+    try:
+        app = make_app(demo_ws)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(run_id)
+            await settle(pilot, 0.5)
+            screen = app.screen
+            assert isinstance(screen, RunDetailScreen)
+            assert screen.series is not None and screen.series.values == [0.9]
+            (demo_root / "go").write_text("")
+            for _ in range(100):
+                await pilot.pause(0.1)
+                if screen.series is not None and len(screen.series.values) == 2:
+                    break
+            assert screen.series is not None and screen.series.values == [0.9, 0.5]
+            assert screen.query_one(MetricChart).curves[0].series.values == [0.9, 0.5]
+    finally:
+        (demo_root / "go").write_text("")
+        (demo_root / "stop").write_text("")
+        runner.join(30)
