@@ -258,3 +258,14 @@ def test_only_folders_a_snapshot_looks_at_are_watched(ws: Workspace, project_dir
     assert watch_count() - before == 10
     (project_dir / "data" / "raw" / "2025" / "r.csv").write_text("1\n")
     events.next("snapshot", where=lambda e: "data/raw/2025/r.csv" in _files(ws, e.snapshot_id or ""))
+
+
+def test_a_file_with_a_future_mtime_is_versioned(ws: Workspace, project_dir: Path, watch) -> None:  # type: ignore[no-untyped-def]
+    watcher, events = watch()
+    _settle(watcher, events)
+    path = project_dir / "from-archive.txt"
+    path.write_text("unpacked\n")
+    future = time.time() + 3600
+    os.utime(path, (future, future))
+    snap = events.next("snapshot", where=lambda e: "from-archive.txt" in _files(ws, e.snapshot_id or ""))
+    assert ws.versions.read_file(snap.snapshot_id or "", "from-archive.txt") == b"unpacked\n"

@@ -57,6 +57,7 @@ logging.getLogger("watchdog").addHandler(logging.NullHandler())
 # watchdog warns (RuntimeWarning) when a folder is re-watched after a quick create/move; harmless.
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 _MAX_BACKOFF_SECONDS = 30.0
+_CLOCK_SLACK_SECONDS = 0.05  # file times come from the kernel's coarse clock, a few ms behind time.time()
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,8 @@ class Watcher:
                 mtime = (root / path).lstat().st_mtime
             except OSError:
                 continue
-            if now - mtime < self.quiet:
+            # A future mtime (an archive's, clock skew) is not "being written": it would be held forever.
+            if -_CLOCK_SLACK_SECONDS < now - mtime < self.quiet:
                 recent.add(path)
         if recent:
             batch.paths -= recent
