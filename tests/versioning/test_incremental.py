@@ -153,3 +153,15 @@ def test_full_auto_snapshot_records_what_changed(ws: Workspace) -> None:
     assert ws.versions.get(second.id).changed_paths == ["a.txt", "b/c.txt"]
     _write(root, "d.txt", "3")
     assert ws.versions.snapshot("manual one").changed_paths == []
+
+
+def test_a_damaged_head_tree_falls_back_to_a_full_rescan(ws: Workspace) -> None:
+    root = ws.root
+    _write(root, "a/x.txt", "x1")
+    _write(root, "b/y.txt", "y1")
+    head = ws.versions.snapshot("base")
+    ws.versions.store.path_of(head.root_tree).unlink()  # the root tree object is gone
+    _write(root, "a/x.txt", "x2")
+    _write(root, "b/y.txt", "y2")  # not hinted, but the full rescan sees it
+    snap = ws.versions.snapshot(kind="auto", changed_paths=["a/x.txt"])
+    assert _content(ws, snap.id) == {"a/x.txt": b"x2", "b/y.txt": b"y2"}

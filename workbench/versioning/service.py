@@ -97,10 +97,15 @@ class VersioningService:
         head = self.head() if hinted is not None or held else None
         tree = None
         if hinted is not None and head is not None:
+            from workbench.errors import CorruptObjectError, MissingObjectError
             from workbench.versioning.incremental import incremental_scan
 
-            tree = incremental_scan(str(self.root), rules, index, store, reader, head.root_tree, head.files,
-                                    hinted, threshold=threshold, force=hinted, hold=held, progress=progress)
+            try:
+                tree = incremental_scan(str(self.root), rules, index, store, reader, head.root_tree,
+                                        head.files, hinted, threshold=threshold, force=hinted, hold=held,
+                                        progress=progress)
+            except (MissingObjectError, CorruptObjectError):
+                tree = None  # HEAD's trees cannot be read: a full rescan does not need them
         if tree is None:
             tree = scan(str(self.root), rules, index, store, threshold=threshold,
                         force=hinted or frozenset(), progress=progress, hold=held)
