@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -176,23 +176,25 @@ while not pathlib.Path("stop").exists():
 
 async def test_live_update_when_a_running_run_logs_a_metric(demo_ws: Workspace, demo_root: Path) -> None:
     (demo_root / "slow.py").write_text(SLOW_SCRIPT)
-    runner = threading.Thread(target=lambda: Workspace.open(demo_root).runs.execute(
-        [sys.executable, "slow.py"], name="live"), daemon=True)
-    runner.start()
-    deadline = time.time() + 60
-    run_id = None
-    while time.time() < deadline and run_id is None:
-        running = [r for r in demo_ws.runs.list() if r.name == "live" and "loss" in r.metrics]
-        run_id = running[0].id if running else None
-        time.sleep(0.1)
-    assert run_id, "the run never logged its first metric"
+    job = subprocess.Popen([sys.executable, "-m", "workbench", "run", "-n", "live", "--", sys.executable,
+                            "slow.py"], cwd=demo_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        deadline = time.time() + 60
+        run_id = None
+        while time.time() < deadline and run_id is None:
+            running = [r for r in demo_ws.runs.list() if r.name == "live" and "loss" in r.metrics]
+            run_id = running[0].id if running else None
+            time.sleep(0.1)
+        assert run_id, "the run never logged its first metric"
         app = make_app(demo_ws)
         async with app.run_test(size=SIZE) as pilot:
             app.open_run(run_id)
-            await settle(pilot, 0.5)
             screen = app.screen
             assert isinstance(screen, RunDetailScreen)
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if screen.series is not None:
+                    break
             assert screen.series is not None and screen.series.values == [0.9]
             (demo_root / "go").write_text("")
             for _ in range(100):
@@ -201,7 +203,13 @@ async def test_live_update_when_a_running_run_logs_a_metric(demo_ws: Workspace, 
                     break
             assert screen.series is not None and screen.series.values == [0.9, 0.5]
             assert screen.query_one(MetricChart).curves[0].series.values == [0.9, 0.5]
+            (demo_root / "stop").write_text("")
+            for _ in range(100):  # the run ends: the screen notices and the log stops following
+                await pilot.pause(0.1)
+                if screen.run is not None and screen.run.status == "succeeded":
+                    break
+            assert screen.run is not None and screen.run.status == "succeeded"
     finally:
         (demo_root / "go").write_text("")
         (demo_root / "stop").write_text("")
-        runner.join(30)
+        job.wait(30)

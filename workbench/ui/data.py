@@ -83,7 +83,7 @@ class RunRow:
 
     @property
     def short_id(self) -> str:
-        return self.id[:8]
+        return self.id if len(self.id) <= 12 else self.id[:10]
 
     @property
     def duration(self) -> float | None:

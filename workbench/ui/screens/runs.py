@@ -127,7 +127,6 @@ class RunsScreen(WorkbenchScreen):
             parts.append("differing params only")
         if self.hidden:
             parts.append(f"{len(self.hidden)} hidden (X shows)")
-        parts.append(f"{self.last_query_ms:.0f} ms")
         self.query_one("#runs-status", Static).update("  ·  ".join(parts))
 
     # -- actions --------------------------------------------------------------------------------------
