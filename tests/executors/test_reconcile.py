@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -72,4 +73,18 @@ def test_a_run_that_ended_meanwhile_is_marked_lost_with_the_reason(ws: Workspace
     run = ws.runs.get(run_id)
     assert run.status == "lost"
     assert "the container ended meanwhile: exited with code 0" in run.reason
+    assert not docker_client.containers.list(all=True, filters={"label": f"workbench.run-id={run_id}"})
+
+
+def test_listing_runs_reconciles_a_killed_remote_run(ws: Workspace, docker_client: Any) -> None:
+    """A user who only types `workbench runs` after a crash sees the run as lost, not failed or running."""
+    from tests.conftest import run_workbench
+
+    run_id = _start_and_kill(ws, "0")
+    container_id = records.get(ws, run_id).handle["container_id"]  # type: ignore[union-attr]
+    docker_client.containers.get(container_id).wait(timeout=30)
+    result = run_workbench(ws.root, "runs", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {r["id"]: r for r in json.loads(result.stdout)}
+    assert listed[run_id]["status"] == "lost"
     assert not docker_client.containers.list(all=True, filters={"label": f"workbench.run-id={run_id}"})

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import math
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from workbench.cli.common import add_json_flag, console, open_workspace, print_json
 
@@ -205,10 +205,11 @@ def _hint_descending_sort(parser: argparse.ArgumentParser) -> None:
     """``--sort -loss`` reads as an unknown option to argparse: say what to write instead."""
     original = parser.error
 
-    def error(message: str) -> None:
+    def error(message: str) -> NoReturn:
         if "--sort" in message:
             message += "; for descending order write --sort KEY:desc, --sort=-KEY or --sort KEY --desc"
         original(message)
+        raise SystemExit(2)  # argparse's error() never returns; this tells the type checker so
 
     parser.error = error  # type: ignore[method-assign]
 

@@ -72,6 +72,9 @@ class TrackingService:
         self._recovered_at = now
         from workbench.tracking.finalize import recover_stale
 
+        # Remote jobs (Docker, Kubernetes) may outlive their workbench process: re-attach a follower
+        # or mark them lost with the reason first, so only truly dead local runs become 'failed'.
+        self.ws.executors.reconcile()
         return recover_stale(self.ws)
 
     # -- running -------------------------------------------------------------------------------
