@@ -1,0 +1,61 @@
+"""End to end: the real ``workbench`` in a tmux pane, driven by send-keys, read with capture-pane."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def _capture(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _wait_for(session: str, text: str, timeout: float = 30) -> str:
+    deadline = time.time() + timeout
+    screen = ""
+    while time.time() < deadline:
+        screen = _capture(session)
+        if text in screen:
+            return screen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared; the pane shows:\n{screen}")
+
+
+def test_workbench_in_tmux(demo_root: Path) -> None:
+    session = f"wb-e2e-{int(time.time() * 1000)}"
+    command = f"cd {demo_root} && {sys.executable} -m workbench ui --screen runs --no-watch"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command], check=True)
+    try:
+        screen = _wait_for(session, "sgd-a1e-3-long")
+        assert "forest-200" in screen and "8 runs" in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "/"], check=True)
+        _wait_for(session, "Enter applies")  # the filter box is open and focused
+        subprocess.run(["tmux", "send-keys", "-t", session, "-l", "epochs>=30"], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        screen = _wait_for(session, "1 runs")
+        assert "sgd-a1e-3-long" in screen and "forest-200" not in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        _wait_for(session, "outputs snapshot")  # the run detail has loaded
+        time.sleep(0.5)
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        _wait_for(session, "1 runs")
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            probe = subprocess.run(["tmux", "has-session", "-t", session], capture_output=True)
+            alive = probe.returncode == 0
+            if not alive or "Runs" not in _capture(session):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("q did not quit the workbench")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
