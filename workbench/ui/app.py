@@ -42,11 +42,12 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
 def _screen_factory(mode: str) -> type[Screen[Any]]:
     from workbench.ui.screens import deployments, history, models, overview, pipelines, runs
 
-    return {
+    screens: dict[str, type[Screen[Any]]] = {
         "overview": overview.OverviewScreen, "history": history.HistoryScreen, "runs": runs.RunsScreen,
         "models": models.ModelsScreen, "deployments": deployments.DeploymentsScreen,
         "pipelines": pipelines.PipelinesScreen,
-    }[mode]
+    }
+    return screens[mode]
 
 
 class WorkbenchApp(App[None]):

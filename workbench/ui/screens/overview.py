@@ -7,9 +7,10 @@ the GPU strip and deployments when there are any. Enter on a run opens it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -88,7 +89,7 @@ class OverviewScreen(WorkbenchScreen):
         data = self.data
         notes: list[str] = []
 
-        def attempt(fn, default):  # type: ignore[no-untyped-def]
+        def attempt(fn: Callable[[], Any], default: Any) -> Any:
             try:
                 return fn()
             except WorkbenchError as exc:

@@ -37,4 +37,5 @@ class GpuStrip(Static):
             text.append(f"{gpu.name[:18]:<18} ")
             text.append(f"util {_bar(util / 100)} {util:3.0f}%  ")
             text.append(f"mem {_bar(mem)} {_gib(gpu.memory_used)}/{_gib(gpu.memory_total)} GiB\n")
-        self.update(text.rstrip() or Text("no GPU"))
+        text.rstrip()
+        self.update(text)
