@@ -97,3 +97,38 @@ def test_runs_record_the_job_environment(ws: Workspace, tmp_path: Path,
     assert env1["packages"] and env1["packages"] == env2["packages"]
     assert env2["executable"] == sys.executable and env2["python"] == env1["python"]
     assert any((tmp_path / "xdg" / "workbench" / "pyenv").iterdir())
+
+
+PROBE = """
+import importlib.metadata, os, sys
+sys.path.append("__editable__.fakepkg-0.1.finder.__path_hook__")  # what an editable install adds
+list(importlib.metadata.distributions())  # probes every sys.path entry, zip archives by open()
+open("data.csv").read()
+with open("out.txt", "w") as fh:
+    fh.write("x")
+try:
+    open("missing.csv").read()
+except OSError:
+    pass
+os.close(os.open("folder", os.O_RDONLY))
+open("venv/lib/python3.11/site-packages/mod.py").read()
+open("linked/os.py").read()  # a symlink into the standard library
+"""
+
+
+def test_file_capture_ignores_import_machinery_and_non_files(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".workbench").mkdir(parents=True)
+    (project / "folder").mkdir()
+    (project / "data.csv").write_text("a\n", encoding="utf-8")
+    (project / "venv/lib/python3.11/site-packages").mkdir(parents=True)
+    (project / "venv/lib/python3.11/site-packages/mod.py").write_text("", encoding="utf-8")
+    (project / "linked").symlink_to(os.path.dirname(os.__file__))
+    (project / "probe.py").write_text(PROBE, encoding="utf-8")
+    events = project / ".workbench" / "events.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(INJECT_DIR), "WORKBENCH_EVENTS": str(events),
+           "WORKBENCH_PROJECT": str(project), "WORKBENCH_ENV_REPORTED": "1"}
+    subprocess.run([sys.executable, "probe.py"], cwd=project, env=env, check=True, capture_output=True)
+    recorded = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
+    files = sorted((e["e"], os.path.relpath(e["path"], project)) for e in recorded)
+    assert files == [("input", "data.csv"), ("input", "probe.py"), ("output", "out.txt")]

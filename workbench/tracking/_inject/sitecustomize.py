@@ -5,7 +5,9 @@ module at start-up as ``sitecustomize``. It then
 
 * installs an audit hook that records each project file the process opens, as an ``input`` (read)
   or ``output`` (written) event in the events file named by ``WORKBENCH_EVENTS``, once per path and
-  direction; files outside the project, in ``.workbench/`` and in site-packages are ignored;
+  direction; files outside the project, in ``.workbench/``, under the interpreter's prefixes or
+  the standard library (symlinks resolved), in site-packages, and names that are not plain files
+  (import machinery's ``__editable__...__path_hook__`` probes, folders, devices) are ignored;
 * reports the interpreter's facts (python version, executable, installed packages) at exit, once
   per process tree. Listing the installed distributions costs tens of milliseconds, so the list
   of the folders on ``sys.path`` outside the project is cached per interpreter in
@@ -55,11 +57,36 @@ def _file_event(kind: str, path: str) -> bytes:
 
 
 def _ignored_prefixes(root: str) -> tuple[str, ...]:
+    """Folders whose files are never a run's inputs or outputs: the store, the interpreter's
+    prefixes (a venv inside the project included), the standard library, as written and with
+    symlinks resolved."""
     prefixes = {os.path.join(root, ".workbench") + os.sep}
-    for base in (sys.prefix, sys.base_prefix, sys.exec_prefix):
+    bases = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.__file__)]
+    for base in bases:
         if base:
-            prefixes.add(os.path.normpath(base) + os.sep)
+            for form in (os.path.normpath(base), os.path.realpath(base)):
+                prefixes.add(form + os.sep)
     return tuple(sorted(prefixes))
+
+
+_MACHINERY = ("/site-packages/", "/dist-packages/", "/__pycache__/", "/__editable__")
+
+
+def _is_data_file(full: str, wrote: bool) -> bool:
+    """Whether an opened name is a plain file a run can read or write. Import machinery opens
+    names that are no files at all (``__editable__.*.__path_hook__`` entries of ``sys.path``
+    probed as zip archives, missing candidates); folders, devices and FIFOs are no data either.
+    A name opened for writing may not exist yet (the open creates it)."""
+    import stat
+
+    if full.endswith("__path_hook__") or any(part in full for part in _MACHINERY):
+        return False
+    try:
+        mode = os.stat(full).st_mode
+    except OSError:
+        return wrote
+    return stat.S_ISREG(mode)
 
 
 def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
@@ -78,7 +105,7 @@ def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
         full = os.path.normpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
         if not full.startswith(inside) or full.startswith(ignored):
             return
-        if "/site-packages/" in full or "/dist-packages/" in full or "/__pycache__/" in full:
+        if os.path.realpath(full).startswith(ignored) or not _is_data_file(full, wrote):
             return
         os.write(fd, _file_event("output" if wrote else "input", full))
 
