@@ -81,6 +81,8 @@ class WorkbenchApp(App[None]):
         self.poll_seconds = poll_seconds
         self.last_snapshot: str | None = None
         self._watcher_stop = threading.Event()
+        self.deploying: dict[str, str] = {}
+        """Deploys started here that are still running: ``model:version`` -> what they are doing."""
         loaded = load_themes(user_theme_dir())
         self.theme_problems = loaded.problems
         for theme in loaded.themes:
@@ -166,6 +168,32 @@ class WorkbenchApp(App[None]):
         from workbench.ui.screens.launch import LaunchScreen
 
         self.push_screen(LaunchScreen(spec))
+
+    def deploy_model(self, spec: str) -> None:
+        """Deploy ``model:version`` in a worker and show the Deployments screen, where the rollout
+        (and, the first time, the model server's build) shows live."""
+        if spec in self.deploying:
+            self.notify(f"{spec} is already being deployed", severity="warning")
+            return
+        self.deploying[spec] = "starting"
+
+        def progress(done: int, total: int) -> None:
+            self.deploying[spec] = f"building the model server: {done}/{total} packages"
+
+        def job() -> None:
+            try:
+                if not self.data.server_ready(spec):
+                    self.deploying[spec] = "building the model server (first use, about a minute)"
+                    self.data.prepare_server(spec, progress)
+                self.deploying[spec] = "rolling out"
+                row = self.data.deploy(spec)
+            finally:
+                self.deploying.pop(spec, None)
+                self.post_message(DataChanged("deployments"))
+            self.call_from_thread(self.notify, f"{spec} serves as {row.name}: {row.url}", title="Deploy")
+
+        self.run_worker(job, thread=True, exit_on_error=False, group=f"deploy:{spec}", name=f"deploy {spec}")
+        self.action_screen("deployments")
 
     def action_snapshot(self) -> None:
         def job() -> None:

@@ -143,6 +143,14 @@ class DeploymentRow:
     state: str
     url: str
     message: str = ""
+    revision: int = 0
+    run_id: str | None = None
+    pending: bool = False
+    """Not in the store yet: the TUI is still building the model server for it."""
+
+
+TRAFFIC_KEYS = ("request_rate", "error_rate", "latency_p50", "latency_p99")
+"""What the Deployments screen charts, from ``ws.deployments.metrics(name)`` (MetricsSnapshot)."""
 
 
 @dataclass
@@ -160,6 +168,8 @@ class StageRow:
     state: str
     reason: str
     deps: list[str]
+    level: int = 0
+    run_id: str | None = None
 
 
 @dataclass
@@ -264,6 +274,8 @@ def deployment_row(obj: Any) -> DeploymentRow:
         state=str(pick(obj, "state", "rollout_state", "status", default="unknown")),
         url=str(pick(obj, "url", "endpoint", default="")),
         message=str(pick(obj, "message", "reason", default="")),
+        revision=int(pick(obj, "revision", default=0) or 0),
+        run_id=pick(obj, "run_id"),
     )
 
 
@@ -446,21 +458,37 @@ class UiData:
         self._method("runs", "set_alias")(name, int(version) if version.isdigit() else version, alias)
 
     def deployments(self) -> list[DeploymentRow]:
-        return [deployment_row(d) for d in self._method("deployments", "list", "deployments")()]
+        """``ws.deployments.list()``: replicas desired and ready (checked live), rollout state."""
+        return [deployment_row(d) for d in self._method("deployments", "list")()]
+
+    def server_ready(self, spec: str) -> bool:
+        """Whether the local model server for this model version is built (no first-use wait)."""
+        return bool(self._method("deployments", "server_ready")(spec))
+
+    def prepare_server(self, spec: str, progress: Callable[[int, int], None] | None = None) -> None:
+        """Build the local model server for this version (first use: about a minute)."""
+        self._method("deployments", "prepare_server")(spec, progress=progress)
 
     def deploy(self, spec: str) -> DeploymentRow:
+        """Serve ``name:version`` with the project's deploy defaults; blocks until it is ready."""
         return deployment_row(self._method("deployments", "deploy")(spec))
 
-    def scale(self, name: str, replicas: int) -> None:
-        self._method("deployments", "scale")(name, replicas)
+    def scale(self, name: str, replicas: int) -> DeploymentRow:
+        return deployment_row(self._method("deployments", "scale")(name, replicas))
 
-    def rollback(self, name: str) -> None:
-        self._method("deployments", "rollback")(name)
+    def rollback(self, name: str) -> DeploymentRow:
+        return deployment_row(self._method("deployments", "rollback")(name))
 
     def deployment_metrics(self, name: str) -> dict[str, float]:
-        raw = self._method("deployments", "metrics", "traffic")(name)
-        return {k: float(v) for k, v in dict(raw if isinstance(raw, dict) else vars(raw)).items()
-                if _float_or_none(v) is not None}
+        """Request rate (1/s), error rate (fraction) and latency p50/p99 (s) since the last scrape;
+        a key is missing when it has no value yet (first scrape, no request in the interval)."""
+        raw = self._method("deployments", "metrics")(name)
+        out: dict[str, float] = {}
+        for key in TRAFFIC_KEYS:
+            value = _float_or_none(pick(raw, key))
+            if value is not None and math.isfinite(value):
+                out[key] = value
+        return out
 
     # -- versioning -----------------------------------------------------------------------------------
     def snapshots(self, include_auto: bool = True, limit: int | None = None) -> list[SnapshotRow]:
@@ -525,13 +553,21 @@ class UiData:
 
     # -- workflows & GPUs -------------------------------------------------------------------------------
     def stages(self) -> list[StageRow]:
-        raw = self._method("workflows", "status", "dag", "stages")()
-        items = pick(raw, "stages", default=raw)
+        """The pipeline's stages (``ws.workflows.dag()``) with each one's state and why
+        (``ws.workflows.dag_status()``: fresh, stale with reasons, running, failed); [] without a
+        ``workbench.yaml``."""
+        workflows = self._service("workflows")
+        if not workflows.has_pipeline():
+            return []
+        status = workflows.dag_status()
         rows = []
-        for item in items:
-            rows.append(StageRow(str(pick(item, "name")), str(pick(item, "state", "status", default="?")),
-                                 str(pick(item, "reason", "why", default="")),
-                                 [str(d) for d in pick(item, "deps", "depends_on", "upstream", default=[])]))
+        for item in workflows.dag()["stages"]:
+            name = str(item["name"])
+            state = status.get(name)
+            rows.append(StageRow(name, str(pick(state, "state", default="?")),
+                                 "; ".join(str(r) for r in pick(state, "reasons", default=[])),
+                                 [str(u) for u in item.get("upstream", [])], int(item.get("level", 0)),
+                                 pick(state, "run_id")))
         return rows
 
     def gpus(self) -> tuple[list[GpuRow], str]:

@@ -42,6 +42,13 @@ class WorkbenchScreen(Screen[None]):
     def data(self) -> UiData:
         return self.wb.data
 
+    def theme_style(self, variable: str, extra: str = "") -> str:
+        """A Rich style string from a theme variable (``text-success``...), for cells drawn by
+        DataTable; plain ``extra`` when the theme gives no colour value."""
+        value = str(self.app.get_css_variables().get(variable, ""))
+        colour = value if value.startswith("#") else ""
+        return f"{extra} {colour}".strip()
+
     def compose_title(self) -> Static:
         return Static(self.TITLE_TEXT, classes="screen-title")
 

@@ -1,7 +1,10 @@
 """Screen 5, Deployments: live rollout state, scale with ``+``/``-``, roll back with ``r``.
 
-The chart below the table shows the selected deployment's request rate, error rate and latency,
-sampled from the deploy service every refresh.
+Rows come from ``ws.deployments.list()`` every two seconds (replicas ready/desired are checked
+live, the state is the rollout's: progressing, available, degraded, failed), plus the deploys
+this TUI has started that are still building their model server. Below the table, three small
+charts show the selected deployment's traffic scraped from its replicas' Prometheus metrics
+(``ws.deployments.metrics``): requests per second, error rate and latency p50/p99.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from workbench.errors import WorkbenchError
@@ -20,6 +24,16 @@ from workbench.ui.screens.dialogs import ConfirmDialog
 from workbench.ui.widgets.metric_chart import Curve, MetricChart
 
 HISTORY = 120
+"""Traffic samples kept per deployment (four minutes at one sample every two seconds)."""
+CHARTS = (  # chart id, title, [(metric key, curve label, scale)]
+    ("traffic-rate", "requests/s", [("request_rate", "req/s", 1.0)]),
+    ("traffic-errors", "errors %", [("error_rate", "errors %", 100.0)]),
+    ("traffic-latency", "latency ms", [("latency_p50", "p50", 1000.0), ("latency_p99", "p99", 1000.0)]),
+)
+_STATE_STYLE = {"available": "text-success", "progressing": "text-primary", "degraded": "text-warning",
+                "failed": "text-error", "building": "text-muted"}
+
+Traffic = dict[str, dict[str, float]]
 
 
 class DeploymentsScreen(WorkbenchScreen):
@@ -29,6 +43,7 @@ class DeploymentsScreen(WorkbenchScreen):
         Binding("plus,equals_sign", "scale(1)", "Scale +1"),
         Binding("minus", "scale(-1)", "Scale -1"),
         Binding("r", "rollback", "Rollback"),
+        Binding("enter", "open_run", "Open run", show=False),
     ]
 
     def __init__(self) -> None:
@@ -40,60 +55,78 @@ class DeploymentsScreen(WorkbenchScreen):
         yield self.compose_title()
         yield DataTable(id="deployments-table", cursor_type="row")
         yield Static("", id="deployments-status", classes="status-line")
-        yield MetricChart(id="traffic-chart")
+        with Horizontal(id="traffic"):
+            for chart_id, _, _ in CHARTS:
+                yield MetricChart(id=chart_id, classes="traffic-chart")
         yield self.compose_footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("name", "model", "target", "ready", "state", "endpoint")
-        self.query_one(DataTable).focus()
+        table = self.query_one(DataTable)
+        table.add_columns("name", "model", "rev", "target", "ready", "state", "endpoint")
+        table.focus()
         super().on_mount()
 
     def reload(self, quiet: bool = False) -> None:
-        def fetch() -> tuple[list[DeploymentRow], dict[str, dict[str, float]]]:
+        def fetch() -> tuple[list[DeploymentRow], Traffic]:
             rows = self.data.deployments()
-            traffic: dict[str, dict[str, float]] = {}
+            traffic: Traffic = {}
             for row in rows:
-                try:
-                    traffic[row.name] = self.data.deployment_metrics(row.name)
-                except WorkbenchError:
-                    continue
+                if row.ready:
+                    try:
+                        traffic[row.name] = self.data.deployment_metrics(row.name)
+                    except WorkbenchError:
+                        continue
             return rows, traffic
 
         self.query_data("deployments", fetch)
 
-    def on_loaded_deployments(self, value: tuple[list[DeploymentRow], dict[str, dict[str, float]]]) -> None:
-        rows, traffic = value
+    def _pending(self, listed: list[DeploymentRow]) -> list[DeploymentRow]:
+        """Deploys started from this TUI that the store does not show as rolling out yet."""
+        rolling = {(r.model, r.version) for r in listed if r.state == "progressing"}
+        out = []
+        for spec, phase in list(self.wb.deploying.items()):
+            model, _, version = spec.partition(":")
+            if (model, version) not in rolling:
+                out.append(DeploymentRow(name="…", model=model, version=version, target="local", desired=0,
+                                         ready=0, state="building", url="", message=phase, pending=True))
+        return out
+
+    def on_loaded_deployments(self, value: tuple[list[DeploymentRow], Traffic]) -> None:
+        listed, traffic = value
         now = time.time()
         for name, sample in traffic.items():
-            self.samples.setdefault(name, []).append((now, sample))
-            del self.samples[name][:-HISTORY]
+            history = self.samples.setdefault(name, [])
+            history.append((now, sample))
+            del history[:-HISTORY]
+        rows = listed + self._pending(listed)
         self.rows = rows
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear()
         for row in rows:
-            table.add_row(row.name, f"{row.model}:{row.version}", row.target, f"{row.ready}/{row.desired}",
-                          row.state + (f" ({row.message})" if row.message else ""), row.url, key=row.name)
+            state = row.state + (f": {row.message}" if row.message else "")
+            table.add_row(row.name, f"{row.model}:{row.version}", str(row.revision or ""), row.target,
+                          f"{row.ready}/{row.desired}",
+                          (state, self.theme_style(_STATE_STYLE.get(row.state, "text"))), row.url,
+                          key=f"{row.name}/{row.model}:{row.version}")
         if rows:
             table.move_cursor(row=min(keep, len(rows) - 1))
-        status = f"{len(rows)} deployments" if rows else "No deployments yet: press d on a model (4)"
+        status = (f"{len(listed)} deployments" if rows
+                  else "No deployments yet: press d on a model version (4 Models)")
         self.query_one("#deployments-status", Static).update(status)
-        self._chart()
+        self._charts()
 
-    def _chart(self) -> None:
+    def _charts(self) -> None:
         current = self.current
-        chart = self.query_one(MetricChart)
-        if current is None or not self.samples.get(current.name):
-            chart.show([], title="traffic")
-            return
-        points = self.samples[current.name]
-        start = points[0][0]
-        curves = []
-        for key in sorted({k for _, s in points for k in s}):
-            pairs = [(t - start, s[key]) for t, s in points if key in s]
-            series = Series(key, [p[0] for p in pairs], [p[1] for p in pairs], [])
-            curves.append(Curve(key, series))
-        chart.show(curves, title=f"{current.name}: requests, errors, latency")
+        points = self.samples.get(current.name, []) if current is not None else []
+        start = points[0][0] if points else 0.0
+        for chart_id, title, curves_spec in CHARTS:
+            curves = []
+            for key, label, scale in curves_spec:
+                pairs = [(t - start, s[key] * scale) for t, s in points if key in s]
+                if pairs:
+                    curves.append(Curve(label, Series(key, [p[0] for p in pairs], [p[1] for p in pairs], [])))
+            self.query_one(f"#{chart_id}", MetricChart).show(curves, title=title, x_label="s")
 
     @property
     def current(self) -> DeploymentRow | None:
@@ -101,37 +134,46 @@ class DeploymentsScreen(WorkbenchScreen):
         return self.rows[table.cursor_row] if 0 <= table.cursor_row < len(self.rows) else None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._chart()
+        self._charts()
+
+    def action_open_run(self) -> None:
+        row = self.current
+        if row is not None and row.run_id:
+            self.wb.open_run(row.run_id)
 
     def action_scale(self, delta: int) -> None:
         row = self.current
-        if row is None:
+        if row is None or row.pending:
             return
         replicas = max(0, row.desired + delta)
+        self.notify(f"{row.name}: scaling to {replicas}", timeout=3)
 
         def job() -> str:
-            self.data.scale(row.name, replicas)
-            return f"{row.name}: scaling to {replicas}"
+            got = self.data.scale(row.name, replicas)
+            return f"{got.name}: {got.ready}/{got.desired} replicas ready"
 
-        self.query_data("done", job)
+        self.query_data("done", job, group=f"scale:{row.name}")
 
     def action_rollback(self) -> None:
         row = self.current
-        if row is None:
+        if row is None or row.pending:
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                def job() -> str:
-                    self.data.rollback(row.name)
-                    return f"{row.name}: rolling back"
+                self.notify(f"{row.name}: rolling back", timeout=3)
 
-                self.query_data("done", job)
+                def job() -> str:
+                    got = self.data.rollback(row.name)
+                    return f"{got.name} serves {got.model}:{got.version} again (revision {got.revision})"
+
+                self.query_data("done", job, group=f"rollback:{row.name}")
 
         self.app.push_screen(ConfirmDialog(
-            f"Roll back {row.name}?", f"{row.name} serves {row.model}:{row.version} now; it will go back "
-            "to the spec it had before its last deploy.", yes="Roll back"), answered)
+            f"Roll back {row.name}?", f"{row.name} serves {row.model}:{row.version} now (revision "
+            f"{row.revision}); it will go back to the last revision that served another model version, "
+            "with the same number of replicas.", yes="Roll back"), answered)
 
     def on_loaded_done(self, text: str) -> None:
-        self.notify(text)
+        self.notify(text, title="Deployments")
         self.reload()

@@ -94,22 +94,15 @@ class ModelsScreen(WorkbenchScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                def job() -> str:
-                    row = self.data.deploy(spec)
-                    return f"deploying {spec} as {row.name}"
-
-                self.query_data("deployed", job)
+                self.wb.deploy_model(spec)
 
         self.app.push_screen(ConfirmDialog(f"Deploy {spec}?", f"Serve model {spec} from run "
-                                           f"{(model.run_id or '?')[:8]} with the project's deploy "
-                                           "defaults (.workbench/config.toml [deploy]).", yes="Deploy"),
-                             answered)
+                                           f"{(model.run_id or '?')[:12]} with the project's deploy "
+                                           "defaults (.workbench/config.toml [deploy]); a deployment of "
+                                           "the same name gets a rolling update to this version.",
+                                           yes="Deploy"), answered)
 
     def on_loaded_done(self, text: str) -> None:
         self.notify(text)
         self.rows = []
         self.reload()
-
-    def on_loaded_deployed(self, text: str) -> None:
-        self.notify(text, title="Deploy")
-        self.wb.action_screen("deployments")

@@ -1,4 +1,9 @@
-"""Screen 6, Pipelines: the workflow's stages in dependency order with their state and why."""
+"""Screen 6, Pipelines: the ``workbench.yaml`` stages level by level, each with its state and why.
+
+States come from ``ws.workflows.dag_status()``: fresh, stale (with the reasons, e.g. ``param 'k'
+changed 2 -> 3`` or ``upstream 'prepare' will re-run``), running (in a live ``repro``) and failed
+(its last run failed). Enter opens the run that made the stage's current outputs.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,26 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from workbench.ui.data import StageRow
 from workbench.ui.screens.base import WorkbenchScreen
 
-_MARK = {"fresh": "●", "stale": "○", "running": "▶", "failed": "✗", "skipped": "·", "cached": "●"}
-
-
-def layered(stages: list[StageRow]) -> list[tuple[int, StageRow]]:
-    """Stages with their depth in the DAG (0 for stages without upstream), in topological order."""
-    by_name = {s.name: s for s in stages}
-    depth: dict[str, int] = {}
-
-    def visit(name: str, trail: frozenset[str]) -> int:
-        if name in depth:
-            return depth[name]
-        if name in trail or name not in by_name:
-            return 0
-        d = 1 + max((visit(u, trail | {name}) for u in by_name[name].deps), default=-1)
-        depth[name] = d
-        return d
-
-    for stage in stages:
-        visit(stage.name, frozenset())
-    return sorted(((depth[s.name], s) for s in stages), key=lambda p: p[0])
+_MARK = {"fresh": "●", "stale": "○", "running": "▶", "failed": "✗"}
+_STYLE = {"fresh": ("text-success", ""), "stale": ("text-warning", ""), "running": ("text-primary", ""),
+          "failed": ("text-error", "bold")}
 
 
 class PipelinesScreen(WorkbenchScreen):
     TITLE_TEXT = "Pipelines"
     RELOAD_SECONDS = 3.0
-    BINDINGS: ClassVar[list[BindingType]] = []
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open_run", "Open run")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages: list[StageRow] = []
+        self._shown: list[StageRow] | None = None
 
     def compose(self) -> ComposeResult:
         yield self.compose_title()
@@ -46,18 +39,41 @@ class PipelinesScreen(WorkbenchScreen):
         yield self.compose_footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("stage", "state", "needs", "why")
+        self.query_one(DataTable).add_columns("stage", "state", "needs", "run", "why")
+        self.query_one(DataTable).focus()
         super().on_mount()
 
     def reload(self, quiet: bool = False) -> None:
         self.query_data("stages", self.data.stages)
 
     def on_loaded_stages(self, stages: list[StageRow]) -> None:
+        ordered = sorted(stages, key=lambda s: s.level)  # stable: DAG order within a level
+        if ordered == self._shown:
+            return
+        self.stages = self._shown = ordered
         table = self.query_one(DataTable)
+        keep = table.cursor_row
         table.clear()
-        for depth, stage in layered(stages):
-            name = Text("  " * depth + ("└ " if depth else "") + stage.name)
-            table.add_row(name, f"{_MARK.get(stage.state, '?')} {stage.state}", ", ".join(stage.deps),
-                          stage.reason)
+        for stage in ordered:
+            name = Text("  " * stage.level + ("└ " if stage.level else "") + stage.name)
+            style = self.theme_style(*_STYLE.get(stage.state, ("", "")))
+            state = Text(f"{_MARK.get(stage.state, '?')} {stage.state}", style=style)
+            table.add_row(name, state, ", ".join(stage.deps), (stage.run_id or "")[:12], stage.reason,
+                          key=stage.name)
+        if ordered:
+            table.move_cursor(row=min(keep, len(ordered) - 1))
+        counts: dict[str, int] = {}
+        for stage in ordered:
+            counts[stage.state] = counts.get(stage.state, 0) + 1
+        summary = " · ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         self.query_one("#stages-status", Static).update(
-            f"{len(stages)} stages" if stages else "No pipeline: declare stages in workbench.yaml")
+            f"{len(ordered)} stages: {summary}" if ordered
+            else "No pipeline: declare stages in workbench.yaml, then 'workbench repro'")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_run()
+
+    def action_open_run(self) -> None:
+        row = self.query_one(DataTable).cursor_row
+        if 0 <= row < len(self.stages) and self.stages[row].run_id:
+            self.wb.open_run(str(self.stages[row].run_id))

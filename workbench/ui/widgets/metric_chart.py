@@ -44,10 +44,12 @@ class MetricChart(PlotextPlot):
         self.log_y = False
         self.smoothing = 0.0
         self.title = ""
+        self.x_label: str | None = None
 
-    def show(self, curves: list[Curve], title: str = "") -> None:
+    def show(self, curves: list[Curve], title: str = "", x_label: str | None = None) -> None:
         self.curves = curves
         self.title = title
+        self.x_label = x_label
         self.redraw()
 
     def redraw(self) -> None:
@@ -71,7 +73,7 @@ class MetricChart(PlotextPlot):
             plotted += 1
         if self.log_y:
             plt.yscale("log")
-        plt.xlabel("seconds" if self.x_axis == "time" else "step")
+        plt.xlabel(self.x_label or ("seconds" if self.x_axis == "time" else "step"))
         if not plotted:
             plt.title(f"{self.title}  (no data)")
         self.refresh()
