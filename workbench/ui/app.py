@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from workbench.errors import WorkbenchError
-from workbench.ui.data import UiData
+from workbench.ui.data import LaunchSpec, UiData
 from workbench.ui.messages import DataChanged, WatcherState
 from workbench.ui.themes import DEFAULT_THEME, load_themes, user_theme_dir
 
@@ -162,8 +162,8 @@ class WorkbenchApp(App[None]):
         self.push_screen(LaunchDialog(default_executor=self.ws.config.executor.default),
                          self._launch)
 
-    def _launch(self, spec: dict[str, Any] | None) -> None:
-        if not spec:
+    def _launch(self, spec: LaunchSpec | None) -> None:
+        if spec is None:
             return
         from workbench.ui.screens.launch import LaunchScreen
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +170,37 @@ class StageRow:
     deps: list[str]
     level: int = 0
     run_id: str | None = None
+
+
+@dataclass
+class LaunchSpec:
+    """What the launch dialog asks for: the flags of ``workbench run``."""
+
+    command: list[str]
+    name: str | None = None
+    executor: str | None = None
+    image: str | None = None
+    namespace: str | None = None
+    gpus: str | None = None
+    """A count, or ``all``."""
+
+
+@dataclass
+class Launched:
+    """A ``workbench run`` process started by the TUI."""
+
+    process: Any = field(repr=False)
+    """The ``subprocess.Popen`` of ``workbench run``."""
+    token: str
+    errors: Any
+    """Path of the file that gets the process's stderr."""
+
+    def error_text(self) -> str:
+        try:
+            lines = self.errors.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
 
 
 @dataclass
@@ -416,23 +447,41 @@ class UiData:
                 return str(pick(pick(child, "details", default={}), "id", default=pick(child, "label")))
         return None
 
-    def execute(self, command: Sequence[str], *, name: str | None, executor: str, image: str | None,
-                gpus: int | None, on_line: Callable[[str], None] | None,
-                cancel_event: threading.Event | None) -> RunRow:
-        """Run a command as a recorded run (blocks until it ends); output lines go to ``on_line``."""
+    def launch(self, spec: LaunchSpec) -> Launched:
+        """Start ``workbench run ... -- COMMAND`` as its own process (argv list, no shell) in a new
+        session, so the run neither shares this process's threads nor dies when the TUI quits.
+        The job's output goes to the run's log in the store; the ``workbench run`` process's own
+        stderr (an early error such as "command not found") goes to a file under .workbench/tmp.
+        The run carries the tag ``launch=<token>`` so that :meth:`find_launched` can find it."""
+        import secrets
+        import subprocess
+        import sys
 
-        def forward(_channel: Any, data: Any) -> None:
-            if on_line is not None:
-                on_line(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data))
+        token = secrets.token_hex(6)
+        argv = [sys.executable, "-m", "workbench", "run", "-q", "--tag", f"launch={token}"]
+        for flag, value in (("--name", spec.name), ("--executor", spec.executor), ("--image", spec.image),
+                            ("--namespace", spec.namespace), ("--gpus", spec.gpus)):
+            if value:
+                argv += [flag, str(value)]
+        argv += ["--", *spec.command]
+        errors = self.ws.paths.tmp / f"launch-{token}.log"
+        errors.parent.mkdir(parents=True, exist_ok=True)
+        with errors.open("wb") as sink:
+            process = subprocess.Popen(argv, cwd=self.ws.root, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
+        return Launched(process, token, errors)
 
-        kwargs: dict[str, Any] = {"name": name or None, "executor": executor, "on_line": forward,
-                                  "cancel_event": cancel_event}
-        if image:
-            kwargs["image"] = image
-        if gpus:
-            kwargs["gpus"] = gpus
-        result = self._method("runs", "execute")(list(command), **kwargs)
-        return self.run(result) if isinstance(result, str) else run_row(result)
+    def find_launched(self, launched: Launched) -> RunRow | None:
+        """The launched run once ``workbench run`` has recorded it (newest runs first), else None."""
+        get = self._method("runs", "get")
+        for depth in range(4):
+            try:
+                row = run_row(get("latest" if depth == 0 else f"latest~{depth}"))
+            except WorkbenchError:
+                return None
+            if row.tags.get("launch") == launched.token:
+                return row
+        return None
 
     # -- models & deployments -------------------------------------------------------------------------
     def models(self) -> list[ModelRow]:

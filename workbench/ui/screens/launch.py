@@ -1,15 +1,21 @@
-"""Launch a run from the TUI: a dialog for command, name, executor, image and GPUs, then a live view.
+"""Launch a run from the TUI: a dialog for the flags of ``workbench run``, then a live view.
 
-The command is split with shlex into an argv list (never run through a shell). The run goes
-through ``ws.runs.execute`` in a thread worker, exactly as ``workbench run`` does; its output
-streams into the launch screen, and the run shows up on the Runs screen at once.
+The command is split with shlex into an argv list (never run through a shell) and started as its
+own ``workbench run`` process in a new session (:meth:`UiData.launch`): the TUI's event loop and
+threads do no work for the run, and quitting the TUI leaves the run going. The launch screen
+finds the new run in the store as soon as the process has recorded it, streams its log from the
+store, and Enter opens the run's detail (live charts) at any time; ``c`` cancels it (SIGINT to the
+run's process group, as Ctrl+C in a terminal would).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import threading
-from typing import Any, ClassVar
+import time
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,16 +23,19 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from workbench.ui.data import RunRow
-from workbench.ui.messages import Coalescer
+from workbench.ui.data import Launched, LaunchSpec, RunRow
+from workbench.ui.messages import Coalescer, DataChanged, Loaded
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.widgets.log_tail import LogTail
 
 EXECUTORS = ("local", "docker", "kubernetes")
+FIND_TIMEOUT = 120.0
+"""How long the launch screen waits for ``workbench run`` to record the run (a big project's first
+snapshot can take a while)."""
 
 
-class LaunchDialog(ModalScreen[dict[str, Any] | None]):
-    """Collects a launch spec; dismisses with a dict or None."""
+class LaunchDialog(ModalScreen[LaunchSpec | None]):
+    """Collects a launch spec; dismisses with a :class:`LaunchSpec` or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -42,8 +51,10 @@ class LaunchDialog(ModalScreen[dict[str, Any] | None]):
             with Horizontal(classes="launch-row"):
                 yield Select([(e, e) for e in EXECUTORS], value=self.default_executor,
                              allow_blank=False, id="launch-executor")
-                yield Input(placeholder="image", id="launch-image")
-                yield Input(placeholder="GPUs", id="launch-gpus", type="integer")
+                yield Input(placeholder="GPUs (N or all)", id="launch-gpus")
+            with Horizontal(classes="launch-row"):
+                yield Input(placeholder="image (docker, kubernetes)", id="launch-image")
+                yield Input(placeholder="namespace (kubernetes)", id="launch-namespace")
             yield Static("", id="launch-error", classes="error-text")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Run (Enter)", variant="primary", id="launch-go")
@@ -52,24 +63,26 @@ class LaunchDialog(ModalScreen[dict[str, Any] | None]):
     def on_mount(self) -> None:
         self.query_one("#launch-command").focus()
 
-    def spec(self) -> dict[str, Any] | None:
-        text = self.query_one("#launch-command", Input).value.strip()
+    def _value(self, field: str) -> str | None:
+        return self.query_one(f"#launch-{field}", Input).value.strip() or None
+
+    def spec(self) -> LaunchSpec | None:
+        error = self.query_one("#launch-error", Static)
         try:
-            argv = shlex.split(text)
+            argv = shlex.split(self._value("command") or "")
         except ValueError as exc:
-            self.query_one("#launch-error", Static).update(f"command: {exc}")
+            error.update(f"command: {exc}")
             return None
         if not argv:
-            self.query_one("#launch-error", Static).update("type a command to run")
+            error.update("type a command to run")
             return None
-        gpus_text = self.query_one("#launch-gpus", Input).value.strip()
-        return {
-            "command": argv,
-            "name": self.query_one("#launch-name", Input).value.strip() or None,
-            "executor": str(self.query_one("#launch-executor", Select).value),
-            "image": self.query_one("#launch-image", Input).value.strip() or None,
-            "gpus": int(gpus_text) if gpus_text else None,
-        }
+        gpus = self._value("gpus")
+        if gpus is not None and not (gpus.isdigit() or gpus == "all"):
+            error.update("GPUs: a number or 'all'")
+            return None
+        return LaunchSpec(command=argv, name=self._value("name"),
+                          executor=str(self.query_one("#launch-executor", Select).value),
+                          image=self._value("image"), namespace=self._value("namespace"), gpus=gpus)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self._go()
@@ -90,7 +103,7 @@ class LaunchDialog(ModalScreen[dict[str, Any] | None]):
 
 
 class LaunchScreen(WorkbenchScreen):
-    """Streams a launched run's output; ``c`` cancels it, Enter opens the run when it has finished."""
+    """Streams a launched run's log; Enter opens the run, ``c`` cancels it."""
 
     TITLE_TEXT = "Launch"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -98,52 +111,102 @@ class LaunchScreen(WorkbenchScreen):
         Binding("enter", "open", "Open run"),
     ]
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: LaunchSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.cancel = threading.Event()
-        self.result: RunRow | None = None
+        self.launched: Launched | None = None
+        self.run: RunRow | None = None
+        """The run once ``workbench run`` has recorded it; its final state when it has ended."""
+        self.error: str | None = None
+        self._stop = threading.Event()
         self._lines: Coalescer[str] = Coalescer(self._flush)
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Running: {shlex.join(self.spec['command'])}", classes="screen-title",
-                     id="launch-title")
+        yield Static(f"Starting: {shlex.join(self.spec.command)}", classes="screen-title", id="launch-title")
         yield LogTail(id="launch-log")
         yield self.compose_footer()
 
     def on_mount(self) -> None:
         self.set_interval(0.1, self._lines.drain)
-        spec = self.spec
+        self.run_worker(self._watch, thread=True, exit_on_error=False, name="launch", group="launch")
 
-        def job() -> RunRow:
-            return self.data.execute(spec["command"], name=spec["name"], executor=spec["executor"],
-                                     image=spec["image"], gpus=spec["gpus"], on_line=self._lines.push,
-                                     cancel_event=self.cancel)
+    def on_unmount(self) -> None:
+        self._stop.set()  # stop following the log; the run itself goes on
 
-        def finished(run: RunRow) -> None:
-            self.result = run
+    def _watch(self) -> None:
+        """Worker: start the process, find its run, follow its log, report the end."""
+        launched = self.data.launch(self.spec)
+        self.post_message_loaded("started", launched)
+        deadline = time.monotonic() + FIND_TIMEOUT
+        run = None
+        while run is None and not self._stop.is_set():
+            run = self.data.find_launched(launched)
+            if run is None:
+                if launched.process.poll() is not None:
+                    run = self.data.find_launched(launched)  # it may have recorded and ended at once
+                    if run is None:
+                        code = launched.process.returncode
+                        text = launched.error_text() or f"workbench run exited with {code}"
+                        self.post_message_loaded("failed", text)
+                        return
+                elif time.monotonic() > deadline:
+                    self.post_message_loaded("failed", "the run did not appear in the store in time")
+                    return
+                else:
+                    self._stop.wait(0.05)
+        if run is None:
+            return
+        self.post_message_loaded("found", run)
+        for line in self.data.log_lines(run.id, follow=True, stop=self._stop):
+            self._lines.push(line)
+        if not self._stop.is_set():
+            launched.process.wait()
+            self.post_message_loaded("ended", self.data.run(run.id))
 
-        worker = self.run_worker(job, thread=True, exit_on_error=False, name="launch")
-        self._worker = worker
-        self.set_interval(0.25, self._check)
-        _ = finished
+    def post_message_loaded(self, topic: str, value: object) -> None:
+        self.post_message(Loaded(topic, value))
 
-    def _check(self) -> None:
-        worker = self._worker
-        if worker.is_finished and self.result is None and worker.result is not None:
-            self._lines.drain()
-            self.result = worker.result
-            self.query_one("#launch-title", Static).update(
-                f"Run {self.result.short_id} {self.result.status} (Enter opens it)")
+    def _title(self, text: str) -> None:
+        self.query_one("#launch-title", Static).update(text)
+
+    def on_loaded_started(self, launched: Launched) -> None:
+        self.launched = launched
+        self._title(f"Starting (pid {launched.process.pid}): {shlex.join(self.spec.command)}")
+
+    def on_loaded_found(self, run: RunRow) -> None:
+        self.run = run
+        self._title(f"Run {run.id} {run.status}: {shlex.join(self.spec.command)}"
+                    "  (Enter opens it, c cancels)")
+        self.app.post_message(DataChanged("runs"))
+
+    def on_loaded_ended(self, run: RunRow) -> None:
+        self._lines.drain()
+        self.run = run
+        self._title(f"Run {run.id} {run.status}"
+                    + (f" (exit {run.exit_code})" if run.exit_code not in (None, 0) else "")
+                    + "  (Enter opens it)")
+        self.app.post_message(DataChanged("runs"))
+
+    def on_loaded_failed(self, text: str) -> None:
+        self.error = text
+        self._title(f"Could not start: {text}")
+        self.notify(text, title="Launch", severity="error", timeout=10)
 
     def _flush(self, lines: list[str]) -> None:
         self.query_one(LogTail).add_batch(lines)
 
     def action_cancel_run(self) -> None:
-        self.cancel.set()
-        self.notify("cancelling…")
+        launched = self.launched
+        if launched is None or launched.process.poll() is not None:
+            return
+        try:
+            os.killpg(launched.process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+        self.notify("cancelling…", timeout=3)
 
     def action_open(self) -> None:
-        if self.result is not None:
+        if self.run is not None:
+            run_id = self.run.id
             self.app.pop_screen()
-            self.wb.open_run(self.result.id)
+            self.wb.open_run(run_id)

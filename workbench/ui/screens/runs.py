@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
 
 from workbench.ui.data import RunRow
+from workbench.ui.messages import DataChanged
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.widgets.runs_table import RunsTable, TableView, build_view
 
@@ -45,6 +46,8 @@ class RunsScreen(WorkbenchScreen):
         self.last_view_ms = 0.0
         self._fingerprint: tuple[object, ...] = ()
         self.generation = 0
+        self._stale = False
+        """Something changed while this screen was hidden (or a launch said so): query on the next tick."""
         """How many times the table has been refilled (benchmarks and tests wait on it)."""
 
     def compose(self) -> ComposeResult:
@@ -64,9 +67,10 @@ class RunsScreen(WorkbenchScreen):
     def reload(self, quiet: bool | None = False) -> None:
         """Load every run (``quiet``: a background poll) or, with ``quiet=None``, re-filter the
         runs already loaded without a query."""
-        if quiet and self.loaded and not any(r.status == "running" for r in self.rows) \
+        if quiet and self.loaded and not self._stale and not any(r.status == "running" for r in self.rows) \
                 and self._tick_count() % 3:
             return  # nothing live: poll for new runs every third tick only
+        self._stale = False
         expr, sort, reverse, hidden, diff = (self.filter_expr, self.sort, self.reverse, self.hidden,
                                              self.only_differing)
         cached = self.all_rows if quiet is None else None
@@ -80,6 +84,14 @@ class RunsScreen(WorkbenchScreen):
             return everything, rows, view, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000, bool(quiet)
 
         self.query_data("runs", fetch)
+
+    def on_screen_resume(self) -> None:
+        self._stale = True
+        super().on_screen_resume()
+
+    def on_data_changed(self, message: DataChanged) -> None:
+        self._stale = True
+        super().on_data_changed(message)
 
     def _tick_count(self) -> int:
         self._ticks = getattr(self, "_ticks", 0) + 1
