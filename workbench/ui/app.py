@@ -147,13 +147,14 @@ class WorkbenchApp(App[None]):
 
         self.push_screen(RunDetailScreen(run_id))
 
-    def open_compare(self, run_ids: list[str]) -> None:
+    def open_compare(self, run_ids: list[str], sweep_id: str | None = None) -> None:
         from workbench.ui.screens.compare import CompareScreen
 
         if len(run_ids) < 2:
-            self.notify("Mark at least two runs with space, then press c", severity="warning")
+            self.notify("Mark at least two runs with space (or put the cursor on a sweep), then press c",
+                        severity="warning")
             return
-        self.push_screen(CompareScreen(run_ids))
+        self.push_screen(CompareScreen(run_ids, sweep_id=sweep_id))
 
     # -- actions available everywhere ---------------------------------------------------------------
     def action_launch(self) -> None:

@@ -80,6 +80,10 @@ class RunRow:
     gpus: list[Any] = field(default_factory=list)
     raw: Any = field(default=None, repr=False, compare=False)
     """The service's own run object (filters are evaluated on it)."""
+    group: str | None = None
+    """Set on the synthetic header row of a sweep group (the sweep id); None on real runs."""
+    members: list[str] = field(default_factory=list, compare=False)
+    """A group header's run ids, in the order shown."""
 
     @property
     def short_id(self) -> str:
@@ -170,6 +174,16 @@ class StageRow:
     deps: list[str]
     level: int = 0
     run_id: str | None = None
+
+
+@dataclass
+class RankRow:
+    """One run ranked by a metric, with the params to draw across the parallel axes."""
+
+    run_id: str
+    name: str
+    params: dict[str, Any]
+    value: float
 
 
 @dataclass
@@ -482,6 +496,22 @@ class UiData:
             if row.tags.get("launch") == launched.token:
                 return row
         return None
+
+    # -- sweeps ------------------------------------------------------------------------------------
+    def sweep_names(self) -> dict[str, str]:
+        """Every sweep's id -> name (``ws.workflows.sweeps()``); {} when workflows are absent."""
+        try:
+            sweeps = self._method("workflows", "sweeps")()
+        except NotAvailable:
+            return {}
+        return {str(s.id): str(s.name or s.id) for s in sweeps}
+
+    def rank_sweep(self, sweep_id: str, metric: str, order: str) -> list[RankRow]:
+        """The sweep's runs that logged ``metric``, best first (``ws.workflows.rank``), with the
+        sweep's own params (the swept ones)."""
+        _, members = self._method("workflows", "rank")(sweep_id, metric, mode="last", order=order)
+        return [RankRow(str(m.run_id), f"#{m.idx}", dict(m.params), float(m.metric))
+                for m in members if m.run_id and m.metric is not None]
 
     # -- models & deployments -------------------------------------------------------------------------
     def models(self) -> list[ModelRow]:

@@ -1,8 +1,11 @@
 """Compare the marked runs: overlaid curves, the params that differ, and the code diff.
 
 Curves: ``[``/``]`` choose the metric, ``x`` step or time, ``s`` smoothing, ``L`` log scale.
-Params: only those that differ between the runs, with each run's last metric values. Code: the
-files that differ between the first two runs' code snapshots; Enter shows a file's diff.
+Params: only those that differ between the runs, with each run's last metric values. Rank: the
+runs ordered by the chosen metric's last value (``o``: lower or higher is better), and a
+parallel-coordinates view of the params against it; for a sweep the ranking is the workflows
+service's (``ws.workflows.rank``) over the sweep's own params. Code: the files that differ between
+the first two runs' code snapshots; Enter shows a file's diff.
 """
 
 from __future__ import annotations
@@ -16,13 +19,29 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from workbench.ui.data import ChangeRow, RunRow, Series
+from workbench.ui.data import ChangeRow, RankRow, RunRow, Series
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.widgets.diff_view import DiffView
 from workbench.ui.widgets.metric_chart import Curve, MetricChart
+from workbench.ui.widgets.parallel_chart import ParallelChart
 from workbench.ui.widgets.runs_table import fmt_value
 
 SMOOTHING = (0.0, 0.6, 0.9)
+HIGHER_IS_BETTER = ("acc", "auc", "f1", "score", "precision", "recall", "r2", "map", "iou", "reward")
+
+
+def default_order(metric: str) -> str:
+    """``max`` for metrics named like accuracies and scores, ``min`` (losses, errors) otherwise."""
+    name = metric.lower()
+    return "max" if any(word in name for word in HIGHER_IS_BETTER) else "min"
+
+
+def rank_runs(runs: list[RunRow], metric: str, order: str) -> list[RankRow]:
+    """The runs that logged ``metric``, best first by its last value."""
+    rows = [RankRow(r.id, r.name or r.short_id, r.params, r.metrics[metric])
+            for r in runs if metric in r.metrics]
+    rows.sort(key=lambda r: r.value, reverse=order == "max")
+    return rows
 
 
 @dataclass
@@ -47,14 +66,20 @@ class CompareScreen(WorkbenchScreen):
         Binding("L", "log_scale", "Log y"),
         Binding("v", "tab('curves')", "Curves", show=False),
         Binding("p", "tab('params')", "Params", show=False),
+        Binding("r", "tab('rank')", "Rank"),
+        Binding("o", "order", "Best: min/max", show=False),
         Binding("f", "tab('code')", "Code", show=False),
     ]
 
-    def __init__(self, run_ids: list[str]) -> None:
+    def __init__(self, run_ids: list[str], sweep_id: str | None = None) -> None:
         super().__init__()
         self.run_ids = run_ids
+        self.sweep_id = sweep_id
         self.data_: CompareData | None = None
         self.key: str | None = None
+        self.order: str | None = None
+        """min or max is best; None: guessed from the metric's name."""
+        self.ranked: list[RankRow] = []
 
     def compose(self) -> ComposeResult:
         yield Static(f"Compare {len(self.run_ids)} runs", classes="screen-title", id="compare-title")
@@ -63,6 +88,9 @@ class CompareScreen(WorkbenchScreen):
                 yield MetricChart(id="compare-chart")
             with TabPane("Params", id="params"):
                 yield DataTable(id="compare-params", cursor_type="row")
+            with TabPane("Rank", id="rank"), Horizontal():
+                yield DataTable(id="compare-rank", cursor_type="row")
+                yield ParallelChart(id="compare-parallel")
             with TabPane("Code", id="code"), Horizontal():
                 yield OptionList(id="compare-files")
                 yield DiffView(id="compare-diff")
@@ -87,7 +115,8 @@ class CompareScreen(WorkbenchScreen):
     def on_loaded_compare(self, value: CompareData) -> None:
         self.data_ = value
         names = ", ".join(r.name or r.short_id for r in value.runs)
-        self.query_one("#compare-title", Static).update(f"Compare {len(value.runs)} runs: {names}")
+        what = "sweep " + (value.runs[0].sweep_id or "") if self.sweep_id else f"{len(value.runs)} runs"
+        self.query_one("#compare-title", Static).update(f"Compare {what}: {names}")
         self._fill_params(value.runs)
         files = self.query_one("#compare-files", OptionList)
         files.clear_options()
@@ -122,6 +151,50 @@ class CompareScreen(WorkbenchScreen):
             return [(r, self.data.metric_series(r.id, key, max_points=400)) for r in runs]
 
         self.query_data("curves", fetch)
+        self.rank()
+
+    @property
+    def rank_order(self) -> str:
+        return self.order or default_order(self.key or "")
+
+    def rank(self) -> None:
+        """Rank the runs by the current metric (in a worker for a sweep: the service reads series)."""
+        if self.key is None or self.data_ is None:
+            return
+        key, order, runs, sweep = self.key, self.rank_order, self.data_.runs, self.sweep_id
+
+        def fetch() -> tuple[list[RankRow], list[str]]:
+            if sweep:
+                ranked = self.data.rank_sweep(sweep, key, order)
+                wanted = set(self.run_ids)
+                ranked = [r for r in ranked if r.run_id in wanted]
+                params = sorted({p for r in ranked for p in r.params})
+                by_id = {r.id: r for r in runs}
+                for row in ranked:
+                    row.name = by_id[row.run_id].name if row.run_id in by_id else row.name
+            else:
+                ranked = rank_runs(runs, key, order)
+                params = differing_params(runs)
+            return ranked, params
+
+        self.query_data("rank", fetch)
+
+    def on_loaded_rank(self, value: tuple[list[RankRow], list[str]]) -> None:
+        ranked, params = value
+        self.ranked = ranked
+        key = self.key or ""
+        table = self.query_one("#compare-rank", DataTable)
+        table.clear(columns=True)
+        table.add_columns("#", "run", key[:14], *[p[:12] for p in params])
+        for i, row in enumerate(ranked):
+            table.add_row(str(i + 1), row.name[:16], fmt_value(row.value),
+                          *[fmt_value(row.params.get(p)) for p in params])
+        self.query_one(ParallelChart).show(ranked, params, key, self.rank_order)
+
+    def action_order(self) -> None:
+        self.order = "max" if self.rank_order == "min" else "min"
+        self.notify(f"ranking: {self.order} is best", timeout=1.5)
+        self.rank()
 
     def on_loaded_curves(self, value: list[tuple[RunRow, Series]]) -> None:
         chart = self.query_one(MetricChart)

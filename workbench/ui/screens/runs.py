@@ -9,7 +9,7 @@ Loading, filtering and sorting happen in thread workers; the table only draws vi
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -28,6 +28,7 @@ class RunsScreen(WorkbenchScreen):
         Binding("slash", "filter", "Filter"),
         Binding("c", "compare", "Compare"),
         Binding("d", "only_differing", "Diff params"),
+        Binding("z", "group", "Group sweeps"),
         Binding("u", "unmark", "Unmark all", show=False),
         Binding("n", "app.launch", "New run"),
     ]
@@ -39,6 +40,9 @@ class RunsScreen(WorkbenchScreen):
         self.reverse = True
         self.hidden: frozenset[str] = frozenset()
         self.only_differing = False
+        self.group_sweeps = True
+        self.collapsed: frozenset[str] = frozenset()
+        self.sweep_names: dict[str, str] = {}
         self.rows: list[RunRow] = []
         self.all_rows: list[RunRow] | None = None
         self.loaded = False
@@ -71,16 +75,21 @@ class RunsScreen(WorkbenchScreen):
                 and self._tick_count() % 3:
             return  # nothing live: poll for new runs every third tick only
         self._stale = False
-        expr, sort, reverse, hidden, diff = (self.filter_expr, self.sort, self.reverse, self.hidden,
-                                             self.only_differing)
+        expr = self.filter_expr
+        options = self._view_options()
         cached = self.all_rows if quiet is None else None
 
         def fetch() -> tuple[list[RunRow], list[RunRow], TableView, float, float, bool]:
             t0 = time.perf_counter()
-            everything = cached if cached is not None else self.data.runs()
+            if cached is None:
+                everything = self.data.runs()
+                if any(r.sweep_id for r in everything):
+                    options["sweep_names"] = self.sweep_names = self.data.sweep_names()
+            else:
+                everything = cached
             rows = self.data.filter_rows(everything, expr)
             t1 = time.perf_counter()
-            view = build_view(rows, sort=sort, reverse=reverse, hidden=hidden, only_differing=diff)
+            view = build_view(rows, **options)
             return everything, rows, view, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000, bool(quiet)
 
         self.query_data("runs", fetch)
@@ -111,13 +120,17 @@ class RunsScreen(WorkbenchScreen):
         self.generation += 1
         self._status()
 
+    def _view_options(self) -> dict[str, Any]:
+        return {"sort": self.sort, "reverse": self.reverse, "hidden": self.hidden,
+                "only_differing": self.only_differing, "group": self.group_sweeps,
+                "sweep_names": self.sweep_names, "collapsed": self.collapsed}
+
     def _rebuild(self) -> None:
         """Re-sort / re-layout the rows already loaded (no query)."""
-        rows, sort, reverse, hidden, diff = (self.rows, self.sort, self.reverse, self.hidden,
-                                             self.only_differing)
+        rows, options = self.rows, self._view_options()
 
         def job() -> TableView:
-            return build_view(rows, sort=sort, reverse=reverse, hidden=hidden, only_differing=diff)
+            return build_view(rows, **options)
 
         self.query_data("view", job)
 
@@ -137,6 +150,8 @@ class RunsScreen(WorkbenchScreen):
             parts.append(f"sort: {self.sort}{' desc' if self.reverse else ''}")
         if self.only_differing:
             parts.append("differing params only")
+        if table.view.grouped:
+            parts.append("grouped by sweep (z)")
         if self.hidden:
             parts.append(f"{len(self.hidden)} hidden (X shows)")
         self.query_one("#runs-status", Static).update("  ·  ".join(parts))
@@ -181,6 +196,14 @@ class RunsScreen(WorkbenchScreen):
     def on_runs_table_opened(self, message: RunsTable.Opened) -> None:
         self.wb.open_run(message.run.id)
 
+    def action_group(self) -> None:
+        self.group_sweeps = not self.group_sweeps
+        self._rebuild()
+
+    def on_runs_table_group_toggled(self, message: RunsTable.GroupToggled) -> None:
+        self.collapsed = self.collapsed ^ {message.sweep_id}
+        self._rebuild()
+
     def action_only_differing(self) -> None:
         self.only_differing = not self.only_differing
         self._rebuild()
@@ -192,6 +215,16 @@ class RunsScreen(WorkbenchScreen):
         self._status()
 
     def action_compare(self) -> None:
+        """Compare the marked runs; with none marked and the cursor on a sweep, that sweep's runs.
+        Runs that are all of one sweep are ranked with the sweep's own params."""
         table = self.query_one(RunsTable)
-        order = [r.id for r in table.view.rows if r.id in table.marked]
-        self.wb.open_compare(order)
+        current = table.current_run
+        if not table.marked and current is not None and current.group is not None:
+            self.wb.open_compare(list(current.members), sweep_id=current.group)
+            return
+        by_id = {r.id: r for r in self.rows}
+        order = [r.id for r in table.view.rows if r.id in table.marked and r.group is None]
+        order += [i for i in table.marked if i not in order and i in by_id]  # marked in a folded sweep
+        sweeps = {by_id[i].sweep_id for i in order if i in by_id}
+        sweep = sweeps.pop() if len(sweeps) == 1 else None
+        self.wb.open_compare(order, sweep_id=sweep)

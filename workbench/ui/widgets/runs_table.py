@@ -26,9 +26,10 @@ from textual.strip import Strip
 
 from workbench.ui.data import RunRow
 
-FIXED_COLUMNS = ("status", "name", "id", "started", "duration")
-_LABELS = {"status": "status", "name": "name", "id": "id", "started": "started", "duration": "time"}
-_MAX_WIDTH = {"name": 18, "param": 12, "metric": 10}
+FIXED_COLUMNS = ("status", "name", "sweep", "id", "started", "duration")
+_LABELS = {"status": "status", "name": "name", "sweep": "sweep", "id": "id", "started": "started",
+           "duration": "time"}
+_MAX_WIDTH = {"name": 18, "sweep": 14, "param": 12, "metric": 10}
 _STATUS_ICON = {"running": "▶", "succeeded": "✓", "failed": "✗", "cancelled": "■", "queued": "…"}
 
 
@@ -51,6 +52,7 @@ class TableView:
     sort: str | None = None
     reverse: bool = False
     hidden: frozenset[str] = field(default_factory=frozenset)
+    grouped: bool = False
 
 
 def fmt_value(value: Any) -> str:
@@ -91,6 +93,8 @@ def cell_value(row: RunRow, column: Column) -> Any:
         return row.duration
     if column.key == "started":
         return row.started
+    if column.key == "sweep":
+        return row.sweep_id
     return getattr(row, column.key, "")
 
 
@@ -103,17 +107,28 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 
 
 def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = False,
-               hidden: frozenset[str] = frozenset(), only_differing: bool = False) -> TableView:
-    """Sort and format ``rows`` (blocking: call it from a worker)."""
+               hidden: frozenset[str] = frozenset(), only_differing: bool = False,
+               group: bool = False, sweep_names: dict[str, str] | None = None,
+               collapsed: frozenset[str] = frozenset()) -> TableView:
+    """Sort and format ``rows`` (blocking: call it from a worker).
+
+    With ``group``, the runs of each sweep follow a header row (a :class:`RunRow` whose ``group``
+    is the sweep id) placed where the sweep's first run sorts; a sweep in ``collapsed`` shows its
+    header only. A ``sweep`` column appears when any run belongs to a sweep.
+    """
+    names = sweep_names or {}
     param_keys: dict[str, None] = {}
     metric_keys: dict[str, None] = {}
+    any_sweep = False
     for row in rows:
         param_keys.update(dict.fromkeys(row.params))
         metric_keys.update(dict.fromkeys(row.metrics))
+        any_sweep = any_sweep or bool(row.sweep_id)
     if only_differing:
         param_keys = {k: None for k in param_keys
                       if len({repr(r.params.get(k)) for r in rows}) > 1}
-    candidates = [Column(k, _LABELS[k], "fixed", len(_LABELS[k])) for k in FIXED_COLUMNS]
+    candidates = [Column(k, _LABELS[k], "fixed", len(_LABELS[k])) for k in FIXED_COLUMNS
+                  if k != "sweep" or any_sweep]
     candidates += [Column(f"p.{k}", k, "param", len(k)) for k in sorted(param_keys)]
     candidates += [Column(f"m.{k}", k, "metric", len(k), numeric=True) for k in sorted(metric_keys)]
     columns = [c for c in candidates if c.key not in hidden]
@@ -121,12 +136,16 @@ def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = F
         by = next((c for c in candidates if c.key == sort), None)
         if by is not None:
             rows = sorted(rows, key=lambda r: _sort_key(cell_value(r, by)), reverse=reverse)
+    if group and any_sweep:
+        rows = _grouped(rows, names, collapsed)
     cells: list[list[str]] = []
     widths = [c.width for c in columns]
     for row in rows:
         line: list[str] = []
         for i, column in enumerate(columns):
-            if column.key == "status":
+            if row.group is not None:
+                text = _header_cell(row, column, names, collapsed)
+            elif column.key == "status":
                 text = f"{_STATUS_ICON.get(row.status, '?')} {row.status}"
             elif column.key == "id":
                 text = row.short_id
@@ -134,6 +153,8 @@ def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = F
                 text = fmt_time(row.started)
             elif column.key == "duration":
                 text = fmt_duration(row.duration)
+            elif column.key == "sweep":
+                text = names.get(row.sweep_id or "", row.sweep_id or "")
             else:
                 text = fmt_value(cell_value(row, column))
             line.append(text)
@@ -146,11 +167,81 @@ def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = F
         numeric = column.numeric or (column.kind == "param" and _all_numeric(rows, column))
         width = min(max(width, len(column.label) + 1), cap)
         final.append(Column(column.key, column.label, column.kind, width, numeric=numeric))
-    return TableView(final, rows, cells, sort, reverse, hidden)
+    return TableView(final, rows, cells, sort, reverse, hidden, grouped=group and any_sweep)
+
+
+def _grouped(rows: list[RunRow], names: dict[str, str], collapsed: frozenset[str]) -> list[RunRow]:
+    """Rows in their sorted order, each sweep's runs gathered under a header where its first run was."""
+    members: dict[str, list[RunRow]] = {}
+    for row in rows:
+        if row.sweep_id:
+            members.setdefault(row.sweep_id, []).append(row)
+    out: list[RunRow] = []
+    for row in rows:
+        sweep = row.sweep_id
+        if not sweep:
+            out.append(row)
+            continue
+        group = members.pop(sweep, None)
+        if group is None:
+            continue  # already placed with its sweep's first run
+        statuses = {r.status for r in group}
+        status = "running" if "running" in statuses else "failed" if "failed" in statuses else group[0].status
+        started = [r.started for r in group if r.started is not None]
+        ended = [r.ended for r in group if r.ended is not None]
+        out.append(RunRow(id=f"sweep:{sweep}", name=names.get(sweep, sweep), status=status,
+                          started=min(started) if started else None,
+                          ended=max(ended) if ended and status != "running" else None,
+                          params=_common(group), sweep_id=sweep, group=sweep,
+                          members=[r.id for r in group]))
+        if sweep not in collapsed:
+            out.extend(group)
+    return out
+
+
+def _common(group: list[RunRow]) -> dict[str, Any]:
+    """Params every run of the group shares (the rest differ, and the header shows how many values)."""
+    keys = {k for r in group for k in r.params}
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = {repr(r.params.get(key)) for r in group}
+        out[key] = group[0].params.get(key) if len(values) == 1 else _Varies(len(values))
+    return out
+
+
+class _Varies:
+    """A header cell for a param that differs across a sweep: ``3 values``."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __str__(self) -> str:
+        return f"{self.count} values"
+
+
+def _header_cell(row: RunRow, column: Column, names: dict[str, str], collapsed: frozenset[str]) -> str:
+    if column.key == "status":
+        return f"{'▸' if row.group in collapsed else '▾'} {len(row.members)} runs"
+    if column.key == "name":
+        return row.name
+    if column.key == "sweep":
+        return names.get(row.group or "", row.group or "")
+    if column.key == "id":
+        return (row.group or "")[:10]
+    if column.key == "started":
+        return fmt_time(row.started)
+    if column.key == "duration":
+        return fmt_duration(row.duration)
+    if column.kind == "param":
+        value = row.params.get(column.key[2:])
+        return str(value) if isinstance(value, _Varies) else fmt_value(value)
+    return ""
 
 
 def _all_numeric(rows: list[RunRow], column: Column) -> bool:
     for row in rows[:200]:
+        if row.group is not None:
+            continue
         value = cell_value(row, column)
         if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool)):
             return False
@@ -163,6 +254,7 @@ class RunsTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "runs-table--header", "runs-table--cursor", "runs-table--marked", "runs-table--column",
         "runs-table--running", "runs-table--failed", "runs-table--succeeded", "runs-table--dim",
+        "runs-table--group",
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j,down", "cursor(1)", "Down", show=False),
@@ -189,6 +281,13 @@ class RunsTable(ScrollView, can_focus=True):
         def __init__(self, run: RunRow) -> None:
             super().__init__()
             self.run = run
+
+    class GroupToggled(Message):
+        """Enter on a sweep's header row: fold or unfold it."""
+
+        def __init__(self, sweep_id: str) -> None:
+            super().__init__()
+            self.sweep_id = sweep_id
 
     class SortRequested(Message):
         def __init__(self, key: str) -> None:
@@ -271,14 +370,23 @@ class RunsTable(ScrollView, can_focus=True):
         run = self.current_run
         if run is None:
             return
-        self.marked.symmetric_difference_update({run.id})
+        if run.group is not None:  # a sweep's header: mark all its runs, or unmark them all
+            members = set(run.members)
+            if members <= self.marked:
+                self.marked -= members
+            else:
+                self.marked |= members
+        else:
+            self.marked.symmetric_difference_update({run.id})
         self.post_message(self.MarksChanged(frozenset(self.marked)))
         self._move_to(self.cursor_row + 1)
         self.refresh()
 
     def action_open(self) -> None:
         run = self.current_run
-        if run is not None:
+        if run is not None and run.group is not None:
+            self.post_message(self.GroupToggled(run.group))
+        elif run is not None:
             self.post_message(self.Opened(run))
 
     def action_sort(self) -> None:
@@ -356,8 +464,11 @@ class RunsTable(ScrollView, can_focus=True):
         run = self.view.rows[index]
         cells = self.view.cells[index]
         base = self.rich_style
-        marked = run.id in self.marked
+        marked = run.id in self.marked or (run.group is not None and bool(run.members)
+                                           and set(run.members) <= self.marked)
         row_style = base
+        if run.group is not None:
+            row_style = base + self.get_component_rich_style("runs-table--group")
         if marked:
             row_style = base + self.get_component_rich_style("runs-table--marked")
         cursor = index == self.cursor_row
