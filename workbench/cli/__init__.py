@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(COMMAND_TO_MODULE["ui"])
         args = parser.parse_args([*args_list, "ui"])
         handler = args.handler
+    import sqlite3
+
     from workbench.errors import WorkbenchError
 
     try:
@@ -119,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkbenchError as exc:
         sys.stderr.write(f"error: {exc.one_line()}\n")
         return exc.exit_code
+    except sqlite3.Error as exc:  # a damaged or locked database met after opening: still one line
+        from workbench.store.db import database_error
+
+        error = database_error(exc)
+        sys.stderr.write(f"error: {error.one_line()}\n")
+        return error.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

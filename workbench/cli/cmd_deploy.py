@@ -79,9 +79,10 @@ def _show(info: Any, as_json: bool) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     ws = open_workspace()
     err = console(stderr=True)
-    if (args.target or ws.config.deploy.target or "local") == "local" and not ws.deployments.server_ready(
-        args.model
-    ):
+    target = ws.deployments.check_request(
+        name=args.name, target=args.target, replicas=args.replicas, gpus=args.gpus, timeout=args.timeout
+    )
+    if target == "local" and not ws.deployments.server_ready(args.model):
         _build_server(ws, args.model, err)
     with err.status(f"deploying {args.model} ..."):
         info = ws.deployments.deploy(
@@ -216,8 +217,12 @@ def _predict(args: argparse.Namespace) -> int:
 
     try:
         data = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read {args.file}: {exc}", "give a JSON file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}", "give a JSON file") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{args.file} is not JSON: {exc}", 'give {"inputs": [...]} or a list of rows'
+        ) from None
     if isinstance(data, list):  # rows of numbers: wrap them as one FP64 tensor
         rows = [r if isinstance(r, list) else [r] for r in data]
         data = {

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.cli.common import add_json_flag, human_bytes, open_workspace, print_json
+from workbench.cli.common import add_json_flag, human_bytes, open_workspace, positive_int, print_json
 
 Progress = Callable[[int, int], None]
 
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_status)
 
     p = subparsers.add_parser("log", help="list snapshots, newest first")
-    p.add_argument("-n", "--limit", type=int, default=None, help="show at most N snapshots")
+    p.add_argument("-n", "--limit", type=positive_int, default=None, help="show at most N snapshots")
     p.add_argument("--no-auto", action="store_true", help="hide snapshots taken by the watcher")
     add_json_flag(p)
     p.set_defaults(handler=cmd_log)

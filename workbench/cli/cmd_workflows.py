@@ -12,7 +12,14 @@ import sys
 import threading
 from typing import Any
 
-from workbench.cli.common import add_json_flag, console, open_workspace, print_json
+from workbench.cli.common import (
+    add_json_flag,
+    console,
+    open_workspace,
+    positive_int,
+    print_json,
+    whole_number,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -26,7 +33,7 @@ def register(subparsers: Any) -> None:
                    help="run these stages and what they need (default: all)")
     p.add_argument("-f", "--force", action="store_true", help="run the selected stages even if up to date")
     p.add_argument("--dry", action="store_true", help="print what would run and why; run nothing")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+    p.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="N",
                    help="run up to N independent stages at once")
     p.add_argument("--check", action="store_true",
                    help="warn when a stage read files it does not declare as inputs (file-access capture)")
@@ -46,13 +53,13 @@ def register(subparsers: Any) -> None:
                     "1e-4:1e-1:log4 (4 log-spaced points), 1e-4:1e-1:log (random mode: log-uniform).")
     p.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=VALUES",
                    help="a parameter and its values (repeat for each parameter)")
-    p.add_argument("--random", dest="random_n", type=int, default=None, metavar="N",
+    p.add_argument("--random", dest="random_n", type=positive_int, default=None, metavar="N",
                    help="draw N members at random instead of the full grid")
     p.add_argument("--seed", type=int, default=None, help="seed for --random")
-    p.add_argument("--parallel", type=int, default=1, metavar="K", help="run K members at once")
+    p.add_argument("--parallel", type=positive_int, default=1, metavar="K", help="run K members at once")
     p.add_argument("--executor", default=None, help="where members run (local, docker, kubernetes)")
     p.add_argument("--image", default=None, help="container image for docker/kubernetes")
-    p.add_argument("--gpus", default=None, help="GPUs per member (a count or 'all')")
+    p.add_argument("--gpus", type=_gpus, default=None, help="GPUs per member (a count or 'all')")
     p.add_argument("-n", "--name", default=None, help="name of the sweep (members are NAME-0, NAME-1 ...)")
     p.add_argument("--dry", action="store_true", help="list the members' commands; run nothing")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
@@ -70,7 +77,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--value", choices=("last", "min", "max"), default="last",
                    help="which value of each run's series to rank by (default: last)")
     p.add_argument("--no-plot", action="store_true", help="skip the parallel-coordinates view")
-    p.add_argument("-n", "--limit", type=int, default=None, help="list at most N sweeps")
+    p.add_argument("-n", "--limit", type=positive_int, default=None, help="list at most N sweeps")
     add_json_flag(p)
     p.set_defaults(handler=cmd_sweeps, order="min")
 
@@ -167,15 +174,13 @@ def cmd_dag(args: argparse.Namespace) -> int:
 
 
 # -- sweep -------------------------------------------------------------------------------------
-def _gpus(text: str | None) -> int | str | None:
-    if text is None or text == "all":
+def _gpus(text: str) -> int | str:
+    """argparse ``type=`` of ``--gpus``: a count or ``all``."""
+    if text == "all":
         return text
-    from workbench.errors import UsageError
-
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"--gpus {text}: expected a count or 'all'") from None
+    if text.lstrip("-").isdigit():
+        return whole_number(text, 0)
+    raise argparse.ArgumentTypeError(f"expected a count or 'all', got '{text}'")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -197,7 +202,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     out = console(stderr=args.json)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=out, transient=True)
+                        TimeElapsedColumn(), console=out, transient=True,
+                        disable=not out.is_terminal)  # a log gets the result lines only
     task = progress.add_task("sweep", total=len(members))
     lock = threading.Lock()
 
@@ -220,7 +226,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with progress:
         info = ws.workflows.sweep(command, args.params, random_n=args.random_n, seed=args.seed,
                                   parallel=args.parallel, executor=args.executor, image=args.image,
-                                  gpus=_gpus(args.gpus), name=args.name, on_event=on_event,
+                                  gpus=args.gpus, name=args.name, on_event=on_event,
                                   on_created=on_created, cancel_event=cancel)
     if args.json:
         print_json(info.to_dict())

@@ -19,6 +19,22 @@ def open_workspace() -> Workspace:
     return Workspace.open()
 
 
+def whole_number(text: str, minimum: int) -> int:
+    """``text`` as an int of at least ``minimum``, or argparse's one-line error saying which."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts and limits: a whole number of at least 1."""
+    return whole_number(text, 1)
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
 from workbench.paths import ProjectPaths, find_project_root
-from workbench.store.db import ConnectionPool, atomic
+from workbench.store.db import ConnectionPool, atomic, database_error
 from workbench.store.migrations import migrate
 
 if TYPE_CHECKING:
@@ -67,7 +67,10 @@ class Workspace:
 
     def ensure_schema(self) -> None:
         if not self._migrated:
-            migrate(self.db)
+            try:
+                migrate(self.db)
+            except sqlite3.Error as exc:  # a damaged file can pass the pragmas and fail here
+                raise database_error(exc, self.paths.db) from exc
             self._migrated = True
 
     def close(self) -> None:

@@ -185,6 +185,23 @@ class DeployService:
         return int(row[0] or 0) + 1
 
     # -- operations ----------------------------------------------------------------------------
+    def check_request(self, *, name: str | None = None, target: str | None = None, replicas: int = 1,
+                      gpus: int = 0, timeout: float = 180.0) -> str:
+        """Refuse bad options before anything is resolved, built or started; returns the target."""
+        target = target or self.ws.config.deploy.target or "local"
+        if target not in TARGETS:
+            raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
+        if replicas < 0:
+            raise UsageError(f"replicas cannot be negative, got {replicas}", "give 0 or more")
+        if gpus < 0:
+            raise UsageError(f"gpus cannot be negative, got {gpus}", "give 0 or more GPUs per replica")
+        if not timeout > 0:
+            raise UsageError(f"timeout must be a positive number of seconds, got {timeout:g}",
+                             "e.g. --timeout 300")
+        if name:
+            check_name(name)
+        return target
+
     def deploy(
         self,
         model: str | ModelRef,
@@ -200,11 +217,7 @@ class DeployService:
         progress: Progress | None = None,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it."""
-        target = target or self.ws.config.deploy.target or "local"
-        if target not in TARGETS:
-            raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
-        if replicas < 0 or gpus < 0:
-            raise UsageError("replicas and gpus cannot be negative")
+        target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus, timeout=timeout)
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
         runtime = self._runtime(ref)
@@ -358,7 +371,7 @@ class DeployService:
     def scale(self, name: str, replicas: int, *, timeout: float = 180.0) -> DeploymentInfo:
         """Change the number of replicas (recorded as a ``scale`` revision)."""
         if replicas < 0:
-            raise UsageError("replicas cannot be negative")
+            raise UsageError(f"replicas cannot be negative, got {replicas}", "give 0 or more")
         row = self._row(name)
         spec = self._spec_of(name, int(row["revision"]))
         spec.replicas = replicas

@@ -27,11 +27,17 @@ def executor_names() -> list[str]:
     return list(EXECUTORS)
 
 
-def get_executor(name: str, ws: Workspace) -> Executor:
-    """The executor called ``name``, built for this workspace."""
+def resolve_name(name: str) -> str:
+    """The canonical name of an executor (aliases resolved); ExecutorError naming the choices."""
     key = ALIASES.get(name, name)
     if key not in EXECUTORS:
         raise ExecutorError(f"unknown executor {name!r}", f"choose one of: {', '.join(EXECUTORS)}")
+    return key
+
+
+def get_executor(name: str, ws: Workspace) -> Executor:
+    """The executor called ``name``, built for this workspace."""
+    key = resolve_name(name)
     module_name, class_name = EXECUTORS[key]
     try:
         module = importlib.import_module(module_name)

@@ -13,26 +13,64 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from workbench.errors import BusyError, WorkbenchError
+
 BUSY_TIMEOUT_MS = 30_000
 
 
+class DatabaseDamagedError(WorkbenchError):
+    """The project database file is not a SQLite database any more, or is malformed."""
+
+
+def database_error(exc: sqlite3.Error, path: Path | None = None) -> WorkbenchError:
+    """The one-line, user-facing form of a SQLite failure (damaged file, lock, disk, permissions)."""
+    what = f"the project database {path}" if path is not None else "the project database"
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return BusyError(f"{what} is locked by another workbench process ({text})",
+                         "try again when it has finished")
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        word in lowered for word in ("unable to open", "readonly", "read-only", "disk i/o", "full")
+    ):
+        return WorkbenchError(f"cannot use {what}: {text}",
+                              "check the folder's permissions and the free disk space")
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return DatabaseDamagedError(
+            f"{what} is damaged: {text}",
+            "restore .workbench/workbench.db from a backup, or move it aside and run 'workbench init' "
+            "to start a new history (stored file contents in the blob cache are kept)",
+        )
+    return WorkbenchError(f"{what} failed: {text}")
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open the project database with the pragmas every connection needs."""
-    if readonly:
-        conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None, check_same_thread=False,
-        )
-    else:
-        conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if not readonly:
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
+    """Open the project database with the pragmas every connection needs.
+
+    A file that is not a database (or is malformed, locked, unreadable) raises the
+    :class:`~workbench.errors.WorkbenchError` from :func:`database_error`, not ``sqlite3.Error``.
+    """
+    conn: sqlite3.Connection | None = None
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None, check_same_thread=False,
+            )
+        else:
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        raise database_error(exc, path) from exc
     return conn
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import blake3
 
 from workbench.errors import CorruptObjectError, MissingObjectError, WorkbenchError
+from workbench.versioning.locks import cache_unreadable
 
 RAW = b"R"
 ZSTD = b"Z"
@@ -100,8 +101,11 @@ class BlobStore:
         return os.path.exists(os.path.join(self.objects, digest[:2], digest[2:]))
 
     def ensure_dirs(self) -> None:
-        for folder in (self.objects, self.tmp, self.root / "locks"):
-            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            for folder in (self.objects, self.tmp, self.root / "locks"):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise cache_unreadable(exc, self.root) from None
 
     def iter_hashes(self) -> Iterator[str]:
         """Every object address present in the cache."""
@@ -178,18 +182,32 @@ class BlobStore:
 
     # -- reading --------------------------------------------------------------------------------
     def _raw(self, digest: str) -> bytes:
+        return self._read(digest, -1)
+
+    def _read(self, digest: str, size: int) -> bytes:
         try:
             with open(self.path_of(digest), "rb") as handle:
-                return handle.read()
+                return handle.read(size)
         except FileNotFoundError:
             raise MissingObjectError(
                 f"object {digest[:12]} is missing from the cache {self.root}",
                 "run 'workbench fsck' to see what is affected",
             ) from None
+        except OSError as exc:  # the cache folder unreadable, not a folder, an I/O error
+            raise cache_unreadable(exc, self.root) from None
+
+    def check_readable(self) -> None:
+        """Raise the one-line error when the cache exists but cannot be listed (fsck, gc)."""
+        try:
+            if self.root.exists() or self.root.is_symlink():
+                os.listdir(self.root)
+            if self.objects.exists():
+                os.listdir(self.objects)
+        except OSError as exc:
+            raise cache_unreadable(exc, self.root) from None
 
     def kind(self, digest: str) -> bytes:
-        with open(self.path_of(digest), "rb") as handle:
-            return handle.read(1)
+        return self._read(digest, 1)
 
     def chunks(self, digest: str) -> list[tuple[str, int]] | None:
         """The chunk list of a chunked object, or None for a plain one."""
@@ -288,4 +306,7 @@ def _disk_error(exc: OSError, where: Path) -> WorkbenchError:
         return WorkbenchError(f"disk full while writing to {where}", "free some space and retry")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return WorkbenchError(f"cannot write to {where}: {exc.strerror}", "check its permissions")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return WorkbenchError(f"cannot write to {where}: {exc.strerror}",
+                              "a file stands where a folder should be: move it aside")
     return WorkbenchError(f"cannot write to {where}: {exc.strerror or exc}", "check the disk and retry")

@@ -32,6 +32,7 @@ def _join(name: str, rel: str) -> str:
 
 def fsck(db: sqlite3.Connection, store: BlobStore, progress: Progress | None = None) -> FsckReport:
     report = FsckReport()
+    store.check_readable()
     total = sum(1 for _ in store.iter_hashes())
     checked: dict[str, str | None] = {}
     trees: dict[str, list[Finding]] = {}
@@ -114,6 +115,7 @@ def _roots(db_path: Path) -> tuple[list[str], list[str]]:
 
 def gc(db_path: Path, store: BlobStore, progress: Progress | None = None) -> GcReport:
     report = GcReport()
+    store.check_readable()
     with cache_lock(store.root, exclusive=True):
         live: set[str] = set()
         dbs = {p.resolve() for p in projects(store.root)} | {db_path.resolve()}

@@ -37,7 +37,7 @@ from workbench.store.db import atomic
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _FOREVER = {"forever", "inf", "infinity"}
-_HINT = "write AGE:KEEP pairs such as '1h:all,1d:1h,30d:1d' (units s m h d w; KEEP: all, none or a duration)"
+_HINT = "write AGE:KEEP pairs such as '1h:all,1d:1h,30d:1d'; units s m h d w; KEEP is all, none or a duration"
 
 
 @dataclass(frozen=True)

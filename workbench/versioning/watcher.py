@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import math
 import threading
 import time
 import warnings
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.versioning.watch_debounce import Batch, Debouncer
 from workbench.versioning.watch_lock import WatchLock, WatchStatus, watch_status
 from workbench.versioning.watch_retention import PruneReport, head_snapshot_id, parse_rule, prune_auto
@@ -115,6 +116,13 @@ class Watcher:
         self.max_interval = float(max_interval if max_interval is not None else cfg.max_interval_seconds)
         self.rescan_seconds = float(rescan_seconds if rescan_seconds is not None
                                     else max(self.max_interval, 5 * self.quiet))
+        for value, option, key in ((self.quiet, "--quiet", "quiet_seconds"),
+                                   (self.max_interval, "--max-interval", "max_interval_seconds"),
+                                   (self.rescan_seconds, "--rescan", "")):
+            if not (math.isfinite(value) and value > 0):
+                where = f"{option}, or watch.{key} in .workbench/config.toml" if key else option
+                raise ConfigError(f"watch: {option.lstrip('-')} must be a positive number of seconds, "
+                                  f"got {value:g}", f"fix {where}")
         self.retention = parse_rule(cfg.retention if retention is None else retention)
         self.on_event = on_event
         self.mode = "polling" if polling else "events"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UsageError, WorkbenchError
+from workbench.executors.registry import resolve_name
 from workbench.workflows import records
 from workbench.workflows.backend import WorkspaceBackend
 from workbench.workflows.dag import Dag, build_dag
@@ -177,6 +178,7 @@ class WorkflowService:
             raise UsageError("--parallel must be at least 1")
         _, members = self.expand_sweep(command, params, random_n=random_n, seed=seed)
         executor_name = executor or self.ws.config.executor.default or "local"
+        resolve_name(executor_name)  # an unknown executor is refused before the sweep is recorded
         sweep_id = create_sweep(self.ws.db, name=name or "", command=command, space=params,
                                 mode="random" if random_n is not None else "grid",
                                 members=[p for p, _ in members], parallel=parallel,
