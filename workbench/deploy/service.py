@@ -1,26 +1,24 @@
 """DeployService (``ws.deployments``): deploy a model version, list, scale, roll back, undeploy, predict.
 
-Every change is a revision in the store (``deployment_revisions``): who, when, which model version,
-how many replicas, the spec and the objects applied, and how it ended. The current state of each
-deployment is one row in ``deployments``. The targets do the work: :mod:`workbench.deploy.local`
-(this machine) and :mod:`workbench.deploy.cluster` (Kubernetes, OpenShift).
+Every change is a revision in the store, each deployment's current state one row: both are kept by
+:mod:`workbench.deploy.history`. The targets do the work: :mod:`workbench.deploy.local` (this
+machine) and :mod:`workbench.deploy.cluster` (Kubernetes, OpenShift); this module orchestrates them.
 """
 
 from __future__ import annotations
 
-import getpass
 import itertools
 import json
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.deploy import local, serving
+from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
 from workbench.deploy.types import DeploymentInfo, DeploySpec, ModelRef, Revision, check_name, default_name
-from workbench.errors import DeployError, UnknownIdError, UsageError
+from workbench.errors import DeployError, UsageError
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
@@ -41,6 +39,7 @@ class DeployService:
         self.local = local.LocalTarget(self.state_root)
         self._sampler = MetricsSampler()
         self._round_robin: dict[str, itertools.cycle[str]] = {}
+        self.records = DeploymentHistory(lambda: ws.db, ws.atomic)
 
     # -- resolving -----------------------------------------------------------------------------
     def resolve_model(self, spec: str | ModelRef) -> ModelRef:
@@ -89,100 +88,6 @@ class DeployService:
             shutil.copyfile(source, dest)
 
         return fetch
-
-    # -- store ---------------------------------------------------------------------------------
-    def _row(self, name: str) -> dict[str, Any]:
-        row = self.ws.db.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
-        if row is None or row["state"] == "undeployed":
-            raise UnknownIdError(f"no deployment named '{name}'", "see 'workbench deployments'")
-        return dict(row)
-
-    def _record(self, spec: DeploySpec, revision: int, action: str, objects: list[dict[str, Any]]) -> None:
-        now = time.time()
-        with self.ws.atomic() as db:
-            exists = db.execute("SELECT 1 FROM deployments WHERE name = ?", (spec.name,)).fetchone()
-            values = (
-                spec.target,
-                spec.namespace,
-                spec.model.name,
-                spec.model.version,
-                spec.model.run_id,
-                spec.model.hash,
-                spec.model.framework,
-                spec.replicas,
-                revision,
-                now,
-            )
-            if exists:
-                db.execute(
-                    "UPDATE deployments SET target=?, namespace=?, model=?, version=?, run_id=?,"
-                    " artifact_hash=?, framework=?, replicas=?, revision=?, updated_at=?,"
-                    " state='progressing', message=''"
-                    " WHERE name=?",
-                    (*values, spec.name),
-                )
-            else:
-                db.execute(
-                    "INSERT INTO deployments (target, namespace, model, version, run_id, artifact_hash,"
-                    " framework, replicas, revision, updated_at, name, state, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?, 'progressing', ?)",
-                    (*values, spec.name, now),
-                )
-            db.execute(
-                "INSERT INTO deployment_revisions (deployment, revision, action, model, version, run_id,"
-                " artifact_hash, replicas, spec, objects, deployed_by, deployed_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    spec.name,
-                    revision,
-                    action,
-                    spec.model.name,
-                    spec.model.version,
-                    spec.model.run_id,
-                    spec.model.hash,
-                    spec.replicas,
-                    json.dumps(spec.to_json()),
-                    json.dumps(objects),
-                    _user(),
-                    now,
-                ),
-            )
-
-    def _finish(
-        self,
-        name: str,
-        revision: int,
-        *,
-        state: str,
-        message: str,
-        result: str,
-        runtime: dict[str, Any] | None = None,
-        endpoint: str | None = None,
-        replicas: int | None = None,
-    ) -> None:
-        with self.ws.atomic() as db:
-            sets = ["state = ?", "message = ?", "updated_at = ?"]
-            args: list[Any] = [state, message, time.time()]
-            for column, value in (
-                ("runtime", None if runtime is None else json.dumps(runtime)),
-                ("endpoint", endpoint),
-                ("replicas", replicas),
-            ):
-                if value is not None:
-                    sets.append(f"{column} = ?")
-                    args.append(value)
-            db.execute(f"UPDATE deployments SET {', '.join(sets)} WHERE name = ?", (*args, name))
-            db.execute(
-                "UPDATE deployment_revisions SET result = ?, message = ?"
-                " WHERE deployment = ? AND revision = ?",
-                (result, message, name, revision),
-            )
-
-    def _next_revision(self, name: str) -> int:
-        row = self.ws.db.execute(
-            "SELECT MAX(revision) FROM deployment_revisions WHERE deployment = ?", (name,)
-        ).fetchone()
-        return int(row[0] or 0) + 1
 
     # -- operations ----------------------------------------------------------------------------
     def check_request(self, *, name: str | None = None, target: str | None = None, replicas: int = 1,
@@ -242,13 +147,13 @@ class DeployService:
         timeout: float,
         progress: Progress | None,
     ) -> DeploymentInfo:
-        row = self.ws.db.execute("SELECT * FROM deployments WHERE name = ?", (spec.name,)).fetchone()
+        row = self.records.find(spec.name)
         if row is not None and row["state"] != "undeployed" and row["target"] != spec.target:
             raise UsageError(
                 f"'{spec.name}' is deployed on {row['target']}, not {spec.target}",
                 "undeploy it first or pick another --name",
             )
-        revision = self._next_revision(spec.name)
+        revision = self.records.next_revision(spec.name)
         if spec.target == "local":
             return self._apply_local(spec, revision, action, runtime, timeout, progress, row)
         from workbench.deploy.cluster import ClusterTarget
@@ -256,17 +161,17 @@ class DeployService:
         cluster = ClusterTarget.connect(spec.target)
         objects = cluster.render(spec, revision)
         cluster.validate(objects)
-        self._record(spec, revision, action, objects)
+        self.records.record(spec, revision, action, objects)
         try:
             status, endpoint = cluster.apply(
                 spec, revision, objects, self._fetch(spec.model), timeout, progress
             )
         except BaseException as exc:
             message = exc.one_line() if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
-            self._finish(spec.name, revision, state="failed", message=message, result="failed")
+            self.records.finish(spec.name, revision, state="failed", message=message, result="failed")
             raise
         ok = status.state == "complete"
-        self._finish(
+        self.records.finish(
             spec.name,
             revision,
             state="available" if ok else "failed",
@@ -296,7 +201,7 @@ class DeployService:
     ) -> DeploymentInfo:
         venv = serving.ensure_serve_venv(runtime, spec.model.framework_version, progress)
         old = _replicas(row) if row is not None and row["state"] != "undeployed" else []
-        self._record(spec, revision, action, [])
+        self.records.record(spec, revision, action, [])
         try:
             folder = self.local.prepare_folder(
                 spec.name, revision, spec.model.version, spec.model.filename, runtime, self._fetch(spec.model)
@@ -316,10 +221,10 @@ class DeployService:
         except BaseException as exc:
             message = exc.one_line() if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
             if old:  # the previous revision keeps serving: say so and point the row back at it
-                self._restore_row(spec.name, row, f"revision {revision} failed: {message}")
-                self._finish_revision(spec.name, revision, "failed", message)
+                self.records.restore_row(spec.name, row, f"revision {revision} failed: {message}")
+                self.records.finish_revision(spec.name, revision, "failed", message)
             else:
-                self._finish(
+                self.records.finish(
                     spec.name,
                     revision,
                     state="failed",
@@ -330,7 +235,7 @@ class DeployService:
             raise
         runtime_json = {"mode": mode, "venv": str(venv), "replicas": [r.to_json() for r in started]}
         endpoint = started[0].url if started else ""
-        self._finish(
+        self.records.finish(
             spec.name,
             revision,
             state="available",
@@ -341,43 +246,18 @@ class DeployService:
         )
         return self.get(spec.name)
 
-    def _restore_row(self, name: str, row: Any, message: str) -> None:
-        with self.ws.atomic() as db:
-            db.execute(
-                "UPDATE deployments SET model=?, version=?, run_id=?, artifact_hash=?, framework=?,"
-                " replicas=?, revision=?, state=?, message=?, updated_at=? WHERE name=?",
-                (
-                    row["model"],
-                    row["version"],
-                    row["run_id"],
-                    row["artifact_hash"],
-                    row["framework"],
-                    row["replicas"],
-                    row["revision"],
-                    "degraded",
-                    message,
-                    time.time(),
-                    name,
-                ),
-            )
-
-    def _finish_revision(self, name: str, revision: int, result: str, message: str) -> None:
-        with self.ws.atomic() as db:
-            db.execute(
-                "UPDATE deployment_revisions SET result=?, message=? WHERE deployment=? AND revision=?",
-                (result, message, name, revision),
-            )
-
     def scale(self, name: str, replicas: int, *, timeout: float = 180.0) -> DeploymentInfo:
         """Change the number of replicas (recorded as a ``scale`` revision)."""
         if replicas < 0:
             raise UsageError(f"replicas cannot be negative, got {replicas}", "give 0 or more")
-        row = self._row(name)
-        spec = self._spec_of(name, int(row["revision"]))
+        row = self.records.row(name)
+        spec = self.records.spec_of(name, int(row["revision"]))
         spec.replicas = replicas
-        revision = self._next_revision(name)
-        self._record(spec, revision, "scale", [])
-        self._finish(name, revision, state="progressing", message="", result="pending", replicas=replicas)
+        revision = self.records.next_revision(name)
+        self.records.record(spec, revision, "scale", [])
+        self.records.finish(
+            name, revision, state="progressing", message="", result="pending", replicas=replicas
+        )
         if row["target"] == "local":
             runtime = json.loads(row["runtime"])
             try:
@@ -392,10 +272,10 @@ class DeployService:
                     framework_version=spec.model.framework_version,
                 )
             except DeployError as exc:
-                self._finish(name, revision, state="degraded", message=exc.one_line(), result="failed")
+                self.records.finish(name, revision, state="degraded", message=exc.one_line(), result="failed")
                 raise
             runtime["replicas"] = [r.to_json() for r in kept]
-            self._finish(
+            self.records.finish(
                 name,
                 revision,
                 state="available",
@@ -410,7 +290,7 @@ class DeployService:
             cluster = ClusterTarget.connect(row["target"], spec.namespace)
             status = cluster.scale(name, replicas, timeout)
             ok = status.state == "complete"
-            self._finish(
+            self.records.finish(
                 name,
                 revision,
                 state="available" if ok else "progressing",
@@ -418,62 +298,37 @@ class DeployService:
                 result="available" if ok else "pending",
             )
         # Keep the deployment pointing at the model revision it serves, not at the scale entry.
-        with self.ws.atomic() as db:
-            db.execute("UPDATE deployments SET revision = ? WHERE name = ?", (int(row["revision"]), name))
+        self.records.set_revision(name, int(row["revision"]))
         return self.get(name)
 
     def rollback(
         self, name: str, to: int | None = None, *, timeout: float = 180.0, progress: Progress | None = None
     ) -> DeploymentInfo:
         """Re-apply an earlier revision's recorded spec (default: the last one serving another model)."""
-        row = self._row(name)
-        current = self._spec_of(name, int(row["revision"]))
+        row = self.records.row(name)
+        current = self.records.spec_of(name, int(row["revision"]))
         if to is None:
-            to = self._previous_revision(name, current)
-        spec = self._spec_of(name, to)
+            to = self.records.previous_revision(name, current)
+        spec = self.records.spec_of(name, to)
         spec.replicas = int(row["replicas"])
         runtime = self._runtime(spec.model)
         return self._apply(spec, "rollback", runtime, timeout, progress)
 
-    def _previous_revision(self, name: str, current: DeploySpec) -> int:
-        rows = self.ws.db.execute(
-            "SELECT revision, artifact_hash FROM deployment_revisions WHERE deployment = ?"
-            " AND result = 'available' AND action != 'scale' ORDER BY revision DESC",
-            (name,),
-        ).fetchall()
-        for r in rows:
-            if r["artifact_hash"] != current.model.hash:
-                return int(r["revision"])
-        raise DeployError(
-            f"'{name}' has no earlier revision serving another model version",
-            f"see 'workbench deployments {name} --history'",
-        )
-
-    def _spec_of(self, name: str, revision: int) -> DeploySpec:
-        row = self.ws.db.execute(
-            "SELECT spec FROM deployment_revisions WHERE deployment = ? AND revision = ?", (name, revision)
-        ).fetchone()
-        if row is None:
-            raise UnknownIdError(
-                f"'{name}' has no revision {revision}", f"see 'workbench deployments {name} --history'"
-            )
-        return DeploySpec.from_json(json.loads(row["spec"]))
-
     def undeploy(self, name: str) -> None:
         """Stop every replica (or delete the cluster objects); the history stays."""
-        row = self._row(name)
+        row = self.records.row(name)
         if row["target"] == "local":
             self.local.remove(_replicas(row))
         else:
             from workbench.deploy.cluster import ClusterTarget
 
-            spec = self._spec_of(name, int(row["revision"]))
+            spec = self.records.spec_of(name, int(row["revision"]))
             ClusterTarget.connect(row["target"], spec.namespace).remove(name)
-        revision = self._next_revision(name)
-        spec = self._spec_of(name, int(row["revision"]))
+        revision = self.records.next_revision(name)
+        spec = self.records.spec_of(name, int(row["revision"]))
         spec.replicas = 0
-        self._record(spec, revision, "undeploy", [])
-        self._finish(
+        self.records.record(spec, revision, "undeploy", [])
+        self.records.finish(
             name,
             revision,
             state="undeployed",
@@ -487,13 +342,12 @@ class DeployService:
     # -- observing -----------------------------------------------------------------------------
     def list(self, *, include_undeployed: bool = False) -> Infos:
         """Every deployment with replicas desired and ready (checked live), state, endpoint, age."""
-        rows = self.ws.db.execute("SELECT * FROM deployments ORDER BY name").fetchall()
+        rows = self.records.rows()
         return [self._info(r) for r in rows if include_undeployed or r["state"] != "undeployed"]
 
     def get(self, name: str) -> DeploymentInfo:
-        self._row(name)
-        row = self.ws.db.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
-        return self._info(row)
+        self.records.row(name)
+        return self._info(self.records.find(name))
 
     def _info(self, row: Any) -> DeploymentInfo:
         endpoints: list[str] = []
@@ -529,36 +383,17 @@ class DeployService:
         )
 
     def history(self, name: str) -> Revisions:
-        rows = self.ws.db.execute(
-            "SELECT * FROM deployment_revisions WHERE deployment = ? ORDER BY revision", (name,)
-        ).fetchall()
-        if not rows:
-            raise UnknownIdError(f"no deployment named '{name}'", "see 'workbench deployments'")
-        return [
-            Revision(
-                revision=r["revision"],
-                action=r["action"],
-                model=r["model"],
-                version=r["version"],
-                run_id=r["run_id"],
-                artifact_hash=r["artifact_hash"],
-                replicas=r["replicas"],
-                deployed_by=r["deployed_by"],
-                deployed_at=r["deployed_at"],
-                result=r["result"],
-                message=r["message"],
-            )
-            for r in rows
-        ]
+        """Every revision of a deployment, oldest first (deploy, scale, rollback, undeploy)."""
+        return self.records.revisions(name)
 
     def _base_urls(self, name: str) -> Urls:
         """A local deployment's live replicas: ``(url, metrics_url)`` each."""
-        return [(r.url, r.metrics_url) for r in _replicas(self._row(name)) if local.alive(r)]
+        return [(r.url, r.metrics_url) for r in _replicas(self.records.row(name)) if local.alive(r)]
 
     def _cluster(self, row: dict[str, Any]) -> Any:
         from workbench.deploy.cluster import ClusterTarget
 
-        spec = self._spec_of(row["name"], int(row["revision"]))
+        spec = self.records.spec_of(row["name"], int(row["revision"]))
         return ClusterTarget.connect(row["target"], spec.namespace)
 
     def predict(self, name: str, payload: dict[str, Any], *, timeout: float = 30.0) -> dict[str, Any]:
@@ -572,7 +407,7 @@ class DeployService:
                 "the request has no 'inputs'",
                 'V2 format: {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [...]}]}',
             )
-        row = self._row(name)
+        row = self.records.row(name)
         if row["target"] != "local":
             answer: dict[str, Any] = self._cluster(row).infer(name, payload)
             return answer
@@ -604,7 +439,7 @@ class DeployService:
     def metrics(self, name: str) -> MetricsSnapshot:
         """Request rate, error rate and latency scraped from every replica's Prometheus endpoint
         (on a cluster: every ready pod's, through the API server's pod proxy)."""
-        row = self._row(name)
+        row = self.records.row(name)
         if row["target"] != "local":
             return self._sampler.sample_texts(name, self._cluster(row).metrics_texts(name))
         return self._sampler.sample(name, [m for _, m in self._base_urls(name)])
@@ -625,9 +460,3 @@ def _labels(spec: DeploySpec, revision: int) -> dict[str, str]:
         "workbench.dev/revision": str(revision),
     }
 
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -10,10 +10,11 @@ Launch, in order, each step undone if a later one fails (nothing is left half-cr
    tracking API works in the pod);
 3. the Job is created (see :mod:`workbench.executors.k8s_manifests` for the restricted pod spec).
 
-The pod's log is followed with resume (:mod:`workbench.executors.k8s_logs`); lines carrying the
-event marker are the run's events. Afterwards a helper pod streams back the files the job created
-or changed (newer than the staging marker) and the volume is deleted. Cancel deletes the Job with
-``propagationPolicy=Foreground`` (its pods go first), the helper pods and the volume.
+The Job is followed by :class:`~workbench.executors.k8s_job.KubernetesJob` (its log with resume;
+lines carrying the event marker are the run's events). Afterwards a helper pod streams back the
+files the job created or changed (newer than the staging marker) and the volume is deleted. Cancel
+deletes the Job with ``propagationPolicy=Foreground`` (its pods go first), the helper pods and the
+volume.
 """
 
 from __future__ import annotations
@@ -22,22 +23,20 @@ import json
 import shutil
 import tarfile
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ExecutorError
 from workbench.executors import k8s_manifests as manifests
 from workbench.executors import records
-from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.executors.base import JobExit, LaunchSpec
 from workbench.executors.k8s_client import KubeApi, KubeApiError, KubeTarget, explain, load
-from workbench.executors.k8s_logs import LogFollower
-from workbench.executors.k8s_status import job_condition, job_exit, pod_ended, pod_problem, pod_started
+from workbench.executors.k8s_job import KubernetesJob, api_paths
+from workbench.executors.k8s_status import pod_problem
 from workbench.executors.resources import cpu_cores, gpu_count, memory_bytes
 from workbench.executors.staging import Checkout, Manifest, checkout_snapshot, copy_back, run_folder
-from workbench.executors.streams import classify
 from workbench.tracking.events import STDOUT_TARGET
 
 if TYPE_CHECKING:
@@ -53,183 +52,6 @@ COLLECT_SCRIPT = (
     "set -e; cd /stage/workspace; "
     "find . -type f -newer /stage/run/staged -print0 | tar -cf - --null -T -"
 )
-
-
-def _paths(namespace: str) -> dict[str, str]:
-    return {
-        "pods": f"/api/v1/namespaces/{namespace}/pods",
-        "pvcs": f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
-        "jobs": f"/apis/batch/v1/namespaces/{namespace}/jobs",
-    }
-
-
-class KubernetesJob:
-    """One run's Job; see :class:`workbench.executors.base.Job`."""
-
-    def __init__(self, api: KubeApi, namespace: str, run_id: str, facts: dict[str, str], *,
-                 memory: str = "", poll: float = 1.0, pending_timeout: float = 300.0,
-                 on_end: Callable[[JobExit], None] | None = None,
-                 cleanup: Callable[[], None] | None = None) -> None:
-        self.api = api
-        self.namespace = namespace
-        self.run_id = run_id
-        self.job_name = manifests.dns_name(run_id)
-        self._facts = facts
-        self._memory = memory
-        self._poll = poll
-        self._pending_timeout = pending_timeout
-        self._on_end = on_end
-        self._cleanup = cleanup
-        self._paths = _paths(namespace)
-        self._lock = threading.Lock()
-        self._cancelled = False
-        self._exit: JobExit | None = None
-        self._started = time.monotonic()
-        self.follower: LogFollower | None = None
-        self.resume_from: tuple[int, int] | None = None
-        """Re-attaching: skip log lines older than this (unix seconds, nanoseconds)."""
-
-    # -- reading state -------------------------------------------------------------------------
-    def _job(self) -> dict[str, Any] | None:
-        try:
-            return self.api.get(f"{self._paths['jobs']}/{self.job_name}")
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def _pod(self) -> dict[str, Any] | None:
-        selector = f"{manifests.LABEL_RUN}={manifests.label_value(self.run_id)},{manifests.LABEL_ROLE}=run"
-        items = self.api.get(self._paths["pods"], labelSelector=selector).get("items") or []
-        wanted = manifests.labels(self.run_id, "run")
-        mine = [p for p in items
-                if all((p.get("metadata") or {}).get("labels", {}).get(k) == v for k, v in wanted.items())]
-        if not mine:
-            return None
-        mine.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
-        pod: dict[str, Any] = mine[-1]
-        self._facts["pod"] = str(pod.get("metadata", {}).get("name", ""))
-        node = (pod.get("spec") or {}).get("nodeName")
-        if node:
-            self._facts["node"] = str(node)
-        return pod
-
-    def _stuck(self, pod: dict[str, Any] | None) -> str:
-        """Words for a pod that will not start (image, config, or unschedulable for too long)."""
-        if pod is None:
-            return ""
-        problem = pod_problem(pod)
-        if problem is None:
-            return ""
-        kind, words = problem
-        if kind != "unschedulable" or time.monotonic() - self._started > self._pending_timeout:
-            return words
-        return ""
-
-    # -- streaming -----------------------------------------------------------------------------
-    def lines(self) -> Iterator[tuple[Channel, bytes]]:
-        while True:
-            if self._cancelled or self._exit is not None:
-                return
-            pod = self._pod()
-            if pod_started(pod):
-                break
-            stuck = self._stuck(pod)
-            if stuck:
-                self._give_up(stuck)
-                return
-            job = self._job()
-            if job is None or job_condition(job) is not None:
-                return
-            time.sleep(self._poll)
-        assert pod is not None
-        pod_name = pod["metadata"]["name"]
-
-        def fetch(since: str | None, follow: bool) -> Iterator[bytes]:
-            query: dict[str, Any] = {"timestamps": True, "follow": follow, "container": "run"}
-            if since:
-                query["sinceTime"] = since
-            return self.api.stream(f"{self._paths['pods']}/{pod_name}/log", query=query,
-                                   read_timeout=300 if follow else 60)
-
-        def ended() -> bool:
-            if self._cancelled:
-                return True
-            current = self._pod()
-            return current is None or pod_ended(current)
-
-        self.follower = LogFollower(fetch, ended, retry_delay=min(self._poll, 0.5),
-                                    stop=lambda: self._cancelled)
-        if self.resume_from is not None:
-            self.follower.last = self.resume_from
-        try:
-            for line in self.follower.lines():
-                yield classify("stdout", line, manifests.WORKSPACE)
-        except KubeApiError:
-            return
-
-    # -- ending --------------------------------------------------------------------------------
-    def _give_up(self, words: str) -> None:
-        """The pod cannot start: delete the Job and remember why."""
-        self.api.delete_quietly(f"{self._paths['jobs']}/{self.job_name}", "Foreground")
-        self._finish(JobExit(None, "failed", words))
-
-    def _finish(self, exit_: JobExit) -> None:
-        with self._lock:
-            if self._exit is not None:
-                return
-            self._exit = exit_
-        if self._on_end is not None:
-            self._on_end(exit_)
-
-    def wait(self) -> JobExit:
-        while self._exit is None:
-            if self._cancelled:
-                self._finish(JobExit(None, "cancelled", "cancelled: Job deleted with its pods"))
-                break
-            try:
-                job = self._job()
-                pod = self._pod()
-            except KubeApiError as exc:
-                if exc.status in (0, 500, 502, 503, 504):
-                    time.sleep(self._poll)
-                    continue
-                self._finish(JobExit(None, "lost", f"lost the Job: {exc}"))
-                break
-            if job is None and not self._cancelled:
-                self._finish(JobExit(None, "lost", f"the Job {self.job_name} was deleted outside workbench"))
-                break
-            ended = job_exit(job, pod, self._memory)
-            if ended is not None:
-                self._finish(ended)
-                break
-            stuck = self._stuck(pod)
-            if stuck:
-                self._give_up(stuck)
-                break
-            time.sleep(self._poll)
-        assert self._exit is not None
-        return self._exit
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self._cancelled or self._exit is not None:
-                already = True
-            else:
-                self._cancelled = True
-                already = False
-        if already and self._exit is not None and self._exit.status != "cancelled":
-            return
-        self.api.delete_quietly(f"{self._paths['jobs']}/{self.job_name}", "Foreground")
-        if self._cleanup is not None:
-            self._cleanup()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    def describe(self) -> dict[str, str]:
-        return dict(self._facts)
 
 
 class _StdinWriter:
@@ -335,7 +157,7 @@ class KubernetesExecutor:
         self.check(spec)
         namespace = self.namespace_for(spec)
         image = self.image_for(spec)
-        paths = _paths(namespace)
+        paths = api_paths(namespace)
         base = run_folder(self.ws, spec.run_id) / "kubernetes"
         work = base / "work"
         if base.exists():
@@ -415,7 +237,7 @@ class KubernetesExecutor:
     # -- helper pods: files in and out ---------------------------------------------------------
     def _helper(self, spec: LaunchSpec, namespace: str, image: str, role: str,
                 created: list[str] | None = None) -> str:
-        pods = _paths(namespace)["pods"]
+        pods = api_paths(namespace)["pods"]
         body = manifests.helper_pod(spec.run_id, namespace, image, role)
         name = str(body["metadata"]["name"])
         self.api.delete_quietly(f"{pods}/{name}", None)
@@ -491,8 +313,8 @@ class KubernetesExecutor:
                         filter=lambda info: None if "__pycache__" in info.name else info)
 
         self._exec(namespace, pod, STAGE_SCRIPT, send, None)
-        self.api.delete_quietly(f"{_paths(namespace)['pods']}/{pod}", None)
-        created.remove(f"{_paths(namespace)['pods']}/{pod}")
+        self.api.delete_quietly(f"{api_paths(namespace)['pods']}/{pod}", None)
+        created.remove(f"{api_paths(namespace)['pods']}/{pod}")
 
     def collect_outputs(self, spec: LaunchSpec, job: Any) -> list[str]:
         """Stream back the files the job created or changed, copy them into the project, and
@@ -525,7 +347,7 @@ class KubernetesExecutor:
 
     def cleanup(self, run_id: str, namespace: str) -> None:
         """Delete everything the run created on the cluster (quietly; already-gone is fine)."""
-        paths = _paths(namespace)
+        paths = api_paths(namespace)
         for role in ("stage", "collect"):
             self.api.delete_quietly(f"{paths['pods']}/{manifests.dns_name(run_id, '-' + role)}", None)
         self.api.delete_quietly(f"{paths['jobs']}/{manifests.dns_name(run_id)}", "Foreground")

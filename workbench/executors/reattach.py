@@ -34,8 +34,9 @@ def _job_for(ws: Any, record: records.JobRecord) -> tuple[Any, Any]:
                         {"executor": "docker", "container_id": container.id, "reattached": "yes"},
                         on_end, resume=True)
         return DockerExecutor(ws), job
+    from workbench.executors.k8s_job import KubernetesJob
     from workbench.executors.k8s_logs import parse_timestamp
-    from workbench.executors.kubernetes import KubernetesExecutor, KubernetesJob
+    from workbench.executors.kubernetes import KubernetesExecutor
 
     executor = KubernetesExecutor(ws)
     k8s_job = KubernetesJob(executor.api, record.handle["namespace"], record.run_id,
