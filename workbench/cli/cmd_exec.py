@@ -30,17 +30,10 @@ def register(subparsers: Any) -> None:
     cluster.set_defaults(handler=cmd_cluster)
 
 
-def _local_gpus() -> dict[str, Any]:
-    from workbench.executors import gpus
-
-    facts = gpus.gpu_facts()
-    samples = {s["index"]: s for s in gpus.sample_gpus()}
-    merged = [{**fact, **samples.get(fact["index"], {})} for fact in facts]
-    return {"gpus": merged, "reason": "" if merged else gpus.no_gpu_reason() or "no NVIDIA GPU"}
-
-
 def cmd_gpus(args: argparse.Namespace) -> int:
-    data: dict[str, Any] = {"local": _local_gpus()}
+    from workbench.executors.gpus import local_gpus  # no project needed: not ws.executors.gpus()
+
+    data: dict[str, Any] = {"local": local_gpus()}
     if args.cluster:
         from workbench.executors.cluster import discover
 

@@ -14,7 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.cli.common import add_json_flag, human_bytes, open_workspace, positive_int, print_json
+from workbench.cli.common import (
+    add_json_flag,
+    human_bytes,
+    local_time,
+    open_workspace,
+    positive_int,
+    print_json,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -88,12 +95,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _when(ts: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
 def _shown(path: str) -> str:
     from workbench.versioning.models import display_path
 
@@ -202,7 +203,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
     table = _table("snapshots", ["id", "time", "kind", "message", "files", "bytes", "new"])
     for s in snaps:
-        table.add_row(s.short_id, _when(s.created_at), s.kind, s.message, str(s.files),
+        table.add_row(s.short_id, local_time(s.created_at), s.kind, s.message, str(s.files),
                       human_bytes(s.bytes), human_bytes(s.new_bytes))
     console().print(table)
     return 0

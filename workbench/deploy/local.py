@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,14 +86,23 @@ def local_mode() -> str:
     if sys.version_info[:2] != (3, 11):  # the venv is mounted onto the image's Python 3.11
         return "process"
     try:
-        import docker
-
-        client = docker.from_env(timeout=5)
-        client.images.get(local_image())
-        client.close()
+        with _docker(timeout=5) as client:
+            client.images.get(local_image())
     except Exception:
         return "process"
     return "docker"
+
+
+@contextlib.contextmanager
+def _docker(timeout: int = 60) -> Iterator[Any]:
+    """A Docker client for one operation, closed afterwards (the SDK is imported on first use)."""
+    import docker
+
+    client = docker.from_env(timeout=timeout)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def local_image() -> str:
@@ -151,38 +161,34 @@ def _base_env() -> dict[str, str]:
 
 
 def _start_container(replica: Replica, name: str, venv: Path, labels: dict[str, str]) -> str:
-    import docker
-
-    client = docker.from_env()
     site = "/opt/workbench-serve/site-packages"
     env = serving.server_env(replica.http_port, replica.grpc_port, replica.metrics_port, scratch="/tmp")
     env.update({"PYTHONPATH": site, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1"})
     try:
-        container = client.containers.run(
-            local_image(),
-            ["python3", "-m", "mlserver.cli.main", "start", serving.MODEL_MOUNT],
-            detach=True,
-            user=DOCKER_USER,
-            read_only=True,
-            tmpfs={"/tmp": "rw,mode=1777"},
-            network_mode="host",
-            environment=env,
-            working_dir="/",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            labels=labels,
-            volumes={
-                replica.model_dir: {"bind": serving.MODEL_MOUNT, "mode": "ro"},
-                str(serving.venv_site_packages(venv)): {"bind": site, "mode": "ro"},
-            },
-        )
+        with _docker() as client:
+            container = client.containers.run(
+                local_image(),
+                ["python3", "-m", "mlserver.cli.main", "start", serving.MODEL_MOUNT],
+                detach=True,
+                user=DOCKER_USER,
+                read_only=True,
+                tmpfs={"/tmp": "rw,mode=1777"},
+                network_mode="host",
+                environment=env,
+                working_dir="/",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                labels=labels,
+                volumes={
+                    replica.model_dir: {"bind": serving.MODEL_MOUNT, "mode": "ro"},
+                    str(serving.venv_site_packages(venv)): {"bind": site, "mode": "ro"},
+                },
+            )
     except Exception as exc:
         raise DeployError(
             f"cannot start a container for '{name}': {exc}",
             "set WORKBENCH_LOCAL_RUNTIME=process to serve without Docker",
         ) from None
-    finally:
-        client.close()
     return str(container.id)
 
 
@@ -202,13 +208,8 @@ def alive(replica: Replica) -> bool:
 
 def _container_state(container_id: str) -> str:
     try:
-        import docker
-
-        client = docker.from_env(timeout=10)
-        try:
+        with _docker(timeout=10) as client:
             state: str = client.containers.get(container_id).status
-        finally:
-            client.close()
         return state
     except Exception:
         return "missing"
@@ -217,16 +218,10 @@ def _container_state(container_id: str) -> str:
 def stop_replica(replica: Replica, timeout: float = 10.0) -> None:
     """Stop a replica and reap it; quiet if it is already gone."""
     if replica.kind == "docker":
-        with contextlib.suppress(Exception):
-            import docker
-
-            client = docker.from_env(timeout=30)
-            try:
-                container = client.containers.get(replica.container)
-                container.stop(timeout=int(timeout))
-                container.remove(force=True)
-            finally:
-                client.close()
+        with contextlib.suppress(Exception), _docker(timeout=30) as client:
+            container = client.containers.get(replica.container)
+            container.stop(timeout=int(timeout))
+            container.remove(force=True)
         return
     if not alive(replica):
         _CHILDREN.pop(replica.pid, None)
@@ -247,14 +242,8 @@ def stop_replica(replica: Replica, timeout: float = 10.0) -> None:
 
 def log_tail(replica: Replica, lines: int = 40) -> list[str]:
     if replica.kind == "docker":
-        with contextlib.suppress(Exception):
-            import docker
-
-            client = docker.from_env(timeout=10)
-            try:
-                raw = client.containers.get(replica.container).logs(tail=lines)
-            finally:
-                client.close()
+        with contextlib.suppress(Exception), _docker(timeout=10) as client:
+            raw = client.containers.get(replica.container).logs(tail=lines)
             return bytes(raw).decode("utf-8", "replace").splitlines()
         return []
     try:

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.deploy import local, serving
+from workbench.deploy import local, manifests, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
 from workbench.deploy.types import DeploymentInfo, DeploySpec, ModelRef, Revision, check_name, default_name
-from workbench.errors import DeployError, UsageError
+from workbench.errors import DeployError, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
@@ -167,7 +167,7 @@ class DeployService:
                 spec, revision, objects, self._fetch(spec.model), timeout, progress
             )
         except BaseException as exc:
-            message = exc.one_line() if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
+            message = _failure_words(exc)
             self.records.finish(spec.name, revision, state="failed", message=message, result="failed")
             raise
         ok = status.state == "complete"
@@ -219,7 +219,7 @@ class DeployService:
                 framework_version=spec.model.framework_version,
             )
         except BaseException as exc:
-            message = exc.one_line() if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
+            message = _failure_words(exc)
             if old:  # the previous revision keeps serving: say so and point the row back at it
                 self.records.restore_row(spec.name, row, f"revision {revision} failed: {message}")
                 self.records.finish_revision(spec.name, revision, "failed", message)
@@ -451,12 +451,10 @@ def _replicas(row: Any) -> list[local.Replica]:
 
 
 def _labels(spec: DeploySpec, revision: int) -> dict[str, str]:
-    return {
-        "workbench.dev/deployment": spec.name,
-        "workbench.dev/model": spec.model.name,
-        "workbench.dev/version": spec.model.version,
-        "workbench.dev/run": spec.model.run_id or "",
-        "workbench.dev/artifact-hash": spec.model.hash,
-        "workbench.dev/revision": str(revision),
-    }
+    """Docker labels of a local replica: the deployment, and what it serves as on a cluster object."""
+    return {"workbench.dev/deployment": spec.name, **manifests.object_annotations(spec, revision)}
 
+
+def _failure_words(exc: BaseException) -> str:
+    """What a failed revision records as its message."""
+    return exc.one_line() if isinstance(exc, WorkbenchError) else str(exc) or type(exc).__name__

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import ExecutorError
 from workbench.executors import records
 from workbench.executors.base import Channel, JobExit, LaunchSpec
-from workbench.executors.resources import cpu_cores, gpu_count, memory_bytes
+from workbench.executors.resources import check_resources, cpu_cores, gpu_count, memory_bytes
 from workbench.executors.staging import (
     Checkout,
     Manifest,
@@ -243,11 +243,7 @@ class DockerExecutor:
         import docker
 
         image = self.image_for(spec)
-        gpu_count(spec.gpus)
-        if spec.cpu:
-            cpu_cores(spec.cpu)
-        if spec.memory:
-            memory_bytes(spec.memory)
+        check_resources(spec.gpus, spec.cpu, spec.memory)
         try:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:

@@ -64,6 +64,14 @@ def no_gpu_reason() -> str:
     return ""
 
 
+def local_gpus() -> dict[str, Any]:
+    """This machine's GPUs: ``{"gpus": [facts + current sample], "reason": why-none}``."""
+    facts = gpu_facts()
+    samples = {s["index"]: s for s in sample_gpus()}
+    merged = [{**fact, **samples.get(fact["index"], {})} for fact in facts]
+    return {"gpus": merged, "reason": "" if merged else no_gpu_reason() or "no NVIDIA GPU"}
+
+
 def gpu_facts() -> list[dict[str, Any]]:
     """One dict per GPU: index, uuid, model, memory_total (bytes), driver, cuda (driver's CUDA version)."""
     nvml = _nvml()

@@ -35,7 +35,7 @@ from workbench.executors.base import JobExit, LaunchSpec
 from workbench.executors.k8s_client import KubeApi, KubeApiError, KubeTarget, explain, load
 from workbench.executors.k8s_job import KubernetesJob, api_paths
 from workbench.executors.k8s_status import pod_problem
-from workbench.executors.resources import cpu_cores, gpu_count, memory_bytes
+from workbench.executors.resources import check_resources, gpu_count
 from workbench.executors.staging import Checkout, Manifest, checkout_snapshot, copy_back, run_folder
 from workbench.tracking.events import STDOUT_TARGET
 
@@ -106,14 +106,10 @@ class KubernetesExecutor:
     # -- checks before anything is created -----------------------------------------------------
     def check(self, spec: LaunchSpec) -> None:
         self.image_for(spec)
-        gpus = gpu_count(spec.gpus)
+        gpus = check_resources(spec.gpus, spec.cpu, spec.memory)
         if gpus is None:
             raise ExecutorError("--gpus all has no meaning on a cluster",
                                 "ask for a number of GPUs, e.g. --gpus 1")
-        if spec.cpu:
-            cpu_cores(spec.cpu)
-        if spec.memory:
-            memory_bytes(spec.memory)
         namespace = self.namespace_for(spec)
         for verb, resource, group, sub in manifests.REQUIRED_PERMISSIONS:
             review = manifests.access_review(namespace, verb, resource, group, sub)

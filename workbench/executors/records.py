@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench.core.processes import pid_exists
+
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
 
@@ -93,12 +95,4 @@ def runner_alive(record: JobRecord) -> bool:
     """Whether the workbench process that follows this job still runs (same host only)."""
     if record.runner_pid is None or record.runner_host != socket.gethostname():
         return False
-    if record.runner_pid == os.getpid():
-        return True
-    try:
-        os.kill(record.runner_pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return record.runner_pid == os.getpid() or pid_exists(record.runner_pid)

@@ -68,3 +68,13 @@ def gpu_count(gpus: int | str | None) -> int | None:
     if text.isdigit():
         return int(text)
     raise UsageError(f"bad GPU count '{gpus}'", "use a number of GPUs or 'all'")
+
+
+def check_resources(gpus: int | str | None, cpu: str | None, memory: str | None) -> int | None:
+    """Validate a run's requests before anything is created; returns :func:`gpu_count` of ``gpus``."""
+    count = gpu_count(gpus)
+    if cpu:
+        cpu_cores(cpu)
+    if memory:
+        memory_bytes(memory)
+    return count

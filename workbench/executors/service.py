@@ -43,12 +43,9 @@ class ExecutorService:
     # -- GPUs and cluster ----------------------------------------------------------------------
     def gpus(self) -> dict[str, Any]:
         """This machine's GPUs: ``{"gpus": [facts + current sample], "reason": why-none}``."""
-        from workbench.executors import gpus
+        from workbench.executors.gpus import local_gpus
 
-        facts = gpus.gpu_facts()
-        samples = {s["index"]: s for s in gpus.sample_gpus()}
-        merged = [{**fact, **samples.get(fact["index"], {})} for fact in facts]
-        return {"gpus": merged, "reason": "" if merged else gpus.no_gpu_reason() or "no NVIDIA GPU"}
+        return local_gpus()
 
     def cluster_info(self) -> ClusterInfo:
         from workbench.executors.cluster import discover

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.core.processes import pid_exists
 from workbench.store.db import atomic
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -118,13 +119,7 @@ def is_live(row: dict[str, Any]) -> bool:
         return False
     if row["host"] != socket.gethostname() or not row["pid"]:
         return True
-    try:
-        os.kill(int(row["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_exists(int(row["pid"]))
 
 
 # -- stage records -----------------------------------------------------------------------------
