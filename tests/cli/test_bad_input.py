@@ -411,3 +411,36 @@ def test_corrupt_blob_is_one_line(tmp_path: Path) -> None:
     check(run_workbench(root, "cat", "latest", "notes.txt", env=ENV), Case(("cat",)))
     (root / "notes.txt").unlink()
     check(run_workbench(root, "restore", "latest", env=ENV), Case(("restore",)))
+
+
+PARAM_PIPELINE = "stages:\n  a:\n    cmd: echo {k}\n    params:\n      k: {ref: k}\n"
+
+
+@pytest.mark.parametrize("broken, argv", [
+    ("pipeline-folder", ("dag",)), ("pipeline-folder", ("repro",)),
+    ("pipeline-not-utf8", ("repro", "--dry")), ("pipeline-bad-yaml", ("dag", "--json")),
+    ("params-not-utf8", ("repro",)), ("params-folder", ("repro", "--dry")),
+    ("config-garbage", ("snapshot",)), ("config-garbage", ("watch", "--poll")),
+])
+def test_broken_project_file_is_one_line(tmp_path: Path, broken: str, argv: tuple[str, ...]) -> None:
+    """A project file that cannot be read or parsed: one line naming it, exit 2."""
+    root = _fresh(tmp_path)
+    if broken == "pipeline-folder":
+        (root / "workbench.yaml").mkdir()
+    elif broken == "pipeline-not-utf8":
+        (root / "workbench.yaml").write_bytes(b"\xff\xfestages: {}\n")
+    elif broken == "pipeline-bad-yaml":
+        (root / "workbench.yaml").write_text("stages: [\n")
+    elif broken.startswith("params"):
+        (root / "workbench.yaml").write_text(PARAM_PIPELINE)
+        if broken == "params-folder":
+            (root / "params.yaml").mkdir()
+        else:
+            (root / "params.yaml").write_bytes(b"\xff\xfek: 1\n")
+    else:
+        (root / ".workbench" / "config.toml").write_text("garbage = = =\n")
+    result = run_workbench(root, *argv, env=ENV, timeout=30)
+    check(result, Case(argv))
+    name = "config.toml" if broken.startswith("config") else (
+        "params.yaml" if broken.startswith("params") else "workbench.yaml")
+    assert name in result.stderr

@@ -388,5 +388,8 @@ def load_pipeline(root: Path, filename: str = PIPELINE_FILENAME) -> Pipeline:
         raise PipelineError(f"no {filename} in {root}",
                             "declare stages in workbench.yaml (see docs/workflows.md)") from None
     except UnicodeDecodeError:
-        raise PipelineError(f"{filename} is not UTF-8 text") from None
+        raise PipelineError(f"{filename} is not UTF-8 text", "save it as UTF-8") from None
+    except OSError as exc:  # a folder of that name, no permission, an I/O error
+        raise PipelineError(f"cannot read {filename}: {exc.strerror or exc}",
+                            "it must be a readable file at the project root") from None
     return parse_pipeline(text, path)

@@ -70,6 +70,11 @@ class ParamsFiles:
             except FileNotFoundError:
                 raise PipelineError(f"params file '{file}' does not exist",
                                     "create it or change the reference") from None
+            except UnicodeDecodeError:
+                raise PipelineError(f"params file '{file}' is not UTF-8 text", "save it as UTF-8") from None
+            except OSError as exc:
+                raise PipelineError(f"cannot read params file '{file}': {exc.strerror or exc}",
+                                    "it must be a readable file") from None
             try:
                 if path.suffix == ".toml":
                     data: Any = tomllib.loads(text)
