@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
+import signal
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from tests.conftest import run_workbench
@@ -78,3 +84,98 @@ def test_cycle_through_the_real_command(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: workbench.yaml:2:3: cycle: a -> b -> a (stages depend on each "
                                      "other through their files; break the loop)")
+
+
+# -- live processes: repro -v streams, Ctrl+C leaves a complete record ----------------------------
+def _spawn(root: Path, *argv: str) -> tuple[subprocess.Popen[str], queue.Queue[str | None]]:
+    """Start the real ``workbench`` and collect its stdout lines as they come (None at the end)."""
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", *argv], cwd=root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "COLUMNS": "120"})
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc, lines
+
+
+def _read_until(lines: queue.Queue[str | None], needle: str, seen: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(needle in line for line in seen):
+        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        assert line is not None, f"output ended before {needle!r}: {seen}"
+        seen.append(line)
+
+
+WAITER = ("import pathlib, sys, time\nprint('tick 1', flush=True)\n"
+          "while not pathlib.Path('go').exists():\n    time.sleep(0.05)\n"
+          "print('tick 2', flush=True)\nopen(sys.argv[1], 'w').write('done')\n")
+
+
+def test_repro_verbose_streams_each_stage_line_live(tmp_path: Path) -> None:
+    """-v shows a stage's output while it runs: 'tick 1' arrives before the stage may finish."""
+    run_workbench(tmp_path, "init")
+    (tmp_path / "wait.py").write_text(WAITER)
+    (tmp_path / "workbench.yaml").write_text(
+        "stages:\n  slow: {cmd: python wait.py a.txt, inputs: [wait.py], outputs: [a.txt]}\n")
+    proc, lines = _spawn(tmp_path, "repro", "-v")
+    seen: list[str] = []
+    try:
+        _read_until(lines, "tick 1", seen)  # the stage is blocked until 'go' exists: this is live
+        assert not any("tick 2" in line or "pipeline" in line for line in seen)
+        (tmp_path / "go").touch()
+        _read_until(lines, "pipeline succeeded", seen)
+        code = proc.wait(30)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert code == 0
+    streamed = [line for line in seen if "│" in line]
+    assert streamed == ["slow │ tick 1", "slow │ tick 2"], seen
+    order = [next(i for i, line in enumerate(seen) if needle in line)
+             for needle in ("▶ slow", "slow │ tick 1", "slow │ tick 2", "● slow", "pipeline succeeded")]
+    assert order == sorted(order), seen
+    # Without -v the stage's output stays in its run's log.
+    (tmp_path / "wait.py").write_text(WAITER + "# changed\n")
+    quiet = run_workbench(tmp_path, "repro")
+    assert quiet.returncode == 0 and "tick" not in quiet.stdout and "ran" in quiet.stdout
+
+
+def test_ctrl_c_during_repro_skips_the_stages_not_started(tmp_path: Path) -> None:
+    """SIGINT while a stage runs: exit 130, one line; the pipeline run is cancelled, the running
+    stage cancelled with its run, and every stage not yet started written as skipped."""
+    run_workbench(tmp_path, "init")
+    (tmp_path / "wait.py").write_text(WAITER)
+    (tmp_path / "workbench.yaml").write_text(
+        "stages:\n"
+        "  a: {cmd: python wait.py a.txt, inputs: [wait.py], outputs: [a.txt]}\n"
+        "  b: {cmd: python wait.py b.txt, inputs: [a.txt], outputs: [b.txt]}\n"
+        "  c: {cmd: python wait.py c.txt, inputs: [b.txt], outputs: [c.txt]}\n"
+        "  d: {cmd: python wait.py d.txt, inputs: [wait.py], outputs: [d.txt]}\n")
+    proc, lines = _spawn(tmp_path, "repro", "-v")
+    seen: list[str] = []
+    try:
+        _read_until(lines, "│ tick 1", seen)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert code == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted: the pipeline was cancelled"
+
+    with Workspace.open(tmp_path) as ws:
+        latest = ws.workflows.pipeline_runs(1)[0]
+        assert latest["status"] == "cancelled"
+        stages = {s["stage"]: s for s in ws.workflows.pipeline_run(latest["id"])["stages"]}
+        first = next(line.split()[1] for line in seen if line.startswith("▶"))
+        assert stages[first]["status"] == "cancelled"
+        assert ws.runs.get(stages[first]["run_id"]).status == "cancelled"
+        others = {name: (s["status"], s["reason"]) for name, s in stages.items() if name != first}
+        assert others == dict.fromkeys(set("abcd") - {first},
+                                       ("skipped", "cancelled: the pipeline was interrupted"))

@@ -137,6 +137,11 @@ class Repro:
                            reason="; ".join(item.reasons) if item else "", started_at=now,
                            ended_at=now, **extra)
 
+    def _end_unrun(self, pipeline_run: str, name: str, seq: int, status: str, why: str) -> None:
+        """Record and announce a stage that ends without a run of its own (skipped, cancelled)."""
+        self._record(StageRecord(pipeline_run, name, seq, status, reason=why, ended_at=time.time()))
+        self._emit(StageEvent(name, status, message=why))
+
     def _clear_outputs(self, stage: Stage) -> None:
         """Keep a copy of existing outputs in the store, remove them, and make their parent folders."""
         for out in stage.outputs:
@@ -246,10 +251,7 @@ class Repro:
                     if not ok and failed is None and not self.cancel.is_set():
                         failed, tail, message = stage.name, stage_tail, error
         except BaseException:
-            self.cancel.set()
-            for future in running:
-                future.cancel()
-            records.end_pipeline_run(self.db, pipeline_run, "cancelled", "interrupted")
+            self._interrupted(pipeline_run, seq, running)
             raise
         finally:
             pool.shutdown(wait=True)
@@ -258,12 +260,40 @@ class Repro:
         for name in pending:
             why = "cancelled" if cancelled else (f"pipeline stopped: stage '{failed}' failed"
                                                  if failed else "not run")
-            rec = StageRecord(pipeline_run, name, seq[name], "skipped", reason=why, ended_at=time.time())
-            self._record(rec)
-            self._emit(StageEvent(name, "skipped", message=why))
+            self._end_unrun(pipeline_run, name, seq[name], "skipped", why)
         status = "failed" if failed else ("cancelled" if cancelled else "succeeded")
         records.end_pipeline_run(self.db, pipeline_run, status, message)
         return ReproResult(pipeline_run, status, [self.recs[n] for n in selected], failed, tail, message)
+
+    def _interrupted(self, pipeline_run: str, seq: dict[str, int],
+                     running: dict[cf.Future[_Done], tuple[Stage, PlanItem]]) -> None:
+        """Ctrl+C (or any exception) in the loop: leave a complete record before it propagates.
+
+        Stages not yet started are written as skipped first (no waiting, so a second Ctrl+C
+        cannot lose them), the pipeline run as cancelled; then the running stages, whose runs see
+        the cancel event, are recorded as they ended (cancelled, or ran if they beat it).
+        """
+        self.cancel.set()
+        why = "cancelled: the pipeline was interrupted"
+        for name, rec in list(self.recs.items()):
+            if rec.status == "pending":
+                self._end_unrun(pipeline_run, name, seq[name], "skipped", why)
+        records.end_pipeline_run(self.db, pipeline_run, "cancelled", "interrupted")
+        unstarted = [f for f in running if f.cancel()]
+        for future in unstarted:  # queued behind the pool's workers: never began
+            name = running[future][0].name
+            self._end_unrun(pipeline_run, name, seq[name], "skipped", why)
+        done, _ = cf.wait([f for f in running if f not in unstarted], timeout=60)
+        for future in done:
+            stage, item = running[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # a worker that broke while being cancelled
+                result = _Done(None, {}, f"stage '{stage.name}' was interrupted: {exc}")
+            self._finish(pipeline_run, stage, item, seq[stage.name], result)
+        for name, rec in list(self.recs.items()):
+            if rec.status == "running":  # never submitted, or still not back after the wait
+                self._end_unrun(pipeline_run, name, seq[name], "cancelled", why)
 
     def planner_flush(self) -> None:
         flush = getattr(self.planner.hasher, "flush", None)
