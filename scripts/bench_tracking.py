@@ -11,7 +11,8 @@ MLflow 3 with ``sqlite:///`` tracking: ``log_metric`` (timed on a sample: it cos
 and ``log_batch`` (1,000 metrics a call, MLflow's limit). Reported: microseconds per call as the
 training loop sees it, time until every point is durable in SQLite, points per second, the ratios, and
 the points counted back from each store. Also: ingest throughput of the events file alone, and
-``workbench runs`` (a real process) with 10,000 runs in the store.
+``workbench runs`` (a real process) with 10,000 runs in the store, and the in-process reads the TUI
+makes (``ws.runs.list()``, a downsampled 1,000,000-point series, ``change_token()``).
 
 MLflow is not a dependency: it runs from ``--mlflow-python`` or a venv this script creates under
 ~/.cache/workbench-bench/mlflow (pip install "mlflow>=3,<4").
@@ -233,6 +234,11 @@ def bench_listing(base: Path, runs: int = 10_000) -> float:
             " VALUES (?, 'loss', 10, 9, ?, ?, 1.0)",
             [(f"r{i:06d}", i / runs, i / runs) for i in range(runs)],
         )
+        # the summary rows the ingester keeps for every run (what a listing reads)
+        from workbench.tracking.records import refresh_summary
+
+        for i in range(runs):
+            refresh_summary(conn, f"r{i:06d}")
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
@@ -296,6 +302,61 @@ def main() -> None:
             "\n'workbench runs --json' with 10,000 runs in the store (whole process, best of 3): "
             f"{listing:.3f} s"
         )
+        bench_queries(base)
+
+
+def bench_queries(base: Path) -> None:
+    """In-process reads the TUI makes: list() of 10,000 runs, a downsampled 1,000,000-point series,
+    the change token (median of several, fresh store written through the ingester)."""
+    import statistics
+
+    from workbench.core.workspace import Workspace
+    from workbench.tracking.ingest import Ingester
+    from workbench.tracking.records import create_run, end_run
+
+    project = _fresh_project(base, "queries")
+    ws = Workspace.open(project)
+    db = ws.db
+    start = time.perf_counter()
+    for i in range(10_000):
+        run_id = f"q{i:07d}"
+        create_run(db, run_id, name=f"run-{i}", command=["python", "train.py", "--lr", str(i % 7)])
+        ing = Ingester(db, run_id, project)
+        ing.add_param("lr", (i % 7) / 10, "argv")
+        ing.add_param("depth", i % 11, "argv")
+        points = 1_000_000 if i == 0 else 10
+        for key in ("loss", "acc", "lr") if i else ("loss",):
+            ing.add_series(key, list(range(points)), [1 / (s + 1) for s in range(points)],
+                           [float(s) for s in range(points)])
+        ing.flush()
+        end_run(db, run_id, status="succeeded", exit_code=0)
+    print(f"\nIn-process reads (store of 10,000 runs and 1,030,000 points written in "
+          f"{time.perf_counter() - start:.1f} s):")
+
+    def timed(label: str, call: object, repeat: int = 7, unit: str = "ms") -> None:
+        samples = []
+        for _ in range(repeat):
+            begin = time.perf_counter()
+            call()  # type: ignore[operator]
+            samples.append(time.perf_counter() - begin)
+        scale = 1e3 if unit == "ms" else 1e6
+        print(f"  {label:<62}median {statistics.median(samples) * scale:8.1f} {unit}"
+              f"  best {min(samples) * scale:8.1f} {unit}")
+
+    def decode_all() -> None:
+        for run in ws.runs.list():
+            run.params, run.metrics, run.tags, run.command  # noqa: B018
+
+    timed("ws.runs.list() (10,000 runs; fields decoded on access)", ws.runs.list)
+    timed("ws.runs.list() + every run's params, metrics, tags, command", decode_all)
+    timed("ws.runs.list('lr>0.3 and loss<0.5', sort='-loss')",
+          lambda: ws.runs.list("lr>0.3 and loss<0.5", sort="-loss"))
+    timed("metric_series(1,000,000 points, max_points=600)",
+          lambda: ws.runs.metric_series("q0000000", "loss", max_points=600))
+    timed("metric_series(1,000,000 points, max_points=2000)",
+          lambda: ws.runs.metric_series("q0000000", "loss", max_points=2000))
+    timed("ws.runs.change_token() (nothing changed)", ws.runs.change_token, repeat=101, unit="us")
+    ws.close()
 
 
 if __name__ == "__main__":

@@ -154,3 +154,138 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
 ]
+
+
+# -- per-run summaries (0103) ---------------------------------------------------------------------
+# One row per run holding its params, tags and metric summaries as JSON objects, so a listing of
+# ten thousand runs is one query and decodes only what a view touches. The ingester refreshes a
+# run's row in the same transaction as its rows (``SUMMARY_REFRESH``); triggers mark the row
+# ``stale`` whenever run_params, run_tags or metric_keys change by any other path, and readers
+# then read those runs from the normalised tables instead. Numbers are printed with 17
+# significant digits (``%!.17g``) so every float reads back exactly; SQLite's own JSON functions
+# print REALs with 15 and are not used for them.
+
+
+def _number_json(column: str) -> str:
+    return (
+        f"CASE WHEN {column} IS NULL THEN 'null' WHEN {column} > 1.7976931348623157e308 THEN 'Infinity'"
+        f" WHEN {column} < -1.7976931348623157e308 THEN '-Infinity' ELSE printf('%!.17g', {column}) END"
+    )
+
+
+PARAMS_JSON = """(SELECT COALESCE('{' || group_concat(json_quote(key) || ':' || value, ',') || '}', '{}')
+    FROM (SELECT key, value FROM run_params WHERE run_id = :run ORDER BY key))"""
+TAGS_JSON = """(SELECT COALESCE(
+        '{' || group_concat(json_quote(key) || ':' || json_quote(value), ',') || '}', '{}')
+    FROM (SELECT key, value FROM run_tags WHERE run_id = :run ORDER BY key))"""
+METRICS_JSON = (
+    "(SELECT COALESCE('{' || group_concat(json_quote(key) || ':[' || count || ',' || "
+    + _number_json("last_value") + " || ',' || COALESCE(last_step, 'null') || ',' || "
+    + _number_json("min_value") + " || ',' || " + _number_json("max_value")
+    + " || ']', ',') || '}', '{}') FROM (SELECT key, count, last_value, last_step, min_value, max_value"
+    " FROM metric_keys WHERE run_id = :run AND count > 0 ORDER BY key))"
+)
+"""``{key: [count, last, last_step, min, max]}``; ``last`` null = NaN, ``min``/``max`` null = no finite
+value."""
+
+SUMMARY_REFRESH = (
+    "INSERT INTO run_summaries (run_id, params, metrics, tags, stale) VALUES (:run, "
+    + PARAMS_JSON + ", " + METRICS_JSON + ", " + TAGS_JSON + ", 0)"
+    " ON CONFLICT (run_id) DO UPDATE SET params = excluded.params, metrics = excluded.metrics,"
+    " tags = excluded.tags, stale = 0"
+)
+
+_STALE_TRIGGERS = "".join(
+    f"""
+        CREATE TRIGGER {table}_{kind}_marks_summary AFTER {kind.upper()} ON {table}
+        BEGIN UPDATE run_summaries SET stale = 1 WHERE run_id = {row}.run_id AND stale = 0; END;"""
+    for table in ("run_params", "run_tags", "metric_keys")
+    for kind, row in (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
+)
+_BUMP = "BEGIN UPDATE tracking_changes SET counter = counter + 1 WHERE id = 1; END;"
+_CHANGE_TRIGGERS = "".join(
+    f"""
+        CREATE TRIGGER {name} AFTER {event} ON {table} {_BUMP}"""
+    for name, event, table in (
+        ("runs_insert_changes", "INSERT", "runs"),
+        ("runs_update_changes",
+         "UPDATE OF name, status, exit_code, reason, ended_at, snapshot_before, snapshot_after", "runs"),
+        ("runs_delete_changes", "DELETE", "runs"),
+        ("run_summaries_insert_changes", "INSERT", "run_summaries"),
+        ("run_summaries_update_changes", "UPDATE", "run_summaries"),
+        ("model_versions_insert_changes", "INSERT", "model_versions"),
+        ("model_versions_delete_changes", "DELETE", "model_versions"),
+        ("model_aliases_insert_changes", "INSERT", "model_aliases"),
+        ("model_aliases_update_changes", "UPDATE", "model_aliases"),
+        ("model_aliases_delete_changes", "DELETE", "model_aliases"),
+    )
+)
+
+# -- metric rollups (0103) ------------------------------------------------------------------------
+# Per key, the points cut into buckets of 64, 4,096 and 262,144 steps (level 1, 2, 3; bucket =
+# step >> 6 * level), each with the exact min, max (NULL: no finite value) and the value and time at
+# its largest step. Maintained by the ingester in the transaction that writes the points, so a
+# downsampled read of a million points reads about 15,000 rows instead of the points.
+ROLLUP_SHIFT = 6
+ROLLUP_LEVELS = (1, 2, 3)
+
+
+def _rollup_from_points(level: int) -> str:
+    shift = ROLLUP_SHIFT * level
+    return f"""
+        INSERT INTO metric_rollups
+            (key_id, level, bucket, min_value, max_value, last_step, last_value, last_time)
+        SELECT g.key_id, {level}, g.bucket, g.lo, g.hi, g.last, m.value, m.time
+        FROM (SELECT key_id, step >> {shift} AS bucket, MIN(value) AS lo, MAX(value) AS hi, MAX(step) AS last
+              FROM metrics GROUP BY key_id, bucket) g
+        JOIN metrics m ON m.key_id = g.key_id AND m.step = g.last;"""
+
+
+def _rollup_from_level(level: int) -> str:
+    below = level - 1
+    return f"""
+        INSERT INTO metric_rollups
+            (key_id, level, bucket, min_value, max_value, last_step, last_value, last_time)
+        SELECT g.key_id, {level}, g.bucket, g.lo, g.hi, g.last, r.last_value, r.last_time
+        FROM (SELECT key_id, bucket >> {ROLLUP_SHIFT} AS bucket, MIN(min_value) AS lo, MAX(max_value) AS hi,
+                     MAX(last_step) AS last
+              FROM metric_rollups WHERE level = {below} GROUP BY key_id, bucket >> {ROLLUP_SHIFT}) g
+        JOIN metric_rollups r ON r.key_id = g.key_id AND r.level = {below}
+             AND r.bucket = g.last >> {ROLLUP_SHIFT * below};"""
+
+
+MIGRATIONS.append((
+    "0103_run_summaries_changes_rollups",
+    """
+        CREATE TABLE run_summaries (
+            run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            params TEXT NOT NULL DEFAULT '{}',   -- JSON {key: value}
+            metrics TEXT NOT NULL DEFAULT '{}',  -- JSON {key: [count, last, last_step, min, max]}
+            tags TEXT NOT NULL DEFAULT '{}',     -- JSON {key: value}
+            stale INTEGER NOT NULL DEFAULT 0     -- 1: read this run from the normalised tables
+        ) WITHOUT ROWID;
+
+        CREATE TABLE tracking_changes (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            counter INTEGER NOT NULL             -- bumped by triggers on every visible change
+        );
+        INSERT INTO tracking_changes (id, counter) VALUES (1, 0);
+
+        CREATE TABLE metric_rollups (
+            key_id INTEGER NOT NULL,             -- metric_keys.id
+            level INTEGER NOT NULL,              -- 1, 2, 3: buckets of 64, 4096, 262144 steps
+            bucket INTEGER NOT NULL,             -- step >> (6 * level)
+            min_value REAL,                      -- NULL: no finite value in the bucket
+            max_value REAL,
+            last_step INTEGER NOT NULL,          -- the bucket's largest step
+            last_value REAL,                     -- its value (NULL = NaN)
+            last_time REAL NOT NULL,
+            PRIMARY KEY (key_id, level, bucket)
+        ) WITHOUT ROWID;
+    """
+    + "\n        INSERT INTO run_summaries (run_id, params, metrics, tags)"
+    + " SELECT id, " + PARAMS_JSON.replace(":run", "runs.id") + ", "
+    + METRICS_JSON.replace(":run", "runs.id") + ", " + TAGS_JSON.replace(":run", "runs.id") + " FROM runs;"
+    + _STALE_TRIGGERS + _CHANGE_TRIGGERS
+    + _rollup_from_points(1) + _rollup_from_level(2) + _rollup_from_level(3),
+))

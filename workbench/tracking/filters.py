@@ -15,6 +15,7 @@ else as text; a missing value never matches (except with ``!=`` and ``!~``).
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,10 +165,12 @@ def lookup(run: RunInfo, name: str) -> Any:
         return run.tags.get(rest)
     if name in RUN_FIELDS:
         return getattr(run, name)
-    if name in run.params:
-        return run.params[name]
-    if name in run.metrics:
-        return run.metrics[name].last
+    params = run.params
+    if name in params:
+        return params[name]
+    summary = run.metrics.get(name)
+    if summary is not None:
+        return summary.last
     return run.tags.get(name)
 
 
@@ -200,11 +203,13 @@ def _compare(actual: Any, op: str, wanted: Any) -> bool:
     else:
         a = str(actual).lower() if isinstance(actual, bool) else str(actual)
         b = str(wanted)
-    ops: dict[str, Callable[[Any, Any], bool]] = {
-        "==": lambda x, y: x == y, "!=": lambda x, y: x != y, "<": lambda x, y: x < y,
-        "<=": lambda x, y: x <= y, ">": lambda x, y: x > y, ">=": lambda x, y: x >= y,
-    }
-    return ops[op](a, b)
+    return bool(_OPS[op](a, b))
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def matches(node: Node, run: RunInfo) -> bool:
@@ -249,12 +254,12 @@ def sort_runs(runs: list[RunInfo], key: str, descending: bool = False) -> list[R
             return (0, 0, -number if descending else number, "")
         return (0, 1, 0.0, str(value))
 
-    ordered = sorted(runs, key=sort_key)
+    keyed = sorted(((sort_key(run), index, run) for index, run in enumerate(runs)), key=lambda item: item[:2])
     if descending:
-        # numbers are already negated; text needs reversing within its group
-        text = [r for r in ordered if sort_key(r)[:2] == (0, 1)]
+        # numbers are already negated; text needs reversing within its group (stable otherwise)
+        numbers = [run for key, _, run in keyed if key[:2] == (0, 0)]
+        text = [run for key, _, run in keyed if key[:2] == (0, 1)]
         text.reverse()
-        numbers = [r for r in ordered if sort_key(r)[:2] == (0, 0)]
-        missing = [r for r in ordered if sort_key(r)[0] == 1]
-        ordered = numbers + text + missing
-    return ordered
+        missing = [run for key, _, run in keyed if key[0] == 1]
+        return numbers + text + missing
+    return [run for _, _, run in keyed]

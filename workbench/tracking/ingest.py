@@ -6,8 +6,11 @@ and written by :meth:`Ingester.flush` in one short ``BEGIN IMMEDIATE`` transacti
 the write lock). Metric points are kept as per-key chunks of parallel lists and streamed into
 ``executemany`` without building a tuple per point first. A step logged again replaces the
 earlier point (the newest value wins) and is counted once: ``metric_keys.count`` is the number
-of points stored. Bad input never raises: a malformed line, a non-numeric metric value or an absurd
-key is skipped and noted in the run's log (stream ``workbench``), and nothing already stored is lost.
+of points stored. In the same transaction it merges the batch into the key's rollups
+(:mod:`workbench.tracking.rollups`) and refreshes the run's summary row (params, tags and metric
+summaries as JSON, what listings read). Bad input never raises: a malformed line, a non-numeric
+metric value or an absurd key is skipped and noted in the run's log (stream ``workbench``), and
+nothing already stored is lost.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.store.db import atomic
+from workbench.store.schema_tracking import ROLLUP_LEVELS
+from workbench.tracking import rollups
 from workbench.tracking.events import EventError, decode, unpack_series, valid_key
+from workbench.tracking.records import refresh_summary
 
 MAX_NOTES = 20
 """At most this many 'ignored ...' notes per run in its log, then one summary."""
@@ -348,9 +354,12 @@ class Ingester:
                 if points:
                     added = {key_id: _insert_points(db, key_id, chunks) for key_id, chunks in points.items()}
                     db.executemany(_SUMMARY_SQL, [
-                        (added[key_id], step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, key_id)
-                        for key_id, (step, value, when, lo, hi) in summaries.items()
+                        (added[k][0], step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, k)
+                        for k, (step, value, when, lo, hi) in summaries.items()
                     ])
+                    # A replaced point may have been the min or max: take them from the rebuilt rollups.
+                    replaced = [(k, k, k) for k, (_, again) in added.items() if again]
+                    db.executemany(_EXACT_RANGE_SQL, replaced)
                 if logs:
                     db.executemany("INSERT OR REPLACE INTO run_logs VALUES (?, ?, ?, ?, ?)", logs)
                 if params:
@@ -376,15 +385,18 @@ class Ingester:
                     )
                 if events_offset is not None:
                     db.execute("UPDATE runs SET events_offset = ? WHERE id = ?", (events_offset, run_id))
+                if points or params or tags:
+                    refresh_summary(db, run_id)
             self.points_written += point_count
             return point_count
 
 
 def _insert_points(
     db: sqlite3.Connection, key_id: int, chunks: list[tuple[Sequence[int], Sequence[float], Sequence[float]]]
-) -> int:
-    """Write one key's waiting points; returns how many steps are new. Steps already stored (or
-    repeated in the batch) are written again so that the newest value wins; they are not new."""
+) -> tuple[int, bool]:
+    """Write one key's waiting points and merge them into its rollups; returns how many steps are
+    new and whether any stored point was replaced. Steps already stored (or repeated in the batch)
+    are written again so that the newest value wins; they are not new."""
 
     def rows() -> Iterable[tuple[int, int, float, float]]:
         return chain.from_iterable(zip(repeat(key_id), s, t, v) for s, t, v in chunks)
@@ -395,7 +407,15 @@ def _insert_points(
     added = db.total_changes - before
     if added < sent:
         db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows())
-    return added
+        # Replaced points may have been a bucket's min or max: rebuild the touched buckets.
+        rollups.recompute(db, key_id, min(min(s) for s, _, _ in chunks if len(s)),
+                          max(max(s) for s, _, _ in chunks if len(s)))
+    else:
+        buckets: dict[int, rollups.Bucket] = {}
+        for steps, times, values in chunks:
+            rollups.level_one(buckets, steps, times, values)
+        rollups.write(db, key_id, buckets)
+    return added, added < sent
 
 
 _SUMMARY_SQL = """
@@ -406,6 +426,14 @@ UPDATE metric_keys SET
     last_step = CASE WHEN last_step IS NULL OR ? >= last_step THEN ? ELSE last_step END,
     min_value = CASE WHEN ? IS NULL THEN min_value WHEN min_value IS NULL THEN ? ELSE MIN(min_value, ?) END,
     max_value = CASE WHEN ? IS NULL THEN max_value WHEN max_value IS NULL THEN ? ELSE MAX(max_value, ?) END
+WHERE id = ?
+"""
+
+
+_EXACT_RANGE_SQL = f"""
+UPDATE metric_keys SET
+    min_value = (SELECT MIN(min_value) FROM metric_rollups WHERE key_id = ? AND level = {ROLLUP_LEVELS[-1]}),
+    max_value = (SELECT MAX(max_value) FROM metric_rollups WHERE key_id = ? AND level = {ROLLUP_LEVELS[-1]})
 WHERE id = ?
 """
 

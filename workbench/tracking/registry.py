@@ -64,7 +64,7 @@ class ModelVersion:
 
 @dataclass
 class ModelInfo:
-    """A model and its versions at a glance."""
+    """A model and its versions at a glance; ``version_list`` holds every version, newest first."""
 
     name: str
     latest_version: int
@@ -72,9 +72,12 @@ class ModelInfo:
     framework: str
     updated_at: float
     aliases: dict[str, int] = field(default_factory=dict)
+    version_list: list[ModelVersion] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["version_list"] = [v.to_dict() for v in self.version_list]
+        return data
 
 
 def is_model_path(path: str) -> bool:
@@ -214,33 +217,55 @@ def get_version(db: sqlite3.Connection, spec: str) -> ModelVersion:
     )
 
 
+_VERSION_COLUMNS = "name, version, run_id, path, hash, size, framework, framework_version, created_at"
+
+
+def _versions_where(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[ModelVersion]:
+    """Versions matching ``where``, newest first per name, with their aliases: two queries."""
+    aliases: dict[tuple[str, int], list[str]] = {}
+    for name, alias, version in db.execute(
+        f"SELECT name, alias, version FROM model_aliases WHERE name IN"
+        f" (SELECT name FROM model_versions {where}) ORDER BY alias", args,
+    ):
+        aliases.setdefault((name, int(version)), []).append(alias)
+    return [
+        ModelVersion(
+            name=r[0], version=int(r[1]), run_id=r[2], path=r[3], hash=r[4], size=int(r[5]), framework=r[6],
+            framework_version=r[7], created_at=float(r[8]), aliases=aliases.get((r[0], int(r[1])), []),
+        )
+        for r in db.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM model_versions {where} ORDER BY name, version DESC", args
+        )
+    ]
+
+
 def versions(db: sqlite3.Connection, name: str) -> list[ModelVersion]:
-    """Every version of one model, newest first."""
-    rows = db.execute("SELECT version FROM model_versions WHERE name = ? ORDER BY version DESC", (name,))
-    return [get_version(db, f"{name}:{row[0]}") for row in rows.fetchall()]
+    """Every version of one model, newest first (two queries)."""
+    return _versions_where(db, "WHERE name = ?", (name,))
 
 
 def versions_of_run(db: sqlite3.Connection, run_id: str) -> list[ModelVersion]:
     """The model versions a run registered."""
-    rows = db.execute("SELECT name, version FROM model_versions WHERE run_id = ? ORDER BY name", (run_id,))
-    return [get_version(db, f"{name}:{version}") for name, version in rows.fetchall()]
+    return _versions_where(db, "WHERE run_id = ?", (run_id,))
 
 
 def list_models(db: sqlite3.Connection) -> list[ModelInfo]:
-    """All models, most recently updated first."""
+    """All models, most recently updated first, each with every version (three queries in all)."""
+    by_name: dict[str, list[ModelVersion]] = {}
+    for version in _versions_where(db, "", ()):
+        by_name.setdefault(version.name, []).append(version)
     aliases: dict[str, dict[str, int]] = {}
-    for name, alias, version in db.execute("SELECT name, alias, version FROM model_aliases ORDER BY alias"):
-        aliases.setdefault(name, {})[alias] = int(version)
-    rows = db.execute(
-        """SELECT v.name, MAX(v.version), COUNT(*), MAX(v.created_at),
-                  (SELECT framework FROM model_versions w WHERE w.name = v.name ORDER BY version DESC LIMIT 1)
-           FROM model_versions v GROUP BY v.name ORDER BY MAX(v.created_at) DESC"""
-    )
-    return [
-        ModelInfo(name=r[0], latest_version=int(r[1]), versions=int(r[2]), framework=r[4] or "",
-                  updated_at=float(r[3]), aliases=aliases.get(r[0], {}))
-        for r in rows
+    for name, alias, number in db.execute("SELECT name, alias, version FROM model_aliases ORDER BY alias"):
+        aliases.setdefault(name, {})[alias] = int(number)
+    models = [
+        ModelInfo(
+            name=name, latest_version=found[0].version, versions=len(found), framework=found[0].framework,
+            updated_at=max(v.created_at for v in found), aliases=aliases.get(name, {}), version_list=found,
+        )
+        for name, found in by_name.items()
     ]
+    models.sort(key=lambda m: m.updated_at, reverse=True)
+    return models
 
 
 def set_alias(db: sqlite3.Connection, name: str, version: int, alias: str) -> ModelVersion:

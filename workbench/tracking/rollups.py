@@ -1,0 +1,159 @@
+"""Metric rollups: per-bucket min, max and last of each key's points, kept at three resolutions.
+
+Level 1 buckets hold 64 steps, level 2 4,096, level 3 262,144 (``bucket = step >> 6 * level``).
+Each bucket records the exact min and max of the finite values stored in its step range (NULL
+when there is none) and the step, value and time of its largest step. The ingester computes them
+from the batch it is writing (a contiguous, ordered, NaN-free chunk costs one ``min``/``max``
+pair per 64 points) and merges them into the table in the same transaction as the points; when a
+batch replaced points already stored (a step logged again), the buckets it touched are recomputed
+from the points, so min and max never keep a replaced value. A downsampled read
+(:func:`workbench.tracking.metrics.metric_series`) merges whole rollup buckets into at most
+``max_points`` output buckets, so its min/max/last are exact for each output bucket's step range.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from itertools import islice
+from operator import lt
+
+from workbench.store.schema_tracking import ROLLUP_LEVELS, ROLLUP_SHIFT
+
+Bucket = list[float | int | None]
+"""[min, max, last_step, last_value, last_time]; min/max None: no finite value."""
+
+
+def _merge(into: dict[int, Bucket], bucket: int, lo: float | None, hi: float | None, step: int,
+           value: float | None, when: float) -> None:
+    found = into.get(bucket)
+    if found is None:
+        into[bucket] = [lo, hi, step, value, when]
+        return
+    old_lo, old_hi, old_step = found[0], found[1], found[2]
+    if lo is not None and hi is not None:
+        found[0] = lo if old_lo is None or lo < old_lo else old_lo
+        found[1] = hi if old_hi is None or hi > old_hi else old_hi
+    if old_step is None or step >= old_step:
+        found[2], found[3], found[4] = step, value, when
+
+
+def level_one(into: dict[int, Bucket], steps: Sequence[int], times: Sequence[float],
+              values: Sequence[float]) -> None:
+    """Fold one chunk of points into level-1 buckets (``into``: bucket -> Bucket)."""
+    count = len(steps)
+    if not count:
+        return
+    first = steps[0]
+    regular = (
+        steps[-1] - first == count - 1
+        and all(map(lt, steps, islice(steps, 1, None)))
+        and not any(map(math.isnan, values))
+    )
+    if regular:  # consecutive steps, no NaN: slices
+        index = 0
+        while index < count:
+            bucket = steps[index] >> ROLLUP_SHIFT
+            end = min(count, index + ((bucket + 1) << ROLLUP_SHIFT) - steps[index])
+            part = values[index:end]
+            _merge(into, bucket, min(part), max(part), steps[end - 1], values[end - 1], times[end - 1])
+            index = end
+        return
+    for step, value, when in zip(steps, values, times, strict=False):
+        finite = None if value != value else value
+        _merge(into, step >> ROLLUP_SHIFT, finite, finite, step, value, when)
+
+
+def _coarser(buckets: dict[int, Bucket]) -> dict[int, Bucket]:
+    out: dict[int, Bucket] = {}
+    for bucket, (lo, hi, step, value, when) in buckets.items():
+        _merge(out, bucket >> ROLLUP_SHIFT, lo, hi, step, value, when)  # type: ignore[arg-type]
+    return out
+
+
+_UPSERT = """
+INSERT INTO metric_rollups (key_id, level, bucket, min_value, max_value, last_step, last_value, last_time)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key_id, level, bucket) DO UPDATE SET
+    min_value = CASE WHEN excluded.min_value IS NULL THEN min_value WHEN min_value IS NULL
+                     THEN excluded.min_value ELSE MIN(min_value, excluded.min_value) END,
+    max_value = CASE WHEN excluded.max_value IS NULL THEN max_value WHEN max_value IS NULL
+                     THEN excluded.max_value ELSE MAX(max_value, excluded.max_value) END,
+    last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
+    last_time = CASE WHEN excluded.last_step >= last_step THEN excluded.last_time ELSE last_time END,
+    last_step = MAX(last_step, excluded.last_step)
+"""
+
+
+def write(db: sqlite3.Connection, key_id: int, first: dict[int, Bucket]) -> None:
+    """Merge a batch's level-1 buckets (and the coarser levels made from them) into the table."""
+    rows: list[tuple[object, ...]] = []
+    buckets = first
+    for level in ROLLUP_LEVELS:
+        if level > 1:
+            buckets = _coarser(buckets)
+        rows.extend((key_id, level, bucket, *agg) for bucket, agg in buckets.items())
+    db.executemany(_UPSERT, rows)
+
+
+def recompute(db: sqlite3.Connection, key_id: int, low: int, high: int) -> None:
+    """Rebuild every bucket that overlaps steps ``low..high`` from the stored points."""
+    for level in ROLLUP_LEVELS:
+        shift = ROLLUP_SHIFT * level
+        first, last = low >> shift, high >> shift
+        db.execute("DELETE FROM metric_rollups WHERE key_id = ? AND level = ? AND bucket BETWEEN ? AND ?",
+                   (key_id, level, first, last))
+        db.execute(
+            f"""INSERT INTO metric_rollups
+                SELECT ?, ?, g.bucket, g.lo, g.hi, g.last, m.value, m.time
+                FROM (SELECT step >> {shift} AS bucket, MIN(value) AS lo, MAX(value) AS hi, MAX(step) AS last
+                      FROM metrics WHERE key_id = ? AND step BETWEEN ? AND ? GROUP BY bucket) g
+                JOIN metrics m ON m.key_id = ? AND m.step = g.last""",
+            (key_id, level, key_id, first << shift, ((last + 1) << shift) - 1, key_id),
+        )
+
+
+def choose_level(low: int, high: int, max_points: int) -> int | None:
+    """The coarsest level that still gives at least ``max_points`` buckets over ``low..high``."""
+    for level in reversed(ROLLUP_LEVELS):
+        shift = ROLLUP_SHIFT * level
+        if (high >> shift) - (low >> shift) + 1 >= max_points:
+            return level
+    return None
+
+
+def read(db: sqlite3.Connection, key_id: int, level: int, low: int, high: int, max_points: int,
+         ) -> list[tuple[int, float | None, float | None, float | None, float]]:
+    """At most ``max_points`` output buckets over ``low..high``, each a run of whole rollup buckets:
+    ``(last_step, last_value, min, max, last_time)`` in step order (values None: NULL)."""
+    shift = ROLLUP_SHIFT * level
+    first, last = low >> shift, high >> shift
+    group = -(-(last - first + 1) // max_points)
+    cursor = db.cursor()
+    cursor.row_factory = None
+    out: list[tuple[int, float | None, float | None, float | None, float]] = []
+    current = -1
+    lo: float | None = None
+    hi: float | None = None
+    step = 0
+    value: float | None = None
+    when = 0.0
+    for bucket, b_lo, b_hi, b_step, b_value, b_when in cursor.execute(
+        "SELECT bucket, min_value, max_value, last_step, last_value, last_time FROM metric_rollups"
+        " WHERE key_id = ? AND level = ? AND bucket BETWEEN ? AND ? ORDER BY bucket",
+        (key_id, level, first, last),
+    ):
+        index = (bucket - first) // group
+        if index != current:
+            if current >= 0:
+                out.append((step, value, lo, hi, when))
+            current, lo, hi = index, b_lo, b_hi
+        elif b_lo is not None:
+            lo = b_lo if lo is None or b_lo < lo else lo
+            hi = b_hi if hi is None or b_hi > hi else hi
+        step, value, when = b_step, b_value, b_when
+    if current >= 0:
+        out.append((step, value, lo, hi, when))
+    return out
+
