@@ -36,11 +36,10 @@ def test_workbench_in_tmux(demo_root: Path) -> None:
     try:
         screen = _wait_for(session, "sgd-a1e-3-long")
         assert "forest-200" in screen and "8 runs" in screen
-        subprocess.run(["tmux", "send-keys", "-t", session, "/"], check=True)
-        _wait_for(session, "Enter applies")  # the filter box is open and focused
-        subprocess.run(["tmux", "send-keys", "-t", session, "-l", "epochs>=30"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        # typed fast, in one go: the keys right after "/" must land in the filter box, not the table
+        subprocess.run(["tmux", "send-keys", "-t", session, "/epochs>=30", "Enter"], check=True)
         screen = _wait_for(session, "1 runs")
+        assert "filter: epochs>=30" in screen
         assert "sgd-a1e-3-long" in screen and "forest-200" not in screen
         subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
         _wait_for(session, "outputs snapshot")  # the run detail has loaded

@@ -213,3 +213,20 @@ async def test_live_update_when_a_running_run_logs_a_metric(demo_ws: Workspace, 
         (demo_root / "go").write_text("")
         (demo_root / "stop").write_text("")
         job.wait(30)
+
+
+async def test_keys_typed_fast_after_slash_reach_the_filter(demo_ws: Workspace) -> None:
+    """All keys queued at once, as a terminal delivers a fast typist's burst (no pause after '/')."""
+    from textual import events
+
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        names = {">": "greater_than_sign", "=": "equals_sign"}
+        burst = [("slash", "/"), *[(names.get(c, c), c) for c in "epochs>=30"], ("enter", "\r")]
+        for key, char in burst:
+            app.post_message(events.Key(key, char))
+        await settle(pilot)
+        screen = app.screen
+        assert screen.filter_expr == "epochs>=30"  # type: ignore[attr-defined]
+        assert [r.name for r in screen.query_one(RunsTable).view.rows] == ["sgd-a1e-3-long"]

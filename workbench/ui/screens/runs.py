@@ -64,7 +64,9 @@ class RunsScreen(WorkbenchScreen):
 
     def on_mount(self) -> None:
         self.query_one("#runs-filter", Input).display = False
-        self.query_one(RunsTable).focus()
+        table = self.query_one(RunsTable)
+        table.open_filter = self.action_filter
+        table.focus()
         super().on_mount()
 
     # -- loading ------------------------------------------------------------------------------------
@@ -158,10 +160,13 @@ class RunsScreen(WorkbenchScreen):
 
     # -- actions --------------------------------------------------------------------------------------
     def action_filter(self) -> None:
+        """Open the filter box and focus it *now*: ``Widget.focus()`` defers the change to a later
+        callback, so keys typed fast right after ``/`` (already queued) went to the table."""
         box = self.query_one("#runs-filter", Input)
         box.display = True
         box.value = self.filter_expr
-        box.focus()
+        box.cursor_position = len(box.value)
+        self.set_focus(box)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "runs-filter":

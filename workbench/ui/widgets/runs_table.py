@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -309,6 +310,28 @@ class RunsTable(ScrollView, can_focus=True):
         self.view = TableView([], [], [])
         self.marked: set[str] = set()
         self._offsets: list[int] = []
+        self.open_filter: Callable[[], None] | None = None
+        """Set by the screen: opens its filter box and focuses it, synchronously."""
+
+    # -- type-ahead into the filter -------------------------------------------------------------------
+    # The app forwards every key to the widget focused when it *reads* the key, so keys typed fast
+    # after "/" are all queued here before "/" has been acted on. "/" is therefore handled here, while
+    # it is processed (not through a binding, which runs later, once the key has bubbled to the app),
+    # and keys that reach this table after focus has moved are passed on to the focused widget.
+    def key_slash(self, event: events.Key) -> bool:
+        if self.open_filter is None:
+            return False
+        event.stop()
+        event.prevent_default()
+        self.open_filter()
+        return True
+
+    async def _on_key(self, event: events.Key) -> None:
+        focused = self.screen.focused
+        if focused is not None and focused is not self:
+            event.stop()
+            event.prevent_default()  # not handled here: Widget._on_key does not run either
+            focused._forward_event(events.Key(event.key, event.character))  # a fresh, unstopped copy
 
     # -- data ---------------------------------------------------------------------------------------
     def show(self, view: TableView) -> None:
