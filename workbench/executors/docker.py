@@ -82,9 +82,14 @@ class DockerJob:
 
     def __init__(self, client: docker_sdk.DockerClient, container: Any, events_file: Path,
                  facts: dict[str, str], on_end: Callable[[JobExit], None] | None = None, *,
-                 resume: bool = False) -> None:
-        """``resume``: re-attach to a running container, reading only what it writes from now on."""
+                 resume: bool = False, output: Any = None) -> None:
+        """``resume``: re-attach to a running container, reading only what it writes from now on.
+
+        ``output``: an attach stream opened before the container was started, so that nothing a
+        quick container prints can be lost (attaching after start races with its exit).
+        """
         self._client = client
+        self._output = output
         self._container = container
         self._events_file = events_file
         self._facts = facts
@@ -104,9 +109,12 @@ class DockerJob:
     def _follow_output(self, emit: Callable[[Channel, bytes], None]) -> None:
         splitters: dict[Channel, LineSplitter] = {"stdout": LineSplitter(), "stderr": LineSplitter()}
         try:
-            stream = self._client.api.attach(
-                self._container.id, stdout=True, stderr=True, stream=True, logs=not self._resume, demux=True
-            )
+            stream = self._output
+            if stream is None:
+                stream = self._client.api.attach(
+                    self._container.id, stdout=True, stderr=True, stream=True, logs=not self._resume,
+                    demux=True,
+                )
             for out, err in stream:
                 pairs: tuple[tuple[Channel, bytes | None], ...] = (("stdout", out), ("stderr", err))
                 for channel, chunk in pairs:
@@ -300,6 +308,11 @@ class DockerExecutor:
             "container_id": container.id, "work": str(work), "events": str(meta / EVENTS_NAME),
         })
         try:
+            # Attach first, then start (as `docker run` does): output is never lost to the race
+            # between a quick container's exit and a late attach.
+            output = self.client.api.attach(
+                container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
             container.start()
         except docker.errors.APIError as exc:
             try:
@@ -313,7 +326,7 @@ class DockerExecutor:
         def on_end(exit_: JobExit) -> None:
             records.mark(self.ws, spec.run_id, "ended", exit_.reason)
 
-        return DockerJob(self.client, container, meta / EVENTS_NAME, facts, on_end)
+        return DockerJob(self.client, container, meta / EVENTS_NAME, facts, on_end, output=output)
 
     def _container_kwargs(self, spec: LaunchSpec, image: str, work: Path, meta: Path,
                           user: str) -> dict[str, Any]:
