@@ -59,7 +59,6 @@ def case(*argv: str, ok: bool = False, code: int = 2, xfail: str | None = None) 
     return Case(tuple(argv), ok=ok, code=code, xfail=xfail)
 
 
-XF_RUNS = "cmd_runs/tracking (owned by the runs helper): "
 
 
 # -- situation 1: outside any project --------------------------------------------------------------
@@ -139,17 +138,14 @@ INVALID: dict[str, list[Case]] = {
     "prune-auto": [case("prune-auto", "--rule", "forever:maybe"),
                    case("prune-auto", "--rule", "1d:1h,1h:all", "--json")],
     "run": [case("run", "--executor", "mainframe", "--", "python", "-c", "pass"),
-            case("run", "--gpus", "lots", "--", "python", "-c", "pass",
-                 xfail=XF_RUNS + "--gpus lots is accepted and the run executes (exit 0)"),
-            case("run", "--tag", "no-equals-sign", "--", "python", "-c", "pass",
-                 xfail=XF_RUNS + "a tag without '=' is accepted and the run executes (exit 0)"),
+            case("run", "--gpus", "lots", "--", "python", "-c", "pass"),
+            case("run", "--memory", "lots", "--", "python", "-c", "pass"),
+            # A tag without '=' is a label (KEY[=VALUE]), as W&B tags are: accepted.
+            case("run", "--tag", "no-equals-sign", "--", "python", "-c", "pass", ok=True),
             case("run")],
-    "runs": [case("runs", "--filter", "((("), case("runs", "--sort", ":desc",
-                  xfail=XF_RUNS + "an empty sort key lists the runs unsorted (exit 0)"),
-             case("runs", "--limit", "-3",
-                  xfail=XF_RUNS + "a negative limit lists every run (exit 0)"), case("runs", "--limit", "x")],
-    "metrics": [case("metrics", "latest", "--max-points", "0",
-                     xfail=XF_RUNS + "--max-points 0 prints the summary (exit 0)")],
+    "runs": [case("runs", "--filter", "((("), case("runs", "--sort", ":desc"),
+             case("runs", "--limit", "-3"), case("runs", "--limit", "x")],
+    "metrics": [case("metrics", "latest", "--max-points", "0")],
     "logs": [case("logs", "latest", "--json", "--follow", "extra")],
     "models": [case("models", "tag", "iris:not-a-number", "prod"), case("models", "frobnicate")],
     "gpus": [case("gpus", "--json", ok=True), case("gpus", "--cluster", "--json")],

@@ -14,7 +14,14 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from workbench.cli.common import add_json_flag, console, open_workspace, print_json
+from workbench.cli.common import (
+    add_json_flag,
+    console,
+    open_workspace,
+    positive_int,
+    print_json,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from workbench.tracking.lineage import LineageNode
@@ -47,7 +54,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sort", metavar="KEY",
                    help="field, param or metric (ascending); descending: KEY:desc, --sort=-KEY or --desc")
     p.add_argument("--desc", action="store_true", help="sort descending (with --sort)")
-    p.add_argument("--limit", type=int, metavar="N",
+    p.add_argument("--limit", type=_limit, metavar="N",
                    help=f"show at most N runs (default: all with --json, {TABLE_LIMIT} in the table; 0: all)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_runs)
@@ -61,7 +68,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("metrics", help="list a run's metrics, or print one metric's series")
     p.add_argument("run", help="run id, name or latest")
     p.add_argument("key", nargs="?", help="the metric to print")
-    p.add_argument("--max-points", type=int, metavar="N", help="downsample to N buckets (min/max/last)")
+    p.add_argument("--max-points", type=positive_int, metavar="N",
+                   help="downsample to N buckets (min/max/last)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_metrics)
 
@@ -212,6 +220,11 @@ def _hint_descending_sort(parser: argparse.ArgumentParser) -> None:
         raise SystemExit(2)  # argparse's error() never returns; this tells the type checker so
 
     parser.error = error  # type: ignore[method-assign]
+
+
+def _limit(text: str) -> int:
+    """``--limit``: 0 means every run."""
+    return whole_number(text, 0)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -236,6 +236,10 @@ def sort_spec(key: str) -> tuple[str, bool]:
     if colon and order.lower() in ("desc", "asc", "descending", "ascending"):
         descending = order.lower().startswith("desc")
         text = name
+    if not text.strip():
+        from workbench.errors import UsageError
+
+        raise UsageError(f"empty sort key in '{key}'", "name a field, param or metric, e.g. --sort loss:desc")
     return text, descending
 
 

@@ -88,9 +88,14 @@ class TrackingService:
         stage: str | None = None, on_line: Callable[[Channel, bytes], None] | None = None,
         cancel_event: threading.Event | None = None, workdir: str = ".", params: dict[str, Any] | None = None,
     ) -> RunInfo:
-        """Run ``command`` on ``executor`` and record everything; returns the ended run."""
+        """Run ``command`` on ``executor`` and record everything; returns the ended run.
+
+        Resource requests are checked first, for every executor, so a typo records nothing.
+        """
+        from workbench.executors.resources import check_resources
         from workbench.tracking.runner import execute
 
+        check_resources(gpus, cpu, memory)
         run_id = execute(
             self.ws, command, name=name, tags=tags, executor=executor, image=image, gpus=gpus, cpu=cpu,
             memory=memory, namespace=namespace, parent_run=parent_run, sweep_id=sweep_id,
