@@ -23,8 +23,36 @@ if TYPE_CHECKING:
     from workbench.ui.data import UiData
 
 
+class SteadyFooter(Footer):
+    """A footer that rebuilds itself only when the keys it shows change.
+
+    Textual's footer recomposes (tens of widgets, ~60-100 ms here) on every focus change. Typing
+    into a text box (the Runs filter, a prompt) is not a reason to: the footer keeps the keys it
+    showed, and when focus comes back with the same keys nothing is rebuilt.
+    """
+
+    _shown: tuple[tuple[str, str, bool], ...] | None = None
+
+    def bindings_changed(self, screen: Screen[Any]) -> None:
+        from textual.widgets import Input
+
+        if self._shown is not None and isinstance(screen.focused, Input):
+            return
+        shown = tuple((b.key, b.description, enabled) for _, b, enabled, _ in screen.active_bindings.values()
+                      if b.show)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        super().bindings_changed(screen)
+
+
 class WorkbenchScreen(Screen[None]):
-    """Base class of the full screens."""
+    """Base class of the full screens.
+
+    Textual calls a message handler of *every* class in the MRO (``on_mount`` here and in a
+    subclass both run, the subclass's first), so subclasses must not call ``super().on_mount()``
+    and the like: that ran these twice (two reloads and two timers per screen).
+    """
 
     TITLE_TEXT: ClassVar[str] = ""
     RELOAD_SECONDS: ClassVar[float | None] = None
@@ -53,7 +81,7 @@ class WorkbenchScreen(Screen[None]):
         return Static(self.TITLE_TEXT, classes="screen-title")
 
     def compose_footer(self) -> Footer:
-        return Footer(show_command_palette=True)
+        return SteadyFooter(show_command_palette=True)
 
     def on_mount(self) -> None:
         if self.RELOAD_SECONDS:

@@ -64,7 +64,6 @@ class DeploymentsScreen(WorkbenchScreen):
         table = self.query_one(DataTable)
         table.add_columns("name", "model", "rev", "target", "ready", "state", "endpoint")
         table.focus()
-        super().on_mount()
 
     def reload(self, quiet: bool = False) -> None:
         def fetch() -> tuple[list[DeploymentRow], Traffic]:

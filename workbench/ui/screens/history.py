@@ -67,7 +67,6 @@ class HistoryScreen(WorkbenchScreen):
         self.query_one("#snapshot-table", DataTable).add_columns("id", "when", "kind", "files", "message")
         self.query_one("#files-table", DataTable).add_columns("", "path", "size")
         self.query_one("#snapshot-table").focus()
-        super().on_mount()
 
     def reload(self, quiet: bool = False) -> None:
         include = self.include_auto

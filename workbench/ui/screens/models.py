@@ -39,7 +39,6 @@ class ModelsScreen(WorkbenchScreen):
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("name", "version", "aliases", "framework", "run", "path")
         self.query_one(DataTable).focus()
-        super().on_mount()
 
     def reload(self, quiet: bool = False) -> None:
         self.query_data("models", self.data.models)

@@ -80,7 +80,6 @@ class OverviewScreen(WorkbenchScreen):
         self.query_one("#recent-deployments", DataTable).add_columns("name", "model", "ready", "state")
         self.query_one("#overview-deployments").display = False
         self.watch(self.wb, "watcher_state", self._show_project_line)
-        super().on_mount()
 
     def reload(self, quiet: bool = False) -> None:
         self.query_data("overview", self._fetch)

@@ -41,7 +41,6 @@ class PipelinesScreen(WorkbenchScreen):
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("stage", "state", "needs", "run", "why")
         self.query_one(DataTable).focus()
-        super().on_mount()
 
     def reload(self, quiet: bool = False) -> None:
         self.query_data("stages", self.data.stages)

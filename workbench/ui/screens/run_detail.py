@@ -111,7 +111,6 @@ class RunDetailScreen(WorkbenchScreen):
 
     def on_mount(self) -> None:
         self.set_interval(0.1, self._lines.drain)
-        super().on_mount()
 
     def on_unmount(self) -> None:
         self._log_stop.set()

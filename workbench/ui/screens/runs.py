@@ -9,16 +9,36 @@ Loading, filtering and sorting happen in thread workers; the table only draws vi
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
+from textual.worker import Worker, WorkerState
 
 from workbench.ui.data import RunRow
 from workbench.ui.messages import DataChanged
 from workbench.ui.screens.base import WorkbenchScreen
-from workbench.ui.widgets.runs_table import RunsTable, TableView, build_view
+from workbench.ui.widgets.runs_table import RunsTable, TableView, build_view, sort_rows
+
+_NONE = object()
+"""No reload is waiting."""
+
+
+@dataclass
+class Result:
+    """What a load or re-filter worker hands back to the screen."""
+
+    request: int
+    token: object
+    sort: tuple[str | None, bool]
+    base: list[RunRow]
+    rows: list[RunRow]
+    view: TableView
+    query_ms: float
+    view_ms: float
+    sweep_names: dict[str, str]
 
 
 class RunsScreen(WorkbenchScreen):
@@ -44,12 +64,22 @@ class RunsScreen(WorkbenchScreen):
         self.collapsed: frozenset[str] = frozenset()
         self.sweep_names: dict[str, str] = {}
         self.rows: list[RunRow] = []
+        """The runs the filter lets through, in sort order."""
         self.all_rows: list[RunRow] | None = None
+        self.base: list[RunRow] | None = None
+        """Every run loaded, in the order of ``_base_sort`` (filtering keeps that order)."""
+        self._base_sort: tuple[str | None, bool] = (None, False)
+        self._token: object = None
+        self._request = 0
+        self._applied = 0
+        self._inflight = False
+        self._pending: object = _NONE
         self.loaded = False
         self.last_query_ms = 0.0
         self.last_view_ms = 0.0
-        self._fingerprint: tuple[object, ...] = ()
         self.generation = 0
+        self.shown_at = 0.0
+        """``perf_counter()`` when the table last got a new view (benchmarks read it)."""
         self._stale = False
         """Something changed while this screen was hidden (or a launch said so): query on the next tick."""
         """How many times the table has been refilled (benchmarks and tests wait on it)."""
@@ -67,58 +97,82 @@ class RunsScreen(WorkbenchScreen):
         table = self.query_one(RunsTable)
         table.open_filter = self.action_filter
         table.focus()
-        super().on_mount()
 
     # -- loading ------------------------------------------------------------------------------------
     def reload(self, quiet: bool | None = False) -> None:
-        """Load every run (``quiet``: a background poll) or, with ``quiet=None``, re-filter the
-        runs already loaded without a query."""
-        if quiet and self.loaded and not self._stale and not any(r.status == "running" for r in self.rows) \
-                and self._tick_count() % 3:
-            return  # nothing live: poll for new runs every third tick only
-        self._stale = False
-        expr = self.filter_expr
-        options = self._view_options()
-        cached = self.all_rows if quiet is None else None
+        """Bring the table up to date in a worker, one worker at a time.
 
-        def fetch() -> tuple[list[RunRow], list[RunRow], TableView, float, float, bool]:
+        ``quiet`` (the periodic poll): list the runs again only when ``ws.runs.change_token()``
+        moved (or the screen was told something changed), about 5 us otherwise. ``False``: list
+        them again. ``None``: apply the filter and sort to the runs already loaded, no query.
+        A request made while a worker runs waits for it and then runs once, however many came
+        (thread workers cannot be cancelled: starting one per request let a burst of reloads, such
+        as the mount, resume and first poll at start-up, run side by side and fight for the GIL).
+        """
+        if self._inflight:
+            rank = {False: 2, True: 1, None: 0}
+            if self._pending is _NONE or rank[quiet] > rank[self._pending]:  # type: ignore[index]
+                self._pending = quiet
+            return
+        self._inflight = True
+        self._request += 1
+        request, expr, options = self._request, self.filter_expr, self._view_options()
+        sort = (self.sort, self.reverse)
+        base = self.base if quiet is None else None
+        resort = base is not None and self._base_sort != sort
+        last_token = self._token if quiet and self.loaded and not self._stale else None
+        self._stale = False
+
+        def fetch() -> Result | None:
             t0 = time.perf_counter()
-            if cached is None:
+            token = self._token
+            if base is None:
+                token = self.data.change_token()
+                if last_token is not None and token == last_token:
+                    return None  # nothing a runs view shows has changed
                 everything = self.data.runs()
                 if any(r.sweep_id for r in everything):
-                    options["sweep_names"] = self.sweep_names = self.data.sweep_names()
+                    options["sweep_names"] = self.data.sweep_names()
+                rows_in_order = sort_rows(everything, *sort)
             else:
-                everything = cached
-            rows = self.data.filter_rows(everything, expr)
+                rows_in_order = sort_rows(base, *sort) if resort else base
+            rows = self.data.filter_rows(rows_in_order, expr)
             t1 = time.perf_counter()
-            view = build_view(rows, **options)
-            return everything, rows, view, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000, bool(quiet)
+            view = build_view(rows, presorted=True, **options)
+            return Result(request, token, sort, rows_in_order, rows, view, (t1 - t0) * 1000,
+                          (time.perf_counter() - t1) * 1000, options["sweep_names"])
 
-        self.query_data("runs", fetch)
-
-    def on_screen_resume(self) -> None:
-        self._stale = True
-        super().on_screen_resume()
+        self.query_data("runs", fetch, exclusive=False)
 
     def on_data_changed(self, message: DataChanged) -> None:
-        self._stale = True
-        super().on_data_changed(message)
+        self._stale = True  # WorkbenchScreen.on_data_changed (called after this) reloads
 
-    def _tick_count(self) -> int:
-        self._ticks = getattr(self, "_ticks", 0) + 1
-        return self._ticks
+    def _next(self) -> None:
+        """The worker has finished: run the request that came meanwhile, if any."""
+        self._inflight = False
+        pending, self._pending = self._pending, _NONE
+        if pending is not _NONE:
+            self.reload(pending)  # type: ignore[arg-type]
 
-    def on_loaded_runs(self, value: tuple[list[RunRow], list[RunRow], TableView, float, float, bool]) -> None:
-        everything, rows, view, query_ms, view_ms, quiet = value
-        self.all_rows = everything
-        fingerprint = tuple((r.id, r.status, r.ended, len(r.metrics), tuple(r.metrics.values()))
-                            for r in rows)
-        if quiet and fingerprint == self._fingerprint:
-            return
-        self._fingerprint = fingerprint
-        self.rows, self.loaded = rows, True
-        self.last_query_ms, self.last_view_ms = query_ms, view_ms
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # WorkbenchScreen.on_worker_state_changed (Textual calls it too) reports the error
+        if event.worker.group == "runs" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self._next()
+
+    def on_loaded_runs(self, result: Result | None) -> None:
+        if result is not None and result.request > self._applied:
+            self._applied = result.request
+            self._token, self._base_sort, self.base = result.token, result.sort, result.base
+            self.sweep_names = result.sweep_names
+            self.all_rows = result.base
+            self.rows, self.loaded = result.rows, True
+            self.last_query_ms, self.last_view_ms = result.query_ms, result.view_ms
+            self._show(result.view)
+        self._next()  # after the token is known, so that a waiting poll can compare with it
+
+    def _show(self, view: TableView) -> None:
         self.query_one(RunsTable).show(view)
+        self.shown_at = time.perf_counter()
         self.generation += 1
         self._status()
 
@@ -128,18 +182,9 @@ class RunsScreen(WorkbenchScreen):
                 "sweep_names": self.sweep_names, "collapsed": self.collapsed}
 
     def _rebuild(self) -> None:
-        """Re-sort / re-layout the rows already loaded (no query)."""
-        rows, options = self.rows, self._view_options()
-
-        def job() -> TableView:
-            return build_view(rows, **options)
-
-        self.query_data("view", job)
-
-    def on_loaded_view(self, view: TableView) -> None:
-        self.query_one(RunsTable).show(view)
-        self.generation += 1
-        self._status()
+        """Re-sort / re-layout the runs already loaded (no query)."""
+        if self.base is not None:
+            self.reload(quiet=None)
 
     def _status(self) -> None:
         table = self.query_one(RunsTable)
@@ -174,7 +219,7 @@ class RunsScreen(WorkbenchScreen):
         self.filter_expr = event.value.strip()
         event.input.display = bool(self.filter_expr)
         self.query_one(RunsTable).focus()
-        self.reload(quiet=None if self.all_rows is not None else False)
+        self.reload(quiet=None if self.base is not None else False)
 
     def action_back(self) -> None:
         box = self.query_one("#runs-filter", Input)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from rich.segment import Segment
 from rich.style import Style
@@ -43,17 +43,62 @@ class Column:
     numeric: bool = False
 
 
+WIDTH_SAMPLE = 300
+"""Column widths are measured on the first rows of a view (and capped anyway), not on all of them."""
+
+
+class Cells(Sequence[list[str]]):
+    """A view's formatted cells, row by row, computed when a row is first drawn and kept on the row
+    (so a new filter or sort over the same runs formats nothing again)."""
+
+    def __init__(self, view: TableView) -> None:
+        self.view = view
+
+    def __len__(self) -> int:
+        return len(self.view.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> list[str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[str]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[str] | list[list[str]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        row = self.view.rows[index]
+        columns = self.view.columns
+        if row.group is not None:
+            return [_header_cell(row, c, self.view.sweep_names, self.view.collapsed) for c in columns]
+        cache = row.cells
+        live = row.status == "running"
+        out = []
+        for column in columns:
+            text = None if live else cache.get(column.key)
+            if text is None:
+                text = format_cell(row, column, self.view.sweep_names)
+                if not live:
+                    cache[column.key] = text
+            out.append(text)
+        return out
+
+
 @dataclass
 class TableView:
-    """Everything the widget draws: sorted rows, their formatted cells and the columns."""
+    """Everything the widget draws: sorted rows, the columns, and their cells (formatted lazily)."""
 
     columns: list[Column]
     rows: list[RunRow]
-    cells: list[list[str]]
     sort: str | None = None
     reverse: bool = False
     hidden: frozenset[str] = field(default_factory=frozenset)
     grouped: bool = False
+    sweep_names: dict[str, str] = field(default_factory=dict)
+    collapsed: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def cells(self) -> Cells:
+        return Cells(self)
 
 
 def fmt_value(value: Any) -> str:
@@ -107,11 +152,38 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (1, str(value).lower())
 
 
+def format_cell(row: RunRow, column: Column, names: dict[str, str]) -> str:
+    """One cell of a run's row, as drawn."""
+    key = column.key
+    if key == "status":
+        return f"{_STATUS_ICON.get(row.status, '?')} {row.status}"
+    if key == "id":
+        return row.short_id
+    if key == "started":
+        return fmt_time(row.started)
+    if key == "duration":
+        return fmt_duration(row.duration)
+    if key == "sweep":
+        return names.get(row.sweep_id or "", row.sweep_id or "")
+    return fmt_value(cell_value(row, column))
+
+
+def sort_rows(rows: list[RunRow], sort: str | None, reverse: bool) -> list[RunRow]:
+    """``rows`` ordered by a column key (``status``, ``p.lr``, ``m.loss``...); unknown keys keep order."""
+    if not sort:
+        return rows
+    kind = "param" if sort.startswith("p.") else "metric" if sort.startswith("m.") else "fixed"
+    column = Column(sort, sort, kind, 0)
+    return sorted(rows, key=lambda r: _sort_key(cell_value(r, column)), reverse=reverse)
+
+
 def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = False,
                hidden: frozenset[str] = frozenset(), only_differing: bool = False,
                group: bool = False, sweep_names: dict[str, str] | None = None,
-               collapsed: frozenset[str] = frozenset()) -> TableView:
-    """Sort and format ``rows`` (blocking: call it from a worker).
+               collapsed: frozenset[str] = frozenset(), presorted: bool = False) -> TableView:
+    """Sort ``rows`` and lay out the columns (blocking: call it from a worker). Cells are formatted
+    when drawn (:class:`Cells`); ``presorted`` says ``rows`` already come in ``sort`` order (a filter
+    over sorted rows keeps their order), so they are not sorted again.
 
     With ``group``, the runs of each sweep follow a header row (a :class:`RunRow` whose ``group``
     is the sweep id) placed where the sweep's first run sorts; a sweep in ``collapsed`` shows its
@@ -122,9 +194,12 @@ def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = F
     metric_keys: dict[str, None] = {}
     any_sweep = False
     for row in rows:
-        param_keys.update(dict.fromkeys(row.params))
-        metric_keys.update(dict.fromkeys(row.metrics))
-        any_sweep = any_sweep or bool(row.sweep_id)
+        if row.params:
+            param_keys.update(dict.fromkeys(row.params))
+        if row.metrics:
+            metric_keys.update(dict.fromkeys(row.metrics))
+        if row.sweep_id:
+            any_sweep = True
     if only_differing:
         param_keys = {k: None for k in param_keys
                       if len({repr(r.params.get(k)) for r in rows}) > 1}
@@ -133,42 +208,25 @@ def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = F
     candidates += [Column(f"p.{k}", k, "param", len(k)) for k in sorted(param_keys)]
     candidates += [Column(f"m.{k}", k, "metric", len(k), numeric=True) for k in sorted(metric_keys)]
     columns = [c for c in candidates if c.key not in hidden]
-    if sort:
-        by = next((c for c in candidates if c.key == sort), None)
-        if by is not None:
-            rows = sorted(rows, key=lambda r: _sort_key(cell_value(r, by)), reverse=reverse)
+    if not presorted:
+        rows = sort_rows(rows, sort, reverse)
     if group and any_sweep:
         rows = _grouped(rows, names, collapsed)
-    cells: list[list[str]] = []
+    view = TableView(columns, rows, sort, reverse, hidden, grouped=group and any_sweep,
+                     sweep_names=names, collapsed=collapsed)
     widths = [c.width for c in columns]
-    for row in rows:
-        line: list[str] = []
-        for i, column in enumerate(columns):
-            if row.group is not None:
-                text = _header_cell(row, column, names, collapsed)
-            elif column.key == "status":
-                text = f"{_STATUS_ICON.get(row.status, '?')} {row.status}"
-            elif column.key == "id":
-                text = row.short_id
-            elif column.key == "started":
-                text = fmt_time(row.started)
-            elif column.key == "duration":
-                text = fmt_duration(row.duration)
-            elif column.key == "sweep":
-                text = names.get(row.sweep_id or "", row.sweep_id or "")
-            else:
-                text = fmt_value(cell_value(row, column))
-            line.append(text)
+    for line in view.cells[:WIDTH_SAMPLE]:
+        for i, text in enumerate(line):
             if len(text) > widths[i]:
                 widths[i] = len(text)
-        cells.append(line)
     final = []
     for column, width in zip(columns, widths, strict=True):
         cap = _MAX_WIDTH.get(column.key if column.kind == "fixed" else column.kind, 40)
         numeric = column.numeric or (column.kind == "param" and _all_numeric(rows, column))
         width = min(max(width, len(column.label) + 1), cap)
         final.append(Column(column.key, column.label, column.kind, width, numeric=numeric))
-    return TableView(final, rows, cells, sort, reverse, hidden, grouped=group and any_sweep)
+    view.columns = final
+    return view
 
 
 def _grouped(rows: list[RunRow], names: dict[str, str], collapsed: frozenset[str]) -> list[RunRow]:
@@ -307,7 +365,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.view = TableView([], [], [])
+        self.view = TableView([], [])
         self.marked: set[str] = set()
         self._offsets: list[int] = []
         self.open_filter: Callable[[], None] | None = None
