@@ -246,16 +246,17 @@ def test_only_folders_a_snapshot_looks_at_are_watched(ws: Workspace, project_dir
     before = watch_count()
     watcher, events = watch()
     _settle(watcher, events)
-    # the root, src, src/a, src/b; not .workbench, .venv, node_modules, data
-    assert watch_count() - before == 4
+    # the root, src, src/a, src/b and .workbench itself (status cookies; not its subfolders);
+    # not .venv, node_modules, data
+    assert watch_count() - before == 5
     (project_dir / "new" / "deeper").mkdir(parents=True)  # new folders get their watches
     (project_dir / "new" / "deeper" / "n.txt").write_text("n\n")
     events.next("snapshot", where=lambda e: "new/deeper/n.txt" in _files(ws, e.snapshot_id or ""))
-    assert watch_count() - before == 6
+    assert watch_count() - before == 7
     (project_dir / ".workbenchignore").write_text("")  # data/ un-ignored: watched from now on
     events.next("ignore-reloaded")
     events.next("snapshot")
-    assert watch_count() - before == 10
+    assert watch_count() - before == 11
     (project_dir / "data" / "raw" / "2025" / "r.csv").write_text("1\n")
     events.next("snapshot", where=lambda e: "data/raw/2025/r.csv" in _files(ws, e.snapshot_id or ""))
 

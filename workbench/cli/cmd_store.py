@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_snapshot)
 
     p = subparsers.add_parser("status", help="list what changed since the latest snapshot")
+    p.add_argument("--no-watcher", action="store_true",
+                   help="scan the whole folder even if a running watcher knows what changed")
     add_json_flag(p)
     p.set_defaults(handler=cmd_status)
 
@@ -164,21 +166,19 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     ws = open_workspace()
-    changes = ws.versions.status()
+    report = ws.versions.status_report(use_watcher=not args.no_watcher)
+    changes = report.changes
     if args.json:
-        head = ws.versions.head()
-        print_json({"snapshot": head.id if head else None,
-                    "changes": [c.to_dict() for c in changes]})
+        print_json({"snapshot": report.head, "via": report.via, "changes": [c.to_dict() for c in changes]})
         return 0
+    short = report.head[:10] if report.head else None
     if not changes:
-        head = ws.versions.head()
-        print(f"nothing changed since snapshot {head.short_id}" if head else
+        print(f"nothing changed since snapshot {short}" if short else
               "no snapshot yet and nothing to version")
         return 0
     from workbench.cli.common import console
 
-    head = ws.versions.head()
-    since = f"snapshot {head.short_id}" if head else "the start"
+    since = f"snapshot {short}" if short else "the start"
     table = _table(f"{len(changes)} change{'s' * (len(changes) != 1)} since {since}",
                    ["change", "path", "size", "old size"])
     colour = {"added": "green", "modified": "yellow", "deleted": "red"}

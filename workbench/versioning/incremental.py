@@ -115,11 +115,12 @@ def targets(root: str, rules: IgnoreRules, lookup: Lookup, base: str, hints: Ite
             if not _under(t.rpartition("/")[0], chosen) and not _under(t, hold)]
 
 
-def incremental_scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore,
+def incremental_scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | None,
                      reader: TreeReader, base: str, base_files: int, hints: Iterable[str], *,
                      threshold: int, force: frozenset[str] = frozenset(),
                      hold: frozenset[str] = frozenset(), progress: Progress | None = None) -> WorkTree | None:
-    """The HEAD tree ``base`` with the hinted paths rescanned (and stored), or None: scan everything."""
+    """The HEAD tree ``base`` with the hinted paths rescanned (and stored, given a ``store``; without
+    one nothing is written: ``status``), or None: scan everything."""
     lookup = Lookup(reader)
     chosen = targets(root, rules, lookup, base, hints, hold)
     if chosen is None:
@@ -159,7 +160,7 @@ def incremental_scan(root: str, rules: IgnoreRules, index: StatIndex, store: Blo
             raw = None if rel in force else index.entries.get(rel)
             digest = None if raw is None else trusted_hash(raw, st.st_size, st.st_mtime_ns, st.st_ino,
                                                             st.st_ctime_ns)
-            if digest is not None and not store.has(digest):
+            if digest is not None and store is not None and not store.has(digest):
                 digest = None
             node.files[name] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, mode & 0o777, digest]
             if digest is None:

@@ -44,6 +44,19 @@ def _clean(path: str) -> str:
     return "/".join(p for p in path.replace(os.sep, "/").split("/") if p and p != ".")
 
 
+class StatusReport:
+    """What ``status_report`` found: the changes, how (``via``), against which snapshot, and ``why``
+    the watcher's record was not used (empty when it was)."""
+
+    __slots__ = ("changes", "head", "via", "why")
+
+    def __init__(self, changes: list[Change], via: str, head: str | None, why: str) -> None:
+        self.changes = changes
+        self.via = via
+        self.head = head
+        self.why = why
+
+
 def _info(row: Any, created: bool = True) -> SnapshotInfo:
     return SnapshotInfo(
         id=row[0], root_tree=row[1], parent=row[2], created_at=row[3], kind=row[4], message=row[5],
@@ -226,12 +239,17 @@ class VersioningService:
         except OSError:
             pass
 
-    def head(self) -> SnapshotInfo | None:
-        """The snapshot the working folder was last synchronised with (taken or restored), else latest."""
+    def _head_id(self) -> str | None:
+        """The id the HEAD file names (not checked against the database), or None."""
         try:
             snap_id = (self.ws.paths.store_dir / "HEAD").read_text(encoding="ascii").strip()
         except (FileNotFoundError, UnicodeDecodeError):
-            snap_id = ""
+            return None
+        return snap_id or None
+
+    def head(self) -> SnapshotInfo | None:
+        """The snapshot the working folder was last synchronised with (taken or restored), else latest."""
+        snap_id = self._head_id()
         if snap_id:
             row = self.ws.db.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE id = ?", (snap_id,)).fetchone()
             if row is not None:
@@ -305,12 +323,49 @@ class VersioningService:
         self.reader.add(tree.trees)
         return tree
 
-    def status(self, progress: Progress | None = None) -> list[Change]:
+    def status(self, progress: Progress | None = None, *, use_watcher: bool = True) -> list[Change]:
+        return self.status_report(progress, use_watcher=use_watcher).changes
+
+    def status_report(self, progress: Progress | None = None, *, use_watcher: bool = True) -> StatusReport:
+        """``status`` saying how it was answered: ``via`` "watcher" (only the paths a live watcher
+        saw change were looked at, see :mod:`watch_pending`) or "scan" (the whole folder)."""
         from workbench.versioning.diff import diff_trees
 
+        why = "--no-watcher"
+        if use_watcher:
+            head_id = self._head_id()
+            from workbench.versioning.watch_pending import pending_paths
+
+            pending, why = pending_paths(self.ws.paths.store_dir, head_id)
+            if pending is not None and head_id is not None:
+                if not pending:
+                    return StatusReport([], "watcher", head_id, "")
+                head = self.head()
+                work = self._pending_tree(head, pending) if head is not None and head.id == head_id else None
+                if head is not None and work is not None:
+                    return StatusReport(diff_trees(self.reader, head.root_tree, work.root), "watcher",
+                                        head.id, "")
+                why = "the watcher's paths could not be applied to HEAD"
         head = self.head()
         work = self.working_tree(progress)
-        return diff_trees(self.reader, head.root_tree if head else None, work.root)
+        return StatusReport(diff_trees(self.reader, head.root_tree if head else None, work.root), "scan",
+                            head.id if head else None, why)
+
+    def _pending_tree(self, head: SnapshotInfo, pending: list[str]) -> WorkTree | None:
+        """HEAD with only ``pending`` rescanned (nothing stored), or None: scan everything instead."""
+        from workbench.errors import CorruptObjectError, MissingObjectError
+        from workbench.versioning.incremental import incremental_scan
+
+        index = self._index()
+        try:
+            tree = incremental_scan(str(self.root), self._rules(), index, None, self.reader, head.root_tree,
+                                    head.files, pending, threshold=HASH_READ_LIMIT)
+        except (MissingObjectError, CorruptObjectError):
+            return None
+        if tree is not None:
+            index.save()
+            self.reader.add(tree.trees)
+        return tree
 
     def diff(self, a: str, b: str | None = None) -> list[Change]:
         from workbench.versioning.diff import diff_trees

@@ -24,8 +24,11 @@ Skip = Callable[[bytes], bool]
 """absolute folder path (bytes) -> do not watch it (nor anything below it)"""
 
 
-def make_observer(skip: Skip) -> BaseObserver | None:
-    """A started-able observer that never watches folders ``skip`` accepts, or None if unsupported."""
+def make_observer(skip: Skip, shallow: Skip | None = None) -> BaseObserver | None:
+    """A started-able observer that never watches folders ``skip`` accepts, or None if unsupported.
+
+    ``shallow``: skipped folders that still get a watch of their own (events for the entries directly
+    in them, nothing below): the store folder, where ``status`` leaves its cookies."""
     try:
         from watchdog.observers import inotify
     except ImportError:  # not Linux
@@ -47,7 +50,11 @@ def make_observer(skip: Skip) -> BaseObserver | None:
                 keep = []
                 for name in dirnames:
                     full = os.path.join(root, name)
-                    if os.path.islink(full) or skip(full):
+                    if os.path.islink(full):
+                        continue
+                    if skip(full):
+                        if shallow is not None and shallow(full):
+                            self._add_callback(full)
                         continue
                     self._add_callback(full)
                     keep.append(name)

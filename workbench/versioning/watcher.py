@@ -20,6 +20,9 @@ never prints.
   previous version even inside a folder or a full rescan), and paths the store reports as having
   changed while it read them (``SnapshotInfo.skipped``, reason "changed while being read") are
   retried after the quiet interval.
+- While it runs in events mode the watcher keeps the paths changed since its last snapshot in a
+  record ``status`` reads instead of rescanning (:mod:`watch_pending`), and answers ``status``'s
+  cookies so that the record is known to be complete.
 - Auto snapshots are thinned by the project's retention rule (:mod:`watch_retention`) after
   snapshots, at most once a minute.
 """
@@ -41,8 +44,10 @@ from typing import TYPE_CHECKING, Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.paths import STORE_DIRNAME
 from workbench.versioning.watch_debounce import Batch, Debouncer
 from workbench.versioning.watch_lock import WatchLock, WatchStatus, watch_status
+from workbench.versioning.watch_pending import PendingTracker, is_cookie
 from workbench.versioning.watch_retention import PruneReport, head_snapshot_id, parse_rule, prune_auto
 
 if TYPE_CHECKING:
@@ -129,6 +134,7 @@ class Watcher:
         self._observer_factory = observer_factory
         self._debouncer = Debouncer(self.quiet, self.max_interval)
         self._lock = WatchLock(ws.paths.locks)
+        self._tracker: PendingTracker | None = None
         self._observer: BaseObserver | None = None
         self._filter: EventFilter | None = None
         self._thread: threading.Thread | None = None
@@ -157,10 +163,14 @@ class Watcher:
                                    extra_excluded=(self.ws.cache_dir,))
         # snapshot(hold=...) keeps files still being written at their previous version (if supported)
         self._hold = "hold" in inspect.signature(self.ws.versions.snapshot).parameters
-        self._lock.acquire(mode=self.mode)
+        record = self._lock.acquire(mode=self.mode)
+        self._tracker = PendingTracker(self.ws.paths.store_dir, record.pid, record.started_at)
         try:
+            self._tracker.write()  # untrusted until the catch-up rescan is committed
             if self.mode == "events":
                 self._start_observer()
+            else:
+                self._tracker.distrust("polling")
             took_over = self._lock.took_over
             note = f" (took over from a dead watcher, pid {took_over.pid})" if took_over else ""
             self._emit("started", f"watching {self.ws.root} ({self.mode}){note}")
@@ -169,6 +179,7 @@ class Watcher:
             self._thread.start()
         except BaseException:
             self._stop_observer()
+            self._tracker.remove()
             self._lock.release()
             raise
 
@@ -182,6 +193,8 @@ class Watcher:
             self._thread.join(timeout)
         _overflow_listeners.discard(self)
         if self._thread is None or not self._thread.is_alive():
+            if self._tracker is not None:
+                self._tracker.remove()
             self._lock.release()
 
     def __enter__(self) -> Watcher:
@@ -217,7 +230,7 @@ class Watcher:
             else:
                 from workbench.versioning.watch_inotify import make_observer
 
-                observer = make_observer(self._skip_folder) or Observer()
+                observer = make_observer(self._skip_folder, self._is_store) or Observer()
             observer.schedule(_Handler(self), str(self.ws.root), recursive=True, event_filter=EVENT_TYPES)
             observer.start()
         except OSError as exc:
@@ -232,6 +245,11 @@ class Watcher:
         rel = flt.relative(path) if flt is not None else None
         return rel is not None and flt is not None and flt.excluded(rel, is_dir=True)
 
+    def _is_store(self, path: bytes) -> bool:
+        """The store folder itself gets a watch of its own (not its subfolders): status cookies."""
+        flt = self._filter
+        return flt is not None and flt.relative(path) == STORE_DIRNAME
+
     def _stop_observer(self) -> None:
         observer, self._observer = self._observer, None
         if observer is not None:
@@ -242,9 +260,13 @@ class Watcher:
     def _fall_back(self, why: str) -> None:
         self.mode = "polling"
         self._lock.update(mode="polling")
+        if self._tracker is not None:
+            self._tracker.distrust("polling")
         self._emit("fallback", f"{why}: rescanning every {self.rescan_seconds:g} s instead")
 
     def _on_overflow(self) -> None:
+        if self._tracker is not None:
+            self._tracker.distrust("events were lost (queue overflow)")
         self._debouncer.add((), full=True)
         if not self._overflowed:
             self._overflowed = True
@@ -255,10 +277,19 @@ class Watcher:
         flt = self._filter
         if flt is None or self._stopping.is_set():
             return
+        tracker = self._tracker
+        rel = flt.relative(event.src_path)
+        cookie = is_cookie(rel) if rel else None
+        if cookie is not None:
+            if tracker is not None and not event.is_directory and event.event_type == "created":
+                tracker.cookie(cookie)
+            return
         ends = [event.src_path]
         if getattr(event, "dest_path", ""):
             ends.append(event.dest_path)
         if any(flt.relative(end) == ".workbenchignore" for end in ends):
+            if tracker is not None:
+                tracker.distrust("ignore rules changed")
             try:
                 flt.reload()
             except WorkbenchError as exc:
@@ -275,6 +306,8 @@ class Watcher:
             return
         paths = list(flt.paths(event))
         if paths:
+            if tracker is not None:
+                tracker.add(paths)
             self._debouncer.add(paths)
 
     # -- snapshotting ----------------------------------------------------------------------------------
@@ -308,6 +341,7 @@ class Watcher:
     def _snapshot(self, batch: Batch) -> bool:
         """Take one snapshot for ``batch``; on failure put the batch back. Returns success."""
         self._busy.set()
+        taken_at = self._tracker.mark() if self._tracker is not None else 0
         try:
             if batch.reason in ("cap", "quiet"):
                 self._hold_recent(batch)
@@ -327,6 +361,9 @@ class Watcher:
             self._busy.clear()
             self._debouncer.done()
         unstable = _unstable_paths(info)
+        if self._tracker is not None and self.mode == "events":
+            self._tracker.committed(str(info.id), taken_at, batch.paths, full=batch.full,
+                                    keep=(*batch.held, *unstable))
         if unstable:
             self._debouncer.add(unstable)
             self._emit("retry", f"{len(unstable)} file(s) changed while being read; retrying after "
