@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 RECORD_NAME = "watch-pending.json"
+LOCK_NAME = "watch.lock"
+PRESENCE_NAME = "watch.json"
+"""The watch lock and its presence record in ``.workbench/locks/`` (see :mod:`watch_lock`)."""
 COOKIE_PREFIX = "cookie."
 COOKIE_WAIT_SECONDS = 0.05
 """How long ``status`` waits for the watcher to acknowledge its cookie before scanning everything."""
@@ -143,6 +146,30 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _live_holder(locks_dir: Path) -> dict[str, Any] | None:
+    """The presence record of the process holding the watch lock, or None if no process holds it.
+
+    The same test as :func:`watch_lock.watch_status` without its imports (``status`` start-up time);
+    where ``flock`` is unsupported it answers None (the full scan), never a guess."""
+    import fcntl
+
+    try:
+        fd = os.open(locks_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read(locks_dir / PRESENCE_NAME)  # held: by a live process (the kernel drops it at death)
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def pending_paths(store_dir: Path, head_id: str | None, *,
                   wait: float = COOKIE_WAIT_SECONDS) -> tuple[list[str] | None, str]:
     """The paths that may differ from snapshot ``head_id`` according to a live watcher, or None.
@@ -156,14 +183,15 @@ def pending_paths(store_dir: Path, head_id: str | None, *,
         return None, "no watcher record"
     if not record.get("trusted") or record.get("base") != head_id:
         return None, str(record.get("why") or "watcher record is for another snapshot")
-    from workbench.versioning.watch_lock import watch_status
-
-    status = watch_status(store_dir / "locks")
-    holder = status.record
-    if not status.active or holder is None:
+    holder = _live_holder(store_dir / "locks")
+    if holder is None:
         return None, "no live watcher"
-    started = float(record.get("started_at") or 0)
-    if holder.pid != record.get("pid") or abs(holder.started_at - started) > 1e-3:
+    try:
+        same = (holder.get("pid") == record.get("pid")
+                and abs(float(holder.get("started_at") or 0) - float(record.get("started_at") or 0)) < 1e-3)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
         return None, "watcher record is from another watcher"
     name = f"{COOKIE_PREFIX}{os.getpid()}.{time.monotonic_ns()}"
     cookie = store_dir / name
@@ -174,15 +202,13 @@ def pending_paths(store_dir: Path, head_id: str | None, *,
     os.close(fd)
     try:
         deadline = time.monotonic() + wait
-        delay = 0.0005
         while True:
             record = _read(store_dir / RECORD_NAME)
             if record is not None and name in record.get("cookies", ()):
                 break
             if time.monotonic() >= deadline:
                 return None, "watcher did not answer in time"
-            time.sleep(delay)
-            delay = min(delay * 2, 0.004)
+            time.sleep(0.0003)
     finally:
         with contextlib.suppress(OSError):
             cookie.unlink()
