@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from workbench.core.workspace import Workspace
+from workbench.versioning import watch_pending
 from workbench.versioning.watch_pending import RECORD_NAME
 from workbench.versioning.watcher import Watcher
 
@@ -53,8 +54,14 @@ def _wait_trusted(project_dir: Path, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture
-def slow_watcher(ws: Workspace, project_dir: Path) -> Iterator[Callable[[], Watcher]]:
-    """A watcher that snapshots only when asked (quiet 60 s), so changes stay pending."""
+def slow_watcher(ws: Workspace, project_dir: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Watcher]]:
+    """A watcher that snapshots only when asked (quiet 60 s), so changes stay pending.
+
+    status waits up to 2 s for the cookie here (50 ms in the product): these tests check what the
+    watcher's answer says, and on a loaded 2-core machine an answer can take longer than 50 ms
+    (then the product scans, correctly, but the comparison would test nothing)."""
+    monkeypatch.setattr(watch_pending, "COOKIE_WAIT_SECONDS", 2.0)
     started: list[Watcher] = []
 
     def start() -> Watcher:

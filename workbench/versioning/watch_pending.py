@@ -171,7 +171,7 @@ def _live_holder(locks_dir: Path) -> dict[str, Any] | None:
 
 
 def pending_paths(store_dir: Path, head_id: str | None, *,
-                  wait: float = COOKIE_WAIT_SECONDS) -> tuple[list[str] | None, str]:
+                  wait: float | None = None) -> tuple[list[str] | None, str]:
     """The paths that may differ from snapshot ``head_id`` according to a live watcher, or None.
 
     Returns ``(paths, why)``: ``why`` says why the watcher's record was not used (for ``--json`` and
@@ -201,7 +201,7 @@ def pending_paths(store_dir: Path, head_id: str | None, *,
         return None, "cannot write a cookie"
     os.close(fd)
     try:
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + (COOKIE_WAIT_SECONDS if wait is None else wait)
         while True:
             record = _read(store_dir / RECORD_NAME)
             if record is not None and name in record.get("cookies", ()):
