@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,10 +41,33 @@ def demo_root(demo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     time.tzset()
 
 
+def wait_for_worker_threads(timeout: float = 15.0) -> None:
+    """Let the app's thread workers finish their query before the Workspace closes its connections.
+
+    ``App.run()`` does this itself (``asyncio.run`` shuts the default executor down, joining its
+    threads); under pytest-asyncio the loop outlives the test, and closing the connections under a
+    query still running in a worker thread crashed the interpreter (a segfault in sqlite3).
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith("asyncio_") and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+@pytest.fixture
+def ws(project_dir: Path) -> Iterator[Workspace]:
+    """The suite's fresh project (tests/conftest.py), closed only after the TUI's workers are done."""
+    workspace, _ = Workspace.init(project_dir)
+    yield workspace
+    wait_for_worker_threads()
+    workspace.close()
+
+
 @pytest.fixture
 def demo_ws(demo_root: Path) -> Iterator[Workspace]:
     ws = Workspace.open(demo_root)
     yield ws
+    wait_for_worker_threads()
     ws.close()
 
 

@@ -97,6 +97,9 @@ async def test_deploy_from_models_scale_traffic_and_rollback(
             assert states & {"progressing", "building"}, states  # the rollout was visible while it ran
             row = deployments().rows[0]
             assert (row.name, row.model, row.desired, row.ready) == ("digits", "digits", 1, 1)
+            await pilot.pause(2.5)  # the next poll redraws the table
+            state = deployments().query_one(DataTable).get_row_at(0)[5]
+            assert getattr(state, "plain", state) == "available"
             assert row.url.startswith("http://")
 
             # a second version from the Models screen: a rolling update of the same deployment

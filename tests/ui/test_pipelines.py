@@ -73,6 +73,9 @@ async def test_stages_show_fresh_stale_with_reason_and_failed(ws: Workspace) -> 
         assert rows["train"][1] == "○ stale"
         assert "param 'k' changed 2 -> 3" in rows["train"][4]
         assert rows["report"][1] == "✗ failed"
+        # every column as wide as its content (DataTable's own measuring could miss a fill)
+        widths = [c.width for c in table.ordered_columns]
+        assert widths[0] >= len("  └ report") and widths[4] >= len(rows["train"][4])
 
         # Enter on a stage opens the run that made its outputs
         table.move_cursor(row=0)

@@ -25,6 +25,7 @@ from workbench.ui.widgets.diff_view import DiffView
 from workbench.ui.widgets.metric_chart import Curve, MetricChart
 from workbench.ui.widgets.parallel_chart import ParallelChart
 from workbench.ui.widgets.runs_table import fmt_value
+from workbench.ui.widgets.tables import fill_table
 
 SMOOTHING = (0.0, 0.6, 0.9)
 HIGHER_IS_BETTER = ("acc", "auc", "f1", "score", "precision", "recall", "r2", "map", "iou", "reward")
@@ -134,14 +135,13 @@ class CompareScreen(WorkbenchScreen):
             self.show_metric(self.key if self.key in value.keys else first)
 
     def _fill_params(self, runs: list[RunRow]) -> None:
-        table = self.query_one("#compare-params", DataTable)
-        table.clear(columns=True)
-        table.add_columns("", *[r.name[:14] or r.short_id for r in runs])
+        lines: list[tuple[str | None, list[object]]] = []
         for key in differing_params(runs):
-            table.add_row(key, *[fmt_value(r.params.get(key)) for r in runs])
-        metric_keys = sorted({k for r in runs for k in r.metrics})
-        for key in metric_keys:
-            table.add_row(f"▸ {key}", *[fmt_value(r.metrics.get(key)) for r in runs])
+            lines.append((None, [key, *[fmt_value(r.params.get(key)) for r in runs]]))
+        for key in sorted({k for r in runs for k in r.metrics}):
+            lines.append((None, [f"▸ {key}", *[fmt_value(r.metrics.get(key)) for r in runs]]))
+        headers = ["", *[r.name[:14] or r.short_id for r in runs]]
+        fill_table(self.query_one("#compare-params", DataTable), headers, lines)
 
     def show_metric(self, key: str) -> None:
         self.key = key
@@ -183,12 +183,12 @@ class CompareScreen(WorkbenchScreen):
         ranked, params = value
         self.ranked = ranked
         key = self.key or ""
-        table = self.query_one("#compare-rank", DataTable)
-        table.clear(columns=True)
-        table.add_columns("#", "run", key[:14], *[p[:12] for p in params])
-        for i, row in enumerate(ranked):
-            table.add_row(str(i + 1), row.name[:16], fmt_value(row.value),
-                          *[fmt_value(row.params.get(p)) for p in params])
+        headers = ["#", "run", key[:14], *[p[:12] for p in params]]
+        lines: list[tuple[str | None, list[object]]] = [
+            (None, [str(i + 1), row.name[:16], fmt_value(row.value),
+                    *[fmt_value(row.params.get(p)) for p in params]])
+            for i, row in enumerate(ranked)]
+        fill_table(self.query_one("#compare-rank", DataTable), headers, lines)
         self.query_one(ParallelChart).show(ranked, params, key, self.rank_order)
 
     def action_order(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -22,6 +23,7 @@ from workbench.ui.data import DeploymentRow, Series
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.screens.dialogs import ConfirmDialog
 from workbench.ui.widgets.metric_chart import Curve, MetricChart
+from workbench.ui.widgets.tables import fill_table
 
 HISTORY = 120
 """Traffic samples kept per deployment (four minutes at one sample every two seconds)."""
@@ -61,9 +63,7 @@ class DeploymentsScreen(WorkbenchScreen):
         yield self.compose_footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("name", "model", "rev", "target", "ready", "state", "endpoint")
-        table.focus()
+        self.query_one(DataTable).focus()
 
     def reload(self, quiet: bool = False) -> None:
         def fetch() -> tuple[list[DeploymentRow], Traffic]:
@@ -99,17 +99,15 @@ class DeploymentsScreen(WorkbenchScreen):
             del history[:-HISTORY]
         rows = listed + self._pending(listed)
         self.rows = rows
-        table = self.query_one(DataTable)
-        keep = table.cursor_row
-        table.clear()
+        lines: list[tuple[str | None, list[object]]] = []
         for row in rows:
-            state = row.state + (f": {row.message}" if row.message else "")
-            table.add_row(row.name, f"{row.model}:{row.version}", str(row.revision or ""), row.target,
-                          f"{row.ready}/{row.desired}",
-                          (state, self.theme_style(_STATE_STYLE.get(row.state, "text"))), row.url,
-                          key=f"{row.name}/{row.model}:{row.version}")
-        if rows:
-            table.move_cursor(row=min(keep, len(rows) - 1))
+            state = Text(row.state + (f": {row.message}" if row.message else ""),
+                         style=self.theme_style(_STATE_STYLE.get(row.state, "text")))
+            lines.append((f"{row.name}/{row.model}:{row.version}",
+                          [row.name, f"{row.model}:{row.version}", str(row.revision or ""), row.target,
+                           f"{row.ready}/{row.desired}", state, row.url]))
+        headers = ("name", "model", "rev", "target", "ready", "state", "endpoint")
+        fill_table(self.query_one(DataTable), headers, lines)
         status = (f"{len(listed)} deployments" if rows
                   else "No deployments yet: press d on a model version (4 Models)")
         self.query_one("#deployments-status", Static).update(status)

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Static
 from workbench.ui.data import ModelRow
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.screens.dialogs import ConfirmDialog, PromptDialog
+from workbench.ui.widgets.tables import fill_table
 
 
 class ModelsScreen(WorkbenchScreen):
@@ -37,7 +38,6 @@ class ModelsScreen(WorkbenchScreen):
         yield self.compose_footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("name", "version", "aliases", "framework", "run", "path")
         self.query_one(DataTable).focus()
 
     def reload(self, quiet: bool = False) -> None:
@@ -47,14 +47,12 @@ class ModelsScreen(WorkbenchScreen):
         if rows == self.rows:
             return
         self.rows = rows
-        table = self.query_one(DataTable)
-        keep = table.cursor_row
-        table.clear()
-        for row in rows:
-            table.add_row(row.name, row.version, ", ".join(row.aliases), row.framework,
-                          (row.run_id or "")[:8], row.path, key=f"{row.name}:{row.version}")
-        if rows:
-            table.move_cursor(row=min(keep, len(rows) - 1))
+        lines: list[tuple[str | None, list[object]]] = [
+            (f"{row.name}:{row.version}",
+             [row.name, row.version, ", ".join(row.aliases), row.framework, (row.run_id or "")[:8], row.path])
+            for row in rows]
+        headers = ("name", "version", "aliases", "framework", "run", "path")
+        fill_table(self.query_one(DataTable), headers, lines)
         names = len({r.name for r in rows})
         self.query_one("#models-status", Static).update(f"{names} models · {len(rows)} versions")
 

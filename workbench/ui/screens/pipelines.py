@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Static
 
 from workbench.ui.data import StageRow
 from workbench.ui.screens.base import WorkbenchScreen
+from workbench.ui.widgets.tables import fill_table
 
 _MARK = {"fresh": "●", "stale": "○", "running": "▶", "failed": "✗"}
 _STYLE = {"fresh": ("text-success", ""), "stale": ("text-warning", ""), "running": ("text-primary", ""),
@@ -39,7 +40,6 @@ class PipelinesScreen(WorkbenchScreen):
         yield self.compose_footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("stage", "state", "needs", "run", "why")
         self.query_one(DataTable).focus()
 
     def reload(self, quiet: bool = False) -> None:
@@ -50,17 +50,14 @@ class PipelinesScreen(WorkbenchScreen):
         if ordered == self._shown:
             return
         self.stages = self._shown = ordered
-        table = self.query_one(DataTable)
-        keep = table.cursor_row
-        table.clear()
+        lines: list[tuple[str | None, list[object]]] = []
         for stage in ordered:
             name = Text("  " * stage.level + ("└ " if stage.level else "") + stage.name)
             style = self.theme_style(*_STYLE.get(stage.state, ("", "")))
             state = Text(f"{_MARK.get(stage.state, '?')} {stage.state}", style=style)
-            table.add_row(name, state, ", ".join(stage.deps), (stage.run_id or "")[:12], stage.reason,
-                          key=stage.name)
-        if ordered:
-            table.move_cursor(row=min(keep, len(ordered) - 1))
+            lines.append((stage.name, [name, state, ", ".join(stage.deps), (stage.run_id or "")[:12],
+                                       stage.reason]))
+        fill_table(self.query_one(DataTable), ("stage", "state", "needs", "run", "why"), lines)
         counts: dict[str, int] = {}
         for stage in ordered:
             counts[stage.state] = counts.get(stage.state, 0) + 1
