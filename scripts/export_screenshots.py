@@ -2,6 +2,11 @@
 """Regenerate screenshots/: one SVG per screen of the TUI on the deterministic demo project,
 plus a PNG of each where a converter exists (rsvg-convert from Debian's librsvg2-bin, or cairosvg).
 
+On top of the demo it adds, for these pictures only: a real 4-run sweep (``ws.workflows.sweep``),
+a 3-stage ``workbench.yaml`` pipeline run with ``ws.workflows.repro`` and then made stale by a
+param change, and, when the local model server is already built, a real local deployment that
+gets predictions while the Deployments screen is shot (undeployed afterwards).
+
     .venv/bin/python scripts/export_screenshots.py [--size 110x32] [--theme workbench-dark]
 """
 
@@ -9,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,12 +34,83 @@ SHOTS: list[tuple[str, str, list[str]]] = [
     ("run-metrics", "runs", ["slash", *"name==sgd-a1e-3-long", "enter", "enter", "m"]),
     ("run-provenance", "runs", ["slash", *"name==sgd-a1e-3-long", "enter", "enter", "o"]),
     ("compare", "runs", ["slash", *"name~sgd", "enter", "space", "space", "space", "space", "c"]),
+    ("runs-sweep", "runs", ["slash", *"name~alpha-epochs", "enter"]),
+    ("compare-rank", "runs", ["slash", *"name~alpha-epochs", "enter", "c", "r"]),
     ("models", "models", []),
     ("deployments", "deployments", []),
     ("pipelines", "pipelines", []),
     ("help", "runs", ["question_mark"]),
     ("launch", "runs", ["n", *"python train.py --alpha 0.003"]),
 ]
+
+PIPELINE = """\
+params: params.yaml
+stages:
+  prepare:
+    cmd: python prepare.py
+    inputs: [prepare.py]
+    outputs: [data/digits.csv]
+  train:
+    cmd: python train.py --alpha {alpha} --epochs {epochs}
+    inputs: [train.py, data/digits.csv]
+    outputs: [models/digits.joblib]
+    params: [alpha, epochs]
+  report:
+    cmd: python report.py
+    inputs: [report.py, models/digits.joblib, data/digits.csv]
+    outputs: [report.json]
+"""
+REPORT_PY = """import csv, json
+import joblib
+import numpy as np
+rows = np.array(list(csv.reader(open("data/digits.csv")))[1:], dtype=float)
+model = joblib.load("models/digits.joblib")
+accuracy = float((model.predict(rows[:, :-1] / 16.0) == rows[:, -1]).mean())
+json.dump({"accuracy": accuracy}, open("report.json", "w"))
+print(f"accuracy={accuracy:.4f}")
+"""
+
+
+def add_workflows(ws, python: str) -> None:  # type: ignore[no-untyped-def]
+    """A real sweep and a pipeline (fresh, then one stage made stale by a param change)."""
+    print("  sweep: alpha x epochs (4 runs)")
+    ws.workflows.sweep([python, "train.py", "--alpha", "{alpha}", "--epochs", "{epochs}"],
+                       ["alpha=0.0003,0.003", "epochs=8,12"], name="alpha-epochs")
+    root = ws.root
+    (root / "report.py").write_text(REPORT_PY, encoding="utf-8")
+    (root / "params.yaml").write_text("alpha: 0.001\nepochs: 10\n", encoding="utf-8")
+    pipeline = PIPELINE.replace("cmd: python ", f"cmd: {python} ")
+    (root / "workbench.yaml").write_text(pipeline, encoding="utf-8")
+    print("  pipeline: repro")
+    result = ws.workflows.repro()
+    if result.status != "succeeded":
+        raise SystemExit(f"the screenshot pipeline failed: {result.message}\n{result.log_tail}")
+    (root / "params.yaml").write_text("alpha: 0.0005\nepochs: 10\n", encoding="utf-8")
+
+
+def start_deployment(ws) -> threading.Event | None:  # type: ignore[no-untyped-def]
+    """Deploy the newest digits model locally and keep predicting, if the model server is built."""
+    os.environ.setdefault("WORKBENCH_LOCAL_RUNTIME", "process")
+    try:
+        if not ws.deployments.server_ready("digits"):
+            print("  deployments: the local model server is not built; the screen is shot empty")
+            return None
+        print("  deploy digits (local)")
+        ws.deployments.deploy("digits", name="digits")
+    except Exception as exc:  # a picture without a deployment beats no pictures
+        print(f"  deployments: {exc}")
+        return None
+    stop = threading.Event()
+    request = {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP64",
+                           "data": [0.0] * 32 + [8.0] * 32}]}
+
+    def traffic() -> None:
+        while not stop.wait(0.1):
+            with contextlib.suppress(Exception):
+                ws.deployments.predict("digits", request)
+
+    threading.Thread(target=traffic, daemon=True).start()
+    return stop
 
 
 async def shoot(ws, name: str, start: str, keys: list[str], size: tuple[int, int], theme: str) -> Path:  # type: ignore[no-untyped-def]
@@ -47,7 +125,7 @@ async def shoot(ws, name: str, start: str, keys: list[str], size: tuple[int, int
             await pilot.press(key)
             if key in ("enter", "c", "m", "o"):
                 await pilot.pause(0.8)
-        await pilot.pause(1.0)
+        await pilot.pause(7.0 if name == "deployments" else 1.0)
         path = OUT / f"{name}.svg"
         app.save_screenshot(filename=path.name, path=str(OUT))
     return path
@@ -80,16 +158,24 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
+        os.environ.setdefault("XDG_CACHE_HOME", str(Path.home() / ".cache"))  # the built model server
         os.environ["HOME"] = str(home)
         root = make_demo(home / "digits-demo", deterministic=True, progress=lambda t: print(" ", t))
         os.chdir(root)
         ws = Workspace.open(root)
+        add_workflows(ws, sys.executable)
+        stop = start_deployment(ws)
         pngs = 0
-        for name, start, keys in SHOTS:
-            svg = asyncio.run(shoot(ws, name, start, keys, (width, height), args.theme))
-            pngs += to_png(svg) is not None
-            print(f"  {svg.relative_to(ROOT)}")
-        ws.close()
+        try:
+            for name, start, keys in SHOTS:
+                svg = asyncio.run(shoot(ws, name, start, keys, (width, height), args.theme))
+                pngs += to_png(svg) is not None
+                print(f"  {svg.relative_to(ROOT)}")
+        finally:
+            if stop is not None:
+                stop.set()
+                ws.deployments.undeploy("digits")
+            ws.close()
     if not pngs:
         print("no SVG converter found (apt-get install librsvg2-bin, or pip install cairosvg): SVG only",
               file=sys.stderr)
