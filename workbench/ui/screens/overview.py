@@ -81,6 +81,9 @@ class OverviewScreen(WorkbenchScreen):
         self.query_one("#overview-deployments").display = False
         self.watch(self.wb, "watcher_state", self._show_project_line)
 
+    _runs_cache: tuple[object, list[RunRow]] | None = None
+    """(change token, runs) of the last poll: the runs are listed again only when the token moves."""
+
     def reload(self, quiet: bool = False) -> None:
         self.query_data("overview", self._fetch)
 
@@ -95,8 +98,15 @@ class OverviewScreen(WorkbenchScreen):
                 notes.append(exc.one_line())
                 return default
 
-        runs = attempt(lambda: data.runs(limit=200), [])
-        runs.sort(key=lambda r: (r.status != "running", -(r.started or 0)))
+        token = attempt(data.change_token, None)
+        cached = self._runs_cache
+        if cached is not None and token is not None and cached[0] == token and \
+                not any(r.status == "running" for r in cached[1]):
+            runs = list(cached[1])  # nothing changed in the runs since the last poll
+        else:
+            runs = attempt(lambda: data.runs(limit=200), [])
+            runs.sort(key=lambda r: (r.status != "running", -(r.started or 0)))
+            self._runs_cache = (token, runs)
         snapshots = attempt(lambda: data.snapshots(limit=12), [])
         pending = attempt(lambda: len(data.working_changes()), None)
         deployments = attempt(data.deployments, [])
