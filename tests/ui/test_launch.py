@@ -32,32 +32,36 @@ async def wait_for(pilot, check, timeout: float = 60) -> None:  # type: ignore[n
 
 async def test_launch_streams_at_once_and_the_run_outlives_the_tui(ws: Workspace) -> None:
     (ws.root / "quick.py").write_text(QUICK)
-    app = make_app(ws, start="runs")
-    async with app.run_test(size=(110, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot, 0.1)
-        dialog = app.screen
-        assert isinstance(dialog, LaunchDialog)
-        dialog.query_one("#launch-command").value = f"{sys.executable} quick.py"  # type: ignore[attr-defined]
-        await pilot.press("tab", *"quick", "enter")
-        await pilot.pause(0.1)
-        screen = app.screen
-        assert isinstance(screen, LaunchScreen)
-        await wait_for(pilot, lambda: screen.run is not None)
-        assert screen.run is not None
-        run_id = screen.run.id
-        # the first line streams while the run waits for "go": live, not after the end
-        await wait_for(pilot, lambda: any("step=1" in line for line in screen.query_one(LogTail).lines))
-        assert ws.runs.get(run_id).status == "running"
-        assert ws.runs.get(run_id).name == "quick"
-        assert screen.launched is not None
-        pid = screen.launched.process.pid
-        assert pid != os.getpid() and os.getsid(pid) == pid  # its own process, its own session
-        # the Runs screen lists it at once
-        await pilot.press("escape")
-        await settle(pilot)
-        assert run_id in [r.id for r in app.screen.rows]  # type: ignore[attr-defined]
+    try:
+        app = make_app(ws, start="runs")
+        async with app.run_test(size=(110, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("n")
+            await settle(pilot, 0.1)
+            dialog = app.screen
+            assert isinstance(dialog, LaunchDialog)
+            dialog.query_one("#launch-command").value = f"{sys.executable} quick.py"  # type: ignore[attr-defined]
+            await pilot.press("tab", *"quick", "enter")
+            await pilot.pause(0.1)
+            screen = app.screen
+            assert isinstance(screen, LaunchScreen)
+            await wait_for(pilot, lambda: screen.run is not None)
+            assert screen.run is not None
+            run_id = screen.run.id
+            # the first line streams while the run waits for "go": live, not after the end
+            await wait_for(pilot, lambda: any("step=1" in line for line in screen.query_one(LogTail).lines))
+            assert ws.runs.get(run_id).status == "running"
+            assert ws.runs.get(run_id).name == "quick"
+            assert screen.launched is not None
+            pid = screen.launched.process.pid
+            assert pid != os.getpid() and os.getsid(pid) == pid  # its own process, its own session
+            # the Runs screen lists it at once
+            await pilot.press("escape")
+            await settle(pilot)
+            assert run_id in [r.id for r in app.screen.rows]  # type: ignore[attr-defined]
+    except BaseException:
+        (ws.root / "go").write_text("")  # never leave the launched run waiting
+        raise
     # the TUI has quit; the run goes on and finishes
     (ws.root / "go").write_text("")
     deadline = time.monotonic() + 60
