@@ -175,9 +175,11 @@ def make_demo(dest: Path, *, deterministic: bool = False, progress: Progress | N
     """Create the demo project in ``dest`` (which must be empty or absent). Returns its root."""
     say = progress or (lambda _text: None)
     dest = dest.resolve()
-    if dest.exists() and any(dest.iterdir()):
-        from workbench.errors import UsageError
+    from workbench.errors import UsageError
 
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest} is not a folder", "pass a new folder for the demo project")
+    if dest.exists() and any(dest.iterdir()):
         raise UsageError(f"{dest} is not empty", "pass a new folder for the demo project")
     dest.mkdir(parents=True, exist_ok=True)
     python = python or sys.executable
