@@ -43,51 +43,6 @@ SHOTS: list[tuple[str, str, list[str]]] = [
     ("launch", "runs", ["n", *"python train.py --alpha 0.003"]),
 ]
 
-PIPELINE = """\
-params: params.yaml
-stages:
-  prepare:
-    cmd: python prepare.py
-    inputs: [prepare.py]
-    outputs: [data/digits.csv]
-  train:
-    cmd: python train.py --alpha {alpha} --epochs {epochs}
-    inputs: [train.py, data/digits.csv]
-    outputs: [models/digits.joblib]
-    params: [alpha, epochs]
-  report:
-    cmd: python report.py
-    inputs: [report.py, models/digits.joblib, data/digits.csv]
-    outputs: [report.json]
-"""
-REPORT_PY = """import csv, json
-import joblib
-import numpy as np
-rows = np.array(list(csv.reader(open("data/digits.csv")))[1:], dtype=float)
-model = joblib.load("models/digits.joblib")
-accuracy = float((model.predict(rows[:, :-1] / 16.0) == rows[:, -1]).mean())
-json.dump({"accuracy": accuracy}, open("report.json", "w"))
-print(f"accuracy={accuracy:.4f}")
-"""
-
-
-def add_workflows(ws, python: str) -> None:  # type: ignore[no-untyped-def]
-    """A real sweep and a pipeline (fresh, then one stage made stale by a param change)."""
-    print("  sweep: alpha x epochs (4 runs)")
-    ws.workflows.sweep([python, "train.py", "--alpha", "{alpha}", "--epochs", "{epochs}"],
-                       ["alpha=0.0003,0.003", "epochs=8,12"], name="alpha-epochs")
-    root = ws.root
-    (root / "report.py").write_text(REPORT_PY, encoding="utf-8")
-    (root / "params.yaml").write_text("alpha: 0.001\nepochs: 10\n", encoding="utf-8")
-    pipeline = PIPELINE.replace("cmd: python ", f"cmd: {python} ")
-    (root / "workbench.yaml").write_text(pipeline, encoding="utf-8")
-    print("  pipeline: repro")
-    result = ws.workflows.repro()
-    if result.status != "succeeded":
-        raise SystemExit(f"the screenshot pipeline failed: {result.message}\n{result.log_tail}")
-    (root / "params.yaml").write_text("alpha: 0.0005\nepochs: 10\n", encoding="utf-8")
-
-
 def start_deployment(ws) -> threading.Event | None:  # type: ignore[no-untyped-def]
     """Deploy the newest digits model locally and keep predicting, if the model server is built."""
     os.environ.setdefault("WORKBENCH_LOCAL_RUNTIME", "process")
@@ -154,7 +109,7 @@ def main() -> int:
     os.environ["TZ"] = "UTC"
     time.tzset()
     from workbench.core.workspace import Workspace
-    from workbench.ui.demo import make_demo
+    from workbench.ui.demo import add_workflows, make_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -163,7 +118,7 @@ def main() -> int:
         root = make_demo(home / "digits-demo", deterministic=True, progress=lambda t: print(" ", t))
         os.chdir(root)
         ws = Workspace.open(root)
-        add_workflows(ws, sys.executable)
+        add_workflows(ws, sys.executable, lambda t: print(" ", t))
         stop = start_deployment(ws)
         pngs = 0
         try:

@@ -170,9 +170,60 @@ def _execute(ws: Workspace, command: list[str], name: str) -> Any:
     return ws.runs.execute(command, name=name)
 
 
+PIPELINE = """\
+params: params.yaml
+stages:
+  prepare:
+    cmd: python prepare.py
+    inputs: [prepare.py]
+    outputs: [data/digits.csv]
+  train:
+    cmd: python train.py --alpha {alpha} --epochs {epochs}
+    inputs: [train.py, data/digits.csv]
+    outputs: [models/digits.joblib]
+    params: [alpha, epochs]
+  report:
+    cmd: python report.py
+    inputs: [report.py, models/digits.joblib, data/digits.csv]
+    outputs: [report.json]
+"""
+REPORT_PY = """import csv, json
+import joblib
+import numpy as np
+rows = np.array(list(csv.reader(open("data/digits.csv")))[1:], dtype=float)
+model = joblib.load("models/digits.joblib")
+accuracy = float((model.predict(rows[:, :-1] / 16.0) == rows[:, -1]).mean())
+json.dump({"accuracy": accuracy}, open("report.json", "w"))
+print(f"accuracy={accuracy:.4f}")
+"""
+
+
+def add_workflows(ws: Workspace, python: str, say: Progress) -> None:
+    """A real sweep and a pipeline (fresh, then one stage made stale by a param change)."""
+    say("sweep: alpha x epochs (4 runs)")
+    ws.workflows.sweep([python, "train.py", "--alpha", "{alpha}", "--epochs", "{epochs}"],
+                       ["alpha=0.0003,0.003", "epochs=8,12"], name="alpha-epochs")
+    root = ws.root
+    (root / "report.py").write_text(REPORT_PY, encoding="utf-8")
+    (root / "params.yaml").write_text("alpha: 0.001\nepochs: 10\n", encoding="utf-8")
+    pipeline = PIPELINE.replace("cmd: python ", f"cmd: {python} ")
+    (root / "workbench.yaml").write_text(pipeline, encoding="utf-8")
+    say("pipeline: repro (prepare -> train -> report)")
+    result = ws.workflows.repro()
+    if result.status != "succeeded":
+        raise RuntimeError(f"the demo pipeline failed: {result.message}\n{result.log_tail}")
+    (root / "params.yaml").write_text("alpha: 0.0005\nepochs: 10\n", encoding="utf-8")
+
+
 def make_demo(dest: Path, *, deterministic: bool = False, progress: Progress | None = None,
-              python: str | None = None) -> Path:
-    """Create the demo project in ``dest`` (which must be empty or absent). Returns its root."""
+              python: str | None = None, with_workflows: bool | None = None) -> Path:
+    """Create the demo project in ``dest`` (which must be empty or absent). Returns its root.
+
+    ``with_workflows`` (default: when not deterministic) adds a real 4-run sweep and a 3-stage
+    pipeline, run and then made stale by a param change, so every screen has something to show.
+    """
+    if with_workflows is None:
+        with_workflows = not deterministic
     say = progress or (lambda _text: None)
     dest = dest.resolve()
     from workbench.errors import UsageError
@@ -212,6 +263,8 @@ def make_demo(dest: Path, *, deterministic: bool = False, progress: Progress | N
             clock.step(60)
             with contextlib.suppress(Exception):
                 ws.runs.set_alias("digits", 6, "production")
+        if with_workflows:
+            add_workflows(ws, python, say)
     finally:
         ws.close()
     return dest
