@@ -78,3 +78,37 @@ def test_pool_gives_one_connection_per_thread(tmp_path: Path) -> None:
     t.join()
     assert seen[0] is not main
     pool.close()
+
+
+def test_close_never_closes_a_connection_another_thread_is_using(tmp_path: Path) -> None:
+    """Closing a workspace while a worker thread queries must not crash sqlite3 (it segfaulted)."""
+    path = tmp_path / "db.sqlite"
+    setup = connect(path)
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    setup.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(20_000)])
+    pool = ConnectionPool(path)
+    stop = threading.Event()
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            conn = pool.get()
+            while not stop.is_set():
+                results.append(conn.execute("SELECT sum(x) FROM t").fetchone()[0])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    while not results and not errors:
+        pass
+    main_conn = pool.get()
+    for _ in range(50):
+        pool.close()
+    stop.set()
+    thread.join()
+    assert not errors
+    assert set(results) == {sum(range(20_000))}
+    with pytest.raises(sqlite3.ProgrammingError):
+        main_conn.execute("SELECT 1")

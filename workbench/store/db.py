@@ -101,12 +101,18 @@ def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 class ConnectionPool:
-    """One connection per thread for one database file (sqlite3 connections are not thread-safe)."""
+    """One connection per thread for one database file (sqlite3 connections are not thread-safe).
+
+    :meth:`close` closes the calling thread's connection and those of threads that have ended.
+    A connection still owned by a live thread (a UI worker in the middle of a query) is never
+    closed from another thread, which crashes sqlite3: the pool lets go of it instead, and it is
+    closed when its thread ends and drops it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
 
     def get(self) -> sqlite3.Connection:
@@ -115,15 +121,17 @@ class ConnectionPool:
             conn = connect(self.path)
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                self._all.append((threading.current_thread(), conn))
         return conn
 
     def close(self) -> None:
+        me = threading.current_thread()
         with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
+            for owner, conn in self._all:
+                if owner is me or not owner.is_alive():
+                    try:
+                        conn.close()
+                    except sqlite3.Error:
+                        pass
             self._all.clear()
         self._local = threading.local()
