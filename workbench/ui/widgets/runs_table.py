@@ -5,15 +5,15 @@ depend on the number of runs. The expensive part, turning rows into sorted, form
 :func:`build_view`, a pure function the Runs screen calls in a thread worker; the widget only
 receives the finished :class:`TableView`. Keys: j/k and arrows move, h/l pick a column, ``s``
 sorts by it (again: reverse), space marks, Enter opens, ``x`` hides a column, ``X`` shows all.
+
+The view itself (columns, sorting, cell formatting, sweep groups) is built in
+:mod:`workbench.ui.widgets.table_view`; its public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, overload
+from collections.abc import Callable
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -25,286 +25,26 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from workbench.ui.data import RunRow
+from workbench.ui.rows import RunRow
+from workbench.ui.widgets.table_view import (
+    FIXED_COLUMNS,
+    WIDTH_SAMPLE,
+    Cells,
+    Column,
+    TableView,
+    build_view,
+    cell_value,
+    fmt_duration,
+    fmt_time,
+    fmt_value,
+    format_cell,
+    sort_rows,
+)
 
-FIXED_COLUMNS = ("status", "name", "sweep", "id", "started", "duration")
-_LABELS = {"status": "status", "name": "name", "sweep": "sweep", "id": "id", "started": "started",
-           "duration": "time"}
-_MAX_WIDTH = {"name": 18, "sweep": 14, "param": 12, "metric": 10}
-_STATUS_ICON = {"running": "▶", "succeeded": "✓", "failed": "✗", "cancelled": "■", "queued": "…"}
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    label: str
-    kind: str  # fixed | param | metric
-    width: int
-    numeric: bool = False
-
-
-WIDTH_SAMPLE = 300
-"""Column widths are measured on the first rows of a view (and capped anyway), not on all of them."""
-
-
-class Cells(Sequence[list[str]]):
-    """A view's formatted cells, row by row, computed when a row is first drawn and kept on the row
-    (so a new filter or sort over the same runs formats nothing again)."""
-
-    def __init__(self, view: TableView) -> None:
-        self.view = view
-
-    def __len__(self) -> int:
-        return len(self.view.rows)
-
-    @overload
-    def __getitem__(self, index: int) -> list[str]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[list[str]]: ...
-
-    def __getitem__(self, index: int | slice) -> list[str] | list[list[str]]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        row = self.view.rows[index]
-        columns = self.view.columns
-        if row.group is not None:
-            return [_header_cell(row, c, self.view.sweep_names, self.view.collapsed) for c in columns]
-        cache = row.cells
-        live = row.status == "running"
-        out = []
-        for column in columns:
-            text = None if live else cache.get(column.key)
-            if text is None:
-                text = format_cell(row, column, self.view.sweep_names)
-                if not live:
-                    cache[column.key] = text
-            out.append(text)
-        return out
-
-
-@dataclass
-class TableView:
-    """Everything the widget draws: sorted rows, the columns, and their cells (formatted lazily)."""
-
-    columns: list[Column]
-    rows: list[RunRow]
-    sort: str | None = None
-    reverse: bool = False
-    hidden: frozenset[str] = field(default_factory=frozenset)
-    grouped: bool = False
-    sweep_names: dict[str, str] = field(default_factory=dict)
-    collapsed: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def cells(self) -> Cells:
-        return Cells(self)
-
-
-def fmt_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def fmt_time(stamp: float | None) -> str:
-    return "" if stamp is None else time.strftime("%m-%d %H:%M", time.localtime(stamp))
-
-
-def cell_value(row: RunRow, column: Column) -> Any:
-    if column.kind == "param":
-        return row.params.get(column.key[2:])
-    if column.kind == "metric":
-        return row.metrics.get(column.key[2:])
-    if column.key == "duration":
-        return row.duration
-    if column.key == "started":
-        return row.started
-    if column.key == "sweep":
-        return row.sweep_id
-    return getattr(row, column.key, "")
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return (2, 0)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (0, value)
-    return (1, str(value).lower())
-
-
-def format_cell(row: RunRow, column: Column, names: dict[str, str]) -> str:
-    """One cell of a run's row, as drawn."""
-    key = column.key
-    if key == "status":
-        return f"{_STATUS_ICON.get(row.status, '?')} {row.status}"
-    if key == "id":
-        return row.short_id
-    if key == "started":
-        return fmt_time(row.started)
-    if key == "duration":
-        return fmt_duration(row.duration)
-    if key == "sweep":
-        return names.get(row.sweep_id or "", row.sweep_id or "")
-    return fmt_value(cell_value(row, column))
-
-
-def sort_rows(rows: list[RunRow], sort: str | None, reverse: bool) -> list[RunRow]:
-    """``rows`` ordered by a column key (``status``, ``p.lr``, ``m.loss``...); unknown keys keep order."""
-    if not sort:
-        return rows
-    kind = "param" if sort.startswith("p.") else "metric" if sort.startswith("m.") else "fixed"
-    column = Column(sort, sort, kind, 0)
-    return sorted(rows, key=lambda r: _sort_key(cell_value(r, column)), reverse=reverse)
-
-
-def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = False,
-               hidden: frozenset[str] = frozenset(), only_differing: bool = False,
-               group: bool = False, sweep_names: dict[str, str] | None = None,
-               collapsed: frozenset[str] = frozenset(), presorted: bool = False) -> TableView:
-    """Sort ``rows`` and lay out the columns (blocking: call it from a worker). Cells are formatted
-    when drawn (:class:`Cells`); ``presorted`` says ``rows`` already come in ``sort`` order (a filter
-    over sorted rows keeps their order), so they are not sorted again.
-
-    With ``group``, the runs of each sweep follow a header row (a :class:`RunRow` whose ``group``
-    is the sweep id) placed where the sweep's first run sorts; a sweep in ``collapsed`` shows its
-    header only. A ``sweep`` column appears when any run belongs to a sweep.
-    """
-    names = sweep_names or {}
-    param_keys: dict[str, None] = {}
-    metric_keys: dict[str, None] = {}
-    any_sweep = False
-    for row in rows:
-        if row.params:
-            param_keys.update(dict.fromkeys(row.params))
-        if row.metrics:
-            metric_keys.update(dict.fromkeys(row.metrics))
-        if row.sweep_id:
-            any_sweep = True
-    if only_differing:
-        param_keys = {k: None for k in param_keys
-                      if len({repr(r.params.get(k)) for r in rows}) > 1}
-    candidates = [Column(k, _LABELS[k], "fixed", len(_LABELS[k])) for k in FIXED_COLUMNS
-                  if k != "sweep" or any_sweep]
-    candidates += [Column(f"p.{k}", k, "param", len(k)) for k in sorted(param_keys)]
-    candidates += [Column(f"m.{k}", k, "metric", len(k), numeric=True) for k in sorted(metric_keys)]
-    columns = [c for c in candidates if c.key not in hidden]
-    if not presorted:
-        rows = sort_rows(rows, sort, reverse)
-    if group and any_sweep:
-        rows = _grouped(rows, names, collapsed)
-    view = TableView(columns, rows, sort, reverse, hidden, grouped=group and any_sweep,
-                     sweep_names=names, collapsed=collapsed)
-    widths = [c.width for c in columns]
-    for line in view.cells[:WIDTH_SAMPLE]:
-        for i, text in enumerate(line):
-            if len(text) > widths[i]:
-                widths[i] = len(text)
-    final = []
-    for column, width in zip(columns, widths, strict=True):
-        cap = _MAX_WIDTH.get(column.key if column.kind == "fixed" else column.kind, 40)
-        numeric = column.numeric or (column.kind == "param" and _all_numeric(rows, column))
-        width = min(max(width, len(column.label) + 1), cap)
-        final.append(Column(column.key, column.label, column.kind, width, numeric=numeric))
-    view.columns = final
-    return view
-
-
-def _grouped(rows: list[RunRow], names: dict[str, str], collapsed: frozenset[str]) -> list[RunRow]:
-    """Rows in their sorted order, each sweep's runs gathered under a header where its first run was."""
-    members: dict[str, list[RunRow]] = {}
-    for row in rows:
-        if row.sweep_id:
-            members.setdefault(row.sweep_id, []).append(row)
-    out: list[RunRow] = []
-    for row in rows:
-        sweep = row.sweep_id
-        if not sweep:
-            out.append(row)
-            continue
-        group = members.pop(sweep, None)
-        if group is None:
-            continue  # already placed with its sweep's first run
-        statuses = {r.status for r in group}
-        status = "running" if "running" in statuses else "failed" if "failed" in statuses else group[0].status
-        started = [r.started for r in group if r.started is not None]
-        ended = [r.ended for r in group if r.ended is not None]
-        out.append(RunRow(id=f"sweep:{sweep}", name=names.get(sweep, sweep), status=status,
-                          started=min(started) if started else None,
-                          ended=max(ended) if ended and status != "running" else None,
-                          params=_common(group), sweep_id=sweep, group=sweep,
-                          members=[r.id for r in group]))
-        if sweep not in collapsed:
-            out.extend(group)
-    return out
-
-
-def _common(group: list[RunRow]) -> dict[str, Any]:
-    """Params every run of the group shares (the rest differ, and the header shows how many values)."""
-    keys = {k for r in group for k in r.params}
-    out: dict[str, Any] = {}
-    for key in keys:
-        values = {repr(r.params.get(key)) for r in group}
-        out[key] = group[0].params.get(key) if len(values) == 1 else _Varies(len(values))
-    return out
-
-
-class _Varies:
-    """A header cell for a param that differs across a sweep: ``3 values``."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-
-    def __str__(self) -> str:
-        return f"{self.count} values"
-
-
-def _header_cell(row: RunRow, column: Column, names: dict[str, str], collapsed: frozenset[str]) -> str:
-    if column.key == "status":
-        return f"{'▸' if row.group in collapsed else '▾'} {len(row.members)} runs"
-    if column.key == "name":
-        return row.name
-    if column.key == "sweep":
-        return names.get(row.group or "", row.group or "")
-    if column.key == "id":
-        return (row.group or "")[:10]
-    if column.key == "started":
-        return fmt_time(row.started)
-    if column.key == "duration":
-        return fmt_duration(row.duration)
-    if column.kind == "param":
-        value = row.params.get(column.key[2:])
-        return str(value) if isinstance(value, _Varies) else fmt_value(value)
-    return ""
-
-
-def _all_numeric(rows: list[RunRow], column: Column) -> bool:
-    for row in rows[:200]:
-        if row.group is not None:
-            continue
-        value = cell_value(row, column)
-        if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool)):
-            return False
-    return True
+__all__ = [
+    "FIXED_COLUMNS", "WIDTH_SAMPLE", "Cells", "Column", "RunsTable", "TableView", "build_view", "cell_value",
+    "fmt_duration", "fmt_time", "fmt_value", "format_cell", "sort_rows",
+]
 
 
 class RunsTable(ScrollView, can_focus=True):
