@@ -260,7 +260,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             _compact({k: m.last for k, m in r.metrics.items()}),
         )
     out = console()
-    if not runs:
+    if not runs and args.filter_expr:
+        out.print(f"no run matches {args.filter_expr!r} (workbench runs, without --filter, lists them all)")
+    elif not runs:
         out.print("no runs yet: start one with 'workbench run -- python train.py'")
     else:
         out.print(table)

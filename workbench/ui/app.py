@@ -2,7 +2,8 @@
 
 Screens are Textual modes reached by number keys (1 Overview ... 6 Pipelines) and from the command
 palette (Ctrl+P), which also lists every action of the current screen and every theme. Drill-down
-screens (run detail, compare) are pushed on top; ``q``/Esc goes back, and quits from a top screen.
+screens (run detail, compare) are pushed on top; ``q`` goes back, and quits from a top screen; Esc
+goes back but never quits.
 All data comes from :class:`~workbench.ui.data.UiData` in thread workers; one handler turns any
 worker error into a notification. The watcher runs inside the app while it is open.
 """

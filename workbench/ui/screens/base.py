@@ -58,7 +58,7 @@ class WorkbenchScreen(Screen[None]):
     RELOAD_SECONDS: ClassVar[float | None] = None
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "back", "Back/Quit"),
-        Binding("escape", "back", "Back", show=False),
+        Binding("escape", "leave", "Back", show=False),
         Binding("R", "reload", "Reload", show=False),
     ]
 
@@ -130,3 +130,9 @@ class WorkbenchScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.wb.go_back()
+
+    def action_leave(self) -> None:
+        """Esc: back from a pushed screen; on a top screen it never quits (``q`` does), so an Esc
+        meant for a box that has just closed cannot end the session."""
+        if len(self.wb.screen_stack) > 1:
+            self.wb.go_back()

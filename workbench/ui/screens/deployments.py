@@ -123,7 +123,7 @@ class DeploymentsScreen(WorkbenchScreen):
                 pairs = [(t - start, s[key] * scale) for t, s in points if key in s]
                 if pairs:
                     curves.append(Curve(label, Series(key, [p[0] for p in pairs], [p[1] for p in pairs], [])))
-            self.query_one(f"#{chart_id}", MetricChart).show(curves, title=title, x_label="s")
+            self.query_one(f"#{chart_id}", MetricChart).show(curves, title=title, x_label="s", y_floor=0.0)
 
     @property
     def current(self) -> DeploymentRow | None:

@@ -188,7 +188,12 @@ class RunsScreen(WorkbenchScreen):
 
     def _status(self) -> None:
         table = self.query_one(RunsTable)
-        parts = [f"{len(self.rows):,} runs"]
+        if self.rows or not self.loaded:
+            parts = [f"{len(self.rows):,} runs"]
+        elif self.filter_expr:
+            parts = ["no run matches the filter (Esc clears it)"]
+        else:
+            parts = ["no runs yet: press n to start one"]
         if table.marked:
             parts.append(f"{len(table.marked)} marked")
         if self.filter_expr:
@@ -222,12 +227,27 @@ class RunsScreen(WorkbenchScreen):
         self.reload(quiet=None if self.base is not None else False)
 
     def action_back(self) -> None:
-        box = self.query_one("#runs-filter", Input)
-        if box.has_focus:
-            box.display = bool(self.filter_expr)
-            self.query_one(RunsTable).focus()
+        if not self._close_filter_box():
+            super().action_back()
+
+    def action_leave(self) -> None:
+        """Esc leaves the filter box, then clears an applied filter; it never quits."""
+        if self._close_filter_box():
             return
-        super().action_back()
+        if self.filter_expr:
+            self.filter_expr = ""
+            self.query_one("#runs-filter", Input).display = False
+            self.reload(quiet=None if self.base is not None else False)
+            return
+        super().action_leave()
+
+    def _close_filter_box(self) -> bool:
+        box = self.query_one("#runs-filter", Input)
+        if not box.has_focus:
+            return False
+        box.display = bool(self.filter_expr)
+        self.query_one(RunsTable).focus()
+        return True
 
     def on_runs_table_sort_requested(self, message: RunsTable.SortRequested) -> None:
         if self.sort == message.key:

@@ -45,11 +45,16 @@ class MetricChart(PlotextPlot):
         self.smoothing = 0.0
         self.title = ""
         self.x_label: str | None = None
+        self.y_floor: float | None = None
 
-    def show(self, curves: list[Curve], title: str = "", x_label: str | None = None) -> None:
+    def show(self, curves: list[Curve], title: str = "", x_label: str | None = None,
+             y_floor: float | None = None) -> None:
+        """Draw ``curves``; ``y_floor`` pins the bottom of the y axis (0 for rates and percentages,
+        which plotext would otherwise centre on a flat zero line, drawing negative values)."""
         self.curves = curves
         self.title = title
         self.x_label = x_label
+        self.y_floor = y_floor
         self.redraw()
 
     def redraw(self) -> None:
@@ -58,6 +63,7 @@ class MetricChart(PlotextPlot):
         plt.clear_figure()
         plt.title(self.title)
         plotted = 0
+        top = -math.inf
         for curve in self.curves:
             xs = curve.series.times if self.x_axis == "time" and curve.series.times else curve.series.steps
             if self.x_axis == "time" and xs:
@@ -70,9 +76,12 @@ class MetricChart(PlotextPlot):
                 continue
             plt.plot([p[0] for p in points], [p[1] for p in points], label=curve.label[:24],
                      marker="braille")
+            top = max(top, max(p[1] for p in points))
             plotted += 1
         if self.log_y:
             plt.yscale("log")
+        elif self.y_floor is not None and plotted:
+            plt.ylim(self.y_floor, top if top > self.y_floor else self.y_floor + 1.0)
         plt.xlabel(self.x_label or ("seconds" if self.x_axis == "time" else "step"))
         if not plotted:
             plt.title(f"{self.title}  (no data)")

@@ -1,0 +1,88 @@
+"""Papercuts found in a day's use: Esc never quits, an empty filter says so, rate charts never go
+below zero."""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import App, ComposeResult
+
+from tests.ui.conftest import make_app, settle
+from workbench.core.workspace import Workspace
+from workbench.ui.data import Series
+from workbench.ui.widgets.metric_chart import Curve, MetricChart
+from workbench.ui.widgets.runs_table import RunsTable
+
+SIZE = (100, 30)
+
+
+async def wait_for(pilot, check, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def test_escape_clears_the_filter_and_never_quits(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunsTable)
+        await pilot.press("slash", *"epochs>=30", "enter")
+        await wait_for(pilot, lambda: [r.name for r in table.view.rows] == ["sgd-a1e-3-long"], "the filter")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: len(table.view.rows) == 8, "the filter to clear")
+        assert app.is_running and type(app.screen).__name__ == "RunsScreen"
+        assert app.screen.filter_expr == ""
+        for _ in range(3):
+            await pilot.press("escape")
+        await settle(pilot, 0.1)
+        assert app.is_running and type(app.screen).__name__ == "RunsScreen"
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "q to quit")
+    assert app.return_code == 0
+
+
+async def test_escape_goes_back_from_a_pushed_screen(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "RunDetailScreen", "the run detail")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "RunsScreen", "back to Runs")
+        assert app.is_running
+
+
+async def test_a_filter_matching_nothing_says_so(demo_ws: Workspace) -> None:
+    from textual.widgets import Static
+
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"epochs>1000", "enter")
+        status = app.screen.query_one("#runs-status", Static)
+        await wait_for(pilot, lambda: "no run matches" in str(status.render()), "the empty-filter message")
+        assert "no runs yet" not in str(status.render())
+
+
+class _ChartApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield MetricChart(id="chart")
+
+
+async def test_a_flat_zero_rate_chart_has_no_negative_axis() -> None:
+    app = _ChartApp()
+    async with app.run_test(size=(60, 16)) as pilot:
+        chart = app.query_one(MetricChart)
+        zeros = Series("error_rate", [0.0, 1.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0], [])
+        chart.show([Curve("errors %", zeros)], title="errors %", x_label="s", y_floor=0.0)
+        await pilot.pause()
+        drawn = chart.plt.build()
+        assert "-" not in "".join(line.split("│")[0] for line in drawn.splitlines() if "│" in line)
+        chart.show([Curve("errors %", zeros)], title="errors %", x_label="s")
+        await pilot.pause()
+        unpinned = chart.plt.build()
+        assert "-" in "".join(line.split("│")[0] for line in unpinned.splitlines() if "│" in line), (
+            "the check above would not see negative ticks")
