@@ -86,3 +86,44 @@ async def test_a_flat_zero_rate_chart_has_no_negative_axis() -> None:
         unpinned = chart.plt.build()
         assert "-" in "".join(line.split("│")[0] for line in unpinned.splitlines() if "│" in line), (
             "the check above would not see negative ticks")
+
+
+async def test_archive_rename_and_delete_runs_from_the_runs_screen(demo_ws: Workspace) -> None:
+    import sys
+
+    from workbench.ui.screens.dialogs import ConfirmDialog, PromptDialog
+
+    scratch = demo_ws.runs.execute([sys.executable, "-c", "print('loss: 1')"], name="scratch").id
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: len(table.view.rows) == 9, "the runs")
+        await wait_for(pilot, lambda: table.current_run is not None and table.current_run.id == scratch,
+                       "the newest run under the cursor")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog), "the rename prompt")
+        await pilot.press(*["backspace"] * 40, *"kept-name", "enter")
+        await wait_for(pilot, lambda: demo_ws.runs.get(scratch).name == "kept-name", "the rename")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: len(table.view.rows) == 8, "the archived run to leave the list")
+        assert "archived" in demo_ws.runs.get(scratch).tags
+        await pilot.press("A")
+        await wait_for(pilot, lambda: len(table.view.rows) == 9, "archived runs to show")
+        await pilot.press("g")
+        await wait_for(pilot, lambda: table.current_run is not None and table.current_run.id == scratch,
+                       "the archived run under the cursor")
+        await pilot.press("delete")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the delete confirmation")
+        body = str(app.screen._body)
+        assert "Deletes 1 run(s)" in body and scratch in body
+        await pilot.press("y")
+        await wait_for(pilot, lambda: all(r.id != scratch for r in demo_ws.runs.list()), "the delete")
+        await wait_for(pilot, lambda: len(table.view.rows) == 8, "the table to drop the run")
+        modelled = next(m.run_id for m in demo_ws.runs.models()[0].version_list)
+        await wait_for(pilot, lambda: table.current_run is not None, "a run under the cursor")
+        table.marked.add(modelled)
+        await pilot.press("delete")
+        await wait_for(pilot, lambda: any(f"kept {modelled}" in str(n.message) for n in app._notifications),
+                       "the refusal of a run that produced a model")
+        assert demo_ws.runs.get(modelled).id == modelled

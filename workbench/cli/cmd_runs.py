@@ -1,4 +1,5 @@
-"""CLI commands of the runs group: run, runs, show, metrics, logs, compare, lineage, models, rerun.
+"""CLI commands of the runs group: run, runs, show, metrics, logs, compare, lineage, models, rerun
+(``runs rm|archive|rename|tag`` live in :mod:`workbench.cli.cmd_runs_manage`).
 
 ``workbench run -- CMD...`` streams the command's output live and exits with its exit status (130
 when cancelled with Ctrl+C). Every listing takes ``--json``; the JSON shapes are documented in
@@ -56,9 +57,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--desc", action="store_true", help="sort descending (with --sort)")
     p.add_argument("--limit", type=_limit, metavar="N",
                    help=f"show at most N runs (default: all with --json, {TABLE_LIMIT} in the table; 0: all)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--archived", dest="archived", action="store_const", const=None, default=False,
+                       help="list only archived runs")
+    shown.add_argument("--all", dest="archived", action="store_const", const=True,
+                       help="list archived runs too")
     add_json_flag(p)
     p.set_defaults(handler=cmd_runs)
     _hint_descending_sort(p)
+    from workbench.cli import cmd_runs_manage
+
+    cmd_runs_manage.register(p)
 
     p = subparsers.add_parser("show", help="show one run: command, status, params, metrics, files, env")
     p.add_argument("run", help="run id (a unique prefix), name, or latest[~N]")
@@ -239,7 +248,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         sort = f"-{sort_spec(sort)[0]}"
     ws = open_workspace()
     limit = None if args.limit == 0 else args.limit
-    runs = ws.runs.list(filter_expr=args.filter_expr, sort=sort, limit=limit)
+    runs = ws.runs.list(filter_expr=args.filter_expr, sort=sort, limit=limit, archived=args.archived)
     if args.json:
         print_json([r.to_dict() for r in runs])
         return 0

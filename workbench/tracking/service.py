@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UnknownIdError
-from workbench.tracking import filters, metrics, records, registry
+from workbench.tracking import filters, manage, metrics, records, registry
 from workbench.tracking.lineage import LineageNode, lineage
 from workbench.tracking.records import RunInfo
 
@@ -142,11 +142,14 @@ class TrackingService:
         return found[0]
 
     def list(self, filter_expr: str | None = None, sort: str | None = None,
-             limit: int | None = None) -> builtins.list[RunInfo]:
-        """Runs newest first (or by ``sort``), filtered by a ``--filter`` expression."""
+             limit: int | None = None, *, archived: bool | None = True) -> builtins.list[RunInfo]:
+        """Runs newest first (or by ``sort``), filtered by a ``--filter`` expression.
+        ``archived``: True includes archived runs, False leaves them out, None lists only them."""
         node = filters.parse(filter_expr) if filter_expr else None
         self.recover()
         runs = records.load_runs(self.db)
+        if archived is not True:
+            runs = [r for r in runs if (manage.ARCHIVED_TAG in r.tags) is (archived is None)]
         if node is not None:
             runs = [r for r in runs if filters.matches(node, r)]
         if sort:
@@ -278,3 +281,38 @@ class TrackingService:
             self.db, name=name or registry.model_name_for(rel), run_id=run_id, path=rel, hash=digest,
             size=path.stat().st_size, framework=framework, framework_version=framework_version,
         )
+
+    # -- managing runs after the fact (workbench/tracking/manage.py) -------------------------------
+    def rename(self, ref: str, name: str) -> RunInfo:
+        """Give a run a new name; what it recorded stays as it was."""
+        run_id = self.resolve(ref)
+        manage.rename(self.db, run_id, name)
+        return self.get(run_id)
+
+    def tag(self, ref: str, tags: dict[str, str], remove: Sequence[str] = ()) -> RunInfo:
+        """Set tags on a run (and drop the keys in ``remove``)."""
+        run_id = self.resolve(ref)
+        manage.set_tags(self.db, run_id, tags, tuple(remove))
+        return self.get(run_id)
+
+    def archive(self, refs: Sequence[str], *, undo: bool = False) -> builtins.list[str]:
+        """Archive runs (left out of default listings, nothing deleted), or bring them back."""
+        ids = [self.resolve(ref) for ref in refs]
+        manage.archive(self.db, ids, undo=undo)
+        return ids
+
+    def plan_removal(self, refs: Sequence[str]) -> manage.RemovalPlan:
+        """What removing these runs would delete, and which cannot go and why (nothing changes)."""
+        ids = builtins.list(dict.fromkeys(self.resolve(ref) for ref in refs))
+        return manage.plan_removal(self.db, ids)
+
+    def remove(self, plan: manage.RemovalPlan, progress: Callable[[int, int], None] | None = None,
+               ) -> dict[str, Any]:
+        """Delete a planned removal, then free the blobs nothing references any more (``gc``)."""
+        head = self.ws.versions.head()
+        keep = frozenset({head.id}) if head is not None else frozenset()
+        dropped = manage.remove(self.db, plan, keep_snapshots=keep)
+        report = self.ws.versions.gc(progress)
+        return {"runs": plan.runs, "snapshots": dropped, "points": plan.points,
+                "log_lines": plan.log_lines, "files": plan.files, "freed_bytes": report.freed_bytes,
+                "objects_deleted": report.deleted}

@@ -87,8 +87,10 @@ class UiData:
         raise NotAvailable(f"ws.{service}.{names[0]} is not available in this build")
 
     # -- runs ---------------------------------------------------------------------------------------
-    def runs(self, filter_expr: str | None = None, limit: int | None = None) -> list[RunRow]:
-        rows = self._method("runs", "list")(filter_expr=filter_expr or None, limit=limit)
+    def runs(self, filter_expr: str | None = None, limit: int | None = None,
+             archived: bool | None = True) -> list[RunRow]:
+        """``archived``: True includes archived runs, False leaves them out, None only them."""
+        rows = self.ws.runs.list(filter_expr=filter_expr or None, limit=limit, archived=archived)
         return [list_row(r) for r in rows]
 
     def change_token(self) -> object:

@@ -206,15 +206,16 @@ def prune_auto(db: sqlite3.Connection, rule: RetentionRule, *, now: float | None
             report.dropped = drop
             return report
         for snapshot_id in drop:
-            if _delete_one(db, snapshot_id):
+            if delete_snapshot(db, snapshot_id):
                 report.dropped.append(snapshot_id)
             else:
                 report.kept_by_constraint.append(snapshot_id)
     return report
 
 
-def _delete_one(db: sqlite3.Connection, snapshot_id: str) -> bool:
-    """Delete one snapshot row, splicing it out of the parent chain; False if a constraint refuses."""
+def delete_snapshot(db: sqlite3.Connection, snapshot_id: str) -> bool:
+    """Delete one snapshot row, splicing it out of the parent chain; False if a constraint refuses.
+    Its objects stay until ``gc``."""
     try:
         with atomic(db):  # a savepoint inside prune_auto's transaction
             row = db.execute("SELECT parent FROM snapshots WHERE id = ?", (snapshot_id,)).fetchone()

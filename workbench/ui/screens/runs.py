@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 from workbench.ui.data import RunRow
 from workbench.ui.messages import DataChanged
 from workbench.ui.screens.base import WorkbenchScreen
+from workbench.ui.screens.runs_manage import RunsManageMixin
 from workbench.ui.widgets.runs_table import RunsTable, TableView, build_view, sort_rows
 
 _NONE = object()
@@ -41,7 +42,7 @@ class Result:
     sweep_names: dict[str, str]
 
 
-class RunsScreen(WorkbenchScreen):
+class RunsScreen(RunsManageMixin, WorkbenchScreen):
     TITLE_TEXT = "Runs"
     RELOAD_SECONDS = 3.0
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -51,6 +52,7 @@ class RunsScreen(WorkbenchScreen):
         Binding("z", "group", "Group sweeps"),
         Binding("u", "unmark", "Unmark all", show=False),
         Binding("n", "app.launch", "New run"),
+        *RunsManageMixin.MANAGE_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -121,6 +123,7 @@ class RunsScreen(WorkbenchScreen):
         base = self.base if quiet is None else None
         resort = base is not None and self._base_sort != sort
         last_token = self._token if quiet and self.loaded and not self._stale else None
+        archived = self.show_archived
         self._stale = False
 
         def fetch() -> Result | None:
@@ -130,7 +133,7 @@ class RunsScreen(WorkbenchScreen):
                 token = self.data.change_token()
                 if last_token is not None and token == last_token:
                     return None  # nothing a runs view shows has changed
-                everything = self.data.runs()
+                everything = self.data.runs(archived=archived)
                 if any(r.sweep_id for r in everything):
                     options["sweep_names"] = self.data.sweep_names()
                 rows_in_order = sort_rows(everything, *sort)
