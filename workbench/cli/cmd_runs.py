@@ -25,7 +25,6 @@ from workbench.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from workbench.tracking.lineage import LineageNode
     from workbench.tracking.records import RunInfo
 
 
@@ -88,8 +87,11 @@ def register(subparsers: Any) -> None:
     add_json_flag(p)
     p.set_defaults(handler=cmd_logs)
 
-    p = subparsers.add_parser("compare", help="compare runs: params that differ, metrics side by side")
+    p = subparsers.add_parser(
+        "compare", help="compare runs: params that differ, metrics side by side, input and code differences")
     p.add_argument("runs", nargs="+", help="two or more runs")
+    p.add_argument("--diff", action="store_true",
+                   help="also print the unified diff of each changed text file against the first run")
     add_json_flag(p)
     p.set_defaults(handler=cmd_compare)
 
@@ -411,25 +413,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out.print(table)
     if data["same_params"]:
         out.print(f"same in all: {_compact(data['same_params'], limit=8)}", markup=False)
+    from workbench.cli.runs_views import print_differences
+
+    print_differences(out, data, ws if args.diff else None)
     return 0
-
-
-def _tree(node: LineageNode, parent: Any) -> None:
-    d = node.details
-    if node.kind == "run":
-        command = " ".join(d.get("command") or [])
-        label = f"run {node.label} {d.get('name') or ''} [{d.get('status')}] {command}"
-        if d.get("code_snapshot"):
-            label += f"  code@{str(d['code_snapshot'])[:12]}"
-    elif node.kind == "model":
-        label = f"model {node.label} ({d.get('framework')} {d.get('framework_version')}) {d.get('path')}"
-    else:
-        label = f"file {node.label} {(d.get('hash') or '')[:12]}"
-    from rich.markup import escape
-
-    branch = parent.add(escape(label))
-    for child in node.children:
-        _tree(child, branch)
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
@@ -440,8 +427,10 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         return 0
     from rich.tree import Tree
 
+    from workbench.cli.runs_views import lineage_tree
+
     root = Tree("lineage")
-    _tree(node, root)
+    lineage_tree(node, root)
     console().print(root)
     return 0
 

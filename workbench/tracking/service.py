@@ -235,13 +235,35 @@ class TrackingService:
                      if len({repr(r.params.get(k)) for r in runs}) > 1}
         metric_names = sorted({k for r in runs for k in r.metrics})
         return {
-            "runs": [{"id": r.id, "name": r.name, "status": r.status} for r in runs],
+            "runs": [{"id": r.id, "name": r.name, "status": r.status, "code_snapshot": r.snapshot_before}
+                     for r in runs],
             "params": differing,
             "same_params": {k: runs[0].params.get(k) for k in keys if k not in differing},
             "metrics": {
                 k: [r.metrics[k].to_dict() if k in r.metrics else None for r in runs] for k in metric_names
             },
+            "inputs": self._differing_inputs(runs),
+            "code": self._code_changes(runs),
         }
+
+    def _differing_inputs(self, runs: Sequence[RunInfo]) -> dict[str, builtins.list[str | None]]:
+        """Input paths whose recorded hash is not the same in every run (None: not an input there)."""
+        hashes = [{f.path: f.hash for f in self.inputs(r.id)} for r in runs]
+        paths = sorted({p for h in hashes for p in h})
+        return {p: [h.get(p) for h in hashes] for p in paths if len({h.get(p, "-") for h in hashes}) > 1}
+
+    def _code_changes(self, runs: Sequence[RunInfo]) -> builtins.list[dict[str, Any]]:
+        """What differs between the first run's input snapshot and each other run's: one entry per
+        other run, ``{"run", "from", "to", "changes": [{"path", "change"}]}`` (empty when identical)."""
+        first = runs[0].snapshot_before
+        out: builtins.list[dict[str, Any]] = []
+        for run in runs[1:]:
+            changes: builtins.list[dict[str, str]] = []
+            if first and run.snapshot_before and first != run.snapshot_before:
+                changes = [{"path": c.path, "change": c.change}
+                           for c in self.ws.versions.diff(first, run.snapshot_before)]
+            out.append({"run": run.id, "from": first, "to": run.snapshot_before, "changes": changes})
+        return out
 
     # -- models --------------------------------------------------------------------------------
     def models(self) -> builtins.list[registry.ModelInfo]:
