@@ -216,7 +216,7 @@ async def test_live_update_when_a_running_run_logs_a_metric(demo_ws: Workspace, 
     finally:
         (demo_root / "go").write_text("")
         (demo_root / "stop").write_text("")
-        job.wait(30)
+        job.wait(60)
 
 
 async def test_keys_typed_fast_after_slash_reach_the_filter(demo_ws: Workspace) -> None:
