@@ -31,7 +31,7 @@ def docker_client() -> Iterator[Any]:
     try:
         import docker
 
-        client = docker.from_env(timeout=30)
+        client = docker.from_env(timeout=60)
         client.ping()
     except Exception as exc:  # no daemon, no socket, no permission
         pytest.skip(f"Docker cannot run here ({type(exc).__name__}: {exc}); see scripts/docker_setup.sh")

@@ -17,7 +17,7 @@ def docker_client() -> Iterator[Any]:
     from workbench.executors.docker import connect
 
     try:
-        client = connect(timeout=20)
+        client = connect(timeout=60)
     except ExecutorError as exc:
         pytest.skip(f"no Docker daemon: {exc.one_line()} (scripts/docker_setup.sh starts one)")
     try:

@@ -98,7 +98,7 @@ class KubeDouble:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._serve, name="kube-double", daemon=True)
         self._thread.start()
-        if not self._ready.wait(20):
+        if not self._ready.wait(60):
             raise RuntimeError("kube double did not start")
 
     # -- server lifecycle ----------------------------------------------------------------------
@@ -156,7 +156,7 @@ class KubeDouble:
         request = urllib.request.Request(
             self.url + path, data=data, method=method, headers={"Content-Type": content_type}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             raw = response.read()
         return json.loads(raw) if raw else {}
 

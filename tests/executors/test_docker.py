@@ -80,7 +80,8 @@ def test_a_crashing_container_is_failed_with_its_exit_code(ws: Workspace, docker
 
 
 def test_cancel_stops_and_removes_the_container(ws: Workspace, docker_client: Any) -> None:
-    (ws.root / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(120)\n")
+    # An hour-long job: its container gone (asserted below) means the cancel stopped it.
+    (ws.root / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(3600)\n")
     executor = DockerExecutor(ws)
     spec = _spec(ws, ["python3", "slow.py"])
     job = executor.launch(spec)
@@ -95,14 +96,12 @@ def test_cancel_stops_and_removes_the_container(ws: Workspace, docker_client: An
     deadline = time.monotonic() + 90
     while b"started" not in seen and time.monotonic() < deadline:
         time.sleep(0.05)
-    started = time.monotonic()
     job.cancel()
     job.cancel()  # safe twice
-    reader.join(60)
+    reader.join(120)
     exit_ = job.wait()
     assert exit_.status == "cancelled"
     assert b"started" in seen
-    assert time.monotonic() - started < 60  # not the 120 s the job would take (vfs removal is slow)
     assert not docker_client.containers.list(all=True, filters={"name": container_name(spec.run_id)})
 
 

@@ -64,7 +64,8 @@ def controller(double: KubeDouble) -> Iterator[Callable[[Story], Controller]]:
 
 
 def _executor(ws: Workspace) -> KubernetesExecutor:
-    return KubernetesExecutor(ws, poll=0.05, ready_timeout=10, pending_timeout=0.3)
+    # pending_timeout is how long an unschedulable pod may wait: short, a test waits for it to fail.
+    return KubernetesExecutor(ws, poll=0.05, ready_timeout=60, pending_timeout=0.3)
 
 
 def _spec(ws: Workspace, **kw: Any) -> LaunchSpec:
@@ -82,8 +83,9 @@ def _spec(ws: Workspace, **kw: Any) -> LaunchSpec:
     )
 
 
-def _left_over(double: KubeDouble, wait: float = 3.0) -> list[str]:
-    """Objects of ours still on the cluster (given the double's garbage collector a moment)."""
+def _left_over(double: KubeDouble, wait: float = 60.0) -> list[str]:
+    """Objects of ours still on the cluster once the double's garbage collector has had up to ``wait``
+    seconds to delete them (returns as soon as none are left)."""
     deadline = time.monotonic() + wait
     while True:
         names = [
@@ -272,8 +274,9 @@ def test_cancel_deletes_the_job_with_its_pods_and_the_volume(
     controller(Story(lines=["working"], hold=hold))
     executor = _executor(ws)
     job = executor.launch(_spec(ws))
-    deadline = time.monotonic() + 10
-    while not double.objects(PODS) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while not double.objects(PODS):
+        assert time.monotonic() < deadline, "the Job's pod never appeared"
         time.sleep(0.02)
     job.cancel()
     job.cancel()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +69,50 @@ def test_concurrent_migrate_from_two_connections(tmp_path: Path) -> None:
     assert not errors
     count = connect(path).execute("SELECT count(*) FROM migrations").fetchone()[0]
     assert count == len(all_migrations())
+
+
+def _open_and_migrate(folder: str, rounds: int, barrier: Barrier, results: Any) -> None:
+    """One process of the test below: each round, open and migrate that round's new store."""
+    for i in range(rounds):
+        barrier.wait(timeout=120)
+        try:
+            conn = connect(Path(folder) / f"round{i}.sqlite")
+            migrate(conn)
+            conn.close()
+            results.put((i, ""))
+        except BaseException as exc:  # reported by the parent
+            results.put((i, f"{type(exc).__name__}: {exc}"))
+
+
+def test_many_processes_open_and_migrate_a_new_store_at_once(tmp_path: Path) -> None:
+    """8 processes create the same new store at the same moment, round after round.
+
+    The switch to WAL used to fail at once with "database is locked" in about one round in 20:
+    SQLite does not apply the busy timeout to the lock upgrade it needs, so connect() retries it.
+    """
+    processes, rounds = 8, 30
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_open_and_migrate, args=(str(tmp_path), rounds, barrier, results))
+               for _ in range(processes)]
+    for w in workers:
+        w.start()
+    try:
+        outcomes = [results.get(timeout=180) for _ in range(processes * rounds)]
+    finally:
+        for w in workers:
+            w.join(timeout=60)
+            if w.is_alive():
+                w.kill()
+    errors = [f"round {i}: {error}" for i, error in outcomes if error]
+    assert not errors, errors[:3]
+    expected = len(all_migrations())
+    for i in range(rounds):
+        conn = connect(tmp_path / f"round{i}.sqlite")
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT count(*) FROM migrations").fetchone()[0] == expected
+        conn.close()
 
 
 def test_pool_gives_one_connection_per_thread(tmp_path: Path) -> None:

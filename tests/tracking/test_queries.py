@@ -140,6 +140,7 @@ def test_list_ten_thousand_runs_quickly(ws: Workspace) -> None:
             "INSERT INTO runs (id, command, status, started_at) VALUES (?, ?, 'succeeded', ?)", rows
         )
         db.executemany("INSERT INTO run_params VALUES (?, 'lr', '0.1', 'argv')", [(r[0],) for r in rows])
-    start = time.perf_counter()
+    # CPU time of this process, not wall-clock time: other load on the machine does not count.
+    start = time.process_time()
     runs = ws.runs.list(filter_expr="lr > 0.01", limit=50)
-    assert len(runs) == 50 and time.perf_counter() - start < 2.0
+    assert len(runs) == 50 and time.process_time() - start < 2.0

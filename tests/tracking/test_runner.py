@@ -118,9 +118,10 @@ def test_cancel_event_cancels(ws: Workspace) -> None:
         if line == b"started":
             cancel.set()
 
-    start = time.monotonic()
+    # Uncancelled, the job would sleep 60 s and succeed: the status says the cancel worked, with no
+    # elapsed-time budget (a loaded machine is slow, not wrong).
     info = ws.runs.execute([PY, "slow.py"], on_line=on_line, cancel_event=cancel)
-    assert info.status == "cancelled" and time.monotonic() - start < 20
+    assert info.status == "cancelled", info.reason
     assert "cleaned up" in [x.text for x in ws.runs.log_lines(info.id)]
 
 
@@ -170,9 +171,12 @@ def test_runner_killed_mid_run_is_shown_failed_with_events_kept(ws: Workspace, p
     assert runner.stdout.readline().strip() == b"ready"
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait()
-    time.sleep(0.3)
-    (info,) = ws.runs.list()
+    deadline = time.monotonic() + 60  # the next reader marks it failed; poll rather than guess a delay
+    while (info := ws.runs.list()[0]).status == "running":
+        assert time.monotonic() < deadline, "the killed run is still shown running"
+        time.sleep(0.05)
     try:
+        assert len(ws.runs.list()) == 1
         assert info.status == "failed" and "killed" in info.reason
         assert info.metrics["loss"].count == 100
     finally:

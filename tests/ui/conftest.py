@@ -7,7 +7,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -92,3 +92,19 @@ async def settle(pilot, seconds: float = 0.3) -> None:  # type: ignore[no-untype
         with contextlib.suppress(WorkerCancelled):  # a newer query replaced an older one
             await pilot.app.workers.wait_for_complete(finite)
         await pilot.pause(seconds / 3)
+
+
+async def wait_for(pilot, check: Callable[[], bool], what: str = "the condition",  # type: ignore[no-untyped-def]
+                   timeout: float = 60.0, seen: Callable[[], None] | None = None) -> None:
+    """Poll ``check`` while the app processes its messages; fail only after a generous deadline.
+
+    Tests run on loaded machines: never assert right after a fixed pause, wait for what should happen.
+    ``seen`` (optional) is called on every poll, to note intermediate states."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if seen is not None:
+            seen()
+        if check():
+            return
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        await pilot.pause(0.05)

@@ -9,14 +9,13 @@ The local target needs its serving venv (MLServer + scikit-learn), built on firs
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable
 
-from tests.ui.conftest import make_app, settle
+from tests.ui.conftest import make_app, settle, wait_for
 from workbench.core.workspace import Workspace
 from workbench.errors import WorkbenchError
 from workbench.ui.screens.deployments import DeploymentsScreen
@@ -40,18 +39,6 @@ def serve_venv() -> Path:
         return serving.ensure_serve_venv(serving.runtime_for("sklearn"), sklearn.__version__)
     except (WorkbenchError, OSError) as exc:
         pytest.skip(f"the local serving venv could not be built here: {exc}")
-
-
-async def wait_until(pilot, check: Callable[[], bool], timeout: float, what: str,  # type: ignore[no-untyped-def]
-                     seen: Callable[[], None] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if seen is not None:
-            seen()
-        if check():
-            return
-        await pilot.pause(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_deploy_from_models_scale_traffic_and_rollback(
@@ -79,8 +66,10 @@ async def test_deploy_from_models_scale_traffic_and_rollback(
                     states.update(r.state for r in app.screen.rows)
 
             def serving(version: str, ready: int) -> Callable[[], bool]:
-                def check() -> bool:
-                    rows = deployments().rows
+                def check() -> bool:  # False while another screen is still on top
+                    if not isinstance(app.screen, DeploymentsScreen):
+                        return False
+                    rows = app.screen.rows
                     return any(r.version == version and r.state == "available" and r.ready == ready
                                for r in rows)
                 return check
@@ -88,30 +77,33 @@ async def test_deploy_from_models_scale_traffic_and_rollback(
             # d on the older version: confirm, then the Deployments screen shows the rollout
             models.query_one(DataTable).move_cursor(row=1)
             await pilot.press("d")
-            await settle(pilot, 0.1)
-            assert isinstance(app.screen, ConfirmDialog)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
             await pilot.press("y")
-            await pilot.pause(0.2)
-            assert isinstance(app.screen, DeploymentsScreen)
-            await wait_until(pilot, serving(older.version, 1), 120, "the first deploy", note_states)
+            await wait_for(pilot, lambda: isinstance(app.screen, DeploymentsScreen), "the Deployments screen")
+            await wait_for(pilot, serving(older.version, 1), "the first deploy", 120, note_states)
             assert states & {"progressing", "building"}, states  # the rollout was visible while it ran
             row = deployments().rows[0]
             assert (row.name, row.model, row.desired, row.ready) == ("digits", "digits", 1, 1)
-            await pilot.pause(2.5)  # the next poll redraws the table
-            state = deployments().query_one(DataTable).get_row_at(0)[5]
-            assert getattr(state, "plain", state) == "available"
+
+            def table_state() -> str:  # the table is redrawn by the screen's next poll
+                table = deployments().query_one(DataTable)
+                state = table.get_row_at(0)[5] if table.row_count else ""
+                return str(getattr(state, "plain", state))
+
+            await wait_for(pilot, lambda: table_state() == "available", "the table to show available")
             assert row.url.startswith("http://")
 
             # a second version from the Models screen: a rolling update of the same deployment
             await pilot.press("4")
-            await settle(pilot)
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen) and bool(app.screen.rows),
+                           "the Models screen")
             app.screen.query_one(DataTable).move_cursor(row=0)
             await pilot.press("d", "y")
-            await wait_until(pilot, serving(newer.version, 1), 120, "the rolling update", note_states)
+            await wait_for(pilot, serving(newer.version, 1), "the rolling update", 120, note_states)
 
             # + scales to two replicas, live
             await pilot.press("plus")
-            await wait_until(pilot, serving(newer.version, 2), 120, "two ready replicas", note_states)
+            await wait_for(pilot, serving(newer.version, 2), "two ready replicas", 120, note_states)
 
             # predictions: the traffic charts fill in (request rate, error rate, latency)
             for _ in range(8):
@@ -124,16 +116,15 @@ async def test_deploy_from_models_scale_traffic_and_rollback(
                 return bool(rate and max(rate[0].series.values) > 0 and latency
                             and max(latency[0].series.values) > 0)
 
-            await wait_until(pilot, charted, 30, "the traffic charts")
+            await wait_for(pilot, charted, "the traffic charts")
             errors = deployments().query_one("#traffic-errors", MetricChart).curves
             assert errors and max(errors[0].series.values) == 0.0
 
             # r asks first, then rolls back to the older version with the same replicas
             await pilot.press("r")
-            await settle(pilot, 0.1)
-            assert isinstance(app.screen, ConfirmDialog)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
             await pilot.press("y")
-            await wait_until(pilot, serving(older.version, 2), 120, "the rollback", note_states)
+            await wait_for(pilot, serving(older.version, 2), "the rollback", 120, note_states)
             history = [(r.action, r.version) for r in demo_ws.deployments.history("digits")]
             assert history == [("deploy", older.version), ("deploy", newer.version),
                                ("scale", newer.version), ("rollback", older.version)]

@@ -18,15 +18,28 @@ def _capture(session: str) -> str:
                           text=True, check=True).stdout
 
 
-def _wait_for(session: str, text: str, timeout: float = 30) -> str:
-    deadline = time.time() + timeout
+def _wait_for(session: str, text: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
     screen = ""
-    while time.time() < deadline:
+    while time.monotonic() < deadline:
         screen = _capture(session)
         if text in screen:
             return screen
         time.sleep(0.2)
     raise AssertionError(f"{text!r} never appeared; the pane shows:\n{screen}")
+
+
+def _wait_still(session: str, timeout: float = 60) -> str:
+    """The pane once two captures 0.5 s apart agree (the screen has finished loading and drawing)."""
+    deadline = time.monotonic() + timeout
+    before = _capture(session)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _capture(session)
+        if now == before:
+            return now
+        before = now
+    raise AssertionError(f"the pane never settled; it shows:\n{before}")
 
 
 def test_workbench_in_tmux(demo_root: Path) -> None:
@@ -43,12 +56,12 @@ def test_workbench_in_tmux(demo_root: Path) -> None:
         assert "sgd-a1e-3-long" in screen and "forest-200" not in screen
         subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
         _wait_for(session, "outputs snapshot")  # the run detail has loaded
-        time.sleep(0.5)
+        _wait_still(session)  # and drawn its chart and log
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         _wait_for(session, "1 runs")
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        deadline = time.time() + 15
-        while time.time() < deadline:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             probe = subprocess.run(["tmux", "has-session", "-t", session], capture_output=True)
             alive = probe.returncode == 0
             if not alive or "Runs" not in _capture(session):

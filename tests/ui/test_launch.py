@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.ui.conftest import make_app, settle
+from tests.ui.conftest import make_app, settle, wait_for
 from workbench.core.workspace import Workspace
 from workbench.ui.screens.launch import LaunchDialog, LaunchScreen
 from workbench.ui.screens.run_detail import RunDetailScreen
@@ -23,11 +23,22 @@ for step in range(1, 4):
 """
 
 
-async def wait_for(pilot, check, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.05)
+async def open_dialog(pilot) -> LaunchDialog:  # type: ignore[no-untyped-def]
+    """Press n; the launch dialog once it is on screen with its fields mounted."""
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, LaunchDialog)
+                   and bool(pilot.app.screen.query("#launch-command")))
+    dialog = pilot.app.screen
+    assert isinstance(dialog, LaunchDialog)
+    return dialog
+
+
+async def open_launch_screen(pilot) -> LaunchScreen:  # type: ignore[no-untyped-def]
+    """After Enter in the dialog: the LaunchScreen, once Textual has pushed it."""
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, LaunchScreen))
+    screen = pilot.app.screen
+    assert isinstance(screen, LaunchScreen)
+    return screen
 
 
 async def test_launch_streams_at_once_and_the_run_outlives_the_tui(ws: Workspace) -> None:
@@ -36,15 +47,10 @@ async def test_launch_streams_at_once_and_the_run_outlives_the_tui(ws: Workspace
         app = make_app(ws, start="runs")
         async with app.run_test(size=(110, 30)) as pilot:
             await settle(pilot)
-            await pilot.press("n")
-            await settle(pilot, 0.1)
-            dialog = app.screen
-            assert isinstance(dialog, LaunchDialog)
+            dialog = await open_dialog(pilot)
             dialog.query_one("#launch-command").value = f"{sys.executable} quick.py"  # type: ignore[attr-defined]
             await pilot.press("tab", *"quick", "enter")
-            await pilot.pause(0.1)
-            screen = app.screen
-            assert isinstance(screen, LaunchScreen)
+            screen = await open_launch_screen(pilot)
             await wait_for(pilot, lambda: screen.run is not None)
             assert screen.run is not None
             run_id = screen.run.id
@@ -58,7 +64,7 @@ async def test_launch_streams_at_once_and_the_run_outlives_the_tui(ws: Workspace
             # the Runs screen lists it at once
             await pilot.press("escape")
             await settle(pilot)
-            assert run_id in [r.id for r in app.screen.rows]  # type: ignore[attr-defined]
+            await wait_for(pilot, lambda: run_id in [r.id for r in getattr(app.screen, "rows", ())])
     except BaseException:
         (ws.root / "go").write_text("")  # never leave the launched run waiting
         raise
@@ -79,18 +85,16 @@ async def test_launch_then_open_the_finished_run(ws: Workspace) -> None:
     app = make_app(ws)
     async with app.run_test(size=(110, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot, 0.1)
-        app.screen.query_one("#launch-command").value = f"{sys.executable} quick.py"  # type: ignore[attr-defined]
+        dialog = await open_dialog(pilot)
+        dialog.query_one("#launch-command").value = f"{sys.executable} quick.py"  # type: ignore[attr-defined]
         await pilot.press("enter")
-        await pilot.pause(0.1)
-        screen = app.screen
-        assert isinstance(screen, LaunchScreen)
+        screen = await open_launch_screen(pilot)
         # A quick run can be found already finished; its log lines arrive with the next flush.
         await wait_for(pilot, lambda: screen.run is not None and screen.run.status == "succeeded"
                        and any("step=3" in line for line in screen.query_one(LogTail).lines))
         await pilot.press("enter")
-        await settle(pilot, 0.5)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen)
+                       and app.screen.series is not None, "the run detail and its series")
         detail = app.screen
         assert isinstance(detail, RunDetailScreen)
         assert detail.series is not None and len(detail.series.values) == 3
@@ -100,26 +104,21 @@ async def test_a_command_that_cannot_start_is_reported(ws: Workspace, project_di
     app = make_app(ws)
     async with app.run_test(size=(110, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot, 0.1)
-        app.screen.query_one("#launch-command").value = "no-such-command-wb"  # type: ignore[attr-defined]
+        dialog = await open_dialog(pilot)
+        dialog.query_one("#launch-command").value = "no-such-command-wb"  # type: ignore[attr-defined]
         await pilot.press("enter")
-        await pilot.pause(0.1)
-        screen = app.screen
-        assert isinstance(screen, LaunchScreen)
+        screen = await open_launch_screen(pilot)
         await wait_for(pilot, lambda: screen.error is not None)
         assert screen.error is not None and "no-such-command-wb" in screen.error
-        assert any(n.severity == "error" for n in app._notifications)
+        # notify() posts a message: the app records the notification when it has processed it
+        await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications))
 
 
 async def test_dialog_checks_gpus(ws: Workspace) -> None:
     app = make_app(ws)
     async with app.run_test(size=(110, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot, 0.1)
-        dialog = app.screen
-        assert isinstance(dialog, LaunchDialog)
+        dialog = await open_dialog(pilot)
         dialog.query_one("#launch-command").value = "python train.py"  # type: ignore[attr-defined]
         dialog.query_one("#launch-gpus").value = "two"  # type: ignore[attr-defined]
         await pilot.press("enter")

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.ui.conftest import make_app, settle
+from tests.ui.conftest import make_app, settle, wait_for
 from workbench.core.workspace import Workspace
 from workbench.ui.screens.compare import CompareScreen
 from workbench.ui.screens.dialogs import ConfirmDialog
@@ -71,7 +71,8 @@ async def test_bad_filter_is_a_notification_not_a_crash(demo_ws: Workspace) -> N
         await settle(pilot)
         await pilot.press("slash", *"alpha >>> (", "enter")
         await settle(pilot)
-        assert any(n.severity == "error" for n in app._notifications)
+        await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications),
+                       "the error notification")
         assert type(app.screen).__name__ == "RunsScreen"
 
 
@@ -87,9 +88,9 @@ async def test_mark_two_runs_and_compare(demo_ws: Workspace) -> None:
         assert len(table.marked) == 2
         await pilot.press("c")
         await settle(pilot, 0.5)
-        assert isinstance(app.screen, CompareScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen)
+                       and len(app.screen.query_one(MetricChart).curves) == 2, "two curves compared")
         chart = app.screen.query_one(MetricChart)
-        assert len(chart.curves) == 2
         assert all(len(c.series.values) >= 15 for c in chart.curves)
         await pilot.press("q")
         await settle(pilot, 0.1)
@@ -104,6 +105,14 @@ async def test_drill_into_a_run_shows_metrics_log_and_provenance(demo_ws: Worksp
         await settle(pilot)
         await pilot.press("enter")
         await settle(pilot, 0.5)
+
+        def loaded() -> bool:
+            screen = app.screen
+            return (isinstance(screen, RunDetailScreen) and screen.series is not None
+                    and screen.provenance is not None
+                    and any("epoch=15" in line for line in screen.query_one(LogTail).lines))
+
+        await wait_for(pilot, loaded, "the run detail to load")
         screen = app.screen
         assert isinstance(screen, RunDetailScreen)
         assert screen.run is not None and screen.run.name == "sgd-a1e-3"
@@ -130,9 +139,9 @@ async def test_restore_one_file_from_history(demo_ws: Workspace, demo_root: Path
         await settle(pilot)
         await pilot.press("f")
         await settle(pilot)
-        assert isinstance(app.screen, ConfirmDialog)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
         await pilot.press("y")
-        await settle(pilot, 0.5)
+        await wait_for(pilot, lambda: train.read_text() == original, "train.py to be restored")
     assert train.read_text() == original
 
 
@@ -179,9 +188,9 @@ async def test_live_update_when_a_running_run_logs_a_metric(demo_ws: Workspace, 
     job = subprocess.Popen([sys.executable, "-m", "workbench", "run", "-n", "live", "--", sys.executable,
                             "slow.py"], cwd=demo_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
+        deadline = time.monotonic() + 60
         run_id = None
-        while time.time() < deadline and run_id is None:
+        while time.monotonic() < deadline and run_id is None:
             running = [r for r in demo_ws.runs.list() if r.name == "live" and "loss" in r.metrics]
             run_id = running[0].id if running else None
             time.sleep(0.1)
@@ -189,30 +198,25 @@ async def test_live_update_when_a_running_run_logs_a_metric(demo_ws: Workspace, 
         app = make_app(demo_ws)
         async with app.run_test(size=SIZE) as pilot:
             app.open_run(run_id)
+            await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen), "the run detail")
             screen = app.screen
             assert isinstance(screen, RunDetailScreen)
-            for _ in range(50):
-                await pilot.pause(0.1)
-                if screen.series is not None:
-                    break
+            await wait_for(pilot, lambda: screen.series is not None, "the first series")
             assert screen.series is not None and screen.series.values == [0.9]
             (demo_root / "go").write_text("")
-            for _ in range(100):
-                await pilot.pause(0.1)
-                if screen.series is not None and len(screen.series.values) == 2:
-                    break
+            await wait_for(pilot, lambda: screen.series is not None and len(screen.series.values) == 2,
+                           "the second point")
             assert screen.series is not None and screen.series.values == [0.9, 0.5]
-            assert screen.query_one(MetricChart).curves[0].series.values == [0.9, 0.5]
+            await wait_for(pilot, lambda: screen.query_one(MetricChart).curves[0].series.values == [0.9, 0.5],
+                           "the chart to show both points")
             (demo_root / "stop").write_text("")
-            for _ in range(100):  # the run ends: the screen notices and the log stops following
-                await pilot.pause(0.1)
-                if screen.run is not None and screen.run.status == "succeeded":
-                    break
-            assert screen.run is not None and screen.run.status == "succeeded"
+            # the run ends: the screen notices and the log stops following
+            await wait_for(pilot, lambda: screen.run is not None and screen.run.status == "succeeded",
+                           "the run to end")
     finally:
         (demo_root / "go").write_text("")
         (demo_root / "stop").write_text("")
-        job.wait(30)
+        job.wait(60)
 
 
 async def test_keys_typed_fast_after_slash_reach_the_filter(demo_ws: Workspace) -> None:

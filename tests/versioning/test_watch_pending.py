@@ -46,7 +46,7 @@ def _record(project_dir: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def _wait_trusted(project_dir: Path, timeout: float = 20.0) -> None:
+def _wait_trusted(project_dir: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not _record(project_dir).get("trusted"):
         assert time.monotonic() < deadline, f"watcher record never trusted: {_record(project_dir)}"
@@ -58,10 +58,11 @@ def slow_watcher(ws: Workspace, project_dir: Path,
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Watcher]]:
     """A watcher that snapshots only when asked (quiet 60 s), so changes stay pending.
 
-    status waits up to 2 s for the cookie here (50 ms in the product): these tests check what the
-    watcher's answer says, and on a loaded 2-core machine an answer can take longer than 50 ms
-    (then the product scans, correctly, but the comparison would test nothing)."""
-    monkeypatch.setattr(watch_pending, "COOKIE_WAIT_SECONDS", 2.0)
+    status waits up to 60 s for the cookie here (50 ms in the product): these tests check what the
+    watcher's answer says, and on a loaded 2-core machine an answer took longer than 50 ms, and
+    once longer than 2 s (then the product scans, correctly, but says "watcher did not answer in
+    time" instead of the reason under test). A live watcher always answers; only how soon varies."""
+    monkeypatch.setattr(watch_pending, "COOKIE_WAIT_SECONDS", 60.0)
     started: list[Watcher] = []
 
     def start() -> Watcher:
@@ -126,7 +127,7 @@ def test_after_the_watcher_snapshots_pending_paths_are_cleared(  # type: ignore[
     (project_dir / "added" / "a.txt").write_text("a\n")
     assert _both(ws)[0] == "watcher"
     watcher.snapshot_now()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while True:
         record = _record(project_dir)
         if record.get("trusted") and record.get("base") == ws.versions.head().id and not record.get("paths"):  # type: ignore[union-attr]
@@ -205,6 +206,27 @@ def _cli_status(project_dir: Path, *extra: str) -> dict[str, object]:
     return data
 
 
+def _cli_status_via_watcher(project_dir: Path, timeout: float = 60.0) -> dict[str, object]:
+    """``status --json`` from a new process, asked again until the watcher answered it.
+
+    The CLI waits the product's 50 ms for the watcher's cookie; on a loaded machine the watcher
+    process can take longer, and status then scans (correctly). Nothing changes meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = _cli_status(project_dir)
+        if answer["via"] == "watcher":
+            return answer
+        assert time.monotonic() < deadline, f"status never answered via the watcher: {answer}"
+
+
+def _wait_stopped(pid: int, timeout: float = 60.0) -> None:
+    """Until the kernel has stopped ``pid`` (SIGSTOP is delivered asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("T", "t"):
+        assert time.monotonic() < deadline, f"pid {pid} never stopped"
+        time.sleep(0.01)
+
+
 def test_a_killed_or_stopped_watcher_process_falls_back(ws: Workspace, project_dir: Path) -> None:
     _tree(project_dir)
     ws.versions.snapshot("base")
@@ -212,12 +234,13 @@ def test_a_killed_or_stopped_watcher_process_falls_back(ws: Workspace, project_d
     try:
         _wait_trusted(project_dir)
         (project_dir / "top.txt").write_text("edited while watched\n")
-        fast = _cli_status(project_dir)
+        fast = _cli_status_via_watcher(project_dir)
         slow = _cli_status(project_dir, "--no-watcher")
-        assert (fast["via"], slow["via"]) == ("watcher", "scan")
+        assert slow["via"] == "scan"
         assert fast["changes"] == slow["changes"] and len(slow["changes"]) == 1  # type: ignore[arg-type]
         # a stuck watcher (SIGSTOP) still holds the lock but cannot answer the cookie
         proc.send_signal(signal.SIGSTOP)
+        _wait_stopped(proc.pid)
         (project_dir / "d0" / "f0.txt").write_text("edited while the watcher is stopped\n")
         stuck = ws.versions.status_report()
         assert stuck.via == "scan" and "did not answer" in stuck.why
@@ -238,26 +261,30 @@ def test_a_killed_or_stopped_watcher_process_falls_back(ws: Workspace, project_d
             proc.wait(10)
 
 
-def test_status_via_watcher_is_faster_in_process(  # type: ignore[no-untyped-def]
-        ws: Workspace, project_dir: Path, slow_watcher) -> None:
+def test_status_via_watcher_does_not_walk_the_folder(  # type: ignore[no-untyped-def]
+        ws: Workspace, project_dir: Path, slow_watcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Why the watcher path is fast (0.05 s against 0.11 s for 10,000 files, see the README): it
+    lists no folder. Counted, not timed: a timing ratio failed on loaded machines."""
     for d in range(30):
         (project_dir / f"d{d}").mkdir()
         for f in range(100):
             (project_dir / f"d{d}" / f"f{f}.txt").write_text(f"{d}/{f}\n")
     ws.versions.snapshot("base")
     slow_watcher()
-    time.sleep(0.2)  # past the racy window: the scan trusts every index entry
-    ws.versions.status(use_watcher=False)
+    listed: list[str] = []
+    real_scandir = os.scandir
 
-    def best(use_watcher: bool) -> float:
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            report = ws.versions.status_report(use_watcher=use_watcher)
-            times.append(time.perf_counter() - start)
-            assert report.via == ("watcher" if use_watcher else "scan") and not report.changes
-        return min(times)
+    def counting_scandir(path: str) -> object:
+        listed.append(os.fsdecode(path))
+        return real_scandir(path)
 
-    scan, watcher = best(False), best(True)
-    # 3,000 files: the scan stats them all (~20-30 ms here); the watcher path reads one record
-    assert watcher < scan / 3, (watcher, scan)
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    scan = ws.versions.status_report(use_watcher=False)
+    assert scan.via == "scan" and not scan.changes
+    assert len(listed) >= 31  # the root and its 30 folders
+    listed.clear()
+    (project_dir / "d7" / "f3.txt").write_text("edited\n")
+    report = ws.versions.status_report(use_watcher=True)
+    assert report.via == "watcher", report.why
+    assert [(c.path, c.change) for c in report.changes] == [("d7/f3.txt", "modified")]
+    assert listed == []

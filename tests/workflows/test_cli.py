@@ -130,7 +130,7 @@ def test_repro_verbose_streams_each_stage_line_live(tmp_path: Path) -> None:
         assert not any("tick 2" in line or "pipeline" in line for line in seen)
         (tmp_path / "go").touch()
         _read_until(lines, "pipeline succeeded", seen)
-        code = proc.wait(30)
+        code = proc.wait(120)
     finally:
         proc.kill() if proc.poll() is None else None
     assert code == 0

@@ -3,12 +3,21 @@
 Several processes share one database (the TUI, the watcher, running jobs, CLI commands), so every
 connection waits for locks instead of failing, and every write goes through :func:`atomic`, which
 takes the write lock up front (``BEGIN IMMEDIATE``) so that two writers never deadlock on upgrade.
+
+Switching a new database file to WAL is the one step SQLite's busy timeout does not cover: the
+switch reads page 1 under a shared lock, then upgrades to an exclusive lock to write the new file
+format, and SQLite refuses that upgrade at once (``SQLITE_BUSY``, no busy handler: waiting could
+deadlock two upgraders) when another connection holds a lock. Several processes opening a new
+store together (a watcher, the TUI and a run started by ``workbench init``) hit it, so
+:func:`connect` retries the switch itself until the busy timeout has passed.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,7 +73,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as exc:
@@ -72,6 +81,32 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             conn.close()
         raise database_error(exc, path) from exc
     return conn
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc).lower() or "busy" in str(exc).lower()
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds the lock it needs.
+
+    On a file already in WAL mode this takes no write lock and succeeds at once.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        # Jittered so that processes that collided once do not collide again in step.
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.1)
 
 
 @contextmanager
