@@ -197,8 +197,8 @@ class Ingester:
             self.status = {k: event.get(k) for k in ("status", "exit_code", "reason")}
         elif kind == "dropped":
             self._dropped_unsaved += 1
-            self.note(f"the job could not send a {event.get('kind')!s:.40} event of"
-                      f" {event.get('bytes')!s:.20} bytes (over the line bound); it is lost")
+            self.note(f"lost an event the job could not send: kind {event.get('kind')!s:.40},"
+                      f" {event.get('bytes')!s:.20} bytes (over the line bound)")
 
     def add_points(
         self, key: object, steps: Sequence[object], values: Sequence[object], times: Sequence[object]
