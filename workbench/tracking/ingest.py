@@ -72,6 +72,9 @@ class Ingester:
         self._lock = threading.RLock()
         self._points: dict[int, list[tuple[Sequence[int], Sequence[float], Sequence[float]]]] = {}
         """key id -> chunks of (steps, times, values) waiting for the next flush."""
+        self._open: dict[int, tuple[list[int], list[float], list[float]]] = {}
+        """key id -> its last chunk when add_points made it (lists of ours): the next points of
+        that key extend it, so a point a line (stdout scalars) is not a chunk a point."""
         self._point_count = 0
         self._summaries: dict[int, list[Any]] = {}
         """key id -> [last_step, last_value, last_time, min, max] of the waiting points."""
@@ -233,7 +236,7 @@ class Ingester:
                     last = step
             self._last_step[key_id] = last
             if out_steps:
-                self._queue_points(key_id, out_steps, out_times, out_values, max(out_steps))
+                self._queue_points(key_id, out_steps, out_times, out_values, max(out_steps), own=True)
         if bad:
             self.note(f"ignored {bad} non-numeric or out-of-range value(s) of metric {key!r}")
         if self._point_count >= FLUSH_ROWS:
@@ -262,11 +265,23 @@ class Ingester:
             self.flush()
 
     def _queue_points(self, key_id: int, steps: Sequence[int], times: Sequence[float],
-                      values: Sequence[float], high: int) -> None:
+                      values: Sequence[float], high: int, own: bool = False) -> None:
         """Queue one chunk (``high``: its largest step) and fold it into the key's waiting summary
-        (the caller holds the lock)."""
+        (the caller holds the lock). ``own``: the lists are the ingester's, free to extend."""
         count = len(steps)
-        self._points.setdefault(key_id, []).append((steps, times, values))
+        chunks = self._points.setdefault(key_id, [])
+        open_chunk = self._open.get(key_id) if own else None
+        if open_chunk is not None and chunks and chunks[-1] is open_chunk:
+            open_chunk[0].extend(steps)
+            open_chunk[1].extend(times)
+            open_chunk[2].extend(values)
+        else:
+            chunk = (steps, times, values)
+            chunks.append(chunk)
+            if own:
+                self._open[key_id] = chunk  # type: ignore[assignment]
+            else:
+                self._open.pop(key_id, None)
         self._point_count += count
         last = count - 1 - list(reversed(steps)).index(high) if steps[-1] != high else count - 1
         finite = [v for v in values if v == v] if any(map(math.isnan, values)) else values
@@ -355,6 +370,7 @@ class Ingester:
         """Write everything buffered in one transaction; returns the number of metric points."""
         with self._lock:
             points, self._points = self._points, {}
+            self._open.clear()
             point_count, self._point_count = self._point_count, 0
             summaries, self._summaries = self._summaries, {}
             logs, self._logs = self._logs, []
