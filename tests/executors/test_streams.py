@@ -35,6 +35,14 @@ def test_a_marked_event_line_of_megabytes_is_never_cut() -> None:
     assert channel == "event" and decode(payload)["v"] == "x" * (5 * MAX_LINE)
 
 
+def test_a_plain_line_is_cut_once_and_its_rest_never_read_as_an_event() -> None:
+    exact = b"z" * (2 * MAX_LINE)
+    assert _feed(LineSplitter(), exact + b"\nnext\n") == [b"z" * MAX_LINE] * 2 + [b"next"]
+    tricky = b"a" * MAX_LINE + MARKER_BYTES + b"b" * (2 * MAX_LINE)  # the marker where a cut falls
+    lines = _feed(LineSplitter(), tricky + b"\n")
+    assert max(map(len, lines)) == MAX_LINE and b"".join(lines) == tricky
+
+
 def test_every_line_of_an_events_file_is_an_event_line() -> None:
     big = _event(3 * MAX_LINE)
     assert _feed(LineSplitter(events=True), big + b"\n" + big + b"\n", chunk=12345) == [big, big]

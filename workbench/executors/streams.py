@@ -67,8 +67,9 @@ class LineSplitter:
         self._size = 0
         self._events = events
         self._stamped = stamped
-        self._event_line = False
-        """The line held is known to be an event line (decided once it passes MAX_LINE)."""
+        self._event_line: bool | None = None
+        """Whether the line held is an event line: None until it passes MAX_LINE, then decided once
+        (the rest of a cut plain line is never taken for an event line)."""
         self._skipping = False
         """Inside the overlong rest of an event line already delivered."""
 
@@ -82,7 +83,11 @@ class LineSplitter:
             if self._parts:
                 self._parts.append(piece)
                 piece = b"".join(self._parts)
-                self._parts, self._size, self._event_line = [], 0, False
+                event_line = self._event_line
+                self._parts, self._size, self._event_line = [], 0, None
+                if event_line is False:  # the end of a plain line already cut
+                    out.extend(_pieces(piece))
+                    continue
             self._deliver(piece, out)
         if tail and not self._skipping:
             self._parts.append(tail)
@@ -93,9 +98,11 @@ class LineSplitter:
 
     def flush(self) -> list[bytes]:
         out: list[bytes] = []
-        rest = b"".join(self._parts)
-        self._parts, self._size, self._event_line, self._skipping = [], 0, False, False
-        if rest:
+        rest, plain = b"".join(self._parts), self._event_line is False
+        self._parts, self._size, self._event_line, self._skipping = [], 0, None, False
+        if plain:
+            out.extend(_pieces(rest))
+        elif rest:
             self._deliver(rest, out)
         return out
 
@@ -114,23 +121,30 @@ class LineSplitter:
         elif self._is_event(line):
             out.append(line[:READ_LIMIT + 1])
         else:
-            out.extend(line[start:start + MAX_LINE] for start in range(0, len(line), MAX_LINE))
+            out.extend(_pieces(line))
 
     def _overflow(self, out: list[bytes]) -> None:
         """The line held has passed MAX_LINE: cut a plain line, keep an event line up to READ_LIMIT."""
         if not self._event_line:
             data = b"".join(self._parts)
-            if not self._is_event(data):
-                while len(data) > MAX_LINE:
-                    out.append(data[:MAX_LINE])
-                    data = data[MAX_LINE:]
-                self._parts, self._size = [data], len(data)
+            if self._event_line is False or not self._is_event(data):
+                self._event_line = False
+                cut = len(data) - len(data) % MAX_LINE
+                out.extend(_pieces(data[:cut]))
+                self._parts, self._size = [data[cut:]], len(data) - cut
                 return
             self._event_line = True
             self._parts = [data]
         if self._size > READ_LIMIT:
             out.append(b"".join(self._parts)[:READ_LIMIT + 1])
-            self._parts, self._size, self._event_line, self._skipping = [], 0, False, True
+            self._parts, self._size, self._event_line, self._skipping = [], 0, None, True
+
+
+def _pieces(line: bytes) -> list[bytes]:
+    """A plain line cut into pieces of MAX_LINE bytes (a trailing carriage return dropped)."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return [line[start:start + MAX_LINE] for start in range(0, len(line), MAX_LINE)]
 
 
 def tail_file(path: Path, finished: threading.Event, poll: float = 0.05,
