@@ -4,15 +4,20 @@
 
 Workloads, through each tool's Python API, each in a fresh interpreter and a fresh temp folder:
   A. 100,000 points of one metric;  B. 10 metrics x 10,000 steps.
-Workbench: ``workbench.log_metric`` in a plain script (the script's own run), then ``finish()``;
-run ``--repeat`` times (default 3, a fresh project each: 0.2 s runs are at the mercy of a shared
-machine's load) and the median shown;
+Workbench, two paths, each run ``--repeat`` times (default 3, a fresh project each: 0.2 s runs are at
+the mercy of a shared machine's load) and the median shown:
+  in-process: ``workbench.log_metric`` in a plain script (the script's own run), then ``finish()``;
+  ``workbench run``: ``python -m workbench run -q -- python child.py`` as a real process, timed from
+  its start until it exits (every point durable in SQLite): the job's API writes bounded packed
+  ``series`` lines to the events file, the runner tails and ingests them;
 MLflow 3 with ``sqlite:///`` tracking: ``log_metric`` (timed on a sample: it costs milliseconds a call)
 and ``log_batch`` (1,000 metrics a call, MLflow's limit). Reported: microseconds per call as the
-training loop sees it, time until every point is durable in SQLite, points per second, the ratios, and
-the points counted back from each store. Also: ingest throughput of the events file alone, and
-``workbench runs`` (a real process) with 10,000 runs in the store, and the in-process reads the TUI
-makes (``ws.runs.list()``, a downsampled 1,000,000-point series, ``change_token()``).
+training loop sees it, time until every point is durable in SQLite, points per second, the ratios,
+and the points counted back from each store (a count that differs from what was logged ends the
+script with an error, after printing the line). The load average is printed before and after.
+Also: ingest throughput of the events file alone, and ``workbench runs`` (a real process) with
+10,000 runs in the store, and the in-process reads the TUI makes (``ws.runs.list()``, a downsampled
+1,000,000-point series, ``change_token()``).
 
 MLflow is not a dependency: it runs from ``--mlflow-python`` or a venv this script creates under
 ~/.cache/workbench-bench/mlflow (pip install "mlflow>=3,<4").
@@ -94,6 +99,34 @@ else:
 """
 
 
+RUN_CHILD = """
+import json, sys, time
+import workbench
+keys, steps = int(sys.argv[1]), int(sys.argv[2])
+names = [f"metric_{k}" for k in range(keys)]
+start = time.perf_counter()
+for step in range(steps):
+    for name in names:
+        workbench.log_metric(name, step * 0.001, step)
+loop = time.perf_counter() - start
+with open("loop.json", "w") as handle:
+    json.dump({"loop": loop}, handle)
+"""
+
+LOST: list[str] = []
+"""Paths whose count back differed from the points logged (the script fails at the end)."""
+
+
+def _check_count(path: str, logged: int, counted: int) -> None:
+    if counted != logged:
+        LOST.append(f"{path}: logged {logged:,} points, counted back {counted:,}")
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
 def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 1800) -> str:
     done = subprocess.run(
         argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
@@ -128,14 +161,14 @@ def _bench_workbench_once(base: Path, keys: int, steps: int, attempt: int) -> di
     )
     db = sqlite3.connect(project / ".workbench" / "workbench.db")
     counted = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
-    # Ingest alone: the same points as the events file a job under 'workbench run' writes (packed
-    # series lines, as the API's flusher writes them every half second), into a fresh run, timed.
+    # Ingest alone: the same points as the events file a job under 'workbench run' writes (bounded
+    # packed series lines, as the API's flusher writes them every half second), into a fresh run, timed.
     # (A plain script's own run hands its points to its ingester directly, without the file.)
     sys.path.insert(0, str(ROOT))
     from array import array
 
     from workbench.store.db import connect
-    from workbench.tracking.events import encode, pack_series
+    from workbench.tracking.events import series_lines
     from workbench.tracking.ingest import Ingester, ingest_events_file
     from workbench.tracking.records import create_run
 
@@ -145,10 +178,10 @@ def _bench_workbench_once(base: Path, keys: int, steps: int, attempt: int) -> di
         for chunk in range(0, steps, 10_000):
             span = range(chunk, min(chunk + 10_000, steps))
             for k in range(keys):
-                handle.write(encode(pack_series(
+                handle.writelines(series_lines(
                     f"metric_{k}", array("q", span), array("d", (s * 0.001 for s in span)),
                     array("d", (now + s * 1e-5 for s in span)),
-                )))
+                ))
 
     conn = connect(project / ".workbench" / "workbench.db")
     create_run(conn, "ingestbench", name="", command=[])
@@ -167,6 +200,40 @@ def _bench_workbench_once(base: Path, keys: int, steps: int, attempt: int) -> di
         "points_per_s": total / out["durable"],
         "counted": counted,
         "ingest_points_per_s": again / ingest,
+        "ingest_counted": again,
+    }
+
+
+def bench_workbench_run(base: Path, keys: int, steps: int, repeat: int = 3) -> dict[str, float]:
+    """``workbench run`` end to end: the run with the median durable time of ``repeat``."""
+    results = [_bench_workbench_run_once(base, keys, steps, i) for i in range(repeat)]
+    results.sort(key=lambda r: r["durable_s"])
+    chosen = dict(results[len(results) // 2])
+    chosen["counted"] = min(r["counted"] for r in results)
+    return chosen
+
+
+def _bench_workbench_run_once(base: Path, keys: int, steps: int, attempt: int) -> dict[str, float]:
+    project = _fresh_project(base, f"run_{keys}x{steps}_{attempt}")
+    (project / "child.py").write_text(textwrap.dedent(RUN_CHILD), encoding="utf-8")
+    env = {k: "" for k in ("WORKBENCH_EVENTS", "WORKBENCH_RUN_ID")}
+    start = time.perf_counter()
+    _run([sys.executable, "-m", "workbench", "run", "-q", "--", sys.executable, "child.py", str(keys),
+          str(steps)], project, env)
+    durable = time.perf_counter() - start
+    loop = json.loads((project / "loop.json").read_text(encoding="utf-8"))["loop"]
+    db = sqlite3.connect(project / ".workbench" / "workbench.db")
+    counted = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    dropped = db.execute("SELECT SUM(dropped_events) FROM runs").fetchone()[0]
+    db.close()
+    total = keys * steps
+    return {
+        "points": total,
+        "us_per_call": loop / total * 1e6,
+        "durable_s": durable,
+        "points_per_s": total / durable,
+        "counted": counted,
+        "dropped": dropped or 0,
     }
 
 
@@ -263,6 +330,7 @@ def main() -> None:
     args = parser.parse_args()
     workloads = [(1, args.points), (10, args.points // 10)]
     python = None if args.skip_mlflow else ensure_mlflow(args.mlflow_python)
+    print(_load())
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
         base = Path(tmp)
         print(f"{'workload':<22}{'tool':<34}{'us/call':>10}{'durable s':>11}{'points/s':>12}{'counted':>10}")
@@ -276,7 +344,20 @@ def main() -> None:
             )
             print(
                 f"{'':<22}{'workbench ingest alone':<34}{'':>10}{'':>11}{wb['ingest_points_per_s']:>12,.0f}"
+                f"{wb['ingest_counted']:>10,}"
             )
+            run = bench_workbench_run(base, keys, steps, args.repeat)
+            print(
+                f"{'':<22}{f'workbench run (process, median of {args.repeat})':<34}"
+                f"{run['us_per_call']:>10.2f}{run['durable_s']:>11.3f}"
+                f"{run['points_per_s']:>12,.0f}{run['counted']:>10,}"
+            )
+            print(f"{'':<22}ratio: 'workbench run' end to end at "
+                  f"{run['points_per_s'] / wb['points_per_s']:.2f}x the in-process path; "
+                  f"dropped events {run['dropped']}")
+            for path, counted in (("workbench in-process", wb["counted"]), ("workbench ingest alone",
+                                  wb["ingest_counted"]), ("workbench run", run["counted"])):
+                _check_count(f"{label} {path}", keys * steps, int(counted))
             if python is None:
                 print(f"{'':<22}mlflow not available (--mlflow-python or network for pip)")
                 continue
@@ -294,15 +375,20 @@ def main() -> None:
                 f"{'':<22}ratios: call cost {ml['us_per_call'] / wb['us_per_call']:,.0f}x cheaper; "
                 f"throughput {wb['points_per_s'] / ml['batch_points_per_s']:,.1f}x log_batch, "
                 f"{wb['points_per_s'] / ml['log_metric_points_per_s']:,.0f}x log_metric; "
-                f"lost points: workbench {wb['points'] - wb['counted']}, mlflow batch "
-                f"{ml['points'] - ml['counted']}"
+                f"'workbench run' {run['points_per_s'] / ml['batch_points_per_s']:,.1f}x log_batch; "
+                f"lost points: workbench {wb['points'] - wb['counted']}, workbench run "
+                f"{run['points'] - run['counted']}, mlflow batch {ml['points'] - ml['counted']}"
             )
+            _check_count(f"{label} mlflow log_batch", keys * steps, int(ml["counted"]))
         listing = bench_listing(base)
         print(
             "\n'workbench runs --json' with 10,000 runs in the store (whole process, best of 3): "
             f"{listing:.3f} s"
         )
         bench_queries(base)
+    print(_load())
+    if LOST:
+        raise SystemExit("POINTS LOST:\n  " + "\n  ".join(LOST))
 
 
 def bench_queries(base: Path) -> None:

@@ -98,3 +98,60 @@ def test_outside_a_project_the_api_warns_once_and_does_nothing(tmp_path: Path) -
     assert done.returncode == 0 and done.stdout.strip() == "ok"
     assert done.stderr.count("not inside a project") == 1
     assert not (tmp_path / ".workbench").exists()
+
+
+BOUNDED = """
+import workbench
+for i in range(200_000):
+    workbench.log_metric("loss", i * 0.25, step=i)
+workbench.log_metric("k" * 1_000_000, 1.0)          # an absurd key: rejected by the ingester, as before
+workbench.log_param("blob", "p" * 1_000_000)
+workbench.set_tag("note", "t" * 1_000_000)
+workbench.input("/data/" + "d" * 1_000_000)         # cannot fit a line: sent as a 'dropped' event
+workbench.log_metric("acc", 0.5, step=7)
+"""
+
+
+def _api_lines(tmp_path: Path, target: str) -> list[bytes]:
+    """The lines the API writes for BOUNDED, to an events file or marked on stdout."""
+    from workbench.tracking.events import MARKER_BYTES
+
+    events = tmp_path / "events.jsonl"
+    code = f"import os\nos.environ['WORKBENCH_EVENTS'] = {target if target == '@stdout' else str(events)!r}\n"
+    done = _python(tmp_path, code + BOUNDED)
+    assert done.returncode == 0, done.stderr
+    if target == "@stdout":
+        data = done.stdout.encode()
+        assert all(line.startswith(MARKER_BYTES) for line in data.splitlines())
+    else:
+        data = events.read_bytes()
+    return data.splitlines(keepends=True)
+
+
+def test_every_line_the_api_writes_is_within_the_bound(tmp_path: Path) -> None:
+    from workbench.tracking.events import MARKER_BYTES, MAX_EVENT_LINE, MAX_TEXT, decode, unpack_series
+
+    for target in ("file", "@stdout"):
+        lines = _api_lines(tmp_path, target)
+        marker = 0 if target == "@stdout" else len(MARKER_BYTES)  # a file line could be printed marked
+        assert max(len(line) for line in lines) + marker <= MAX_EVENT_LINE
+        events = [decode(line) for line in lines]
+        steps = [s for e in events if e["e"] == "series" and e["k"] == "loss" for s in unpack_series(e)[0]]
+        assert steps == list(range(200_000)) and len([e for e in events if e.get("k") == "loss"]) > 20
+        by_kind = {e["e"]: e for e in events if e["e"] != "series"}
+        assert by_kind["param"]["v"] == "p" * (2 * MAX_TEXT) and by_kind["tag"]["v"] == "t" * MAX_TEXT
+        assert by_kind["dropped"]["kind"] == "input" and by_kind["dropped"]["bytes"] > 1_000_000
+        assert "input" not in by_kind
+
+
+def test_bounded_lines_lose_nothing_the_store_would_keep(ws: Workspace) -> None:
+    (ws.root / "bounded.py").write_text(BOUNDED, encoding="utf-8")
+    info = ws.runs.execute([sys.executable, "bounded.py"])
+    assert info.status == "succeeded", info.reason
+    assert info.metrics["loss"].count == 200_000 and info.metrics["acc"].last_step == 7
+    # What the store kept before the bound: the first 10,000 characters of the value's JSON.
+    assert info.params["blob"] == ('"' + "p" * 9_999) and info.tags["note"] == "t" * 10_000
+    assert info.dropped_events == 2  # the absurd key and the path that could not be sent
+    notes = [x.text for x in ws.runs.log_lines(info.id) if x.stream == "workbench"]
+    assert any("the job could not send: kind input" in n for n in notes)
+    assert any("bad metric key" in n for n in notes)

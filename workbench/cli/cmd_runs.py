@@ -205,6 +205,8 @@ def _report_run(ws: Any, info: RunInfo, as_json: bool) -> int:
             parts.append(f"model {m.name}:{m.version}")
         if info.reason and info.status != "succeeded":
             parts.append(info.reason)
+        if info.dropped_events:
+            parts.append(f"dropped events: {info.dropped_events} (see workbench logs)")
         console(stderr=True).print(" · ".join(parts))
     if info.status == "cancelled":
         return 130
@@ -305,6 +307,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.print(f"snapshots before {info.snapshot_before[:12]}  after {(info.snapshot_after or '-')[:12]}")
     if info.parent_run:
         out.print(f"parent    {info.parent_run}")
+    if info.dropped_events:
+        out.print(f"[yellow]dropped events: {info.dropped_events}[/] (see workbench logs {info.id})")
     for label, mapping in (("params", info.params), ("tags", info.tags)):
         if mapping:
             out.print(f"[bold]{label}[/]")

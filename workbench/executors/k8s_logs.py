@@ -58,7 +58,7 @@ class LogFollower:
 
     def _read(self, follow: bool) -> Iterator[bytes]:
         since = rfc3339_second(self.last) if self.last else None
-        splitter = LineSplitter()
+        splitter = LineSplitter(stamped=True)
         same = 0
         for chunk in self._fetch(since, follow):
             for line in splitter.feed(chunk):

@@ -1,5 +1,6 @@
 """Plumbing shared by the remote executors: split byte streams into lines, tell event lines from
 ordinary output, tail an events file, and merge several producer threads into one ``lines()``.
+Event lines are never cut (see :class:`LineSplitter`); plain output lines are, at 1 MiB.
 
 A job's event lines reach the orchestrator either from an events file (Docker, where the run folder
 is mounted) or marked on stdout with :data:`EVENT_MARKER` (a cluster pod, whose log is the only
@@ -15,13 +16,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from workbench.executors.base import Channel
-from workbench.tracking.events import MARKER_BYTES
+from workbench.tracking.events import MARKER_BYTES, MAX_LINE_BYTES
 
 EVENT_MARKER = MARKER_BYTES
 """Prefix of an event line on stdout (see workbench.tracking.events)."""
 
 MAX_LINE = 1024 * 1024
-"""A line longer than this is cut into pieces, so binary garbage cannot exhaust memory."""
+"""A plain output line longer than this is cut into pieces, so binary garbage cannot exhaust memory."""
+READ_LIMIT = MAX_LINE_BYTES + 64
+"""An event line is kept whole up to this (room for a marker and a pod log's timestamp)."""
 
 
 def classify(channel: Channel, line: bytes, workspace: str = "") -> tuple[Channel, bytes]:
@@ -50,23 +53,98 @@ def relativise(payload: bytes, workspace: str) -> bytes:
 
 
 class LineSplitter:
-    """Feed chunks of bytes, get complete lines (without the newline); :meth:`flush` the rest."""
+    """Feed chunks of bytes, get complete lines (without the newline); :meth:`flush` the rest.
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    An event line (every line of an events file, ``events=True``; on a stream, a line that starts
+    with the marker, after the timestamp and a space when ``stamped``) is delivered whole up to
+    :data:`READ_LIMIT` bytes, never cut. A longer one is delivered as its first ``READ_LIMIT + 1``
+    bytes (the decoder then rejects it as too long, so the run counts it as dropped) and its rest is
+    skipped, which bounds memory. Any other line is cut into pieces of :data:`MAX_LINE` bytes.
+    """
+
+    def __init__(self, *, events: bool = False, stamped: bool = False) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._events = events
+        self._stamped = stamped
+        self._event_line: bool | None = None
+        """Whether the line held is an event line: None until it passes MAX_LINE, then decided once
+        (the rest of a cut plain line is never taken for an event line)."""
+        self._skipping = False
+        """Inside the overlong rest of an event line already delivered."""
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        self._buffer += chunk
-        lines = self._buffer.split(b"\n")
-        self._buffer = lines.pop()
-        while len(self._buffer) > MAX_LINE:
-            lines.append(self._buffer[:MAX_LINE])
-            self._buffer = self._buffer[MAX_LINE:]
-        return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        out: list[bytes] = []
+        *complete, tail = chunk.split(b"\n")
+        for piece in complete:
+            if self._skipping:
+                self._skipping = False
+                continue
+            if self._parts:
+                self._parts.append(piece)
+                piece = b"".join(self._parts)
+                event_line = self._event_line
+                self._parts, self._size, self._event_line = [], 0, None
+                if event_line is False:  # the end of a plain line already cut
+                    out.extend(_pieces(piece))
+                    continue
+            self._deliver(piece, out)
+        if tail and not self._skipping:
+            self._parts.append(tail)
+            self._size += len(tail)
+            if self._size > MAX_LINE:
+                self._overflow(out)
+        return out
 
     def flush(self) -> list[bytes]:
-        rest, self._buffer = self._buffer, b""
-        return [rest] if rest else []
+        out: list[bytes] = []
+        rest, plain = b"".join(self._parts), self._event_line is False
+        self._parts, self._size, self._event_line, self._skipping = [], 0, None, False
+        if plain:
+            out.extend(_pieces(rest))
+        elif rest:
+            self._deliver(rest, out)
+        return out
+
+    def _is_event(self, head: bytes) -> bool:
+        if self._events:
+            return True
+        if self._stamped:
+            head = head[:64].partition(b" ")[2]
+        return head.startswith(EVENT_MARKER)
+
+    def _deliver(self, line: bytes, out: list[bytes]) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) <= MAX_LINE:
+            out.append(line)
+        elif self._is_event(line):
+            out.append(line[:READ_LIMIT + 1])
+        else:
+            out.extend(_pieces(line))
+
+    def _overflow(self, out: list[bytes]) -> None:
+        """The line held has passed MAX_LINE: cut a plain line, keep an event line up to READ_LIMIT."""
+        if not self._event_line:
+            data = b"".join(self._parts)
+            if self._event_line is False or not self._is_event(data):
+                self._event_line = False
+                cut = len(data) - len(data) % MAX_LINE
+                out.extend(_pieces(data[:cut]))
+                self._parts, self._size = [data[cut:]], len(data) - cut
+                return
+            self._event_line = True
+            self._parts = [data]
+        if self._size > READ_LIMIT:
+            out.append(b"".join(self._parts)[:READ_LIMIT + 1])
+            self._parts, self._size, self._event_line, self._skipping = [], 0, None, True
+
+
+def _pieces(line: bytes) -> list[bytes]:
+    """A plain line cut into pieces of MAX_LINE bytes (a trailing carriage return dropped)."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return [line[start:start + MAX_LINE] for start in range(0, len(line), MAX_LINE)]
 
 
 def tail_file(path: Path, finished: threading.Event, poll: float = 0.05,
@@ -77,7 +155,7 @@ def tail_file(path: Path, finished: threading.Event, poll: float = 0.05,
     finished, yielded as it is). Between polls it waits on ``finished``, so the end of the job is
     noticed at once rather than up to ``poll`` seconds later.
     """
-    splitter = LineSplitter()
+    splitter = LineSplitter(events=True)
     handle = None
     try:
         while True:

@@ -289,3 +289,12 @@ MIGRATIONS.append((
     + _STALE_TRIGGERS + _CHANGE_TRIGGERS
     + _rollup_from_points(1) + _rollup_from_level(2) + _rollup_from_level(3),
 ))
+
+
+# -- dropped events (0110) ------------------------------------------------------------------------
+# Event lines of a run that could not be recorded (malformed, over the readers' bound, a corrupt
+# packed series, or reported ``dropped`` by the writer), counted by the ingester as it meets them.
+MIGRATIONS.append((
+    "0110_runs_dropped_events",
+    "ALTER TABLE runs ADD COLUMN dropped_events INTEGER NOT NULL DEFAULT 0;",
+))

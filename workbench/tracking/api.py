@@ -8,8 +8,10 @@ is finished when the interpreter exits (or at :func:`finish`). Outside any proje
 nothing but warn once.
 
 :func:`log_metric` only appends a tuple to a buffer (well under 5 microseconds); a daemon thread turns
-the buffer into one ``series`` line per key every half second, and the rest is written at exit. No
-call ever waits on SQLite.
+the buffer into packed ``series`` lines every half second (each within the wire format's line bound,
+so a burst of a million points of one key goes out as about 125 lines), and the rest is written at
+exit. No call ever waits on SQLite. Long param and tag values are cut to what the store keeps before
+they are sent.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID, STDOUT_TARGET, encode, pack_series
+from workbench.tracking.events import (
+    ENV_EVENTS,
+    ENV_PROJECT,
+    ENV_RUN_ID,
+    MAX_TEXT,
+    STDOUT_TARGET,
+    bounded_key,
+    encode_bounded,
+    series_lines,
+)
 
 FLUSH_INTERVAL = 0.5
 _time = time.time
@@ -74,11 +85,12 @@ class ActiveRun:
     def emit(self, event: dict[str, Any]) -> None:
         """Write one non-metric event now (metrics keep order: flush them first)."""
         with self._write_lock:
-            self.write_lines(self._drain_points() + encode(event))
+            self.write_lines(self._drain_points() + encode_bounded(event))
 
     def _drain_points(self) -> bytes:
-        """Take the buffered points (briefly holding the hot path's lock) as packed ``series`` lines;
-        a script's own run hands them straight to its ingester instead (no trip through the file)."""
+        """Take the buffered points (briefly holding the hot path's lock) as packed ``series`` lines
+        within the line bound; a script's own run hands them straight to its ingester instead (no
+        trip through the file)."""
         with self._lock:
             if not self.series:
                 return b""
@@ -87,7 +99,7 @@ class ActiveRun:
             for key, (steps, values, times) in series.items():
                 self._owner.add_series(key, steps, values, times)
             return b""
-        return b"".join(encode(pack_series(key, *arrays)) for key, arrays in series.items())
+        return b"".join(line for key, arrays in series.items() for line in series_lines(key, *arrays))
 
     def flush(self) -> None:
         """Write buffered metric points as ``series`` lines."""
@@ -228,7 +240,9 @@ def log_param(key: str, value: Any) -> None:
     if run is not None:
         if not isinstance(value, str | int | float | bool) and value is not None:
             value = str(value)
-        run.emit({"e": "param", "k": str(key), "v": value})
+        if isinstance(value, str) and len(value) > 2 * MAX_TEXT:
+            value = value[:2 * MAX_TEXT]  # the store keeps the first MAX_TEXT characters of its JSON
+        run.emit({"e": "param", "k": bounded_key(str(key)), "v": value})
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -241,7 +255,7 @@ def set_tag(key: str, value: str) -> None:
     """Attach a tag to the run."""
     run = _ensure()
     if run is not None:
-        run.emit({"e": "tag", "k": str(key), "v": str(value)})
+        run.emit({"e": "tag", "k": bounded_key(str(key)), "v": str(value)[:MAX_TEXT]})
 
 
 def input(path: str | os.PathLike[str]) -> str | os.PathLike[str]:

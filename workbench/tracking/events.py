@@ -7,6 +7,15 @@ stdout prefixed with :data:`MARKER`. JSON's ``NaN``, ``Infinity`` and ``-Infinit
 Python's json module writes them) are accepted for metric values. Every field other than ``e`` is
 optional unless listed; unknown fields are ignored, unknown kinds are skipped (forward compatible).
 
+Line bounds. The API never writes a line longer than :data:`MAX_EVENT_LINE` (256 KiB, marker and
+newline included): a key's buffered points go out as several packed ``series`` lines of at most
+:func:`series_chunk` points each, long param and tag values and overlong keys are cut first, and an
+event that still does not fit is replaced by a small ``dropped`` event. Every reader (the events
+file tail, the Docker and pod log streams, the ingest of a finished events file) takes an event line
+whole up to :data:`MAX_LINE_BYTES` (16 MiB, so lines of older writers still arrive) and never cuts
+one into pieces; a longer one, or one that is not an event, is counted on the run as a dropped event
+(``workbench show``) and noted in its log. Plain output lines are cut at 1 MiB.
+
 =========  ==========================================================================================
 ``e``      fields
 =========  ==========================================================================================
@@ -15,15 +24,17 @@ params     ``v`` object of key -> value
 metric     ``k`` key, ``v`` number, ``s`` step (int, optional: next step of that key), ``t`` unix time
 metrics    ``v`` object of key -> number, ``s`` step, ``t`` time (one step of several keys)
 series     ``k`` key, ``s`` list of steps (or null entries), ``v`` list of numbers, ``t`` list of times;
-           or packed (what the API writes: one line carries every buffered point of one key):
+           or packed (what the API writes: one or more lines per key, each within the line bound):
            ``n`` count, ``sb`` base64 of n little-endian int64 steps, ``vb`` of n float64 values,
            ``tb`` of n float64 unix times (exact, NaN and infinities included, no float printing)
 tag        ``k`` key, ``v`` string
 input      ``path`` (absolute, or relative to the project root), ``src`` api | audit
 output     ``path``, ``src`` api | audit
 model      ``path``, ``name`` (default: the file's stem), ``framework``, ``framework_version``
-env        ``v`` object: python, executable, packages {name: version} (what the job's interpreter has)
+env        ``v`` object: python, executable, packages {name: version} (what the job's interpreter has;
+           several env events merge, their ``packages`` too)
 status     ``status`` succeeded | failed | cancelled, ``exit_code``, ``reason`` (a job's own verdict)
+dropped    ``kind`` the kind of an event the writer could not send, ``bytes`` its size (over the bound)
 =========  ==========================================================================================
 
 Examples::
@@ -51,13 +62,21 @@ ENV_RUN_ID = "WORKBENCH_RUN_ID"
 ENV_PROJECT = "WORKBENCH_PROJECT"
 STDOUT_TARGET = "@stdout"
 
-KINDS = frozenset(
-    {"param", "params", "metric", "metrics", "series", "tag", "input", "output", "model", "env", "status"}
-)
+KINDS = frozenset({
+    "param", "params", "metric", "metrics", "series", "tag", "input", "output", "model", "env", "status",
+    "dropped",
+})
 
 MAX_KEY_LENGTH = 250
 """Longer metric, param and tag keys are rejected (and reported in the run's log)."""
+MAX_EVENT_LINE = 256 * 1024
+"""The longest line the API writes, marker and newline included."""
 MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest event line (marker excluded) a reader accepts; longer ones are counted as dropped."""
+MAX_TEXT = 10_000
+"""Param and tag values are stored cut to this many characters (the API cuts before sending)."""
+_POINT_BYTES = 32
+"""Base64 bytes per point of a packed series: three 8-byte numbers, 4/3 each."""
 
 
 class EventError(ValueError):
@@ -77,10 +96,10 @@ def encode_marked(event: dict[str, Any]) -> bytes:
 def decode(line: bytes | str) -> dict[str, Any]:
     """Parse one line (marker allowed) into an event dict; :class:`EventError` if it is not one."""
     if isinstance(line, bytes):
-        if len(line) > MAX_LINE_BYTES:
-            raise EventError("event line too long")
         if line.startswith(MARKER_BYTES):
             line = line[len(MARKER_BYTES):]
+        if len(line) > MAX_LINE_BYTES:
+            raise EventError(f"event line too long (over {MAX_LINE_BYTES >> 20} MiB)")
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -112,6 +131,44 @@ def pack_series(key: str, steps: array[int], values: array[float], times: array[
         "e": "series", "k": key, "n": len(steps), "sb": b64encode(steps.tobytes()).decode(),
         "vb": b64encode(values.tobytes()).decode(), "tb": b64encode(times.tobytes()).decode(),
     }
+
+
+def series_chunk(key: str) -> int:
+    """How many points of ``key`` one packed ``series`` line carries within :data:`MAX_EVENT_LINE`
+    (marker included); about 8,000."""
+    fixed = len(encode_marked({"e": "series", "k": key, "n": 0, "sb": "", "vb": "", "tb": ""}))
+    room = MAX_EVENT_LINE - fixed - 20 - 3 * 4  # the count's digits, base64 padding of each field
+    return max(1, room // _POINT_BYTES)
+
+
+def series_lines(key: str, steps: array[int], values: array[float], times: array[float]) -> list[bytes]:
+    """Packed ``series`` lines (newline included, no marker) of one key's points, each within the
+    line bound: the key's points in order, :func:`series_chunk` at a time."""
+    key = bounded_key(key)
+    count = len(steps)
+    size = series_chunk(key)
+    if count <= size:
+        return [encode(pack_series(key, steps, values, times))]
+    return [
+        encode(pack_series(key, steps[start:start + size], values[start:start + size],
+                           times[start:start + size]))
+        for start in range(0, count, size)
+    ]
+
+
+def bounded_key(key: str) -> str:
+    """A key cut just past :data:`MAX_KEY_LENGTH`: still rejected (and noted) by the ingester as
+    before, but never large enough to break the line bound."""
+    return key if len(key) <= MAX_KEY_LENGTH else key[:MAX_KEY_LENGTH + 1]
+
+
+def encode_bounded(event: dict[str, Any]) -> bytes:
+    """One event as a line within :data:`MAX_EVENT_LINE` (marker included): an event too large
+    (a path of megabytes) becomes a ``dropped`` event naming its kind and size, so the run counts it."""
+    line = encode(event)
+    if len(line) + len(MARKER_BYTES) <= MAX_EVENT_LINE:
+        return line
+    return encode({"e": "dropped", "kind": str(event.get("e"))[:40], "bytes": len(line)})
 
 
 def unpack_series(event: dict[str, Any]) -> tuple[list[int], list[float], list[float]]:

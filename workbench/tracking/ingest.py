@@ -10,7 +10,9 @@ of points stored. In the same transaction it merges the batch into the key's rol
 (:mod:`workbench.tracking.rollups`) and refreshes the run's summary row (params, tags and metric
 summaries as JSON, what listings read). Bad input never raises: a malformed line, a non-numeric
 metric value or an absurd key is skipped and noted in the run's log (stream ``workbench``), and
-nothing already stored is lost.
+nothing already stored is lost. Every event line that could not be recorded (not an event, too
+long, a corrupt packed series, a bad key, or a ``dropped`` event from a writer) is counted in
+``runs.dropped_events``, added in the transaction of the next flush.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 from workbench.store.db import atomic
 from workbench.store.schema_tracking import ROLLUP_LEVELS
 from workbench.tracking import rollups
-from workbench.tracking.events import EventError, decode, unpack_series, valid_key
+from workbench.tracking.events import MAX_TEXT, EventError, decode, unpack_series, valid_key
 from workbench.tracking.records import refresh_summary
 
 MAX_NOTES = 20
@@ -70,6 +72,9 @@ class Ingester:
         self._lock = threading.RLock()
         self._points: dict[int, list[tuple[Sequence[int], Sequence[float], Sequence[float]]]] = {}
         """key id -> chunks of (steps, times, values) waiting for the next flush."""
+        self._open: dict[int, tuple[list[int], list[float], list[float]]] = {}
+        """key id -> its last chunk when add_points made it (lists of ours): the next points of
+        that key extend it, so a point a line (stdout scalars) is not a chunk a point."""
         self._point_count = 0
         self._summaries: dict[int, list[Any]] = {}
         """key id -> [last_step, last_value, last_time, min, max] of the waiting points."""
@@ -85,6 +90,9 @@ class Ingester:
         self.models: list[dict[str, Any]] = []
         self.status: dict[str, Any] | None = None
         self.bad_lines = 0
+        """Event lines not recorded: malformed, or an event this ingester could not use."""
+        self._dropped_unsaved = 0
+        """Of those (and ``dropped`` events), how many ``runs.dropped_events`` does not count yet."""
         self.points_written = 0
         row = conn.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM run_logs WHERE run_id = ?", (run_id,)
@@ -102,7 +110,9 @@ class Ingester:
         try:
             event = decode(line)
         except EventError as exc:
-            self.bad_lines += 1
+            with self._lock:
+                self.bad_lines += 1
+                self._dropped_unsaved += 1
             self.note(f"ignored malformed event line: {exc}")
             return
         self.feed_event(event)
@@ -119,6 +129,7 @@ class Ingester:
                 self._dispatch(event)
             except (TypeError, ValueError, OverflowError) as exc:
                 self.bad_lines += 1
+                self._dropped_unsaved += 1
                 self.note(f"ignored bad {event.get('e')!s:.20} event: {exc}")
 
     def _dispatch(self, event: dict[str, Any]) -> None:
@@ -181,9 +192,16 @@ class Ingester:
         elif kind == "env":
             values = event.get("v")
             if isinstance(values, dict):
+                packages, known = values.get("packages"), self._env.get("packages")
                 self._env.update(values)
+                if isinstance(packages, dict) and isinstance(known, dict):
+                    self._env["packages"] = {**known, **packages}
         elif kind == "status":
             self.status = {k: event.get(k) for k in ("status", "exit_code", "reason")}
+        elif kind == "dropped":
+            self._dropped_unsaved += 1
+            self.note(f"lost an event the job could not send: kind {event.get('kind')!s:.40},"
+                      f" {event.get('bytes')!s:.20} bytes (over the line bound)")
 
     def add_points(
         self, key: object, steps: Sequence[object], values: Sequence[object], times: Sequence[object]
@@ -218,7 +236,7 @@ class Ingester:
                     last = step
             self._last_step[key_id] = last
             if out_steps:
-                self._queue_points(key_id, out_steps, out_times, out_values, max(out_steps))
+                self._queue_points(key_id, out_steps, out_times, out_values, max(out_steps), own=True)
         if bad:
             self.note(f"ignored {bad} non-numeric or out-of-range value(s) of metric {key!r}")
         if self._point_count >= FLUSH_ROWS:
@@ -247,11 +265,23 @@ class Ingester:
             self.flush()
 
     def _queue_points(self, key_id: int, steps: Sequence[int], times: Sequence[float],
-                      values: Sequence[float], high: int) -> None:
+                      values: Sequence[float], high: int, own: bool = False) -> None:
         """Queue one chunk (``high``: its largest step) and fold it into the key's waiting summary
-        (the caller holds the lock)."""
+        (the caller holds the lock). ``own``: the lists are the ingester's, free to extend."""
         count = len(steps)
-        self._points.setdefault(key_id, []).append((steps, times, values))
+        chunks = self._points.setdefault(key_id, [])
+        open_chunk = self._open.get(key_id) if own else None
+        if open_chunk is not None and chunks and chunks[-1] is open_chunk:
+            open_chunk[0].extend(steps)
+            open_chunk[1].extend(times)
+            open_chunk[2].extend(values)
+        else:
+            chunk = (steps, times, values)
+            chunks.append(chunk)
+            if own:
+                self._open[key_id] = chunk  # type: ignore[assignment]
+            else:
+                self._open.pop(key_id, None)
         self._point_count += count
         last = count - 1 - list(reversed(steps)).index(high) if steps[-1] != high else count - 1
         finite = [v for v in values if v == v] if any(map(math.isnan, values)) else values
@@ -271,8 +301,8 @@ class Ingester:
         if not isinstance(value, str | int | float | bool) and value is not None:
             value = str(value)
         text = json.dumps(value, allow_nan=True)
-        if len(text) > 10_000:
-            text = json.dumps(text[:10_000])
+        if len(text) > MAX_TEXT:
+            text = json.dumps(text[:MAX_TEXT])
         with self._lock:
             self._params[str(key)] = (text, source)
 
@@ -280,7 +310,7 @@ class Ingester:
         if not valid_key(key):
             raise ValueError(f"bad tag key {str(key)[:40]!r}")
         with self._lock:
-            self._tags[str(key)] = str(value if value is not None else "")[:10_000]
+            self._tags[str(key)] = str(value if value is not None else "")[:MAX_TEXT]
 
     def add_file(self, direction: str, path: str, source: str) -> None:
         rel = relative_path(path, self.root)
@@ -326,7 +356,8 @@ class Ingester:
     # -- writing -------------------------------------------------------------------------------
     @property
     def pending(self) -> int:
-        return self._point_count + len(self._logs) + len(self._params) + len(self._files)
+        return (self._point_count + len(self._logs) + len(self._params) + len(self._files)
+                + self._dropped_unsaved)
 
     def maybe_flush(self) -> None:
         """Flush when enough rows are waiting or enough time has passed."""
@@ -339,6 +370,7 @@ class Ingester:
         """Write everything buffered in one transaction; returns the number of metric points."""
         with self._lock:
             points, self._points = self._points, {}
+            self._open.clear()
             point_count, self._point_count = self._point_count, 0
             summaries, self._summaries = self._summaries, {}
             logs, self._logs = self._logs, []
@@ -346,8 +378,9 @@ class Ingester:
             tags, self._tags = self._tags, {}
             files, self._files = self._files, {}
             env, self._env = self._env, {}
+            dropped, self._dropped_unsaved = self._dropped_unsaved, 0
             self._last_flush = time.monotonic()
-            if not (points or logs or params or tags or files or env or events_offset is not None):
+            if not (points or logs or params or tags or files or env or dropped or events_offset is not None):
                 return 0
             run_id = self.run_id
             with atomic(self.conn) as db:
@@ -385,6 +418,9 @@ class Ingester:
                     )
                 if events_offset is not None:
                     db.execute("UPDATE runs SET events_offset = ? WHERE id = ?", (events_offset, run_id))
+                if dropped:
+                    db.execute("UPDATE runs SET dropped_events = dropped_events + ? WHERE id = ?",
+                               (dropped, run_id))
                 if points or params or tags:
                     refresh_summary(db, run_id)
             self.points_written += point_count

@@ -74,6 +74,7 @@ class RunInfo:
         "id", "name", "_command", "status", "exit_code", "reason", "started_at", "ended_at", "executor",
         "source", "workdir", "snapshot_before", "snapshot_after", "parent_run", "sweep_id", "pipeline_run",
         "stage", "host", "_params", "_tags", "_metrics", "environment", "gpus", "executor_info", "_cache",
+        "dropped_events",
     )
 
     def __init__(
@@ -84,7 +85,7 @@ class RunInfo:
         params: dict[str, Any] | str | None = None, tags: dict[str, str] | str | None = None,
         metrics: dict[str, MetricSummary] | str | None = None,
         environment: dict[str, Any] | None = None, gpus: list[dict[str, Any]] | None = None,
-        executor_info: dict[str, Any] | None = None,
+        executor_info: dict[str, Any] | None = None, dropped_events: int = 0,
     ) -> None:
         self.id, self.name, self._command, self.status = id, name, command, status
         self.exit_code, self.reason, self.started_at, self.ended_at = exit_code, reason, started_at, ended_at
@@ -99,6 +100,8 @@ class RunInfo:
         self.gpus: list[dict[str, Any]] = gpus or []
         self.executor_info: dict[str, Any] = executor_info or {}
         self._cache: dict[str, Any] | None = None
+        self.dropped_events = dropped_events
+        """Event lines of the run that could not be recorded (filled by ``get()``/``full`` only)."""
 
     @property
     def command(self) -> list[str]:
@@ -175,6 +178,7 @@ class RunInfo:
             data["environment"] = self.environment
             data["gpus"] = self.gpus
             data["executor_info"] = self.executor_info
+            data["dropped_events"] = self.dropped_events
         return data
 
 
@@ -307,14 +311,15 @@ def load_runs(db: sqlite3.Connection, ids: list[str] | None = None, *, full: boo
         by_id = {run.id: run for run in runs}
         for start in range(0, len(by_id), 500):
             chunk = list(by_id)[start:start + 500]
-            for run_id, env, gpus, info in cursor.execute(
-                f"SELECT id, environment, gpus, executor_info FROM runs WHERE id IN ({_marks(chunk)})",
-                chunk,
+            for run_id, env, gpus, info, dropped in cursor.execute(
+                "SELECT id, environment, gpus, executor_info, dropped_events FROM runs"
+                f" WHERE id IN ({_marks(chunk)})", chunk,
             ):
                 run = by_id[run_id]
                 run.environment = json.loads(env or "{}")
                 run.gpus = json.loads(gpus or "[]")
                 run.executor_info = json.loads(info or "{}")
+                run.dropped_events = int(dropped or 0)
     return runs
 
 

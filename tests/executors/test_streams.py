@@ -1,0 +1,73 @@
+"""Line splitting of job output: event lines arrive whole whatever their size (up to the readers'
+bound), plain output is cut at 1 MiB, and an event line past the bound is delivered so that the
+decoder rejects it as too long (counted as dropped) without the reader holding it all."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from workbench.executors.streams import MAX_LINE, READ_LIMIT, LineSplitter, classify, tail_file
+from workbench.tracking.events import MARKER_BYTES, MAX_LINE_BYTES, EventError, decode
+
+
+def _feed(splitter: LineSplitter, data: bytes, chunk: int = 1 << 16) -> list[bytes]:
+    out: list[bytes] = []
+    for start in range(0, len(data), chunk):
+        out += splitter.feed(data[start:start + chunk])
+    return out + splitter.flush()
+
+
+def _event(size: int) -> bytes:
+    """A well-formed event line (no newline) of about ``size`` bytes."""
+    return b'{"e":"tag","k":"big","v":"' + b"x" * size + b'"}'
+
+
+def test_a_marked_event_line_of_megabytes_is_never_cut() -> None:
+    big = MARKER_BYTES + _event(5 * MAX_LINE)
+    data = b"hello\n" + big + b"\n" + b"y" * (3 * MAX_LINE) + b"\nbye\r\n"
+    lines = _feed(LineSplitter(), data)
+    assert lines[0] == b"hello" and lines[1] == big and lines[-1] == b"bye"
+    assert lines[2:-1] == [b"y" * MAX_LINE] * 3  # plain output is cut
+    channel, payload = classify("stdout", lines[1])
+    assert channel == "event" and decode(payload)["v"] == "x" * (5 * MAX_LINE)
+
+
+def test_a_plain_line_is_cut_once_and_its_rest_never_read_as_an_event() -> None:
+    exact = b"z" * (2 * MAX_LINE)
+    assert _feed(LineSplitter(), exact + b"\nnext\n") == [b"z" * MAX_LINE] * 2 + [b"next"]
+    tricky = b"a" * MAX_LINE + MARKER_BYTES + b"b" * (2 * MAX_LINE)  # the marker where a cut falls
+    lines = _feed(LineSplitter(), tricky + b"\n")
+    assert max(map(len, lines)) == MAX_LINE and b"".join(lines) == tricky
+
+
+def test_every_line_of_an_events_file_is_an_event_line() -> None:
+    big = _event(3 * MAX_LINE)
+    assert _feed(LineSplitter(events=True), big + b"\n" + big + b"\n", chunk=12345) == [big, big]
+    assert _feed(LineSplitter(), big + b"\n")[0] == big[:MAX_LINE]  # unmarked stdout: cut
+
+
+def test_pod_log_lines_carry_a_timestamp_before_the_marker() -> None:
+    line = b"2026-12-03T08:00:00.123456789Z " + MARKER_BYTES + _event(2 * MAX_LINE)
+    assert _feed(LineSplitter(stamped=True), line + b"\n") == [line]
+
+
+def test_an_event_line_past_the_bound_is_rejected_as_too_long_and_the_next_survives() -> None:
+    huge = MARKER_BYTES + _event(MAX_LINE_BYTES + 3 * MAX_LINE)
+    after = MARKER_BYTES + _event(10)
+    lines = _feed(LineSplitter(), huge + b"\n" + after + b"\n", chunk=1 << 20)
+    assert len(lines) == 2 and lines[1] == after
+    assert len(lines[0]) == READ_LIMIT + 1  # held no more than the bound
+    with pytest.raises(EventError, match="too long"):
+        decode(classify("stdout", lines[0])[1])
+
+
+def test_tail_file_delivers_long_event_lines_whole(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    big = _event(4 * MAX_LINE)
+    path.write_bytes(big + b"\n" + _event(1) + b"\npartial")
+    done = threading.Event()
+    done.set()
+    assert list(tail_file(path, done)) == [big, _event(1), b"partial"]
