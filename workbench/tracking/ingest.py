@@ -75,6 +75,8 @@ class Ingester:
         """key id -> [last_step, last_value, last_time, min, max] of the waiting points."""
         self._logs: list[tuple[str, int, str, float, str]] = []
         self._params: dict[str, tuple[str, str]] = {}
+        self._drop_argv: set[str] = set()
+        """Params from the command's flags that an argparse parse replaced (deleted at the next flush)."""
         self._tags: dict[str, str] = {}
         self._files: dict[tuple[str, str], str] = {}
         self._env: dict[str, Any] = {}
@@ -156,6 +158,8 @@ class Ingester:
                 raise ValueError("params needs an object 'v'")
             for key, value in values.items():
                 self.add_param(key, value, "api")
+        elif kind == "argparse":
+            self._add_argparse(event)
         elif kind == "tag":
             self.add_tag(event.get("k"), event.get("v"))
         elif kind in ("input", "output"):
@@ -276,6 +280,23 @@ class Ingester:
         with self._lock:
             self._params[str(key)] = (text, source)
 
+    def _add_argparse(self, event: dict[str, Any]) -> None:
+        """A parsed argparse namespace: each dest a param, source ``argparse`` where the command
+        line gave it, ``argparse-default`` where it defaulted. Params taken from the command's flags
+        under the parser's flag names give way (``--batch-size`` is the dest ``batch_size``)."""
+        values, given, flags = event.get("v"), event.get("given"), event.get("flags")
+        if not isinstance(values, dict):
+            raise ValueError("argparse needs an object 'v'")
+        given_set = {g for g in given if isinstance(g, str)} if isinstance(given, list) else set()
+        with self._lock:
+            for flag in flags if isinstance(flags, list) else ():
+                if isinstance(flag, str) and flag not in values:
+                    self._drop_argv.add(flag)
+                    if self._params.get(flag, ("", ""))[1] == "argv":
+                        del self._params[flag]
+            for key, value in values.items():
+                self.add_param(key, value, "argparse" if key in given_set else "argparse-default")
+
     def add_tag(self, key: object, value: object) -> None:
         if not valid_key(key):
             raise ValueError(f"bad tag key {str(key)[:40]!r}")
@@ -343,11 +364,12 @@ class Ingester:
             summaries, self._summaries = self._summaries, {}
             logs, self._logs = self._logs, []
             params, self._params = self._params, {}
+            dropped, self._drop_argv = self._drop_argv, set()
             tags, self._tags = self._tags, {}
             files, self._files = self._files, {}
             env, self._env = self._env, {}
             self._last_flush = time.monotonic()
-            if not (points or logs or params or tags or files or env or events_offset is not None):
+            if not (points or logs or params or dropped or tags or files or env or events_offset is not None):
                 return 0
             run_id = self.run_id
             with atomic(self.conn) as db:
@@ -362,6 +384,9 @@ class Ingester:
                     db.executemany(_EXACT_RANGE_SQL, replaced)
                 if logs:
                     db.executemany("INSERT OR REPLACE INTO run_logs VALUES (?, ?, ?, ?, ?)", logs)
+                if dropped:
+                    db.executemany("DELETE FROM run_params WHERE run_id = ? AND key = ? AND source = 'argv'",
+                                   [(run_id, key) for key in sorted(dropped)])
                 if params:
                     db.executemany(
                         "INSERT OR REPLACE INTO run_params (run_id, key, value, source) VALUES (?, ?, ?, ?)",
@@ -385,7 +410,7 @@ class Ingester:
                     )
                 if events_offset is not None:
                     db.execute("UPDATE runs SET events_offset = ? WHERE id = ?", (events_offset, run_id))
-                if points or params or tags:
+                if points or params or dropped or tags:
                     refresh_summary(db, run_id)
             self.points_written += point_count
             return point_count

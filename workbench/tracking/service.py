@@ -174,6 +174,13 @@ class TrackingService:
     def params(self, run_id: str) -> dict[str, Any]:
         return self.get(run_id).params
 
+    def param_sources(self, run_id: str) -> dict[str, str]:
+        """Where each param came from: ``argv`` (the command's flags), ``argparse`` (given on the
+        command line), ``argparse-default`` (argparse's default), ``api`` (log_param, pipelines, sweeps)."""
+        rows = self.db.execute("SELECT key, source FROM run_params WHERE run_id = ? ORDER BY key",
+                               (self.resolve(run_id),))
+        return {str(k): str(v) for k, v in rows}
+
     def metric_keys(self, run_id: str) -> builtins.list[str]:
         return metrics.metric_keys(self.db, self.resolve(run_id))
 
