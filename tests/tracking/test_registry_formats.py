@@ -67,6 +67,8 @@ def test_arrays_dicts_and_lists_are_not_models(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("tree of life\nversion=2\n")
     (tmp_path / "table.csv").write_text("a,b\n1,2\n")
     (tmp_path / "empty.pkl").write_bytes(b"")
+    for one in (b"x", b"\x80", b"\x08", b"P", b"\x1f", b"]"):
+        (tmp_path / f"byte-{one.hex()}.pkl").write_bytes(one)
     (tmp_path / "garbage.pkl").write_bytes(b"\x80\x04garbage that is no pickle")
     found = {p.name: sniff(p) for p in tmp_path.iterdir()}
     assert found == dict.fromkeys(found, None)

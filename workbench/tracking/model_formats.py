@@ -234,7 +234,7 @@ def _decompressed_prefix(head: bytes, handle: Any) -> bytes | None:
     try:
         if head.startswith(b"\x1f\x8b"):
             return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, PICKLE_LIMIT)
-        if head[:1] == b"\x78" and (head[0] * 256 + head[1]) % 31 == 0:
+        if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
             return zlib.decompressobj().decompress(raw, PICKLE_LIMIT)
         if head.startswith(b"BZh"):
             return bz2.BZ2Decompressor().decompress(raw, PICKLE_LIMIT)
@@ -415,6 +415,6 @@ def sniff(path: Path) -> ModelFormat | None:
             if path.suffix.lower() in PICKLE_SUFFIXES and head[:1] in (b"(", b"c", b"]", b"}"):
                 handle.seek(0)  # protocol 0 or 1: no header, only the suffix says it may be one
                 return _pickle_format(handle.read(PICKLE_LIMIT), fmt)
-    except OSError:
+    except Exception:  # a heuristic over arbitrary bytes: whatever it trips on, the file is no model
         return None
     return None
