@@ -118,6 +118,10 @@ class TrackingService:
         if not old.snapshot_before:
             raise UsageError(f"run {old.id} has no input snapshot to rerun from",
                              "runs recorded by 'workbench run' in a versioned project have one")
+        # Params given to the run from outside its command (a pipeline stage's, resolved from its
+        # params file then; a sweep member's) come from the record, not from today's files.
+        sources = self.param_sources(old.id)
+        given = {k: v for k, v in old.params.items() if sources.get(k) == "api"}
         scratch = self.ws.paths.tmp / f"rerun-{old.id}-{new_run_id()}"
         scratch.mkdir(parents=True)
         self.ws.versions.checkout(old.snapshot_before, scratch)
@@ -125,7 +129,7 @@ class TrackingService:
         run_id = execute(
             self.ws, old.command, name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
             tags=[f"rerun_of={old.id}"], parent_run=old.id, on_line=on_line, cancel_event=cancel_event,
-            workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before,
+            workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before, params=given or None,
         )
         return self.get(run_id)
 
