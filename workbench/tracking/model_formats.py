@@ -108,8 +108,13 @@ def _obj(callable_: Any, args: Any = None) -> tuple[Any, ...]:
     return ("other",)
 
 
-def walk_pickle(data: bytes) -> PickleFacts:
-    """Walk the opcodes of a pickle (never executing it) and say what its top-level object is."""
+_DECIDED = frozenset({"obj", "dict", "list", "tuple", "set", "frozenset", "scalar"})
+
+
+def walk_pickle(data: bytes, *, deep: bool = False) -> PickleFacts:
+    """Walk the opcodes of a pickle (never executing it) and say what its top-level object is.
+    The walk stops once the bottom of the stack is built (that is the top-level object) unless
+    ``deep`` (a torch checkpoint dict is told from a dict of tensors by what it holds)."""
     facts = PickleFacts()
     stack: list[Any] = []
     memo: dict[int, Any] = {}
@@ -191,6 +196,8 @@ def walk_pickle(data: bytes) -> PickleFacts:
                 stack.append(memo.get(int(str(arg)), ("other",)))
             elif name == "STOP":
                 break
+            if not deep and stack and stack[0] is not _MARK and stack[0][0] in _DECIDED:
+                break
     except Exception:
         pass  # joblib interleaves raw array bytes, or the prefix ended: the stack so far is enough
     if not facts.sklearn_version:  # the key may lie beyond raw array bytes joblib put in the stream
@@ -205,12 +212,15 @@ def walk_pickle(data: bytes) -> PickleFacts:
 
 _SKLEARN_VERSION = re.compile(rb"_sklearn_version(?:\x94|q.|r....)?(?:\x8c(.)|X(....))", re.DOTALL)
 
+_SKLEARN_VERSION_0 = re.compile(rb"V_sklearn_version\n(?:p\d+\n)?V([\w.+-]{1,40})\n")
+
 
 def _sklearn_version(data: bytes) -> str:
     """The string pickled right after the key ``_sklearn_version`` (SHORT_BINUNICODE or BINUNICODE)."""
     found = _SKLEARN_VERSION.search(data)
     if found is None:
-        return ""
+        text = _SKLEARN_VERSION_0.search(data)  # protocol 0: V<text>\n, memo puts p<n>\n
+        return text.group(1).decode() if text else ""
     start = found.end()
     length = found.group(1)[0] if found.group(1) else struct.unpack("<I", found.group(2))[0]
     text = data[start:start + min(length, 40)].decode("utf-8", errors="replace")
@@ -271,7 +281,7 @@ def _torch_zip(archive: zipfile.ZipFile, names: list[str]) -> ModelFormat | None
     if data_pkl is None:
         return None
     with archive.open(data_pkl) as member:
-        facts = walk_pickle(member.read(PICKLE_LIMIT))
+        facts = walk_pickle(member.read(PICKLE_LIMIT), deep=True)
     if _torch_model(facts):
         return ModelFormat("torch", "torch")
     return None
