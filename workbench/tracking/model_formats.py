@@ -211,7 +211,6 @@ def walk_pickle(data: bytes, *, deep: bool = False) -> PickleFacts:
 
 
 _SKLEARN_VERSION = re.compile(rb"_sklearn_version(?:\x94|q.|r....)?(?:\x8c(.)|X(....))", re.DOTALL)
-
 _SKLEARN_VERSION_0 = re.compile(rb"V_sklearn_version\n(?:p\d+\n)?V([\w.+-]{1,40})\n")
 
 
@@ -219,8 +218,8 @@ def _sklearn_version(data: bytes) -> str:
     """The string pickled right after the key ``_sklearn_version`` (SHORT_BINUNICODE or BINUNICODE)."""
     found = _SKLEARN_VERSION.search(data)
     if found is None:
-        text = _SKLEARN_VERSION_0.search(data)  # protocol 0: V<text>\n, memo puts p<n>\n
-        return text.group(1).decode() if text else ""
+        old = _SKLEARN_VERSION_0.search(data)  # protocol 0: V<text>\n, memo puts p<n>\n
+        return old.group(1).decode() if old else ""
     start = found.end()
     length = found.group(1)[0] if found.group(1) else struct.unpack("<I", found.group(2))[0]
     text = data[start:start + min(length, 40)].decode("utf-8", errors="replace")
