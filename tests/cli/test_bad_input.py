@@ -281,7 +281,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (root / "garbage.json").write_text("{not json")
     (root / "workbench.yaml").write_text(PIPELINE)
     (root.parent / "outside.txt").write_text("must never be touched\n")
-    train = "print('loss: 0.5'); open('iris.joblib', 'wb').write(b'not really a model')"
+    train = ("import workbench; print('loss: 0.5'); open('iris.joblib', 'wb').write(b'not really a model');"
+             " workbench.log_model('iris.joblib')")  # declared: a model whatever its bytes
     result = run_workbench(root, "run", "-q", "--", "python", "-c", train, env=ENV)
     assert result.returncode == 0, result.stderr
     result = run_workbench(root, "snapshot", "-m", "baseline", "--json")

@@ -23,8 +23,9 @@ a = p.parse_args()
 data = open("data.csv").read()
 for step in range(3):
     print(f"step={step} loss={a.lr * (3 - step)}")
+from sklearn.dummy import DummyRegressor
 with open("model.pkl", "wb") as f:
-    pickle.dump({"lr": a.lr}, f)
+    pickle.dump(DummyRegressor(strategy="constant", constant=a.lr).fit([[0]], [0]), f)
 """
 
 

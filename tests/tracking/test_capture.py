@@ -64,3 +64,19 @@ def test_git_facts_from_one_status_call(tmp_path: Path) -> None:
     facts = host_facts(tmp_path)
     assert facts["git"]["dirty"] is True and facts["cpu_count"] >= 1 and facts["hostname"]
     assert facts["memory_total"] > 2**20
+
+
+def test_wrappers_are_looked_through_not_taken_as_flags() -> None:
+    """``sh -c '...'`` has no param ``c``: the inner command's flags are the params."""
+    assert params_from_argv(["sh", "-c", "python train.py --lr 0.1"]) == {"lr": 0.1}
+    assert params_from_argv(["bash", "-ec", "FOO=1 exec python t.py --lr=0.2 -b 3"]) == {"lr": 0.2, "b": 3}
+    assert params_from_argv(["bash", "-o", "pipefail", "--norc", "-c", "python t.py --k v"]) == {"k": "v"}
+    assert params_from_argv(["env", "-u", "HOME", "A=x", "python", "t.py", "--lr", "0.3"]) == {"lr": 0.3}
+    assert params_from_argv(["sh", "-c", "env CUDA=0 python -m pkg.train --seed 7"]) == {"seed": 7}
+    # Not one simple command, or not parseable: nothing, rather than a wrong guess.
+    assert params_from_argv(["sh", "-c", "python a.py --x 1 && python b.py --y 2"]) == {}
+    assert params_from_argv(["sh", "-c", "python a.py --x 1 > log.txt"]) == {}
+    assert params_from_argv(["sh", "-c", "python a.py --x '1"]) == {}
+    assert params_from_argv(["sh", "-c"]) == {}
+    # A shell running a script file: the script's own flags.
+    assert params_from_argv(["bash", "run.sh", "--z", "1"]) == {"z": 1}

@@ -70,7 +70,8 @@ def test_sklearn_digits_script(ws: Workspace) -> None:
     _write(ws, "train.py", SKLEARN_SCRIPT)
     info = ws.runs.execute([sys.executable, "train.py", "--C", "0.5", "--max-iter", "50"])
     assert info.status == "succeeded", info.reason
-    assert info.params == {"C": 0.5, "max-iter": 50}
+    # argparse's namespace: dests (max_iter, not the flag's max-iter) and the defaulted --out too
+    assert info.params == {"C": 0.5, "max_iter": 50, "out": "models/digits.joblib"}
     assert ws.runs.metric_series(info.id, "test_acc").steps == [0, 1, 2]
     assert info.metrics["test_acc"].last > 0.8 and info.metrics["accuracy"].count == 1
     assert "train.py" in [f.path for f in ws.runs.inputs(info.id)]

@@ -38,8 +38,9 @@ def test_run_records_params_metrics_files_logs_and_models(ws: Workspace) -> None
         for e in range(a.epochs):
             print(f"epoch={e} loss={1 / (e + 1)}")
         print("warning: something", file=sys.stderr)
+        from sklearn.dummy import DummyClassifier
         with open("model.pkl", "wb") as f:
-            pickle.dump({"w": 1}, f)
+            pickle.dump(DummyClassifier().fit([[0], [1]], [0, 1]), f)
         with open("notes.txt", "w") as f:
             f.write("done")
     """)
@@ -227,10 +228,12 @@ def test_rerun_outputs_come_from_the_scratch_folder_too(ws: Workspace) -> None:
     (the model differs between the runs: the shell's pid)."""
     (ws.root / "value.txt").write_text("1", encoding="utf-8")
     (ws.root / ".workbenchignore").write_text("*.tmp\n", encoding="utf-8")
-    command = ["sh", "-c", "cat value.txt > copy.txt; echo $$ > model.pkl; echo y > junk.tmp"]
+    # model.txt: a LightGBM text model's first lines, which the registry knows by content
+    command = ["sh", "-c", "cat value.txt > copy.txt; printf 'tree\\nversion=v4\\n# %s\\n' $$ > model.txt;"
+               " echo y > junk.tmp"]
     first = ws.runs.execute(command)
     again = ws.runs.rerun(first.id)
     outputs = {f.path: f for f in ws.runs.outputs(again.id)}
-    assert set(outputs) == {"copy.txt", "model.pkl"}
+    assert set(outputs) == {"copy.txt", "model.txt"}
     assert outputs["copy.txt"].source == "snapshot" and outputs["copy.txt"].hash
-    assert [m.path for m in ws.runs.run_models(again.id)] == ["model.pkl"]
+    assert [(m.path, m.framework) for m in ws.runs.run_models(again.id)] == [("model.txt", "lightgbm")]

@@ -132,3 +132,95 @@ def test_file_capture_ignores_import_machinery_and_non_files(tmp_path: Path) -> 
     recorded = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
     files = sorted((e["e"], os.path.relpath(e["path"], project)) for e in recorded)
     assert files == [("input", "data.csv"), ("input", "probe.py"), ("output", "out.txt")]
+
+
+def _sources(ws: Workspace, run_id: str) -> dict[str, tuple[object, str]]:
+    sources = ws.runs.param_sources(run_id)
+    return {k: (v, sources[k]) for k, v in ws.runs.get(run_id).params.items()}
+
+
+ARGPARSE_SCRIPT = """
+import argparse, pathlib
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, default=0.01)
+p.add_argument("--epochs", type=int, default=10)
+p.add_argument("-b", "--batch-size", type=int, default=32)
+p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("models/m.pkl"))
+p.add_argument("--layers", type=int, nargs="+", default=[64, 32])
+p.add_argument("--shuffle", action="store_true")
+p.add_argument("--seed", type=int)
+p.add_argument("data", nargs="?", default="train.csv")
+print(p.parse_args())
+"""
+
+
+def test_argparse_defaults_are_recorded_and_marked(ws: Workspace) -> None:
+    (ws.root / "train.py").write_text(ARGPARSE_SCRIPT, encoding="utf-8")
+    run = ws.runs.execute([sys.executable, "train.py", "--lr", "0.1", "-b", "64", "--shuffle"])
+    assert run.status == "succeeded", list(ws.runs.log_lines(run.id))
+    assert _sources(ws, run.id) == {
+        "lr": (0.1, "argparse"), "batch_size": (64, "argparse"), "shuffle": (True, "argparse"),
+        "epochs": (10, "argparse-default"), "out": ("models/m.pkl", "argparse-default"),
+        "layers": ("[64, 32]", "argparse-default"), "seed": (None, "argparse-default"),
+        "data": ("train.csv", "argparse-default"),
+    }  # argv's 'b' gave way to the dest batch_size
+
+
+SUBCOMMANDS = """
+import argparse, subprocess, sys
+p = argparse.ArgumentParser()
+p.add_argument("--verbose", action="store_true")
+sub = p.add_subparsers(dest="command")
+fit = sub.add_parser("fit")
+fit.add_argument("--depth", type=int, default=3)
+fit.add_argument("--rate", default="0.5")
+args, extra = p.parse_known_args()
+print(args, extra)
+# A child Python parsing its own arguments is not the run's command line: it stays quiet.
+child = "import argparse; q = argparse.ArgumentParser(); q.add_argument('--other'); q.parse_args()"
+subprocess.run([sys.executable, "-c", child, "--other", "x"], check=True)
+"""
+
+
+def test_parse_known_args_with_subparsers(ws: Workspace) -> None:
+    (ws.root / "cli.py").write_text(SUBCOMMANDS, encoding="utf-8")
+    run = ws.runs.execute([sys.executable, "cli.py", "fit", "--depth", "5", "--unknown", "1"])
+    assert run.status == "succeeded", list(ws.runs.log_lines(run.id))
+    recorded = _sources(ws, run.id)
+    assert {k: recorded[k] for k in ("command", "depth", "rate", "verbose")} == {
+        "command": ("fit", "argparse"), "depth": (5, "argparse"), "rate": ("0.5", "argparse-default"),
+        "verbose": (False, "argparse-default"),
+    }
+    assert "other" not in recorded
+    assert recorded["unknown"] == (1, "argv")  # a flag argparse did not know stays as the argv saw it
+
+
+TWICE = """
+import argparse
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, default=1.0)
+p.add_argument("--warmup", type=int, default=5)
+p.parse_args(["--lr", "9", "--warmup", "1"])   # e.g. a config check with fixed arguments
+print(p.parse_args())                          # the real parse: the last one wins
+"""
+
+
+def test_a_second_parse_wins_and_shell_wrappers_are_seen_through(ws: Workspace) -> None:
+    (ws.root / "twice.py").write_text(TWICE, encoding="utf-8")
+    command = f"{sys.executable} twice.py --lr 0.1"
+    run = ws.runs.execute(["sh", "-c", command])
+    assert run.status == "succeeded", list(ws.runs.log_lines(run.id))
+    assert _sources(ws, run.id) == {"lr": (0.1, "argparse"), "warmup": (5, "argparse-default")}
+
+
+def test_show_marks_defaulted_params(ws: Workspace, project_dir: Path) -> None:
+    from tests.conftest import run_workbench
+
+    (ws.root / "train.py").write_text(ARGPARSE_SCRIPT, encoding="utf-8")
+    run = ws.runs.execute([sys.executable, "train.py", "--lr", "0.1"])
+    shown = run_workbench(project_dir, "show", run.id)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.strip() for line in shown.stdout.splitlines()}
+    assert "lr = 0.1" in lines and "epochs = 10  (default)" in lines
+    data = json.loads(run_workbench(project_dir, "show", run.id, "--json").stdout)
+    assert data["param_sources"]["lr"] == "argparse" and data["param_sources"]["epochs"] == "argparse-default"

@@ -289,8 +289,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     info = ws.runs.get(args.run)
     inputs, outputs = ws.runs.inputs(info.id), ws.runs.outputs(info.id)
     versions = ws.runs.run_models(info.id)
+    sources = ws.runs.param_sources(info.id)
     if args.json:
         data = info.to_dict(full=True)
+        data["param_sources"] = sources
         data["inputs"] = [f.to_dict() for f in inputs]
         data["outputs"] = [f.to_dict() for f in outputs]
         data["models"] = [v.to_dict() for v in versions]
@@ -313,7 +315,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if mapping:
             out.print(f"[bold]{label}[/]")
             for k, v in mapping.items():
-                out.print(f"  {k} = {_num(v)}", markup=False)
+                default = "  (default)" if label == "params" and sources.get(k) == "argparse-default" else ""
+                out.print(f"  {k} = {_num(v)}{default}", markup=False)
     if info.metrics:
         out.print("[bold]metrics[/] (last / min / max, points)")
         for k, m in info.metrics.items():

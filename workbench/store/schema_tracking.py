@@ -298,3 +298,28 @@ MIGRATIONS.append((
     "0110_runs_dropped_events",
     "ALTER TABLE runs ADD COLUMN dropped_events INTEGER NOT NULL DEFAULT 0;",
 ))
+
+
+# -- the runs of a model version (0130) -----------------------------------------------------------
+# A run that writes bytes identical to an existing version of a model reuses that version instead
+# of adding one; this table links every run to the versions it registered or reused (the version's
+# own run_id stays the run that first wrote the bytes).
+MIGRATIONS.append((
+    "0130_model_version_runs",
+    f"""
+        CREATE TABLE model_version_runs (
+            run_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            path TEXT NOT NULL,                  -- where this run wrote it
+            reused INTEGER NOT NULL DEFAULT 0,   -- 1: identical to the version another run made
+            linked_at REAL NOT NULL,
+            PRIMARY KEY (run_id, name, version),
+            FOREIGN KEY (name, version) REFERENCES model_versions(name, version) ON DELETE CASCADE
+        ) WITHOUT ROWID;
+        CREATE INDEX model_version_runs_version ON model_version_runs(name, version);
+        INSERT OR IGNORE INTO model_version_runs (run_id, name, version, path, reused, linked_at)
+            SELECT run_id, name, version, path, 0, created_at FROM model_versions WHERE run_id IS NOT NULL;
+        CREATE TRIGGER model_version_runs_insert_changes AFTER INSERT ON model_version_runs {_BUMP}
+    """,
+))

@@ -1,6 +1,8 @@
 """Zero-code capture: params from a command's flags, metrics from its stdout, facts about the host.
 
-* :func:`params_from_argv` turns ``--lr 0.1 --epochs=3 -b 32 --shuffle`` into typed params.
+* :func:`params_from_argv` turns ``--lr 0.1 --epochs=3 -b 32 --shuffle`` into typed params (through
+  ``sh -c '...'``, ``env VAR=x`` and ``exec``); a Python child's argparse namespace, reported by the
+  capture sitecustomize, replaces them where both name the same flag.
 * :class:`StdoutMetricParser` finds ``name: value`` and ``name=value`` pairs in output lines, taking
   ``step``/``epoch``/``iter`` as the step; extra regexes (named groups ``name``, ``value``, optional
   ``step``) come from ``[tracking] metric_patterns``.
@@ -56,9 +58,60 @@ def _script_args(argv: Sequence[str]) -> list[str]:
     return args
 
 
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
+_ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=")
+_SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&", "(", ")", "<", ">", ">>", "<<", "|&", ";;"})
+
+
+def real_command(argv: Sequence[str], depth: int = 0) -> list[str] | None:
+    """The command a wrapper runs: ``sh -c 'python train.py --lr 0.1'`` (and bash, zsh ...),
+    ``env [-i] [-u NAME] VAR=x python ...``, ``exec``, leading ``VAR=x`` assignments. None when the
+    inner command cannot be read as one simple command (a pipeline, ``&&``, a redirect, bad quoting):
+    then no flag is a param."""
+    args = list(argv)
+    while args and _ASSIGNMENT.match(args[0]):
+        args.pop(0)
+    if not args or depth > 4:
+        return args
+    program = os.path.basename(args[0])
+    if program in ("env", "exec"):
+        rest = args[1:]
+        while program == "env" and rest and rest[0].startswith("-"):
+            option = rest.pop(0)
+            if option in ("-u", "--unset", "-C", "--chdir", "-S", "--split-string") and rest:
+                rest.pop(0)
+        return real_command(rest, depth + 1)
+    if program in _SHELLS:
+        rest = args[1:]
+        while rest and rest[0][:1] in "-+" and not (rest[0][:2] != "--" and "c" in rest[0][1:]):
+            option = rest.pop(0)  # -e, -x, -l, --norc, -o NAME ... before -c
+            if option in ("-o", "+o", "-O", "+O") and rest:
+                rest.pop(0)
+        if not rest or rest[0][:1] not in "-+":
+            return args  # a script file: its own arguments
+        if len(rest) < 2:
+            return []
+        import shlex
+
+        try:
+            lexer = shlex.shlex(rest[1], posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            inner = list(lexer)
+        except ValueError:
+            return None
+        if not inner or any(token in _SHELL_OPERATORS or token[:1] in "<>|&;" for token in inner):
+            return None
+        return real_command(inner, depth + 1)
+    return args
+
+
 def params_from_argv(argv: Sequence[str]) -> dict[str, Any]:
-    """Flags of a command as typed params; positional arguments are not params."""
-    args = _script_args(argv)
+    """Flags of a command as typed params; positional arguments are not params. A wrapper's own
+    flags (``sh -c``, ``env -i``) are not the command's: :func:`real_command` looks through them."""
+    command = real_command(argv)
+    if not command:
+        return {}
+    args = _script_args(command)
     params: dict[str, Any] = {}
     index = 0
     while index < len(args):

@@ -27,6 +27,9 @@ series     ``k`` key, ``s`` list of steps (or null entries), ``v`` list of numbe
            or packed (what the API writes: one or more lines per key, each within the line bound):
            ``n`` count, ``sb`` base64 of n little-endian int64 steps, ``vb`` of n float64 values,
            ``tb`` of n float64 unix times (exact, NaN and infinities included, no float printing)
+argparse   ``v`` object dest -> value (a script's parsed namespace), ``given`` list of the dests the
+           command line gave (the others defaulted), ``flags`` the parser's flag names without dashes
+           (params from the command's flags under those names give way)
 tag        ``k`` key, ``v`` string
 input      ``path`` (absolute, or relative to the project root), ``src`` api | audit
 output     ``path``, ``src`` api | audit
@@ -63,8 +66,8 @@ ENV_PROJECT = "WORKBENCH_PROJECT"
 STDOUT_TARGET = "@stdout"
 
 KINDS = frozenset({
-    "param", "params", "metric", "metrics", "series", "tag", "input", "output", "model", "env", "status",
-    "dropped",
+    "param", "params", "argparse", "metric", "metrics", "series", "tag", "input", "output", "model", "env",
+    "status", "dropped",
 })
 
 MAX_KEY_LENGTH = 250

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.store.db import atomic, connect
-from workbench.tracking import registry
+from workbench.tracking import model_formats, registry
 from workbench.tracking.ingest import Ingester, ingest_events_file, relative_path
 from workbench.tracking.records import end_run, process_started
 
@@ -65,9 +66,10 @@ def _absolute(root: Path, path: str) -> Path:
 
 def finalize_files(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, before: str | None, after: str | None,
-    models: list[dict[str, Any]],
+    models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
 ) -> list[registry.ModelVersion]:
-    """Record snapshot outputs, fill in hashes, register model versions. Returns the new versions."""
+    """Record snapshot outputs, fill in hashes, register model versions. Returns the run's versions
+    (new or reused; ``note`` is told of each reused one)."""
     before_files = _files(ws, before)
     after_files = _files(ws, after) if after != before else before_files
     changed: list[tuple[str, str, str, Any, Any]] = []
@@ -109,19 +111,32 @@ def finalize_files(
         db.executemany(
             "UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = ? AND path = ?", updates
         )
-    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models)
+    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models, note=note)
+
+
+def _model_candidates(
+    db: sqlite3.Connection, run_id: str, root: Path, models: list[dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """The files this run makes versions of: those it declared (``log_model``), and outputs whose
+    bytes are a model's (never by name alone: a pickled feature matrix is no model)."""
+    wanted: dict[str, dict[str, Any]] = {m["path"]: dict(m, declared=True) for m in models}
+    for (path,) in db.execute(
+        "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (run_id,)
+    ).fetchall():
+        if path in wanted:
+            continue
+        found = model_formats.sniff(_absolute(root, path))
+        if found is not None:
+            wanted[path] = {"path": path, "name": "", "framework": found.framework,
+                            "framework_version": found.version, "declared": False}
+    return wanted
 
 
 def _register_models(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, after_files: dict[str, Any],
-    models: list[dict[str, Any]],
+    models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
 ) -> list[registry.ModelVersion]:
-    wanted: dict[str, dict[str, Any]] = {m["path"]: m for m in models}
-    for (path,) in db.execute(
-        "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (run_id,)
-    ).fetchall():
-        if registry.is_model_path(path) and path not in wanted:
-            wanted[path] = {"path": path, "name": "", "framework": "", "framework_version": ""}
+    wanted = _model_candidates(db, run_id, root, models)
     if not wanted:
         return []
     row = db.execute("SELECT environment FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -141,10 +156,13 @@ def _register_models(
             version = version or detected
         elif not version:
             version = registry.framework_version(framework, packages)
-        created.append(registry.register_version(
+        found, reused = registry.register_or_reuse(
             db, name=spec.get("name") or registry.model_name_for(path), run_id=run_id, path=path, hash=digest,
             size=full.stat().st_size, framework=framework, framework_version=version,
-        ))
+        )
+        if reused and note is not None:
+            note(f"model {found.name}: identical to version {found.version}, reused")
+        created.append(found)
     return created
 
 

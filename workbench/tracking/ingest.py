@@ -80,6 +80,8 @@ class Ingester:
         """key id -> [last_step, last_value, last_time, min, max] of the waiting points."""
         self._logs: list[tuple[str, int, str, float, str]] = []
         self._params: dict[str, tuple[str, str]] = {}
+        self._drop_argv: set[str] = set()
+        """Params from the command's flags that an argparse parse replaced (deleted at the next flush)."""
         self._tags: dict[str, str] = {}
         self._files: dict[tuple[str, str], str] = {}
         self._env: dict[str, Any] = {}
@@ -167,6 +169,8 @@ class Ingester:
                 raise ValueError("params needs an object 'v'")
             for key, value in values.items():
                 self.add_param(key, value, "api")
+        elif kind == "argparse":
+            self._add_argparse(event)
         elif kind == "tag":
             self.add_tag(event.get("k"), event.get("v"))
         elif kind in ("input", "output"):
@@ -306,6 +310,23 @@ class Ingester:
         with self._lock:
             self._params[str(key)] = (text, source)
 
+    def _add_argparse(self, event: dict[str, Any]) -> None:
+        """A parsed argparse namespace: each dest a param, source ``argparse`` where the command
+        line gave it, ``argparse-default`` where it defaulted. Params taken from the command's flags
+        under the parser's flag names give way (``--batch-size`` is the dest ``batch_size``)."""
+        values, given, flags = event.get("v"), event.get("given"), event.get("flags")
+        if not isinstance(values, dict):
+            raise ValueError("argparse needs an object 'v'")
+        given_set = {g for g in given if isinstance(g, str)} if isinstance(given, list) else set()
+        with self._lock:
+            for flag in flags if isinstance(flags, list) else ():
+                if isinstance(flag, str) and flag not in values:
+                    self._drop_argv.add(flag)
+                    if self._params.get(flag, ("", ""))[1] == "argv":
+                        del self._params[flag]
+            for key, value in values.items():
+                self.add_param(key, value, "argparse" if key in given_set else "argparse-default")
+
     def add_tag(self, key: object, value: object) -> None:
         if not valid_key(key):
             raise ValueError(f"bad tag key {str(key)[:40]!r}")
@@ -375,12 +396,14 @@ class Ingester:
             summaries, self._summaries = self._summaries, {}
             logs, self._logs = self._logs, []
             params, self._params = self._params, {}
+            dropped_argv, self._drop_argv = self._drop_argv, set()
             tags, self._tags = self._tags, {}
             files, self._files = self._files, {}
             env, self._env = self._env, {}
             dropped, self._dropped_unsaved = self._dropped_unsaved, 0
             self._last_flush = time.monotonic()
-            if not (points or logs or params or tags or files or env or dropped or events_offset is not None):
+            if not (points or logs or params or dropped_argv or tags or files or env or dropped
+                    or events_offset is not None):
                 return 0
             run_id = self.run_id
             with atomic(self.conn) as db:
@@ -395,6 +418,9 @@ class Ingester:
                     db.executemany(_EXACT_RANGE_SQL, replaced)
                 if logs:
                     db.executemany("INSERT OR REPLACE INTO run_logs VALUES (?, ?, ?, ?, ?)", logs)
+                if dropped_argv:
+                    db.executemany("DELETE FROM run_params WHERE run_id = ? AND key = ? AND source = 'argv'",
+                                   [(run_id, key) for key in sorted(dropped_argv)])
                 if params:
                     db.executemany(
                         "INSERT OR REPLACE INTO run_params (run_id, key, value, source) VALUES (?, ?, ?, ?)",
@@ -421,7 +447,7 @@ class Ingester:
                 if dropped:
                     db.execute("UPDATE runs SET dropped_events = dropped_events + ? WHERE id = ?",
                                (dropped, run_id))
-                if points or params or tags:
+                if points or params or dropped_argv or tags:
                     refresh_summary(db, run_id)
             self.points_written += point_count
             return point_count

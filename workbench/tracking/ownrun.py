@@ -134,7 +134,8 @@ class OwnRun:
         self.ingest()
         after = snapshot_or_none(self.ws, "run-after", f"after run {self.run_id}")
         finalize_files(self.ws, self.conn, self.run_id, root=self.root, before=self.before, after=after,
-                       models=self.ingester.models)
+                       models=self.ingester.models, note=self.ingester.note)
+        self.ingester.flush()
         verdict, reason = self._error or (status or "succeeded", "")
         if verdict not in ("succeeded", "failed", "cancelled"):
             verdict = "succeeded"

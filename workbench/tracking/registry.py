@@ -1,18 +1,18 @@
 """The model registry: named models, numbered versions that point at a run and a blob, and aliases.
 
-A model file among a run's outputs (by suffix, see :data:`MODEL_SUFFIXES`) or one given to
-``workbench.log_model`` becomes version N+1 of the model named after the file's stem (or the name
-given). A version records the content hash of the file in the blob cache (so deploy can export the
-exact bytes), the run that wrote it, and the framework and its version where they can be known:
-from the suffix, from the module names inside a pickle (read with :mod:`pickletools`, never
-unpickled), and from the packages installed in the run's environment. Aliases (``production``,
-``staging`` ...) point at one version each and move when set again.
+A file becomes a version of a model when a run declares it (``workbench.log_model``) or when its
+bytes are a model's (:mod:`workbench.tracking.model_formats`: a pickle whose top-level object is
+an estimator of a known framework, a torch checkpoint, ONNX, safetensors, Keras, XGBoost,
+LightGBM, CatBoost); a pickled array, DataFrame or dict is not, whatever its name. The version is
+N+1 of the model named after the file's stem (or the name given), unless a version of that model
+already holds the same bytes: then that version is reused and the run is linked to it. A version
+records the content hash of the file in the blob cache (so deploy can export the exact bytes), the
+run that wrote it, and the framework and its version: as the file states it, else from the packages
+installed in the run's environment. Aliases (``production``, ``staging`` ...) point at one version
+each and move when set again.
 """
-
 from __future__ import annotations
 
-import io
-import pickletools
 import re
 import sqlite3
 import time
@@ -22,18 +22,16 @@ from typing import Any
 
 from workbench.errors import UnknownIdError, UsageError
 from workbench.store.db import atomic
+from workbench.tracking.model_formats import sniff
 
 MODEL_SUFFIXES = (
     ".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".onnx", ".safetensors", ".h5", ".keras", ".ubj",
-    ".cbm",
+    ".cbm", ".json", ".model", ".txt", ".bin",
 )
+"""Suffixes a model's default name leaves out."""
 _SUFFIX_FRAMEWORK = {
     ".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".onnx": "onnx", ".safetensors": "safetensors",
     ".h5": "keras", ".keras": "keras", ".ubj": "xgboost", ".cbm": "catboost",
-}
-_MODULE_FRAMEWORK = {
-    "sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost",
-    "torch": "torch", "keras": "keras", "tensorflow": "tensorflow", "statsmodels": "statsmodels",
 }
 DISTRIBUTIONS = {
     "sklearn": "scikit-learn", "torch": "torch", "onnx": "onnx", "safetensors": "safetensors",
@@ -80,10 +78,6 @@ class ModelInfo:
         return data
 
 
-def is_model_path(path: str) -> bool:
-    return path.lower().endswith(MODEL_SUFFIXES)
-
-
 def model_name_for(path: str) -> str:
     """The default model name of a file: its stem, made safe."""
     stem = Path(path).name
@@ -95,39 +89,14 @@ def model_name_for(path: str) -> str:
     return cleaned[:128]
 
 
-def _pickle_modules(data: bytes) -> list[str]:
-    modules: list[str] = []
-    previous: list[Any] = []
-    try:
-        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
-            if opcode.name == "GLOBAL" and isinstance(arg, str):
-                modules.append(arg.split(" ", 1)[0])
-            elif opcode.name == "STACK_GLOBAL" and len(previous) >= 2:
-                modules.append(str(previous[-2]))
-            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                previous = [*previous[-1:], arg]
-            if len(modules) > 200:
-                break
-    except Exception:
-        pass  # joblib puts raw array bytes inside the stream; what came before is enough
-    return modules
-
-
 def detect_framework(path: Path, packages: dict[str, str] | None = None) -> tuple[str, str]:
-    """``(framework, version)`` of a model file, each '' where it cannot be known."""
-    suffix = path.suffix.lower()
-    framework = _SUFFIX_FRAMEWORK.get(suffix, "")
-    if not framework and suffix in (".pkl", ".pickle", ".joblib"):
-        try:
-            with path.open("rb") as handle:
-                head = handle.read(4 * 1024 * 1024)
-        except OSError:
-            head = b""
-        for module in _pickle_modules(head):
-            root = module.split(".", 1)[0]
-            if root in _MODULE_FRAMEWORK:
-                framework = _MODULE_FRAMEWORK[root]
-                break
+    """``(framework, version)`` of a model file, each '' where it cannot be known: from its bytes
+    (:func:`model_formats.sniff`; the version the file states wins), else from its suffix; the
+    version else from the run's packages."""
+    found = sniff(path)
+    if found is not None:
+        return found.framework, found.version or framework_version(found.framework, packages)
+    framework = _SUFFIX_FRAMEWORK.get(path.suffix.lower(), "")
     return framework, framework_version(framework, packages)
 
 
@@ -152,24 +121,43 @@ def register_version(
     db: sqlite3.Connection, *, name: str, run_id: str | None, path: str, hash: str, size: int,
     framework: str = "", framework_version: str = "",
 ) -> ModelVersion:
-    """Add a version (or return the latest one when it holds the same bytes)."""
+    """Add a version (or return the existing one that holds the same bytes)."""
+    return register_or_reuse(db, name=name, run_id=run_id, path=path, hash=hash, size=size,
+                             framework=framework, framework_version=framework_version)[0]
+
+
+def register_or_reuse(
+    db: sqlite3.Connection, *, name: str, run_id: str | None, path: str, hash: str, size: int,
+    framework: str = "", framework_version: str = "",
+) -> tuple[ModelVersion, bool]:
+    """Version N+1 of ``name``, or, when a version of ``name`` already holds these bytes (the same
+    hash), that version: ``(version, reused)``. Either way the run is linked to the version (table
+    ``model_version_runs``), so ``run_models`` lists it for this run too."""
     if not _NAME.match(name):
         raise UsageError(f"bad model name {name!r}", "use letters, digits, '.', '_' or '-'")
     now = time.time()
     with atomic(db):
         db.execute("INSERT OR IGNORE INTO models (name, created_at) VALUES (?, ?)", (name, now))
-        latest = db.execute(
-            "SELECT version, hash FROM model_versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+        same = db.execute(
+            "SELECT version FROM model_versions WHERE name = ? AND hash = ? ORDER BY version LIMIT 1",
+            (name, hash),
         ).fetchone()
-        if latest is not None and latest[1] == hash:
-            return get_version(db, f"{name}:{latest[0]}")
-        version = 1 if latest is None else int(latest[0]) + 1
-        db.execute(
-            "INSERT INTO model_versions (name, version, run_id, path, hash, size, framework,"
-            " framework_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, version, run_id, path, hash, size, framework, framework_version, now),
-        )
-    return get_version(db, f"{name}:{version}")
+        if same is not None:
+            version, reused = int(same[0]), True
+        else:
+            latest = db.execute("SELECT MAX(version) FROM model_versions WHERE name = ?", (name,)).fetchone()
+            version, reused = (1 if latest[0] is None else int(latest[0]) + 1), False
+            db.execute(
+                "INSERT INTO model_versions (name, version, run_id, path, hash, size, framework,"
+                " framework_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, run_id, path, hash, size, framework, framework_version, now),
+            )
+        if run_id is not None:
+            db.execute(
+                "INSERT OR IGNORE INTO model_version_runs (run_id, name, version, path, reused, linked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (run_id, name, version, path, int(reused), now),
+            )
+    return get_version(db, f"{name}:{version}"), reused
 
 
 def parse_spec(spec: str) -> tuple[str, int | None, str | None]:
@@ -245,8 +233,11 @@ def versions(db: sqlite3.Connection, name: str) -> list[ModelVersion]:
 
 
 def versions_of_run(db: sqlite3.Connection, run_id: str) -> list[ModelVersion]:
-    """The model versions a run registered."""
-    return _versions_where(db, "WHERE run_id = ?", (run_id,))
+    """The model versions a run registered or reused (identical bytes)."""
+    return _versions_where(
+        db, "WHERE (name, version) IN (SELECT name, version FROM model_version_runs WHERE run_id = ?)",
+        (run_id,),
+    )
 
 
 def list_models(db: sqlite3.Connection) -> list[ModelInfo]:

@@ -205,7 +205,8 @@ def execute(
                 ingester.add_file("output", path, "snapshot")
         ingester.flush()
         after = snapshot_or_none(ws, "run-after", f"after run {run_id}") if in_project else None
-        finalize_files(ws, conn, run_id, root=run_root, before=before, after=after, models=ingester.models)
+        finalize_files(ws, conn, run_id, root=run_root, before=before, after=after, models=ingester.models,
+                       note=ingester.note)
         try:
             info = job.describe()
         except Exception:

@@ -118,6 +118,10 @@ class TrackingService:
         if not old.snapshot_before:
             raise UsageError(f"run {old.id} has no input snapshot to rerun from",
                              "runs recorded by 'workbench run' in a versioned project have one")
+        # Params given to the run from outside its command (a pipeline stage's, resolved from its
+        # params file then; a sweep member's) come from the record, not from today's files.
+        sources = self.param_sources(old.id)
+        given = {k: v for k, v in old.params.items() if sources.get(k) == "api"}
         scratch = self.ws.paths.tmp / f"rerun-{old.id}-{new_run_id()}"
         scratch.mkdir(parents=True)
         self.ws.versions.checkout(old.snapshot_before, scratch)
@@ -125,7 +129,7 @@ class TrackingService:
         run_id = execute(
             self.ws, old.command, name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
             tags=[f"rerun_of={old.id}"], parent_run=old.id, on_line=on_line, cancel_event=cancel_event,
-            workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before,
+            workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before, params=given or None,
         )
         return self.get(run_id)
 
@@ -176,6 +180,13 @@ class TrackingService:
 
     def params(self, run_id: str) -> dict[str, Any]:
         return self.get(run_id).params
+
+    def param_sources(self, run_id: str) -> dict[str, str]:
+        """Where each param came from: ``argv`` (the command's flags), ``argparse`` (given on the
+        command line), ``argparse-default`` (argparse's default), ``api`` (log_param, pipelines, sweeps)."""
+        rows = self.db.execute("SELECT key, source FROM run_params WHERE run_id = ? ORDER BY key",
+                               (self.resolve(run_id),))
+        return {str(k): str(v) for k, v in rows}
 
     def metric_keys(self, run_id: str) -> builtins.list[str]:
         return metrics.metric_keys(self.db, self.resolve(run_id))

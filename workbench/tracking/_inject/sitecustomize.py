@@ -16,6 +16,7 @@ module at start-up as ``sitecustomize``. It then
   mtimes (installing, upgrading or removing a package changes its folder's mtime). The project's
   own folders are scanned each time (one ``scandir``). A run in an unchanged environment pays a
   few ``stat`` calls and one small file read;
+* records the arguments the process parses with :mod:`argparse` as params (``_workbench_argparse``);
 * removes its folder from ``sys.path`` again and imports the ``sitecustomize`` that would have run
   without it, so an existing one keeps working.
 
@@ -339,6 +340,13 @@ def _chain() -> None:
 def _main() -> None:
     events = os.environ.get(_EVENTS, "")
     root = os.environ.get(_PROJECT, "")
+    if events and os.environ.get("WORKBENCH_RUN_ID"):
+        try:  # the parsed arguments of argparse as params: a module beside this one
+            from _workbench_argparse import install_argparse_hook
+
+            install_argparse_hook()
+        except Exception:
+            pass
     if events and root and not events.startswith("@"):
         try:
             install_file_hook(events, root)
