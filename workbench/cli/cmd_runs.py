@@ -290,12 +290,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     inputs, outputs = ws.runs.inputs(info.id), ws.runs.outputs(info.id)
     versions = ws.runs.run_models(info.id)
     sources = ws.runs.param_sources(info.id)
+    refused = ws.runs.refused_events(info.id)
     if args.json:
         data = info.to_dict(full=True)
         data["param_sources"] = sources
         data["inputs"] = [f.to_dict() for f in inputs]
         data["outputs"] = [f.to_dict() for f in outputs]
         data["models"] = [v.to_dict() for v in versions]
+        data["refused_events"] = refused
         print_json(data)
         return 0
     out = console()
@@ -330,6 +332,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.print("[bold]models[/]")
         for v in versions:
             out.print(f"  {v.name}:{v.version}  {v.framework} {v.framework_version}  {v.path}", markup=False)
+    if refused:
+        out.print(f"[bold]refused[/] ({len(refused)} path(s) the job named or wrote; docs/security.md)")
+        for r in refused:
+            out.print(f"  {r['kind']}  {r['path']}  {r['reason']}", markup=False)
     env = info.environment
     if env:
         git = env.get("git") or {}

@@ -80,8 +80,11 @@ def follow(root: Path, run_id: str) -> int:
         spec = LaunchSpec(run_id=run_id, command=[], project_root=ws.root, input_snapshot="",
                           image=record.handle.get("image"), namespace=record.handle.get("namespace"))
         try:
-            for path in executor.collect_outputs(spec, job):
+            collected = executor.collect_outputs(spec, job)
+            for path in collected:
                 ingester.add_file("output", path, "executor")
+            for refusal in getattr(collected, "refused", ()):  # staging.CopyReport
+                ingester.refuse("copy-back", refusal.path, refusal.reason)
         except Exception as exc:  # report, never crash a detached process silently
             ingester.note(f"could not copy outputs back: {exc}")
         ingester.flush()

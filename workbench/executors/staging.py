@@ -3,23 +3,21 @@
 Remote jobs never see the live project folder: the input snapshot is checked out into a per-run
 folder (``.workbench/runs/<run>/work``), which the container mounts or which is streamed into a
 cluster volume. A :class:`Manifest` of that copy, taken right after checkout, tells afterwards which
-files the job created or changed; :func:`copy_back` puts exactly those into the project, refusing any
-path that would leave it or pass through a symlink.
+files the job created or changed; :func:`copy_back` puts exactly those into the project through the
+shared boundary writer (docs/security.md), collecting every refused path.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.errors import UnsafePathError
+from workbench.versioning.safe_write import ProjectWriter, Refusal, RefusedPath, source_mode
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
@@ -45,7 +43,7 @@ def checkout_snapshot(ws: Workspace, snapshot: str, dest: Path) -> None:
 
 @dataclass
 class Manifest:
-    """Size and mtime of every regular file of a folder, by posix relative path."""
+    """Size and mtime of every regular file and symlink of a folder, by posix relative path."""
 
     files: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -74,7 +72,8 @@ class Manifest:
 
 
 def walk_files(root: Path) -> list[tuple[str, os.stat_result]]:
-    """Regular files below ``root`` (symlinks neither followed nor listed), with their stat."""
+    """Regular files and symlinks below ``root`` (links listed, never followed), with their lstat.
+    Listing links lets copy-back report the ones a job made (it never brings them back)."""
     out: list[tuple[str, os.stat_result]] = []
     stack = [root]
     while stack:
@@ -90,56 +89,45 @@ def walk_files(root: Path) -> list[tuple[str, os.stat_result]]:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 stack.append(Path(entry.path))
-            elif stat.S_ISREG(st.st_mode):
+            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 out.append((Path(entry.path).relative_to(root).as_posix(), st))
     return out
 
 
-def safe_target(project_root: Path, rel: str) -> Path:
-    """The project path for ``rel``; raises UnsafePathError for ``..``, absolute paths, symlinks."""
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or not pure.parts or any(p in ("..", "") for p in pure.parts):
-        raise UnsafePathError(f"refusing to write outside the project: {rel}")
-    if pure.parts[0] == ".workbench":
-        raise UnsafePathError(f"refusing to write into the store: {rel}")
-    target = project_root
-    for part in pure.parts[:-1]:
-        target = target / part
-        if target.is_symlink():
-            raise UnsafePathError(f"refusing to write through a symlink: {rel}")
-    target = target / pure.parts[-1]
-    if target.is_symlink():
-        raise UnsafePathError(f"refusing to overwrite a symlink: {rel}")
-    return target
+class CopyReport(list[str]):
+    """The project-relative paths copied back (a plain list to callers that only need those), plus
+    :attr:`refused`: every path the boundary rules refused, each a ``Refusal(path, reason)``."""
+
+    def __init__(self, copied: list[str] | None = None) -> None:
+        super().__init__(copied or [])
+        self.refused: list[Refusal] = []
 
 
-def copy_back(src_root: Path, project_root: Path, paths: list[str]) -> list[str]:
-    """Copy ``paths`` (relative to ``src_root``) into the project atomically; return those copied.
+def copy_back(src_root: Path, project_root: Path, paths: list[str]) -> CopyReport:
+    """Copy ``paths`` (relative to ``src_root``, the job's folder) into the project; return those
+    copied, with the refused ones in ``.refused``.
 
-    Unsafe paths are skipped, never written; the rest are written to a temporary file beside the
-    target and renamed into place, owned by the user running workbench.
+    Everything goes through the shared boundary writer (:mod:`workbench.versioning.safe_write`):
+    no path outside the project, inside ``.workbench/`` or ``.git/``, or through a symlink, on either
+    side; links the job made are not brought back; modes lose setuid/setgid/sticky bits and are never
+    more than the job's file had. Each file is written to a temporary file beside its target and
+    renamed into place, owned by the user running workbench. A refused or failing file does not stop
+    the others.
     """
-    copied: list[str] = []
+    report = CopyReport()
+    writer = ProjectWriter(project_root)
     for rel in paths:
         try:
-            target = safe_target(project_root, rel)
-        except UnsafePathError:
+            source, mode = source_mode(src_root, rel)
+            writer.write_file(rel, source, mode)
+        except RefusedPath as exc:
+            report.refused.append(exc.refusal)
             continue
-        source = src_root / rel
-        if source.is_symlink() or not source.is_file():
+        except OSError as exc:
+            report.refused.append(Refusal(rel, f"could not be copied: {exc.strerror or exc}"))
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".wb-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-            os.chmod(tmp, stat.S_IMODE(source.stat().st_mode) | stat.S_IRUSR | stat.S_IWUSR)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        copied.append(rel)
-    return copied
+        report.append(rel)
+    return report
 
 
 def make_group_writable(root: Path) -> None:

@@ -4,12 +4,15 @@ into the registry; and the recovery of runs whose owner died without ending them
 Inputs carry the hash they had when the run started (from the before-snapshot); outputs the hash
 they have after it (from the after-snapshot). Files a snapshot does not hold (ignored paths, runs
 without versioning) are hashed directly; model files are always put into the blob cache so that
-deploy can export their exact bytes.
+deploy can export their exact bytes. Only files that really lie inside the project (links resolved,
+not in ``.workbench/`` or ``.git/``) are ever read: a path outside is an external reference, recorded
+without a hash (docs/security.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -60,8 +63,25 @@ def hash_path(ws: Workspace, path: Path, *, store: bool = False) -> str | None:
         return hasher.hexdigest()
 
 
-def _absolute(root: Path, path: str) -> Path:
-    return Path(path) if Path(path).is_absolute() else root / path
+def _inside(root: Path, path: str) -> Path | None:
+    """The file ``path`` names when it really lies inside the project, else None (docs/security.md).
+
+    An absolute path (outside the project: an external reference) is never read; a relative one is
+    resolved with its links, and must stay inside the project and out of ``.workbench/``/``.git/``.
+    Only such files are hashed or read into the blob cache."""
+    if Path(path).is_absolute():
+        return None
+    from workbench.versioning.safe_write import protected_part
+
+    real_root = root.resolve()
+    try:
+        real = (root / path).resolve()
+        inner = real.relative_to(real_root)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not inner.parts or protected_part(inner.parts) is not None:
+        return None
+    return real
 
 
 def finalize_files(
@@ -100,7 +120,11 @@ def finalize_files(
         if entry is not None:
             updates.append((entry.hash, entry.size, run_id, direction, path))
             continue
-        full = _absolute(root, path)
+        full = _inside(root, path)
+        if full is None:  # an external reference: kept if it exists, never read
+            if not os.path.lexists(root / path):
+                vanished.append((run_id, direction, path))
+            continue
         if full.is_file():
             updates.append((hash_path(ws, full), full.stat().st_size, run_id, direction, path))
         elif not full.exists():
@@ -143,8 +167,13 @@ def _register_models(
     packages = json.loads(row[0] or "{}").get("packages") if row else None
     created: list[registry.ModelVersion] = []
     for path, spec in sorted(wanted.items()):
-        full = _absolute(root, path)
-        if not full.is_file():
+        full = _inside(root, path)
+        if full is None and any(m["path"] == path for m in models):
+            from workbench.tracking import refusals
+
+            refusals.record(db, run_id, "model", path, "resolves outside the project or into .git/ "
+                            "(only files inside it are registered as models)")
+        if full is None or not full.is_file():
             continue
         entry = after_files.get(path)
         digest = entry.hash if entry is not None else hash_path(ws, full, store=True)

@@ -62,6 +62,21 @@ def relative_path(path: str, root: Path) -> str | None:
     return absolute
 
 
+def model_path_refusal(rel: str | None) -> str:
+    """Why a model event's path (as :func:`relative_path` gave it) is not registered, or ``""``.
+
+    Only files inside the project are read into the blob cache as models: an absolute path (outside
+    the project) or one inside a ``.git``-like folder is refused (docs/security.md)."""
+    if rel is None:
+        return "inside .workbench/"
+    if os.path.isabs(rel):
+        return "outside the project (only files inside it are registered as models)"
+    from workbench.versioning.safe_write import protected_part
+
+    found = protected_part(rel.split("/"))
+    return f"inside {found}/" if found else ""
+
+
 class Ingester:
     """Buffers one run's events, log lines and metric points; writes them in batches."""
 
@@ -95,6 +110,7 @@ class Ingester:
         """Event lines not recorded: malformed, or an event this ingester could not use."""
         self._dropped_unsaved = 0
         """Of those (and ``dropped`` events), how many ``runs.dropped_events`` does not count yet."""
+        self.refused = 0
         self.points_written = 0
         row = conn.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM run_logs WHERE run_id = ?", (run_id,)
@@ -184,8 +200,10 @@ class Ingester:
             if not isinstance(path, str) or not path or "\x00" in path:
                 raise ValueError("model needs a 'path'")
             rel = relative_path(path, self.root)
-            if rel is None:
-                raise ValueError("model path is inside .workbench")
+            why = model_path_refusal(rel)
+            if rel is None or why:
+                self.refuse("model", path, why or "inside .workbench/")
+                return
             self.models.append({
                 "path": rel,
                 "name": str(event.get("name") or ""),
@@ -206,6 +224,8 @@ class Ingester:
             self._dropped_unsaved += 1
             self.note(f"lost an event the job could not send: kind {event.get('kind')!s:.40},"
                       f" {event.get('bytes')!s:.20} bytes (over the line bound)")
+        elif kind == "refused":  # a remote job's path that its executor refused (streams.relativise)
+            self.refuse(str(event.get("kind")), str(event.get("path")), str(event.get("reason")))
 
     def add_points(
         self, key: object, steps: Sequence[object], values: Sequence[object], times: Sequence[object]
@@ -339,6 +359,16 @@ class Ingester:
             return
         with self._lock:
             self._files.setdefault((direction, rel), source)
+
+    def refuse(self, kind: str, path: str, reason: str) -> None:
+        """Record a path the boundary refused on the run (table ``run_refusals``) and in its log."""
+        from workbench.tracking import refusals
+
+        with self._lock:
+            self.refused += 1
+            kept = refusals.record(self.conn, self.run_id, kind, path, reason)
+        if kept:
+            self.add_log("workbench", f"refused {kind[:40]} path {path[:200]!r}: {reason}")
 
     def add_log(self, stream: str, line: bytes | str, when: float | None = None) -> None:
         """One output line; undecodable bytes are replaced, very long lines cut."""

@@ -200,6 +200,8 @@ def execute(
             ingester.note(f"could not copy outputs back: {exc.one_line()}")
         for path in collected:
             ingester.add_file("output", path, "executor")
+        for refusal in getattr(collected, "refused", ()):  # staging.CopyReport
+            ingester.refuse("copy-back", refusal.path, refusal.reason)
         if manifest is not None:
             for path in _changed_files(ws, manifest, run_root):
                 ingester.add_file("output", path, "snapshot")

@@ -235,6 +235,12 @@ class TrackingService:
     def outputs(self, run_id: str) -> builtins.list[RunFile]:
         return self._files(run_id, "output")
 
+    def refused_events(self, run_id: str) -> builtins.list[dict[str, Any]]:
+        """Paths the boundary refused for this run: ``[{"kind", "path", "reason"}]`` (docs/security.md)."""
+        from workbench.tracking import refusals
+
+        return refusals.for_run(self.db, self.resolve(run_id))
+
     def lineage(self, target: str, *, cwd: Path | None = None) -> LineageNode:
         return lineage(self.ws, target, cwd=cwd)
 
