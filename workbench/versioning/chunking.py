@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import blake3
 
 from workbench.versioning.blobs import BlobStore
+from workbench.versioning.secrets import HEAD_BYTES, LooksLikeSecret
+from workbench.versioning.secrets import sniff as sniff_head
 
 AVG_CHUNK = 1024 * 1024
 MIN_CHUNK = 256 * 1024
@@ -71,11 +73,13 @@ class _HashingReader:
         return n
 
 
-def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT) -> Ingested:
+def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT, *,
+           sniff: bool = False) -> Ingested:
     """Hash (and with ``store``, store) one regular file, refusing content that moved under us.
 
-    Raises FileNotFoundError if it vanished, PermissionError if unreadable, UnstableFileError,
-    NotRegularFileError.
+    ``sniff``: raise :class:`~workbench.versioning.secrets.LooksLikeSecret` (before storing anything)
+    when the file's first KiB looks like a credential. Raises FileNotFoundError if it vanished,
+    PermissionError if unreadable, UnstableFileError, NotRegularFileError.
     """
     started = time.time_ns()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0) | os.O_NONBLOCK)
@@ -85,10 +89,14 @@ def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT
             raise NotRegularFileError(path)
         size = before.st_size
         new_bytes = 0
+        if sniff and size >= threshold:  # a large file is read in pieces: its head costs one pread
+            _refuse_secret(os.pread(fd, HEAD_BYTES, 0))
         if size < threshold:
             data = _read_all(fd, size)
             if len(data) != size:
                 raise UnstableFileError(path)
+            if sniff:
+                _refuse_secret(data)
             digest = blake3.blake3(data).hexdigest()
             if store is not None:
                 _, new_bytes = store.put_bytes(data, digest)
@@ -118,6 +126,12 @@ def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT
         digest, size, stat_mod.S_IMODE(before.st_mode) & 0o777, before.st_mtime_ns, before.st_ino,
         before.st_ctime_ns, started, new_bytes,
     )
+
+
+def _refuse_secret(data: bytes) -> None:
+    kind = sniff_head(data)
+    if kind is not None:
+        raise LooksLikeSecret(kind)
 
 
 def _read_all(fd: int, size: int) -> bytes:
