@@ -74,7 +74,7 @@ def test_sniff_finds_each_kind(data: bytes, kind: str) -> None:
 @pytest.mark.parametrize("data", [
     b"-----BEGIN PUBLIC KEY-----\nMFkw\n", b"-----BEGIN CERTIFICATE-----\nMIIB\n",
     b"id = AKIAIOSFODNN7EXAMPL\n", b"XAKIAIOSFODNN7EXAMPLE\n", b"akiaiosfodnn7example\n",
-    b'{"type": "authorized_user"}', b"x" * 1024 + PEM,
+    b'{"type": "authorized_user"}', b"x" * 1024 + PEM, b"\x89PNG\0\0" + PEM,
 ])
 def test_sniff_leaves_ordinary_files_alone(data: bytes) -> None:
     assert sniff(data) is None
@@ -102,13 +102,38 @@ def test_sniffed_secrets_are_left_out_reported_and_never_stored(ws: Workspace) -
     assert not again.created and set(_skipped(again)) == set(skipped)
 
 
-def test_bang_path_in_workbenchignore_versions_it(ws: Workspace) -> None:
+def test_bang_path_in_workbenchignore_versions_it_until_removed(ws: Workspace) -> None:
     _write(ws.root, "notes/deploy.txt", PEM)
     _write(ws.root, "other.txt", AWS)
-    (ws.root / ".workbenchignore").write_text("!notes/deploy.txt\n")
+    _write(ws.root, "keep/server.pem", PEM)
+    (ws.root / ".workbenchignore").write_text("!notes/deploy.txt\n!keep/server.pem\n")
     info = ws.versions.snapshot("override")
     assert ws.versions.read_file(info.id, "notes/deploy.txt") == PEM
+    assert ws.versions.read_file(info.id, "keep/server.pem") == PEM  # a default name, re-included
     assert set(_skipped(info)) == {"other.txt"}
+    # The kept secret is not trusted from the stat index: dropping the rule drops it at once.
+    (ws.root / ".workbenchignore").write_text("!keep/server.pem\n")
+    info = ws.versions.snapshot("rule dropped")
+    assert set(ws.versions.files(info.id)) == {".workbenchignore", "keep/server.pem"}
+    assert set(_skipped(info)) == {"other.txt", "notes/deploy.txt"}
+
+
+def test_an_index_from_before_sniffing_is_not_trusted(ws: Workspace) -> None:
+    """A stat index written before this check (version 2) could vouch for a secret: it is dropped."""
+    import marshal
+
+    from workbench.versioning.state import PACKED
+
+    _write(ws.root, "old.txt", PEM)
+    st = (ws.root / "old.txt").stat()
+    digest = blake3.blake3(PEM).digest()
+    read_ns = st.st_mtime_ns + 10**10  # read long after its last change: an entry the scan trusts
+    entry = PACKED.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, read_ns, digest)
+    (ws.paths.store_dir / "index").write_bytes(marshal.dumps((2, {"old.txt": entry})))
+    ws.versions.store.ensure_dirs()
+    ws.versions.store.put_bytes(PEM)  # versioned before: its blob is in the cache
+    info = ws.versions.snapshot("after upgrade")
+    assert "old.txt" not in ws.versions.files(info.id) and "old.txt" in _skipped(info)
 
 
 def test_a_versioned_file_that_becomes_a_secret_is_dropped_on_the_incremental_path(ws: Workspace) -> None:
@@ -126,9 +151,10 @@ def test_a_versioned_file_that_becomes_a_secret_is_dropped_on_the_incremental_pa
 
 def test_large_files_are_sniffed_from_their_first_kib(tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
-    path.write_bytes(PEM + b"\0" * 4096)
+    path.write_bytes(PEM + b"x" * 4096)
     with pytest.raises(LooksLikeSecret):
-        chunking.ingest(str(path), None, threshold=1024, sniff=True)
+        chunking.ingest(str(path), None, threshold=1024, sniff="refuse")
+    assert chunking.ingest(str(path), None, threshold=1024, sniff="keep").secret == "PEM private key"
     assert chunking.ingest(str(path), None, threshold=1024).size == len(PEM) + 4096
 
 

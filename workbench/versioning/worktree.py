@@ -8,7 +8,8 @@ written after everything below it), so its files are not even checked for presen
 Files are read in a thread pool (BLAKE3, zstd and file reads release the GIL), largest first so a big
 file overlaps with the many small ones. Each file read is also sniffed for credentials (see
 :mod:`workbench.versioning.secrets`): one that looks like a secret is left out and reported in
-``skipped``, and is never put in the stat index.
+``skipped`` (or kept, when ``.workbenchignore`` re-includes it by ``!path``), and is never put in the
+stat index, so a later scan looks at it again.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ def _missing_blobs(dirs: list[_Dir], by_rel: dict[str, _Dir], store: BlobStore,
 def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore | None,
                 index: StatIndex, threshold: int, progress: Progress | None, workers: int,
                 result: WorkTree, exempt: Callable[[str], bool] | None = None) -> None:
-    """Read (hash, store) every file of ``todo``; ``exempt(rel)``: files not sniffed for secrets."""
+    """Read (hash, store) every file of ``todo``; ``exempt(rel)``: files versioned even when they look
+    like a secret (re-included by ``!path``)."""
     todo.sort(key=lambda t: -int(t[1].files[t[2]][0]))  # type: ignore[call-overload]
     total = sum(int(t[1].files[t[2]][0]) for t in todo)  # type: ignore[call-overload]
     done = 0
@@ -232,7 +234,7 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
 
     def one(rel: str) -> Ingested:
         path = os.path.join(root, rel)
-        sniff = exempt is None or not exempt(rel)
+        sniff = "refuse" if exempt is None or not exempt(rel) else "keep"
         for attempt in range(RETRIES):
             try:
                 return ingest(path, store, threshold, sniff=sniff)
@@ -280,6 +282,8 @@ def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatI
     except LooksLikeSecret as found:
         del node.files[name]
         result.skipped.append((rel, skip_reason(rel, found.kind)))
+        if index.entries.pop(rel, None) is not None:
+            index.dirty = True
         return
     except FileNotFoundError:
         del node.files[name]
@@ -306,7 +310,8 @@ def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatI
         return
     f = node.files[name]
     f[0], f[1], f[2], f[3], f[4], f[5] = got.size, got.mtime_ns, got.ino, got.ctime_ns, got.mode, got.hash
-    index.put(rel, (got.size, got.mtime_ns, got.ino, got.ctime_ns, got.hash, got.started_ns))
+    if got.secret is None:  # a secret kept by '!path' is read again each scan: drop the '!' and it goes
+        index.put(rel, (got.size, got.mtime_ns, got.ino, got.ctime_ns, got.hash, got.started_ns))
     result.hashed += 1
     result.new_bytes += got.new_bytes
 
