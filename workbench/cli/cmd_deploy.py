@@ -27,6 +27,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--memory", help="memory request and limit, e.g. 512Mi")
     p.add_argument("--gpus", type=int, default=0, help="GPUs per replica (cluster targets)")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness")
+    p.add_argument(
+        "--expose", choices=["route", "ingress", "none"],
+        help="how a cluster deployment is reached from outside: an OpenShift Route, an Ingress, or none "
+        "(inside the cluster and 'workbench predict' only). Default: as the deployment's last revision, "
+        "else Route on OpenShift, Ingress elsewhere. Neither checks who calls",
+    )
     add_json_flag(p)
     p.set_defaults(handler=_deploy)
 
@@ -80,7 +86,8 @@ def _deploy(args: argparse.Namespace) -> int:
     ws = open_workspace()
     err = console(stderr=True)
     target = ws.deployments.check_request(
-        name=args.name, target=args.target, replicas=args.replicas, gpus=args.gpus, timeout=args.timeout
+        name=args.name, target=args.target, replicas=args.replicas, gpus=args.gpus, timeout=args.timeout,
+        expose=args.expose,
     )
     if target == "local" and not ws.deployments.server_ready(args.model):
         _build_server(ws, args.model, err)
@@ -95,6 +102,7 @@ def _deploy(args: argparse.Namespace) -> int:
             memory=args.memory,
             gpus=args.gpus,
             timeout=args.timeout,
+            expose=args.expose,
         )
     return _show(info, args.json)
 

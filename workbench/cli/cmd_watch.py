@@ -95,7 +95,7 @@ def _render(event: WatchEvent, as_json: bool, lock: threading.Lock) -> None:
         from rich.markup import escape
 
         style = {"snapshot": "green", "error": "red", "fallback": "yellow", "overflow": "yellow",
-                 "retry": "yellow", "pruned": "cyan"}.get(event.kind, "dim")
+                 "retry": "yellow", "pruned": "cyan", "secret": "yellow"}.get(event.kind, "dim")
         stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
         ident = f" {event.snapshot_id[:10]}" if event.snapshot_id else ""
         console().print(f"{stamp} [{style}]{event.kind}[/]{ident} {escape(event.message)}")

@@ -213,12 +213,20 @@ class ClusterTarget:
                 "this cluster has no route.openshift.io API: it is not OpenShift", "use --target kubernetes"
             )
         kserve = "serving.kserve.io" in groups
+        expose = manifests.exposure(spec, openshift)
+        if expose == "route" and "route.openshift.io" not in groups:
+            raise DeployError(
+                "--expose route needs OpenShift, and this cluster has no route.openshift.io API",
+                "use --expose ingress or --expose none",
+            )
+        ingress_class = None if expose != "ingress" or kserve else self.ingress_class()
+        if spec.expose == "ingress" and not kserve and ingress_class is None:
+            raise DeployError(
+                "--expose ingress needs an IngressClass, and this cluster has none",
+                "install an ingress controller, or use --expose none (reach it with 'workbench predict')",
+            )
         return manifests.render(
-            spec,
-            revision,
-            openshift=openshift,
-            kserve=kserve,
-            ingress_class=None if openshift or kserve else self.ingress_class(),
+            spec, revision, openshift=openshift, kserve=kserve, ingress_class=ingress_class
         )
 
     def validate(self, objects: list[Obj]) -> None:
@@ -239,8 +247,26 @@ class ClusterTarget:
         self.load_model(spec, revision, fetch, timeout)
         for obj in objects[1:]:
             self.apply_object(obj)
+        self._drop_stale_exposure(spec.name, objects)
         status = self.wait(spec.name, timeout, progress, kserve=objects[-1]["kind"] == "InferenceService")
         return status, self.endpoint(spec.name)
+
+    def _drop_stale_exposure(self, name: str, objects: list[Obj]) -> None:
+        """Delete a Route or Ingress an earlier revision made public that this one does not want."""
+        kept = {obj["kind"] for obj in objects}
+        if "InferenceService" in kept:
+            return  # KServe owns its own routing objects
+        groups = self.groups()
+        for api_version, kind in manifests.EXPOSURE_KINDS:
+            if kind in kept or api_version.split("/")[0] not in groups:
+                continue
+            try:
+                found = self.get(api_version, kind, name)
+            except DeployError:
+                continue  # not allowed to read it: this user never made it public either
+            labels = (found or {}).get("metadata", {}).get("labels") or {}
+            if labels.get("app.kubernetes.io/managed-by") == manifests.MANAGER:
+                self.delete(api_version, kind, name)
 
     def load_model(
         self, spec: DeploySpec, revision: int, fetch: Callable[[Path], None], timeout: float

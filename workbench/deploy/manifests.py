@@ -2,7 +2,8 @@
 
 Objects: a PersistentVolumeClaim holding model folders (one per artifact hash), filled by a loader
 Job that copies the model from ConfigMaps (binaryData, chunks under 1 MiB) into it; then either a
-Deployment + Service + Route (OpenShift, edge TLS) or Ingress (plain Kubernetes with an ingress class),
+Deployment + Service + Route (OpenShift, edge TLS) or Ingress (plain Kubernetes with an ingress class)
+or neither (``expose="none"``: reachable inside the cluster and through the API server's proxy only),
 or, where the cluster serves KServe, a ServingRuntime with the same MLServer image and an
 InferenceService reading the same PVC. Every object carries labels and annotations that tie it to
 the model, version, run and artifact hash. Pods follow OpenShift's restricted-v2 rules: no user id
@@ -26,6 +27,9 @@ Obj = dict[str, Any]
 CHUNK = 900 * 1024
 MANAGER = "workbench"
 PROGRESS_DEADLINE = 600
+KSERVE_VISIBILITY = "networking.kserve.io/visibility"
+"""KServe's label that keeps an InferenceService's URL inside the cluster (``cluster-local``)."""
+EXPOSURE_KINDS = (("route.openshift.io/v1", "Route"), ("networking.k8s.io/v1", "Ingress"))
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -360,17 +364,29 @@ def inference_service(spec: DeploySpec, revision: int) -> Obj:
     }
 
 
+def exposure(spec: DeploySpec, openshift: bool) -> str:
+    """How the revision is reached from outside: ``spec.expose``, else the target's default."""
+    return spec.expose or ("route" if openshift else "ingress")
+
+
 def render(
     spec: DeploySpec, revision: int, *, openshift: bool, kserve: bool, ingress_class: str | None
 ) -> list[Obj]:
-    """Every object of one revision except the loader (see :func:`loader_objects`), in apply order."""
+    """Every object of one revision except the loader (see :func:`loader_objects`), in apply order.
+
+    Exposure follows :func:`exposure`: a Route, an Ingress (when the cluster has an ingress class),
+    or none; with KServe, ``none`` marks the InferenceService cluster-local (no external URL)."""
     objects = [pvc(spec, revision)]
+    expose = exposure(spec, openshift)
     if kserve:
-        return [*objects, serving_runtime(spec, revision), inference_service(spec, revision)]
+        isvc = inference_service(spec, revision)
+        if expose == "none":
+            isvc["metadata"]["labels"][KSERVE_VISIBILITY] = "cluster-local"
+        return [*objects, serving_runtime(spec, revision), isvc]
     objects += [deployment(spec, revision), service(spec, revision)]
-    if openshift:
+    if expose == "route":
         objects.append(route(spec, revision))
-    elif ingress_class:
+    elif expose == "ingress" and ingress_class:
         objects.append(ingress(spec, revision, ingress_class))
     return objects
 

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 from workbench.deploy import local, manifests, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
-from workbench.deploy.types import DeploymentInfo, DeploySpec, ModelRef, Revision, check_name, default_name
+from workbench.deploy.types import (
+    EXPOSE,
+    DeploymentInfo,
+    DeploySpec,
+    ModelRef,
+    Revision,
+    check_name,
+    default_name,
+)
 from workbench.errors import DeployError, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
@@ -91,11 +99,16 @@ class DeployService:
 
     # -- operations ----------------------------------------------------------------------------
     def check_request(self, *, name: str | None = None, target: str | None = None, replicas: int = 1,
-                      gpus: int = 0, timeout: float = 180.0) -> str:
+                      gpus: int = 0, timeout: float = 180.0, expose: str | None = None) -> str:
         """Refuse bad options before anything is resolved, built or started; returns the target."""
         target = target or self.ws.config.deploy.target or "local"
         if target not in TARGETS:
             raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
+        if expose is not None and expose not in EXPOSE:
+            raise UsageError(f"unknown --expose '{expose}'", f"use one of {', '.join(EXPOSE)}")
+        if expose is not None and target == "local":
+            raise UsageError("--expose applies to cluster targets",
+                             "a local deployment listens on this machine only; drop --expose")
         if replicas < 0:
             raise UsageError(f"replicas cannot be negative, got {replicas}", "give 0 or more")
         if gpus < 0:
@@ -120,11 +133,23 @@ class DeployService:
         gpus: int = 0,
         timeout: float = 180.0,
         progress: Progress | None = None,
+        expose: str | None = None,
     ) -> DeploymentInfo:
-        """Serve a model version; a name that is already deployed gets a rolling update to it."""
-        target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus, timeout=timeout)
+        """Serve a model version; a name that is already deployed gets a rolling update to it.
+
+        ``expose`` (cluster targets): "route", "ingress" or "none"; None keeps what the deployment's
+        latest revision recorded, else the target's default (Route on OpenShift, else Ingress)."""
+        target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus, timeout=timeout,
+                                    expose=expose)
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
+        if expose is None and target != "local":
+            row = self.records.find(name)
+            if row is not None and row["target"] == target:
+                try:
+                    expose = self.records.spec_of(name, int(row["revision"])).expose
+                except WorkbenchError:
+                    expose = None  # no readable revision: the target's default
         runtime = self._runtime(ref)
         spec = DeploySpec(
             name=name,
@@ -136,6 +161,7 @@ class DeployService:
             memory=memory,
             gpus=gpus,
             image=self.ws.config.deploy.image,
+            expose=expose or "",
         )
         return self._apply(spec, "deploy", runtime, timeout, progress)
 

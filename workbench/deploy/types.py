@@ -10,6 +10,9 @@ from typing import Any
 from workbench.errors import DeployError
 
 _RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+EXPOSE = ("route", "ingress", "none")
+"""How a cluster deployment is reached from outside: an OpenShift Route, an Ingress, or not at all
+(only inside the cluster and through the API server's service proxy, as ``workbench predict`` does)."""
 MAX_NAME = 53
 """Service names are DNS-1035 labels (63) and we append suffixes such as ``-models``/``-predictor``."""
 
@@ -77,6 +80,8 @@ class DeploySpec:
     memory: str | None = None
     gpus: int = 0
     image: str = ""
+    expose: str = ""
+    """One of :data:`EXPOSE`, or "" for the target's default (Route on OpenShift, else Ingress)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -33,6 +33,7 @@ from workbench.store.schema_tracking import ROLLUP_LEVELS
 from workbench.tracking import rollups
 from workbench.tracking.events import MAX_TEXT, EventError, decode, unpack_series, valid_key
 from workbench.tracking.records import refresh_summary
+from workbench.tracking.redact import redact_param
 
 MAX_NOTES = 20
 """At most this many 'ignored ...' notes per run in its log, then one summary."""
@@ -324,6 +325,7 @@ class Ingester:
             raise ValueError(f"bad param key {str(key)[:40]!r}")
         if not isinstance(value, str | int | float | bool) and value is not None:
             value = str(value)
+        value = redact_param(str(key), value)  # every source of params passes here
         text = json.dumps(value, allow_nan=True)
         if len(text) > MAX_TEXT:
             text = json.dumps(text[:MAX_TEXT])

@@ -200,7 +200,11 @@ def create_run(
     stage: str | None = None, events_path: str = "", environment: dict[str, Any] | None = None,
     gpus: list[dict[str, Any]] | None = None, pid: int | None = None,
 ) -> None:
-    """Insert a run in state ``running``, owned by ``pid`` (default: this process)."""
+    """Insert a run in state ``running``, owned by ``pid`` (default: this process). Secret values in
+    ``command`` are stored as ``***`` (see :mod:`workbench.tracking.redact`)."""
+    from workbench.tracking.redact import redact_command
+
+    command = redact_command(command)
     pid = os.getpid() if pid is None else pid
     with atomic(db):
         db.execute(

@@ -115,6 +115,16 @@ class TrackingService:
         from workbench.tracking.runner import execute
 
         old = self.get(ref)
+        from workbench.tracking.redact import redacted_names
+
+        hidden = redacted_names(old.command)
+        if hidden:
+            raise UsageError(
+                f"run {old.id} was recorded with the value of {', '.join(hidden)} redacted (***), "
+                "so its command cannot be run again as recorded",
+                "run it again with 'workbench run -- ...' passing the value yourself, or have the "
+                "script read it from an environment variable (e.g. HF_TOKEN) so its command holds no secret",
+            )
         if not old.snapshot_before:
             raise UsageError(f"run {old.id} has no input snapshot to rerun from",
                              "runs recorded by 'workbench run' in a versioned project have one")

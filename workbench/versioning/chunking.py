@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import blake3
 
 from workbench.versioning.blobs import BlobStore
+from workbench.versioning.secrets import HEAD_BYTES, LooksLikeSecret
+from workbench.versioning.secrets import sniff as sniff_head
 
 AVG_CHUNK = 1024 * 1024
 MIN_CHUNK = 256 * 1024
@@ -46,6 +48,8 @@ class Ingested:
     ctime_ns: int
     started_ns: int
     new_bytes: int
+    secret: str | None = None
+    """With ``sniff="keep"``: the kind of credential the file's first KiB looks like (kept anyway)."""
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:
@@ -71,11 +75,14 @@ class _HashingReader:
         return n
 
 
-def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT) -> Ingested:
+def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT, *,
+           sniff: str = "") -> Ingested:
     """Hash (and with ``store``, store) one regular file, refusing content that moved under us.
 
-    Raises FileNotFoundError if it vanished, PermissionError if unreadable, UnstableFileError,
-    NotRegularFileError.
+    ``sniff``: "refuse" raises :class:`~workbench.versioning.secrets.LooksLikeSecret` (before storing
+    anything) when the file's first KiB looks like a credential; "keep" reads it anyway and says so in
+    ``Ingested.secret``; "" does not look. Raises FileNotFoundError if it vanished,
+    PermissionError if unreadable, UnstableFileError, NotRegularFileError.
     """
     started = time.time_ns()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0) | os.O_NONBLOCK)
@@ -85,10 +92,15 @@ def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT
             raise NotRegularFileError(path)
         size = before.st_size
         new_bytes = 0
+        secret = None
+        if sniff and size >= threshold:  # a large file is read in pieces: its head costs one pread
+            secret = _sniffed(os.pread(fd, HEAD_BYTES, 0), sniff)
         if size < threshold:
             data = _read_all(fd, size)
             if len(data) != size:
                 raise UnstableFileError(path)
+            if sniff:
+                secret = _sniffed(data, sniff)
             digest = blake3.blake3(data).hexdigest()
             if store is not None:
                 _, new_bytes = store.put_bytes(data, digest)
@@ -116,8 +128,15 @@ def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT
         raise UnstableFileError(path)
     return Ingested(
         digest, size, stat_mod.S_IMODE(before.st_mode) & 0o777, before.st_mtime_ns, before.st_ino,
-        before.st_ctime_ns, started, new_bytes,
+        before.st_ctime_ns, started, new_bytes, secret,
     )
+
+
+def _sniffed(data: bytes, mode: str) -> str | None:
+    kind = sniff_head(data)
+    if kind is not None and mode == "refuse":
+        raise LooksLikeSecret(kind)
+    return kind
 
 
 def _read_all(fd: int, size: int) -> bytes:

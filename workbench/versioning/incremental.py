@@ -20,6 +20,7 @@ import stat as stat_mod
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from workbench.versioning.ignore import sniff_exempt
 from workbench.versioning.state import StatIndex, trusted_hash
 from workbench.versioning.trees import DIR, FILE, LINK, Item, TreeReader, encode_tree, tree_hash
 from workbench.versioning.worktree import WorkTree, _Dir, _ingest_all, scan
@@ -170,7 +171,7 @@ def incremental_scan(root: str, rules: IgnoreRules, index: StatIndex, store: Blo
             gone.append(rel)
             result.skipped.append((rel, "not a regular file (FIFO, socket or device)"))
     if todo:
-        _ingest_all(root, todo, store, index, threshold, progress, 0, result)
+        _ingest_all(root, todo, store, index, threshold, progress, 0, result, sniff_exempt(rules))
     for parent_rel, node in parents.items():
         for name, f in node.files.items():
             changes[f"{parent_rel}/{name}" if parent_rel else name] = (

@@ -19,7 +19,8 @@ import os
 import struct
 from pathlib import Path
 
-VERSION = 2
+VERSION = 3
+"""3: secret sniffing came in; files an older index vouched for are read (and sniffed) once more."""
 Entry = tuple[int, int, int, int, str, int]
 """(size, mtime_ns, ino, ctime_ns, hash, read_ns), unpacked"""
 PACKED = struct.Struct("<qqqqq32s")

@@ -368,6 +368,10 @@ class Watcher:
             self._debouncer.add(unstable)
             self._emit("retry", f"{len(unstable)} file(s) changed while being read; retrying after "
                        f"{self.quiet:g} s quiet", paths=unstable)
+        secrets = _secret_skips(info)
+        if secrets:
+            self._emit("secret", "left out, looks like a secret: " + "; ".join(
+                f"{path} ({reason})" for path, reason in secrets), paths=tuple(p for p, _ in secrets))
         if getattr(info, "created", True):
             self.snapshots += 1
             self.last_snapshot = str(info.id)
@@ -431,6 +435,14 @@ def _unstable_paths(info: Any) -> tuple[str, ...]:
     found = {str(path) for path, reason in getattr(info, "skipped", ()) or ()
              if str(reason).startswith("changed while")}
     return tuple(sorted(found))
+
+
+def _secret_skips(info: Any) -> list[tuple[str, str]]:
+    """Files the snapshot left out because their content looks like a credential."""
+    from workbench.versioning.secrets import is_secret_reason
+
+    return [(str(path), str(reason)) for path, reason in getattr(info, "skipped", ()) or ()
+            if is_secret_reason(str(reason))]
 
 
 def _message(batch: Batch, paths: list[str]) -> str:

@@ -6,7 +6,10 @@ With a store, a folder whose tree object already exists is known to be fully sto
 written after everything below it), so its files are not even checked for presence.
 
 Files are read in a thread pool (BLAKE3, zstd and file reads release the GIL), largest first so a big
-file overlaps with the many small ones.
+file overlaps with the many small ones. Each file read is also sniffed for credentials (see
+:mod:`workbench.versioning.secrets`): one that looks like a secret is left out and reported in
+``skipped`` (or kept, when ``.workbenchignore`` re-includes it by ``!path``), and is never put in the
+stat index, so a later scan looks at it again.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
-from workbench.versioning.ignore import IgnoreRules, default_ignored
+from workbench.versioning.ignore import SECRET_IN_FOLDER, IgnoreRules, default_ignored, sniff_exempt
 from workbench.versioning.state import COARSE_MARGIN_NS, FINE_MARGIN_NS, NS, PACKED, StatIndex
 from workbench.versioning.trees import DIR, FILE, LINK, Item, encode_tree, tree_hash
 
@@ -102,10 +105,11 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
             raise unreadable(rel or root, exc) from None
         out.append(node)
         files = node.files
+        inside = SECRET_IN_FOLDER.get(rel.rpartition("/")[2])  # .kube/config, .aws/credentials...
         with it:
             for entry in it:
                 name = entry.name
-                if fast and skip_name(name):
+                if fast and (skip_name(name) or (inside is not None and name in inside)):
                     continue
                 child = f"{rel}/{name}" if rel else name
                 if hold and child in hold:
@@ -189,7 +193,7 @@ def scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | Non
         todo.extend(_missing_blobs(dirs, by_rel, store, {t[0] for t in todo}, start))
     result = WorkTree("", {}, 0, 0, skipped=skipped)
     if todo:
-        _ingest_all(root, todo, store, index, threshold, progress, workers, result)
+        _ingest_all(root, todo, store, index, threshold, progress, workers, result, sniff_exempt(rules))
     _build(dirs, store, result, start)
     return result
 
@@ -220,7 +224,9 @@ def _missing_blobs(dirs: list[_Dir], by_rel: dict[str, _Dir], store: BlobStore,
 
 def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore | None,
                 index: StatIndex, threshold: int, progress: Progress | None, workers: int,
-                result: WorkTree) -> None:
+                result: WorkTree, exempt: Callable[[str], bool] | None = None) -> None:
+    """Read (hash, store) every file of ``todo``; ``exempt(rel)``: files versioned even when they look
+    like a secret (re-included by ``!path``)."""
     todo.sort(key=lambda t: -int(t[1].files[t[2]][0]))  # type: ignore[call-overload]
     total = sum(int(t[1].files[t[2]][0]) for t in todo)  # type: ignore[call-overload]
     done = 0
@@ -228,12 +234,13 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
 
     def one(rel: str) -> Ingested:
         path = os.path.join(root, rel)
+        sniff = "refuse" if exempt is None or not exempt(rel) else "keep"
         for attempt in range(RETRIES):
             try:
-                return ingest(path, store, threshold)
+                return ingest(path, store, threshold, sniff=sniff)
             except UnstableFileError:
                 time.sleep(0.02 * (attempt + 1))
-        return ingest(path, store, threshold)
+        return ingest(path, store, threshold, sniff=sniff)
 
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -268,9 +275,16 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
 def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatIndex,
             store: BlobStore | None, result: WorkTree) -> None:
     from workbench.versioning.chunking import NotRegularFileError, UnstableFileError
+    from workbench.versioning.secrets import LooksLikeSecret, skip_reason
 
     try:
         got = fut.result()
+    except LooksLikeSecret as found:
+        del node.files[name]
+        result.skipped.append((rel, skip_reason(rel, found.kind)))
+        if index.entries.pop(rel, None) is not None:
+            index.dirty = True
+        return
     except FileNotFoundError:
         del node.files[name]
         result.skipped.append((rel, "vanished"))
@@ -296,7 +310,8 @@ def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatI
         return
     f = node.files[name]
     f[0], f[1], f[2], f[3], f[4], f[5] = got.size, got.mtime_ns, got.ino, got.ctime_ns, got.mode, got.hash
-    index.put(rel, (got.size, got.mtime_ns, got.ino, got.ctime_ns, got.hash, got.started_ns))
+    if got.secret is None:  # a secret kept by '!path' is read again each scan: drop the '!' and it goes
+        index.put(rel, (got.size, got.mtime_ns, got.ino, got.ctime_ns, got.hash, got.started_ns))
     result.hashed += 1
     result.new_bytes += got.new_bytes
 
