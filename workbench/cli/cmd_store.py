@@ -169,8 +169,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = ws.versions.status_report(use_watcher=not args.no_watcher)
     changes = report.changes
     if args.json:
-        print_json({"snapshot": report.head, "via": report.via, "changes": [c.to_dict() for c in changes]})
+        print_json({"snapshot": report.head, "via": report.via, "changes": [c.to_dict() for c in changes],
+                    "skipped": [{"path": _shown(p), "reason": r} for p, r in report.skipped]})
         return 0
+    for path, reason in report.skipped:
+        sys.stderr.write(f"skipped {_shown(path)}: {reason}\n")
     short = report.head[:10] if report.head else None
     if not changes:
         print(f"nothing changed since snapshot {short}" if short else

@@ -46,15 +46,18 @@ def _clean(path: str) -> str:
 
 class StatusReport:
     """What ``status_report`` found: the changes, how (``via``), against which snapshot, and ``why``
-    the watcher's record was not used (empty when it was)."""
+    the watcher's record was not used (empty when it was); ``skipped``: paths that could not be read
+    (path, reason), compared at their previous version or left out."""
 
-    __slots__ = ("changes", "head", "via", "why")
+    __slots__ = ("changes", "head", "skipped", "via", "why")
 
-    def __init__(self, changes: list[Change], via: str, head: str | None, why: str) -> None:
+    def __init__(self, changes: list[Change], via: str, head: str | None, why: str,
+                 skipped: list[tuple[str, str]] | None = None) -> None:
         self.changes = changes
         self.via = via
         self.head = head
         self.why = why
+        self.skipped: list[tuple[str, str]] = skipped or []
 
 
 def _info(row: Any, created: bool = True) -> SnapshotInfo:
@@ -344,12 +347,12 @@ class VersioningService:
                 work = self._pending_tree(head, pending) if head is not None and head.id == head_id else None
                 if head is not None and work is not None:
                     return StatusReport(diff_trees(self.reader, head.root_tree, work.root), "watcher",
-                                        head.id, "")
+                                        head.id, "", work.skipped)
                 why = "the watcher's paths could not be applied to HEAD"
         head = self.head()
         work = self.working_tree(progress)
         return StatusReport(diff_trees(self.reader, head.root_tree if head else None, work.root), "scan",
-                            head.id if head else None, why)
+                            head.id if head else None, why, work.skipped)
 
     def _pending_tree(self, head: SnapshotInfo, pending: list[str]) -> WorkTree | None:
         """HEAD with only ``pending`` rescanned (nothing stored), or None: scan everything instead."""
