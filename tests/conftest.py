@@ -8,11 +8,22 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from workbench.cli import main as cli_main
 from workbench.core.workspace import Workspace
+
+REQUIRE_DOCKER = "WORKBENCH_REQUIRE_DOCKER"
+"""Set to 1 (scripts/test does, once docker_setup.sh succeeded): Docker tests fail instead of skipping."""
+
+
+def docker_unavailable(reason: str) -> NoReturn:
+    """Skip a Docker test with the reason, or fail it where Docker was set up and must work."""
+    if os.environ.get(REQUIRE_DOCKER) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_DOCKER}=1: Docker was set up, so its tests must run)")
+    pytest.skip(reason)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ FORBIDDEN_IN_CORE = ("textual", "plotext", "textual_plotext")
 
 
 def _core_modules() -> list[str]:
-    names = ["workbench", "workbench.errors", "workbench.paths", "workbench.config"]
+    names = ["workbench", "workbench.errors", "workbench.paths", "workbench.config", "workbench.yamlsafe"]
     for package in CORE_PACKAGES:
         pkg = importlib.import_module(f"workbench.{package}")
         names.append(pkg.__name__)

@@ -1,12 +1,17 @@
 """The project configuration: one typed model, read from ``.workbench/config.toml``.
 
-Every field has a default, so a missing file or a missing key is fine; an unknown key or a value of
-the wrong type is a :class:`~workbench.errors.ConfigError` naming the key.
+Every field has a default, so a missing file or a missing key is fine. Everything wrong with the
+file is one :class:`~workbench.errors.ConfigError` line naming the file and the key: text that is not
+UTF-8 or not TOML, an unknown key, a value of the wrong type, a number outside its range
+(:data:`RANGES`: no negative intervals, no zero debounce, no absurd sizes) and a ``metric_patterns``
+regex that does not compile or lacks the ``name`` and ``value`` groups.
 Domain packages read their own section (``config.watch``, ``config.tracking`` ...).
 """
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -91,6 +96,40 @@ class ProjectConfig:
     ui: UiConfig = field(default_factory=UiConfig)
 
 
+RANGES: dict[str, tuple[float, float]] = {
+    "store.chunk_threshold": (64 * 1024, 1 << 40),
+    "store.compression_level": (1, 22),
+    "watch.quiet_seconds": (0.01, 86_400.0),
+    "watch.max_interval_seconds": (0.01, 7 * 86_400.0),
+    "executor.gpus": (0, 1024),
+}
+"""Inclusive bounds of each numeric key, ``section.key`` -> (lowest, highest)."""
+
+
+def _check_ranges(config: ProjectConfig) -> None:
+    for name, (low, high) in RANGES.items():
+        section, key = name.split(".")
+        value = getattr(getattr(config, section), key)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ConfigError(f"config '{name}' must be between {low:g} and {high:g}, got {value:g}",
+                              f"fix [{section}] {key}")
+    if config.watch.max_interval_seconds < config.watch.quiet_seconds:
+        raise ConfigError(f"config 'watch.max_interval_seconds' ({config.watch.max_interval_seconds:g}) "
+                          f"is below 'watch.quiet_seconds' ({config.watch.quiet_seconds:g})",
+                          "the longest wait cannot be shorter than the quiet period")
+    for index, pattern in enumerate(config.tracking.metric_patterns):
+        where = f"config 'tracking.metric_patterns[{index}]'"
+        if not isinstance(pattern, str):
+            raise ConfigError(f"{where} must be a string (a regex)", "quote the pattern")
+        try:
+            groups = re.compile(pattern).groupindex
+        except re.error as exc:
+            raise ConfigError(f"{where} is not a valid regex: {exc}", "fix the pattern") from None
+        if not {"name", "value"} <= set(groups):
+            raise ConfigError(f"{where} has no (?P<name>...) and (?P<value>...) groups",
+                              "name the groups that capture the metric's name and value")
+
+
 def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     kwargs: dict[str, Any] = {}
@@ -114,16 +153,25 @@ def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
 
 
 def load_config(path: Path) -> ProjectConfig:
-    """Read a config file; a missing file gives the defaults."""
+    """Read and validate a config file; a missing file gives the defaults."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ProjectConfig()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})", "save it as UTF-8") from None
+    except OSError as exc:  # a folder of that name, no permission, an I/O error
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}",
+                          "it must be a readable TOML file") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}", "fix the TOML syntax") from None
-    config: ProjectConfig = _build(ProjectConfig, data, "")
+    try:
+        config: ProjectConfig = _build(ProjectConfig, data, "")
+        _check_ranges(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
     return config
 
 

@@ -410,11 +410,35 @@ def test_corrupt_blob_is_one_line(tmp_path: Path) -> None:
 PARAM_PIPELINE = "stages:\n  a:\n    cmd: echo {k}\n    params:\n      k: {ref: k}\n"
 
 
+def alias_bomb(levels: int = 9) -> str:
+    """"Billion laughs": each level lists the previous one nine times (9**9 values once expanded)."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for n in range(1, levels):
+        lines.append(f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\nk: 1\n"
+
+
+BROKEN_CONFIG = {
+    "config-not-utf8": b"[watch]\nquiet_seconds = 1 # \xff\xfe\n",
+    "config-bad-regex": b"[tracking]\nmetric_patterns = ['(?P<name>\\\\w+)=(?P<value>[']\n",
+    "config-negative": b"[watch]\nquiet_seconds = -1.0\n",
+    "config-absurd": b"[store]\nchunk_threshold = 1\n",
+}
+"""Config files that load as TOML but are wrong; each must be named with its key."""
+CONFIG_KEY = {"config-not-utf8": "config.toml", "config-bad-regex": "tracking.metric_patterns[0]",
+              "config-negative": "watch.quiet_seconds", "config-absurd": "store.chunk_threshold"}
+
+
 @pytest.mark.parametrize("broken, argv", [
     ("pipeline-folder", ("dag",)), ("pipeline-folder", ("repro",)),
     ("pipeline-not-utf8", ("repro", "--dry")), ("pipeline-bad-yaml", ("dag", "--json")),
     ("params-not-utf8", ("repro",)), ("params-folder", ("repro", "--dry")),
     ("config-garbage", ("snapshot",)), ("config-garbage", ("watch", "--poll")),
+    ("params-recursive", ("repro", "--dry")), ("params-recursive", ("repro",)),
+    ("params-bomb", ("repro", "--dry")), ("params-bomb", ("repro",)), ("pipeline-bomb", ("dag", "--json")),
+    ("pipeline-recursive", ("repro",)), ("pipeline-deep", ("dag",)),
+    *[(name, argv) for name in BROKEN_CONFIG
+      for argv in (("snapshot",), ("run", "--", "python", "-c", "pass"), ("watch", "--poll"))],
 ])
 def test_broken_project_file_is_one_line(tmp_path: Path, broken: str, argv: tuple[str, ...]) -> None:
     """A project file that cannot be read or parsed: one line naming it, exit 2."""
@@ -425,12 +449,24 @@ def test_broken_project_file_is_one_line(tmp_path: Path, broken: str, argv: tupl
         (root / "workbench.yaml").write_bytes(b"\xff\xfestages: {}\n")
     elif broken == "pipeline-bad-yaml":
         (root / "workbench.yaml").write_text("stages: [\n")
+    elif broken == "pipeline-bomb":
+        (root / "workbench.yaml").write_text(alias_bomb() + PARAM_PIPELINE)
+    elif broken == "pipeline-recursive":
+        (root / "workbench.yaml").write_text(PARAM_PIPELINE.replace("echo {k}", "&c [echo, *c]"))
+    elif broken == "pipeline-deep":
+        (root / "workbench.yaml").write_text(PARAM_PIPELINE + "x: " + "[" * 5000 + "]" * 5000 + "\n")
     elif broken.startswith("params"):
         (root / "workbench.yaml").write_text(PARAM_PIPELINE)
         if broken == "params-folder":
             (root / "params.yaml").mkdir()
+        elif broken == "params-recursive":
+            (root / "params.yaml").write_text("k: &k [1, *k]\n")
+        elif broken == "params-bomb":
+            (root / "params.yaml").write_text(alias_bomb())
         else:
             (root / "params.yaml").write_bytes(b"\xff\xfek: 1\n")
+    elif broken in BROKEN_CONFIG:
+        (root / ".workbench" / "config.toml").write_bytes(BROKEN_CONFIG[broken])
     else:
         (root / ".workbench" / "config.toml").write_text("garbage = = =\n")
     result = run_workbench(root, *argv, env=ENV, timeout=30)
@@ -438,3 +474,4 @@ def test_broken_project_file_is_one_line(tmp_path: Path, broken: str, argv: tupl
     name = "config.toml" if broken.startswith("config") else (
         "params.yaml" if broken.startswith("params") else "workbench.yaml")
     assert name in result.stderr
+    assert CONFIG_KEY.get(broken, name) in result.stderr

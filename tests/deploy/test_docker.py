@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import docker_unavailable
 from tests.deploy.conftest import REQUEST, answers
 from workbench.core.workspace import Workspace
 from workbench.deploy import local
@@ -34,7 +35,8 @@ def docker_client() -> Iterator[Any]:
         client = docker.from_env(timeout=60)
         client.ping()
     except Exception as exc:  # no daemon, no socket, no permission
-        pytest.skip(f"Docker cannot run here ({type(exc).__name__}: {exc}); see scripts/docker_setup.sh")
+        docker_unavailable(
+            f"Docker cannot run here ({type(exc).__name__}: {exc}); see scripts/docker_setup.sh")
     try:
         client.images.get(local.local_image())
     except Exception:
@@ -43,7 +45,8 @@ def docker_client() -> Iterator[Any]:
         )
         if setup.returncode != 0:
             why = (setup.stdout + setup.stderr).strip().splitlines()
-            pytest.skip(f"cannot build {local.local_image()}: {why[-1] if why else 'docker_setup.sh failed'}")
+            docker_unavailable(
+                f"cannot build {local.local_image()}: {why[-1] if why else 'docker_setup.sh failed'}")
     yield client
     client.close()
 

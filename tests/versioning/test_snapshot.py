@@ -204,11 +204,30 @@ def test_file_changing_while_read_is_not_recorded(ws: Workspace, monkeypatch: py
     assert ws.versions.read_file(first.id, "busy.txt") == b"version 1"
 
 
-def test_unreadable_file_is_one_clear_error(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_file_is_skipped_not_fatal(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that cannot be read is listed in ``skipped``; the snapshot of the rest goes ahead."""
+    _write(ws.root, "locked.txt", "x")
+    _write(ws.root, "fine.txt", "y")
+    real = chunking.ingest
+
+    def denied(path: str, *args: object, **kwargs: object) -> chunking.Ingested:
+        if path.endswith("locked.txt"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("workbench.versioning.chunking.ingest", denied)
+    info = ws.versions.snapshot()
+    assert info.skipped == [("locked.txt", "unreadable (Permission denied); left out")]
+    assert ws.versions.read_file(info.id, "fine.txt") == b"y"
+
+
+def test_permission_error_on_the_cache_is_still_one_clear_error(ws: Workspace,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the file's own read errors are skipped: a cache that refuses writes stops the snapshot."""
     _write(ws.root, "locked.txt", "x")
 
     def denied(path: str, *args: object, **kwargs: object) -> chunking.Ingested:
-        raise PermissionError(13, "Permission denied", path)
+        raise PermissionError(13, "Permission denied", str(ws.paths.default_cache / "objects"))
 
     monkeypatch.setattr("workbench.versioning.chunking.ingest", denied)
     with pytest.raises(WorkbenchError, match=r"cannot read locked.txt: Permission denied") as info:

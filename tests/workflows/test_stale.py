@@ -72,7 +72,7 @@ def test_missing_params_key_and_file_name_the_place(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match=r"params file 'params\.yaml' does not exist"):
         fp(tmp_path)
     (tmp_path / "params.yaml").write_text("train: [unclosed\n")
-    with pytest.raises(PipelineError, match="is malformed"):
+    with pytest.raises(PipelineError, match=r"params\.yaml:2:1: malformed YAML"):
         fp(tmp_path)
 
 

@@ -5,7 +5,9 @@ The input snapshot is checked out into a per-run folder that the container mount
 touch the project until :meth:`DockerExecutor.collect_outputs` copies back exactly the files it
 created or changed). The installed ``workbench`` package is mounted read-only and put on
 ``PYTHONPATH`` so the tracking API and the capture sitecustomize work inside the container; the job
-writes its events to a file in ``/workbench/run``, tailed from the host. The container runs as a
+writes its events to a file in ``/workbench/run``, tailed from the host. Those three are the only
+mounts: host paths in environment values are rewritten when they lie inside them and otherwise
+passed as plain values, never mounted. The container runs as a
 non-root user, carries ``workbench.run-id`` labels (so a restarted workbench can find it), asks
 for GPUs through device requests, and is stopped and removed on cancel.
 """
@@ -354,8 +356,6 @@ class DockerExecutor:
             str(meta): {"bind": CONTAINER_RUN, "mode": "rw"},
             str(package_dir): {"bind": f"{CONTAINER_LIB}/workbench", "mode": "ro"},
         }
-        for host, inside in mapper.extra_mounts.items():
-            volumes[host] = {"bind": inside, "mode": "ro"}
         workdir = CONTAINER_WORKSPACE
         if spec.workdir not in ("", "."):
             workdir = f"{CONTAINER_WORKSPACE}/{spec.workdir}"
@@ -405,11 +405,16 @@ class DockerExecutor:
 
 
 class _PathMapper:
-    """Translate host paths in environment values into the paths the container sees."""
+    """Translate host paths in environment values into the paths the container sees.
+
+    Only paths inside what is mounted anyway (the run's workspace and run folder, the workbench
+    package, the project, which the workspace stands for) are rewritten. Any other value, a host
+    folder in ``PYTHONPATH`` included, is passed through as text: an environment value never
+    becomes a mount, so a job cannot be handed a host folder by naming it.
+    """
 
     def __init__(self, roots: list[tuple[Path, str]]) -> None:
         self.roots = roots
-        self.extra_mounts: dict[str, str] = {}
 
     def map_path(self, text: str) -> str:
         path = Path(text)
@@ -419,9 +424,6 @@ class _PathMapper:
             except ValueError:
                 continue
             return inside if rel == Path(".") else f"{inside}/{rel.as_posix()}"
-        if path.is_dir():
-            inside = self.extra_mounts.setdefault(str(path), f"/opt/workbench/mnt/{len(self.extra_mounts)}")
-            return inside
         return text
 
     def map_value(self, value: str) -> str:

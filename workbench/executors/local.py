@@ -5,6 +5,11 @@ SIGINT first (a Python script gets its KeyboardInterrupt and can clean up), then
 SIGKILL. Its stdout and stderr are read as bytes, line by line, and the events file it writes is
 tailed, all merged into :meth:`LocalJob.lines`. Nothing needs copying back: the job wrote into the
 project itself.
+
+Resources: ``--gpus N`` is applied by ``CUDA_VISIBLE_DEVICES`` (the first N of the GPUs this machine
+has, or of those an existing ``CUDA_VISIBLE_DEVICES`` lists); asking for more GPUs than the machine
+has is refused. ``--cpu`` and ``--memory`` cannot be enforced on a plain child process, so they are
+refused with a pointer to ``--executor docker``, never silently ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import IO, TYPE_CHECKING
 
 from workbench.errors import ExecutorError
 from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.executors.resources import gpu_count
 from workbench.executors.streams import LineMerger, LineSplitter, classify, tail_file
 
 if TYPE_CHECKING:
@@ -157,10 +163,43 @@ class LocalExecutor:
             found = shutil.which(program, path=path_env) is not None
         if not found:
             raise ExecutorError(f"command not found: {program}", "check the spelling, or install it")
+        self._visible_gpus(spec)
+
+    @staticmethod
+    def _visible_gpus(spec: LaunchSpec) -> str | None:
+        """The ``CUDA_VISIBLE_DEVICES`` value for the run (None: leave it alone), or ExecutorError."""
+        limits = [f"--{name}" for name, value in (("cpu", spec.cpu), ("memory", spec.memory)) if value]
+        if limits:
+            raise ExecutorError(f"the local executor cannot enforce {' and '.join(limits)}",
+                                "use --executor docker or kubernetes for resource limits, or drop "
+                                + " and ".join(limits))
+        count = gpu_count(spec.gpus)
+        if count == 0:
+            return None
+        from workbench.executors.gpus import gpu_facts, no_gpu_reason
+
+        listed = spec.env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+        if listed is not None:
+            devices = [d.strip() for d in listed.split(",") if d.strip()]
+        else:
+            devices = [str(f["index"]) for f in gpu_facts()]
+        if not devices:
+            raise ExecutorError(f"--gpus {spec.gpus}: this machine has no GPU to give: "
+                                f"{no_gpu_reason() or 'CUDA_VISIBLE_DEVICES is empty'}",
+                                "run without --gpus, or on a GPU host with --executor docker or kubernetes")
+        if count is None:
+            return None
+        if count > len(devices):
+            raise ExecutorError(f"--gpus {count}: this machine has only {len(devices)} GPU(s) "
+                                f"({','.join(devices)})", f"ask for at most {len(devices)}, or 'all'")
+        return ",".join(devices[:count])
 
     def launch(self, spec: LaunchSpec) -> LocalJob:
         self.check(spec)
         env = {**os.environ, **spec.env}
+        visible = self._visible_gpus(spec)
+        if visible is not None:
+            env["CUDA_VISIBLE_DEVICES"] = visible
         events = env.get("WORKBENCH_EVENTS", "")
         try:
             proc = subprocess.Popen(

@@ -53,12 +53,40 @@ def database_error(exc: sqlite3.Error, path: Path | None = None) -> WorkbenchErr
     return WorkbenchError(f"{what} failed: {text}")
 
 
+EMPTY_GRACE_SECONDS = 2.0
+"""How long an empty database file may stay empty: a concurrent ``init`` fills it in milliseconds."""
+
+
+def refuse_empty(path: Path) -> None:
+    """A 0-byte database file in an existing project is damage, never a new project.
+
+    SQLite would silently treat it as a new, empty database (and the next write would make that
+    permanent, hiding the loss). The only legitimate empty file is the instant between another
+    process's ``init`` creating it and writing its header, so an empty file gets a short grace.
+    """
+    deadline = time.monotonic() + EMPTY_GRACE_SECONDS
+    while True:
+        try:
+            if path.stat().st_size > 0:
+                return
+        except OSError:  # absent (a new project) or unreadable: connect() reports that itself
+            return
+        if time.monotonic() >= deadline:
+            raise DatabaseDamagedError(
+                f"the project database {path} is empty (0 bytes): the project's history is lost or "
+                "was never written", "restore .workbench/workbench.db from a backup, or move it aside and "
+                "run 'workbench init' to start a new history; the blob cache is kept")
+        time.sleep(0.05)
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the project database with the pragmas every connection needs.
 
     A file that is not a database (or is malformed, locked, unreadable) raises the
-    :class:`~workbench.errors.WorkbenchError` from :func:`database_error`, not ``sqlite3.Error``.
+    :class:`~workbench.errors.WorkbenchError` from :func:`database_error`, not ``sqlite3.Error``;
+    an empty file raises :class:`DatabaseDamagedError` (:func:`refuse_empty`).
     """
+    refuse_empty(path)
     conn: sqlite3.Connection | None = None
     try:
         if readonly:

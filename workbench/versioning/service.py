@@ -46,8 +46,9 @@ def _clean(path: str) -> str:
 
 class StatusReport:
     """What ``status_report`` found: the changes, how (``via``), against which snapshot, and ``why``
-    the watcher's record was not used (empty when it was); ``skipped``: files the scan left out, with
-    the reason (a file that looks like a secret...), as in ``SnapshotInfo.skipped``."""
+    the watcher's record was not used (empty when it was); ``skipped``: files the scan left out or
+    compared at their previous version, with the reason (unreadable, looks like a secret...), as in
+    ``SnapshotInfo.skipped``."""
 
     __slots__ = ("changes", "head", "skipped", "via", "why")
 

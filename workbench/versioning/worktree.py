@@ -102,7 +102,10 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
                 continue
             raise
         except PermissionError as exc:
-            raise unreadable(rel or root, exc) from None
+            if not rel:
+                raise unreadable(root, exc) from None
+            skipped.append((rel, f"unreadable folder ({exc.strerror}); left out"))
+            continue
         out.append(node)
         files = node.files
         inside = SECRET_IN_FOLDER.get(rel.rpartition("/")[2])  # .kube/config, .aws/credentials...
@@ -235,12 +238,19 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
     def one(rel: str) -> Ingested:
         path = os.path.join(root, rel)
         sniff = "refuse" if exempt is None or not exempt(rel) else "keep"
-        for attempt in range(RETRIES):
-            try:
-                return ingest(path, store, threshold, sniff=sniff)
-            except UnstableFileError:
-                time.sleep(0.02 * (attempt + 1))
-        return ingest(path, store, threshold, sniff=sniff)
+        try:
+            for attempt in range(RETRIES):
+                try:
+                    return ingest(path, store, threshold, sniff=sniff)
+                except UnstableFileError:
+                    time.sleep(0.02 * (attempt + 1))
+            return ingest(path, store, threshold, sniff=sniff)
+        except (FileNotFoundError, IsADirectoryError):
+            raise
+        except OSError as exc:  # the file itself (not the cache: its errors name the cache path)
+            if exc.filename not in (None, path):
+                raise
+            raise UnreadableFileError(exc.strerror or str(exc)) from None
 
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -272,6 +282,23 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
             raise
 
 
+class UnreadableFileError(Exception):
+    """A file in the work tree that cannot be read (no permission, an I/O error): skipped, not fatal."""
+
+
+def _keep_previous(rel: str, node: _Dir, name: str, index: StatIndex, store: BlobStore | None,
+                   result: WorkTree, why: str) -> None:
+    """Keep a file at the version the stat index knows (if its blob is stored), else leave it out."""
+    old = index.get(rel)
+    if old is not None and (store is None or store.has(old[4])):
+        node.files[name][5] = old[4]
+        node.files[name][0] = old[0]
+        result.skipped.append((rel, f"{why}; kept its previous version"))
+    else:
+        del node.files[name]
+        result.skipped.append((rel, f"{why}; left out"))
+
+
 def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatIndex,
             store: BlobStore | None, result: WorkTree) -> None:
     from workbench.versioning.chunking import NotRegularFileError, UnstableFileError
@@ -294,14 +321,10 @@ def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatI
         result.skipped.append((rel, "replaced by something that is not a regular file"))
         return
     except UnstableFileError:
-        old = index.get(rel)
-        if old is not None and (store is None or store.has(old[4])):
-            node.files[name][5] = old[4]
-            node.files[name][0] = old[0]
-            result.skipped.append((rel, "changed while being read; kept its previous version"))
-        else:
-            del node.files[name]
-            result.skipped.append((rel, "changed while being read; left out"))
+        _keep_previous(rel, node, name, index, store, result, "changed while being read")
+        return
+    except UnreadableFileError as exc:
+        _keep_previous(rel, node, name, index, store, result, f"unreadable ({exc})")
         return
     except PermissionError as exc:
         raise unreadable(rel, exc) from None

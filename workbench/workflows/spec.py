@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from workbench import yamlsafe
 from workbench.errors import WorkbenchError
 
 PIPELINE_FILENAME = "workbench.yaml"
@@ -325,17 +326,8 @@ class _Reader:
 def parse_pipeline(text: str, path: Path) -> Pipeline:
     """Parse pipeline text; raise :class:`PipelineError` with file:line:column on any problem."""
     file = path.name
-    loader = yaml.SafeLoader(text)
+    root, loader = yamlsafe.compose(text, file, PipelineError)
     try:
-        try:
-            root = loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
-            problem = exc.problem or exc.context or "malformed YAML"
-            raise _fail(where, f"malformed YAML: {problem}", "fix the syntax") from None
-        except yaml.YAMLError as exc:
-            raise PipelineError(f"{file}: malformed YAML: {exc}", "fix the syntax") from None
         reader = _Reader(file, loader)
         if root is None:
             raise PipelineError(f"{file}: the file is empty", "declare at least one stage under 'stages:'")

@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from workbench import yamlsafe
 from workbench.workflows.spec import ParamRef, PipelineError, Stage, render_command
 
 Hasher = Callable[[Path], str]
@@ -81,8 +80,8 @@ class ParamsFiles:
                 elif path.suffix == ".json":
                     data = json.loads(text)
                 else:
-                    data = yaml.safe_load(text)
-            except (yaml.YAMLError, ValueError) as exc:
+                    data = yamlsafe.load(text, file, PipelineError)
+            except (ValueError, RecursionError) as exc:
                 raise PipelineError(f"params file '{file}' is malformed: {str(exc).splitlines()[0]}",
                                     "fix its syntax") from None
             self._loaded[file] = data
