@@ -149,7 +149,8 @@ def _model_candidates(
     ).fetchall():
         if path in wanted:
             continue
-        found = model_formats.sniff(_absolute(root, path))
+        full = _inside(root, path)  # never sniff a host file an event named (docs/security.md)
+        found = model_formats.sniff(full) if full is not None else None
         if found is not None:
             wanted[path] = {"path": path, "name": "", "framework": found.framework,
                             "framework_version": found.version, "declared": False}
