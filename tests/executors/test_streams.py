@@ -43,6 +43,18 @@ def test_a_plain_line_is_cut_once_and_its_rest_never_read_as_an_event() -> None:
     assert max(map(len, lines)) == MAX_LINE and b"".join(lines) == tricky
 
 
+def test_an_event_line_after_a_partial_line_of_output_is_split_off() -> None:
+    event = MARKER_BYTES + _event(10)
+    assert _feed(LineSplitter(), b"epoch 1" + event + b"\n") == [b"epoch 1", event]
+    stamp = b"2026-12-03T08:00:00.123456789Z "
+    assert _feed(LineSplitter(stamped=True), stamp + b"epoch 1" + event + b"\n") == [
+        stamp + b"epoch 1", stamp + event]
+    assert _feed(LineSplitter(stamped=True), stamp + event + b"\n") == [stamp + event]
+    quoting = MARKER_BYTES + b'{"e":"tag","k":"note","v":"see ' + MARKER_BYTES + b'"}'
+    assert _feed(LineSplitter(), quoting + b"\n") == [quoting]  # an event that mentions the marker
+    assert _feed(LineSplitter(events=True), b"x" + event + b"\n") == [b"x" + event]
+
+
 def test_every_line_of_an_events_file_is_an_event_line() -> None:
     big = _event(3 * MAX_LINE)
     assert _feed(LineSplitter(events=True), big + b"\n" + big + b"\n", chunk=12345) == [big, big]

@@ -183,3 +183,24 @@ def test_a_malformed_event_line_is_counted_and_shown(ws: Workspace) -> None:
     assert run_workbench(ws.root, "run", "--", sys.executable, "ok.py").returncode == 0
     assert _show(ws.root)["dropped_events"] == 0
     assert "dropped" not in run_workbench(ws.root, "show", "latest").stdout
+
+
+PARTIAL = """\
+import os
+os.environ["WORKBENCH_EVENTS"] = "@stdout"      # as in a pod: marked lines on stdout
+import workbench
+print("epoch 1 ", end="", flush=True)           # a partial line of output before the event lines
+workbench.log_metric("x", 1.5, step=0)
+workbench.log_param("p", 7)
+print("done")
+"""
+
+
+def test_marked_lines_after_a_partial_line_of_output_are_not_lost(ws: Workspace) -> None:
+    (ws.root / "partial.py").write_text(PARTIAL, encoding="utf-8")
+    done = run_workbench(ws.root, "run", "--", sys.executable, "partial.py", timeout=300)
+    assert done.returncode == 0, done.stderr
+    shown = _show(ws.root)
+    assert shown["params"]["p"] == 7 and shown["metrics"]["x"] == 1.5 and shown["dropped_events"] == 0
+    logs = run_workbench(ws.root, "logs", "latest").stdout
+    assert "epoch 1" in logs and "done" in logs and "@@workbench@@" not in logs

@@ -157,11 +157,31 @@ class LineSplitter:
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) <= MAX_LINE:
-            out.append(line)
+            if not self._events and EVENT_MARKER in line:
+                self._split_marked(line, out)
+            else:
+                out.append(line)
         elif self._is_event(line):
             out.append(line[:READ_LIMIT + 1])
         else:
             out.extend(_pieces(line))
+
+    def _split_marked(self, line: bytes, out: list[bytes]) -> None:
+        """A marked event line written after a partial line of output (``print(x, end="")`` then an
+        event) carries the marker mid-line: deliver the output and the event line apart (a pod log's
+        timestamp in front of both)."""
+        stamp = b""
+        body = line
+        if self._stamped:
+            head, space, rest = line.partition(b" ")
+            if space and len(head) < 64:
+                stamp, body = head + b" ", rest
+        at = -1 if body.startswith(EVENT_MARKER) else body.find(EVENT_MARKER)
+        if at < 0:
+            out.append(line)
+            return
+        out.append(stamp + body[:at])
+        out.append(stamp + body[at:])
 
     def _overflow(self, out: list[bytes]) -> None:
         """The line held has passed MAX_LINE: cut a plain line, keep an event line up to READ_LIMIT."""

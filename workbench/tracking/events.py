@@ -12,9 +12,10 @@ newline included): a key's buffered points go out as several packed ``series`` l
 :func:`series_chunk` points each, long param and tag values and overlong keys are cut first, and an
 event that still does not fit is replaced by a small ``dropped`` event. Every reader (the events
 file tail, the Docker and pod log streams, the ingest of a finished events file) takes an event line
-whole up to :data:`MAX_LINE_BYTES` (16 MiB, so lines of older writers still arrive) and never cuts
-one into pieces; a longer one, or one that is not an event, is counted on the run as a dropped event
-(``workbench show``) and noted in its log. Plain output lines are cut at 1 MiB.
+whole up to :data:`MAX_LINE_BYTES` (16 MiB, so lines of older writers still arrive), never cuts
+one into pieces, and splits a marked line off a partial line of output before it; a longer one, or
+one that is not an event, is counted on the run as a dropped event (``workbench show``) and noted
+in its log. Plain output lines are cut at 1 MiB.
 
 =========  ==========================================================================================
 ``e``      fields

@@ -89,8 +89,7 @@ class Ingester:
         self._points: dict[int, list[tuple[Sequence[int], Sequence[float], Sequence[float]]]] = {}
         """key id -> chunks of (steps, times, values) waiting for the next flush."""
         self._open: dict[int, tuple[list[int], list[float], list[float]]] = {}
-        """key id -> its last chunk when add_points made it (lists of ours): the next points of
-        that key extend it, so a point a line (stdout scalars) is not a chunk a point."""
+        """key id -> its last chunk if add_points made it: that key's next single points extend it."""
         self._point_count = 0
         self._summaries: dict[int, list[Any]] = {}
         """key id -> [last_step, last_value, last_time, min, max] of the waiting points."""
@@ -109,8 +108,7 @@ class Ingester:
         self.status: dict[str, Any] | None = None
         self.bad_lines = 0
         """Event lines not recorded: malformed, or an event this ingester could not use."""
-        self._dropped_unsaved = 0
-        """Of those (and ``dropped`` events), how many ``runs.dropped_events`` does not count yet."""
+        self._dropped_unsaved = 0  # those (and 'dropped' events) not yet added to runs.dropped_events
         self.refused = 0
         self.points_written = 0
         row = conn.execute(
@@ -297,9 +295,8 @@ class Ingester:
         chunks = self._points.setdefault(key_id, [])
         open_chunk = self._open.get(key_id) if own else None
         if open_chunk is not None and chunks and chunks[-1] is open_chunk:
-            open_chunk[0].extend(steps)
-            open_chunk[1].extend(times)
-            open_chunk[2].extend(values)
+            for part, more in zip(open_chunk, (steps, times, values), strict=True):
+                part.extend(more)  # type: ignore[attr-defined]
         else:
             chunk = (steps, times, values)
             chunks.append(chunk)
