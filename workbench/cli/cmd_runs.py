@@ -288,14 +288,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     ws = open_workspace()
     info = ws.runs.get(args.run)
     inputs, outputs = ws.runs.inputs(info.id), ws.runs.outputs(info.id)
-    versions = ws.runs.run_models(info.id)
-    sources = ws.runs.param_sources(info.id)
+    versions, sources = ws.runs.run_models(info.id), ws.runs.param_sources(info.id)
+    defaults = {k: "  (default)" for k, source in sources.items() if source == "argparse-default"}
     refused = ws.runs.refused_events(info.id)
     if args.json:
-        data = info.to_dict(full=True)
-        data["param_sources"] = sources
-        data["inputs"] = [f.to_dict() for f in inputs]
-        data["outputs"] = [f.to_dict() for f in outputs]
+        data = {**info.to_dict(full=True), "param_sources": sources}
+        data["inputs"], data["outputs"] = [f.to_dict() for f in inputs], [f.to_dict() for f in outputs]
         data["models"] = [v.to_dict() for v in versions]
         data["refused_events"] = refused
         print_json(data)
@@ -313,12 +311,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.print(f"parent    {info.parent_run}")
     if info.dropped_events:
         out.print(f"[yellow]dropped events: {info.dropped_events}[/] (see workbench logs {info.id})")
-    for label, mapping in (("params", info.params), ("tags", info.tags)):
+    for label, mapping, marks in (("params", info.params, defaults), ("tags", info.tags, {})):
         if mapping:
             out.print(f"[bold]{label}[/]")
             for k, v in mapping.items():
-                default = "  (default)" if label == "params" and sources.get(k) == "argparse-default" else ""
-                out.print(f"  {k} = {_num(v)}{default}", markup=False)
+                out.print(f"  {k} = {_num(v)}{marks.get(k, '')}", markup=False)
     if info.metrics:
         out.print("[bold]metrics[/] (last / min / max, points)")
         for k, m in info.metrics.items():
