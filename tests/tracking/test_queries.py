@@ -72,8 +72,20 @@ def test_resolve_prefix_name_latest(three_runs: Workspace) -> None:
 
 def test_run_ids_sort_by_time_and_are_unique() -> None:
     ids = [new_run_id(1_700_000_000 + i) for i in range(50)]
-    assert ids == sorted(ids) and len(set(ids)) == 50 and all(len(i) == 12 for i in ids)
-    assert len({new_run_id() for _ in range(1000)}) == 1000
+    assert ids == sorted(ids) and len(set(ids)) == 50 and all(len(i) == 14 for i in ids)
+    burst = [new_run_id() for _ in range(100_000)]  # many in one millisecond: counted up, never equal
+    assert len(set(burst)) == len(burst) and burst == sorted(burst)
+
+
+def test_run_ids_from_parallel_processes_do_not_collide() -> None:
+    import subprocess
+    import sys
+
+    code = "from workbench.tracking.ids import new_run_id as n; print('\\n'.join(n() for _ in range(20000)))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    ids = [i for p in procs for i in p.communicate(timeout=120)[0].split()]
+    assert len(ids) == 80_000 and len(set(ids)) == 80_000
 
 
 def test_downsampled_series_keeps_min_max_last(ws: Workspace) -> None:

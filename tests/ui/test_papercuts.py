@@ -127,3 +127,29 @@ async def test_archive_rename_and_delete_runs_from_the_runs_screen(demo_ws: Work
         await wait_for(pilot, lambda: any(f"kept {modelled}" in str(n.message) for n in app._notifications),
                        "the refusal of a run that produced a model")
         assert demo_ws.runs.get(modelled).id == modelled
+
+
+async def test_status_name_and_primary_metric_stay_visible_at_120_columns(demo_ws: Workspace) -> None:
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: len(table.view.rows) == 8, "the runs")
+        frozen = [c.label for c in table.view.columns[:table.view.frozen]]
+        assert frozen[:2] == ["status", "name"] and len(frozen) == 3
+        primary = frozen[2]
+        assert table.view.columns[2].kind == "metric"
+        assert table.virtual_size.width > 120, "the demo's params must overflow 120 columns for this test"
+
+        def header() -> str:
+            return "".join(seg.text for seg in table.render_line(0))
+
+        assert primary in header()
+        for _ in range(len(table.view.columns)):
+            await pilot.press("l")
+        await settle(pilot, 0.1)
+        assert table.scroll_offset.x > 0
+        shown = header()
+        assert shown.split()[:3] == ["status", "name", primary], shown
+        last = table.view.columns[-1].label
+        assert last[:6] in shown, "the last column scrolled into view beside the frozen ones"

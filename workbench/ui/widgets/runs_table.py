@@ -176,15 +176,24 @@ class RunsTable(ScrollView, can_focus=True):
     def action_last(self) -> None:
         self._move_to(len(self.view.rows) - 1)
 
+    @property
+    def frozen_width(self) -> int:
+        """Cells at the left that never scroll sideways (the mark, then the frozen columns)."""
+        frozen = self.view.frozen
+        if not frozen or frozen > len(self._offsets):
+            return 0
+        return self._offsets[frozen - 1] + self.view.columns[frozen - 1].width + 2
+
     def action_column(self, delta: int) -> None:
         self.cursor_col = max(0, min(len(self.view.columns) - 1, self.cursor_col + delta))
-        if self._offsets:
-            left = self._offsets[self.cursor_col]
+        if self._offsets and self.cursor_col >= self.view.frozen:
+            fixed = self.frozen_width
+            left = self._offsets[self.cursor_col] - fixed
             right = left + self.view.columns[self.cursor_col].width
             if left < self.scroll_offset.x:
-                self.scroll_to(x=left - 2, animate=False)
-            elif right > self.scroll_offset.x + self.size.width:
-                self.scroll_to(x=right - self.size.width + 2, animate=False)
+                self.scroll_to(x=max(0, left - 2), animate=False)
+            elif right > self.scroll_offset.x + self.size.width - fixed:
+                self.scroll_to(x=right - self.size.width + fixed + 2, animate=False)
         self.refresh()
 
     def action_mark(self) -> None:
@@ -238,7 +247,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     # -- mouse --------------------------------------------------------------------------------------
     def on_click(self, event: events.Click) -> None:
-        x = event.x + self.scroll_offset.x
+        x = event.x if event.x < self.frozen_width else event.x + self.scroll_offset.x
         column = next((i for i, off in enumerate(self._offsets)
                        if off <= x < off + self.view.columns[i].width + 2), None)
         if event.y == 0:
@@ -264,7 +273,12 @@ class RunsTable(ScrollView, can_focus=True):
             if index >= len(self.view.rows):
                 return Strip.blank(width, base)
             strip = self._row(index)
-        return strip.crop_extend(self.scroll_offset.x, self.scroll_offset.x + width, base)
+        fixed = min(self.frozen_width, width)
+        if not fixed:
+            return strip.crop_extend(self.scroll_offset.x, self.scroll_offset.x + width, base)
+        left = strip.crop_extend(0, fixed, base)
+        x = fixed + self.scroll_offset.x
+        return Strip.join([left, strip.crop_extend(x, x + width - fixed, base)])
 
     def _header(self) -> Strip:
         style = self.get_component_rich_style("runs-table--header")

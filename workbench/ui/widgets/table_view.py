@@ -86,6 +86,9 @@ class TableView:
     grouped: bool = False
     sweep_names: dict[str, str] = field(default_factory=dict)
     collapsed: frozenset[str] = field(default_factory=frozenset)
+    frozen: int = 0
+    """How many leading columns stay in place when the table scrolls sideways (status, name and
+    the primary metric, where shown), so the result of each run is visible at any width."""
 
     @property
     def cells(self) -> Cells:
@@ -168,6 +171,20 @@ def sort_rows(rows: list[RunRow], sort: str | None, reverse: bool) -> list[RunRo
     return sorted(rows, key=lambda r: _sort_key(cell_value(r, column)), reverse=reverse)
 
 
+def primary_metric(rows: Sequence[RunRow], sort: str | None, metric_keys: dict[str, None]) -> str | None:
+    """The metric shown beside each run's name: the one sorted by, else the one most runs have (the
+    first by name among equals); None without metrics."""
+    if sort and sort.startswith("m.") and sort[2:] in metric_keys:
+        return sort[2:]
+    if not metric_keys:
+        return None
+    counts: dict[str, int] = dict.fromkeys(metric_keys, 0)
+    for row in rows:
+        for key in row.metrics or ():
+            counts[key] += 1
+    return min(counts, key=lambda k: (-counts[k], k))
+
+
 def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = False,
                hidden: frozenset[str] = frozenset(), only_differing: bool = False,
                group: bool = False, sweep_names: dict[str, str] | None = None,
@@ -194,17 +211,22 @@ def build_view(rows: list[RunRow], *, sort: str | None = None, reverse: bool = F
     if only_differing:
         param_keys = {k: None for k in param_keys
                       if len({repr(r.params.get(k)) for r in rows}) > 1}
+    primary = primary_metric(rows, sort, metric_keys)
     candidates = [Column(k, _LABELS[k], "fixed", len(_LABELS[k])) for k in FIXED_COLUMNS
                   if k != "sweep" or any_sweep]
+    if primary is not None:  # status, name, then the primary metric: the frozen part
+        candidates.insert(2, Column(f"m.{primary}", primary, "metric", len(primary), numeric=True))
     candidates += [Column(f"p.{k}", k, "param", len(k)) for k in sorted(param_keys)]
-    candidates += [Column(f"m.{k}", k, "metric", len(k), numeric=True) for k in sorted(metric_keys)]
+    candidates += [Column(f"m.{k}", k, "metric", len(k), numeric=True) for k in sorted(metric_keys)
+                   if k != primary]
     columns = [c for c in candidates if c.key not in hidden]
+    frozen = sum(1 for c in columns[:3] if c.key in ("status", "name", f"m.{primary}"))
     if not presorted:
         rows = sort_rows(rows, sort, reverse)
     if group and any_sweep:
         rows = _grouped(rows, names, collapsed)
     view = TableView(columns, rows, sort, reverse, hidden, grouped=group and any_sweep,
-                     sweep_names=names, collapsed=collapsed)
+                     sweep_names=names, collapsed=collapsed, frozen=frozen)
     widths = [c.width for c in columns]
     for line in view.cells[:WIDTH_SAMPLE]:
         for i, text in enumerate(line):
