@@ -24,14 +24,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
 from workbench.store.db import atomic
-from workbench.store.schema_tracking import ROLLUP_LEVELS
-from workbench.tracking import rollups
 from workbench.tracking.events import MAX_TEXT, EventError, decode, unpack_series, valid_key
+from workbench.tracking.point_writes import EXACT_RANGE_SQL, SUMMARY_SQL, insert_points
 from workbench.tracking.records import refresh_summary
 from workbench.tracking.redact import redact_param
 
@@ -437,14 +435,14 @@ class Ingester:
             run_id = self.run_id
             with atomic(self.conn) as db:
                 if points:
-                    added = {key_id: _insert_points(db, key_id, chunks) for key_id, chunks in points.items()}
-                    db.executemany(_SUMMARY_SQL, [
+                    added = {key_id: insert_points(db, key_id, chunks) for key_id, chunks in points.items()}
+                    db.executemany(SUMMARY_SQL, [
                         (added[k][0], step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, k)
                         for k, (step, value, when, lo, hi) in summaries.items()
                     ])
                     # A replaced point may have been the min or max: take them from the rebuilt rollups.
                     replaced = [(k, k, k) for k, (_, again) in added.items() if again]
-                    db.executemany(_EXACT_RANGE_SQL, replaced)
+                    db.executemany(EXACT_RANGE_SQL, replaced)
                 if logs:
                     db.executemany("INSERT OR REPLACE INTO run_logs VALUES (?, ?, ?, ?, ?)", logs)
                 if dropped_argv:
@@ -482,53 +480,6 @@ class Ingester:
             return point_count
 
 
-def _insert_points(
-    db: sqlite3.Connection, key_id: int, chunks: list[tuple[Sequence[int], Sequence[float], Sequence[float]]]
-) -> tuple[int, bool]:
-    """Write one key's waiting points and merge them into its rollups; returns how many steps are
-    new and whether any stored point was replaced. Steps already stored (or repeated in the batch)
-    are written again so that the newest value wins; they are not new."""
-
-    def rows() -> Iterable[tuple[int, int, float, float]]:
-        return chain.from_iterable(zip(repeat(key_id), s, t, v) for s, t, v in chunks)
-
-    sent = sum(len(s) for s, _, _ in chunks)
-    before = db.total_changes
-    db.executemany("INSERT OR IGNORE INTO metrics VALUES (?, ?, ?, ?)", rows())
-    added = db.total_changes - before
-    if added < sent:
-        db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows())
-        # Replaced points may have been a bucket's min or max: rebuild the touched buckets.
-        rollups.recompute(db, key_id, min(min(s) for s, _, _ in chunks if len(s)),
-                          max(max(s) for s, _, _ in chunks if len(s)))
-    else:
-        buckets: dict[int, rollups.Bucket] = {}
-        for steps, times, values in chunks:
-            rollups.level_one(buckets, steps, times, values)
-        rollups.write(db, key_id, buckets)
-    return added, added < sent
-
-
-_SUMMARY_SQL = """
-UPDATE metric_keys SET
-    count = count + ?,
-    last_value = CASE WHEN last_step IS NULL OR ? >= last_step THEN ? ELSE last_value END,
-    last_time = CASE WHEN last_step IS NULL OR ? >= last_step THEN ? ELSE last_time END,
-    last_step = CASE WHEN last_step IS NULL OR ? >= last_step THEN ? ELSE last_step END,
-    min_value = CASE WHEN ? IS NULL THEN min_value WHEN min_value IS NULL THEN ? ELSE MIN(min_value, ?) END,
-    max_value = CASE WHEN ? IS NULL THEN max_value WHEN max_value IS NULL THEN ? ELSE MAX(max_value, ?) END
-WHERE id = ?
-"""
-
-
-_EXACT_RANGE_SQL = f"""
-UPDATE metric_keys SET
-    min_value = (SELECT MIN(min_value) FROM metric_rollups WHERE key_id = ? AND level = {ROLLUP_LEVELS[-1]}),
-    max_value = (SELECT MAX(max_value) FROM metric_rollups WHERE key_id = ? AND level = {ROLLUP_LEVELS[-1]})
-WHERE id = ?
-"""
-
-
 def ingest_events_file(ingester: Ingester, path: Path, offset: int) -> int:
     """Ingest complete lines of an events file from ``offset``; returns the new offset."""
     try:
@@ -546,10 +497,3 @@ def ingest_events_file(ingester: Ingester, path: Path, offset: int) -> int:
     new_offset = offset + end + 1
     ingester.flush(events_offset=new_offset)
     return new_offset
-
-
-def nan_if_none(value: float | None, count: int) -> float | None:
-    """A stored summary value: NULL with points behind it was NaN."""
-    if value is None and count:
-        return math.nan
-    return value
