@@ -114,9 +114,17 @@ def register(subparsers: Any) -> None:
     add_json_flag(show)
     show.set_defaults(handler=cmd_models_show)
 
-    p = subparsers.add_parser("rerun", help="run a run's command again on its input snapshot, as a new run")
+    p = subparsers.add_parser(
+        "rerun", help="run a run's command again on its input snapshot, as a new run; say if it reproduced",
+        description="Runs the command again on the original run's input snapshot, executor, image, GPUs "
+        "and namespace (flags override them), then compares the outputs byte for byte.")
     p.add_argument("run", help="run id, name or latest")
     p.add_argument("-n", "--name", help="a name for the new run")
+    for flag, text in (("--executor", "run it elsewhere: local, docker, kubernetes"),
+                       ("--image", "another container image"), ("--gpus", "another GPU request"),
+                       ("--cpu", "a CPU limit"), ("--memory", "a memory limit"),
+                       ("--namespace", "another Kubernetes namespace")):
+        p.add_argument(flag, help=f"{text} (default: the original run's)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not echo the command's output")
     add_json_flag(p)
     p.set_defaults(handler=cmd_rerun)
@@ -185,14 +193,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _report_run(ws, info, args.json)
 
 
-def _report_run(ws: Any, info: RunInfo, as_json: bool) -> int:
+def _report_run(ws: Any, info: RunInfo, as_json: bool, extra: dict[str, Any] | None = None) -> int:
     outputs = ws.runs.outputs(info.id)
     models = ws.runs.run_models(info.id)
     if as_json:
         data = info.to_dict(full=True)
         data["outputs"] = [o.to_dict() for o in outputs]
         data["models"] = [v.to_dict() for v in models]
-        print_json(data)
+        print_json({**data, **(extra or {})})
     else:
         parts = [f"run {info.id} {_status(info.status)} in {_duration(info.duration)}"]
         if info.exit_code is not None:
@@ -506,5 +514,10 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     ws = open_workspace()
-    info = ws.runs.rerun(args.run, name=args.name, on_line=None if (args.quiet or args.json) else _echo)
-    return _report_run(ws, info, args.json)
+    overrides = {k: getattr(args, k) for k in ("executor", "image", "gpus", "cpu", "memory", "namespace")}
+    info = ws.runs.rerun(args.run, name=args.name, on_line=None if (args.quiet or args.json) else _echo,
+                         overrides=overrides)
+    reproduction = ws.runs.reproduction(info.id)
+    if not args.json:
+        console(stderr=True).print(reproduction.summary(), markup=False)
+    return _report_run(ws, info, args.json, extra={"reproduction": reproduction.to_dict()})

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UnknownIdError
-from workbench.tracking import filters, manage, metrics, records, registry
+from workbench.tracking import filters, manage, metrics, records, registry, reproduce
 from workbench.tracking.lineage import LineageNode, lineage
 from workbench.tracking.records import RunInfo
 
@@ -107,9 +107,13 @@ class TrackingService:
     def rerun(
         self, ref: str, *, on_line: Callable[[Channel, bytes], None] | None = None,
         cancel_event: threading.Event | None = None, name: str | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> RunInfo:
         """Check out the run's input snapshot into a scratch folder and run its command there again,
-        as a new run whose ``parent_run`` is the old one. The scratch folder is kept."""
+        as a new run whose ``parent_run`` is the old one, on the old run's executor, image, GPUs and
+        namespace unless ``overrides`` (executor, image, gpus, cpu, memory, namespace) says otherwise.
+        The new run is tagged ``reproduced`` = reproduced | differs | no outputs (see
+        :meth:`reproduction`). The scratch folder is kept."""
         from workbench.errors import UsageError
         from workbench.tracking.ids import new_run_id
         from workbench.tracking.runner import execute
@@ -136,12 +140,25 @@ class TrackingService:
         scratch.mkdir(parents=True)
         self.ws.versions.checkout(old.snapshot_before, scratch)
         (scratch / ".workbench").mkdir(exist_ok=True)
+        settings = reproduce.launch_settings(old.executor, old.executor_info, overrides or {})
+        from workbench.executors.resources import check_resources
+
+        check_resources(settings.get("gpus"), settings.get("cpu"), settings.get("memory"))
         run_id = execute(
             self.ws, old.command, name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
             tags=[f"rerun_of={old.id}"], parent_run=old.id, on_line=on_line, cancel_event=cancel_event,
             workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before, params=given or None,
+            **settings,
         )
+        manage.set_tags(self.db, run_id, {"reproduced": self.reproduction(run_id).verdict})
         return self.get(run_id)
+
+    def reproduction(self, ref: str) -> reproduce.Reproduction:
+        """A rerun's outputs against its parent run's, byte for byte (by content hash)."""
+        run = self.get(ref)
+        if not run.parent_run:
+            raise UnknownIdError(f"run {run.id} is not a rerun", "compare it with 'workbench compare'")
+        return reproduce.compare_outputs(self.outputs(run.parent_run), self.outputs(run.id))
 
     # -- reading runs --------------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
