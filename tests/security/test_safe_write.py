@@ -107,3 +107,25 @@ def test_links_are_made_only_when_they_stay_inside(tmp_path: Path) -> None:
     assert [r.path for r in writer.finish()] == ["hop/esc"]
     assert os.readlink(tmp_path / "a" / "to_b") == "../b.txt"
     assert not os.path.lexists(tmp_path / "hop" / "esc")
+
+
+def test_a_snapshot_with_a_link_out_cannot_be_staged_for_a_job(tmp_path: Path) -> None:
+    from workbench.core.workspace import Workspace
+    from workbench.errors import ExecutorError
+    from workbench.executors.staging import checkout_snapshot
+
+    project = tmp_path / "project"
+    project.mkdir()
+    ws, _ = Workspace.init(project)
+    try:
+        (project / "train.py").write_text("print(1)\n")
+        os.symlink("/etc", project / "etc_link")
+        snap = ws.versions.snapshot("with a link out").id
+        work = tmp_path / "work"
+        with pytest.raises(ExecutorError, match="refused to write 'etc_link'") as caught:
+            checkout_snapshot(ws, snap, work)
+        assert "\n" not in caught.value.one_line()
+        assert (work / "train.py").read_text() == "print(1)\n"  # the rest was staged
+        assert not os.path.lexists(work / "etc_link")
+    finally:
+        ws.close()

@@ -32,13 +32,17 @@ def run_folder(ws: Workspace, run_id: str) -> Path:
 
 def checkout_snapshot(ws: Workspace, snapshot: str, dest: Path) -> None:
     """Materialise ``snapshot`` into the empty folder ``dest`` through the versioning service."""
-    from workbench.errors import ExecutorError
+    from workbench.errors import ExecutorError, UnsafePathError
 
     if not snapshot:
         raise ExecutorError("no input snapshot to send to the executor",
                             "remote runs need versioning: check 'workbench status' works in this project")
     dest.mkdir(parents=True, exist_ok=True)
-    ws.versions.checkout(snapshot, dest)
+    try:
+        ws.versions.checkout(snapshot, dest)
+    except UnsafePathError as exc:  # a refused path (docs/security.md): the run fails in words
+        raise ExecutorError(f"the input snapshot cannot be staged for the job: {exc.message}",
+                            "remove or fix the refused paths (links must stay inside the project)") from None
 
 
 @dataclass
