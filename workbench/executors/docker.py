@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import requests
+
 from workbench.errors import ExecutorError
 from workbench.executors import records
 from workbench.executors.base import Channel, JobExit, LaunchSpec
@@ -60,7 +62,7 @@ def connect(timeout: int = 30) -> docker_sdk.DockerClient:
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         detail = _short(exc)
         raise ExecutorError(
@@ -209,6 +211,12 @@ class DockerJob:
         return dict(self._facts)
 
 
+def _daemon_unresponsive(exc: BaseException) -> tuple[str, str]:
+    """A Docker API call that timed out or lost its connection, in words."""
+    return (f"the Docker daemon did not answer ({type(exc).__name__}); nothing was started",
+            "try again when the Docker host is less busy ('docker info' shows whether it answers)")
+
+
 def exit_reason(code: int | None) -> str:
     """Words for an exit code: 'exited with code 3', 'killed by SIGKILL (exit 137)'."""
     if code is None:
@@ -263,6 +271,17 @@ class DockerExecutor:
             ) from None
         except docker.errors.DockerException as exc:
             raise ExecutorError(f"cannot inspect image {image}: {_short(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise ExecutorError(*_daemon_unresponsive(exc)) from None
+
+    def _remove_quietly(self, container: str) -> None:
+        """Remove a container this launch made, if it exists (best effort: the daemon may be slow)."""
+        import docker
+
+        try:
+            self.client.api.remove_container(container, force=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            pass
 
     # -- launching -----------------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> DockerJob:
@@ -290,6 +309,11 @@ class DockerExecutor:
         except docker.errors.APIError as exc:
             shutil.rmtree(base, ignore_errors=True)
             raise ExecutorError(*_explain_api_error(exc, spec)) from None
+        except requests.exceptions.RequestException as exc:
+            # The daemon may still create the container after the client gave up: remove it by name.
+            self._remove_quietly(container_name(spec.run_id))
+            shutil.rmtree(base, ignore_errors=True)
+            raise ExecutorError(*_daemon_unresponsive(exc)) from None
         except BaseException:
             shutil.rmtree(base, ignore_errors=True)
             raise
@@ -316,14 +340,13 @@ class DockerExecutor:
                 container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
             )
             container.start()
-        except docker.errors.APIError as exc:
-            try:
-                container.remove(force=True)
-            except docker.errors.DockerException:
-                pass
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            self._remove_quietly(container.id)
             shutil.rmtree(base, ignore_errors=True)
             records.mark(self.ws, spec.run_id, "ended", "failed to start")
-            raise ExecutorError(*_explain_api_error(exc, spec)) from None
+            if isinstance(exc, docker.errors.APIError):
+                raise ExecutorError(*_explain_api_error(exc, spec)) from None
+            raise ExecutorError(*_daemon_unresponsive(exc)) from None
 
         def on_end(exit_: JobExit) -> None:
             records.mark(self.ws, spec.run_id, "ended", exit_.reason)
