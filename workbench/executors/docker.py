@@ -55,7 +55,13 @@ DEFAULT_NONROOT = "1000:0"
 """Used when workbench itself runs as root: an arbitrary uid in group 0, as OpenShift does."""
 
 
-def connect(timeout: int = 30) -> docker_sdk.DockerClient:
+API_TIMEOUT = 120
+"""Seconds one Docker API call may take. Creating a container copies the whole image under the
+``vfs`` storage driver (the one that works in unprivileged sandboxes), which on a busy disk took
+over 30 s: a shorter limit failed healthy launches."""
+
+
+def connect(timeout: int = API_TIMEOUT) -> docker_sdk.DockerClient:
     """A client for the Docker daemon of DOCKER_HOST (or the local socket), or a one-line error."""
     import docker
 
