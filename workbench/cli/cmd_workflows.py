@@ -56,7 +56,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--random", dest="random_n", type=positive_int, default=None, metavar="N",
                    help="draw N members at random instead of the full grid")
     p.add_argument("--seed", type=int, default=None, help="seed for --random")
-    p.add_argument("--parallel", type=positive_int, default=1, metavar="K", help="run K members at once")
+    p.add_argument("--parallel", type=positive_int, default=1, metavar="K",
+                   help="run K members at once; with K > 1 each member runs isolated in its own checkout "
+                        "of one input snapshot (as run --isolated): its outputs and models are its own "
+                        "bytes, and a path several members write keeps the first finisher's file in the "
+                        "project while the others record a conflict")
     p.add_argument("--executor", default=None, help="where members run (local, docker, kubernetes)")
     p.add_argument("--image", default=None, help="container image for docker/kubernetes")
     p.add_argument("--gpus", type=_gpus, default=None, help="GPUs per member (a count or 'all')")

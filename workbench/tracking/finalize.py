@@ -5,6 +5,12 @@ Inputs carry the hash they had when the run started (from the before-snapshot); 
 they have after it (from the after-snapshot). Files a snapshot does not hold (ignored paths, runs
 without versioning) are hashed directly; model files are always put into the blob cache so that
 deploy can export their exact bytes.
+
+``foreign`` names outputs whose bytes in the project are not the run's (another process overwrote
+them, see :mod:`workbench.tracking.writes`): they keep no hash and are never registered as the run's
+models. ``private`` maps a model path to a verified private copy of the run's bytes: the version is
+registered (and its output hashed) from that copy. An isolated run passes its checkout as ``root``
+and no ``after`` snapshot, so every output is hashed and every model stored from the checkout.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ def snapshot_or_none(ws: Workspace, kind: str, message: str) -> str | None:
     return str(info.id)
 
 
-def _files(ws: Workspace, ref: str | None) -> dict[str, Any]:
+def snapshot_files(ws: Workspace, ref: str | None) -> dict[str, Any]:
+    """path -> FileEntry of a snapshot; {} without one (or without versioning)."""
     if not ref:
         return {}
     try:
@@ -65,17 +72,20 @@ def _absolute(root: Path, path: str) -> Path:
 
 def finalize_files(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, before: str | None, after: str | None,
-    models: list[dict[str, Any]],
+    models: list[dict[str, Any]], foreign: dict[str, str] | None = None,
+    private: dict[str, Path] | None = None,
 ) -> list[registry.ModelVersion]:
     """Record snapshot outputs, fill in hashes, register model versions. Returns the new versions."""
-    before_files = _files(ws, before)
-    after_files = _files(ws, after) if after != before else before_files
+    foreign = foreign or {}
+    private = private or {}
+    before_files = snapshot_files(ws, before)
+    after_files = snapshot_files(ws, after) if after != before else before_files
     changed: list[tuple[str, str, str, Any, Any]] = []
     if before and after and before != after:
         try:
             for change in ws.versions.diff(before, after):
                 if change.change in ("added", "modified"):
-                    entry = after_files.get(change.path)
+                    entry = None if change.path in foreign else after_files.get(change.path)
                     changed.append((run_id, "output", change.path,
                                     getattr(entry, "hash", None), getattr(entry, "size", None)))
         except _VERSIONING_MISSING:
@@ -92,6 +102,8 @@ def finalize_files(
     for direction, path in db.execute(
         "SELECT direction, path FROM run_files WHERE run_id = ? AND hash IS NULL", (run_id,)
     ).fetchall():
+        if direction == "output" and path in foreign:
+            continue
         entry = after_files.get(path)
         if direction == "input":
             entry = before_files.get(path) or entry
@@ -109,18 +121,19 @@ def finalize_files(
         db.executemany(
             "UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = ? AND path = ?", updates
         )
-    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models)
+    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models,
+                            foreign=foreign, private=private)
 
 
 def _register_models(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, after_files: dict[str, Any],
-    models: list[dict[str, Any]],
+    models: list[dict[str, Any]], foreign: dict[str, str], private: dict[str, Path],
 ) -> list[registry.ModelVersion]:
-    wanted: dict[str, dict[str, Any]] = {m["path"]: m for m in models}
+    wanted: dict[str, dict[str, Any]] = {m["path"]: m for m in models if m["path"] not in foreign}
     for (path,) in db.execute(
         "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (run_id,)
     ).fetchall():
-        if registry.is_model_path(path) and path not in wanted:
+        if registry.is_model_path(path) and path not in wanted and path not in foreign:
             wanted[path] = {"path": path, "name": "", "framework": "", "framework_version": ""}
     if not wanted:
         return []
@@ -128,13 +141,17 @@ def _register_models(
     packages = json.loads(row[0] or "{}").get("packages") if row else None
     created: list[registry.ModelVersion] = []
     for path, spec in sorted(wanted.items()):
-        full = _absolute(root, path)
+        full = private.get(path) or _absolute(root, path)
         if not full.is_file():
             continue
-        entry = after_files.get(path)
+        entry = None if path in private else after_files.get(path)
         digest = entry.hash if entry is not None else hash_path(ws, full, store=True)
         if digest is None:
             continue
+        if path in private:
+            with atomic(db):
+                db.execute("UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = 'output'"
+                           " AND path = ?", (digest, full.stat().st_size, run_id, path))
         framework, version = spec.get("framework") or "", spec.get("framework_version") or ""
         if not framework:
             framework, detected = registry.detect_framework(full, packages)
@@ -192,4 +209,5 @@ def recover_stale(ws: Workspace) -> list[str]:
     return recovered
 
 
-__all__ = ["finalize_files", "hash_path", "recover_stale", "relative_path", "snapshot_or_none"]
+__all__ = ["finalize_files", "hash_path", "recover_stale", "relative_path", "snapshot_files",
+           "snapshot_or_none"]

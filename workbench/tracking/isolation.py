@@ -1,0 +1,123 @@
+"""Isolated runs: each in its own checkout of the input snapshot, its outputs copied back by a rule.
+
+``workbench run --isolated`` and every member of ``workbench sweep --parallel N`` (N > 1) run in a
+scratch folder ``.workbench/tmp/run-<id>`` holding the input snapshot, so no other run can touch
+the files they write. Their outputs are hashed, and model files stored and registered, from that
+folder (see :mod:`workbench.tracking.runner`). Then :func:`copy_back` brings each output into the
+project under one project-wide lock, by this rule:
+
+* the project's file is what the run's input snapshot held (or absent then and now): copy it;
+* the project's file already has exactly the run's bytes: nothing to do;
+* otherwise another run or process changed that path since the run started: the project keeps that
+  file (the first to finish wins, never a silent swap) and a ``not-copied`` conflict is recorded on
+  this run, naming the other run when it can be known. The run's bytes stay in its record and are
+  put into the blob cache (``ws.versions.export_object(hash, dest)`` brings them back).
+
+Files the run deleted in its checkout are not deleted in the project. The scratch folder is removed
+when the run has been recorded, whatever its status (a runner killed outright leaves it in
+``.workbench/tmp``, where nothing reads it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workbench.errors import UnsafePathError, UsageError
+from workbench.tracking import conflicts
+from workbench.tracking.conflicts import Conflict
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+
+NOT_COPIED = "changed in the project by another run or process since this run's input snapshot; kept that"
+
+
+def scratch_checkout(ws: Workspace, snapshot: str | None, run_id: str) -> Path:
+    """A new folder holding ``snapshot``, for one isolated run."""
+    if not snapshot:
+        raise UsageError("an isolated run needs an input snapshot, and this project has no versioning",
+                         "run without --isolated")
+    scratch = ws.paths.tmp / f"run-{run_id}"
+    scratch.mkdir(parents=True)
+    ws.versions.checkout(snapshot, scratch)
+    (scratch / ".workbench").mkdir(exist_ok=True)  # the child's store-side files stay out of its outputs
+    return scratch
+
+
+def remove_scratch(scratch: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def copy_back_lock(ws: Workspace) -> Iterator[None]:
+    """One copy-back into the project at a time, across processes."""
+    ws.paths.locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(ws.paths.locks / "copy-back.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_back(scratch: Path, project_root: Path, rel: str) -> bool:
+    """Write the run's file ``rel`` into the project (atomically; never outside it, never through a
+    symlink). The one place an isolated run writes into the project."""
+    from workbench.executors.staging import copy_back as staged_copy
+
+    return bool(staged_copy(scratch, project_root, [rel]))
+
+
+def _project_hash(ws: Workspace, target: Path) -> str | None:
+    from workbench.tracking.finalize import hash_path
+
+    return hash_path(ws, target) if target.is_file() else None
+
+
+def copy_back(
+    ws: Workspace, db: sqlite3.Connection, run_id: str, scratch: Path, before: str | None,
+) -> tuple[list[str], list[Conflict]]:
+    """Bring the run's outputs from ``scratch`` into the project by the rule above (``before``: the
+    run's input snapshot). Returns the paths copied and the conflicts (already recorded on the run)."""
+    from workbench.executors.staging import safe_target
+    from workbench.tracking.finalize import hash_path, snapshot_files
+
+    before_files = snapshot_files(ws, before)
+
+    rows = db.execute(
+        "SELECT path, hash FROM run_files WHERE run_id = ? AND direction = 'output' AND hash IS NOT NULL"
+        " ORDER BY path", (run_id,),
+    ).fetchall()
+    copied: list[str] = []
+    found: list[Conflict] = []
+    with copy_back_lock(ws):
+        for rel, digest in rows:
+            source = scratch / rel
+            if Path(rel).is_absolute() or source.is_symlink() or not source.is_file():
+                continue
+            try:
+                target = safe_target(ws.root, rel)
+            except UnsafePathError as exc:
+                found.append(Conflict(rel, "not-copied", None, exc.message, digest))
+                continue
+            current = _project_hash(ws, target)
+            if current == digest:
+                continue
+            entry = before_files.get(rel)
+            base = getattr(entry, "hash", None) if entry is not None else None
+            if current == base:
+                if write_back(scratch, ws.root, rel):
+                    copied.append(rel)
+                continue
+            hash_path(ws, source, store=True)  # the run's bytes outlive its scratch folder
+            found.append(Conflict(rel, "not-copied", conflicts.other_writer(db, run_id, rel, current),
+                                  NOT_COPIED, digest, current))
+    conflicts.record(db, run_id, found)
+    return copied, found
