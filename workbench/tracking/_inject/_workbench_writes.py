@@ -10,6 +10,7 @@ or another process overwrote it (workbench/tracking/writes.py).
 from __future__ import annotations
 
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the child pays nothing for typing at run time
@@ -36,9 +37,10 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
     ``FileIO`` subclass that hashes what is written through it and, on close, appends one JSON line
     ``{"path", "sha256", "size"}`` to ``writes_path``. Handles that seek away from the end, truncate,
     append or read, and files whose size at close differs from the bytes seen (written by C code on
-    the descriptor), are hashed by reading the file back at close. Reads, file descriptors, paths
-    outside the project or under ``ignored`` prefixes (the store, the interpreter) or ``machinery``
-    folders (site-packages, caches) go to the real ``open`` untouched."""
+    the descriptor), are hashed by reading the file back at close. A closed file later renamed
+    (``os.rename``/``os.replace``: an atomic save) gets a record under its new name too. Reads,
+    file descriptors, paths outside the project or under ``ignored`` prefixes (the store, the
+    interpreter) or ``machinery`` folders (site-packages, caches) go to the real ``open`` untouched."""
     import builtins
     import hashlib
     import io
@@ -61,6 +63,30 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
             os.close(fd)
         return digest.hexdigest(), size
 
+    closed: dict[str, tuple[str, int]] = {}
+
+    def emit(full: str, digest: str, size: int) -> None:
+        closed[full] = (digest, size)
+        line = json.dumps({"path": full, "sha256": digest, "size": size}, ensure_ascii=False)
+        os.write(out, (line + "\n").encode("utf-8", "surrogateescape"))
+
+    def renamed(event: str, args: tuple[Any, ...]) -> None:
+        """A file closed here and then renamed (an atomic save: write a temporary, replace the
+        target): its record follows it to the new name."""
+        if event != "os.rename" or not closed:
+            return
+        try:
+            src, dst, src_dir, dst_dir = args
+            if src_dir not in (None, -1) or dst_dir not in (None, -1):
+                return
+            source = os.path.normpath(os.path.abspath(os.fsdecode(os.fspath(src))))
+            record = closed.get(source)
+            target = project_file(dst) if record is not None else None
+            if record is not None and target is not None:
+                emit(target, *record)
+        except Exception:
+            pass
+
     class TrackedFileIO(io.FileIO):
         def __init__(self, file: Any, mode: str, closefd: bool, opener: Any, full: str,
                      sequential: bool) -> None:
@@ -72,9 +98,12 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
         def write(self, data: Any) -> Any:
             written = super().write(data)
             if self._wb_hash is not None and written:
-                with memoryview(data) as view:
-                    self._wb_hash.update(view.cast("B")[:written])
-                self._wb_count += written
+                try:
+                    with memoryview(data) as view:
+                        self._wb_hash.update(view.cast("B")[:written])
+                    self._wb_count += written
+                except Exception:  # an odd buffer: read the file back at close instead
+                    self._wb_hash = None
             return written
 
         def seek(self, pos: int, whence: int = 0) -> int:
@@ -101,8 +130,7 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
                 digest = self._wb_hash.hexdigest()
             else:
                 digest, size = reread(self._wb_full)
-            line = json.dumps({"path": self._wb_full, "sha256": digest, "size": size}, ensure_ascii=False)
-            os.write(out, (line + "\n").encode("utf-8", "surrogateescape"))
+            emit(self._wb_full, digest, size)
 
     def project_file(file: Any) -> str | None:
         if isinstance(file, int):
@@ -159,3 +187,4 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
     tracked_open.__doc__ = real_open.__doc__
     tracked_open.__wrapped__ = real_open  # type: ignore[attr-defined]
     builtins.open = io.open = tracked_open
+    sys.addaudithook(renamed)
