@@ -235,3 +235,26 @@ def test_plain_run_alone_registers_its_model_from_a_verified_copy(ws: Workspace,
     writes = ws.paths.runs / info.id / "writes.jsonl"
     closes = [json.loads(line) for line in writes.read_text(encoding="utf-8").splitlines()]
     assert any(c["path"].endswith("models/model.joblib") for c in closes)
+
+
+def test_isolated_run_sees_ignored_files_and_cleanup_leaves_them(ws: Workspace) -> None:
+    """Paths the project ignores are in no snapshot: the checkout links them, and removing the
+    checkout removes the links only, never the project's files behind them."""
+    (ws.root / ".workbenchignore").write_text("data/raw/\n", encoding="utf-8")
+    (ws.root / "data" / "raw").mkdir(parents=True)
+    (ws.root / "data" / "raw" / "big.bin").write_bytes(b"\x00" * 1000)
+    (ws.root / "data" / "small.csv").write_text("a,b\n", encoding="utf-8")
+    (ws.root / ".env").write_text("TOKEN=abc\n", encoding="utf-8")
+    (ws.root / "job.py").write_text(textwrap.dedent("""\
+        import os
+        size = len(open('data/raw/big.bin', 'rb').read())
+        token = open('.env').read().strip()
+        assert not os.path.islink('data/small.csv')  # versioned: a real copy in the checkout
+        open('out.txt', 'w').write(f'{size} {token} ' + open('data/small.csv').read())
+        """), encoding="utf-8")
+    info = ws.runs.execute([PY, "job.py"], isolated=True)
+    assert info.status == "succeeded", [x.text for x in ws.runs.log_lines(info.id)]
+    assert (ws.root / "out.txt").read_text(encoding="utf-8") == "1000 TOKEN=abc a,b\n"
+    assert (ws.root / "data" / "raw" / "big.bin").stat().st_size == 1000
+    assert (ws.root / ".env").read_text(encoding="utf-8") == "TOKEN=abc\n"
+    assert _scratch_left(ws) == []

@@ -112,6 +112,7 @@ def finalize_files(
             continue
         full = _absolute(root, path)
         if full.is_file():
+            full = full.resolve()  # reached through a link (an ignored path linked into a checkout)
             updates.append((hash_path(ws, full), full.stat().st_size, run_id, direction, path))
         elif not full.exists():
             vanished.append((run_id, direction, path))
@@ -144,6 +145,7 @@ def _register_models(
         full = private.get(path) or _absolute(root, path)
         if not full.is_file():
             continue
+        full = full.resolve()
         entry = None if path in private else after_files.get(path)
         digest = entry.hash if entry is not None else hash_path(ws, full, store=True)
         if digest is None:

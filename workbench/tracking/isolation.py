@@ -13,9 +13,13 @@ project under one project-wide lock, by this rule:
   this run, naming the other run when it can be known. The run's bytes stay in its record and are
   put into the blob cache (``ws.versions.export_object(hash, dest)`` brings them back).
 
-Files the run deleted in its checkout are not deleted in the project. The scratch folder is removed
-when the run has been recorded, whatever its status (a runner killed outright leaves it in
-``.workbench/tmp``, where nothing reads it).
+Paths the project ignores (``.venv``, ``.env``, a ``data/`` left out by ``.workbenchignore``) are
+in no snapshot: :func:`link_ignored` links them into the checkout, so the job finds them as before;
+they are shared with the project, not isolated (what the job writes through such a link lands in
+the project at once). Files the run deleted in its checkout are not deleted in the project. The
+scratch folder (links and all; never what they point at) is removed when the run has been recorded,
+whatever its status (a runner killed outright leaves it in ``.workbench/tmp``, where nothing reads
+it).
 """
 
 from __future__ import annotations
@@ -48,7 +52,44 @@ def scratch_checkout(ws: Workspace, snapshot: str | None, run_id: str) -> Path:
     scratch.mkdir(parents=True)
     ws.versions.checkout(snapshot, scratch)
     (scratch / ".workbench").mkdir(exist_ok=True)  # the child's store-side files stay out of its outputs
+    link_ignored(ws, scratch)
     return scratch
+
+
+_NOT_LINKED = frozenset({".workbench", ".git", ".hg", ".svn", ".jj"})
+
+
+def link_ignored(ws: Workspace, scratch: Path) -> list[str]:
+    """Symlink each path the project ignores (the topmost ignored folder or file) into ``scratch``
+    at the same place; version-control folders and the store excepted. Returns the paths linked."""
+    try:
+        ignored = ws.versions.ignore_matcher()
+    except (ImportError, AttributeError, NotImplementedError):
+        return []
+    linked: list[str] = []
+    stack = [""]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(ws.root / folder if folder else ws.root))
+        except OSError:
+            continue
+        for entry in entries:
+            rel = f"{folder}/{entry.name}" if folder else entry.name
+            if rel in _NOT_LINKED:
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if not ignored(rel + "/" if is_dir else rel):
+                if is_dir:
+                    stack.append(rel)
+                continue
+            dest = scratch / rel
+            if dest.exists() or dest.is_symlink():
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(entry.path, dest)
+            linked.append(rel)
+    return sorted(linked)
 
 
 def remove_scratch(scratch: Path) -> None:

@@ -205,7 +205,8 @@ def _execute(
     create_run(
         ws.db, run_id, name=name or "", command=command, executor=executor, workdir=workdir,
         snapshot_before=before, parent_run=parent_run, sweep_id=sweep_id, pipeline_run=pipeline_run,
-        stage=stage, events_path=str(events_path), environment=capture.host_facts(run_root), gpus=gpu_facts,
+        stage=stage, events_path=str(events_path), gpus=gpu_facts,
+        environment=capture.host_facts(ws.root if scratch is not None else run_root),
     )
     conn = connect(ws.paths.db)
     ingester = Ingester(conn, run_id, run_root)
