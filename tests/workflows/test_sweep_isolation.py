@@ -3,7 +3,6 @@ own bytes (real scikit-learn, real ``workbench sweep --parallel 4`` process)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -21,12 +20,12 @@ def test_parallel_sweep_members_register_their_own_models(ws: Workspace, tmp_pat
     sync = tmp_path / "sync"
     sync.mkdir()
     done = run_workbench(
-        ws.root, "sweep", "--param", "depth=" + ",".join(map(str, DEPTHS)), "--parallel", "4", "--json", "--",
+        ws.root, "sweep", "--param", "depth=" + ",".join(map(str, DEPTHS)), "--parallel", "4", "--",
         sys.executable, "train.py", "--max-depth", "{depth}", "--sync", str(sync), "--peers", "4",
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    sweep = json.loads(done.stdout)
+    sweep = ws.workflows.get_sweep("latest").to_dict()
     assert sweep["status"] == "succeeded" and len(sweep["members"]) == 4
     assert len(list(sync.iterdir())) == 4  # all four were running at once
     hashes: set[str] = set()
@@ -52,6 +51,9 @@ def test_parallel_sweep_members_register_their_own_models(ws: Workspace, tmp_pat
     # One member's model is the project's file; the three others name that member in their conflict.
     [(winner_depth, winner)] = without_conflict
     assert joblib.load(ws.root / "models/model.joblib").max_depth == winner_depth
+    summary = " ".join(done.stdout.split())
+    assert (f"models/model.joblib: written by several members; the project holds the file of {winner}"
+            in summary), done.stdout
     for member in sweep["members"]:
         if member["run_id"] != winner:
             assert [c.other_run for c in ws.runs.conflicts(member["run_id"])] == [winner]
