@@ -258,3 +258,19 @@ def test_isolated_run_sees_ignored_files_and_cleanup_leaves_them(ws: Workspace) 
     assert (ws.root / "data" / "raw" / "big.bin").stat().st_size == 1000
     assert (ws.root / ".env").read_text(encoding="utf-8") == "TOKEN=abc\n"
     assert _scratch_left(ws) == []
+
+
+def test_scratch_left_by_a_killed_runner_is_removed_by_the_next_isolated_run(ws: Workspace) -> None:
+    (ws.root / "keep.txt").write_text("project file\n", encoding="utf-8")
+    (ws.root / "noop.py").write_text("pass\n", encoding="utf-8")
+    ended = ws.runs.execute([PY, "noop.py"])
+    leftover = ws.paths.tmp / f"run-{ended.id}"  # as if its runner had been killed mid-run
+    (leftover / "models").mkdir(parents=True)
+    (leftover / "models" / "model.pkl").write_bytes(b"stale")
+    (leftover / "keep.txt").symlink_to(ws.root / "keep.txt")
+    starting = ws.paths.tmp / "run-zzzzstarting"  # a run being set up right now: no row yet, fresh
+    starting.mkdir()
+    info = ws.runs.execute([PY, "noop.py"], isolated=True)
+    assert info.status == "succeeded"
+    assert not leftover.exists() and starting.exists()
+    assert (ws.root / "keep.txt").read_text(encoding="utf-8") == "project file\n"

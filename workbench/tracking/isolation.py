@@ -18,8 +18,8 @@ in no snapshot: :func:`link_ignored` links them into the checkout, so the job fi
 they are shared with the project, not isolated (what the job writes through such a link lands in
 the project at once). Files the run deleted in its checkout are not deleted in the project. The
 scratch folder (links and all; never what they point at) is removed when the run has been recorded,
-whatever its status (a runner killed outright leaves it in ``.workbench/tmp``, where nothing reads
-it).
+whatever its status; one that a runner killed outright left behind is removed by the next isolated
+run once that run is no longer ``running`` (:func:`remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def scratch_checkout(ws: Workspace, snapshot: str | None, run_id: str) -> Path:
     if not snapshot:
         raise UsageError("an isolated run needs an input snapshot, and this project has no versioning",
                          "run without --isolated")
+    remove_leftovers(ws)
     scratch = ws.paths.tmp / f"run-{run_id}"
     scratch.mkdir(parents=True)
     ws.versions.checkout(snapshot, scratch)
@@ -94,6 +95,35 @@ def link_ignored(ws: Workspace, scratch: Path) -> list[str]:
 
 def remove_scratch(scratch: Path) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+LEFTOVER_AGE = 3600.0
+"""A scratch folder with no run row yet is someone's run being set up, unless it is this old."""
+
+
+def remove_leftovers(ws: Workspace) -> list[str]:
+    """Remove the scratch folders (``run-<id>``, ``verify-<id>``) of runs that are no longer running:
+    what a runner killed outright left behind. Returns the folder names removed."""
+    import time
+
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(ws.paths.tmp))
+    except OSError:
+        return removed
+    for entry in entries:
+        kind, _, run_id = entry.name.partition("-")
+        if kind not in ("run", "verify") or not run_id or not entry.is_dir(follow_symlinks=False):
+            continue
+        row = ws.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        try:
+            old = time.time() - entry.stat(follow_symlinks=False).st_mtime > LEFTOVER_AGE
+        except OSError:
+            continue
+        if (row is not None and row[0] != "running") or (row is None and old):
+            remove_scratch(Path(entry.path))
+            removed.append(entry.name)
+    return removed
 
 
 @contextmanager
