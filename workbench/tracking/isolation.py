@@ -51,9 +51,13 @@ def scratch_checkout(ws: Workspace, snapshot: str | None, run_id: str) -> Path:
     remove_leftovers(ws)
     scratch = ws.paths.tmp / f"run-{run_id}"
     scratch.mkdir(parents=True)
-    ws.versions.checkout(snapshot, scratch)
-    (scratch / ".workbench").mkdir(exist_ok=True)  # the child's store-side files stay out of its outputs
-    link_ignored(ws, scratch)
+    try:
+        ws.versions.checkout(snapshot, scratch)
+        (scratch / ".workbench").mkdir(exist_ok=True)  # the child's store-side files stay out of its outputs
+        link_ignored(ws, scratch)
+    except BaseException:
+        remove_scratch(scratch)
+        raise
     return scratch
 
 

@@ -9,7 +9,8 @@ With ``parallel`` > 1 every member is isolated: one input snapshot is taken for 
 each member runs in its own checkout of it, records its outputs and models from there, and copies
 them back into the project by the rule of :mod:`workbench.tracking.isolation` (the first member to
 finish writes a shared path such as ``models/model.joblib``; the others record a conflict and keep
-their own bytes). One member at a time runs in the project folder as any run does.
+their own bytes). With ``parallel`` 1 the members run one after another in the project folder, as
+any run does.
 """
 
 from __future__ import annotations
