@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from textual.widgets import Checkbox, Input
+
 from tests.ui.conftest import make_app, settle
 from workbench.core.workspace import Workspace
 from workbench.ui.screens.launch import LaunchDialog, LaunchScreen
@@ -28,6 +30,17 @@ async def wait_for(pilot, check, timeout: float = 60) -> None:  # type: ignore[n
     while not check():
         assert time.monotonic() < deadline, "timed out"
         await pilot.pause(0.05)
+
+
+async def open_dialog(app, pilot, command: str) -> LaunchDialog:  # type: ignore[no-untyped-def]
+    """Press n on a settled app; the launch dialog with ``command`` typed in."""
+    await settle(pilot)
+    await pilot.press("n")
+    await settle(pilot, 0.1)
+    dialog = app.screen
+    assert isinstance(dialog, LaunchDialog)
+    dialog.query_one("#launch-command", Input).value = command
+    return dialog
 
 
 async def test_launch_streams_at_once_and_the_run_outlives_the_tui(ws: Workspace) -> None:
@@ -115,12 +128,7 @@ async def test_a_command_that_cannot_start_is_reported(ws: Workspace, project_di
 async def test_dialog_checks_gpus(ws: Workspace) -> None:
     app = make_app(ws)
     async with app.run_test(size=(110, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot, 0.1)
-        dialog = app.screen
-        assert isinstance(dialog, LaunchDialog)
-        dialog.query_one("#launch-command").value = "python train.py"  # type: ignore[attr-defined]
+        dialog = await open_dialog(app, pilot, "python train.py")
         dialog.query_one("#launch-gpus").value = "two"  # type: ignore[attr-defined]
         await pilot.press("enter")
         assert app.screen is dialog and dialog.spec() is None
@@ -134,16 +142,12 @@ async def test_dialog_checks_gpus(ws: Workspace) -> None:
 async def test_launch_isolated_runs_in_its_own_checkout(ws: Workspace) -> None:
     """The dialog's "isolated" box launches ``workbench run --isolated``: the job runs in a checkout
     under .workbench/tmp and its output is copied back into the project."""
-    (ws.root / "where.py").write_text("import os\nprint('cwd', os.getcwd())\nopen('out.txt', 'w').write('x')\n")
+    (ws.root / "where.py").write_text("import os\nprint('cwd', os.getcwd())\n"
+                                      "open('out.txt', 'w').write('x')\n")
     app = make_app(ws, start="runs")
     async with app.run_test(size=(110, 34)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot, 0.1)
-        dialog = app.screen
-        assert isinstance(dialog, LaunchDialog)
-        dialog.query_one("#launch-command").value = f"{sys.executable} where.py"  # type: ignore[attr-defined]
-        dialog.query_one("#launch-isolated").value = True  # type: ignore[attr-defined]
+        dialog = await open_dialog(app, pilot, f"{sys.executable} where.py")
+        dialog.query_one("#launch-isolated", Checkbox).value = True
         spec = dialog.spec()
         assert spec is not None and spec.isolated
         dialog.dismiss(spec)
