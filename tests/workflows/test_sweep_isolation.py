@@ -32,7 +32,10 @@ def test_parallel_sweep_members_register_their_own_models(ws: Workspace, tmp_pat
     without_conflict = []
     for member in sweep["members"]:
         depth, run_id = member["params"]["depth"], member["run_id"]
-        [version] = ws.runs.run_models(run_id)
+        versions = ws.runs.run_models(run_id)
+        assert len(versions) == 1, (run_id, ws.runs.outputs(run_id), [m.to_dict() for m in ws.runs.models()],
+                                    [x.text for x in ws.runs.log_lines(run_id)])
+        version = versions[0]
         assert version.path == "models/model.joblib" and version.run_id == run_id
         exported = tmp_path / f"{run_id}.joblib"
         ws.versions.export_object(version.hash, exported)
