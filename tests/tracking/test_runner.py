@@ -197,17 +197,17 @@ def _orphans(script: Path) -> list[int]:
     return found
 
 
-def test_existing_sitecustomize_still_runs(ws: Workspace, tmp_path: Path) -> None:
+def test_existing_sitecustomize_still_runs(ws: Workspace, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     other = tmp_path / "othersite"
     other.mkdir()
     (other / "sitecustomize.py").write_text("import builtins\nbuiltins.CHAINED = 'yes'\n", encoding="utf-8")
-    os.environ["PYTHONPATH"] = str(other)
-    try:
-        (ws.root / "in.txt").write_text("hi", encoding="utf-8")
-        code = "import builtins; open('in.txt').read(); print('chained', builtins.CHAINED)"
-        info = ws.runs.execute([PY, "-c", code])
-    finally:
-        del os.environ["PYTHONPATH"]
+    # monkeypatch puts the previous PYTHONPATH back: deleting it made every later test's
+    # 'python -m workbench' import another checkout's workbench
+    monkeypatch.setenv("PYTHONPATH", str(other))
+    (ws.root / "in.txt").write_text("hi", encoding="utf-8")
+    code = "import builtins; open('in.txt').read(); print('chained', builtins.CHAINED)"
+    info = ws.runs.execute([PY, "-c", code])
     assert "chained yes" in [x.text for x in ws.runs.log_lines(info.id)]
     assert [f.path for f in ws.runs.inputs(info.id)] == ["in.txt"]
 

@@ -128,3 +128,31 @@ async def test_dialog_checks_gpus(ws: Workspace) -> None:
         spec = dialog.spec()
         assert spec is not None and (spec.command, spec.gpus, spec.namespace, spec.executor) == (
             ["python", "train.py"], "2", "team-a", "local")
+
+
+async def test_launch_isolated_runs_in_its_own_checkout(ws: Workspace) -> None:
+    """The dialog's "isolated" box launches ``workbench run --isolated``: the job runs in a checkout
+    under .workbench/tmp and its output is copied back into the project."""
+    from textual.widgets import Checkbox, Input
+
+    (ws.root / "where.py").write_text("import os\nprint('cwd', os.getcwd())\n"
+                                      "open('out.txt', 'w').write('x')\n")
+    app = make_app(ws, start="runs")
+    async with app.run_test(size=(110, 34)) as pilot:
+        await settle(pilot)
+        dialog = await open_dialog(pilot)
+        dialog.query_one("#launch-command", Input).value = f"{sys.executable} where.py"
+        dialog.query_one("#launch-isolated", Checkbox).value = True
+        spec = dialog.spec()
+        assert spec is not None and spec.isolated
+        dialog.dismiss(spec)
+        screen = await open_launch_screen(pilot)
+        await wait_for(pilot, lambda: screen.run is not None and screen.run.status != "running",
+                       "the isolated run to end")
+        assert screen.run is not None
+        run_id = screen.run.id
+    run = ws.runs.get(run_id)
+    assert run.status == "succeeded" and run.snapshot_after is None  # isolated: no after-snapshot
+    lines = [x.text for x in ws.runs.log_lines(run_id)]
+    assert any(line.startswith("cwd ") and f"/.workbench/tmp/run-{run_id}" in line for line in lines), lines
+    assert (ws.root / "out.txt").read_text() == "x"

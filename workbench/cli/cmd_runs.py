@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cpu", help="CPU limit, e.g. 2 or 500m")
     p.add_argument("--memory", help="memory limit, e.g. 4Gi")
     p.add_argument("--namespace", help="Kubernetes namespace")
+    p.add_argument("--isolated", action="store_true", help="run in a private checkout of the input snapshot, "
+                   "record outputs and models from there, copy them back unless another run changed a path "
+                   "meanwhile (that file stays; this run records a conflict). For concurrent local runs")
     p.add_argument("-q", "--quiet", action="store_true", help="do not echo the command's output")
     add_json_flag(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
@@ -188,29 +191,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     info = ws.runs.execute(
         command, name=args.name, tags=args.tag, executor=args.executor or ws.config.executor.default,
         image=args.image, gpus=gpus, cpu=args.cpu, memory=args.memory, namespace=args.namespace,
-        on_line=None if (args.quiet or args.json) else _echo,
+        on_line=None if (args.quiet or args.json) else _echo, isolated=args.isolated,
     )
     return _report_run(ws, info, args.json)
 
 
+def _run_json(info: RunInfo, **parts: list[Any]) -> dict[str, Any]:
+    """A run's ``--json`` form with lists of records (inputs, outputs, models, conflicts) added."""
+    return {**info.to_dict(full=True), **{k: [x.to_dict() for x in items] for k, items in parts.items()}}
+
+
 def _report_run(ws: Any, info: RunInfo, as_json: bool, extra: dict[str, Any] | None = None) -> int:
-    outputs = ws.runs.outputs(info.id)
-    models = ws.runs.run_models(info.id)
+    outputs, models = ws.runs.outputs(info.id), ws.runs.run_models(info.id)
+    conflicts = ws.runs.conflicts(info.id)
     if as_json:
-        data = info.to_dict(full=True)
-        data["outputs"] = [o.to_dict() for o in outputs]
-        data["models"] = [v.to_dict() for v in models]
-        print_json({**data, **(extra or {})})
+        print_json({**_run_json(info, outputs=outputs, models=models, conflicts=conflicts), **(extra or {})})
     else:
         parts = [f"run {info.id} {_status(info.status)} in {_duration(info.duration)}"]
-        if info.exit_code is not None:
-            parts.append(f"exit {info.exit_code}")
-        if info.metrics:
-            parts.append(f"{len(info.metrics)} metric(s)")
-        if outputs:
-            parts.append(f"{len(outputs)} output(s)")
-        for m in models:
-            parts.append(f"model {m.name}:{m.version}")
+        parts += [f"exit {info.exit_code}"] if info.exit_code is not None else []
+        parts += [f"{len(info.metrics)} metric(s)"] if info.metrics else []
+        parts += [f"{len(outputs)} output(s)"] if outputs else []
+        parts += [f"model {m.name}:{m.version}" for m in models]
+        parts += [f"{len(conflicts)} output conflict(s): workbench show {info.id}"] if conflicts else []
         if info.reason and info.status != "succeeded":
             parts.append(info.reason)
         if info.dropped_events:
@@ -218,9 +220,7 @@ def _report_run(ws: Any, info: RunInfo, as_json: bool, extra: dict[str, Any] | N
         console(stderr=True).print(" · ".join(parts))
     if info.status == "cancelled":
         return 130
-    if info.exit_code is None:
-        return 1 if info.status == "failed" else 0
-    return int(info.exit_code)
+    return int(info.exit_code) if info.exit_code is not None else int(info.status == "failed")
 
 
 def _compact(mapping: dict[str, Any], limit: int = 4) -> str:
@@ -298,13 +298,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     inputs, outputs = ws.runs.inputs(info.id), ws.runs.outputs(info.id)
     versions, sources = ws.runs.run_models(info.id), ws.runs.param_sources(info.id)
     defaults = {k: "  (default)" for k, source in sources.items() if source == "argparse-default"}
-    refused = ws.runs.refused_events(info.id)
+    refused, conflicts = ws.runs.refused_events(info.id), ws.runs.conflicts(info.id)
     if args.json:
-        data = {**info.to_dict(full=True), "param_sources": sources}
-        data["inputs"], data["outputs"] = [f.to_dict() for f in inputs], [f.to_dict() for f in outputs]
-        data["models"] = [v.to_dict() for v in versions]
-        data["refused_events"] = refused
-        print_json(data)
+        data = _run_json(info, inputs=inputs, outputs=outputs, models=versions, conflicts=conflicts)
+        print_json({**data, "param_sources": sources, "refused_events": refused})
         return 0
     out = console()
     out.print(f"[bold]run {info.id}[/] {info.name}  {_status(info.status)}"
@@ -341,6 +338,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.print(f"[bold]refused[/] ({len(refused)} path(s) the job named or wrote; docs/security.md)")
         for r in refused:
             out.print(f"  {r['kind']}  {r['path']}  {r['reason']}", markup=False)
+    for c in conflicts:  # outputs whose bytes the project does not hold
+        out.print(f"conflict  {c.path}  {c.kind}: {c.reason}" + (f"  run {c.other_run}" if c.other_run
+                  else "") + (f"  (this run's bytes {c.hash[:12]})" if c.hash else ""), markup=False)
     env = info.environment
     if env:
         git = env.get("git") or {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.cli.common import (
     add_json_flag,
@@ -20,6 +20,9 @@ from workbench.cli.common import (
     print_json,
     whole_number,
 )
+
+if TYPE_CHECKING:
+    from workbench.workflows.sweep_runner import SweepInfo
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +59,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--random", dest="random_n", type=positive_int, default=None, metavar="N",
                    help="draw N members at random instead of the full grid")
     p.add_argument("--seed", type=int, default=None, help="seed for --random")
-    p.add_argument("--parallel", type=positive_int, default=1, metavar="K", help="run K members at once")
+    p.add_argument("--parallel", type=positive_int, default=1, metavar="K",
+                   help="run K members at once; with K > 1 each member runs isolated in its own checkout "
+                        "of one input snapshot (as run --isolated): its outputs and models are its own "
+                        "bytes, and a path several members write keeps the first finisher's file in the "
+                        "project while the others record a conflict")
     p.add_argument("--executor", default=None, help="where members run (local, docker, kubernetes)")
     p.add_argument("--image", default=None, help="container image for docker/kubernetes")
     p.add_argument("--gpus", type=_gpus, default=None, help="GPUs per member (a count or 'all')")
@@ -184,7 +191,7 @@ def _gpus(text: str) -> int | str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from workbench.workflows.sweep_runner import SweepEvent, SweepInfo
+    from workbench.workflows.sweep_runner import SweepEvent
 
     command = list(args.command)
     if command and command[0] == "--":
@@ -234,7 +241,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{n} {s}" for s, n in info.counts.items())
         out.print(f"sweep {info.name} {info.status}: {counts}  [dim](rank: workbench sweeps {info.id} "
                   f"--metric KEY)[/]")
+        _shared_outputs(ws, info, out)
     return {"succeeded": 0, "failed": 1}.get(info.status, 130)
+
+
+def _shared_outputs(ws: Any, info: SweepInfo, out: Any) -> None:
+    """Say which paths several isolated members wrote: the project holds one member's file, and
+    every member keeps its own bytes and model version."""
+    kept: dict[str, set[str]] = {}
+    for member in info.members:
+        for conflict in ws.runs.conflicts(member.run_id) if member.run_id else []:
+            kept.setdefault(conflict.path, set()).add(conflict.other_run or "another process")
+    for path, holders in sorted(kept.items()):
+        out.print(f"[dim]{path}: written by several members; the project holds the file of "
+                  f"{', '.join(sorted(holders))}; each member's record and model keep its own bytes[/]")
 
 
 # -- sweeps ------------------------------------------------------------------------------------

@@ -323,3 +323,25 @@ MIGRATIONS.append((
         CREATE TRIGGER model_version_runs_insert_changes AFTER INSERT ON model_version_runs {_BUMP}
     """,
 ))
+
+
+# A run's outputs whose bytes are not (or no longer) the project's file at that path: an isolated
+# run's copy-back refused because another run or process changed the path since the run's input
+# snapshot, or a file this run wrote and closed that another process overwrote before the run ended.
+MIGRATIONS.append((
+    "0120_run_conflicts",
+    """
+        CREATE TABLE run_conflicts (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,                  -- project-relative posix path
+            kind TEXT NOT NULL,                  -- not-copied | overwritten
+            other_run TEXT,                      -- the run whose bytes the project holds, when known
+            reason TEXT NOT NULL,
+            hash TEXT,                           -- this run's bytes (in the blob cache), when kept
+            project_hash TEXT,                   -- what the project held when the conflict was seen
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, path)
+        ) WITHOUT ROWID;
+        CREATE INDEX run_conflicts_other ON run_conflicts(other_run);
+    """,
+))

@@ -7,6 +7,12 @@ without versioning) are hashed directly; model files are always put into the blo
 deploy can export their exact bytes. Only files that really lie inside the project (links resolved,
 not in ``.workbench/`` or ``.git/``) are ever read: a path outside is an external reference, recorded
 without a hash (docs/security.md).
+
+``foreign`` names outputs whose bytes in the project are not the run's (another process overwrote
+them, see :mod:`workbench.tracking.writes`): they keep no hash and are never registered as the run's
+models. ``private`` maps a model path to a verified private copy of the run's bytes: the version is
+registered (and its output hashed) from that copy. An isolated run passes its checkout as ``root``
+and no ``after`` snapshot, so every output is hashed and every model stored from the checkout.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ def snapshot_or_none(ws: Workspace, kind: str, message: str) -> str | None:
     return str(info.id)
 
 
-def _files(ws: Workspace, ref: str | None) -> dict[str, Any]:
+def snapshot_files(ws: Workspace, ref: str | None) -> dict[str, Any]:
+    """path -> FileEntry of a snapshot; {} without one (or without versioning)."""
     if not ref:
         return {}
     try:
@@ -87,17 +94,20 @@ def _inside(root: Path, path: str) -> Path | None:
 def finalize_files(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, before: str | None, after: str | None,
     models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
+    foreign: dict[str, str] | None = None, private: dict[str, Path] | None = None,
 ) -> list[registry.ModelVersion]:
     """Record snapshot outputs, fill in hashes, register model versions. Returns the run's versions
     (new or reused; ``note`` is told of each reused one)."""
-    before_files = _files(ws, before)
-    after_files = _files(ws, after) if after != before else before_files
+    foreign = foreign or {}
+    private = private or {}
+    before_files = snapshot_files(ws, before)
+    after_files = snapshot_files(ws, after) if after != before else before_files
     changed: list[tuple[str, str, str, Any, Any]] = []
     if before and after and before != after:
         try:
             for change in ws.versions.diff(before, after):
                 if change.change in ("added", "modified"):
-                    entry = after_files.get(change.path)
+                    entry = None if change.path in foreign else after_files.get(change.path)
                     changed.append((run_id, "output", change.path,
                                     getattr(entry, "hash", None), getattr(entry, "size", None)))
         except _VERSIONING_MISSING:
@@ -114,6 +124,8 @@ def finalize_files(
     for direction, path in db.execute(
         "SELECT direction, path FROM run_files WHERE run_id = ? AND hash IS NULL", (run_id,)
     ).fetchall():
+        if direction == "output" and path in foreign:
+            continue
         entry = after_files.get(path)
         if direction == "input":
             entry = before_files.get(path) or entry
@@ -126,6 +138,7 @@ def finalize_files(
                 vanished.append((run_id, direction, path))
             continue
         if full.is_file():
+            full = full.resolve()  # reached through a link (an ignored path linked into a checkout)
             updates.append((hash_path(ws, full), full.stat().st_size, run_id, direction, path))
         elif not full.exists():
             vanished.append((run_id, direction, path))
@@ -135,19 +148,22 @@ def finalize_files(
         db.executemany(
             "UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = ? AND path = ?", updates
         )
-    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models, note=note)
+    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models, note=note,
+                            foreign=foreign, private=private)
 
 
 def _model_candidates(
-    db: sqlite3.Connection, run_id: str, root: Path, models: list[dict[str, Any]],
+    db: sqlite3.Connection, run_id: str, root: Path, models: list[dict[str, Any]], foreign: dict[str, str],
 ) -> dict[str, dict[str, Any]]:
     """The files this run makes versions of: those it declared (``log_model``), and outputs whose
-    bytes are a model's (never by name alone: a pickled feature matrix is no model)."""
-    wanted: dict[str, dict[str, Any]] = {m["path"]: dict(m, declared=True) for m in models}
+    bytes are a model's (never by name alone: a pickled feature matrix is no model); never an output
+    another process overwrote (``foreign``)."""
+    wanted: dict[str, dict[str, Any]] = {m["path"]: dict(m, declared=True) for m in models
+                                         if m["path"] not in foreign}
     for (path,) in db.execute(
         "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (run_id,)
     ).fetchall():
-        if path in wanted:
+        if path in wanted or path in foreign:
             continue
         full = _inside(root, path)  # never sniff a host file an event named (docs/security.md)
         found = model_formats.sniff(full) if full is not None else None
@@ -160,15 +176,17 @@ def _model_candidates(
 def _register_models(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, after_files: dict[str, Any],
     models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
+    foreign: dict[str, str] | None = None, private: dict[str, Path] | None = None,
 ) -> list[registry.ModelVersion]:
-    wanted = _model_candidates(db, run_id, root, models)
+    foreign, private = foreign or {}, private or {}
+    wanted = _model_candidates(db, run_id, root, models, foreign)
     if not wanted:
         return []
     row = db.execute("SELECT environment FROM runs WHERE id = ?", (run_id,)).fetchone()
     packages = json.loads(row[0] or "{}").get("packages") if row else None
     created: list[registry.ModelVersion] = []
     for path, spec in sorted(wanted.items()):
-        full = _inside(root, path)
+        full = private.get(path) or _inside(root, path)
         if full is None and any(m["path"] == path for m in models):
             from workbench.tracking import refusals
 
@@ -176,10 +194,15 @@ def _register_models(
                             "(only files inside it are registered as models)")
         if full is None or not full.is_file():
             continue
-        entry = after_files.get(path)
+        full = full.resolve()
+        entry = None if path in private else after_files.get(path)
         digest = entry.hash if entry is not None else hash_path(ws, full, store=True)
         if digest is None:
             continue
+        if path in private:
+            with atomic(db):
+                db.execute("UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = 'output'"
+                           " AND path = ?", (digest, full.stat().st_size, run_id, path))
         framework, version = spec.get("framework") or "", spec.get("framework_version") or ""
         if not framework:
             framework, detected = registry.detect_framework(full, packages)
@@ -240,4 +263,5 @@ def recover_stale(ws: Workspace) -> list[str]:
     return recovered
 
 
-__all__ = ["finalize_files", "hash_path", "recover_stale", "relative_path", "snapshot_or_none"]
+__all__ = ["finalize_files", "hash_path", "recover_stale", "relative_path", "snapshot_files",
+           "snapshot_or_none"]

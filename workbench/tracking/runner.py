@@ -8,6 +8,12 @@ records outputs and hashes, registers model files, and ends the row with the job
 code. A run in another folder (``rerun``'s scratch checkout) finds its outputs from a manifest of
 that folder taken before the launch instead of the project's snapshots. Ctrl+C (KeyboardInterrupt)
 or ``cancel_event`` cancels the job; the run is then ``cancelled``.
+
+An isolated local run (``isolated=True``: ``run --isolated``, parallel sweep members) runs in its own
+checkout of the input snapshot, records its outputs and models from there, then copies them back by
+the rule of :mod:`workbench.tracking.isolation`. A plain local run checks, through the close records
+of the capture ``sitecustomize``, that each file it wrote still holds its bytes
+(:mod:`workbench.tracking.writes`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import ExecutorError, UsageError
 from workbench.executors.base import Channel, JobExit, LaunchSpec
 from workbench.store.db import connect
-from workbench.tracking import capture
+from workbench.tracking import capture, isolation
 from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID
 from workbench.tracking.finalize import finalize_files, snapshot_or_none
 from workbench.tracking.ids import new_run_id
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
     from workbench.executors.staging import Manifest
 
 LineCallback = Callable[[Channel, bytes], None]
+ENV_WRITES = "WORKBENCH_WRITES"
 GPU_SAMPLE_SECONDS = 5.0
 INJECT_DIR = Path(__file__).resolve().parent / "_inject"
 
@@ -47,7 +54,8 @@ def _gpu_module() -> Any:
     return gpus
 
 
-def _child_env(run_id: str, events: Path, root: Path, capture_files: bool, local: bool) -> dict[str, str]:
+def _child_env(run_id: str, events: Path, root: Path, capture_files: bool, local: bool,
+               writes: Path | None = None) -> dict[str, str]:
     env = {
         ENV_RUN_ID: run_id,
         ENV_EVENTS: str(events),
@@ -57,6 +65,8 @@ def _child_env(run_id: str, events: Path, root: Path, capture_files: bool, local
     if capture_files:
         existing = os.environ.get("PYTHONPATH", "")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(INJECT_DIR), existing) if p)
+        if writes is not None:  # a plain run in the shared folder: record what each closed file held
+            env[ENV_WRITES] = str(writes)
     if local:  # the job's package list, cached per interpreter for every project of this user
         from workbench.tracking._inject.sitecustomize import ensure_user_cache_dir
 
@@ -119,12 +129,14 @@ def execute(
     sweep_id: str | None = None, pipeline_run: str | None = None, stage: str | None = None,
     on_line: LineCallback | None = None, cancel_event: threading.Event | None = None,
     workdir: str = ".", root: Path | None = None, snapshot_before: str | None = None,
-    params: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None, isolated: bool = False,
 ) -> str:
     """Run ``command`` and record it; returns the run id once the run has ended.
 
     ``root`` runs the command in another folder (``rerun`` uses a scratch checkout) with
     ``snapshot_before`` as its recorded input; ``params`` adds params to the ones from the flags.
+    ``isolated`` runs a local command in its own checkout of ``snapshot_before`` (default: a new
+    snapshot) and copies its outputs back (Docker and Kubernetes runs are isolated already).
     """
     from workbench.executors.registry import get_executor
 
@@ -134,12 +146,15 @@ def execute(
     config = ws.config.tracking
     run_root = (root or ws.root).resolve()
     in_project = run_root == ws.root
+    isolate = isolated and in_project and executor == "local"
     run_id = new_run_id()
     run_dir = ws.paths.runs / run_id
     events_path = run_dir / "events.jsonl"
+    writes = run_dir / "writes.jsonl" if in_project and not isolate and executor == "local" else None
     spec = LaunchSpec(
         run_id=run_id, command=command, project_root=run_root, input_snapshot=snapshot_before or "",
-        env=_child_env(run_id, events_path, run_root, config.capture_file_access, executor == "local"),
+        env=_child_env(run_id, events_path, run_root, config.capture_file_access, executor == "local",
+                       writes),
         image=image, gpus=gpus, cpu=cpu, memory=memory, namespace=namespace, workdir=workdir,
     )
     runner = get_executor(executor, ws)
@@ -148,6 +163,34 @@ def execute(
     before = snapshot_before
     if before is None and in_project:
         before = snapshot_or_none(ws, "run-before", f"before run {run_id}")
+    scratch: Path | None = None
+    if isolate:
+        scratch = isolation.scratch_checkout(ws, before, run_id)
+        run_root, in_project = scratch.resolve(), False
+        spec.project_root = run_root
+        spec.env = _child_env(run_id, events_path, run_root, config.capture_file_access, True)
+    try:
+        return _execute(ws, command, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
+                        name=name, tags=tags, executor=executor, parent_run=parent_run, sweep_id=sweep_id,
+                        pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
+                        params=params)
+    finally:
+        if scratch is not None:
+            isolation.remove_scratch(scratch)
+
+
+def _execute(
+    ws: Workspace, command: list[str], run_id: str, spec: LaunchSpec, runner: Any, *, before: str | None,
+    scratch: Path | None, writes: Path | None, name: str | None, tags: Sequence[str], executor: str,
+    parent_run: str | None, sweep_id: str | None, pipeline_run: str | None, stage: str | None,
+    on_line: LineCallback | None, cancel_event: threading.Event | None, params: dict[str, Any] | None,
+) -> str:
+    config = ws.config.tracking
+    run_root = spec.project_root
+    in_project = run_root == ws.root
+    run_dir = ws.paths.runs / run_id
+    events_path = run_dir / "events.jsonl"
+    workdir = spec.workdir
     # Elsewhere (a rerun's scratch checkout) the project's snapshots cannot see the folder: a
     # manifest of it (size, mtime per file) tells afterwards what the job created or changed.
     manifest: Manifest | None = None
@@ -162,7 +205,8 @@ def execute(
     create_run(
         ws.db, run_id, name=name or "", command=command, executor=executor, workdir=workdir,
         snapshot_before=before, parent_run=parent_run, sweep_id=sweep_id, pipeline_run=pipeline_run,
-        stage=stage, events_path=str(events_path), environment=capture.host_facts(run_root), gpus=gpu_facts,
+        stage=stage, events_path=str(events_path), gpus=gpu_facts,
+        environment=capture.host_facts(ws.root if scratch is not None else run_root),
     )
     conn = connect(ws.paths.db)
     ingester = Ingester(conn, run_id, run_root)
@@ -207,8 +251,8 @@ def execute(
                 ingester.add_file("output", path, "snapshot")
         ingester.flush()
         after = snapshot_or_none(ws, "run-after", f"after run {run_id}") if in_project else None
-        finalize_files(ws, conn, run_id, root=run_root, before=before, after=after, models=ingester.models,
-                       note=ingester.note)
+        _finalize(ws, conn, ingester, run_id, root=run_root, before=before, after=after, scratch=scratch,
+                  writes=writes)
         try:
             info = job.describe()
         except Exception:
@@ -219,6 +263,29 @@ def execute(
         ingester.flush()
         conn.close()
     return run_id
+
+
+def _finalize(
+    ws: Workspace, conn: Any, ingester: Ingester, run_id: str, *, root: Path, before: str | None,
+    after: str | None, scratch: Path | None, writes: Path | None,
+) -> None:
+    """Outputs, hashes and models; then an isolated run's copy-back, or a plain run's check that
+    the files it wrote are still its bytes. Each conflict is also a note in the run's log."""
+    from workbench.tracking.writes import check_writes
+
+    check = check_writes(ws, conn, run_id, writes, ingester.models, after) if writes is not None else None
+    try:
+        finalize_files(ws, conn, run_id, root=root, before=before, after=after, models=ingester.models,
+                       note=ingester.note, foreign=check.foreign if check else None,
+                       private=check.private if check else None)
+    finally:
+        if check is not None:
+            check.cleanup()
+    found = check.conflicts if check is not None else []
+    if scratch is not None:
+        _, found = isolation.copy_back(ws, conn, run_id, scratch, before)
+    for conflict in found:
+        ingester.note(conflict.one_line())
 
 
 def _changed_files(ws: Workspace, manifest: Manifest, root: Path) -> list[str]:

@@ -23,6 +23,7 @@ from workbench.tracking.records import RunInfo
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
     from workbench.executors.base import Channel
+    from workbench.tracking.conflicts import Conflict
 
 RECOVERY_INTERVAL = 2.0
 
@@ -87,10 +88,13 @@ class TrackingService:
         parent_run: str | None = None, sweep_id: str | None = None, pipeline_run: str | None = None,
         stage: str | None = None, on_line: Callable[[Channel, bytes], None] | None = None,
         cancel_event: threading.Event | None = None, workdir: str = ".", params: dict[str, Any] | None = None,
+        isolated: bool = False, snapshot_before: str | None = None,
     ) -> RunInfo:
         """Run ``command`` on ``executor`` and record everything; returns the ended run.
 
         Resource requests are checked first, for every executor, so a typo records nothing.
+        ``isolated`` (local runs) runs it in its own checkout of ``snapshot_before`` (default: a new
+        snapshot) and copies its outputs back by the rule of :mod:`workbench.tracking.isolation`.
         """
         from workbench.executors.resources import check_resources
         from workbench.tracking.runner import execute
@@ -100,7 +104,7 @@ class TrackingService:
             self.ws, command, name=name, tags=tags, executor=executor, image=image, gpus=gpus, cpu=cpu,
             memory=memory, namespace=namespace, parent_run=parent_run, sweep_id=sweep_id,
             pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
-            workdir=workdir, params=params,
+            workdir=workdir, params=params, isolated=isolated, snapshot_before=snapshot_before,
         )
         return self.get(run_id)
 
@@ -255,6 +259,12 @@ class TrackingService:
             (self.resolve(run_id), direction),
         )
         return [RunFile(*tuple(r)) for r in rows]
+
+    def conflicts(self, run_id: str) -> builtins.list[Conflict]:
+        """Outputs of the run whose bytes the project does not hold (see tracking/conflicts.py)."""
+        from workbench.tracking import conflicts
+
+        return conflicts.of_run(self.db, self.resolve(run_id))
 
     def inputs(self, run_id: str) -> builtins.list[RunFile]:
         return self._files(run_id, "input")

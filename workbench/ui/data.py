@@ -211,6 +211,7 @@ class UiData:
                             ("--namespace", spec.namespace), ("--gpus", spec.gpus)):
             if value:
                 argv += [flag, str(value)]
+        argv += ["--isolated"] if spec.isolated else []
         argv += ["--", *spec.command]
         errors = self.ws.paths.tmp / f"launch-{token}.log"
         errors.parent.mkdir(parents=True, exist_ok=True)

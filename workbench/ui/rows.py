@@ -186,6 +186,8 @@ class LaunchSpec:
     namespace: str | None = None
     gpus: str | None = None
     """A count, or ``all``."""
+    isolated: bool = False
+    """``run --isolated``: its own checkout of the input snapshot, outputs copied back."""
 
 
 @dataclass

@@ -54,10 +54,13 @@ class WorkspaceBackend:
                 image: str | None = None, gpus: int | str | None = None,
                 pipeline_run: str | None = None, stage: str | None = None,
                 sweep_id: str | None = None, cancel_event: threading.Event | None = None,
-                on_line: LineCallback | None = None, params: dict[str, Any] | None = None) -> RunOutcome:
+                on_line: LineCallback | None = None, params: dict[str, Any] | None = None,
+                isolated: bool = False, snapshot_before: str | None = None) -> RunOutcome:
         kwargs: dict[str, Any] = {"name": name, "image": image, "gpus": gpus,
                                   "pipeline_run": pipeline_run, "stage": stage, "sweep_id": sweep_id,
                                   "cancel_event": cancel_event, "params": params or None}
+        if isolated:
+            kwargs.update(isolated=True, snapshot_before=snapshot_before)
         if executor:
             kwargs["executor"] = executor
         if on_line is not None:
@@ -72,6 +75,15 @@ class WorkspaceBackend:
         return RunOutcome(run_id=str(_attr(info, "id", "run_id")), status=str(_attr(info, "status")),
                           exit_code=_attr(info, "exit_code"), reason=str(_attr(info, "reason", default="")
                                                                        or ""))
+
+    def isolation_snapshot(self, executor: str | None) -> str | None:
+        """One input snapshot for the isolated members of a parallel sweep on the local executor
+        (remote executors stage each run's own); None elsewhere or without versioning."""
+        if (executor or self.ws.config.executor.default or "local") != "local":
+            return None
+        from workbench.tracking.finalize import snapshot_or_none
+
+        return snapshot_or_none(self.ws, "run-before", "before a parallel sweep")
 
     def log_tail(self, run_id: str, lines: int = 20) -> list[str]:
         tail: deque[str] = deque(maxlen=lines)

@@ -4,6 +4,13 @@ Members are launched in order by ``parallel`` worker threads; each member is one
 ``ws.runs.execute`` with ``sweep_id`` set, on any executor. Setting ``cancel_event`` (the CLI does
 on Ctrl+C) stops the launch of pending members (recorded ``cancelled``, with no run) and cancels
 the running ones through the same event, which ``execute`` watches.
+
+With ``parallel`` > 1 every member is isolated: one input snapshot is taken for the whole sweep and
+each member runs in its own checkout of it, records its outputs and models from there, and copies
+them back into the project by the rule of :mod:`workbench.tracking.isolation` (the first member to
+finish writes a shared path such as ``models/model.joblib``; the others record a conflict and keep
+their own bytes). With ``parallel`` 1 the members run one after another in the project folder, as
+any run does.
 """
 
 from __future__ import annotations
@@ -168,6 +175,8 @@ class SweepRunner:
         self.gpus = gpus
         self.cancel = cancel_event or threading.Event()
         self.on_event = on_event or (lambda event: None)
+        self.isolated = self.parallel > 1 and len(members) > 1
+        self.snapshot: str | None = None
         self._next = 0
         self._lock = threading.Lock()
         self._events_lock = threading.Lock()
@@ -194,7 +203,8 @@ class SweepRunner:
             try:
                 outcome = self.backend.execute(
                     argv, name=f"{self.name}-{idx}", executor=self.executor, image=self.image,
-                    gpus=self.gpus, sweep_id=self.sweep_id, cancel_event=self.cancel, params=params)
+                    gpus=self.gpus, sweep_id=self.sweep_id, cancel_event=self.cancel, params=params,
+                    isolated=self.isolated, snapshot_before=self.snapshot)
             except WorkbenchError as exc:
                 _set_member(db, self.sweep_id, idx, "failed")
                 self.errors.append(exc.one_line())
@@ -208,6 +218,8 @@ class SweepRunner:
 
     def run(self) -> str:
         """Run every member (or until cancelled); returns the sweep's final status."""
+        if self.isolated:
+            self.snapshot = self.backend.isolation_snapshot(self.executor)
         threads = [threading.Thread(target=self._worker, name=f"wb-sweep-{i}", daemon=True)
                    for i in range(min(self.parallel, len(self.members)) or 1)]
         for thread in threads:

@@ -17,6 +17,9 @@ module at start-up as ``sitecustomize``. It then
   own folders are scanned each time (one ``scandir``). A run in an unchanged environment pays a
   few ``stat`` calls and one small file read;
 * records the arguments the process parses with :mod:`argparse` as params (``_workbench_argparse``);
+* when ``WORKBENCH_WRITES`` names a file (a plain local run in the shared project folder), records
+  the SHA-256 of each project file the process writes when it closes it (the sibling module
+  ``_workbench_writes``), which the runner compares with the project's file when the run ends;
 * removes its folder from ``sys.path`` again and imports the ``sitecustomize`` that would have run
   without it, so an existing one keeps working.
 
@@ -38,6 +41,7 @@ _EVENTS = "WORKBENCH_EVENTS"
 _PROJECT = "WORKBENCH_PROJECT"
 _SENT = "WORKBENCH_ENV_REPORTED"
 _CACHE = "WORKBENCH_ENV_CACHE"
+_WRITES = "WORKBENCH_WRITES"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 CACHE_DIRNAME = "pyenv"
 """Name of the folder that holds cached environment reports (in the user's cache, or the
@@ -337,6 +341,20 @@ def _chain() -> None:
             sys.modules["sitecustomize"] = mine
 
 
+def _start_write_tracking(root: str) -> None:
+    """Record what each written project file held at close (``_workbench_writes``, found beside
+    this module while its folder is still on ``sys.path``)."""
+    writes = os.environ.get(_WRITES, "")
+    if writes:
+        try:
+            import importlib
+
+            module = importlib.import_module("_workbench_writes")
+            module.install_write_tracking(writes, root, _ignored_prefixes(os.path.normpath(root)), _MACHINERY)
+        except Exception:
+            pass
+
+
 def _main() -> None:
     events = os.environ.get(_EVENTS, "")
     root = os.environ.get(_PROJECT, "")
@@ -353,6 +371,7 @@ def _main() -> None:
             report_environment_at_exit(events, root)
         except Exception:
             pass
+        _start_write_tracking(root)
     _chain()
 
 

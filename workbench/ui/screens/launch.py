@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from workbench.ui.data import Launched, LaunchSpec, RunRow
 from workbench.ui.messages import Coalescer, DataChanged, Loaded
@@ -55,6 +55,7 @@ class LaunchDialog(ModalScreen[LaunchSpec | None]):
             with Horizontal(classes="launch-row"):
                 yield Input(placeholder="image (docker, kubernetes)", id="launch-image")
                 yield Input(placeholder="namespace (kubernetes)", id="launch-namespace")
+            yield Checkbox("isolated: own checkout, outputs copied back (local)", id="launch-isolated")
             yield Static("", id="launch-error", classes="error-text")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Run (Enter)", variant="primary", id="launch-go")
@@ -82,7 +83,8 @@ class LaunchDialog(ModalScreen[LaunchSpec | None]):
             return None
         return LaunchSpec(command=argv, name=self._value("name"),
                           executor=str(self.query_one("#launch-executor", Select).value),
-                          image=self._value("image"), namespace=self._value("namespace"), gpus=gpus)
+                          image=self._value("image"), namespace=self._value("namespace"), gpus=gpus,
+                          isolated=self.query_one("#launch-isolated", Checkbox).value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self._go()
