@@ -100,7 +100,7 @@ def test_two_concurrent_isolated_runs_keep_their_own_models(ws: Workspace, tmp_p
         hashes.add(version["hash"])
         node = ws.runs.lineage(f"model:{version['version']}")
         assert node.children[0].label == run["id"]
-        assert node.children[0].details["params"]["max-depth"] == depth
+        assert node.children[0].details["params"]["max_depth"] == depth
     assert len(hashes) == 2
     # The project holds exactly one of them: the first to finish copied it, the other one says so.
     conflicted = [d for d, r in runs.items() if r["conflicts"]]

@@ -23,8 +23,10 @@ with open("patched.bin", "wb") as f:                              # seek back an
     f.write(b"X")
 with open("log.txt", "a") as f:                                   # append to an existing file
     f.write("two\\n")
+import pickle
+from sklearn.tree import DecisionTreeClassifier
 with open("models/.tmp-model", "wb") as f:                        # atomic save: temp file, then replace
-    f.write(b"model bytes")
+    f.write(pickle.dumps(DecisionTreeClassifier()))               # (a real model: registered by content)
 os.replace("models/.tmp-model", "models/model.pkl")
 fd = os.open("raw.bin", os.O_WRONLY | os.O_CREAT)                 # os.open: not tracked
 os.write(fd, b"raw")
