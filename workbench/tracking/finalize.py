@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.store.db import atomic, connect
 from workbench.tracking import model_formats, registry
-from workbench.tracking.ingest import Ingester, ingest_events_file, relative_path
+from workbench.tracking.ingest import Ingester, ingest_events_file
 from workbench.tracking.records import end_run, process_started
+from workbench.tracking.run_paths import relative_path
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace

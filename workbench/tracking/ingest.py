@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 import threading
 import time
@@ -32,6 +31,7 @@ from workbench.tracking.events import MAX_TEXT, EventError, decode, unpack_serie
 from workbench.tracking.point_writes import EXACT_RANGE_SQL, SUMMARY_SQL, insert_points
 from workbench.tracking.records import refresh_summary
 from workbench.tracking.redact import redact_param
+from workbench.tracking.run_paths import model_path_refusal, relative_path
 
 MAX_NOTES = 20
 """At most this many 'ignored ...' notes per run in its log, then one summary."""
@@ -44,36 +44,6 @@ FLUSH_SECONDS = 0.25
 def _is_number(value: object) -> bool:
     kind = type(value)
     return kind is float or kind is int
-
-
-def relative_path(path: str, root: Path) -> str | None:
-    """A path as the store records it: project-relative posix, absolute if outside the project,
-    None for paths inside ``.workbench/`` (the store's own files)."""
-    absolute = os.path.normpath(os.path.join(str(root), path))
-    root_text = str(root)
-    if absolute == root_text:
-        return None
-    if absolute.startswith(root_text + os.sep):
-        rel = absolute[len(root_text) + 1:].replace(os.sep, "/")
-        if rel == ".workbench" or rel.startswith(".workbench/"):
-            return None
-        return rel
-    return absolute
-
-
-def model_path_refusal(rel: str | None) -> str:
-    """Why a model event's path (as :func:`relative_path` gave it) is not registered, or ``""``.
-
-    Only files inside the project are read into the blob cache as models: an absolute path (outside
-    the project) or one inside a ``.git``-like folder is refused (docs/security.md)."""
-    if rel is None:
-        return "inside .workbench/"
-    if os.path.isabs(rel):
-        return "outside the project (only files inside it are registered as models)"
-    from workbench.versioning.safe_write import protected_part
-
-    found = protected_part(rel.split("/"))
-    return f"inside {found}/" if found else ""
 
 
 class Ingester:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.tracking import conflicts, model_formats
 from workbench.tracking.conflicts import Conflict
-from workbench.tracking.ingest import relative_path
+from workbench.tracking.run_paths import relative_path
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace

@@ -1,0 +1,37 @@
+"""How a run's events name files: the project-relative form the store records, and which paths
+a model event may name (only files inside the project, outside ``.git``-like folders)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def relative_path(path: str, root: Path) -> str | None:
+    """A path as the store records it: project-relative posix, absolute if outside the project,
+    None for paths inside ``.workbench/`` (the store's own files)."""
+    absolute = os.path.normpath(os.path.join(str(root), path))
+    root_text = str(root)
+    if absolute == root_text:
+        return None
+    if absolute.startswith(root_text + os.sep):
+        rel = absolute[len(root_text) + 1:].replace(os.sep, "/")
+        if rel == ".workbench" or rel.startswith(".workbench/"):
+            return None
+        return rel
+    return absolute
+
+
+def model_path_refusal(rel: str | None) -> str:
+    """Why a model event's path (as :func:`relative_path` gave it) is not registered, or ``""``.
+
+    Only files inside the project are read into the blob cache as models: an absolute path (outside
+    the project) or one inside a ``.git``-like folder is refused (docs/security.md)."""
+    if rel is None:
+        return "inside .workbench/"
+    if os.path.isabs(rel):
+        return "outside the project (only files inside it are registered as models)"
+    from workbench.versioning.safe_write import protected_part
+
+    found = protected_part(rel.split("/"))
+    return f"inside {found}/" if found else ""
