@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from workbench.config import ProjectConfig
     from workbench.deploy.service import DeployService
     from workbench.executors.service import ExecutorService
+    from workbench.remote.service import RemoteService
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import VersioningService
     from workbench.workflows.service import WorkflowService
@@ -145,3 +146,9 @@ class Workspace:
         from workbench.workflows.service import WorkflowService
 
         return WorkflowService(self)
+
+    @cached_property
+    def remote(self) -> RemoteService:
+        from workbench.remote.service import RemoteService
+
+        return RemoteService(self)

@@ -23,6 +23,7 @@ SCHEMA_MODULES = (
     "workbench.store.schema_executors",
     "workbench.store.schema_deploy",
     "workbench.store.schema_workflows",
+    "workbench.store.schema_remote",
 )
 
 
