@@ -76,7 +76,7 @@ def main() -> int:
                 keys = [f"{name}/{i}" for i in range(args.objects)]
                 with ThreadPoolExecutor(16) as pool:
                     start = time.perf_counter()
-                    list(pool.map(lambda ik: put(ik[1], payload[ik[0] % len(payload)]), enumerate(keys)))
+                    list(pool.map(put, keys, [payload[i % len(payload)] for i in range(len(keys))]))
                     put_s = time.perf_counter() - start
                     start = time.perf_counter()
                     list(pool.map(get, keys))

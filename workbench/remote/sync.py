@@ -20,14 +20,10 @@ resumes where it stopped on the next run.
 
 from __future__ import annotations
 
-import getpass
 import json
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -102,18 +98,22 @@ class _Meter:
 def _parallel(fn: Callable[[Any], Any], items: Iterable[Any], cancel: threading.Event | None,
               workers: int = WORKERS) -> list[Any]:
     """Run ``fn`` over ``items`` on a thread pool; the first error cancels the rest and is raised."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
     items = list(items)
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(items)))
+    try:
         futures = [pool.submit(_guard, fn, item, cancel) for item in items]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
-            for f in futures:
-                f.cancel()
             raise failed.exception()  # type: ignore[misc]
         return [f.result() for f in futures]
+    finally:
+        # On an error or Ctrl+C, drop what has not started; transfers under way finish (each is whole).
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _guard(fn: Callable[[Any], Any], item: Any, cancel: threading.Event | None) -> Any:
@@ -129,7 +129,10 @@ class Pusher:
         self.ws, self.spec, self.transport = ws, spec, transport
         self.key = spec.key
         self.progress, self.cancel = progress, cancel
-        self.store: BlobStore = ws.versions.store
+
+    @property
+    def store(self) -> BlobStore:
+        return self.ws.versions.store
 
     def pending(self) -> list[tuple[str, str, str]]:
         """``(kind, id, digest)`` of every record not yet on the remote in its current state."""
@@ -220,6 +223,10 @@ class Pusher:
         return sorted(plain), manifests, trees
 
     def _send_bundle(self, records: list[rec.Record], report: PushReport) -> str:
+        import getpass
+        import socket
+        import uuid
+
         import zstandard
 
         header = {"format": BUNDLE_FORMAT, "id": uuid.uuid4().hex, "created_at": time.time(),

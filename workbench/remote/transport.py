@@ -224,9 +224,8 @@ class S3Transport:
         rest = spec.url[len("s3://"):]
         self.bucket, _, prefix = rest.partition("/")
         self.prefix = prefix.strip("/")
-        settings = aws_settings(spec.region, spec.endpoint_url)
-        self.endpoint = settings.get("endpoint", "")
-        self._settings = settings
+        self._settings = aws_settings(spec.region, spec.endpoint_url)
+        self.endpoint = self._settings.get("endpoint", "")
         self._store: Any = None
         self._lock = threading.Lock()
 

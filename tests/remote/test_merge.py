@@ -1,0 +1,77 @@
+"""Merge rules of a pull, through a file:// remote: model versions renumbered on a clash, aliases
+last-writer-wins with their history kept and the conflict listed, sweeps travel with their members."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workbench.core.workspace import Workspace
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Workspace, Workspace]]:
+    share = tmp_path / "share"
+    share.mkdir()
+    made = []
+    for who in ("a", "b"):
+        root = tmp_path / who
+        root.mkdir()
+        ws, _ = Workspace.init(root)
+        ws.remote.add("origin", share.as_uri())
+        made.append(ws)
+    yield made[0], made[1]
+    for ws in made:
+        ws.close()
+
+
+def _model(ws: Workspace, content: bytes) -> int:
+    path = ws.root / "model.bin"
+    path.write_bytes(content)
+    return ws.runs.register_model(path, name="clf").version
+
+
+def test_model_version_clash_is_renumbered_and_aliases_merge_last_writer_wins(
+        pair: tuple[Workspace, Workspace]) -> None:
+    a, b = pair
+    assert _model(a, b"A's model") == 1
+    a.runs.set_alias("clf", 1, "production")
+    a.remote.push()
+    assert _model(b, b"B's model") == 1  # B registered its own version 1 before pulling
+    set_at = a.db.execute("SELECT updated_at FROM model_aliases").fetchone()[0]
+    while time.time() <= set_at:  # B's alias must be strictly newer, whatever the clock's resolution
+        pass
+    b.runs.set_alias("clf", 1, "production")
+    b.remote.push()
+
+    report = a.remote.pull()
+    assert report.added.get("model_version") == 1
+    assert any("version 1 from origin exists here with other content; stored as version 2" in c
+               for c in report.conflicts), report.conflicts
+    assert any("alias clf@production" in c and "replaced" in c for c in report.conflicts), report.conflicts
+    versions = {v.version: v for v in a.runs.model_versions("clf")}
+    assert b"".join(a.versions.iter_object(versions[2].hash)) == b"B's model"
+    assert a.runs.model_version("clf@production").version == 2  # B's, set later, wins
+    history = a.db.execute("SELECT version, replaced_by FROM alias_history WHERE name = 'clf'").fetchall()
+    assert [tuple(r) for r in history] == [(1, "origin")]
+
+    # B pulls A's version: it lands as B's version 2, and B keeps its own (newer) alias.
+    report_b = b.remote.pull()
+    assert any("kept version 1 here" in c for c in report_b.conflicts), report_b.conflicts
+    assert b.runs.model_version("clf@production").version == 1
+    assert b"".join(b.versions.iter_object(b.runs.model_version("clf:2").hash)) == b"A's model"
+    # Both sides are now up to date; nothing bounces back.
+    assert a.remote.pull().bundles == 0
+
+
+def test_nothing_pulled_is_pushed_back(pair: tuple[Workspace, Workspace]) -> None:
+    a, b = pair
+    (a.root / "f.txt").write_text("hello")
+    a.versions.snapshot("first")
+    assert a.remote.push().records == {"snapshot": 1}
+    assert b.remote.pull().added == {"snapshot": 1}
+    assert b.remote.push().bundle is None
+    assert b.versions.read_file("latest", "f.txt") == b"hello"
