@@ -3,6 +3,7 @@ last-writer-wins with their history kept and the conflict listed, sweeps travel 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +76,25 @@ def test_nothing_pulled_is_pushed_back(pair: tuple[Workspace, Workspace]) -> Non
     assert b.remote.pull().added == {"snapshot": 1}
     assert b.remote.push().bundle is None
     assert b.versions.read_file("latest", "f.txt") == b"hello"
+
+
+def test_a_bundle_with_a_malformed_record_is_refused_whole(pair: tuple[Workspace, Workspace]) -> None:
+    import blake3
+    import zstandard
+
+    from workbench.errors import WorkbenchError
+
+    a, b = pair
+    (a.root / "f.txt").write_text("hello")
+    a.versions.snapshot("first")
+    a.remote.push()
+    share = Path(a.remote.get().url[len("file://"):])
+    lines = [json.dumps({"format": "workbench-bundle/1", "id": "x"}),
+             json.dumps({"kind": "run", "id": "r1", "row": {"id": "r1", "status": "succeeded",
+                                                            "started_at": 1.0, "evil); DROP TABLE runs; --": 1}})]
+    body = zstandard.ZstdCompressor().compress(("\n".join(lines) + "\n").encode())
+    (share / "bundles" / f"{blake3.blake3(body).hexdigest()}.jsonl.zst").write_bytes(body)
+    with pytest.raises(WorkbenchError, match="cannot merge"):
+        b.remote.pull()
+    assert b.versions.latest() is None  # A's good bundle was not merged either: one pull, one transaction
+    assert b.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0

@@ -198,8 +198,15 @@ class MergeReport:
         self.added[kind] = self.added.get(kind, 0) + 1
 
 
+def _known(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> list[str]:
+    """The keys of ``row`` that are columns of ``table`` (names from a bundle never reach SQL
+    unchecked; columns a newer Workbench added are left out)."""
+    names = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+    return [c for c in row if c in names]
+
+
 def _insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
-    columns = list(row)
+    columns = _known(db, table, row)
     marks = ", ".join("?" * len(columns))
     cur = db.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({marks})",
                      [row[c] for c in columns])
@@ -339,7 +346,7 @@ def _merge_deployment(db: sqlite3.Connection, rec: Record, source: str, report: 
         _insert(db, "deployments", row)
         changed = True
     elif float(row["updated_at"]) > float(current[0]):
-        columns = [c for c in row if c != "name"]
+        columns = [c for c in _known(db, "deployments", row) if c != "name"]
         db.execute(f"UPDATE deployments SET {', '.join(f'{c} = ?' for c in columns)} WHERE name = ?",
                    [*(row[c] for c in columns), row["name"]])
         report.conflicts.append(f"deployment {row['name']}: the state from {source} is newer;"

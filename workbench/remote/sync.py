@@ -21,6 +21,7 @@ resumes where it stopped on the next run.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -254,7 +255,12 @@ def parse_bundle(name: str, body: bytes) -> list[rec.Record]:
         header = json.loads(lines[0])
         if header.get("format") != BUNDLE_FORMAT:
             raise ValueError(header.get("format"))
-        return [json.loads(line) for line in lines[1:] if line]
+        records = [json.loads(line) for line in lines[1:] if line]
+        for r in records:
+            if not (isinstance(r, dict) and isinstance(r.get("kind"), str) and isinstance(r.get("id"), str)
+                    and isinstance(r.get("row"), dict)):
+                raise ValueError("a malformed record")
+        return records
     except (ValueError, IndexError, zstandard.ZstdError) as exc:
         raise RemoteError(f"bundle {name[:12]} is not a bundle this version can read ({exc})",
                           "upgrade workbench") from None
@@ -285,8 +291,20 @@ class Puller:
         bodies = _parallel(lambda n: parse_bundle(n, self.transport.get(f"bundles/{n}.jsonl.zst")),
                            names, self.cancel)
         records = [r for body in bodies for r in body]
-        self._fetch_objects(records)
         merge = rec.MergeReport()
+        try:
+            self._fetch_objects(records)
+            self._merge(records, names, merge)
+        except (KeyError, TypeError, ValueError, AttributeError, sqlite3.IntegrityError) as exc:
+            raise RemoteError(f"a bundle on {self.spec.url} holds a record this project cannot merge"
+                              f" ({type(exc).__name__}: {exc}); nothing was merged",
+                              "check both sides run the same Workbench version") from None
+        self.report.bundles = len(names)
+        self.report.added = merge.added
+        self.report.conflicts = merge.conflicts
+        return self.report
+
+    def _merge(self, records: list[rec.Record], names: list[str], merge: rec.MergeReport) -> None:
         with self.ws.atomic() as db:
             rec.merge(db, records, self.source, merge)
             now = time.time()
@@ -298,10 +316,6 @@ class Puller:
             db.executemany(_SNAPSHOT_THERE, [(self.key, r["id"]) for r in records if r["kind"] == "snapshot"])
             db.executemany("INSERT OR IGNORE INTO object_pins (hash, created_at) VALUES (?, ?)",
                            [(r["row"]["hash"], now) for r in records if r["kind"] == "model_version"])
-        self.report.bundles = len(names)
-        self.report.added = merge.added
-        self.report.conflicts = merge.conflicts
-        return self.report
 
     def _get(self, digest: str) -> bytes:
         blob = self.transport.get(object_key(digest))
