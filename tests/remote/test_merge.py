@@ -90,8 +90,8 @@ def test_a_bundle_with_a_malformed_record_is_refused_whole(pair: tuple[Workspace
     a.remote.push()
     share = Path(a.remote.get().url[len("file://"):])
     lines = [json.dumps({"format": "workbench-bundle/1", "id": "x"}),
-             json.dumps({"kind": "run", "id": "r1", "row": {"id": "r1", "status": "succeeded",
-                                                            "started_at": 1.0, "evil); DROP TABLE runs; --": 1}})]
+             json.dumps({"kind": "run", "id": "r1", "row": {
+                 "id": "r1", "status": "succeeded", "started_at": 1.0, "evil); DROP TABLE runs; --": 1}})]
     body = zstandard.ZstdCompressor().compress(("\n".join(lines) + "\n").encode())
     (share / "bundles" / f"{blake3.blake3(body).hexdigest()}.jsonl.zst").write_bytes(body)
     with pytest.raises(WorkbenchError, match="cannot merge"):
