@@ -215,3 +215,38 @@ def test_credentials_from_a_profile_and_never_stored(seaweed: Seaweed, project_o
     for path in (project_on_s3 / ".workbench").rglob("*"):
         if path.is_file():
             assert SECRET_KEY.encode() not in path.read_bytes(), path
+
+
+def test_metadata_only_clone_fetches_contents_when_restored(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    a = tmp_path / "a"
+    big = os.urandom(9 * 1024 * 1024)  # chunked: the manifest and its chunks come on demand
+    _init(a, {"src/train.py": b"print('hi')\n", "data/big.bin": big, "data/small.csv": b"a,b\n1,2\n"})
+    assert run_workbench(a, "remote", "add", "origin", share.as_uri()).returncode == 0
+    assert run_workbench(a, "push").returncode == 0
+    b = tmp_path / "b"
+    result = run_workbench(tmp_path, "clone", share.as_uri(), str(b), "--metadata-only", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["restored"] is None
+    assert sorted(p.name for p in b.iterdir()) == [".workbench"]
+    with Workspace.open(b) as ws:
+        store = ws.versions.store
+        snap = ws.versions.latest()
+        assert snap is not None
+        entries = ws.versions.files(snap.id)  # the listing is here: trees were fetched
+        assert sorted(entries) == ["data/big.bin", "data/small.csv", "src/train.py"]
+        assert not any(store.has(e.hash) for e in entries.values())
+    # A restore of one folder fetches just what it needs, verified, from the default remote.
+    assert run_workbench(b, "restore", snap.id, "src").returncode == 0
+    assert (b / "src/train.py").read_bytes() == b"print('hi')\n" and not (b / "data").exists()
+    with Workspace.open(b) as ws:
+        assert not ws.versions.store.has(entries["data/big.bin"].hash)
+    assert run_workbench(b, "restore", snap.id).returncode == 0
+    assert (b / "data/big.bin").read_bytes() == big
+    # A push from the clone needs no object it never fetched: only the safety snapshots the
+    # restores took are new, and their content is on the remote already.
+    pushed = run_workbench(b, "push", "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    assert set(json.loads(pushed.stdout)["records"]) == {"snapshot"}
+    assert "nothing to push" in run_workbench(b, "push").stdout

@@ -51,6 +51,8 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("pull", help="fetch and merge what others pushed to a remote")
     p.add_argument("remote", nargs="?", default=None, help="remote name (default: the default remote)")
+    p.add_argument("--metadata-only", action="store_true",
+                   help="fetch records and folder listings now, file contents when a restore needs them")
     add_json_flag(p)
     p.set_defaults(handler=cmd_pull)
 
@@ -60,6 +62,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--endpoint-url", default="", help="S3 endpoint (default: AWS_ENDPOINT_URL or AWS)")
     p.add_argument("--region", default="", help="S3 region")
     p.add_argument("--no-checkout", action="store_true", help="do not restore the newest snapshot")
+    p.add_argument("--metadata-only", action="store_true",
+                   help="no file contents now (nothing restored); 'workbench restore' fetches what it needs")
     add_json_flag(p)
     p.set_defaults(handler=cmd_clone)
 
@@ -150,7 +154,7 @@ def _print_pull(report: Any) -> None:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     with open_workspace() as ws, _bar("pull", not args.json) as bar:
-        report = ws.remote.pull(args.remote, progress=bar)
+        report = ws.remote.pull(args.remote, progress=bar, metadata_only=args.metadata_only)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -163,7 +167,8 @@ def cmd_clone(args: argparse.Namespace) -> int:
 
     with _bar("clone", not args.json) as bar:
         ws, report, restored = clone(args.url, Path(args.dest), endpoint_url=args.endpoint_url,
-                                     region=args.region, progress=bar, checkout=not args.no_checkout)
+                                     region=args.region, progress=bar, checkout=not args.no_checkout,
+                                     metadata_only=args.metadata_only)
     ws.close()
     if args.json:
         print_json({**report.to_dict(), "path": str(ws.root), "restored": restored})

@@ -121,7 +121,13 @@ class Workspace:
     def versions(self) -> VersioningService:
         from workbench.versioning.service import VersioningService
 
-        return VersioningService(self)
+        service = VersioningService(self)
+        service.fetch_missing = self._fetch_from_remotes
+        return service
+
+    def _fetch_from_remotes(self, digest: str) -> bool:
+        """An object missing from the cache (a ``pull --metadata-only`` left it on the remote): fetch it."""
+        return self.remote.fetch_object(digest)
 
     @cached_property
     def runs(self) -> TrackingService:

@@ -111,18 +111,31 @@ class RemoteService:
         return Pusher(self.ws, info.spec, open_transport(info.spec), progress, cancel).run()
 
     def pull(self, name: str | None = None, *, progress: Progress | None = None,
-             cancel: threading.Event | None = None) -> PullReport:
-        """Fetch and merge what others pushed."""
+             cancel: threading.Event | None = None, metadata_only: bool = False) -> PullReport:
+        """Fetch and merge what others pushed. ``metadata_only``: records and directory trees now, file
+        contents when something reads them (:meth:`fetch_object`)."""
         from workbench.remote.sync import Puller
 
         info = self.get(name)
-        return Puller(self.ws, info.spec, open_transport(info.spec), info.name, progress, cancel).run()
+        return Puller(self.ws, info.spec, open_transport(info.spec), info.name, progress, cancel,
+                      metadata_only).run()
+
+    def fetch_object(self, digest: str) -> bool:
+        """Fetch one object missing from the cache from the first remote that has it (default first);
+        False when none has it (or none is configured). Called by the blob cache on a miss."""
+        from workbench.remote.sync import fetch_one
+
+        remotes = sorted(self.list(), key=lambda r: not r.is_default)
+        store = self.ws.versions.store
+        return any(fetch_one(store, open_transport(r.spec), digest) for r in remotes)
 
 
 def clone(url: str, dest: Path, *, endpoint_url: str = "", region: str = "", name: str = "origin",
-          progress: Progress | None = None, checkout: bool = True
+          progress: Progress | None = None, checkout: bool = True, metadata_only: bool = False
           ) -> tuple[Workspace, PullReport, str | None]:
-    """A new project in ``dest`` from a remote: add it as the default, pull, restore the newest snapshot.
+    """A new project in ``dest`` from a remote: add it as the default, pull, restore the newest snapshot
+    (``metadata_only``: no file contents are fetched and nothing is restored; ``workbench restore``
+    then fetches what it needs).
 
     Returns the workspace, the pull report and the snapshot restored (None when there is none). The
     remote is checked before ``dest`` is touched, so a wrong URL or credentials leave nothing behind.
@@ -140,10 +153,10 @@ def clone(url: str, dest: Path, *, endpoint_url: str = "", region: str = "", nam
         raise WorkbenchError(f"cannot create {dest}: {exc.strerror}", "check the path") from None
     ws, _ = Workspace.init(dest)
     ws.remote.add(name, spec.url, endpoint_url=spec.endpoint_url, region=region, default=True)
-    report = ws.remote.pull(name, progress=progress)
+    report = ws.remote.pull(name, progress=progress, metadata_only=metadata_only)
     restored: str | None = None
     latest = ws.versions.latest()
-    if checkout and latest is not None:
+    if checkout and not metadata_only and latest is not None:
         ws.versions.restore(latest.id, force=True, safety=False)
         restored = latest.id
     return ws, report, restored

@@ -266,9 +266,31 @@ def parse_bundle(name: str, body: bytes) -> list[rec.Record]:
                           "upgrade workbench") from None
 
 
+def fetch_one(store: BlobStore, transport: Transport, digest: str) -> bool:
+    """Fetch one object (a chunk manifest with its chunks, in parallel) into the cache, verified.
+    False when the remote does not have it."""
+    from workbench.versioning.blobs import decode_manifest
+
+    key = object_key(digest)
+    if not transport.exists(key):
+        return False
+    blob = transport.get(key)
+    if blob[:1] == b"C":
+        try:
+            chunks = sorted({h for h, _ in decode_manifest(blob[1:])})
+        except ValueError:
+            raise store.corrupt_received(digest) from None
+        _parallel(lambda h: store.put_encoded(h, transport.get(object_key(h))),
+                  [h for h in chunks if not store.has(h)], None)
+    store.put_encoded(digest, blob)
+    return True
+
+
 class Puller:
     def __init__(self, ws: Workspace, spec: RemoteSpec, transport: Transport, source: str,
-                 progress: Progress | None = None, cancel: threading.Event | None = None) -> None:
+                 progress: Progress | None = None, cancel: threading.Event | None = None,
+                 metadata_only: bool = False) -> None:
+        self.metadata_only = metadata_only
         self.ws, self.spec, self.transport = ws, spec, transport
         self.key, self.source = spec.key, source
         self.progress, self.cancel = progress, cancel
@@ -353,6 +375,13 @@ class Puller:
                         files.add(ref)
             level = following
         missing = sorted(h for h in files if not self.store.has(h))
+        if self.metadata_only:
+            # Trees only: file contents stay on the remote until something reads them (fetch_one).
+            for digest, blob in reversed(trees):
+                self.store.put_encoded(digest, blob)
+            with self.ws.atomic() as db:
+                db.executemany(_OBJECT_THERE, [(self.key, h) for h in (*missing, *(t for t, _ in trees))])
+            return
         manifests: list[tuple[str, bytes]] = []
 
         def fetch_plain(digest: str) -> None:

@@ -23,7 +23,7 @@ import itertools
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,9 @@ class BlobStore:
         self.tmp = root / "tmp"
         self.level = compression_level
         self._made: set[str] = set()
+        self.fetch_missing: Callable[[str], bool] | None = None
+        """Called with the address of an object absent from the cache (a metadata-only pull left it on
+        the remote); True when it fetched it (verified) into the cache. Set by the Workspace."""
 
     # -- paths and presence ---------------------------------------------------------------------
     def path_of(self, digest: str) -> Path:
@@ -189,6 +192,9 @@ class BlobStore:
             with open(self.path_of(digest), "rb") as handle:
                 return handle.read(size)
         except FileNotFoundError:
+            if self.fetch_missing is not None and self.fetch_missing(digest):
+                with open(self.path_of(digest), "rb") as handle:
+                    return handle.read(size)
             raise MissingObjectError(
                 f"object {digest[:12]} is missing from the cache {self.root}",
                 "run 'workbench fsck' to see what is affected",
