@@ -155,16 +155,19 @@ class Pusher:
         sizes = {h: self.store.size_on_disk(h) for h in (*plain, *manifests, *trees)}
         meter = _Meter(sum(sizes.values()), self.progress)
 
+        counting = threading.Lock()
+
         def send(digest: str) -> None:
             size = sizes[digest]
             key = object_key(digest)
-            if size >= HEAD_FIRST and self.transport.exists(key):
-                report.objects_present += 1
-            elif self.transport.put_if_absent(key, self.store.read_encoded(digest)):
-                report.objects_sent += 1
-                report.bytes_sent += size
-            else:
-                report.objects_present += 1
+            sent = not (size >= HEAD_FIRST and self.transport.exists(key)) and \
+                self.transport.put_if_absent(key, self.store.read_encoded(digest))
+            with counting:
+                if sent:
+                    report.objects_sent += 1
+                    report.bytes_sent += size
+                else:
+                    report.objects_present += 1
             meter.add(size)
 
         # Content before what names it: a reader never finds a tree whose files are missing.
