@@ -98,3 +98,36 @@ def test_a_bundle_with_a_malformed_record_is_refused_whole(pair: tuple[Workspace
         b.remote.pull()
     assert b.versions.latest() is None  # A's good bundle was not merged either: one pull, one transaction
     assert b.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
+
+def test_sweeps_pipelines_and_deployment_history_travel(pair: tuple[Workspace, Workspace]) -> None:
+    a, b = pair
+    (a.root / "step.py").write_text(
+        "import sys\nopen('out.txt', 'w').write(sys.argv[1])\nprint('acc: 1')\n")
+    (a.root / "workbench.yaml").write_text(
+        "stages:\n  step:\n    cmd: python step.py hello\n    inputs: [step.py]\n    outputs: [out.txt]\n")
+    sweep = a.workflows.sweep(["python", "step.py", "{x}"], ["x=1,2"])
+    repro = a.workflows.repro()
+    assert sweep.status == "succeeded" and repro.status == "succeeded"
+    # A deployment's history as the deploy service records it (deploying needs a model server).
+    with a.atomic() as db:
+        db.execute("INSERT INTO deployments (name, target, model, version, artifact_hash, framework,"
+                   " replicas, revision, state, created_at, updated_at) VALUES ('web', 'local', 'clf', '1',"
+                   " 'h', 'sklearn', 1, 2, 'ready', 1.0, 2.0)")
+        for rev in (1, 2):
+            db.execute("INSERT INTO deployment_revisions (deployment, revision, action, model, version,"
+                       " artifact_hash, replicas, spec, deployed_by, deployed_at, result) VALUES"
+                       " ('web', ?, 'deploy', 'clf', '1', 'h', 1, '{}', 'a@host', ?, 'ready')",
+                       (rev, float(rev)))
+    pushed = a.remote.push()
+    assert pushed.records["sweep"] == 1 and pushed.records["pipeline_run"] == 1
+    assert pushed.records["deployment"] == 1 and pushed.records["run"] == 3
+
+    report = b.remote.pull()
+    assert (report.added["sweep"], report.added["pipeline_run"], report.added["deployment"]) == (1, 1, 1)
+    got = b.workflows.get_sweep(sweep.id)
+    assert [m.run_id for m in got.members] == [m.run_id for m in sweep.members]
+    assert all(b.runs.get(m.run_id or "").status == "succeeded" for m in got.members)
+    assert b.workflows.pipeline_run(repro.pipeline_run)["status"] == "succeeded"
+    revisions = b.db.execute("SELECT revision, deployed_by FROM deployment_revisions ORDER BY revision")
+    assert [tuple(r) for r in revisions] == [(1, "a@host"), (2, "a@host")]
