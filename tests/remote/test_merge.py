@@ -131,3 +131,16 @@ def test_sweeps_pipelines_and_deployment_history_travel(pair: tuple[Workspace, W
     assert b.workflows.pipeline_run(repro.pipeline_run)["status"] == "succeeded"
     revisions = b.db.execute("SELECT revision, deployed_by FROM deployment_revisions ORDER BY revision")
     assert [tuple(r) for r in revisions] == [(1, "a@host"), (2, "a@host")]
+
+
+def test_remote_status_says_ahead_and_behind(pair: tuple[Workspace, Workspace]) -> None:
+    a, b = pair
+    (a.root / "f.txt").write_text("one")
+    a.versions.snapshot("first")
+    assert a.remote.status()["ahead"] == {"snapshot": 1}
+    a.remote.push()
+    status = a.remote.status()
+    assert (status["remote"], status["ahead"], status["behind_bundles"]) == ("origin", {}, 0)
+    assert b.remote.status()["behind_bundles"] == 1
+    b.remote.pull()
+    assert b.remote.status()["behind_bundles"] == 0 and b.remote.status()["ahead"] == {}

@@ -40,6 +40,11 @@ def register(subparsers: Any) -> None:
     rm.add_argument("name", help="the remote to forget")
     rm.set_defaults(handler=cmd_remote_remove)
 
+    st = sub.add_parser("status", help="what a push would send and how many pushes a pull would merge")
+    st.add_argument("name", nargs="?", default=None, help="the remote (default: the default remote)")
+    add_json_flag(st)
+    st.set_defaults(handler=cmd_remote_status)
+
     d = sub.add_parser("default", help="make a remote the default one for push and pull")
     d.add_argument("name", help="the remote")
     d.set_defaults(handler=cmd_remote_default)
@@ -117,6 +122,18 @@ def cmd_remote_remove(args: argparse.Namespace) -> int:
     with open_workspace() as ws:
         ws.remote.remove(args.name)
     print(f"removed remote {args.name} (nothing on it was deleted)")
+    return 0
+
+
+def cmd_remote_status(args: argparse.Namespace) -> int:
+    with open_workspace() as ws:
+        status = ws.remote.status(args.name)
+    if args.json:
+        print_json(status)
+        return 0
+    ahead = ", ".join(f"{n} {k}" for k, n in sorted(status["ahead"].items())) or "nothing"
+    print(f"{status['remote']} ({status['url']}): to push: {ahead}; to pull: {status['behind_bundles']}"
+          " bundle(s)")
     return 0
 
 

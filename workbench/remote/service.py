@@ -120,6 +120,19 @@ class RemoteService:
         return Puller(self.ws, info.spec, open_transport(info.spec), info.name, progress, cancel,
                       metadata_only).run()
 
+    def status(self, name: str | None = None) -> dict[str, Any]:
+        """Ahead/behind: records a push would send (by kind; no server contacted for that) and
+        bundles on the remote not merged here (one listing)."""
+        from workbench.remote.sync import Puller, Pusher
+
+        info = self.get(name)
+        transport = open_transport(info.spec)
+        ahead: dict[str, int] = {}
+        for kind, _, _ in Pusher(self.ws, info.spec, transport).pending():
+            ahead[kind] = ahead.get(kind, 0) + 1
+        behind = len(Puller(self.ws, info.spec, transport, info.name).new_bundles())
+        return {"remote": info.name, "url": info.url, "ahead": ahead, "behind_bundles": behind}
+
     def fetch_object(self, digest: str) -> bool:
         """Fetch one object missing from the cache from the first remote that has it (default first);
         False when none has it (or none is configured). Called by the blob cache on a miss."""
