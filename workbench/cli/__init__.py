@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "workbench.cli.cmd_deploy",
     "workbench.cli.cmd_workflows",
     "workbench.cli.cmd_ui",
+    "workbench.cli.cmd_remote",
 )
 
 # Which module registers each top-level command, so that running one command imports one module
@@ -43,6 +44,7 @@ COMMAND_TO_MODULE = {
     ),
     **dict.fromkeys(("repro", "dag", "sweep", "sweeps"), "workbench.cli.cmd_workflows"),
     **dict.fromkeys(("ui", "demo"), "workbench.cli.cmd_ui"),
+    **dict.fromkeys(("remote", "push", "pull", "clone"), "workbench.cli.cmd_remote"),
 }
 
 

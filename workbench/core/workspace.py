@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from workbench.config import ProjectConfig
     from workbench.deploy.service import DeployService
     from workbench.executors.service import ExecutorService
+    from workbench.remote.service import RemoteService
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import VersioningService
     from workbench.workflows.service import WorkflowService
@@ -120,7 +121,13 @@ class Workspace:
     def versions(self) -> VersioningService:
         from workbench.versioning.service import VersioningService
 
-        return VersioningService(self)
+        service = VersioningService(self)
+        service.fetch_missing = self._fetch_from_remotes
+        return service
+
+    def _fetch_from_remotes(self, digest: str) -> bool:
+        """An object missing from the cache (a ``pull --metadata-only`` left it on the remote): fetch it."""
+        return self.remote.fetch_object(digest)
 
     @cached_property
     def runs(self) -> TrackingService:
@@ -145,3 +152,9 @@ class Workspace:
         from workbench.workflows.service import WorkflowService
 
         return WorkflowService(self)
+
+    @cached_property
+    def remote(self) -> RemoteService:
+        from workbench.remote.service import RemoteService
+
+        return RemoteService(self)

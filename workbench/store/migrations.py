@@ -24,6 +24,7 @@ SCHEMA_MODULES = (
     "workbench.store.schema_deploy",
     "workbench.store.schema_workflows",
     "workbench.store.schema_security",
+    "workbench.store.schema_remote",
 )
 
 

@@ -23,7 +23,7 @@ import itertools
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,9 @@ class BlobStore:
         self.tmp = root / "tmp"
         self.level = compression_level
         self._made: set[str] = set()
+        self.fetch_missing: Callable[[str], bool] | None = None
+        """Called with the address of an object absent from the cache (a metadata-only pull left it on
+        the remote); True when it fetched it (verified) into the cache. Set by the Workspace."""
 
     # -- paths and presence ---------------------------------------------------------------------
     def path_of(self, digest: str) -> Path:
@@ -189,6 +192,9 @@ class BlobStore:
             with open(self.path_of(digest), "rb") as handle:
                 return handle.read(size)
         except FileNotFoundError:
+            if self.fetch_missing is not None and self.fetch_missing(digest):
+                with open(self.path_of(digest), "rb") as handle:
+                    return handle.read(size)
             raise MissingObjectError(
                 f"object {digest[:12]} is missing from the cache {self.root}",
                 "run 'workbench fsck' to see what is affected",
@@ -250,6 +256,10 @@ class BlobStore:
             chunks = decode_manifest(blob[1:])
         except ValueError:
             raise self._corrupt(digest) from None
+        yield from self._iter_chunks(digest, chunks)
+
+    def _iter_chunks(self, digest: str, chunks: list[tuple[str, int]]) -> Iterator[bytes]:
+        """The chunks' contents, each verified, and their concatenation checked against ``digest``."""
         whole = blake3.blake3(max_threads=blake3.blake3.AUTO)
         for chunk_hash, length in chunks:
             data = self._plain(chunk_hash, self._raw(chunk_hash))
@@ -291,6 +301,42 @@ class BlobStore:
         chunks = self.chunks(digest)
         size = sum(len(p) for p in self.iter_object(digest))
         return size, [h for h, _ in chunks] if chunks else []
+
+    # -- transfer (remotes): an object as stored, moved without re-encoding --------------------------
+    def read_encoded(self, digest: str) -> bytes:
+        """The object file's bytes exactly as stored (tag byte + body), for sending elsewhere."""
+        return self._raw(digest)
+
+    def put_encoded(self, digest: str, blob: bytes) -> int:
+        """Store an object received in its stored form, verified first: a raw or zstd object must
+        hash to ``digest``; a chunk manifest needs its chunks present and their concatenation must
+        hash to ``digest``. Raises CorruptObjectError (nothing written) otherwise; returns bytes written."""
+        if self.has(digest):
+            return 0
+        tag = blob[:1]
+        if tag == CHUNKED:
+            try:
+                for _ in self._iter_chunks(digest, decode_manifest(blob[1:])):
+                    pass
+            except (ValueError, CorruptObjectError):
+                raise self.corrupt_received(digest) from None
+        else:
+            self.decode_received(digest, blob)
+        self._write(digest, [blob])
+        return len(blob)
+
+    def decode_received(self, digest: str, blob: bytes) -> bytes:
+        """The content of a raw or zstd object received in stored form, verified against ``digest``."""
+        try:
+            return self._plain(digest, blob)
+        except CorruptObjectError:
+            raise self.corrupt_received(digest) from None
+
+    def corrupt_received(self, digest: str) -> CorruptObjectError:
+        return CorruptObjectError(
+            f"object {digest[:12]} received from the remote does not match its hash; it was refused",
+            "the copy on the remote is damaged: push it again from a machine that has it",
+        )
 
     def size_on_disk(self, digest: str) -> int:
         try:

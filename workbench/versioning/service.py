@@ -75,13 +75,17 @@ class VersioningService:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.root = ws.root
+        self.fetch_missing: Callable[[str], bool] | None = None
+        """Fetches an object the cache lacks from elsewhere (the Workspace wires in the remotes)."""
 
     # -- pieces ---------------------------------------------------------------------------------
     @cached_property
     def store(self) -> BlobStore:
         from workbench.versioning.blobs import BlobStore
 
-        return BlobStore(self.ws.cache_dir, self.ws.config.store.compression_level)
+        store = BlobStore(self.ws.cache_dir, self.ws.config.store.compression_level)
+        store.fetch_missing = self.fetch_missing
+        return store
 
     @cached_property
     def reader(self) -> TreeReader:

@@ -1,0 +1,178 @@
+"""``ws.remote``: configured remotes, push, pull and clone (the facade the CLI and the TUI call).
+
+Remotes are rows of the project database (name, URL, optional endpoint and region, which one is the
+default); credentials are never stored: they are read from the standard AWS sources at each use.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import UnknownIdError, UsageError, WorkbenchError
+from workbench.remote.transport import RemoteError, RemoteSpec, open_transport, parse_url
+
+if TYPE_CHECKING:
+    from workbench.core.workspace import Workspace
+    from workbench.remote.sync import Progress, PullReport, PushReport
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    name: str
+    url: str
+    endpoint_url: str
+    region: str
+    is_default: bool
+
+    @property
+    def spec(self) -> RemoteSpec:
+        return RemoteSpec(self.url, self.endpoint_url, self.region)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "endpoint_url": self.endpoint_url,
+                "region": self.region, "default": self.is_default}
+
+
+class RemoteService:
+    """The remotes of one project."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    # -- configuration ------------------------------------------------------------------------
+    def add(self, name: str, url: str, *, endpoint_url: str = "", region: str = "",
+            default: bool | None = None) -> RemoteInfo:
+        """Add a remote; the first one added becomes the default (or ``default=True``)."""
+        if not _NAME.match(name):
+            raise UsageError(f"bad remote name {name!r}",
+                             "use letters, digits, '.', '_' or '-', starting with a letter or digit")
+        normalised = parse_url(url)
+        if endpoint_url and not re.match(r"^https?://", endpoint_url):
+            raise UsageError(f"bad endpoint URL {endpoint_url!r}", "write it as http://HOST:PORT or https://HOST")
+        if endpoint_url and normalised.startswith("file://"):
+            raise UsageError("--endpoint-url applies to s3:// remotes only", "drop it for a file:// remote")
+        with self.ws.atomic() as db:
+            if db.execute("SELECT 1 FROM remotes WHERE name = ?", (name,)).fetchone():
+                raise UsageError(f"a remote named {name!r} exists already",
+                                 f"remove it first: workbench remote remove {name}")
+            first = db.execute("SELECT COUNT(*) FROM remotes").fetchone()[0] == 0
+            make_default = first if default is None else default
+            if make_default:
+                db.execute("UPDATE remotes SET is_default = 0")
+            db.execute("INSERT INTO remotes (name, url, endpoint_url, region, is_default, created_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?)",
+                       (name, normalised, endpoint_url.rstrip("/"), region, int(make_default), time.time()))
+        return self.get(name)
+
+    def list(self) -> list[RemoteInfo]:
+        return [RemoteInfo(n, u, e, r, bool(d)) for n, u, e, r, d in self.ws.db.execute(
+            "SELECT name, url, endpoint_url, region, is_default FROM remotes ORDER BY name")]
+
+    def get(self, name: str | None = None) -> RemoteInfo:
+        """The remote called ``name``, or the default one."""
+        remotes = self.list()
+        if name is None:
+            found = next((r for r in remotes if r.is_default), None)
+            if found is None:
+                raise UsageError("no default remote" if remotes else "no remote is configured",
+                                 "add one: workbench remote add NAME s3://BUCKET/PREFIX"
+                                 if not remotes else "name one, or: workbench remote default NAME")
+            return found
+        found = next((r for r in remotes if r.name == name), None)
+        if found is None:
+            raise UnknownIdError(f"no remote named {name!r}", "see 'workbench remote list'")
+        return found
+
+    def remove(self, name: str) -> None:
+        info = self.get(name)
+        with self.ws.atomic() as db:
+            db.execute("DELETE FROM remotes WHERE name = ?", (info.name,))
+
+    def set_default(self, name: str) -> RemoteInfo:
+        info = self.get(name)
+        with self.ws.atomic() as db:
+            db.execute("UPDATE remotes SET is_default = (name = ?)", (info.name,))
+        return self.get(name)
+
+    # -- transfers ----------------------------------------------------------------------------
+    def push(self, name: str | None = None, *, progress: Progress | None = None,
+             cancel: threading.Event | None = None) -> PushReport:
+        """Send every object and record the remote does not have yet."""
+        from workbench.remote.sync import Pusher
+
+        info = self.get(name)
+        return Pusher(self.ws, info.spec, open_transport(info.spec), progress, cancel).run()
+
+    def pull(self, name: str | None = None, *, progress: Progress | None = None,
+             cancel: threading.Event | None = None, metadata_only: bool = False) -> PullReport:
+        """Fetch and merge what others pushed. ``metadata_only``: records and directory trees now, file
+        contents when something reads them (:meth:`fetch_object`)."""
+        from workbench.remote.sync import Puller
+
+        info = self.get(name)
+        return Puller(self.ws, info.spec, open_transport(info.spec), info.name, progress, cancel,
+                      metadata_only).run()
+
+    def status(self, name: str | None = None) -> dict[str, Any]:
+        """Ahead/behind: records a push would send (by kind; no server contacted for that) and
+        bundles on the remote not merged here (one listing)."""
+        from workbench.remote.sync import Puller, Pusher
+
+        info = self.get(name)
+        transport = open_transport(info.spec)
+        ahead: dict[str, int] = {}
+        for kind, _, _ in Pusher(self.ws, info.spec, transport).pending():
+            ahead[kind] = ahead.get(kind, 0) + 1
+        behind = len(Puller(self.ws, info.spec, transport, info.name).new_bundles())
+        return {"remote": info.name, "url": info.url, "ahead": ahead, "behind_bundles": behind}
+
+    def fetch_object(self, digest: str) -> bool:
+        """Fetch one object missing from the cache from the first remote that has it (default first);
+        False when none has it (or none is configured). Called by the blob cache on a miss."""
+        from workbench.remote.sync import fetch_one
+
+        remotes = sorted(self.list(), key=lambda r: not r.is_default)
+        store = self.ws.versions.store
+        return any(fetch_one(store, open_transport(r.spec), digest) for r in remotes)
+
+
+def clone(url: str, dest: Path, *, endpoint_url: str = "", region: str = "", name: str = "origin",
+          progress: Progress | None = None, checkout: bool = True, metadata_only: bool = False
+          ) -> tuple[Workspace, PullReport, str | None]:
+    """A new project in ``dest`` from a remote: add it as the default, pull, restore the newest snapshot
+    (``metadata_only``: no file contents are fetched and nothing is restored; ``workbench restore``
+    then fetches what it needs).
+
+    Returns the workspace, the pull report and the snapshot restored (None when there is none). The
+    remote is checked before ``dest`` is touched, so a wrong URL or credentials leave nothing behind.
+    """
+    from workbench.core.workspace import Workspace
+
+    spec = RemoteSpec(parse_url(url), endpoint_url.rstrip("/"), region)
+    open_transport(spec).check()
+    dest = dest.expanduser()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UsageError(f"{dest} exists and is not an empty folder", "clone into a new or empty folder")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkbenchError(f"cannot create {dest}: {exc.strerror}", "check the path") from None
+    ws, _ = Workspace.init(dest)
+    ws.remote.add(name, spec.url, endpoint_url=spec.endpoint_url, region=region, default=True)
+    report = ws.remote.pull(name, progress=progress, metadata_only=metadata_only)
+    restored: str | None = None
+    latest = ws.versions.latest()
+    if checkout and not metadata_only and latest is not None:
+        ws.versions.restore(latest.id, force=True, safety=False)
+        restored = latest.id
+    return ws, report, restored
+
+
+__all__ = ["RemoteError", "RemoteInfo", "RemoteService", "clone"]
