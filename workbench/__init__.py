@@ -26,6 +26,7 @@ TRACKING_API = (
     "log_model",
     "set_tag",
     "active_run",
+    "init",
     "finish",
 )
 

@@ -56,6 +56,8 @@ class TrackingConfig:
     """Record files a Python child opens, through audit hooks."""
     capture_argv_params: bool = True
     """Turn ``--flag value`` arguments into params."""
+    capture_own_output: bool = True
+    """Store what a plain ``python train.py`` (a script's own run) prints, as ``workbench run`` does."""
 
 
 @dataclass

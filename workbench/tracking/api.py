@@ -287,6 +287,24 @@ def log_model(
         })
 
 
+def init(name: str | None = None, tags: Mapping[str, str] | None = None,
+         params: Mapping[str, Any] | None = None) -> ActiveRun | None:
+    """Start (or join) this process's run now, optionally naming and tagging it. Optional: any API
+    call starts the run. A script's own run (plain ``python train.py``) takes the name; under
+    ``workbench run`` the name applies where ``-n`` gave none. Returns the run (None outside a
+    project)."""
+    run = _ensure()
+    if run is None:
+        return None
+    if name:
+        run.emit({"e": "name", "v": str(name)})
+    for key, value in (tags or {}).items():
+        set_tag(key, value)
+    if params:
+        log_params(params)
+    return run
+
+
 def active_run() -> ActiveRun | None:
     """The run this process reports to, if one has started (``None`` before the first call)."""
     run = _run

@@ -32,6 +32,7 @@ argparse   ``v`` object dest -> value (a script's parsed namespace), ``given`` l
            command line gave (the others defaulted), ``flags`` the parser's flag names without dashes
            (params from the command's flags under those names give way)
 tag        ``k`` key, ``v`` string
+name       ``v`` the run's name (``workbench.init(name=...)``; a name given with ``run -n`` wins)
 input      ``path`` (absolute, or relative to the project root), ``src`` api | audit
 output     ``path``, ``src`` api | audit
 model      ``path``, ``name`` (default: the file's stem), ``framework``, ``framework_version``
@@ -68,7 +69,7 @@ STDOUT_TARGET = "@stdout"
 
 KINDS = frozenset({
     "param", "params", "argparse", "metric", "metrics", "series", "tag", "input", "output", "model", "env",
-    "status", "dropped",
+    "status", "dropped", "name",
 })
 
 MAX_KEY_LENGTH = 250

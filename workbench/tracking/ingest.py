@@ -74,6 +74,8 @@ class Ingester:
         self._last_flush = time.monotonic()
         self.models: list[dict[str, Any]] = []
         self.status: dict[str, Any] | None = None
+        self._name = ""
+        """A name the job gave itself, written at the next flush where the run has none."""
         self.bad_lines = 0
         """Event lines not recorded: malformed, or an event this ingester could not use."""
         self._dropped_unsaved = 0  # those (and 'dropped' events) not yet added to runs.dropped_events
@@ -156,6 +158,8 @@ class Ingester:
             self._add_argparse(event)
         elif kind == "tag":
             self.add_tag(event.get("k"), event.get("v"))
+        elif kind == "name":
+            self._name = " ".join(str(event.get("v") or "").split())[:200]
         elif kind in ("input", "output"):
             path = event.get("path")
             if not isinstance(path, str) or not path or "\x00" in path:
@@ -398,8 +402,9 @@ class Ingester:
             files, self._files = self._files, {}
             env, self._env = self._env, {}
             dropped, self._dropped_unsaved = self._dropped_unsaved, 0
+            name, self._name = self._name, ""
             self._last_flush = time.monotonic()
-            if not (points or logs or params or dropped_argv or tags or files or env or dropped
+            if not (points or logs or params or dropped_argv or tags or files or env or dropped or name
                     or events_offset is not None):
                 return 0
             run_id = self.run_id
@@ -444,6 +449,8 @@ class Ingester:
                 if dropped:
                     db.execute("UPDATE runs SET dropped_events = dropped_events + ? WHERE id = ?",
                                (dropped, run_id))
+                if name:  # a name given on the command line (run -n) wins
+                    db.execute("UPDATE runs SET name = ? WHERE id = ? AND name = ''", (name, run_id))
                 if points or params or dropped_argv or tags:
                     refresh_summary(db, run_id)
             self.points_written += point_count

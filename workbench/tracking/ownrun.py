@@ -12,18 +12,61 @@ second like the rest.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 from workbench.store.db import connect
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester, ingest_events_file
 from workbench.tracking.records import create_run, end_run
+
+
+class _Tee(io.TextIOBase):
+    """Writes through to the real stream and hands each complete line to the run's log (what
+    ``workbench run`` records from the child's stdout/stderr; here only what Python itself writes
+    through ``sys.stdout``/``sys.stderr``, print and logging included)."""
+
+    def __init__(self, stream: TextIO, name: str, record: Callable[[str, str], None]) -> None:
+        self.stream, self.name, self.record = stream, name, record
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        written = self.stream.write(text)
+        with self._lock:
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
+        for line in lines:
+            self.record(self.name, line.rstrip("\r"))
+        return written
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close_record(self) -> None:
+        with self._lock:
+            rest, self._partial = self._partial, ""
+        if rest:
+            self.record(self.name, rest)
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.stream.encoding
+
+    def __getattr__(self, name: str) -> Any:  # buffer, errors, reconfigure ... of the real stream
+        return getattr(self.stream, name)
 
 
 class OwnRun:
@@ -84,6 +127,28 @@ class OwnRun:
         self._env_thread.start()
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
+        self._tees: list[_Tee] = []
+        if config.capture_own_output:
+            self._capture_output()
+
+    def _capture_output(self) -> None:
+        """Store what the script prints, as ``workbench run`` stores its command's output."""
+        def record(stream: str, line: str) -> None:
+            self.ingester.add_log(stream, line)
+
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if stream is not None and not isinstance(stream, _Tee):
+                tee = _Tee(stream, name, record)
+                setattr(sys, name, tee)
+                self._tees.append(tee)
+
+    def _stop_capture(self) -> None:
+        for tee in self._tees:
+            tee.close_record()
+            if getattr(sys, tee.name) is tee:
+                setattr(sys, tee.name, tee.stream)
+        self._tees = []
 
     def _report_environment(self) -> None:
         from workbench.tracking._inject.sitecustomize import ensure_user_cache_dir, environment_event
@@ -128,6 +193,7 @@ class OwnRun:
         from workbench.tracking.finalize import finalize_files, snapshot_or_none
 
         self._stop_hook()
+        self._stop_capture()
         self._env_thread.join(10)
         if sys.excepthook == self._excepthook:
             sys.excepthook = self._previous_hook

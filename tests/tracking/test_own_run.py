@@ -1,0 +1,55 @@
+"""A plain ``python train.py`` run: ``workbench.init`` names and tags it, and what it prints is
+stored as its log; under ``workbench run`` the script's name applies only where ``-n`` gave none."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+from tests.tracking.test_api import _python
+from workbench.core.workspace import Workspace
+
+SCRIPT = """
+import logging, sys
+import workbench
+workbench.init(name="  baseline  run ", tags={"team": "vision"}, params={"lr": 0.1})
+print("epoch 1 loss 0.5")
+print("partial", end="")
+print(" line")
+sys.stderr.write("a warning\\n")
+logging.basicConfig(level=logging.INFO)
+logging.info("from logging")
+print("no newline at the end", end="")
+"""
+
+
+def test_a_plain_script_is_named_tagged_and_its_output_stored(ws: Workspace) -> None:
+    done = _python(ws.root, SCRIPT)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 1 loss 0.5" in done.stdout and "a warning" in done.stderr  # still reaches the terminal
+    (info,) = ws.runs.list()
+    assert info.name == "baseline run" and info.tags == {"team": "vision"} and info.params["lr"] == 0.1
+    lines = [(x.stream, x.text) for x in ws.runs.log_lines(info.id) if x.stream != "workbench"]
+    assert ("stdout", "epoch 1 loss 0.5") in lines and ("stdout", "partial line") in lines
+    assert ("stderr", "a warning") in lines and ("stderr", "INFO:root:from logging") in lines
+    assert lines[-1] == ("stdout", "no newline at the end")
+
+
+def test_capture_can_be_switched_off(ws: Workspace) -> None:
+    text = ws.paths.config.read_text()
+    assert "capture_own_output = true" in text  # the generated config documents the switch
+    ws.paths.config.write_text(text.replace("capture_own_output = true", "capture_own_output = false"))
+    done = _python(ws.root, SCRIPT)
+    assert done.returncode == 0, done.stderr
+    (info,) = ws.runs.list()
+    assert not [x for x in ws.runs.log_lines(info.id) if x.stream in ("stdout", "stderr")]
+
+
+def test_init_names_a_workbench_run_only_without_n(ws: Workspace) -> None:
+    (ws.root / "train.py").write_text(textwrap.dedent(SCRIPT), encoding="utf-8")
+    unnamed = ws.runs.execute([sys.executable, "train.py"])
+    assert unnamed.name == "baseline run" and unnamed.tags["team"] == "vision"
+    named = ws.runs.execute([sys.executable, "train.py"], name="given")
+    assert named.name == "given"
+    lines = [x.text for x in ws.runs.log_lines(unnamed.id) if x.stream == "stdout"]
+    assert lines.count("epoch 1 loss 0.5") == 1  # the runner stores the child's output once
