@@ -58,7 +58,7 @@ class Workspace:
             from workbench.config import ProjectConfig, save_config
 
             save_config(paths.config, ProjectConfig())
-        gitignore = paths.store_dir / ".gitignore"
+        gitignore = paths.gitignore
         if not gitignore.exists():
             gitignore.write_text("*\n", encoding="utf-8")
         ws = cls(root)

@@ -88,7 +88,7 @@ class VersioningService:
         return TreeReader(lambda digest: self.store.read_bytes(digest))  # the cache opened on first read
 
     def _index(self) -> StatIndex:
-        return StatIndex(self.ws.paths.store_dir / "index").load()
+        return StatIndex(self.ws.paths.stat_index).load()
 
     def _rules(self) -> IgnoreRules:
         return IgnoreRules(self.root)
@@ -235,7 +235,7 @@ class VersioningService:
 
     def _set_head(self, snap_id: str) -> None:
         """Remember which snapshot the working folder matches (status compares against it)."""
-        path = self.ws.paths.store_dir / "HEAD"
+        path = self.ws.paths.head
         tmp = path.with_name(f"HEAD.{os.getpid()}.tmp")
         try:
             tmp.write_text(snap_id + "\n", encoding="ascii")
@@ -246,7 +246,7 @@ class VersioningService:
     def _head_id(self) -> str | None:
         """The id the HEAD file names (not checked against the database), or None."""
         try:
-            snap_id = (self.ws.paths.store_dir / "HEAD").read_text(encoding="ascii").strip()
+            snap_id = self.ws.paths.head.read_text(encoding="ascii").strip()
         except (FileNotFoundError, UnicodeDecodeError):
             return None
         return snap_id or None
@@ -332,13 +332,13 @@ class VersioningService:
 
     def status_report(self, progress: Progress | None = None, *, use_watcher: bool = True) -> StatusReport:
         """``status`` saying how it was answered: ``via`` "watcher" (only the paths a live watcher
-        saw change were looked at, see :mod:`watch_pending`) or "scan" (the whole folder)."""
+        saw change were looked at, see :mod:`pending`) or "scan" (the whole folder)."""
         from workbench.versioning.diff import diff_trees
 
         why = "--no-watcher"
         if use_watcher:
             head_id = self._head_id()
-            from workbench.versioning.watch_pending import pending_paths
+            from workbench.versioning.watch.pending import pending_paths
 
             pending, why = pending_paths(self.ws.paths.store_dir, head_id)
             if pending is not None and head_id is not None:
