@@ -86,10 +86,10 @@ def _inside(root: Path, path: str) -> Path | None:
 
 def finalize_files(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, before: str | None, after: str | None,
-    models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
+    models: list[dict[str, Any]], note: Callable[[str], None] | None = None, now: float | None = None,
 ) -> list[registry.ModelVersion]:
-    """Record snapshot outputs, fill in hashes, register model versions. Returns the run's versions
-    (new or reused; ``note`` is told of each reused one)."""
+    """Record snapshot outputs, fill in hashes, register model versions (stamped ``now``). Returns the
+    run's versions (new or reused; ``note`` is told of each reused one)."""
     before_files = _files(ws, before)
     after_files = _files(ws, after) if after != before else before_files
     changed: list[tuple[str, str, str, Any, Any]] = []
@@ -135,7 +135,8 @@ def finalize_files(
         db.executemany(
             "UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = ? AND path = ?", updates
         )
-    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models, note=note)
+    return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models, note=note,
+                            now=now)
 
 
 def _model_candidates(
@@ -159,7 +160,7 @@ def _model_candidates(
 
 def _register_models(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, after_files: dict[str, Any],
-    models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
+    models: list[dict[str, Any]], note: Callable[[str], None] | None = None, now: float | None = None,
 ) -> list[registry.ModelVersion]:
     wanted = _model_candidates(db, run_id, root, models)
     if not wanted:
@@ -188,7 +189,7 @@ def _register_models(
             version = registry.framework_version(framework, packages)
         found, reused = registry.register_or_reuse(
             db, name=spec.get("name") or registry.model_name_for(path), run_id=run_id, path=path, hash=digest,
-            size=full.stat().st_size, framework=framework, framework_version=version,
+            size=full.stat().st_size, framework=framework, framework_version=version, now=now,
         )
         if reused and note is not None:
             note(f"model {found.name}: identical to version {found.version}, reused")

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import ExecutorError, UsageError
 from workbench.executors.base import Channel, JobExit, LaunchSpec
 from workbench.store.db import connect
@@ -79,7 +79,7 @@ class _Sampler:
 
     def _loop(self) -> None:
         while not self.stop.is_set():
-            now = time.time()
+            now = self.ingester.clock.now()
             try:
                 samples = self.gpus.sample_gpus()
             except Exception:
@@ -119,12 +119,13 @@ def execute(
     sweep_id: str | None = None, pipeline_run: str | None = None, stage: str | None = None,
     on_line: LineCallback | None = None, cancel_event: threading.Event | None = None,
     workdir: str = ".", root: Path | None = None, snapshot_before: str | None = None,
-    params: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None, clock: Clock = SYSTEM_CLOCK, new_id: IdSource = new_run_id,
 ) -> str:
     """Run ``command`` and record it; returns the run id once the run has ended.
 
     ``root`` runs the command in another folder (``rerun`` uses a scratch checkout) with
     ``snapshot_before`` as its recorded input; ``params`` adds params to the ones from the flags.
+    ``clock`` stamps the run, its log lines and stdout metrics; ``new_id`` mints the run id.
     """
     from workbench.executors.registry import get_executor
 
@@ -134,7 +135,7 @@ def execute(
     config = ws.config.tracking
     run_root = (root or ws.root).resolve()
     in_project = run_root == ws.root
-    run_id = new_run_id()
+    run_id = new_id()
     run_dir = ws.paths.runs / run_id
     events_path = run_dir / "events.jsonl"
     spec = LaunchSpec(
@@ -163,9 +164,10 @@ def execute(
         ws.db, run_id, name=name or "", command=command, executor=executor, workdir=workdir,
         snapshot_before=before, parent_run=parent_run, sweep_id=sweep_id, pipeline_run=pipeline_run,
         stage=stage, events_path=str(events_path), environment=capture.host_facts(run_root), gpus=gpu_facts,
+        now=clock.now(),
     )
     conn = connect(ws.paths.db)
-    ingester = Ingester(conn, run_id, run_root)
+    ingester = Ingester(conn, run_id, run_root, clock)
     argv_params = capture.params_from_argv(command) if config.capture_argv_params else {}
     for key, value in {**argv_params, **(params or {})}.items():
         try:
@@ -189,7 +191,7 @@ def execute(
         except ExecutorError as exc:
             ingester.note(f"launch failed: {exc.one_line()}")
             ingester.flush()
-            end_run(conn, run_id, status="failed", exit_code=None, reason=exc.one_line())
+            end_run(conn, run_id, status="failed", exit_code=None, reason=exc.one_line(), now=clock.now())
             raise
         exit_ = _follow(job, ingester, parser, on_line, cancel_event, gpu_module if gpu_facts else None)
         ingester.flush()
@@ -208,13 +210,14 @@ def execute(
         ingester.flush()
         after = snapshot_or_none(ws, "run-after", f"after run {run_id}") if in_project else None
         finalize_files(ws, conn, run_id, root=run_root, before=before, after=after, models=ingester.models,
-                       note=ingester.note)
+                       note=ingester.note, now=clock.now())
         try:
             info = job.describe()
         except Exception:
             info = {}
         end_run(conn, run_id, status=exit_.status if exit_.status != "lost" else "failed",
-                exit_code=exit_.exit_code, reason=exit_.reason, snapshot_after=after, executor_info=info)
+                exit_code=exit_.exit_code, reason=exit_.reason, snapshot_after=after, executor_info=info,
+                now=clock.now())
     finally:
         ingester.flush()
         conn.close()
@@ -289,7 +292,7 @@ def _consume(
             continue
         if on_line is not None:
             on_line(channel, line)
-        now = time.time()
+        now = ingester.clock.now()
         ingester.add_log(channel, line, now)
         if parser is not None and channel == "stdout":
             text = line.decode("utf-8", errors="replace")

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.clock import SYSTEM_CLOCK, Clock
 from workbench.errors import AmbiguousIdError, UnknownIdError, UsageError, WorkbenchError
 from workbench.store.db import atomic
 from workbench.versioning.ignore import IgnoreRules
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 HASH_READ_LIMIT = 8 * 1024 * 1024
 
 Progress = Callable[[int, int], None]
+Salt = Callable[[], tuple[int, str]]
+"""(pid, random hex) mixed into each snapshot record, so equal trees at one instant get distinct ids."""
+
+
+def random_salt() -> tuple[int, str]:
+    return os.getpid(), os.urandom(8).hex()
+
 _LATEST = re.compile(r"^(latest|HEAD)(?:~(\d+))?$")
 _COLUMNS = "id, root_tree, parent, created_at, kind, message, files, bytes, new_bytes, changed_paths"
 
@@ -72,9 +80,13 @@ def _info(row: Any, created: bool = True) -> SnapshotInfo:
 class VersioningService:
     """The versioned project store of one Workspace."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, clock: Clock = SYSTEM_CLOCK, salt: Salt = random_salt) -> None:
         self.ws = ws
         self.root = ws.root
+        self.clock = clock
+        """Stamps snapshots and pins."""
+        self.salt = salt
+        """Makes two snapshots of the same tree at the same moment distinct records."""
 
     # -- pieces ---------------------------------------------------------------------------------
     @cached_property
@@ -174,9 +186,9 @@ class VersioningService:
                     changed = [c.path for c in diff_trees(reader, latest[1] if latest else None, tree.root)]
                 else:
                     changed = []
-                created_at = time.time()
+                created_at = self.clock.now()
                 record = json.dumps([tree.root, latest[0] if latest else None, created_at, kind, message,
-                                     os.getpid(), os.urandom(8).hex()])
+                                     *self.salt()])
                 snap_id = blake3.blake3(record.encode()).hexdigest()
                 info = SnapshotInfo(
                     snap_id, tree.root, latest[0] if latest else None, created_at, kind, message,
@@ -317,7 +329,7 @@ class VersioningService:
                 raise WorkbenchError(f"{path} keeps changing while being read", "retry when it is finished")
             with atomic(self.ws.db) as db:
                 db.execute("INSERT OR IGNORE INTO object_pins (hash, created_at) VALUES (?, ?)",
-                           (digest, time.time()))
+                           (digest, self.clock.now()))
         return digest
 
     # -- comparing ------------------------------------------------------------------------------
