@@ -45,8 +45,8 @@ def test_the_wheel_ships_every_theme_and_the_app_finds_them(tmp_path: Path) -> N
         shipped = {Path(n).name: zf.read(n) for n in zf.namelist() if n.startswith("workbench/_themes/")}
         zf.extractall(tmp_path / "site")
     assert shipped == {p.name: p.read_bytes() for p in REPO_THEMES.glob("*.toml")}
-    probe = ("import json; from workbench.ui.themes import PACKAGED_THEMES, load_themes; "
-             "l = load_themes(); print(json.dumps([str(PACKAGED_THEMES), sorted(t.name for t in l.themes), l.problems]))")
+    probe = ("import json; from workbench.ui.themes import PACKAGED_THEMES, load_themes; l = load_themes(); "
+             "print(json.dumps([str(PACKAGED_THEMES), sorted(t.name for t in l.themes), l.problems]))")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     ran = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=300)

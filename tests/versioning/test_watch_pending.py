@@ -1,4 +1,4 @@
-"""``status`` answered from a live watcher's pending paths (versioning/watch/pending.py) instead of a full scan.
+"""``status`` answered from a live watcher's pending paths (watch/pending.py) instead of a full scan.
 
 Every answer given "via the watcher" is compared with the full scan's answer at the same moment
 (same HEAD, nothing written in between); every condition that makes the record untrustworthy must
