@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.workspace import Workspace
+from workbench.paths import IGNORE_FILENAME
 
 DEMO_EPOCH = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 Progress = Callable[[str], None]
@@ -212,7 +213,7 @@ def make_demo(dest: Path, *, deterministic: bool = False, progress: Progress | N
     (dest / "prepare.py").write_text(PREPARE_PY, encoding="utf-8")
     (dest / "train.py").write_text(TRAIN_PY, encoding="utf-8")
     (dest / "README.md").write_text(README, encoding="utf-8")
-    (dest / ".workbenchignore").write_text("__pycache__/\n", encoding="utf-8")
+    (dest / IGNORE_FILENAME).write_text("__pycache__/\n", encoding="utf-8")
     ws, _ = Workspace.init(dest)
     clock = FrozenClock(DEMO_EPOCH)
     if deterministic:

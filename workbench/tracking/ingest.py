@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.clock import SYSTEM_CLOCK, Clock
+from workbench.paths import STORE_DIRNAME
 from workbench.store.db import atomic
 from workbench.tracking.events import MAX_TEXT, EventError, decode, unpack_series, valid_key
 from workbench.tracking.point_writes import EXACT_RANGE_SQL, SUMMARY_SQL, insert_points
@@ -56,7 +57,7 @@ def relative_path(path: str, root: Path) -> str | None:
         return None
     if absolute.startswith(root_text + os.sep):
         rel = absolute[len(root_text) + 1:].replace(os.sep, "/")
-        if rel == ".workbench" or rel.startswith(".workbench/"):
+        if rel == STORE_DIRNAME or rel.startswith(STORE_DIRNAME + "/"):
             return None
         return rel
     return absolute

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import ExecutorError, UsageError
 from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.paths import STORE_DIRNAME
 from workbench.store.db import connect
 from workbench.tracking import capture
 from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID
@@ -232,7 +233,7 @@ def _changed_files(ws: Workspace, manifest: Manifest, root: Path) -> list[str]:
         def ignored(path: str) -> bool:
             return False
     return [path for path in manifest.changed(root)
-            if not path.startswith(".workbench/") and not ignored(path)]
+            if not path.startswith(STORE_DIRNAME + "/") and not ignored(path)]
 
 
 def _follow(
