@@ -69,8 +69,8 @@ def start_deployment(ws) -> threading.Event | None:  # type: ignore[no-untyped-d
 
 
 async def shoot(ws, name: str, start: str, keys: list[str], size: tuple[int, int], theme: str) -> Path:  # type: ignore[no-untyped-def]
+    from workbench.demo import time_of_demo
     from workbench.ui.app import WorkbenchApp
-    from workbench.ui.demo import time_of_demo
 
     app = WorkbenchApp(ws, start=start, watch=False, clock=time_of_demo, gpu_probe=False)
     async with app.run_test(size=size) as pilot:
@@ -109,7 +109,7 @@ def main() -> int:
     os.environ["TZ"] = "UTC"
     time.tzset()
     from workbench.core.workspace import Workspace
-    from workbench.ui.demo import add_workflows, make_demo
+    from workbench.demo import add_workflows, make_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/make_demo_project.py DIR [--deterministic]
 
 ``--deterministic`` fixes times and run ids (what the snapshot tests and screenshots use).
-The logic lives in workbench.ui.demo so that ``workbench demo`` works from an installed wheel.
+The logic lives in workbench.demo so that ``workbench demo`` works from an installed wheel.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from workbench.ui.demo import make_demo
+from workbench.demo import make_demo
 
 
 def main() -> int:

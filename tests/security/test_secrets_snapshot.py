@@ -14,7 +14,7 @@ from tests.versioning.test_watcher import Events
 from workbench.core.workspace import Workspace
 from workbench.versioning import chunking
 from workbench.versioning.secrets import LooksLikeSecret, sniff
-from workbench.versioning.watcher import Watcher
+from workbench.versioning.watch.watcher import Watcher
 
 PEM = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 AWS = b"aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"

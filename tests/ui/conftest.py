@@ -21,7 +21,7 @@ pytest.importorskip("sklearn", reason="the demo project trains scikit-learn mode
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Generated once per session (about 15 s): real runs through ws.runs.execute, fixed ids and times."""
-    from workbench.ui.demo import make_demo
+    from workbench.demo import make_demo
 
     return make_demo(tmp_path_factory.mktemp("template") / "digits-demo", deterministic=True)
 
@@ -72,7 +72,7 @@ def demo_ws(demo_root: Path) -> Iterator[Workspace]:
 
 
 def demo_now() -> float:
-    from workbench.ui.demo import time_of_demo
+    from workbench.demo import time_of_demo
 
     return time_of_demo()
 

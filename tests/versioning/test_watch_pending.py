@@ -1,4 +1,4 @@
-"""``status`` answered from a live watcher's pending paths (watch_pending) instead of a full scan.
+"""``status`` answered from a live watcher's pending paths (watch/pending.py) instead of a full scan.
 
 Every answer given "via the watcher" is compared with the full scan's answer at the same moment
 (same HEAD, nothing written in between); every condition that makes the record untrustworthy must
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from workbench.core.workspace import Workspace
-from workbench.versioning import watch_pending
-from workbench.versioning.watch_pending import RECORD_NAME
-from workbench.versioning.watcher import Watcher
+from workbench.versioning.watch import pending as watch_pending
+from workbench.versioning.watch.pending import RECORD_NAME
+from workbench.versioning.watch.watcher import Watcher
 
 Answer = list[tuple[str, str, int]]
 

@@ -14,7 +14,7 @@ import pytest
 
 from workbench.core.workspace import Workspace
 from workbench.errors import BusyError
-from workbench.versioning.watcher import Watcher, WatchEvent
+from workbench.versioning.watch.watcher import Watcher, WatchEvent
 
 QUIET = 0.2
 
@@ -246,7 +246,7 @@ def test_event_queue_overflow_rescans_and_says_so_once(ws: Workspace, project_di
 
 
 def test_only_folders_a_snapshot_looks_at_are_watched(ws: Workspace, project_dir: Path, watch) -> None:  # type: ignore[no-untyped-def]
-    from workbench.versioning.watch_inotify import watch_count
+    from workbench.versioning.watch.inotify import watch_count
 
     for rel in ("src/a", "src/b", ".venv/lib/site/pkg", "node_modules/x/y", "data/raw/2024", "data/raw/2025"):
         (project_dir / rel).mkdir(parents=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from workbench.versioning.watch_debounce import Debouncer
+from workbench.versioning.watch.debounce import Debouncer
 
 
 class Clock:

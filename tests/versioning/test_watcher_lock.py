@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import BusyError
-from workbench.versioning import watch_lock
-from workbench.versioning.watch_lock import WatcherRecord, WatchLock, read_record, watch_status
+from workbench.versioning.watch import lock as watch_lock
+from workbench.versioning.watch.lock import WatcherRecord, WatchLock, read_record, watch_status
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from workbench.versioning.watch_lock import WatchLock
+from workbench.versioning.watch.lock import WatchLock
 lock = WatchLock(Path(sys.argv[1]))
 lock.acquire()
 print("held", flush=True)

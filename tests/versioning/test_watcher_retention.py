@@ -8,7 +8,7 @@ import pytest
 
 from workbench.core.workspace import Workspace
 from workbench.errors import ConfigError
-from workbench.versioning.watch_retention import (
+from workbench.versioning.watch.retention import (
     SnapshotRow,
     parse_rule,
     prune_auto,

@@ -66,7 +66,7 @@ def run_demo(args: argparse.Namespace) -> int:
     dest = Path(args.dest) if args.dest else Path(tempfile.mkdtemp(prefix="workbench-demo-"))
     from rich.console import Console
 
-    from workbench.ui.demo import make_demo
+    from workbench.demo import make_demo
 
     console = Console(stderr=True, highlight=False)
     with console.status("generating the demo project") as status:

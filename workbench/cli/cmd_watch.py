@@ -1,6 +1,6 @@
 """``workbench watch`` (auto-versioning in the foreground, ``--status``) and ``workbench prune-auto``.
 
-``watch`` runs :class:`~workbench.versioning.watcher.Watcher` until Ctrl+C (or SIGTERM), printing one
+``watch`` runs :class:`~workbench.versioning.watch.watcher.Watcher` until Ctrl+C (or SIGTERM), printing one
 line per event (``--json``: one JSON object per line, see docs/watch.md). ``watch --status`` says
 whether a watcher is running for the project, without starting one. ``prune-auto`` applies the
 retention rule for auto snapshots now (the watcher also applies it as it goes).
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.cli.common import add_json_flag, console, local_time, open_workspace, print_json
 
 if TYPE_CHECKING:
-    from workbench.versioning.watcher import WatchEvent
+    from workbench.versioning.watch.watcher import WatchEvent
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from workbench.versioning.watch_lock import watch_status
+    from workbench.versioning.watch.lock import watch_status
 
     ws = open_workspace()
     status = watch_status(ws.paths.locks)
@@ -104,7 +104,7 @@ def _render(event: WatchEvent, as_json: bool, lock: threading.Lock) -> None:
 def _watch(args: argparse.Namespace) -> int:
     if args.status:
         return _status(args)
-    from workbench.versioning.watcher import Watcher
+    from workbench.versioning.watch.watcher import Watcher
 
     ws = open_workspace()
     lock = threading.Lock()
@@ -142,7 +142,7 @@ def _sigterm_as_interrupt() -> Any:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from workbench.versioning.watch_retention import head_snapshot_id, parse_rule, prune_auto
+    from workbench.versioning.watch.retention import head_snapshot_id, parse_rule, prune_auto
 
     ws = open_workspace()
     rule = parse_rule(args.rule if args.rule is not None else ws.config.watch.retention)

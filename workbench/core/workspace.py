@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import WorkbenchError
 from workbench.paths import ProjectPaths, find_project_root
 from workbench.store.db import ConnectionPool, atomic, database_error
@@ -24,15 +25,21 @@ if TYPE_CHECKING:
     from workbench.executors.service import ExecutorService
     from workbench.remote.service import RemoteService
     from workbench.tracking.service import TrackingService
-    from workbench.versioning.service import VersioningService
+    from workbench.versioning.service import Salt, VersioningService
     from workbench.workflows.service import WorkflowService
 
 
 class Workspace:
     """An open project."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, clock: Clock = SYSTEM_CLOCK, run_ids: IdSource | None = None,
+                 snapshot_salt: Salt | None = None) -> None:
+        """``clock``, ``run_ids`` and ``snapshot_salt`` (default: the system clock, random ids) are
+        handed to the services that stamp and name what they record; the demo passes fixed ones."""
         self.root = root.resolve()
+        self.clock = clock
+        self._run_ids = run_ids
+        self._snapshot_salt = snapshot_salt
         self.paths = ProjectPaths(self.root)
         self._pool = ConnectionPool(self.paths.db)
         self._migrated = False
@@ -59,7 +66,7 @@ class Workspace:
             from workbench.config import ProjectConfig, save_config
 
             save_config(paths.config, ProjectConfig())
-        gitignore = paths.store_dir / ".gitignore"
+        gitignore = paths.gitignore
         if not gitignore.exists():
             gitignore.write_text("*\n", encoding="utf-8")
         ws = cls(root)
@@ -121,7 +128,10 @@ class Workspace:
     def versions(self) -> VersioningService:
         from workbench.versioning.service import VersioningService
 
-        service = VersioningService(self)
+        if self._snapshot_salt is None:
+            service = VersioningService(self, clock=self.clock)
+        else:
+            service = VersioningService(self, clock=self.clock, salt=self._snapshot_salt)
         service.fetch_missing = self._fetch_from_remotes
         return service
 
@@ -133,7 +143,9 @@ class Workspace:
     def runs(self) -> TrackingService:
         from workbench.tracking.service import TrackingService
 
-        return TrackingService(self)
+        if self._run_ids is None:
+            return TrackingService(self, clock=self.clock)
+        return TrackingService(self, clock=self.clock, new_id=self._run_ids)
 
     @cached_property
     def executors(self) -> ExecutorService:

@@ -43,7 +43,7 @@ class DeployService:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.state_root = ws.paths.store_dir / "deploy"
+        self.state_root = ws.paths.deploy
         self.local = local.LocalTarget(self.state_root)
         self._sampler = MetricsSampler()
         self._round_robin: dict[str, itertools.cycle[str]] = {}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import DeployError
+from workbench.paths import user_cache_dir
 
 MLSERVER_VERSION = "1.7.1"
 BASE_REQUIREMENTS: tuple[str, ...] = (f"mlserver=={MLSERVER_VERSION}", "uvloop<0.22")
@@ -225,8 +226,7 @@ def venv_key(reqs: list[str]) -> str:
 
 
 def serve_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "workbench" / "serve"
+    return user_cache_dir() / "serve"
 
 
 def venv_site_packages(venv: Path) -> Path:

@@ -95,10 +95,10 @@ def _inside(root: Path, path: str) -> Path | None:
 def finalize_files(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, before: str | None, after: str | None,
     models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
-    foreign: dict[str, str] | None = None, private: dict[str, Path] | None = None,
+    foreign: dict[str, str] | None = None, private: dict[str, Path] | None = None, now: float | None = None,
 ) -> list[registry.ModelVersion]:
-    """Record snapshot outputs, fill in hashes, register model versions. Returns the run's versions
-    (new or reused; ``note`` is told of each reused one)."""
+    """Record snapshot outputs, fill in hashes, register model versions (stamped ``now``). Returns the
+    run's versions (new or reused; ``note`` is told of each reused one)."""
     foreign = foreign or {}
     private = private or {}
     before_files = snapshot_files(ws, before)
@@ -150,7 +150,7 @@ def finalize_files(
             "UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = ? AND path = ?", updates
         )
     return _register_models(ws, db, run_id, root=root, after_files=after_files, models=models, note=note,
-                            foreign=foreign, private=private)
+                            foreign=foreign, private=private, now=now)
 
 
 def _model_candidates(
@@ -177,7 +177,7 @@ def _model_candidates(
 def _register_models(
     ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, after_files: dict[str, Any],
     models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
-    foreign: dict[str, str] | None = None, private: dict[str, Path] | None = None,
+    foreign: dict[str, str] | None = None, private: dict[str, Path] | None = None, now: float | None = None,
 ) -> list[registry.ModelVersion]:
     foreign, private = foreign or {}, private or {}
     wanted = _model_candidates(db, run_id, root, models, foreign)
@@ -212,7 +212,7 @@ def _register_models(
             version = registry.framework_version(framework, packages)
         found, reused = registry.register_or_reuse(
             db, name=spec.get("name") or registry.model_name_for(path), run_id=run_id, path=path, hash=digest,
-            size=full.stat().st_size, framework=framework, framework_version=version,
+            size=full.stat().st_size, framework=framework, framework_version=version, now=now,
         )
         if reused and note is not None:
             note(f"model {found.name}: identical to version {found.version}, reused")

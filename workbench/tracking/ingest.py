@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.clock import SYSTEM_CLOCK, Clock
 from workbench.store.db import atomic
 from workbench.tracking.events import MAX_TEXT, EventError, decode, unpack_series, valid_key
 from workbench.tracking.point_writes import EXACT_RANGE_SQL, SUMMARY_SQL, insert_points
@@ -49,8 +50,11 @@ def _is_number(value: object) -> bool:
 class Ingester:
     """Buffers one run's events, log lines and metric points; writes them in batches."""
 
-    def __init__(self, conn: sqlite3.Connection, run_id: str, root: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, run_id: str, root: Path,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.conn = conn
+        self.clock = clock
+        """Stamps points and log lines that arrive without a time of their own."""
         self.run_id = run_id
         self.root = root
         self._lock = threading.RLock()
@@ -136,7 +140,7 @@ class Ingester:
             if not isinstance(steps, list) or len(steps) != count:
                 steps = [None] * count
             if not isinstance(times, list) or len(times) != count:
-                times = [time.time()] * count
+                times = [self.clock.now()] * count
             self.add_points(key, steps, values, times)
         elif kind == "metric":
             self.add_points(event.get("k"), [event.get("s")], [event.get("v")], [event.get("t")])
@@ -207,7 +211,7 @@ class Ingester:
         assert isinstance(key, str)
         key_id = self._key_id(key)
         bad = 0
-        now = time.time()
+        now = self.clock.now()
         with self._lock:
             last = self._last_step.get(key_id, -1)
             out_steps: list[int] = []
@@ -351,7 +355,7 @@ class Ingester:
             text = text.replace("\x00", "\ufffd")
         with self._lock:
             self._seq += 1
-            self._logs.append((self.run_id, self._seq, stream, when or time.time(), text))
+            self._logs.append((self.run_id, self._seq, stream, when or self.clock.now(), text))
 
     def note(self, message: str) -> None:
         """A line of our own in the run's log (stream ``workbench``)."""

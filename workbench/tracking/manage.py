@@ -165,7 +165,7 @@ def remove(db: sqlite3.Connection, plan: RemovalPlan, *,
            keep_snapshots: frozenset[str] = frozenset()) -> list[str]:
     """Delete the planned runs and their snapshots in one transaction; returns the snapshots deleted
     (a snapshot some other record still points at, or in ``keep_snapshots``, stays)."""
-    from workbench.versioning.watch_retention import delete_snapshot, referenced_snapshot_ids
+    from workbench.versioning.watch.retention import delete_snapshot, referenced_snapshot_ids
 
     ids = plan.runs
     if not ids:

@@ -198,10 +198,11 @@ def create_run(
     source: str = "cli", workdir: str = ".", snapshot_before: str | None = None,
     parent_run: str | None = None, sweep_id: str | None = None, pipeline_run: str | None = None,
     stage: str | None = None, events_path: str = "", environment: dict[str, Any] | None = None,
-    gpus: list[dict[str, Any]] | None = None, pid: int | None = None,
+    gpus: list[dict[str, Any]] | None = None, pid: int | None = None, now: float | None = None,
 ) -> None:
     """Insert a run in state ``running``, owned by ``pid`` (default: this process). Secret values in
-    ``command`` are stored as ``***`` (see :mod:`workbench.tracking.redact`)."""
+    ``command`` are stored as ``***`` (see :mod:`workbench.tracking.redact`). ``now``: the start time
+    (default: the system clock)."""
     from workbench.tracking.redact import redact_command
 
     command = redact_command(command)
@@ -213,8 +214,9 @@ def create_run(
             " events_path, environment, gpus)"
             " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                run_id, name, json.dumps(command), workdir, time.time(), executor, source, snapshot_before,
-                parent_run, sweep_id, pipeline_run, stage, socket.gethostname(), pid, process_started(pid),
+                run_id, name, json.dumps(command), workdir, time.time() if now is None else now, executor,
+                source, snapshot_before, parent_run, sweep_id, pipeline_run, stage, socket.gethostname(), pid,
+                process_started(pid),
                 events_path, json.dumps(environment or {}, default=str), json.dumps(gpus or [], default=str),
             ),
         )
@@ -223,13 +225,14 @@ def create_run(
 
 def end_run(
     db: sqlite3.Connection, run_id: str, *, status: str, exit_code: int | None, reason: str = "",
-    snapshot_after: str | None = None, executor_info: dict[str, Any] | None = None,
+    snapshot_after: str | None = None, executor_info: dict[str, Any] | None = None, now: float | None = None,
 ) -> None:
+    """Record how the run ended, at ``now`` (default: the system clock), and refresh its summary."""
     with atomic(db):
         db.execute(
             "UPDATE runs SET status = ?, exit_code = ?, reason = ?, ended_at = ?, snapshot_after = ?,"
             " executor_info = ? WHERE id = ?",
-            (status, exit_code, reason, time.time(), snapshot_after,
+            (status, exit_code, reason, time.time() if now is None else now, snapshot_after,
              json.dumps(executor_info or {}, default=str), run_id),
         )
         refresh_summary(db, run_id)

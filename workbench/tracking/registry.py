@@ -119,23 +119,24 @@ def framework_version(framework: str, packages: dict[str, str] | None) -> str:
 
 def register_version(
     db: sqlite3.Connection, *, name: str, run_id: str | None, path: str, hash: str, size: int,
-    framework: str = "", framework_version: str = "",
+    framework: str = "", framework_version: str = "", now: float | None = None,
 ) -> ModelVersion:
     """Add a version (or return the existing one that holds the same bytes)."""
     return register_or_reuse(db, name=name, run_id=run_id, path=path, hash=hash, size=size,
-                             framework=framework, framework_version=framework_version)[0]
+                             framework=framework, framework_version=framework_version, now=now)[0]
 
 
 def register_or_reuse(
     db: sqlite3.Connection, *, name: str, run_id: str | None, path: str, hash: str, size: int,
-    framework: str = "", framework_version: str = "",
+    framework: str = "", framework_version: str = "", now: float | None = None,
 ) -> tuple[ModelVersion, bool]:
     """Version N+1 of ``name``, or, when a version of ``name`` already holds these bytes (the same
     hash), that version: ``(version, reused)``. Either way the run is linked to the version (table
-    ``model_version_runs``), so ``run_models`` lists it for this run too."""
+    ``model_version_runs``), so ``run_models`` lists it for this run too. ``now``: the time to
+    record (default: the system clock)."""
     if not _NAME.match(name):
         raise UsageError(f"bad model name {name!r}", "use letters, digits, '.', '_' or '-'")
-    now = time.time()
+    now = time.time() if now is None else now
     with atomic(db):
         db.execute("INSERT OR IGNORE INTO models (name, created_at) VALUES (?, ?)", (name, now))
         same = db.execute(
@@ -259,14 +260,15 @@ def list_models(db: sqlite3.Connection) -> list[ModelInfo]:
     return models
 
 
-def set_alias(db: sqlite3.Connection, name: str, version: int, alias: str) -> ModelVersion:
-    """Point ``alias`` at ``name:version`` (moving it if it pointed elsewhere)."""
+def set_alias(db: sqlite3.Connection, name: str, version: int, alias: str,
+              now: float | None = None) -> ModelVersion:
+    """Point ``alias`` at ``name:version`` (moving it if it pointed elsewhere), stamped ``now``."""
     if not _NAME.match(alias) or alias.isdigit() or alias == "latest":
         raise UsageError(f"bad alias {alias!r}", "use a word such as 'production' or 'staging'")
     get_version(db, f"{name}:{version}")
     with atomic(db):
         db.execute(
             "INSERT OR REPLACE INTO model_aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)",
-            (name, alias, version, time.time()),
+            (name, alias, version, time.time() if now is None else now),
         )
     return get_version(db, f"{name}:{version}")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from workbench.paths import STORE_DIRNAME
+
 
 def relative_path(path: str, root: Path) -> str | None:
     """A path as the store records it: project-relative posix, absolute if outside the project,
@@ -16,7 +18,7 @@ def relative_path(path: str, root: Path) -> str | None:
         return None
     if absolute.startswith(root_text + os.sep):
         rel = absolute[len(root_text) + 1:].replace(os.sep, "/")
-        if rel == ".workbench" or rel.startswith(".workbench/"):
+        if rel == STORE_DIRNAME or rel.startswith(STORE_DIRNAME + "/"):
             return None
         return rel
     return absolute

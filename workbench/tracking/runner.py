@@ -21,13 +21,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import ExecutorError, UsageError
 from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.paths import STORE_DIRNAME
 from workbench.store.db import connect
 from workbench.tracking import capture, isolation
 from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID
@@ -89,7 +90,7 @@ class _Sampler:
 
     def _loop(self) -> None:
         while not self.stop.is_set():
-            now = time.time()
+            now = self.ingester.clock.now()
             try:
                 samples = self.gpus.sample_gpus()
             except Exception:
@@ -129,7 +130,8 @@ def execute(
     sweep_id: str | None = None, pipeline_run: str | None = None, stage: str | None = None,
     on_line: LineCallback | None = None, cancel_event: threading.Event | None = None,
     workdir: str = ".", root: Path | None = None, snapshot_before: str | None = None,
-    params: dict[str, Any] | None = None, isolated: bool = False,
+    params: dict[str, Any] | None = None, isolated: bool = False, clock: Clock = SYSTEM_CLOCK,
+    new_id: IdSource = new_run_id,
 ) -> str:
     """Run ``command`` and record it; returns the run id once the run has ended.
 
@@ -137,6 +139,7 @@ def execute(
     ``snapshot_before`` as its recorded input; ``params`` adds params to the ones from the flags.
     ``isolated`` runs a local command in its own checkout of ``snapshot_before`` (default: a new
     snapshot) and copies its outputs back (Docker and Kubernetes runs are isolated already).
+    ``clock`` stamps the run, its log lines and stdout metrics; ``new_id`` mints the run id.
     """
     from workbench.executors.registry import get_executor
 
@@ -147,7 +150,7 @@ def execute(
     run_root = (root or ws.root).resolve()
     in_project = run_root == ws.root
     isolate = isolated and in_project and executor == "local"
-    run_id = new_run_id()
+    run_id = new_id()
     run_dir = ws.paths.runs / run_id
     events_path = run_dir / "events.jsonl"
     writes = run_dir / "writes.jsonl" if in_project and not isolate and executor == "local" else None
@@ -173,7 +176,7 @@ def execute(
         return _execute(ws, command, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
                         name=name, tags=tags, executor=executor, parent_run=parent_run, sweep_id=sweep_id,
                         pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
-                        params=params)
+                        params=params, clock=clock)
     finally:
         if scratch is not None:
             isolation.remove_scratch(scratch)
@@ -184,6 +187,7 @@ def _execute(
     scratch: Path | None, writes: Path | None, name: str | None, tags: Sequence[str], executor: str,
     parent_run: str | None, sweep_id: str | None, pipeline_run: str | None, stage: str | None,
     on_line: LineCallback | None, cancel_event: threading.Event | None, params: dict[str, Any] | None,
+    clock: Clock,
 ) -> str:
     config = ws.config.tracking
     run_root = spec.project_root
@@ -206,10 +210,10 @@ def _execute(
         ws.db, run_id, name=name or "", command=command, executor=executor, workdir=workdir,
         snapshot_before=before, parent_run=parent_run, sweep_id=sweep_id, pipeline_run=pipeline_run,
         stage=stage, events_path=str(events_path), gpus=gpu_facts,
-        environment=capture.host_facts(ws.root if scratch is not None else run_root),
+        environment=capture.host_facts(ws.root if scratch is not None else run_root), now=clock.now(),
     )
     conn = connect(ws.paths.db)
-    ingester = Ingester(conn, run_id, run_root)
+    ingester = Ingester(conn, run_id, run_root, clock)
     argv_params = capture.params_from_argv(command) if config.capture_argv_params else {}
     for key, value in {**argv_params, **(params or {})}.items():
         try:
@@ -233,7 +237,7 @@ def _execute(
         except ExecutorError as exc:
             ingester.note(f"launch failed: {exc.one_line()}")
             ingester.flush()
-            end_run(conn, run_id, status="failed", exit_code=None, reason=exc.one_line())
+            end_run(conn, run_id, status="failed", exit_code=None, reason=exc.one_line(), now=clock.now())
             raise
         exit_ = _follow(job, ingester, parser, on_line, cancel_event, gpu_module if gpu_facts else None)
         ingester.flush()
@@ -258,7 +262,8 @@ def _execute(
         except Exception:
             info = {}
         end_run(conn, run_id, status=exit_.status if exit_.status != "lost" else "failed",
-                exit_code=exit_.exit_code, reason=exit_.reason, snapshot_after=after, executor_info=info)
+                exit_code=exit_.exit_code, reason=exit_.reason, snapshot_after=after, executor_info=info,
+                now=clock.now())
     finally:
         ingester.flush()
         conn.close()
@@ -277,7 +282,7 @@ def _finalize(
     try:
         finalize_files(ws, conn, run_id, root=root, before=before, after=after, models=ingester.models,
                        note=ingester.note, foreign=check.foreign if check else None,
-                       private=check.private if check else None)
+                       private=check.private if check else None, now=ingester.clock.now())
     finally:
         if check is not None:
             check.cleanup()
@@ -296,7 +301,7 @@ def _changed_files(ws: Workspace, manifest: Manifest, root: Path) -> list[str]:
         def ignored(path: str) -> bool:
             return False
     return [path for path in manifest.changed(root)
-            if not path.startswith(".workbench/") and not ignored(path)]
+            if not path.startswith(STORE_DIRNAME + "/") and not ignored(path)]
 
 
 def _follow(
@@ -356,7 +361,7 @@ def _consume(
             continue
         if on_line is not None:
             on_line(channel, line)
-        now = time.time()
+        now = ingester.clock.now()
         ingester.add_log(channel, line, now)
         if parser is not None and channel == "stdout":
             text = line.decode("utf-8", errors="replace")

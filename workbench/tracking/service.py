@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import UnknownIdError
+from workbench.paths import ProjectPaths
 from workbench.tracking import filters, manage, metrics, records, registry, reproduce
+from workbench.tracking.ids import new_run_id
 from workbench.tracking.lineage import LineageNode, lineage
 from workbench.tracking.records import RunInfo
 
@@ -57,8 +60,12 @@ class RunFile:
 class TrackingService:
     """Runs, metrics, logs, lineage and models of one project."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, clock: Clock = SYSTEM_CLOCK, new_id: IdSource = new_run_id) -> None:
         self.ws = ws
+        self.clock = clock
+        """Stamps the runs this service records (and their logs, stdout metrics, models, aliases)."""
+        self.new_id = new_id
+        """Mints the id of each run this service starts."""
         self._recovered_at = 0.0
         self._token: tuple[int, int, int, int] = (0, -1, -1, 0)
         """(connection id, data_version, total_changes, counter) of the last change_token read."""
@@ -105,6 +112,7 @@ class TrackingService:
             memory=memory, namespace=namespace, parent_run=parent_run, sweep_id=sweep_id,
             pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
             workdir=workdir, params=params, isolated=isolated, snapshot_before=snapshot_before,
+            clock=self.clock, new_id=self.new_id,
         )
         return self.get(run_id)
 
@@ -143,7 +151,7 @@ class TrackingService:
         scratch = self.ws.paths.tmp / f"rerun-{old.id}-{new_run_id()}"
         scratch.mkdir(parents=True)
         self.ws.versions.checkout(old.snapshot_before, scratch)
-        (scratch / ".workbench").mkdir(exist_ok=True)
+        ProjectPaths(scratch).store_dir.mkdir(exist_ok=True)
         settings = reproduce.launch_settings(old.executor, old.executor_info, overrides or {})
         from workbench.executors.resources import check_resources
 
@@ -152,7 +160,7 @@ class TrackingService:
             self.ws, old.command, name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
             tags=[f"rerun_of={old.id}"], parent_run=old.id, on_line=on_line, cancel_event=cancel_event,
             workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before, params=given or None,
-            **settings,
+            clock=self.clock, new_id=self.new_id, **settings,
         )
         manage.set_tags(self.db, run_id, {"reproduced": self.reproduction(run_id).verdict})
         return self.get(run_id)
@@ -335,7 +343,7 @@ class TrackingService:
         return registry.get_version(self.db, spec)
 
     def set_alias(self, name: str, version: int, alias: str) -> registry.ModelVersion:
-        return registry.set_alias(self.db, name, version, alias)
+        return registry.set_alias(self.db, name, version, alias, now=self.clock.now())
 
     def register_model(self, path: Path, *, name: str | None = None, run_id: str | None = None,
                        framework: str = "", framework_version: str = "") -> registry.ModelVersion:
@@ -356,6 +364,7 @@ class TrackingService:
         return registry.register_version(
             self.db, name=name or registry.model_name_for(rel), run_id=run_id, path=rel, hash=digest,
             size=path.stat().st_size, framework=framework, framework_version=framework_version,
+            now=self.clock.now(),
         )
 
     # -- managing runs after the fact (workbench/tracking/manage.py) -------------------------------

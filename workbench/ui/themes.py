@@ -1,15 +1,15 @@
 """Themes as data files: load, validate and register them with the app.
 
-The built-in themes live in ``themes/*.toml`` at the repository root and ship inside the wheel as
-``workbench/_themes/*.toml`` (a test keeps the two identical). Users can add their own in
-``$XDG_CONFIG_HOME/workbench/themes/``. Each file holds the fields of :class:`textual.theme.Theme`
+The built-in themes live in one folder, ``themes/*.toml`` at the repository root, which the build
+ships inside the wheel as ``workbench/_themes/*.toml`` (setup.py; a test builds the wheel and checks).
+Users can add their own in ``$XDG_CONFIG_HOME/workbench/themes/``. Both folders come from
+:mod:`workbench.paths`. Each file holds the fields of :class:`textual.theme.Theme`
 (``name``, ``primary`` ... ``dark``) and an optional ``[variables]`` table of extra CSS variables.
 A malformed file never stops the app: it is skipped and reported as one line.
 """
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,7 +17,9 @@ from pathlib import Path
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-PACKAGED_THEMES = Path(__file__).resolve().parent.parent / "_themes"
+from workbench.paths import packaged_themes_dir, user_themes_dir
+
+PACKAGED_THEMES = packaged_themes_dir()
 DEFAULT_THEME = "workbench-dark"
 _COLOR_FIELDS = ("primary", "secondary", "warning", "error", "success", "accent",
                  "foreground", "background", "surface", "panel", "boost")
@@ -35,8 +37,7 @@ class LoadedThemes:
 
 
 def user_theme_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "workbench" / "themes"
+    return user_themes_dir()
 
 
 def parse_theme(path: Path) -> Theme:

@@ -1,6 +1,6 @@
 """Runs the project's auto-versioning watcher inside the TUI and reports its state as messages.
 
-The watcher is :class:`workbench.versioning.watcher.Watcher`; this module starts it from a worker
+The watcher is :class:`workbench.versioning.watch.watcher.Watcher`; this module starts it from a worker
 thread, turns its ``WatchEvent`` callbacks into :class:`WatcherState` messages for the app, and
 stops it when the app closes or the user toggles it off (``W``). When another process already
 watches this project (``BusyError``), the state says so and shows that watcher's presence record.
@@ -20,7 +20,7 @@ from workbench.ui.messages import WatcherState
 def run_watcher(app: App[Any], stop: threading.Event) -> None:
     """Blocking: watch until ``stop`` is set. Posts WatcherState messages to ``app``."""
     ws = app.ws  # type: ignore[attr-defined]
-    from workbench.versioning.watcher import Watcher, WatchEvent
+    from workbench.versioning.watch.watcher import Watcher, WatchEvent
 
     def on_event(event: WatchEvent) -> None:
         if event.kind == "snapshot":
@@ -48,7 +48,7 @@ def run_watcher(app: App[Any], stop: threading.Event) -> None:
 
 def external_watcher(ws: Any) -> str | None:
     """A short description of a watcher run by another process, or None."""
-    from workbench.versioning.watch_lock import watch_status
+    from workbench.versioning.watch.lock import watch_status
 
     status = watch_status(ws.paths.locks)
     if not status.active or status.record is None:

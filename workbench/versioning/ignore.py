@@ -12,12 +12,14 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from workbench.paths import IGNORE_FILENAME, STORE_DIRNAME
+
 SECRET_NAMES = frozenset({
     ".netrc", ".ssh", ".git-credentials", ".npmrc", ".pypirc", "credentials.json",
 })
 """Credential files (and the ``.ssh`` folder) left out at any depth by name."""
 DEFAULT_NAMES = frozenset({
-    ".git", ".hg", ".svn", ".jj", ".workbench", ".venv", "venv", "__pycache__", "node_modules",
+    ".git", ".hg", ".svn", ".jj", STORE_DIRNAME, ".venv", "venv", "__pycache__", "node_modules",
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".tox", ".nox",
     ".DS_Store", ".dvc", ".cache", *SECRET_NAMES,
 })
@@ -75,7 +77,7 @@ class IgnoreRules:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._spec: object | None = None
-        path = root / ".workbenchignore"
+        path = root / IGNORE_FILENAME
         try:
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
         except (FileNotFoundError, IsADirectoryError):

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import UnsafePathError
+from workbench.paths import STORE_DIRNAME
 from workbench.versioning.models import display_path
 
-PROTECTED_DIRS = frozenset({".workbench", ".git", ".hg", ".svn", ".jj"})
+PROTECTED_DIRS = frozenset({STORE_DIRNAME, ".git", ".hg", ".svn", ".jj"})
 """Folder names nothing foreign may write into, at any depth (compared casefolded)."""
 WHY = "(a job or snapshot may not write there)"
 _counter = itertools.count()

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.clock import SYSTEM_CLOCK, Clock
 from workbench.errors import AmbiguousIdError, UnknownIdError, UsageError, WorkbenchError
 from workbench.store.db import atomic
 from workbench.versioning.ignore import IgnoreRules
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 HASH_READ_LIMIT = 8 * 1024 * 1024
 
 Progress = Callable[[int, int], None]
+Salt = Callable[[], tuple[int, str]]
+"""(pid, random hex) mixed into each snapshot record, so equal trees at one instant get distinct ids."""
+
+
+def random_salt() -> tuple[int, str]:
+    return os.getpid(), os.urandom(8).hex()
+
 _LATEST = re.compile(r"^(latest|HEAD)(?:~(\d+))?$")
 _COLUMNS = "id, root_tree, parent, created_at, kind, message, files, bytes, new_bytes, changed_paths"
 
@@ -72,11 +80,15 @@ def _info(row: Any, created: bool = True) -> SnapshotInfo:
 class VersioningService:
     """The versioned project store of one Workspace."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, clock: Clock = SYSTEM_CLOCK, salt: Salt = random_salt) -> None:
         self.ws = ws
         self.root = ws.root
         self.fetch_missing: Callable[[str], bool] | None = None
         """Fetches an object the cache lacks from elsewhere (the Workspace wires in the remotes)."""
+        self.clock = clock
+        """Stamps snapshots and pins."""
+        self.salt = salt
+        """Makes two snapshots of the same tree at the same moment distinct records."""
 
     # -- pieces ---------------------------------------------------------------------------------
     @cached_property
@@ -92,7 +104,7 @@ class VersioningService:
         return TreeReader(lambda digest: self.store.read_bytes(digest))  # the cache opened on first read
 
     def _index(self) -> StatIndex:
-        return StatIndex(self.ws.paths.store_dir / "index").load()
+        return StatIndex(self.ws.paths.stat_index).load()
 
     def _rules(self) -> IgnoreRules:
         return IgnoreRules(self.root)
@@ -178,9 +190,9 @@ class VersioningService:
                     changed = [c.path for c in diff_trees(reader, latest[1] if latest else None, tree.root)]
                 else:
                     changed = []
-                created_at = time.time()
+                created_at = self.clock.now()
                 record = json.dumps([tree.root, latest[0] if latest else None, created_at, kind, message,
-                                     os.getpid(), os.urandom(8).hex()])
+                                     *self.salt()])
                 snap_id = blake3.blake3(record.encode()).hexdigest()
                 info = SnapshotInfo(
                     snap_id, tree.root, latest[0] if latest else None, created_at, kind, message,
@@ -239,7 +251,7 @@ class VersioningService:
 
     def _set_head(self, snap_id: str) -> None:
         """Remember which snapshot the working folder matches (status compares against it)."""
-        path = self.ws.paths.store_dir / "HEAD"
+        path = self.ws.paths.head
         tmp = path.with_name(f"HEAD.{os.getpid()}.tmp")
         try:
             tmp.write_text(snap_id + "\n", encoding="ascii")
@@ -250,7 +262,7 @@ class VersioningService:
     def _head_id(self) -> str | None:
         """The id the HEAD file names (not checked against the database), or None."""
         try:
-            snap_id = (self.ws.paths.store_dir / "HEAD").read_text(encoding="ascii").strip()
+            snap_id = self.ws.paths.head.read_text(encoding="ascii").strip()
         except (FileNotFoundError, UnicodeDecodeError):
             return None
         return snap_id or None
@@ -321,7 +333,7 @@ class VersioningService:
                 raise WorkbenchError(f"{path} keeps changing while being read", "retry when it is finished")
             with atomic(self.ws.db) as db:
                 db.execute("INSERT OR IGNORE INTO object_pins (hash, created_at) VALUES (?, ?)",
-                           (digest, time.time()))
+                           (digest, self.clock.now()))
         return digest
 
     # -- comparing ------------------------------------------------------------------------------
@@ -336,13 +348,13 @@ class VersioningService:
 
     def status_report(self, progress: Progress | None = None, *, use_watcher: bool = True) -> StatusReport:
         """``status`` saying how it was answered: ``via`` "watcher" (only the paths a live watcher
-        saw change were looked at, see :mod:`watch_pending`) or "scan" (the whole folder)."""
+        saw change were looked at, see :mod:`pending`) or "scan" (the whole folder)."""
         from workbench.versioning.diff import diff_trees
 
         why = "--no-watcher"
         if use_watcher:
             head_id = self._head_id()
-            from workbench.versioning.watch_pending import pending_paths
+            from workbench.versioning.watch.pending import pending_paths
 
             pending, why = pending_paths(self.ws.paths.store_dir, head_id)
             if pending is not None and head_id is not None:

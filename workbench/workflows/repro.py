@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import BusyError, CorruptObjectError, MissingObjectError, WorkbenchError
+from workbench.paths import STORE_DIRNAME
 from workbench.workflows import records
 from workbench.workflows.backend import RunOutcome, WorkspaceBackend, remove_path, safe_destination
 from workbench.workflows.dag import Dag
@@ -172,7 +173,7 @@ class Repro:
                     *(ref.file for ref in stage.params.values() if hasattr(ref, "file"))]
         seen: list[str] = []
         for path in self.backend.files_read(run_id):
-            if path.startswith("/") or path.startswith(".workbench/") or path.startswith("../"):
+            if path.startswith("/") or path.startswith(STORE_DIRNAME + "/") or path.startswith("../"):
                 continue
             if any(is_within(path, d) for d in declared) or path in seen:
                 continue

@@ -32,6 +32,7 @@ import yaml
 
 from workbench import yamlsafe
 from workbench.errors import WorkbenchError
+from workbench.paths import STORE_DIRNAME
 
 PIPELINE_FILENAME = "workbench.yaml"
 DEFAULT_PARAMS_FILE = "params.yaml"
@@ -178,8 +179,8 @@ def normalize_path(raw: str, where: Location, what: str) -> str:
         parts.append(part)
     if not parts:
         raise _fail(where, f"{what} '{raw}' is the project root", "name files or folders inside it")
-    if parts[0] == ".workbench":
-        raise _fail(where, f"{what} '{raw}' is inside .workbench/")
+    if parts[0] == STORE_DIRNAME:
+        raise _fail(where, f"{what} '{raw}' is inside {STORE_DIRNAME}/")
     return "/".join(parts)
 
 

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench import yamlsafe
+from workbench.paths import STORE_DIRNAME
 from workbench.workflows.spec import ParamRef, PipelineError, Stage, render_command
 
 Hasher = Callable[[Path], str]
 
-SKIP_DIRS = frozenset({".workbench", ".git", "__pycache__", ".venv", ".dvc"})
+SKIP_DIRS = frozenset({STORE_DIRNAME, ".git", "__pycache__", ".venv", ".dvc"})
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Auto-versioning: watch the project folder and snapshot every change by itself.
 
 ``Watcher(ws).start()`` takes the project's watch lock (one watcher per project; see
-:mod:`watch_lock`), starts a watchdog observer on the folder and a thread that turns debounced bursts
-of events (:mod:`watch_debounce`) into ``ws.versions.snapshot(kind="auto", changed_paths=...)``.
+:mod:`lock`), starts a watchdog observer on the folder and a thread that turns debounced bursts
+of events (:mod:`debounce`) into ``ws.versions.snapshot(kind="auto", changed_paths=...)``.
 ``stop()`` ends both cleanly. The CLI (``workbench watch``) and the TUI use the same class and hear
 about what happens through ``on_event(WatchEvent)``, called from the watcher's threads; the core
 never prints.
@@ -10,8 +10,8 @@ never prints.
 - Start-up catches up: the first snapshot rescans the whole folder, so whatever changed while no
   watcher ran (a crash, a SIGKILL, a reboot) is versioned.
 - Ignored paths and ``.workbench/`` never trigger; an edit to ``.workbenchignore`` reloads the rules
-  and rescans (:mod:`watch_filter`). On Linux ignored folders are not even watched
-  (:mod:`watch_inotify`): no inotify watch on ``.venv``, ``node_modules`` or the blob cache.
+  and rescans (:mod:`filter`). On Linux ignored folders are not even watched
+  (:mod:`inotify`): no inotify watch on ``.venv``, ``node_modules`` or the blob cache.
 - When the folder cannot be watched (inotify limits, a file system without notifications) the
   watcher rescans every ``rescan_seconds`` instead and says so once (``fallback``); when the OS
   event queue overflows it rescans the whole folder and says so once (``overflow``).
@@ -21,9 +21,9 @@ never prints.
   changed while it read them (``SnapshotInfo.skipped``, reason "changed while being read") are
   retried after the quiet interval.
 - While it runs in events mode the watcher keeps the paths changed since its last snapshot in a
-  record ``status`` reads instead of rescanning (:mod:`watch_pending`), and answers ``status``'s
+  record ``status`` reads instead of rescanning (:mod:`pending`), and answers ``status``'s
   cookies so that the record is known to be complete.
-- Auto snapshots are thinned by the project's retention rule (:mod:`watch_retention`) after
+- Auto snapshots are thinned by the project's retention rule (:mod:`retention`) after
   snapshots, at most once a minute.
 """
 
@@ -45,16 +45,16 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.paths import STORE_DIRNAME
-from workbench.versioning.watch_debounce import Batch, Debouncer
-from workbench.versioning.watch_lock import WatchLock, WatchStatus, watch_status
-from workbench.versioning.watch_pending import PendingTracker, is_cookie
-from workbench.versioning.watch_retention import PruneReport, head_snapshot_id, parse_rule, prune_auto
+from workbench.versioning.watch.debounce import Batch, Debouncer
+from workbench.versioning.watch.lock import WatchLock, WatchStatus, watch_status
+from workbench.versioning.watch.pending import PendingTracker, is_cookie
+from workbench.versioning.watch.retention import PruneReport, head_snapshot_id, parse_rule, prune_auto
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
 
     from workbench.core.workspace import Workspace
-    from workbench.versioning.watch_filter import EventFilter
+    from workbench.versioning.watch.filter import EventFilter
 
 PRUNE_EVERY_SECONDS = 60.0
 # watchdog logs its own hiccups; the core never prints, so they must not reach Python's last-resort
@@ -157,7 +157,7 @@ class Watcher:
         """Take the lock (BusyError if another watcher holds it), start watching, queue a catch-up."""
         if self._thread is not None:
             raise WorkbenchError("this watcher was already started", "make a new Watcher to start again")
-        from workbench.versioning.watch_filter import EventFilter
+        from workbench.versioning.watch.filter import EventFilter
 
         self._filter = EventFilter(self.ws.root, self.ws.versions.ignore_matcher,
                                    extra_excluded=(self.ws.cache_dir,))
@@ -220,7 +220,7 @@ class Watcher:
     def _start_observer(self) -> None:
         from watchdog.observers import Observer
 
-        from workbench.versioning.watch_filter import EVENT_TYPES
+        from workbench.versioning.watch.filter import EVENT_TYPES
 
         _install_overflow_handler()
         _overflow_listeners.add(self)
@@ -228,7 +228,7 @@ class Watcher:
             if self._observer_factory is not None:
                 observer = self._observer_factory()
             else:
-                from workbench.versioning.watch_inotify import make_observer
+                from workbench.versioning.watch.inotify import make_observer
 
                 observer = make_observer(self._skip_folder, self._is_store) or Observer()
             observer.schedule(_Handler(self), str(self.ws.root), recursive=True, event_filter=EVENT_TYPES)
@@ -297,7 +297,7 @@ class Watcher:
             else:
                 observer = self._observer
                 if observer is not None:
-                    from workbench.versioning.watch_inotify import rewatch
+                    from workbench.versioning.watch.inotify import rewatch
 
                     with contextlib.suppress(Exception):
                         rewatch(observer)  # watch newly un-ignored folders, drop newly ignored ones

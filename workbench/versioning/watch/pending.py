@@ -30,10 +30,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-RECORD_NAME = "watch-pending.json"
+from workbench.paths import LOCKS_DIRNAME, STORE_DIRNAME, WATCH_PENDING_FILENAME
+
+RECORD_NAME = WATCH_PENDING_FILENAME
 LOCK_NAME = "watch.lock"
 PRESENCE_NAME = "watch.json"
-"""The watch lock and its presence record in ``.workbench/locks/`` (see :mod:`watch_lock`)."""
+"""The watch lock and its presence record in ``.workbench/locks/`` (see :mod:`lock`)."""
 COOKIE_PREFIX = "cookie."
 COOKIE_WAIT_SECONDS = 0.05
 """How long ``status`` waits for the watcher to acknowledge its cookie before scanning everything."""
@@ -132,8 +134,6 @@ class PendingTracker:
 
 def is_cookie(rel: str) -> str | None:
     """The cookie name if ``rel`` (project-relative) is a status cookie, else None."""
-    from workbench.paths import STORE_DIRNAME
-
     head, _, name = rel.rpartition("/")
     return name if head == STORE_DIRNAME and name.startswith(COOKIE_PREFIX) else None
 
@@ -149,7 +149,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 def _live_holder(locks_dir: Path) -> dict[str, Any] | None:
     """The presence record of the process holding the watch lock, or None if no process holds it.
 
-    The same test as :func:`watch_lock.watch_status` without its imports (``status`` start-up time);
+    The same test as :func:`lock.watch_status` without its imports (``status`` start-up time);
     where ``flock`` is unsupported it answers None (the full scan), never a guess."""
     import fcntl
 
@@ -183,7 +183,7 @@ def pending_paths(store_dir: Path, head_id: str | None, *,
         return None, "no watcher record"
     if not record.get("trusted") or record.get("base") != head_id:
         return None, str(record.get("why") or "watcher record is for another snapshot")
-    holder = _live_holder(store_dir / "locks")
+    holder = _live_holder(store_dir / LOCKS_DIRNAME)
     if holder is None:
         return None, "no live watcher"
     try:

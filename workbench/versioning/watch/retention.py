@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.errors import ConfigError
+from workbench.paths import HEAD_FILENAME
 from workbench.store.db import atomic
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -183,7 +184,7 @@ def referenced_snapshot_ids(db: sqlite3.Connection) -> set[str]:
 def head_snapshot_id(store_dir: Path) -> str | None:
     """The snapshot the working folder was last synchronised with (``.workbench/HEAD``), if any."""
     try:
-        return (store_dir / "HEAD").read_text(encoding="ascii").strip() or None
+        return (store_dir / HEAD_FILENAME).read_text(encoding="ascii").strip() or None
     except (OSError, UnicodeDecodeError):
         return None
 

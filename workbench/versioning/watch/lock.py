@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import BusyError
-from workbench.versioning.watch_pending import LOCK_NAME
-from workbench.versioning.watch_pending import PRESENCE_NAME as RECORD_NAME
+from workbench.versioning.watch.pending import LOCK_NAME
+from workbench.versioning.watch.pending import PRESENCE_NAME as RECORD_NAME
 
 # A status reader holds a shared lock for microseconds; an acquirer retries for this long before it
 # concludes that another watcher really holds the lock.

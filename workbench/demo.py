@@ -7,23 +7,26 @@ does): one that prepares ``data/digits.csv`` from the dataset scikit-learn ships
 SGD classifiers, a random forest, and one run that fails. Then it edits the training script and
 snapshots again, so History has something to show. No network, nothing outside ``dest``.
 
-``deterministic=True`` (for snapshot tests and screenshots) freezes the clock of this process
-per step and numbers the run ids, so two generations give the same ids and times.
+``deterministic=True`` (for snapshot tests and screenshots) opens the project with a
+:class:`FrozenClock` (advanced by hand, step by step), numbered run ids and a counting snapshot
+salt, passed to the Workspace and through it to the tracking and versioning services, so two
+generations record the same ids and times. Nothing is patched: the jobs themselves and every
+timeout keep the real clock. No Textual here: the CLI (``workbench demo``), the TUI tests and
+scripts/export_screenshots.py call it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import itertools
 import sys
 import threading
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from workbench.core.workspace import Workspace
+from workbench.paths import IGNORE_FILENAME
 
 DEMO_EPOCH = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 Progress = Callable[[str], None]
@@ -112,58 +115,31 @@ RUNS: list[tuple[str, list[str]]] = [
 
 
 class FrozenClock:
-    """``time.time`` for deterministic generation: frozen per step, creeping only if polled a lot."""
+    """A :class:`workbench.clock.Clock` that stands still until :meth:`step` moves it."""
 
     def __init__(self, start: float) -> None:
-        self.now = start
-        self.calls = 0
+        self._now = start
         self._lock = threading.Lock()
 
     def step(self, seconds: float) -> None:
         with self._lock:
-            self.now += seconds
-            self.calls = 0
+            self._now += seconds
 
-    def __call__(self) -> float:
+    def now(self) -> float:
         with self._lock:
-            self.calls += 1
-            # Frozen, but never stuck: code that polls until a deadline still sees time pass.
-            return self.now + max(0, self.calls - 20_000) * 1e-3
+            return self._now
 
 
-class _StableOs(types.ModuleType):
-    """``os`` for the versioning service during deterministic generation: a fixed pid and a
-    counter instead of random bytes in snapshot records (so snapshot ids repeat); all else is os."""
-
-    def __init__(self) -> None:
-        super().__init__("os")
-        self._count = 0
-
-    def getpid(self) -> int:
-        return 4242
-
-    def urandom(self, n: int) -> bytes:
-        self._count += 1
-        return self._count.to_bytes(n, "big")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
+def numbered_run_ids() -> Callable[[], str]:
+    """``demo00000001``, ``demo00000002`` ...: run ids that repeat from one generation to the next."""
+    counter = itertools.count(1)
+    return lambda: f"demo{next(counter):08d}"
 
 
-@contextlib.contextmanager
-def _deterministic(clock: FrozenClock) -> Iterator[None]:
-    counter = iter(range(1, 10_000))
-
-    def run_id(now: float | None = None) -> str:
-        return f"demo{next(counter):08d}"
-
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch("time.time", clock))
-        stack.enter_context(mock.patch("workbench.versioning.service.os", _StableOs()))
-        stack.enter_context(mock.patch("workbench.tracking.ids.new_run_id", run_id))
-        with contextlib.suppress(ImportError, AttributeError):
-            stack.enter_context(mock.patch("workbench.tracking.runner.new_run_id", run_id))
-        yield
+def counting_salt() -> Callable[[], tuple[int, str]]:
+    """A snapshot salt with a fixed pid and a counter in place of random bytes."""
+    counter = itertools.count(1)
+    return lambda: (4242, next(counter).to_bytes(8, "big").hex())
 
 
 def _execute(ws: Workspace, command: list[str], name: str) -> Any:
@@ -237,33 +213,37 @@ def make_demo(dest: Path, *, deterministic: bool = False, progress: Progress | N
     (dest / "prepare.py").write_text(PREPARE_PY, encoding="utf-8")
     (dest / "train.py").write_text(TRAIN_PY, encoding="utf-8")
     (dest / "README.md").write_text(README, encoding="utf-8")
-    (dest / ".workbenchignore").write_text("__pycache__/\n", encoding="utf-8")
+    (dest / IGNORE_FILENAME).write_text("__pycache__/\n", encoding="utf-8")
     ws, _ = Workspace.init(dest)
     clock = FrozenClock(DEMO_EPOCH)
-    ctx = _deterministic(clock) if deterministic else contextlib.nullcontext()
+    if deterministic:
+        ws.close()
+        ws = Workspace(dest, clock=clock, run_ids=numbered_run_ids(), snapshot_salt=counting_salt())
     try:
-        with ctx:
-            say("snapshot: initial code")
-            ws.versions.snapshot("initial code", kind="manual")
-            clock.step(60)
-            say("run: prepare (exports data/digits.csv)")
-            _execute(ws, [python, "prepare.py"], "prepare")
-            for name, args in RUNS:
-                clock.step(120)
-                say(f"run: {name}")
-                _execute(ws, [python, *args], name)
-            clock.step(300)
-            train = dest / "train.py"
-            train.write_text(train.read_text(encoding="utf-8").replace(
-                'default=15)', 'default=20)').replace("test_size=0.25", "test_size=0.2"), encoding="utf-8")
-            (dest / "NOTES.md").write_text("Longer default training; smaller validation split.\n",
-                                           encoding="utf-8")
-            say("snapshot: longer default training")
-            ws.versions.snapshot("longer default training", kind="manual")
-            clock.step(60)
-            with contextlib.suppress(Exception):
-                ws.runs.set_alias("digits", 6, "production")
+        say("snapshot: initial code")
+        ws.versions.snapshot("initial code", kind="manual")
+        clock.step(60)
+        say("run: prepare (exports data/digits.csv)")
+        _execute(ws, [python, "prepare.py"], "prepare")
+        for name, args in RUNS:
+            clock.step(120)
+            say(f"run: {name}")
+            _execute(ws, [python, *args], name)
+        clock.step(300)
+        train = dest / "train.py"
+        train.write_text(train.read_text(encoding="utf-8").replace(
+            'default=15)', 'default=20)').replace("test_size=0.25", "test_size=0.2"), encoding="utf-8")
+        (dest / "NOTES.md").write_text("Longer default training; smaller validation split.\n",
+                                       encoding="utf-8")
+        say("snapshot: longer default training")
+        ws.versions.snapshot("longer default training", kind="manual")
+        clock.step(60)
+        with contextlib.suppress(Exception):
+            ws.runs.set_alias("digits", 6, "production")
         if with_workflows:
+            if deterministic:  # workflows keep the real clock and ids, as they always had
+                ws.close()
+                ws = Workspace(dest)
             add_workflows(ws, python, say)
     finally:
         ws.close()
