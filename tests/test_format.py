@@ -62,6 +62,8 @@ def test_times_are_local(monkeypatch) -> None:  # type: ignore[no-untyped-def]
 def test_the_cli_and_the_tui_share_the_module() -> None:
     """The old per-layer copies are gone: both layers import these functions."""
     from workbench.cli import cmd_runs, common
+    from workbench.ui.widgets import table_view
 
     assert not hasattr(common, "human_bytes") and not hasattr(common, "local_time")
-    assert not hasattr(cmd_runs, "_duration") and cmd_runs.fmt is fmt
+    assert not hasattr(cmd_runs, "_duration") and not hasattr(table_view, "fmt_value")
+    assert cmd_runs.fmt is fmt and table_view.fmt is fmt
