@@ -92,3 +92,32 @@ def test_status_as_a_process_on_an_unchanged_tree(tmp_path: Path) -> None:
     assert result.returncode == 0 and json.loads(result.stdout)["changes"] == []
     sub = run_workbench(root / "data", "-C", str(root / "data"), "status", "--json")
     assert sub.returncode == 0  # found upward, as git does
+
+
+def test_diff_of_a_csv_or_binary_file_prints_a_summary(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``workbench diff A B -- PATH`` summarises tables (rows, columns) and binary files (size,
+    hash) with the same code as the TUI's History screen, and keeps the unified diff for text."""
+    root = _project(tmp_path)
+    (root / "model.bin").write_bytes(b"\0\1\2" * 100)
+    first = json.loads(cli(root, "snapshot", "--json").out)["id"]
+    (root / "data" / "x.csv").write_text("a,b,c\n1,2,3\n4,5,6\n7,8,9\n")
+    (root / "model.bin").write_bytes(b"\0\1\2" * 150)
+    second = json.loads(cli(root, "snapshot", "--json").out)["id"]
+
+    table = cli(root, "diff", first[:8], second[:8], "--", "data/x.csv")
+    assert table.code == 0
+    lines = table.out.splitlines()
+    assert lines[0] == "data/x.csv"
+    assert lines[1].split() == ["rows", "1", "->", "3", "(+2)"]
+    assert lines[2].split() == ["columns", "2", "->", "3", "(+1)"]
+    assert "@@" not in table.out
+
+    binary = cli(root, "diff", first[:8], second[:8], "--", "model.bin")
+    assert binary.code == 0
+    assert binary.out.splitlines()[1] == "size 300 -> 450 bytes (+150)"
+    assert binary.out.splitlines()[2].startswith("hash ") and "Binary files" not in binary.out
+
+    as_json = json.loads(cli(root, "diff", "--json", first[:8], second[:8], "--", "model.bin").out)
+    assert as_json["kind"] == "binary" and "size 300 -> 450" in as_json["diff"]
+    text = json.loads(cli(root, "diff", "--json", first[:8], "--", "notes.txt").out)
+    assert text["kind"] == "text"

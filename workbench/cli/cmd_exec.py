@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.cli.common import add_json_flag, console, human_bytes, print_json
+from workbench import format as fmt
+from workbench.cli.common import add_json_flag, console, print_json
 
 
 def register(subparsers: Any) -> None:
@@ -49,9 +50,9 @@ def cmd_gpus(args: argparse.Namespace) -> int:
     if not local["gpus"]:
         out.print(f"this machine: no NVIDIA GPU ({local['reason']})")
     for gpu in local["gpus"]:
-        used = f"{human_bytes(gpu.get('memory_used', 0))} / " if "memory_used" in gpu else ""
+        used = f"{fmt.size(gpu.get('memory_used', 0))} / " if "memory_used" in gpu else ""
         util = f", {gpu['utilisation']:.0f}% busy" if "utilisation" in gpu else ""
-        out.print(f"GPU {gpu['index']}: {gpu['model']}, {used}{human_bytes(gpu['memory_total'])}"
+        out.print(f"GPU {gpu['index']}: {gpu['model']}, {used}{fmt.size(gpu['memory_total'])}"
                   f"{util}, driver {gpu['driver']}" + (f", CUDA {gpu['cuda']}" if gpu.get("cuda") else ""))
     if "cluster" in data:
         _print_cluster_gpus(out, data["cluster"]["nodes"], data["cluster"]["visible"])

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.cli.common import add_json_flag, human_bytes, open_workspace, print_json
+from workbench import format as fmt
+from workbench.cli.common import add_json_flag, open_workspace, print_json
 
 
 def register(subparsers: Any) -> None:
@@ -154,7 +155,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     else:
         records = ", ".join(f"{n} {k}" for k, n in sorted(report.records.items()))
         print(f"pushed to {report.remote}: {records}; {report.objects_sent} objects"
-              f" ({human_bytes(report.bytes_sent)}) sent, {report.objects_present} already there")
+              f" ({fmt.size(report.bytes_sent)}) sent, {report.objects_present} already there")
     return 0
 
 
@@ -164,7 +165,7 @@ def _print_pull(report: Any) -> None:
         return
     added = ", ".join(f"{n} {k}" for k, n in sorted(report.added.items())) or "nothing new"
     print(f"pulled from {report.remote}: {added}; {report.objects_fetched} objects"
-          f" ({human_bytes(report.bytes_fetched)}) fetched")
+          f" ({fmt.size(report.bytes_fetched)}) fetched")
     for line in report.conflicts:
         print(f"conflict: {line}")
 

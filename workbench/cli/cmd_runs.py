@@ -9,12 +9,11 @@ docs/tracking.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import math
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from workbench import format as fmt
 from workbench.cli.common import (
     add_json_flag,
     console,
@@ -134,30 +133,13 @@ def register(subparsers: Any) -> None:
 
 
 # -- formatting helpers ----------------------------------------------------------------------------
-def _when(ts: float | None, *, short: bool = False) -> str:
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
+NONE = "-"
+"""What the CLI prints where there is no value."""
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.4g}"
-    return str(value)
+def _num(value: object) -> str:
+    """A param or metric value as :func:`workbench.format.number` writes it ("-" for none)."""
+    return fmt.number(value, NONE)
 
 
 TABLE_LIMIT = 100
@@ -207,7 +189,7 @@ def _report_run(ws: Any, info: RunInfo, as_json: bool, extra: dict[str, Any] | N
     if as_json:
         print_json({**_run_json(info, outputs=outputs, models=models, conflicts=conflicts), **(extra or {})})
     else:
-        parts = [f"run {info.id} {_status(info.status)} in {_duration(info.duration)}"]
+        parts = [f"run {info.id} {_status(info.status)} in {fmt.duration(info.duration, NONE)}"]
         parts += [f"exit {info.exit_code}"] if info.exit_code is not None else []
         parts += [f"{len(info.metrics)} metric(s)"] if info.metrics else []
         parts += [f"{len(outputs)} output(s)"] if outputs else []
@@ -276,7 +258,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         table.add_column(column, no_wrap=fixed, min_width=9 if column == "status" else None)
     for r in runs:
         table.add_row(
-            r.id, r.name, _status(r.status), _when(r.started_at, short=True), _duration(r.duration),
+            r.id, r.name, _status(r.status), fmt.short_time(r.started_at, NONE),
+            fmt.duration(r.duration, NONE),
             _compact(r.params),
             _compact({k: m.last for k, m in r.metrics.items()}),
         )
@@ -308,7 +291,7 @@ def cmd_show(args: argparse.Namespace) -> int:
               + (f"  exit {info.exit_code}" if info.exit_code is not None else "")
               + (f"  ({info.reason})" if info.reason else ""))
     out.print(f"command   {' '.join(info.command)}", markup=False)
-    out.print(f"started   {_when(info.started_at)}   duration {_duration(info.duration)}   "
+    out.print(f"started   {fmt.local_time(info.started_at)}   duration {fmt.duration(info.duration, NONE)}   "
               f"executor {info.executor}")
     if info.snapshot_before:
         out.print(f"snapshots before {info.snapshot_before[:12]}  after {(info.snapshot_after or '-')[:12]}")
@@ -467,7 +450,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for m in models:
         aliases = " ".join(f"{a}->{v}" for a, v in m.aliases.items())
         table.add_row(m.name, str(m.latest_version), str(m.versions), m.framework, aliases,
-                      _when(m.updated_at))
+                      fmt.local_time(m.updated_at))
     out = console()
     if models:
         out.print(table)
@@ -508,7 +491,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     for v in versions:
         aliases = f"  [{', '.join(v.aliases)}]" if v.aliases else ""
         out.print(f"{v.name}:{v.version}{aliases}  {v.framework} {v.framework_version}  {v.path}  "
-                  f"{v.hash[:12]}  run {v.run_id or '-'}  {_when(v.created_at)}", markup=False)
+                  f"{v.hash[:12]}  run {v.run_id or '-'}  {fmt.local_time(v.created_at)}", markup=False)
     return 0
 
 

@@ -11,7 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from workbench.cli.common import add_json_flag, console, human_bytes, open_workspace, print_json
+from workbench import format as fmt
+from workbench.cli.common import add_json_flag, console, open_workspace, print_json
 
 
 def register(runs_parser: argparse.ArgumentParser) -> None:
@@ -72,7 +73,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
         print_json({"dry_run": False, **result, "refused": plan.to_dict()["refused"]})
     else:
         out.print(f"deleted {len(result['runs'])} run(s) and {len(result['snapshots'])} snapshot(s); "
-                  f"freed {human_bytes(result['freed_bytes'])}")
+                  f"freed {fmt.size(result['freed_bytes'])}")
     return 0
 
 

@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from workbench import format as fmt
 from workbench.cli.common import (
     add_json_flag,
-    human_bytes,
-    local_time,
     open_workspace,
     positive_int,
     print_json,
@@ -54,7 +53,8 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "diff", help="compare two snapshots, or a snapshot and the working folder",
-        description="workbench diff A [B] [-- PATH]: list changes, or print a unified diff of PATH",
+        description="workbench diff A [B] [-- PATH]: list changes, or print a unified diff of PATH "
+                    "(a rows/columns summary for CSV and TSV, size and hash for binary files)",
     )
     p.add_argument("refs", nargs="+", metavar="REF", help="snapshot ids (prefix, latest, latest~N)")
     p.add_argument("--path", dest="diff_path", default=None, help="print a unified diff of this file")
@@ -157,8 +157,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     for path, reason in info.skipped:
         sys.stderr.write(f"skipped {_shown(path)}: {reason}\n")
     if info.created:
-        print(f"snapshot {info.short_id}: {info.files} files, {human_bytes(info.bytes)}, "
-              f"{human_bytes(info.new_bytes)} newly stored")
+        print(f"snapshot {info.short_id}: {info.files} files, {fmt.size(info.bytes)}, "
+              f"{fmt.size(info.new_bytes)} newly stored")
     else:
         print(f"snapshot {info.short_id}: nothing changed since the latest snapshot")
     return 0
@@ -187,8 +187,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     colour = {"added": "green", "modified": "yellow", "deleted": "red"}
     for c in changes:
         table.add_row(f"[{colour[c.change]}]{c.change}[/]", _shown(c.path),
-                      human_bytes(c.size) if c.change != "deleted" else "",
-                      human_bytes(c.old_size) if c.change != "added" else "")
+                      fmt.size(c.size) if c.change != "deleted" else "",
+                      fmt.size(c.old_size) if c.change != "added" else "")
     console().print(table)
     return 0
 
@@ -206,8 +206,8 @@ def cmd_log(args: argparse.Namespace) -> int:
 
     table = _table("snapshots", ["id", "time", "kind", "message", "files", "bytes", "new"])
     for s in snaps:
-        table.add_row(s.short_id, local_time(s.created_at), s.kind, s.message, str(s.files),
-                      human_bytes(s.bytes), human_bytes(s.new_bytes))
+        table.add_row(s.short_id, fmt.local_time(s.created_at), s.kind, s.message, str(s.files),
+                      fmt.size(s.bytes), fmt.size(s.new_bytes))
     console().print(table)
     return 0
 
@@ -237,10 +237,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     ws = open_workspace()
     a, b, path = _split_diff_args(ws, args.refs, args.diff_path)
     if path is not None:
-        text = ws.versions.unified_diff(a, b, path)
+        kind, text = ws.versions.file_diff(a, b, path)  # a summary for CSV/TSV and binary files
         if args.json:
             print_json({"a": ws.versions.resolve(a), "b": ws.versions.resolve(b) if b else None,
-                        "path": path, "diff": text})
+                        "path": path, "kind": kind, "diff": text})
         else:
             sys.stdout.write(text)
         return 0
@@ -259,8 +259,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     table = _table(f"{left} → {right}: {len(changes)} change{'s' * (len(changes) != 1)}",
                    ["change", "path", "size", "old size"])
     for c in changes:
-        table.add_row(c.change, _shown(c.path), human_bytes(c.size) if c.change != "deleted" else "",
-                      human_bytes(c.old_size) if c.change != "added" else "")
+        table.add_row(c.change, _shown(c.path), fmt.size(c.size) if c.change != "deleted" else "",
+                      fmt.size(c.old_size) if c.change != "added" else "")
     console().print(table)
     return 0
 
@@ -301,7 +301,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         print(f"{p.problem} object {p.hash[:12]}: {where}")
     status = "ok" if report.ok else f"{len(report.problems)} problem(s)"
     print(f"fsck {status}: {report.snapshots} snapshots, {report.objects} objects, "
-          f"{human_bytes(report.bytes)} verified")
+          f"{fmt.size(report.bytes)} verified")
     return 0 if report.ok else 1
 
 
@@ -312,5 +312,5 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_dict())
         return 0
-    print(f"gc: deleted {report.deleted} objects ({human_bytes(report.freed_bytes)}), kept {report.kept}")
+    print(f"gc: deleted {report.deleted} objects ({fmt.size(report.freed_bytes)}), kept {report.kept}")
     return 0

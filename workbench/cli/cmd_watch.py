@@ -16,7 +16,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from workbench.cli.common import add_json_flag, console, local_time, open_workspace, print_json
+from workbench import format as fmt
+from workbench.cli.common import add_json_flag, console, open_workspace, print_json
 
 if TYPE_CHECKING:
     from workbench.versioning.watch.watcher import WatchEvent
@@ -68,11 +69,11 @@ def _status(args: argparse.Namespace) -> int:
     out = console()
     rec = status.record
     if status.active and rec is not None:
-        out.print(f"[green]watching[/]: pid {rec.pid} on {rec.host}, since {local_time(rec.started_at)}, "
+        out.print(f"[green]watching[/]: pid {rec.pid} on {rec.host}, since {fmt.local_time(rec.started_at)}, "
                   f"mode {rec.mode}")
         last = "none yet"
         if rec.last_snapshot:
-            last = f"{rec.last_snapshot[:10]} at {local_time(rec.last_snapshot_at)}"
+            last = f"{rec.last_snapshot[:10]} at {fmt.local_time(rec.last_snapshot_at)}"
         out.print(f"snapshots taken: {rec.snapshots}, last: {last}")
         if rec.last_error:
             out.print(f"[red]last error[/]: {rec.last_error}", markup=True)

@@ -1,28 +1,35 @@
 """Messages the TUI's workers post back to the UI thread (attributes down, messages up).
 
 Workers never touch widgets: they call :class:`~workbench.ui.data.UiData` and post one of these
-with the result. :class:`Coalescer` turns a flood of small updates from a thread (log lines,
-metric ticks, watcher events) into at most one refresh per interval, as toolong does.
+with the result. A query's result travels as :class:`Loaded`, which carries the value *and* the
+typed callback that takes it: ``Loaded(value: T, handler: Callable[[T], None])``, so mypy checks
+that what a worker returns is what its handler accepts (no topic strings, no ``Any``).
+:class:`Coalescer` turns a flood of small updates from a thread (log lines, metric ticks, watcher
+events) into at most one refresh per interval, as toolong does.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from textual.message import Message
 
 T = TypeVar("T")
 
 
-class Loaded(Message):
-    """A worker finished a query: ``topic`` names it, ``value`` is the result."""
+class Loaded(Message, Generic[T]):
+    """A worker finished a query: ``value`` is its result, ``handler`` the screen method that
+    takes it (called on the UI thread by :meth:`deliver`)."""
 
-    def __init__(self, topic: str, value: Any) -> None:
+    def __init__(self, value: T, handler: Callable[[T], None]) -> None:
         super().__init__()
-        self.topic = topic
         self.value = value
+        self.handler = handler
+
+    def deliver(self) -> None:
+        self.handler(self.value)
 
 
 class WatcherState(Message):

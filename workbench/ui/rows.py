@@ -1,46 +1,27 @@
 """The TUI's view rows: plain dataclasses the screens draw, and the converters that build them.
 
-Service objects (run infos, snapshots, model versions, deployments, GPU samples) are read by
-attribute or mapping key through :func:`pick`, so a renamed field costs one line here and not a
-hunt through the screens. Nothing here queries the store; :class:`~workbench.ui.data.UiData`
-calls the services and hands their results to these converters. Every name is re-exported by
-:mod:`workbench.ui.data`.
+Each converter takes the service's own result type (``RunInfo``, ``SnapshotInfo``, ``Change``,
+``ModelVersion``, ``DeploymentInfo``, ``StageStatus``...) and reads its attributes directly, so
+mypy (strict on ``workbench.ui.*``) fails when a core field is renamed, instead of the screen
+showing "?". Nothing here queries the store; :class:`~workbench.ui.data.UiData` calls the services
+and hands their results to these converters. Every name is re-exported by :mod:`workbench.ui.data`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from pathlib import Path
+    from subprocess import Popen
 
-def pick(obj: Any, *names: str, default: Any = None) -> Any:
-    """The first of ``names`` that ``obj`` has, as an attribute or a mapping key."""
-    for name in names:
-        if isinstance(obj, dict):
-            if name in obj and obj[name] is not None:
-                return obj[name]
-        else:
-            value = getattr(obj, name, None)
-            if value is not None:
-                return value
-    return default
-
-
-def as_time(value: Any) -> float | None:
-    """Unix seconds from a float, an int, an ISO string or a datetime."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    try:
-        from datetime import datetime
-
-        return datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return None
+    from workbench.deploy.types import DeploymentInfo
+    from workbench.tracking.records import RunInfo
+    from workbench.tracking.registry import ModelVersion
+    from workbench.versioning.models import Change, SnapshotInfo
 
 
 # -- view rows --------------------------------------------------------------------------------------
@@ -65,7 +46,7 @@ class RunRow:
     tags: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     gpus: list[Any] = field(default_factory=list)
-    raw: Any = field(default=None, repr=False, compare=False)
+    raw: RunInfo | None = field(default=None, repr=False, compare=False)
     """The service's own run object (filters are evaluated on it)."""
     group: str | None = None
     """Set on the synthetic header row of a sweep group (the sweep id); None on real runs."""
@@ -194,10 +175,10 @@ class LaunchSpec:
 class Launched:
     """A ``workbench run`` process started by the TUI."""
 
-    process: Any = field(repr=False)
+    process: Popen[bytes] = field(repr=False)
     """The ``subprocess.Popen`` of ``workbench run``."""
     token: str
-    errors: Any
+    errors: Path
     """Path of the file that gets the process's stderr."""
 
     def error_text(self) -> str:
@@ -217,130 +198,59 @@ class Provenance:
 
 
 # -- converters -------------------------------------------------------------------------------------
-def float_or_none(value: Any) -> float | None:
-    """``float(value)``, or None where it is not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def list_row(obj: Any) -> RunRow:
+def list_row(info: RunInfo) -> RunRow:
     """A run of a listing as the runs table needs it: direct attribute reads (10,000 runs in a few
-    tens of ms); the command, environment and GPUs, which only the run detail shows, are left out."""
-    if type(obj).__name__ != "RunInfo":
-        return run_row(obj)
+    tens of ms); the command, tags, environment and GPUs, which only the run detail shows, are left out."""
     metrics: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for key, summary in obj.metrics.items():
+    for key, summary in info.metrics.items():
         if summary.last is not None:
             metrics[key] = summary.last
             counts[key] = summary.count
-    return RunRow(obj.id, obj.name or "", obj.status, obj.started_at, obj.ended_at, obj.params, metrics,
-                  counts, "", obj.exit_code, obj.executor or "local", obj.sweep_id, obj.snapshot_before,
-                  obj.snapshot_after, raw=obj)
+    return RunRow(info.id, info.name or "", info.status, info.started_at, info.ended_at, info.params, metrics,
+                  counts, "", info.exit_code, info.executor or "local", info.sweep_id, info.snapshot_before,
+                  info.snapshot_after, raw=info)
 
 
-def run_row(obj: Any) -> RunRow:
-    metrics_raw = pick(obj, "metrics", "summary", "last_metrics", default={}) or {}
-    metrics: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for key, value in dict(metrics_raw).items():
-        number = float_or_none(pick(value, "last", "value", default=value))
-        if number is not None:
-            metrics[key] = number
-            counts[key] = int(pick(value, "count", default=1))
-    command = pick(obj, "command", default="")
-    if isinstance(command, list | tuple):
-        import shlex
+def run_row(info: RunInfo) -> RunRow:
+    """One run with everything the run detail shows (``ws.runs.get``)."""
+    import shlex
 
-        command = shlex.join(str(c) for c in command)
-    return RunRow(
-        id=str(pick(obj, "id", "run_id", default="?")),
-        name=str(pick(obj, "name", default="")),
-        status=str(pick(obj, "status", default="unknown")),
-        started=as_time(pick(obj, "started_at", "started", "start_time")),
-        ended=as_time(pick(obj, "ended_at", "ended", "end_time", "finished_at")),
-        params=dict(pick(obj, "params", default={}) or {}),
-        metrics=metrics,
-        metric_counts=counts,
-        command=str(command),
-        exit_code=pick(obj, "exit_code", "returncode"),
-        executor=str(pick(obj, "executor", default="local")),
-        sweep_id=pick(obj, "sweep_id", "sweep"),
-        snapshot_before=pick(obj, "snapshot_before", "input_snapshot", "before_snapshot"),
-        snapshot_after=pick(obj, "snapshot_after", "output_snapshot", "after_snapshot"),
-        tags=dict(pick(obj, "tags", default={}) or {}),
-        environment=dict(pick(obj, "environment", "env", default={}) or {}),
-        gpus=list(pick(obj, "gpus", default=[]) or []),
-        raw=obj,
-    )
+    row = list_row(info)
+    row.params = dict(info.params)
+    row.command = shlex.join(str(c) for c in info.command)
+    row.tags = dict(info.tags)
+    row.environment = dict(info.environment)
+    row.gpus = list(info.gpus)
+    return row
 
 
-def snapshot_row(obj: Any) -> SnapshotRow:
-    return SnapshotRow(
-        id=str(pick(obj, "id")),
-        created=as_time(pick(obj, "created_at", "created", "time")),
-        kind=str(pick(obj, "kind", default="manual")),
-        message=str(pick(obj, "message", default="")),
-        files=int(pick(obj, "files", "file_count", default=0)),
-        bytes=int(pick(obj, "bytes", "size", default=0)),
-        new_bytes=int(pick(obj, "new_bytes", default=0)),
-        parent=pick(obj, "parent"),
-    )
+def snapshot_row(info: SnapshotInfo) -> SnapshotRow:
+    return SnapshotRow(id=info.id, created=info.created_at, kind=info.kind, message=info.message,
+                       files=info.files, bytes=info.bytes, new_bytes=info.new_bytes, parent=info.parent)
 
 
-def change_row(obj: Any) -> ChangeRow:
-    return ChangeRow(
-        path=str(pick(obj, "path")), change=str(pick(obj, "change", "kind", default="modified")),
-        size=int(pick(obj, "size", default=0) or 0), old_size=int(pick(obj, "old_size", default=0) or 0),
-    )
+def change_row(change: Change) -> ChangeRow:
+    return ChangeRow(path=change.path, change=change.change, size=change.size, old_size=change.old_size)
 
 
-def model_rows(obj: Any) -> list[ModelRow]:
-    """A registry entry may carry its versions, or be one version itself."""
-    versions = pick(obj, "versions")
-    if versions:
-        return [model_rows(v)[0] if pick(v, "name") else model_version_row(v, str(pick(obj, "name")))
-                for v in versions]
-    return [model_version_row(obj, str(pick(obj, "name", default="?")))]
+def model_version_row(version: ModelVersion) -> ModelRow:
+    return ModelRow(name=version.name, version=str(version.version), run_id=version.run_id,
+                    aliases=list(version.aliases), framework=version.framework, path=version.path,
+                    hash=version.hash)
 
 
-def model_version_row(obj: Any, name: str) -> ModelRow:
-    """One model version as a row; ``name`` is used where the version does not carry its own."""
-    aliases = pick(obj, "aliases", default=[]) or []
-    return ModelRow(
-        name=str(pick(obj, "name", default=name)), version=str(pick(obj, "version", default="?")),
-        run_id=pick(obj, "run_id", "run"), aliases=[str(a) for a in aliases],
-        framework=str(pick(obj, "framework", default="")), path=str(pick(obj, "path", default="")),
-        hash=str(pick(obj, "hash", default="")),
-    )
+def deployment_row(info: DeploymentInfo) -> DeploymentRow:
+    return DeploymentRow(name=info.name, model=info.model, version=info.version, target=info.target,
+                         desired=info.replicas, ready=info.ready, state=info.state, url=info.endpoint,
+                         message=info.message, revision=info.revision, run_id=info.run_id)
 
 
-def deployment_row(obj: Any) -> DeploymentRow:
-    return DeploymentRow(
-        name=str(pick(obj, "name")),
-        model=str(pick(obj, "model", "model_name", default="")),
-        version=str(pick(obj, "version", "model_version", default="")),
-        target=str(pick(obj, "target", default="local")),
-        desired=int(pick(obj, "replicas", "desired_replicas", "desired", default=0) or 0),
-        ready=int(pick(obj, "ready_replicas", "ready", default=0) or 0),
-        state=str(pick(obj, "state", "rollout_state", "status", default="unknown")),
-        url=str(pick(obj, "url", "endpoint", default="")),
-        message=str(pick(obj, "message", "reason", default="")),
-        revision=int(pick(obj, "revision", default=0) or 0),
-        run_id=pick(obj, "run_id"),
-    )
-
-
-def gpu_row(obj: Any, index: int) -> GpuRow:
-    return GpuRow(
-        index=int(pick(obj, "index", default=index)), name=str(pick(obj, "name", "model", default="GPU")),
-        utilisation=float_or_none(pick(obj, "utilization", "utilisation", "util", "gpu_util")),
-        memory_used=pick(obj, "memory_used", "mem_used"),
-        memory_total=pick(obj, "memory_total", "mem_total", "memory"),
-    )
-
-
-def is_text(data: bytes) -> bool:
-    return b"\0" not in data[:8192]
+def gpu_row(gpu: Mapping[str, Any]) -> GpuRow:
+    """One GPU of ``ws.executors.gpus()["gpus"]`` (facts merged with the current sample: index,
+    model, utilisation in percent, memory_used and memory_total in bytes)."""
+    used, total, util = gpu.get("memory_used"), gpu.get("memory_total"), gpu.get("utilisation")
+    return GpuRow(index=int(gpu["index"]), name=str(gpu.get("model") or "GPU"),
+                  utilisation=None if util is None else float(util),
+                  memory_used=None if used is None else int(used),
+                  memory_total=None if total is None else int(total))

@@ -29,7 +29,10 @@ from workbench.versioning.worktree import WorkTree, scan
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
     from workbench.versioning.blobs import BlobStore
+    from workbench.versioning.diff_summary import FileDiff
     from workbench.versioning.reports import FileEntry, FsckReport, GcReport, RestoreResult
+    from workbench.versioning.watch.lock import WatchStatus
+    from workbench.versioning.watch.watcher import Watcher, WatchEvent
 
 # ``status`` only hashes (nothing stored), and a file's hash does not depend on how it is chunked,
 # so it never needs the project config (reading it costs milliseconds of start-up).
@@ -396,10 +399,23 @@ class VersioningService:
 
     def unified_diff(self, a: str, b: str | None, path: str) -> str:
         from workbench.versioning.diff import unified
-        from workbench.versioning.restore import clean_path
 
+        rel, old, new, labels = self._two_sides(a, b, path)
+        return unified(old, new, rel, *labels)
+
+    def file_diff(self, a: str | None, b: str | None, path: str) -> FileDiff:
+        """PATH from ``a`` (None: absent) to ``b`` (None: the working folder): a unified diff, or
+        a summary for CSV/TSV and binary files (:mod:`workbench.versioning.diff_summary`)."""
+        from workbench.versioning.diff_summary import file_diff
+
+        rel, old, new, labels = self._two_sides(a, b, path)
+        return file_diff(rel, old, new, *labels)
+
+    def _two_sides(self, a: str | None, b: str | None,
+                   path: str) -> tuple[str, bytes | None, bytes | None, tuple[str, str]]:
+        from workbench.versioning.restore import clean_path
         rel = clean_path(path)
-        old = self._maybe_read(a, rel)
+        old = self._maybe_read(a, rel) if a is not None else None
         if b is None:
             full = self.root / rel
             new = full.read_bytes() if full.is_file() and not full.is_symlink() else None
@@ -408,7 +424,7 @@ class VersioningService:
             new, label = self._maybe_read(b, rel), self.get(b).short_id
         if old is None and new is None:
             raise UnknownIdError(f"{display_path(rel)!r} is in neither version", "check the path")
-        return unified(old, new, display_path(rel), self.get(a).short_id, label)
+        return display_path(rel), old, new, (self.get(a).short_id if a is not None else "", label)
 
     def _maybe_read(self, ref: str, rel: str) -> bytes | None:
         item = self.reader.lookup(self.get(ref).root_tree, rel)
@@ -485,3 +501,15 @@ class VersioningService:
 
         register_project(self.store.root, self.ws.paths.db)
         return gc(self.ws.paths.db, self.store, progress)
+
+    def watcher(self, on_event: Callable[[WatchEvent], None] | None = None) -> Watcher:
+        """The project's auto-versioning watcher, not started (``start()``, ``stop()``)."""
+        from workbench.versioning.watch.watcher import Watcher
+
+        return Watcher(self.ws, on_event=on_event)
+
+    def watch_status(self) -> WatchStatus:
+        """Whether another process watches this project, without starting anything."""
+        from workbench.versioning.watch.lock import watch_status
+
+        return watch_status(self.ws.paths.locks)

@@ -1,15 +1,17 @@
 """What every Workbench screen shares: the data source, query workers, back/quit, periodic reload.
 
-A screen asks for data with :meth:`WorkbenchScreen.query_data`: the callable runs in a thread
-worker and its result arrives as a :class:`~workbench.ui.messages.Loaded` message whose topic the
-screen's ``on_loaded_<topic>`` method handles. A worker's failure goes to the app's one error
-handler, which turns it into a notification.
+A screen asks for data with :meth:`WorkbenchScreen.load`: ``self.load(fn, self._show_runs)``
+runs ``fn`` in a thread worker and hands its result to ``_show_runs`` on the UI thread (through a
+:class:`~workbench.ui.messages.Loaded` message). The signature is generic, ``fn: Callable[[], T]``
+and ``on_done: Callable[[T], None]``, so mypy rejects a handler whose parameter type does not
+match what the query returns: the type check replaces the old ``on_loaded_<topic>`` dispatch by
+name. A worker's failure goes to the app's one error handler, which turns it into a notification.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -21,6 +23,8 @@ from workbench.ui.messages import DataChanged, Loaded
 if TYPE_CHECKING:
     from workbench.ui.app import WorkbenchApp
     from workbench.ui.data import UiData
+
+T = TypeVar("T")
 
 
 class SteadyFooter(Footer):
@@ -106,27 +110,27 @@ class WorkbenchScreen(Screen[None]):
         if self.is_current:
             self.reload(quiet=True)
 
-    def query_data(self, topic: str, fn: Callable[[], Any], *, group: str | None = None,
-                   exclusive: bool = True) -> None:
-        """Run ``fn`` in a thread worker and deliver its result as ``Loaded(topic, value)``."""
+    def load(self, fn: Callable[[], T], on_done: Callable[[T], None], *, group: str | None = None,
+             exclusive: bool = True) -> None:
+        """Run ``fn`` in a thread worker and call ``on_done(result)`` on the UI thread. ``group``
+        (default: the handler's name) is the worker group that ``exclusive`` replaces."""
+        name = group or str(getattr(on_done, "__name__", "load"))
 
         def job() -> None:
             value = fn()
-            self.post_message(Loaded(topic, value))
+            self.post_message(Loaded(value, on_done))
 
-        self.run_worker(job, thread=True, group=group or topic, exclusive=exclusive,
-                        exit_on_error=False, name=f"{type(self).__name__}:{topic}")
+        self.run_worker(job, thread=True, group=name, exclusive=exclusive,
+                        exit_on_error=False, name=f"{type(self).__name__}:{name}")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Worker messages do not bubble: hand failures to the app's one error handler."""
         if event.state is WorkerState.ERROR and event.worker.error is not None:
             self.wb.show_error(event.worker.error)
 
-    def on_loaded(self, message: Loaded) -> None:
-        handler = getattr(self, f"on_loaded_{message.topic}", None)
-        if handler is not None:
-            message.stop()
-            handler(message.value)
+    def on_loaded(self, message: Loaded[Any]) -> None:
+        message.stop()
+        message.deliver()
 
     def action_back(self) -> None:
         self.wb.go_back()

@@ -19,12 +19,12 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
+from workbench import format as fmt
 from workbench.ui.data import ChangeRow, RankRow, RunRow, Series
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.widgets.diff_view import DiffView
 from workbench.ui.widgets.metric_chart import Curve, MetricChart
 from workbench.ui.widgets.parallel_chart import ParallelChart
-from workbench.ui.widgets.runs_table import fmt_value
 from workbench.ui.widgets.tables import fill_table
 
 SMOOTHING = (0.0, 0.6, 0.9)
@@ -111,9 +111,9 @@ class CompareScreen(WorkbenchScreen):
                 changes = self.data.compare_snapshots(a, b)
             return CompareData(runs, keys, changes)
 
-        self.query_data("compare", fetch)
+        self.load(fetch, self._show)
 
-    def on_loaded_compare(self, value: CompareData) -> None:
+    def _show(self, value: CompareData) -> None:
         self.data_ = value
         names = ", ".join(r.name or r.short_id for r in value.runs)
         what = "sweep " + (value.runs[0].sweep_id or "") if self.sweep_id else f"{len(value.runs)} runs"
@@ -137,9 +137,9 @@ class CompareScreen(WorkbenchScreen):
     def _fill_params(self, runs: list[RunRow]) -> None:
         lines: list[tuple[str | None, list[object]]] = []
         for key in differing_params(runs):
-            lines.append((None, [key, *[fmt_value(r.params.get(key)) for r in runs]]))
+            lines.append((None, [key, *[fmt.number(r.params.get(key)) for r in runs]]))
         for key in sorted({k for r in runs for k in r.metrics}):
-            lines.append((None, [f"▸ {key}", *[fmt_value(r.metrics.get(key)) for r in runs]]))
+            lines.append((None, [f"▸ {key}", *[fmt.number(r.metrics.get(key)) for r in runs]]))
         headers = ["", *[r.name[:14] or r.short_id for r in runs]]
         fill_table(self.query_one("#compare-params", DataTable), headers, lines)
 
@@ -150,7 +150,7 @@ class CompareScreen(WorkbenchScreen):
         def fetch() -> list[tuple[RunRow, Series]]:
             return [(r, self.data.metric_series(r.id, key, max_points=400)) for r in runs]
 
-        self.query_data("curves", fetch)
+        self.load(fetch, self._show_curves)
         self.rank()
 
     @property
@@ -177,16 +177,16 @@ class CompareScreen(WorkbenchScreen):
                 params = differing_params(runs)
             return ranked, params
 
-        self.query_data("rank", fetch)
+        self.load(fetch, self._show_rank)
 
-    def on_loaded_rank(self, value: tuple[list[RankRow], list[str]]) -> None:
+    def _show_rank(self, value: tuple[list[RankRow], list[str]]) -> None:
         ranked, params = value
         self.ranked = ranked
         key = self.key or ""
         headers = ["#", "run", key[:14], *[p[:12] for p in params]]
         lines: list[tuple[str | None, list[object]]] = [
-            (None, [str(i + 1), row.name[:16], fmt_value(row.value),
-                    *[fmt_value(row.params.get(p)) for p in params]])
+            (None, [str(i + 1), row.name[:16], fmt.number(row.value),
+                    *[fmt.number(row.params.get(p)) for p in params]])
             for i, row in enumerate(ranked)]
         fill_table(self.query_one("#compare-rank", DataTable), headers, lines)
         self.query_one(ParallelChart).show(ranked, params, key, self.rank_order)
@@ -196,7 +196,7 @@ class CompareScreen(WorkbenchScreen):
         self.notify(f"ranking: {self.order} is best", timeout=1.5)
         self.rank()
 
-    def on_loaded_curves(self, value: list[tuple[RunRow, Series]]) -> None:
+    def _show_curves(self, value: list[tuple[RunRow, Series]]) -> None:
         chart = self.query_one(MetricChart)
         chart.show([Curve(r.name or r.short_id, s) for r, s in value], title=self.key or "")
 
@@ -206,9 +206,9 @@ class CompareScreen(WorkbenchScreen):
         path = event.option.id
         a, b = self.data_.runs[0].snapshot_before, self.data_.runs[1].snapshot_before
         if a and b:
-            self.query_data("diff", lambda: self.data.file_diff(a, b, path))
+            self.load(lambda: self.data.file_diff(a, b, path), self._show_diff)
 
-    def on_loaded_diff(self, value: tuple[str, str]) -> None:
+    def _show_diff(self, value: tuple[str, str]) -> None:
         self.query_one(DiffView).show(*value)
 
     def action_metric(self, delta: int) -> None:

@@ -77,7 +77,7 @@ class DeploymentsScreen(WorkbenchScreen):
                         continue
             return rows, traffic
 
-        self.query_data("deployments", fetch)
+        self.load(fetch, self._show)
 
     def _pending(self, listed: list[DeploymentRow]) -> list[DeploymentRow]:
         """Deploys started from this TUI that the store does not show as rolling out yet."""
@@ -90,7 +90,7 @@ class DeploymentsScreen(WorkbenchScreen):
                                          ready=0, state="building", url="", message=phase, pending=True))
         return out
 
-    def on_loaded_deployments(self, value: tuple[list[DeploymentRow], Traffic]) -> None:
+    def _show(self, value: tuple[list[DeploymentRow], Traffic]) -> None:
         listed, traffic = value
         now = time.time()
         for name, sample in traffic.items():
@@ -149,7 +149,7 @@ class DeploymentsScreen(WorkbenchScreen):
             got = self.data.scale(row.name, replicas)
             return f"{got.name}: {got.ready}/{got.desired} replicas ready"
 
-        self.query_data("done", job, group=f"scale:{row.name}")
+        self.load(job, self._done, group=f"scale:{row.name}")
 
     def action_rollback(self) -> None:
         row = self.current
@@ -164,13 +164,13 @@ class DeploymentsScreen(WorkbenchScreen):
                     got = self.data.rollback(row.name)
                     return f"{got.name} serves {got.model}:{got.version} again (revision {got.revision})"
 
-                self.query_data("done", job, group=f"rollback:{row.name}")
+                self.load(job, self._done, group=f"rollback:{row.name}")
 
         self.app.push_screen(ConfirmDialog(
             f"Roll back {row.name}?", f"{row.name} serves {row.model}:{row.version} now (revision "
             f"{row.revision}); it will go back to the last revision that served another model version, "
             "with the same number of replicas.", yes="Roll back"), answered)
 
-    def on_loaded_done(self, text: str) -> None:
+    def _done(self, text: str) -> None:
         self.notify(text, title="Deployments")
         self.reload()

@@ -15,22 +15,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from workbench import format as fmt
 from workbench.ui.data import ChangeRow, SnapshotRow
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.screens.dialogs import ConfirmDialog
-from workbench.ui.screens.overview import age
 from workbench.ui.widgets.diff_view import DiffView
 
 _ICON = {"added": "+", "modified": "~", "deleted": "-"}
-
-
-def human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "K", "M", "G"):
-        if size < 1024 or unit == "G":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1024
-    return f"{size:.1f}G"
 
 
 class HistoryScreen(WorkbenchScreen):
@@ -70,9 +61,9 @@ class HistoryScreen(WorkbenchScreen):
 
     def reload(self, quiet: bool = False) -> None:
         include = self.include_auto
-        self.query_data("snapshots", lambda: self.data.snapshots(include_auto=include, limit=500))
+        self.load(lambda: self.data.snapshots(include_auto=include, limit=500), self._show_snapshots)
 
-    def on_loaded_snapshots(self, rows: list[SnapshotRow]) -> None:
+    def _show_snapshots(self, rows: list[SnapshotRow]) -> None:
         if [r.id for r in rows] == [r.id for r in self.snapshots]:
             return
         self.snapshots = rows
@@ -80,7 +71,7 @@ class HistoryScreen(WorkbenchScreen):
         keep = self.selected.id if self.selected else None
         table.clear()
         for snap in rows:
-            table.add_row(snap.id[:8], age(snap.created, self.wb.clock()), snap.kind, str(snap.files),
+            table.add_row(snap.id[:8], fmt.age(snap.created, self.wb.clock()), snap.kind, str(snap.files),
                           snap.message[:40], key=snap.id)
         title = f"Snapshots ({len(rows)}{'' if self.include_auto else ', auto hidden'})"
         self.query_one("#snapshots-title", Static).update(title)
@@ -108,9 +99,9 @@ class HistoryScreen(WorkbenchScreen):
     def _select(self, snap: SnapshotRow) -> None:
         self.selected = snap
         self.selected_path = None
-        self.query_data("changes", lambda: (snap.id, self.data.changes(snap)))
+        self.load(lambda: (snap.id, self.data.changes(snap)), self._show_changes)
 
-    def on_loaded_changes(self, value: tuple[str, list[ChangeRow]]) -> None:
+    def _show_changes(self, value: tuple[str, list[ChangeRow]]) -> None:
         snap_id, changes = value
         if not self.selected or snap_id != self.selected.id:
             return
@@ -118,7 +109,7 @@ class HistoryScreen(WorkbenchScreen):
         table = self.query_one("#files-table", DataTable)
         table.clear()
         for change in changes[:5000]:
-            table.add_row(_ICON.get(change.change, "?"), change.path, human(change.size), key=change.path)
+            table.add_row(_ICON.get(change.change, "?"), change.path, fmt.size(change.size), key=change.path)
         self.query_one("#files-title", Static).update(
             f"Changed in {snap_id[:8]} ({len(changes)})")
         if changes:
@@ -133,11 +124,11 @@ class HistoryScreen(WorkbenchScreen):
         snap = self.selected
         change = next((c for c in self.changes if c.path == path), None)
         if change is not None and change.change == "deleted":
-            self.query_one(DiffView).show("info", f"{path} was deleted ({human(change.old_size)})")
+            self.query_one(DiffView).show("info", f"{path} was deleted ({fmt.size(change.old_size)})")
             return
-        self.query_data("diff", lambda: self.data.file_diff(snap.parent, snap.id, path))
+        self.load(lambda: self.data.file_diff(snap.parent, snap.id, path), self._show_diff)
 
-    def on_loaded_diff(self, value: tuple[str, str]) -> None:
+    def _show_diff(self, value: tuple[str, str]) -> None:
         self.query_one(DiffView).show(*value)
 
     # -- actions --------------------------------------------------------------------------------------
@@ -158,9 +149,9 @@ class HistoryScreen(WorkbenchScreen):
         def preview() -> tuple[str, list[str] | None, list[ChangeRow]]:
             return ref, paths, self.data.restore_preview(ref, paths)
 
-        self.query_data("preview", preview)
+        self.load(preview, self._ask_restore)
 
-    def on_loaded_preview(self, value: tuple[str, list[str] | None, list[ChangeRow]]) -> None:
+    def _ask_restore(self, value: tuple[str, list[str] | None, list[ChangeRow]]) -> None:
         ref, paths, changes = value
         what = f"{paths[0]} from snapshot {ref[:8]}" if paths else f"the whole project to snapshot {ref[:8]}"
         if not changes:
@@ -174,11 +165,11 @@ class HistoryScreen(WorkbenchScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.query_data("restored", lambda: self.data.restore(ref, paths))
+                self.load(lambda: self.data.restore(ref, paths), self._restored)
 
         self.app.push_screen(ConfirmDialog(f"Restore {what}?", body, yes="Restore"), answered)
 
-    def on_loaded_restored(self, text: str) -> None:
+    def _restored(self, text: str) -> None:
         self.notify(text, title="Restore")
         self.snapshots = []
         self.reload()

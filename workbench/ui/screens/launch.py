@@ -138,7 +138,7 @@ class LaunchScreen(WorkbenchScreen):
     def _watch(self) -> None:
         """Worker: start the process, find its run, follow its log, report the end."""
         launched = self.data.launch(self.spec)
-        self.post_message_loaded("started", launched)
+        self.post_message(Loaded(launched, self._started))
         deadline = time.monotonic() + FIND_TIMEOUT
         run = None
         while run is None and not self._stop.is_set():
@@ -149,39 +149,36 @@ class LaunchScreen(WorkbenchScreen):
                     if run is None:
                         code = launched.process.returncode
                         text = launched.error_text() or f"workbench run exited with {code}"
-                        self.post_message_loaded("failed", text)
+                        self.post_message(Loaded(text, self._failed))
                         return
                 elif time.monotonic() > deadline:
-                    self.post_message_loaded("failed", "the run did not appear in the store in time")
+                    self.post_message(Loaded("the run did not appear in the store in time", self._failed))
                     return
                 else:
                     self._stop.wait(0.05)
         if run is None:
             return
-        self.post_message_loaded("found", run)
+        self.post_message(Loaded(run, self._found))
         for line in self.data.log_lines(run.id, follow=True, stop=self._stop):
             self._lines.push(line)
         if not self._stop.is_set():
             launched.process.wait()
-            self.post_message_loaded("ended", self.data.run(run.id))
-
-    def post_message_loaded(self, topic: str, value: object) -> None:
-        self.post_message(Loaded(topic, value))
+            self.post_message(Loaded(self.data.run(run.id), self._ended))
 
     def _title(self, text: str) -> None:
         self.query_one("#launch-title", Static).update(text)
 
-    def on_loaded_started(self, launched: Launched) -> None:
+    def _started(self, launched: Launched) -> None:
         self.launched = launched
         self._title(f"Starting (pid {launched.process.pid}): {shlex.join(self.spec.command)}")
 
-    def on_loaded_found(self, run: RunRow) -> None:
+    def _found(self, run: RunRow) -> None:
         self.run = run
         self._title(f"Run {run.id} {run.status}: {shlex.join(self.spec.command)}"
                     "  (Enter opens it, c cancels)")
         self.app.post_message(DataChanged("runs"))
 
-    def on_loaded_ended(self, run: RunRow) -> None:
+    def _ended(self, run: RunRow) -> None:
         self._lines.drain()
         self.run = run
         self._title(f"Run {run.id} {run.status}"
@@ -189,7 +186,7 @@ class LaunchScreen(WorkbenchScreen):
                     + "  (Enter opens it)")
         self.app.post_message(DataChanged("runs"))
 
-    def on_loaded_failed(self, text: str) -> None:
+    def _failed(self, text: str) -> None:
         self.error = text
         self._title(f"Could not start: {text}")
         self.notify(text, title="Launch", severity="error", timeout=10)

@@ -41,9 +41,9 @@ class ModelsScreen(WorkbenchScreen):
         self.query_one(DataTable).focus()
 
     def reload(self, quiet: bool = False) -> None:
-        self.query_data("models", self.data.models)
+        self.load(self.data.models, self._show)
 
-    def on_loaded_models(self, rows: list[ModelRow]) -> None:
+    def _show(self, rows: list[ModelRow]) -> None:
         if rows == self.rows:
             return
         self.rows = rows
@@ -79,7 +79,7 @@ class ModelsScreen(WorkbenchScreen):
                     self.data.set_alias(model.name, model.version, alias)
                     return f"{model.name}@{alias} -> version {model.version}"
 
-                self.query_data("done", job)
+                self.load(job, self._done)
 
         self.app.push_screen(PromptDialog(f"Alias for {model.name}:{model.version}", "production"), chosen)
 
@@ -99,7 +99,7 @@ class ModelsScreen(WorkbenchScreen):
                                            "the same name gets a rolling update to this version.",
                                            yes="Deploy"), answered)
 
-    def on_loaded_done(self, text: str) -> None:
+    def _done(self, text: str) -> None:
         self.notify(text)
         self.rows = []
         self.reload()

@@ -6,11 +6,10 @@ the GPU strip and deployments when there are any. Enter on a run opens it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -18,11 +17,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from workbench import format as fmt
 from workbench.errors import WorkbenchError
 from workbench.ui.data import DeploymentRow, GpuRow, RunRow, SnapshotRow
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.widgets.gpu_strip import GpuStrip
-from workbench.ui.widgets.runs_table import fmt_duration, fmt_time
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 @dataclass
@@ -34,16 +36,6 @@ class OverviewData:
     gpus: list[GpuRow]
     gpu_reason: str
     notes: list[str]
-
-
-def age(stamp: float | None, now: float | None = None) -> str:
-    if stamp is None:
-        return ""
-    seconds = max(0, int((time.time() if now is None else now) - stamp))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
 
 
 class OverviewScreen(WorkbenchScreen):
@@ -85,13 +77,13 @@ class OverviewScreen(WorkbenchScreen):
     """(change token, runs) of the last poll: the runs are listed again only when the token moves."""
 
     def reload(self, quiet: bool = False) -> None:
-        self.query_data("overview", self._fetch)
+        self.load(self._fetch, self._show)
 
     def _fetch(self) -> OverviewData:
         data = self.data
         notes: list[str] = []
 
-        def attempt(fn: Callable[[], Any], default: Any) -> Any:
+        def attempt(fn: Callable[[], T], default: D) -> T | D:
             try:
                 return fn()
             except WorkbenchError as exc:
@@ -127,7 +119,7 @@ class OverviewScreen(WorkbenchScreen):
             parts.append(f"{pending} pending change{'s' if pending != 1 else ''}")
         self.query_one("#project-line", Static).update("  ·  ".join(parts))
 
-    def on_loaded_overview(self, value: OverviewData) -> None:
+    def _show(self, value: OverviewData) -> None:
         self._pending = value.pending
         self._show_project_line()
         self.query_one(GpuStrip).show(value.gpus, value.gpu_reason)
@@ -138,7 +130,7 @@ class OverviewScreen(WorkbenchScreen):
             metric = next(iter(sorted(run.metrics.items())), None)
             runs.add_row(
                 {"running": "▶", "succeeded": "✓", "failed": "✗"}.get(run.status, "■"),
-                run.name[:20], run.short_id, fmt_time(run.started), fmt_duration(run.duration),
+                run.name[:20], run.short_id, fmt.short_time(run.started), fmt.duration(run.duration),
                 f"{metric[0]}={metric[1]:.4g}" if metric else "", key=run.id,
             )
         if value.runs:
@@ -147,7 +139,7 @@ class OverviewScreen(WorkbenchScreen):
         snaps.clear()
         now = self.wb.clock()
         for snap in value.snapshots:
-            snaps.add_row(snap.id[:8], snap.kind, age(snap.created, now), snap.message[:30], key=snap.id)
+            snaps.add_row(snap.id[:8], snap.kind, fmt.age(snap.created, now), snap.message[:30], key=snap.id)
         deps = self.query_one("#recent-deployments", DataTable)
         deps.clear()
         for dep in value.deployments:

@@ -43,9 +43,9 @@ class PipelinesScreen(WorkbenchScreen):
         self.query_one(DataTable).focus()
 
     def reload(self, quiet: bool = False) -> None:
-        self.query_data("stages", self.data.stages)
+        self.load(self.data.stages, self._show)
 
-    def on_loaded_stages(self, stages: list[StageRow]) -> None:
+    def _show(self, stages: list[StageRow]) -> None:
         ordered = sorted(stages, key=lambda s: s.level)  # stable: DAG order within a level
         if ordered == self._shown:
             return

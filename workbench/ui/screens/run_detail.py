@@ -19,12 +19,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
+from workbench import format as fmt
 from workbench.ui.data import Provenance, RunRow, Series
 from workbench.ui.messages import Coalescer
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.widgets.log_tail import LogTail
 from workbench.ui.widgets.metric_chart import Curve, MetricChart
-from workbench.ui.widgets.runs_table import fmt_duration, fmt_time, fmt_value
 
 CHART_POINTS = 600
 
@@ -37,15 +37,15 @@ def summary_table(run: RunRow) -> Table:
         ("run", f"{run.id}  {run.name}"), ("status", f"{run.status}" + (
             f" (exit {run.exit_code})" if run.exit_code is not None else "")),
         ("command", run.command), ("executor", run.executor),
-        ("started", fmt_time(run.started)), ("duration", fmt_duration(run.duration)),
+        ("started", fmt.short_time(run.started)), ("duration", fmt.duration(run.duration)),
         ("code+data in", (run.snapshot_before or "")[:12]),
         ("outputs snapshot", (run.snapshot_after or "")[:12]),
     ]
     if run.sweep_id:
         rows.append(("sweep", str(run.sweep_id)))
     rows.append(("", ""))
-    rows.extend((f"param {k}", fmt_value(v)) for k, v in sorted(run.params.items()))
-    rows.extend((f"metric {k}", fmt_value(v)) for k, v in sorted(run.metrics.items()))
+    rows.extend((f"param {k}", fmt.number(v)) for k, v in sorted(run.params.items()))
+    rows.extend((f"metric {k}", fmt.number(v)) for k, v in sorted(run.metrics.items()))
     env = run.environment
     if env:
         rows.append(("", ""))
@@ -128,11 +128,11 @@ class RunDetailScreen(WorkbenchScreen):
             series = self.data.metric_series(run.id, chosen, max_points=CHART_POINTS) if chosen else None
             return run, keys, series
 
-        self.query_data("run", fetch)
+        self.load(fetch, self._show)
         if self.provenance is None or self.run is None or self.run.status == "running":
-            self.query_data("provenance", lambda: self.data.provenance(self.run_id))
+            self.load(lambda: self.data.provenance(self.run_id), self._show_provenance)
 
-    def on_loaded_run(self, value: tuple[RunRow, list[str], Series | None]) -> None:
+    def _show(self, value: tuple[RunRow, list[str], Series | None]) -> None:
         run, keys, series = value
         self.run = run
         self.query_one("#run-title", Static).update(
@@ -162,14 +162,15 @@ class RunDetailScreen(WorkbenchScreen):
         if self.key in self.keys:
             options.highlighted = self.keys.index(self.key)
 
-    def on_loaded_series(self, series: Series) -> None:
+    def _show_series(self, series: Series) -> None:
         self.series = series
         self._draw()
 
     def select_metric(self, key: str) -> None:
         self.key = key
         run_id = self.run.id if self.run else self.run_id
-        self.query_data("series", lambda: self.data.metric_series(run_id, key, max_points=CHART_POINTS))
+        self.load(lambda: self.data.metric_series(run_id, key, max_points=CHART_POINTS),
+                   self._show_series)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option_list.id == "metric-keys" and event.option.id:
@@ -200,7 +201,7 @@ class RunDetailScreen(WorkbenchScreen):
         self.query_one(LogTail).add_batch(lines)
 
     # -- provenance -----------------------------------------------------------------------------------
-    def on_loaded_provenance(self, prov: Provenance) -> None:
+    def _show_provenance(self, prov: Provenance) -> None:
         self.provenance = prov
         options = self.query_one("#run-provenance", OptionList)
         options.clear_options()

@@ -145,7 +145,7 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
             return Result(request, token, sort, rows_in_order, rows, view, (t1 - t0) * 1000,
                           (time.perf_counter() - t1) * 1000, options["sweep_names"])
 
-        self.query_data("runs", fetch, exclusive=False)
+        self.load(fetch, self._show_result, group="runs", exclusive=False)
 
     def on_data_changed(self, message: DataChanged) -> None:
         self._stale = True  # WorkbenchScreen.on_data_changed (called after this) reloads
@@ -162,7 +162,7 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
         if event.worker.group == "runs" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self._next()
 
-    def on_loaded_runs(self, result: Result | None) -> None:
+    def _show_result(self, result: Result | None) -> None:
         if result is not None and result.request > self._applied:
             self._applied = result.request
             self._token, self._base_sort, self.base = result.token, result.sort, result.base

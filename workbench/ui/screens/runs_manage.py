@@ -7,7 +7,7 @@ tracking service (``ws.runs.rename/tag/archive/plan_removal/remove``) in a threa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.binding import Binding, BindingType
 
@@ -15,12 +15,19 @@ from workbench.ui.screens.dialogs import ConfirmDialog, PromptDialog
 from workbench.ui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
+    from workbench.tracking.manage import RemovalPlan
+    from workbench.tracking.service import TrackingService
     from workbench.ui.rows import RunRow
+    from workbench.ui.screens.base import WorkbenchScreen
+
+    _Screen = WorkbenchScreen
+else:
+    _Screen = object
 
 ARCHIVED_TAG = "archived"
 
 
-class RunsManageMixin:
+class RunsManageMixin(_Screen):
     """Bindings and actions that change runs' labels or delete runs (mixed into RunsScreen)."""
 
     MANAGE_BINDINGS: ClassVar[list[BindingType]] = [
@@ -32,14 +39,8 @@ class RunsManageMixin:
     ]
     show_archived: bool = False
 
-    # provided by RunsScreen / WorkbenchScreen
+    # provided by RunsScreen
     rows: list[RunRow]
-    query_one: Any
-    data: Any
-    app: Any
-    query_data: Any
-    reload: Any
-    notify: Any
 
     def _targets(self) -> list[RunRow]:
         table = self.query_one(RunsTable)
@@ -53,7 +54,7 @@ class RunsManageMixin:
         self.query_one(RunsTable).marked.clear()
         self.reload(quiet=False)
 
-    def _service(self) -> Any:
+    def _service(self) -> TrackingService:
         return self.data.ws.runs
 
     def action_rename(self) -> None:
@@ -65,7 +66,7 @@ class RunsManageMixin:
 
         def done(name: str | None) -> None:
             if name is not None:
-                self.query_data("managed", lambda: self._service().rename(run.id, name))
+                self.load(lambda: self._service().rename(run.id, name), self._changed, group="managed")
 
         self.app.push_screen(PromptDialog(f"Rename run {run.short_id}", "new name", run.name), done)
 
@@ -83,7 +84,8 @@ class RunsManageMixin:
             remove = [p[1:] for p in pairs if p.startswith("-")]
             tags = parse_tags([p for p in pairs if not p.startswith("-")])
             service = self._service()
-            self.query_data("managed", lambda: [service.tag(r.id, tags, remove) for r in targets])
+            self.load(lambda: [service.tag(r.id, tags, remove) for r in targets], self._changed,
+                       group="managed")
 
         self.app.push_screen(PromptDialog(
             f"Tag {len(targets)} run(s)", "KEY=VALUE ... (-KEY removes a tag)"), done)
@@ -94,7 +96,8 @@ class RunsManageMixin:
             return
         undo = all(ARCHIVED_TAG in r.tags for r in targets)
         service = self._service()
-        self.query_data("managed", lambda: service.archive([r.id for r in targets], undo=undo))
+        self.load(lambda: service.archive([r.id for r in targets], undo=undo), self._changed,
+                   group="managed")
         verb = "unarchived" if undo else "archived (A shows archived runs)"
         self.notify(f"{len(targets)} run(s) {verb}")
 
@@ -109,12 +112,12 @@ class RunsManageMixin:
             return
         service = self._service()
 
-        def plan() -> Any:
+        def plan() -> RemovalPlan:
             return service.plan_removal([r.id for r in targets])
 
-        self.query_data("removal_plan", plan)
+        self.load(plan, self._confirm_removal)
 
-    def on_loaded_removal_plan(self, plan: Any) -> None:
+    def _confirm_removal(self, plan: RemovalPlan) -> None:
         lines = [f"kept {run}: {reason}" for run, reason in plan.refused]
         if not plan.runs:
             self.notify("; ".join(lines) or "nothing to delete", severity="warning")
@@ -126,9 +129,6 @@ class RunsManageMixin:
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.query_data("managed", lambda: service.remove(plan))
+                self.load(lambda: service.remove(plan), self._changed, group="managed")
 
         self.app.push_screen(ConfirmDialog("Delete runs?", "\n".join(lines), yes="Delete"), answered)
-
-    def on_loaded_managed(self, _: object) -> None:
-        self._changed()

@@ -34,16 +34,13 @@ from workbench.ui.widgets.table_view import (
     TableView,
     build_view,
     cell_value,
-    fmt_duration,
-    fmt_time,
-    fmt_value,
     format_cell,
     sort_rows,
 )
 
 __all__ = [
     "FIXED_COLUMNS", "WIDTH_SAMPLE", "Cells", "Column", "RunsTable", "TableView", "build_view", "cell_value",
-    "fmt_duration", "fmt_time", "fmt_value", "format_cell", "sort_rows",
+    "format_cell", "sort_rows",
 ]
 
 

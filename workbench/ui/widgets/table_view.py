@@ -11,11 +11,11 @@ widget draws the view.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from workbench import format as fmt
 from workbench.ui.rows import RunRow
 
 FIXED_COLUMNS = ("status", "name", "sweep", "id", "started", "duration")
@@ -95,35 +95,6 @@ class TableView:
         return Cells(self)
 
 
-def fmt_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def fmt_time(stamp: float | None) -> str:
-    return "" if stamp is None else time.strftime("%m-%d %H:%M", time.localtime(stamp))
-
-
 def cell_value(row: RunRow, column: Column) -> Any:
     if column.kind == "param":
         return row.params.get(column.key[2:])
@@ -154,12 +125,12 @@ def format_cell(row: RunRow, column: Column, names: dict[str, str]) -> str:
     if key == "id":
         return row.short_id
     if key == "started":
-        return fmt_time(row.started)
+        return fmt.short_time(row.started)
     if key == "duration":
-        return fmt_duration(row.duration)
+        return fmt.duration(row.duration)
     if key == "sweep":
         return names.get(row.sweep_id or "", row.sweep_id or "")
-    return fmt_value(cell_value(row, column))
+    return fmt.number(cell_value(row, column))
 
 
 def sort_rows(rows: list[RunRow], sort: str | None, reverse: bool) -> list[RunRow]:
@@ -301,12 +272,12 @@ def _header_cell(row: RunRow, column: Column, names: dict[str, str], collapsed: 
     if column.key == "id":
         return (row.group or "")[:10]
     if column.key == "started":
-        return fmt_time(row.started)
+        return fmt.short_time(row.started)
     if column.key == "duration":
-        return fmt_duration(row.duration)
+        return fmt.duration(row.duration)
     if column.kind == "param":
         value = row.params.get(column.key[2:])
-        return str(value) if isinstance(value, _Varies) else fmt_value(value)
+        return str(value) if isinstance(value, _Varies) else fmt.number(value)
     return ""
 
 
