@@ -174,11 +174,15 @@ def test_workbenchignore_edit_falls_back(  # type: ignore[no-untyped-def]
         ws: Workspace, project_dir: Path, slow_watcher) -> None:
     _tree(project_dir)
     ws.versions.snapshot("base")
-    slow_watcher()
+    watcher = slow_watcher()
     (project_dir / ".workbenchignore").write_text("d1/\n")  # d1 now ignored: reported as deleted
     via, why, fast, slow = _both(ws)
     assert via == "scan" and "ignore" in why
     assert fast == slow and {p for p, c, _ in slow if c == "deleted"} >= {"d1/f0.txt"}
+    watcher.snapshot_now()  # the rescan under the new rules: the watcher answers again
+    _wait_trusted(project_dir)
+    via, why, fast, slow = _both(ws)
+    assert (via, fast, slow) == ("watcher", [], []), why
 
 
 def test_no_watcher_flag_and_no_watcher_running(ws: Workspace, project_dir: Path, slow_watcher) -> None:  # type: ignore[no-untyped-def]

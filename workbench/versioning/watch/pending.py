@@ -206,6 +206,10 @@ def pending_paths(store_dir: Path, head_id: str | None, *,
             record = _read(store_dir / RECORD_NAME)
             if record is not None and name in record.get("cookies", ()):
                 break
+            if record is not None and (not record.get("trusted") or record.get("base") != head_id):
+                # The watcher saw something that voids its record (a .workbenchignore edit, an
+                # overflow) after we read it: it will not vouch for the cookie, so stop waiting.
+                return None, str(record.get("why") or "watcher record is for another snapshot")
             if time.monotonic() >= deadline:
                 return None, "watcher did not answer in time"
             time.sleep(0.0003)
