@@ -381,27 +381,31 @@ class Controller:
             "exitCode": story.exit_code,
             "reason": story.terminated_reason or ("Completed" if not story.exit_code else "Error"),
         }
+        if story.exit_code == 0:
+            condition = {"type": "Complete", "status": "True"}
+        else:
+            condition = {
+                "type": "Failed",
+                "status": "True",
+                "reason": story.job_failure,
+                "message": "Job has reached the specified backoff limit",
+            }
+        pod_status = {
+            "status": {
+                "phase": "Succeeded" if story.exit_code == 0 else "Failed",
+                "containerStatuses": [{"name": "run", "state": {"running": None, "terminated": terminated}}],
+            }
+        }
+        # The order of the real controllers: a pod that ends by itself ends before the Job
+        # controller writes the Job's condition; on DeadlineExceeded the Job controller fails the
+        # Job first, then kills its pod (written the other way round, a loaded machine let the
+        # executor see the pod end before the Job's reason and report "exited with code 1").
+        deadline_first = story.exit_code != 0 and story.job_failure == "DeadlineExceeded"
         try:
-            self.double.patch(
-                f"{pods}/{pod_name}/status",
-                {
-                    "status": {
-                        "phase": "Succeeded" if story.exit_code == 0 else "Failed",
-                        "containerStatuses": [
-                            {"name": "run", "state": {"running": None, "terminated": terminated}}
-                        ],
-                    }
-                },
-            )
-            if story.exit_code == 0:
-                condition = {"type": "Complete", "status": "True"}
-            else:
-                condition = {
-                    "type": "Failed",
-                    "status": "True",
-                    "reason": story.job_failure,
-                    "message": "Job has reached the specified backoff limit",
-                }
-            self.double.patch(f"{jobs}/status", {"status": {"conditions": [condition]}})
+            if deadline_first:
+                self.double.patch(f"{jobs}/status", {"status": {"conditions": [condition]}})
+            self.double.patch(f"{pods}/{pod_name}/status", pod_status)
+            if not deadline_first:
+                self.double.patch(f"{jobs}/status", {"status": {"conditions": [condition]}})
         except urllib.error.HTTPError:
             pass  # deleted meanwhile (cancel)

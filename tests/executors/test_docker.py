@@ -121,20 +121,23 @@ def test_unreachable_daemon_is_one_line_before_anything_is_created(
 
 def test_missing_image_is_one_line(ws: Workspace, docker_client: Any) -> None:
     executor = DockerExecutor(ws)
-    spec = LaunchSpec(run_id="r2", command=["true"], project_root=ws.root, input_snapshot="",
+    run_id = f"r{time.time_ns()}"  # the daemon is shared by other test sessions: a unique name
+    spec = LaunchSpec(run_id=run_id, command=["true"], project_root=ws.root, input_snapshot="",
                       image="workbench-no-such-image:1")
     with pytest.raises(ExecutorError, match="not found on the Docker host") as info:
         executor.launch(spec)
     assert "docker pull" in info.value.one_line()
-    assert not docker_client.containers.list(all=True, filters={"name": container_name("r2")})
-    assert not (ws.paths.runs / "r2").exists()
+    assert not docker_client.containers.list(all=True, filters={"name": container_name(run_id)})
+    assert not (ws.paths.runs / run_id).exists()
 
 
 def test_gpus_become_device_requests(ws: Workspace, docker_client: Any, tmp_path: Path) -> None:
     executor = DockerExecutor(ws)
     for gpus, count in ((2, 2), ("all", -1)):
-        spec = LaunchSpec(run_id=f"g{count}", command=["true"], project_root=ws.root, input_snapshot="",
-                          image=IMAGE, gpus=gpus, cpu="1.5", memory="256Mi")
+        # Unique: the daemon is shared with other test sessions, and a create that timed out on a
+        # loaded machine can still have made its container (a fixed name then conflicts next time).
+        spec = LaunchSpec(run_id=f"g{count}-{time.time_ns()}", command=["true"], project_root=ws.root,
+                          input_snapshot="", image=IMAGE, gpus=gpus, cpu="1.5", memory="256Mi")
         kwargs = executor._container_kwargs(spec, IMAGE, tmp_path, tmp_path, "1000:0")
         container = docker_client.containers.create(**kwargs)  # created, never started (no GPU here)
         try:
