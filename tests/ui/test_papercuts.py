@@ -153,3 +153,31 @@ async def test_status_name_and_primary_metric_stay_visible_at_120_columns(demo_w
         assert shown.split()[:3] == ["status", "name", primary], shown
         last = table.view.columns[-1].label
         assert last[:6] in shown, "the last column scrolled into view beside the frozen ones"
+
+
+async def test_history_folds_run_snapshots_under_their_run(demo_ws: Workspace) -> None:
+    import sys
+
+    from workbench.ui.screens.history import HistoryScreen
+
+    (demo_ws.root / "notes.txt").write_text("an edit the next run starts from\n")
+    edited = demo_ws.runs.execute([sys.executable, "-c", "open('out.txt', 'w').write('x')"])
+    assert demo_ws.versions.get(edited.snapshot_before or "").kind == "run-before"
+    app = make_app(demo_ws, start="history")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        await wait_for(pilot, lambda: bool(screen.snapshots), "the snapshots")
+        kinds = [s.kind for s in screen.snapshots]
+        assert "run-before" not in kinds and "run-after" not in kinds and "auto" not in kinds
+        run_rows = [s for s in screen.snapshots if s.kind == "run"]
+        runs = demo_ws.runs.list()
+        assert {s.id for s in run_rows} == {r.snapshot_after for r in runs if r.snapshot_after}
+        assert all(s.message.startswith("run ") for s in run_rows)
+        folded = len(screen.snapshots)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: len(screen.snapshots) > folded, "the unfolded history")
+        assert "run-before" in {s.kind for s in screen.snapshots}
+        await pilot.press("a")
+        await wait_for(pilot, lambda: len(screen.snapshots) == folded, "the folded history again")

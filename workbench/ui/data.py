@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
 from workbench.ui.rows import (
+    FOLDED_KINDS,
     TRAFFIC_KEYS,
     ChangeRow,
     DeploymentRow,
@@ -34,6 +35,7 @@ from workbench.ui.rows import (
     StageRow,
     change_row,
     deployment_row,
+    fold_run_row,
     gpu_row,
     list_row,
     model_version_row,
@@ -236,6 +238,17 @@ class UiData:
     # -- versioning -----------------------------------------------------------------------------------
     def snapshots(self, include_auto: bool = True, limit: int | None = None) -> list[SnapshotRow]:
         return [snapshot_row(s) for s in self.ws.versions.log(limit=limit, include_auto=include_auto)]
+
+    def history(self, unfold: bool = False, limit: int | None = None) -> tuple[list[SnapshotRow], int]:
+        """History's rows and how many are folded away. Folded (the default): the watcher's auto
+        snapshots and each run's run-before snapshot (the edits a run started from) are left out, and
+        each run's run-after snapshot shows as one ``run`` row whose changes are the run's outputs;
+        ``unfold`` lists every snapshot as it is."""
+        rows = [snapshot_row(s) for s in self.ws.versions.log(limit=limit, include_auto=True)]
+        if unfold:
+            return rows, 0
+        shown = [fold_run_row(r) for r in rows if r.kind not in FOLDED_KINDS]
+        return shown, len(rows) - len(shown)
 
     def changes(self, snapshot: SnapshotRow) -> list[ChangeRow]:
         """What the snapshot changed compared with its parent (everything, for the first)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -228,6 +228,18 @@ def run_row(info: RunInfo) -> RunRow:
 def snapshot_row(info: SnapshotInfo) -> SnapshotRow:
     return SnapshotRow(id=info.id, created=info.created_at, kind=info.kind, message=info.message,
                        files=info.files, bytes=info.bytes, new_bytes=info.new_bytes, parent=info.parent)
+
+
+FOLDED_KINDS = frozenset({"auto", "run-before"})
+"""Snapshots History folds away by default: the watcher's, and the state each run started from."""
+
+
+def fold_run_row(row: SnapshotRow) -> SnapshotRow:
+    """A run-after snapshot as History's one row for its run (its changes: the run's outputs)."""
+    if row.kind != "run-after":
+        return row
+    message = row.message.removeprefix("after run ")
+    return replace(row, kind="run", message=f"run {message}")
 
 
 def change_row(change: Change) -> ChangeRow:

@@ -1,6 +1,7 @@
 """Screen 2, History: snapshots over time, the files each changed, their diffs, and restore.
 
-Left, the snapshots (``a`` hides or shows the watcher's auto snapshots); right, the files the
+Left, the snapshots: each run's pair folds into one ``run`` row (its outputs) and the watcher's auto
+snapshots and the pre-run snapshots fold away (``a`` unfolds them all); right, the files the
 selected snapshot changed; below, the selected file's diff (unified for text, rows and columns for
 CSV, size and hash for binary). ``r`` restores the whole snapshot, ``f`` only the selected file,
 each after a confirmation that lists what will be overwritten.
@@ -28,7 +29,7 @@ class HistoryScreen(WorkbenchScreen):
     TITLE_TEXT = "History"
     RELOAD_SECONDS = 5.0
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "toggle_auto", "Auto on/off"),
+        Binding("a", "toggle_auto", "Fold/unfold"),
         Binding("r", "restore_snapshot", "Restore all"),
         Binding("f", "restore_file", "Restore file"),
         Binding("tab", "app.focus_next", "Next pane", show=False),
@@ -36,7 +37,8 @@ class HistoryScreen(WorkbenchScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.include_auto = True
+        self.include_auto = False
+        """Unfolded: every snapshot as it is; folded (default): see ``UiData.history``."""
         self.snapshots: list[SnapshotRow] = []
         self.changes: list[ChangeRow] = []
         self.selected: SnapshotRow | None = None
@@ -61,9 +63,10 @@ class HistoryScreen(WorkbenchScreen):
 
     def reload(self, quiet: bool = False) -> None:
         include = self.include_auto
-        self.load(lambda: self.data.snapshots(include_auto=include, limit=500), self._show_snapshots)
+        self.load(lambda: self.data.history(unfold=include, limit=500), self._show_snapshots)
 
-    def _show_snapshots(self, rows: list[SnapshotRow]) -> None:
+    def _show_snapshots(self, value: tuple[list[SnapshotRow], int]) -> None:
+        rows, folded = value
         if [r.id for r in rows] == [r.id for r in self.snapshots]:
             return
         self.snapshots = rows
@@ -73,7 +76,7 @@ class HistoryScreen(WorkbenchScreen):
         for snap in rows:
             table.add_row(snap.id[:8], fmt.age(snap.created, self.wb.clock()), snap.kind, str(snap.files),
                           snap.message[:40], key=snap.id)
-        title = f"Snapshots ({len(rows)}{'' if self.include_auto else ', auto hidden'})"
+        title = f"Snapshots ({len(rows)}" + (f", {folded} auto/pre-run folded: a unfolds)" if folded else ")")
         self.query_one("#snapshots-title", Static).update(title)
         ids = [r.id for r in rows]
         if keep in ids:
