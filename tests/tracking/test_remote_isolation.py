@@ -82,40 +82,40 @@ def _show(ws: Workspace, run_id: str) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.docker
-def test_two_concurrent_docker_runs_keep_their_own_bytes(
-    ws: Workspace, docker_client: Any, tmp_path: Path
-) -> None:
-    (ws.root / "train.py").write_text(TRAIN, encoding="utf-8")
-    procs = {
-        depth: subprocess.Popen(
-            [PY, "-m", "workbench", "run", "--executor", "docker", "--image", IMAGE, "--json", "--",
-             "python3", "train.py", "--depth", str(depth)],
-            cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for depth in (2, 5)
-    }
-    try:
-        def staged() -> list[Path]:
-            found = sorted(ws.paths.runs.glob("*/docker/manifest.json")) if ws.paths.runs.exists() else []
-            return found if len(found) == 2 else []
+def _go_when_staged(ws: Workspace, count: int) -> None:
+    """Once ``count`` Docker runs are staged (each has its manifest, so each has taken its input
+    snapshot), plant the file each job waits for in its own workspace."""
+    def staged() -> list[Path]:
+        found = sorted(ws.paths.runs.glob("*/docker/manifest.json")) if ws.paths.runs.exists() else []
+        return found if len(found) == count else []
 
-        for manifest in _wait("both runs staged", staged):
-            (manifest.parent / "work" / "go").write_text("go")
-        runs: dict[int, dict[str, Any]] = {}
-        for depth, proc in procs.items():
+    for manifest in _wait(f"{count} runs staged", staged):
+        (manifest.parent / "work" / "go").write_text("go")
+
+
+def _finish(procs: list[subprocess.Popen[str]]) -> list[str]:
+    try:
+        outs = []
+        for proc in procs:
             out, err = proc.communicate(timeout=600)
-            assert proc.returncode == 0, err
-            runs[depth] = json.loads(out)
+            assert proc.returncode == 0, (out, err)
+            outs.append(out)
+        return outs
     finally:
-        for proc in procs.values():
+        for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+
+
+def _assert_own_bytes(ws: Workspace, runs: dict[int, dict[str, Any]], tmp: Path) -> None:
+    """Each run's output hash and model version are its own bytes; the project holds the winner's,
+    and the loser records a ``not-copied`` conflict naming the winner (``runs``: depth -> show)."""
     hashes = set()
     for depth, run in runs.items():
         assert run["status"] == "succeeded", run
         [version] = run["models"]
         assert version["path"] == "models/model.pkl" and version["run_id"] == run["id"]
-        assert _exported(ws, version["hash"], tmp_path) == {"depth": depth}
+        assert _exported(ws, version["hash"], tmp) == {"depth": depth}
         [output] = [o for o in run["outputs"] if o["path"] == "models/model.pkl"]
         assert output["hash"] == version["hash"]
         assert "go" not in {o["path"] for o in run["outputs"]}
@@ -127,12 +127,45 @@ def test_two_concurrent_docker_runs_keep_their_own_bytes(
     winner = next(d for d in runs if d != loser)
     with (ws.root / "models" / "model.pkl").open("rb") as handle:
         assert pickle.load(handle) == {"depth": winner}
-    [conflict] = _show(ws, runs[loser]["id"])["conflicts"]
+    [conflict] = runs[loser]["conflicts"]
     assert conflict["path"] == "models/model.pkl" and conflict["kind"] == "not-copied"
     assert conflict["other_run"] == runs[winner]["id"]
     assert conflict["hash"] == runs[loser]["models"][0]["hash"]
     # The executors' folders are gone once the runs are recorded.
     assert list(ws.paths.runs.glob("*/docker/work")) == []
+
+
+@pytest.mark.docker
+def test_two_concurrent_docker_runs_keep_their_own_bytes(
+    ws: Workspace, docker_client: Any, tmp_path: Path
+) -> None:
+    (ws.root / "train.py").write_text(TRAIN, encoding="utf-8")
+    procs = [
+        subprocess.Popen(
+            [PY, "-m", "workbench", "run", "--executor", "docker", "--image", IMAGE, "--json", "--",
+             "python3", "train.py", "--depth", str(depth)],
+            cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for depth in (2, 5)
+    ]
+    _go_when_staged(ws, 2)
+    ids = [json.loads(out)["id"] for out in _finish(procs)]
+    _assert_own_bytes(ws, {depth: _show(ws, run_id) for depth, run_id in zip((2, 5), ids, strict=True)},
+                      tmp_path)
+
+
+@pytest.mark.docker
+def test_a_parallel_docker_sweep_keeps_each_members_bytes(
+    ws: Workspace, docker_client: Any, tmp_path: Path
+) -> None:
+    (ws.root / "train.py").write_text(TRAIN, encoding="utf-8")
+    proc = subprocess.Popen(
+        [PY, "-m", "workbench", "sweep", "--param", "depth=2,5", "--parallel", "2", "--executor", "docker",
+         "--image", IMAGE, "--json", "--", "python3", "train.py", "--depth", "{depth}"],
+        cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _go_when_staged(ws, 2)
+    [out] = _finish([proc])
+    members = json.loads(out)["members"]
+    _assert_own_bytes(ws, {int(m["params"]["depth"]): _show(ws, m["run_id"]) for m in members}, tmp_path)
 
 
 def _kube_run(ws: Workspace, result: dict[str, Any]) -> None:
