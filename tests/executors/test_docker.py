@@ -31,7 +31,7 @@ for epoch in range(3):
 os.makedirs("models", exist_ok=True)
 with open("models/model.pkl", "wb") as f:
     pickle.dump({"lr": args.lr, "n": len(data), "uid": os.getuid()}, f)
-workbench.log_model("models/model.pkl")  # a dict is no model by content: the run declares it
+workbench.log_model("models/model.pkl", name="model")  # a pickled dict is no model by its bytes alone
 print("done as uid", os.getuid())
 """
 

@@ -4,14 +4,17 @@ The orchestrator snapshots the inputs, creates the run row, builds a :class:`Lau
 :class:`Executor` to launch it. The executor returns a :class:`Job` whose :meth:`Job.lines` yields the
 job's output line by line as it happens: ordinary stdout/stderr lines, and wire-format event lines
 (see workbench.tracking.events) either from an events file the job writes (local, Docker) or marked
-on stdout (cluster pods). The orchestrator ingests them, then calls :meth:`Job.wait` for the exit
-and :meth:`Executor.collect_outputs` to bring files the job wrote back into the project, before the
-after-snapshot. Cancel must be safe to call at any time, from any thread, more than once.
+on stdout (cluster pods). The orchestrator ingests them, then calls :meth:`Job.wait` for the exit.
+An executor that runs the job in a folder of its own (Docker, Kubernetes) hands that folder back
+through :meth:`Executor.output_folder` (a :class:`JobOutputs`: the job's finished files, the ones it
+created or changed, and how to release the folder); the orchestrator records, hashes and copies them
+into the project by its own rule. :meth:`Executor.collect_outputs` copies them back unconditionally
+(used by a re-attached run). Cancel must be safe to call at any time, from any thread, more than once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -50,6 +53,22 @@ class JobExit:
     """Words for a person: 'OOMKilled', 'killed by SIGTERM', 'image pull failed: ...'."""
 
 
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class JobOutputs:
+    """The files a job wrote, as they came out of its container or pod, in a local folder."""
+
+    folder: Path
+    """Holds the job's files at their project-relative paths (a full checkout, or only the changed)."""
+    paths: list[str]
+    """Project-relative paths the job created or changed (from the executor's manifest)."""
+    discard: Callable[[], None] = _nothing
+    """Removes the folder once the orchestrator is done with it (safe to call more than once)."""
+
+
 class Job(Protocol):
     """A launched job."""
 
@@ -84,4 +103,9 @@ class Executor(Protocol):
 
     def collect_outputs(self, spec: LaunchSpec, job: Job) -> list[str]:
         """Copy files the job wrote back into the project; return their project-relative paths."""
+        ...
+
+    def output_folder(self, spec: LaunchSpec, job: Job) -> JobOutputs | None:
+        """The job's finished files in a local folder, nothing copied into the project; None when
+        the job ran in the project itself (local) or left nothing to bring back (cancelled)."""
         ...

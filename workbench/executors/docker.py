@@ -2,8 +2,9 @@
 
 The input snapshot is checked out into a per-run folder that the container mounts read-write at
 ``/workspace`` (edits made to the project meanwhile cannot leak in, and the job's writes cannot
-touch the project until :meth:`DockerExecutor.collect_outputs` copies back exactly the files it
-created or changed). The installed ``workbench`` package is mounted read-only and put on
+touch the project: :meth:`DockerExecutor.output_folder` hands the folder and the files the job
+created or changed to the run orchestrator, which records them from there and copies them back by
+its rule). The installed ``workbench`` package is mounted read-only and put on
 ``PYTHONPATH`` so the tracking API and the capture sitecustomize work inside the container; the job
 writes its events to a file in ``/workbench/run``, tailed from the host. Those three are the only
 mounts: host paths in environment values are rewritten when they lie inside them and otherwise
@@ -26,13 +27,13 @@ import requests
 
 from workbench.errors import ExecutorError
 from workbench.executors import records
-from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.executors.base import Channel, JobExit, JobOutputs, LaunchSpec
 from workbench.executors.resources import check_resources, cpu_cores, gpu_count, memory_bytes
 from workbench.executors.staging import (
     Checkout,
     Manifest,
     checkout_snapshot,
-    copy_back,
+    copy_all_back,
     make_group_writable,
     run_folder,
 )
@@ -415,8 +416,9 @@ class DockerExecutor:
         return kwargs
 
     # -- after the job -------------------------------------------------------------------------
-    def collect_outputs(self, spec: LaunchSpec, job: Any) -> list[str]:
-        """Copy the files the job created or changed in its workspace into the project."""
+    def output_folder(self, spec: LaunchSpec, job: Any) -> JobOutputs | None:
+        """The container's workspace as the job left it, and the files it created or changed there
+        (from the manifest taken after checkout). Nothing is copied into the project."""
         base = run_folder(self.ws, spec.run_id) / "docker"
         work = base / "work"
         if spec.run_id in self._manifests:
@@ -424,13 +426,19 @@ class DockerExecutor:
         elif (base / "manifest.json").exists():
             manifest = Manifest.load(base / "manifest.json")
         else:
-            return []
+            return None
         if not work.is_dir():
-            return []
-        copied = copy_back(work, spec.project_root, manifest.changed(work))
-        shutil.rmtree(work, ignore_errors=True)
-        (base / "manifest.json").unlink(missing_ok=True)
-        return copied
+            return None
+
+        def discard() -> None:
+            shutil.rmtree(work, ignore_errors=True)
+            (base / "manifest.json").unlink(missing_ok=True)
+
+        return JobOutputs(work, manifest.changed(work), discard)
+
+    def collect_outputs(self, spec: LaunchSpec, job: Any) -> list[str]:
+        """Copy the files the job created or changed in its workspace into the project."""
+        return copy_all_back(self.output_folder(spec, job), spec.project_root)
 
 
 class _PathMapper:

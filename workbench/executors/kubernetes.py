@@ -12,7 +12,9 @@ Launch, in order, each step undone if a later one fails (nothing is left half-cr
 
 The Job is followed by :class:`~workbench.executors.k8s_job.KubernetesJob` (its log with resume;
 lines carrying the event marker are the run's events). Afterwards a helper pod streams back the
-files the job created or changed (newer than the staging marker) and the volume is deleted. Cancel
+files the job created or changed (newer than the staging marker) into a local folder of the run,
+which :meth:`KubernetesExecutor.output_folder` hands to the run orchestrator (it records the files
+from there and copies them back by its rule), and the volume is deleted. Cancel
 deletes the Job with ``propagationPolicy=Foreground`` (its pods go first), the helper pods and the
 volume.
 """
@@ -22,7 +24,6 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,12 +32,19 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import ExecutorError
 from workbench.executors import k8s_manifests as manifests
 from workbench.executors import records
-from workbench.executors.base import JobExit, LaunchSpec
+from workbench.executors.base import JobExit, JobOutputs, LaunchSpec
 from workbench.executors.k8s_client import KubeApi, KubeApiError, KubeTarget, explain, load
 from workbench.executors.k8s_job import KubernetesJob, api_paths
 from workbench.executors.k8s_status import pod_problem
 from workbench.executors.resources import check_resources, gpu_count
-from workbench.executors.staging import Checkout, Manifest, checkout_snapshot, copy_back, run_folder
+from workbench.executors.staging import (
+    Checkout,
+    Manifest,
+    checkout_snapshot,
+    copy_all_back,
+    run_folder,
+    walk_files,
+)
 from workbench.tracking.events import STDOUT_TARGET
 
 if TYPE_CHECKING:
@@ -312,34 +320,42 @@ class KubernetesExecutor:
         self.api.delete_quietly(f"{api_paths(namespace)['pods']}/{pod}", None)
         created.remove(f"{api_paths(namespace)['pods']}/{pod}")
 
-    def collect_outputs(self, spec: LaunchSpec, job: Any) -> list[str]:
-        """Stream back the files the job created or changed, copy them into the project, and
-        delete the run's volume and helper pods."""
+    def output_folder(self, spec: LaunchSpec, job: Any) -> JobOutputs | None:
+        """Stream back the files the job created or changed into a local folder of the run
+        (nothing is copied into the project), and delete the run's volume and helper pods."""
         namespace = getattr(job, "namespace", None) or self.namespace_for(spec)
-        if getattr(job, "cancelled", False):
-            return []
         base = run_folder(self.ws, spec.run_id) / "kubernetes"
+        if getattr(job, "cancelled", False):
+            self.cleanup(spec.run_id, namespace)
+            shutil.rmtree(base, ignore_errors=True)
+            return None
+        fetched = base / "out"
+        shutil.rmtree(fetched, ignore_errors=True)
+        fetched.mkdir(parents=True)
         try:
             image = self.image_for(spec)
             pod = self._helper(spec, namespace, image, "collect")
-            with tempfile.TemporaryDirectory(prefix="wb-collect-") as tmp:
-                archive = Path(tmp) / "outputs.tar"
-                with archive.open("wb") as out:
-                    self._exec(namespace, pod, COLLECT_SCRIPT, None, out.write)
-                extracted = Path(tmp) / "files"
-                extracted.mkdir()
-                if archive.stat().st_size:
-                    with tarfile.open(archive) as tar:
-                        tar.extractall(extracted, filter="data")
-                from workbench.executors.staging import walk_files
-
-                paths = sorted(rel for rel, _ in walk_files(extracted))
-                return copy_back(extracted, spec.project_root, paths)
+            archive = base / "outputs.tar"
+            with archive.open("wb") as out:
+                self._exec(namespace, pod, COLLECT_SCRIPT, None, out.write)
+            if archive.stat().st_size:
+                with tarfile.open(archive) as tar:
+                    tar.extractall(fetched, filter="data")
+            archive.unlink()
         except KubeApiError as exc:
+            shutil.rmtree(base, ignore_errors=True)
             raise explain(exc, "collecting the outputs", self.target) from None
+        except BaseException:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
         finally:
             self.cleanup(spec.run_id, namespace)
-            shutil.rmtree(base, ignore_errors=True)
+        paths = sorted(rel for rel, _ in walk_files(fetched))
+        return JobOutputs(fetched, paths, lambda: shutil.rmtree(base, ignore_errors=True))
+
+    def collect_outputs(self, spec: LaunchSpec, job: Any) -> list[str]:
+        """Stream back the files the job created or changed and copy them into the project."""
+        return copy_all_back(self.output_folder(spec, job), spec.project_root)
 
     def cleanup(self, run_id: str, namespace: str) -> None:
         """Delete everything the run created on the cluster (quietly; already-gone is fine)."""

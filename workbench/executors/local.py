@@ -212,3 +212,7 @@ class LocalExecutor:
 
     def collect_outputs(self, spec: LaunchSpec, job: object) -> list[str]:
         return []
+
+    def output_folder(self, spec: LaunchSpec, job: object) -> None:
+        """None: the job ran in the project (or in the checkout the runner gave it) itself."""
+        return None

@@ -21,6 +21,7 @@ from workbench.versioning.safe_write import ProjectWriter, Refusal, RefusedPath,
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
+    from workbench.executors.base import JobOutputs
 
 Checkout = Callable[[str, Path], None]
 
@@ -132,6 +133,18 @@ def copy_back(src_root: Path, project_root: Path, paths: list[str]) -> CopyRepor
             continue
         report.append(rel)
     return report
+
+
+def copy_all_back(outputs: JobOutputs | None, project_root: Path) -> CopyReport:
+    """Copy every file of a job's output folder into the project (no conflict rule: a re-attached
+    run's way; a run followed from the start goes through workbench.tracking.isolation), then
+    release the folder."""
+    if outputs is None:
+        return CopyReport()
+    try:
+        return copy_back(outputs.folder, project_root, outputs.paths)
+    finally:
+        outputs.discard()
 
 
 def make_group_writable(root: Path) -> None:

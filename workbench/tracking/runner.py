@@ -11,9 +11,11 @@ or ``cancel_event`` cancels the job; the run is then ``cancelled``.
 
 An isolated local run (``isolated=True``: ``run --isolated``, parallel sweep members) runs in its own
 checkout of the input snapshot, records its outputs and models from there, then copies them back by
-the rule of :mod:`workbench.tracking.isolation`. A plain local run checks, through the close records
-of the capture ``sitecustomize``, that each file it wrote still holds its bytes
-(:mod:`workbench.tracking.writes`).
+the rule of :mod:`workbench.tracking.isolation`. A Docker or Kubernetes run is isolated by
+construction: the executor hands back the job's own folder (``Executor.output_folder``), from which
+its outputs are hashed and its models stored before the same copy-back rule applies. A plain local
+run checks, through the close records of the capture ``sitecustomize``, that each file it wrote
+still holds its bytes (:mod:`workbench.tracking.writes`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import ExecutorError, UsageError
-from workbench.executors.base import Channel, JobExit, LaunchSpec
+from workbench.executors.base import Channel, JobExit, JobOutputs, LaunchSpec
 from workbench.paths import STORE_DIRNAME
 from workbench.store.db import connect
 from workbench.tracking import capture, isolation
@@ -138,7 +140,7 @@ def execute(
     ``root`` runs the command in another folder (``rerun`` uses a scratch checkout) with
     ``snapshot_before`` as its recorded input; ``params`` adds params to the ones from the flags.
     ``isolated`` runs a local command in its own checkout of ``snapshot_before`` (default: a new
-    snapshot) and copies its outputs back (Docker and Kubernetes runs are isolated already).
+    snapshot) and copies its outputs back (Docker and Kubernetes runs always are, by construction).
     ``clock`` stamps the run, its log lines and stdout metrics; ``new_id`` mints the run id.
     """
     from workbench.executors.registry import get_executor
@@ -241,8 +243,17 @@ def _execute(
             raise
         exit_ = _follow(job, ingester, parser, on_line, cancel_event, gpu_module if gpu_facts else None)
         ingester.flush()
+        outputs: JobOutputs | None = None
         try:
-            collected = runner.collect_outputs(spec, job)
+            if not hasattr(runner, "output_folder"):
+                collected: list[str] = runner.collect_outputs(spec, job)
+            elif in_project:
+                outputs = runner.output_folder(spec, job)
+                collected = []
+            else:  # a rerun's scratch checkout: nobody else writes there, copy everything back
+                from workbench.executors.staging import copy_all_back
+
+                collected = copy_all_back(runner.output_folder(spec, job), run_root)
         except ExecutorError as exc:
             collected = []
             ingester.note(f"could not copy outputs back: {exc.one_line()}")
@@ -250,13 +261,22 @@ def _execute(
             ingester.add_file("output", path, "executor")
         for refusal in getattr(collected, "refused", ()):  # staging.CopyReport
             ingester.refuse("copy-back", refusal.path, refusal.reason)
+        if outputs is not None:
+            _record_job_files(ingester, outputs)
         if manifest is not None:
             for path in _changed_files(ws, manifest, run_root):
                 ingester.add_file("output", path, "snapshot")
         ingester.flush()
-        after = snapshot_or_none(ws, "run-after", f"after run {run_id}") if in_project else None
-        _finalize(ws, conn, ingester, run_id, root=run_root, before=before, after=after, scratch=scratch,
-                  writes=writes)
+        # A job that ran in a folder of its own (Docker, Kubernetes) is an isolated run by
+        # construction: recorded from that folder, then copied back by isolation's rule.
+        shared = in_project and outputs is None
+        after = snapshot_or_none(ws, "run-after", f"after run {run_id}") if shared else None
+        try:
+            _finalize(ws, conn, ingester, run_id, root=outputs.folder if outputs else run_root, before=before,
+                      after=after, scratch=outputs.folder if outputs else scratch, writes=writes)
+        finally:
+            if outputs is not None:
+                outputs.discard()
         try:
             info = job.describe()
         except Exception:
@@ -291,6 +311,22 @@ def _finalize(
         _, found = isolation.copy_back(ws, conn, run_id, scratch, before)
     for conflict in found:
         ingester.note(conflict.one_line())
+
+
+def _record_job_files(ingester: Ingester, outputs: JobOutputs) -> None:
+    """The job's changed files as outputs; the ones the boundary rules would never bring back (a
+    link the job made, a path into ``.git/`` or ``.workbench/``) as copy-back refusals instead."""
+    from workbench.versioning.safe_write import RefusedPath, source_mode
+
+    for path in outputs.paths:
+        try:
+            source_mode(outputs.folder, path)
+        except RefusedPath as exc:
+            ingester.refuse("copy-back", path, exc.refusal.reason)
+            continue
+        except OSError:
+            continue
+        ingester.add_file("output", path, "executor")
 
 
 def _changed_files(ws: Workspace, manifest: Manifest, root: Path) -> list[str]:
