@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,9 @@ UNKNOWN: dict[str, list[Case]] = {
     "sweeps": [case("sweeps", "no-such-sweep"), case("sweeps", "no-such-sweep", "--json")],
     "run": [case("run", "--", "no-such-program-xyz")],
     "init": [case("init", "no/such/folder")],
+    "push": [case("push", "no-such-remote")],
+    "pull": [case("pull", "no-such-remote")],
+    "clone": [case("clone", "file:///no/such/remote/folder", "clone-dest")],
 }
 # Commands with a positional argument that names nothing stored (checked below, so that a new
 # command with an id argument has to be put in UNKNOWN or here, with the reason).
@@ -283,7 +287,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (root.parent / "outside.txt").write_text("must never be touched\n")
     train = ("import workbench; print('loss: 0.5'); open('iris.joblib', 'wb').write(b'not really a model');"
              " workbench.log_model('iris.joblib')")  # declared: a model whatever its bytes
-    result = run_workbench(root, "run", "-q", "--", "python", "-c", train, env=ENV)
+    result = run_workbench(root, "run", "-q", "--", sys.executable, "-c", train, env=ENV)
     assert result.returncode == 0, result.stderr
     result = run_workbench(root, "snapshot", "-m", "baseline", "--json")
     assert result.returncode == 0, result.stderr

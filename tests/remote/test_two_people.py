@@ -65,7 +65,7 @@ def test_two_people_share_runs_models_and_files(seaweed: Seaweed, tmp_path: Path
         "notes/empty.txt": b"",
     })
     _wb(a, env, "init")
-    _wb(a, env, "run", "python", "train.py", "0.1", "model_a.bin")
+    _wb(a, env, "run", sys.executable, "train.py", "0.1", "model_a.bin")
     _wb(a, env, "remote", "add", "origin", url)  # endpoint from AWS_ENDPOINT_URL
     first = json.loads(_wb(a, env, "push", "--json").stdout)
     assert first["records"]["run"] == 1 and first["records"]["model_version"] == 1
@@ -97,7 +97,7 @@ def test_two_people_share_runs_models_and_files(seaweed: Seaweed, tmp_path: Path
         assert wsb.versions.read_file(snap, "data/big.bin") == (a / "data/big.bin").read_bytes()
 
     # B trains and pushes; A pulls and sees both runs and both model versions.
-    _wb(b, env, "run", "python", "train.py", "0.2", "model_b.bin")
+    _wb(b, env, "run", sys.executable, "train.py", "0.2", "model_b.bin")
     _wb(b, env, "push")
     pulled = json.loads(_wb(a, env, "pull", "--json").stdout)
     assert pulled["added"]["run"] == 1 and pulled["conflicts"] == []
@@ -125,7 +125,7 @@ def test_concurrent_pushes_both_land(seaweed: Seaweed, tmp_path: Path) -> None:
         root.mkdir()
         write_tree(root, {"train.py": TRAIN.encode(), f"{who}.txt": who.encode() * 1000})
         _wb(root, env, "init")
-        _wb(root, env, "run", "python", "train.py", "0.5", f"{who}.bin")
+        _wb(root, env, "run", sys.executable, "train.py", "0.5", f"{who}.bin")
         _wb(root, env, "remote", "add", "origin", url)
         people.append(root)
     procs = [subprocess.Popen([sys.executable, "-m", "workbench", "push"], cwd=root,
