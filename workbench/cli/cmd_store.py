@@ -298,7 +298,9 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     for p in report.problems:
         where = f"{_shown(p.path)} in snapshot {p.snapshot[:10]}" if p.snapshot else "unreferenced"
-        print(f"{p.problem} object {p.hash[:12]}: {where}")
+        hint = (f" (available on remote {p.remote}: a read of it, e.g. `workbench restore`, fetches it back)"
+                if p.remote else "")
+        print(f"{p.problem} object {p.hash[:12]}: {where}{hint}")
     status = "ok" if report.ok else f"{len(report.problems)} problem(s)"
     print(f"fsck {status}: {report.snapshots} snapshots, {report.objects} objects, "
           f"{human_bytes(report.bytes)} verified")

@@ -123,6 +123,7 @@ class Workspace:
 
         service = VersioningService(self)
         service.fetch_missing = self._fetch_from_remotes
+        service.remote_holder = lambda digest, snapshot: self.remote.holder(digest, snapshot)
         return service
 
     def _fetch_from_remotes(self, digest: str) -> bool:

@@ -133,6 +133,21 @@ class RemoteService:
         behind = len(Puller(self.ws, info.spec, transport, info.name).new_bundles())
         return {"remote": info.name, "url": info.url, "ahead": ahead, "behind_bundles": behind}
 
+    def holder(self, digest: str, snapshot: str = "") -> str | None:
+        """The name of a remote known (from local bookkeeping, no network) to hold an object: it was
+        pushed or pulled there, or the snapshot using it was; the default remote first."""
+        db = self.ws.db
+        for info in sorted(self.list(), key=lambda r: not r.is_default):
+            key = info.spec.key
+            has_object = db.execute("SELECT 1 FROM remote_objects WHERE remote_key = ? AND hash = ?",
+                                    (key, digest)).fetchone()
+            has_snapshot = snapshot and db.execute(
+                "SELECT 1 FROM remote_snapshots WHERE remote_key = ? AND snapshot_id = ?", (key, snapshot)
+            ).fetchone()
+            if has_object or has_snapshot:
+                return info.name
+        return None
+
     def fetch_object(self, digest: str) -> bool:
         """Fetch one object missing from the cache from the first remote that has it (default first);
         False when none has it (or none is configured). Called by the blob cache on a miss."""
