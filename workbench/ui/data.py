@@ -364,6 +364,14 @@ class UiData:
             text += f"; unsaved work kept in snapshot {str(pick(safety, 'id', default=safety))[:8]}"
         return text
 
+    def remote_sync(self, direction: str) -> str:
+        """Push to or pull from the default remote; a one-line summary of what moved."""
+        if direction == "push":
+            pushed = self.ws.remote.push()
+            return f"pushed {pushed.objects_sent} objects, {sum(pushed.records.values())} records"
+        pulled = self.ws.remote.pull()
+        return f"pulled {sum(pulled.added.values())} records, {len(pulled.conflicts)} conflicts"
+
     def snapshot_now(self, message: str) -> str:
         info = self._method("versions", "snapshot")(message=message, kind="manual")
         return str(pick(info, "id"))

@@ -55,6 +55,8 @@ class OverviewScreen(WorkbenchScreen):
         Binding("k", "move(-1)", "Up", show=False),
         Binding("n", "app.launch", "New run"),
         Binding("S", "app.snapshot", "Snapshot"),
+        Binding("P", "sync('push')", "Push", show=False),
+        Binding("L", "sync('pull')", "Pull", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -156,6 +158,18 @@ class OverviewScreen(WorkbenchScreen):
         if value.notes and not getattr(self, "_noted", False):
             self._noted = True
             self.notify("\n".join(value.notes[:3]), title="Some data is not available", severity="warning")
+
+    def action_sync(self, direction: str) -> None:
+        """Push to or pull from the default remote in a thread; errors go to the app's one handler."""
+        self.notify(f"{direction} to the default remote…" if direction == "push" else
+                    "pull from the default remote…", title="Remote", timeout=3)
+
+        def job() -> None:
+            done = self.data.remote_sync(direction)
+            self.app.call_from_thread(self.notify, done, title="Remote")
+            self.app.call_from_thread(self.reload)
+
+        self.app.run_worker(job, thread=True, exit_on_error=False, group="remote", exclusive=True)
 
     def action_move(self, delta: int) -> None:
         focused = self.focused
