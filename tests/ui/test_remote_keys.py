@@ -30,11 +30,15 @@ async def test_p_pushes_and_l_pulls_from_overview(ws: Workspace, tmp_path: Path)
     app = make_app(ws, start="overview")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
+        line = app.screen.query_one("#project-line")
+        await _wait(pilot, lambda: "origin: 1 to push, ? to pull" in str(line.render()), "ahead on Overview")
         await pilot.press("P")
         await _wait(pilot, lambda: _said(app, "pushed"), "the push notification")
+        await _wait(pilot, lambda: "origin: 0 to push" in str(line.render()), "ahead 0 after the push")
         assert any(share.glob("bundles/*")), "nothing reached the remote"
         await pilot.press("L")
         await _wait(pilot, lambda: _said(app, "pulled"), "the pull notification")
+        await _wait(pilot, lambda: "origin: 0 to push, 0 to pull" in str(line.render()), "behind 0")
 
 
 async def test_push_without_a_remote_is_one_error_notification(ws: Workspace) -> None:

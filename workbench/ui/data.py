@@ -364,6 +364,14 @@ class UiData:
             text += f"; unsaved work kept in snapshot {str(pick(safety, 'id', default=safety))[:8]}"
         return text
 
+    def remote_line(self) -> str:
+        """``origin: 2 to push, 0 to pull`` against the default remote (local bookkeeping), or ''."""
+        summary = self.ws.remote.summary()
+        if summary is None:
+            return ""
+        behind = "?" if summary["behind"] is None else summary["behind"]
+        return f"{summary['name']}: {summary['ahead']} to push, {behind} to pull"
+
     def remote_sync(self, direction: str) -> str:
         """Push to or pull from the default remote; a one-line summary of what moved."""
         if direction == "push":

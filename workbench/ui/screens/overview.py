@@ -34,6 +34,7 @@ class OverviewData:
     gpus: list[GpuRow]
     gpu_reason: str
     notes: list[str]
+    remote: str = ""
 
 
 def age(stamp: float | None, now: float | None = None) -> str:
@@ -113,7 +114,8 @@ class OverviewScreen(WorkbenchScreen):
         pending = attempt(lambda: len(data.working_changes()), None)
         deployments = attempt(data.deployments, [])
         gpus, reason = data.gpus() if self.wb.gpu_probe else ([], "GPU probe off")
-        return OverviewData(runs[:30], snapshots, pending, deployments, gpus, reason, notes)
+        remote = attempt(data.remote_line, "")
+        return OverviewData(runs[:30], snapshots, pending, deployments, gpus, reason, notes, remote)
 
     def _show_project_line(self, _: object = None) -> None:
         state = self.wb.watcher_state
@@ -127,10 +129,14 @@ class OverviewScreen(WorkbenchScreen):
             parts.append(f"last auto snapshot {last[:8]}")
         if pending is not None:
             parts.append(f"{pending} pending change{'s' if pending != 1 else ''}")
+        remote = getattr(self, "_remote", "")
+        if remote:
+            parts.append(f"remote {escape(remote)}")
         self.query_one("#project-line", Static).update("  ·  ".join(parts))
 
     def on_loaded_overview(self, value: OverviewData) -> None:
         self._pending = value.pending
+        self._remote = value.remote
         self._show_project_line()
         self.query_one(GpuStrip).show(value.gpus, value.gpu_reason)
         runs = self.query_one("#recent-runs", DataTable)
