@@ -144,3 +144,47 @@ def test_remote_status_says_ahead_and_behind(pair: tuple[Workspace, Workspace]) 
     assert b.remote.status()["behind_bundles"] == 1
     b.remote.pull()
     assert b.remote.status()["behind_bundles"] == 0 and b.remote.status()["ahead"] == {}
+
+
+def test_every_table_with_a_run_id_is_listed_as_travelling_or_local(
+        pair: tuple[Workspace, Workspace]) -> None:
+    """A branch that adds a run-owned table must say how it travels (records.RUN_TABLES)."""
+    from workbench.remote.records import RUN_TABLES
+
+    a, _ = pair
+    tables = [r[0] for r in a.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    owned = {t for t in tables
+             if "run_id" in {c[1] for c in a.db.execute(f"PRAGMA table_info({t})")}} | {"runs"}
+    assert owned - set(RUN_TABLES) == set(), "run-owned tables missing from records.RUN_TABLES"
+
+
+def test_late_tags_conflicts_refusals_and_model_links_travel(pair: tuple[Workspace, Workspace]) -> None:
+    a, b = pair
+    (a.root / "step.py").write_text("import sys\nprint('acc: 1')\n")
+    sweep = a.workflows.sweep(["python", "step.py", "{x}"], ["x=1"])
+    run_id = sweep.members[0].run_id or ""
+    with a.atomic() as db:
+        db.execute("UPDATE runs SET dropped_events = 3 WHERE id = ?", (run_id,))
+        db.execute("INSERT INTO run_conflicts (run_id, path, kind, reason, created_at)"
+                   " VALUES (?, 'out.txt', 'not-copied', 'changed since the input snapshot', 1.0)", (run_id,))
+        db.execute("INSERT INTO run_refusals (run_id, seq, kind, path, reason)"
+                   " VALUES (?, 1, 'input', '/etc/passwd', 'outside the workspace')", (run_id,))
+    (a.root / "model.bin").write_bytes(b"weights")
+    version = a.runs.register_model(a.root / "model.bin", name="clf", run_id=run_id).version
+    a.remote.push()
+    b.remote.pull()
+    assert b.db.execute("SELECT dropped_events FROM runs WHERE id = ?", (run_id,)).fetchone()[0] == 3
+    def rows(sql: str) -> list[tuple[object, ...]]:
+        return [tuple(r) for r in b.db.execute(sql, (run_id,))]
+
+    assert rows("SELECT kind, reason FROM run_conflicts WHERE run_id = ?") \
+        == [("not-copied", "changed since the input snapshot")]
+    assert rows("SELECT path FROM run_refusals WHERE run_id = ?") == [("/etc/passwd",)]
+    assert rows("SELECT name, version FROM model_version_runs WHERE run_id = ?") == [("clf", version)]
+
+    # Archiving after the run was shared is a late tag: the next push/pull carries it.
+    a.runs.archive([run_id])
+    assert a.remote.push().records.get("run") == 1
+    b.remote.pull()
+    assert b.db.execute("SELECT 1 FROM run_tags WHERE run_id = ? AND key = 'archived'",
+                        (run_id,)).fetchone() is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,12 +169,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     ws = open_workspace()
     report = ws.versions.status_report(use_watcher=not args.no_watcher)
     changes = report.changes
+    remote = ws.remote.summary()
     if args.json:
         print_json({"snapshot": report.head, "via": report.via, "changes": [c.to_dict() for c in changes],
-                    "skipped": [{"path": _shown(p), "reason": r} for p, r in report.skipped]})
+                    "skipped": [{"path": _shown(p), "reason": r} for p, r in report.skipped],
+                    "remote": remote})
         return 0
     for path, reason in report.skipped:
         sys.stderr.write(f"skipped {_shown(path)}: {reason}\n")
+    if remote is not None:
+        print(_remote_line(remote))
     short = report.head[:10] if report.head else None
     if not changes:
         print(f"nothing changed since snapshot {short}" if short else
@@ -191,6 +196,14 @@ def cmd_status(args: argparse.Namespace) -> int:
                       fmt.size(c.old_size) if c.change != "added" else "")
     console().print(table)
     return 0
+
+
+def _remote_line(remote: dict[str, Any]) -> str:
+    """``remote origin: 3 records to push, 1 bundle to pull (checked 09:12)`` from bookkeeping."""
+    behind = ("behind unknown (run 'workbench remote status' or pull)" if remote["behind"] is None else
+              f"{remote['behind']} bundle(s) to pull as of "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(remote['checked_at']))}")
+    return f"remote {remote['name']}: {remote['ahead']} record(s) to push, {behind}"
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -298,7 +311,9 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     for p in report.problems:
         where = f"{_shown(p.path)} in snapshot {p.snapshot[:10]}" if p.snapshot else "unreferenced"
-        print(f"{p.problem} object {p.hash[:12]}: {where}")
+        hint = (f" (available on remote {p.remote}: a read of it, e.g. `workbench restore`, fetches it back)"
+                if p.remote else "")
+        print(f"{p.problem} object {p.hash[:12]}: {where}{hint}")
     status = "ok" if report.ok else f"{len(report.problems)} problem(s)"
     print(f"fsck {status}: {report.snapshots} snapshots, {report.objects} objects, "
           f"{fmt.size(report.bytes)} verified")

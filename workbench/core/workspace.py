@@ -133,6 +133,7 @@ class Workspace:
         else:
             service = VersioningService(self, clock=self.clock, salt=self._snapshot_salt)
         service.fetch_missing = self._fetch_from_remotes
+        service.remote_holder = lambda digest, snapshot: self.remote.holder(digest, snapshot)
         return service
 
     def _fetch_from_remotes(self, digest: str) -> bool:

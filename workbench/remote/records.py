@@ -30,6 +30,18 @@ import blake3
 Record = dict[str, Any]
 LOCAL_RUN_COLUMNS = ("pid", "pid_started", "events_path", "events_offset")
 """Run columns that only mean something on the machine that ran it."""
+RUN_CHILD_TABLES = ("run_conflicts", "run_refusals")
+"""Run-owned tables a run record carries whole (``extras``), merged as a union of rows."""
+RUN_TABLES: dict[str, str] = {
+    "runs": "run", "run_params": "run", "run_tags": "run", "metric_keys": "run", "metrics": "run",
+    "run_logs": "run", "run_files": "run", **dict.fromkeys(RUN_CHILD_TABLES, "run"),
+    "model_versions": "model_version", "model_version_runs": "model_version (links)",
+    "sweep_members": "sweep", "stage_runs": "pipeline_run",
+    "deployments": "deployment", "deployment_revisions": "deployment",
+    "run_summaries": "not sent: derived, rebuilt by the pull (refresh_summary)",
+    "executor_jobs": "not sent: the job handle on the machine that launched it",
+}
+"""Every table with a ``run_id`` column and how it travels; a test fails when a new one is missing."""
 
 
 def _rows(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
@@ -55,11 +67,15 @@ def fingerprints(db: sqlite3.Connection) -> dict[tuple[str, str], str]:
                   (SELECT COUNT(*) FROM run_tags WHERE run_id = r.id),
                   (SELECT COALESCE(MAX(seq), 0) FROM run_logs WHERE run_id = r.id),
                   (SELECT COUNT(*) FROM run_files WHERE run_id = r.id),
-                  s.params, s.tags
+                  s.params, s.tags, r.dropped_events,
+                  (SELECT COUNT(*) FROM run_conflicts WHERE run_id = r.id),
+                  (SELECT COUNT(*) FROM run_refusals WHERE run_id = r.id)
            FROM runs r LEFT JOIN run_summaries s ON s.run_id = r.id WHERE r.status != 'running'"""
     ):
         out[("run", row[0])] = _digest(row)
-    for row in db.execute("SELECT name, version, hash, created_at, run_id FROM model_versions"):
+    for row in db.execute("SELECT name, version, hash, created_at, run_id, (SELECT COUNT(*) FROM"
+                          " model_version_runs l WHERE l.name = v.name AND l.version = v.version)"
+                          " FROM model_versions v"):
         out[("model_version", version_id(row[0], row[2], row[3], row[4]))] = _digest(row)
     for row in db.execute("SELECT name, alias, version, updated_at FROM model_aliases"):
         out[("alias", f"{row[0]}@{row[1]}")] = _digest(row)
@@ -118,6 +134,8 @@ def _run(db: sqlite3.Connection, rid: str) -> Record | None:
             "SELECT seq, stream, time, line FROM run_logs WHERE run_id = ? ORDER BY seq", (rid,))],
         "files": _rows(db, "SELECT direction, path, hash, size, source FROM run_files WHERE run_id = ?"
                        " ORDER BY direction, path", (rid,)),
+        "extras": {table: _rows(db, f"SELECT * FROM {table} WHERE run_id = ?", (rid,))
+                   for table in RUN_CHILD_TABLES},
     }
 
 
@@ -126,7 +144,11 @@ def _model_version(db: sqlite3.Connection, rid: str) -> Record | None:
     rows = _rows(db, "SELECT v.*, m.created_at AS model_created_at, m.description FROM model_versions v"
                  " JOIN models m ON m.name = v.name WHERE v.name = ? AND v.hash = ? AND v.created_at = ?"
                  " AND COALESCE(v.run_id, '') = ?", (name, digest, float(created), run))
-    return {"kind": "model_version", "id": rid, "row": rows[0]} if rows else None
+    if not rows:
+        return None
+    links = _rows(db, "SELECT run_id, path, reused, linked_at FROM model_version_runs"
+                  " WHERE name = ? AND version = ? ORDER BY run_id", (name, rows[0]["version"]))
+    return {"kind": "model_version", "id": rid, "row": rows[0], "links": links}
 
 
 def _alias(db: sqlite3.Connection, rid: str) -> Record | None:
@@ -233,7 +255,12 @@ def _merge_run(db: sqlite3.Connection, rec: Record, source: str, report: MergeRe
 
     rid = rec["id"]
     if db.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone():
-        return False  # ended runs are immutable: the same id is the same run
+        # An ended run's rows are immutable; what can still be added after it ended (a tag such
+        # as ``archived``, a conflict or refusal seen late) is merged as a union.
+        added = _merge_run_union(db, rid, rec)
+        if added:
+            refresh_summary(db, rid)
+        return added
     _insert(db, "runs", rec["row"])
     db.executemany("INSERT OR IGNORE INTO run_params (run_id, key, value, source) VALUES (?, ?, ?, ?)",
                    [(rid, *p) for p in rec["params"]])
@@ -256,8 +283,20 @@ def _merge_run(db: sqlite3.Connection, rec: Record, source: str, report: MergeRe
                    " VALUES (?, ?, ?, ?, ?, ?)",
                    [(rid, f["direction"], f["path"], f["hash"], f["size"], f["source"])
                     for f in rec["files"]])
+    _merge_run_union(db, rid, rec)
     refresh_summary(db, rid)
     return True
+
+
+def _merge_run_union(db: sqlite3.Connection, rid: str, rec: Record) -> bool:
+    """Add the run's tags and child-table rows not yet here; True when anything was added."""
+    added = db.executemany("INSERT OR IGNORE INTO run_tags (run_id, key, value) VALUES (?, ?, ?)",
+                           [(rid, *t) for t in rec["tags"]]).rowcount > 0
+    extras = rec.get("extras") or {}
+    for table in RUN_CHILD_TABLES:  # table names from the bundle never reach SQL
+        for row in extras.get(table, []):
+            added = _insert(db, table, {**row, "run_id": rid}) > 0 or added
+    return added
 
 
 def local_version(db: sqlite3.Connection, target: str) -> int | None:
@@ -270,8 +309,9 @@ def local_version(db: sqlite3.Connection, target: str) -> int | None:
 
 def _merge_model_version(db: sqlite3.Connection, rec: Record, source: str, report: MergeReport) -> bool:
     row = dict(rec["row"])
-    if local_version(db, rec["id"]) is not None:
-        return False
+    known = local_version(db, rec["id"])
+    if known is not None:
+        return _merge_links(db, row["name"], known, rec)
     model_created = row.pop("model_created_at")
     description = row.pop("description")
     db.execute("INSERT OR IGNORE INTO models (name, created_at, description) VALUES (?, ?, ?)",
@@ -286,7 +326,18 @@ def _merge_model_version(db: sqlite3.Connection, rec: Record, source: str, repor
             f"model {row['name']}: version {wanted} from {source} exists here with other content;"
             f" stored as version {row['version']}")
     _insert(db, "model_versions", row)
+    _merge_links(db, row["name"], int(row["version"]), rec)
     return True
+
+
+def _merge_links(db: sqlite3.Connection, name: str, version: int, rec: Record) -> bool:
+    """Link the version (by its local number) to the runs that registered or reused it."""
+    added = False
+    for link in rec.get("links") or []:
+        if not db.execute("SELECT 1 FROM runs WHERE id = ?", (link["run_id"],)).fetchone():
+            continue  # a run not (yet) pulled here: the next pull that brings it links it
+        added = _insert(db, "model_version_runs", {**link, "name": name, "version": version}) > 0 or added
+    return added
 
 
 _HISTORY = ("INSERT INTO alias_history (name, alias, version, updated_at, replaced_at, replaced_by)"

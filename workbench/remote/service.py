@@ -117,8 +117,30 @@ class RemoteService:
         from workbench.remote.sync import Puller
 
         info = self.get(name)
-        return Puller(self.ws, info.spec, open_transport(info.spec), info.name, progress, cancel,
-                      metadata_only).run()
+        report = Puller(self.ws, info.spec, open_transport(info.spec), info.name, progress, cancel,
+                        metadata_only).run()
+        self._checked(info.spec.key, 0)
+        return report
+
+    def _checked(self, key: str, behind: int) -> None:
+        with self.ws.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO remote_checks (remote_key, checked_at, behind)"
+                       " VALUES (?, ?, ?)", (key, time.time(), behind))
+
+    def summary(self) -> dict[str, Any] | None:
+        """Ahead/behind against the default remote from local bookkeeping only (no network):
+        ``{name, ahead, behind, checked_at}``; ``behind`` and ``checked_at`` are those of the last
+        pull or ``remote status`` (None before either). None when no default remote is set."""
+        from workbench.remote.sync import Pusher
+
+        info = next((r for r in self.list() if r.is_default), None)
+        if info is None:
+            return None
+        ahead = sum(1 for _ in Pusher(self.ws, info.spec, open_transport(info.spec)).pending())
+        row = self.ws.db.execute("SELECT checked_at, behind FROM remote_checks WHERE remote_key = ?",
+                                 (info.spec.key,)).fetchone()
+        return {"name": info.name, "ahead": ahead, "behind": None if row is None else int(row[1]),
+                "checked_at": None if row is None else float(row[0])}
 
     def status(self, name: str | None = None) -> dict[str, Any]:
         """Ahead/behind: records a push would send (by kind; no server contacted for that) and
@@ -131,7 +153,23 @@ class RemoteService:
         for kind, _, _ in Pusher(self.ws, info.spec, transport).pending():
             ahead[kind] = ahead.get(kind, 0) + 1
         behind = len(Puller(self.ws, info.spec, transport, info.name).new_bundles())
+        self._checked(info.spec.key, behind)
         return {"remote": info.name, "url": info.url, "ahead": ahead, "behind_bundles": behind}
+
+    def holder(self, digest: str, snapshot: str = "") -> str | None:
+        """The name of a remote known (from local bookkeeping, no network) to hold an object: it was
+        pushed or pulled there, or the snapshot using it was; the default remote first."""
+        db = self.ws.db
+        for info in sorted(self.list(), key=lambda r: not r.is_default):
+            key = info.spec.key
+            has_object = db.execute("SELECT 1 FROM remote_objects WHERE remote_key = ? AND hash = ?",
+                                    (key, digest)).fetchone()
+            has_snapshot = snapshot and db.execute(
+                "SELECT 1 FROM remote_snapshots WHERE remote_key = ? AND snapshot_id = ?", (key, snapshot)
+            ).fetchone()
+            if has_object or has_snapshot:
+                return info.name
+        return None
 
     def fetch_object(self, digest: str) -> bool:
         """Fetch one object missing from the cache from the first remote that has it (default first);

@@ -58,3 +58,17 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
 ]
+
+
+# What the last look at the remote's bundle listing found (a pull, or ``remote status``), so that
+# ``workbench status`` and the TUI can say "behind" from local bookkeeping, with no network.
+MIGRATIONS.append((
+    "0190_remote_checks",
+    """
+        CREATE TABLE remote_checks (
+            remote_key TEXT PRIMARY KEY,
+            checked_at REAL NOT NULL,            -- when the listing was read
+            behind INTEGER NOT NULL              -- bundles listed there and not merged here then
+        ) WITHOUT ROWID;
+    """,
+))

@@ -284,6 +284,22 @@ class UiData:
             text += f"; unsaved work kept in snapshot {result.safety_snapshot[:8]}"
         return text
 
+    def remote_line(self) -> str:
+        """``origin: 2 to push, 0 to pull`` against the default remote (local bookkeeping), or ''."""
+        summary = self.ws.remote.summary()
+        if summary is None:
+            return ""
+        behind = "?" if summary["behind"] is None else summary["behind"]
+        return f"{summary['name']}: {summary['ahead']} to push, {behind} to pull"
+
+    def remote_sync(self, direction: str) -> str:
+        """Push to or pull from the default remote; a one-line summary of what moved."""
+        if direction == "push":
+            pushed = self.ws.remote.push()
+            return f"pushed {pushed.objects_sent} objects, {sum(pushed.records.values())} records"
+        pulled = self.ws.remote.pull()
+        return f"pulled {sum(pulled.added.values())} records, {len(pulled.conflicts)} conflicts"
+
     def snapshot_now(self, message: str) -> str:
         return self.ws.versions.snapshot(message=message, kind="manual").id
 

@@ -54,10 +54,12 @@ class Problem:
     problem: str
     path: str
     snapshot: str
+    remote: str = ""
+    """A remote known (from local bookkeeping) to hold the object, or ''."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"hash": self.hash, "problem": self.problem, "path": display_path(self.path),
-                "snapshot": self.snapshot}
+                "snapshot": self.snapshot, "remote": self.remote or None}
 
 
 @dataclass

@@ -8,6 +8,7 @@ about to reference. Everything else only reads and needs no lock.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -92,6 +93,8 @@ class VersioningService:
         """Stamps snapshots and pins."""
         self.salt = salt
         """Makes two snapshots of the same tree at the same moment distinct records."""
+        self.remote_holder: Callable[[str, str], str | None] | None = None
+        """``(hash, snapshot) -> name`` of a remote known to hold the object (no network), for fsck."""
 
     # -- pieces ---------------------------------------------------------------------------------
     @cached_property
@@ -491,9 +494,18 @@ class VersioningService:
 
     # -- maintenance ----------------------------------------------------------------------------
     def fsck(self, progress: Progress | None = None) -> FsckReport:
+        """Verify the local cache. A missing object is reported, never fetched from a remote behind
+        fsck's back (a cache without the fetch hook); the report names a remote known to hold it."""
+        from workbench.versioning.blobs import BlobStore
         from workbench.versioning.maintenance import fsck
 
-        return fsck(self.ws.db, self.store, progress)
+        local = BlobStore(self.ws.cache_dir, self.ws.config.store.compression_level)
+        report = fsck(self.ws.db, local, progress)
+        holder = self.remote_holder
+        if holder is not None:
+            report.problems = [dataclasses.replace(p, remote=holder(p.hash, p.snapshot) or "")
+                               for p in report.problems]
+        return report
 
     def gc(self, progress: Progress | None = None) -> GcReport:
         from workbench.versioning.locks import register_project

@@ -36,6 +36,7 @@ class OverviewData:
     gpus: list[GpuRow]
     gpu_reason: str
     notes: list[str]
+    remote: str = ""
 
 
 class OverviewScreen(WorkbenchScreen):
@@ -47,6 +48,8 @@ class OverviewScreen(WorkbenchScreen):
         Binding("k", "move(-1)", "Up", show=False),
         Binding("n", "app.launch", "New run"),
         Binding("S", "app.snapshot", "Snapshot"),
+        Binding("P", "sync('push')", "Push", show=False),
+        Binding("L", "sync('pull')", "Pull", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -103,7 +106,8 @@ class OverviewScreen(WorkbenchScreen):
         pending = attempt(lambda: len(data.working_changes()), None)
         deployments = attempt(data.deployments, [])
         gpus, reason = data.gpus() if self.wb.gpu_probe else ([], "GPU probe off")
-        return OverviewData(runs[:30], snapshots, pending, deployments, gpus, reason, notes)
+        remote = attempt(data.remote_line, "")
+        return OverviewData(runs[:30], snapshots, pending, deployments, gpus, reason, notes, remote)
 
     def _show_project_line(self, _: object = None) -> None:
         state = self.wb.watcher_state
@@ -117,10 +121,14 @@ class OverviewScreen(WorkbenchScreen):
             parts.append(f"last auto snapshot {last[:8]}")
         if pending is not None:
             parts.append(f"{pending} pending change{'s' if pending != 1 else ''}")
+        remote = getattr(self, "_remote", "")
+        if remote:
+            parts.append(f"remote {escape(remote)}")
         self.query_one("#project-line", Static).update("  ·  ".join(parts))
 
     def _show(self, value: OverviewData) -> None:
         self._pending = value.pending
+        self._remote = value.remote
         self._show_project_line()
         self.query_one(GpuStrip).show(value.gpus, value.gpu_reason)
         runs = self.query_one("#recent-runs", DataTable)
@@ -148,6 +156,18 @@ class OverviewScreen(WorkbenchScreen):
         if value.notes and not getattr(self, "_noted", False):
             self._noted = True
             self.notify("\n".join(value.notes[:3]), title="Some data is not available", severity="warning")
+
+    def action_sync(self, direction: str) -> None:
+        """Push to or pull from the default remote in a thread; errors go to the app's one handler."""
+        self.notify(f"{direction} to the default remote…" if direction == "push" else
+                    "pull from the default remote…", title="Remote", timeout=3)
+
+        def job() -> None:
+            done = self.data.remote_sync(direction)
+            self.app.call_from_thread(self.notify, done, title="Remote")
+            self.app.call_from_thread(self.reload)
+
+        self.app.run_worker(job, thread=True, exit_on_error=False, group="remote", exclusive=True)
 
     def action_move(self, delta: int) -> None:
         focused = self.focused
