@@ -24,6 +24,7 @@ from workbench.store.db import atomic
 from workbench.versioning.ignore import IgnoreRules
 from workbench.versioning.models import SNAPSHOT_KINDS, Change, SnapshotInfo, display_path
 from workbench.versioning.state import StatIndex
+from workbench.versioning.status import StatusReport
 from workbench.versioning.trees import DIR, LINK, TreeReader, file_entry
 from workbench.versioning.worktree import WorkTree, scan
 
@@ -54,23 +55,6 @@ _COLUMNS = "id, root_tree, parent, created_at, kind, message, files, bytes, new_
 def _clean(path: str) -> str:
     """A hinted path as the scanner names it: posix, project-relative, no empty or "." parts."""
     return "/".join(p for p in path.replace(os.sep, "/").split("/") if p and p != ".")
-
-
-class StatusReport:
-    """What ``status_report`` found: the changes, how (``via``), against which snapshot, and ``why``
-    the watcher's record was not used (empty when it was); ``skipped``: files the scan left out or
-    compared at their previous version, with the reason (unreadable, looks like a secret...), as in
-    ``SnapshotInfo.skipped``."""
-
-    __slots__ = ("changes", "head", "skipped", "via", "why")
-
-    def __init__(self, changes: list[Change], via: str, head: str | None, why: str,
-                 skipped: list[tuple[str, str]] | None = None) -> None:
-        self.changes = changes
-        self.via = via
-        self.head = head
-        self.why = why
-        self.skipped: list[tuple[str, str]] = skipped or []
 
 
 def _info(row: Any, created: bool = True) -> SnapshotInfo:
@@ -355,43 +339,9 @@ class VersioningService:
     def status_report(self, progress: Progress | None = None, *, use_watcher: bool = True) -> StatusReport:
         """``status`` saying how it was answered: ``via`` "watcher" (only the paths a live watcher
         saw change were looked at, see :mod:`pending`) or "scan" (the whole folder)."""
-        from workbench.versioning.diff import diff_trees
+        from workbench.versioning.status import status_report
 
-        why = "--no-watcher"
-        if use_watcher:
-            head_id = self._head_id()
-            from workbench.versioning.watch.pending import pending_paths
-
-            pending, why = pending_paths(self.ws.paths.store_dir, head_id)
-            if pending is not None and head_id is not None:
-                if not pending:
-                    return StatusReport([], "watcher", head_id, "")
-                head = self.head()
-                work = self._pending_tree(head, pending) if head is not None and head.id == head_id else None
-                if head is not None and work is not None:
-                    return StatusReport(diff_trees(self.reader, head.root_tree, work.root), "watcher",
-                                        head.id, "", work.skipped)
-                why = "the watcher's paths could not be applied to HEAD"
-        head = self.head()
-        work = self.working_tree(progress)
-        return StatusReport(diff_trees(self.reader, head.root_tree if head else None, work.root), "scan",
-                            head.id if head else None, why, work.skipped)
-
-    def _pending_tree(self, head: SnapshotInfo, pending: list[str]) -> WorkTree | None:
-        """HEAD with only ``pending`` rescanned (nothing stored), or None: scan everything instead."""
-        from workbench.errors import CorruptObjectError, MissingObjectError
-        from workbench.versioning.incremental import incremental_scan
-
-        index = self._index()
-        try:
-            tree = incremental_scan(str(self.root), self._rules(), index, None, self.reader, head.root_tree,
-                                    head.files, pending, threshold=HASH_READ_LIMIT)
-        except (MissingObjectError, CorruptObjectError):
-            return None
-        if tree is not None:
-            index.save()
-            self.reader.add(tree.trees)
-        return tree
+        return status_report(self, progress, use_watcher=use_watcher)
 
     def diff(self, a: str, b: str | None = None) -> list[Change]:
         from workbench.versioning.diff import diff_trees
