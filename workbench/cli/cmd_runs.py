@@ -104,17 +104,19 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("models", help="list registered models; tag a version with an alias")
     add_json_flag(p)
-    p.set_defaults(handler=cmd_models)
+    from workbench.cli import cmd_models
+
+    p.set_defaults(handler=cmd_models.cmd_models)
     sub = p.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
     tag = sub.add_parser("tag", help="point an alias (e.g. production) at NAME:VERSION")
     tag.add_argument("spec", metavar="NAME:VERSION")
     tag.add_argument("alias")
     add_json_flag(tag)
-    tag.set_defaults(handler=cmd_models_tag)
+    tag.set_defaults(handler=cmd_models.cmd_models_tag)
     show = sub.add_parser("show", help="show a model's versions, or one version (NAME:VERSION, NAME@ALIAS)")
     show.add_argument("spec", metavar="NAME[:VERSION|@ALIAS]")
     add_json_flag(show)
-    show.set_defaults(handler=cmd_models_show)
+    show.set_defaults(handler=cmd_models.cmd_models_show)
 
     p = subparsers.add_parser(
         "rerun", help="run a run's command again on its input snapshot, as a new run; say if it reproduced",
@@ -433,65 +435,6 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     root = Tree("lineage")
     lineage_tree(node, root)
     console().print(root)
-    return 0
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    ws = open_workspace()
-    models = ws.runs.models()
-    if args.json:
-        print_json([m.to_dict() for m in models])
-        return 0
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
-    for column in ("name", "latest", "versions", "framework", "aliases", "updated"):
-        table.add_column(column)
-    for m in models:
-        aliases = " ".join(f"{a}->{v}" for a, v in m.aliases.items())
-        table.add_row(m.name, str(m.latest_version), str(m.versions), m.framework, aliases,
-                      fmt.local_time(m.updated_at))
-    out = console()
-    if models:
-        out.print(table)
-    else:
-        out.print("no models yet: a run that writes a .joblib/.pt/.onnx... file registers one")
-    return 0
-
-
-def cmd_models_tag(args: argparse.Namespace) -> int:
-    from workbench.errors import UsageError
-    from workbench.tracking.registry import parse_spec
-
-    name, version, alias = parse_spec(args.spec)
-    if version is None or alias is not None:
-        raise UsageError(f"give the version to tag as NAME:VERSION, not {args.spec!r}",
-                         "e.g. workbench models tag digits:3 production")
-    ws = open_workspace()
-    result = ws.runs.set_alias(name, version, args.alias)
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        console().print(f"{args.alias} -> {result.name}:{result.version}", markup=False)
-    return 0
-
-
-def cmd_models_show(args: argparse.Namespace) -> int:
-    ws = open_workspace()
-    if ":" in args.spec or "@" in args.spec:
-        versions = [ws.runs.model_version(args.spec)]
-    else:
-        versions = ws.runs.model_versions(args.spec)
-        if not versions:
-            ws.runs.model_version(args.spec)  # raises the one-line error
-    if args.json:
-        print_json([v.to_dict() for v in versions])
-        return 0
-    out = console()
-    for v in versions:
-        aliases = f"  [{', '.join(v.aliases)}]" if v.aliases else ""
-        out.print(f"{v.name}:{v.version}{aliases}  {v.framework} {v.framework_version}  {v.path}  "
-                  f"{v.hash[:12]}  run {v.run_id or '-'}  {fmt.local_time(v.created_at)}", markup=False)
     return 0
 
 
