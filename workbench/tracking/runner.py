@@ -133,7 +133,7 @@ def execute(
     on_line: LineCallback | None = None, cancel_event: threading.Event | None = None,
     workdir: str = ".", root: Path | None = None, snapshot_before: str | None = None,
     params: dict[str, Any] | None = None, isolated: bool = False, clock: Clock = SYSTEM_CLOCK,
-    new_id: IdSource = new_run_id,
+    new_id: IdSource = new_run_id, models: Sequence[str] = (),
 ) -> str:
     """Run ``command`` and record it; returns the run id once the run has ended.
 
@@ -178,7 +178,7 @@ def execute(
         return _execute(ws, command, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
                         name=name, tags=tags, executor=executor, parent_run=parent_run, sweep_id=sweep_id,
                         pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
-                        params=params, clock=clock)
+                        params=params, clock=clock, models=models)
     finally:
         if scratch is not None:
             isolation.remove_scratch(scratch)
@@ -189,7 +189,7 @@ def _execute(
     scratch: Path | None, writes: Path | None, name: str | None, tags: Sequence[str], executor: str,
     parent_run: str | None, sweep_id: str | None, pipeline_run: str | None, stage: str | None,
     on_line: LineCallback | None, cancel_event: threading.Event | None, params: dict[str, Any] | None,
-    clock: Clock,
+    clock: Clock, models: Sequence[str],
 ) -> str:
     config = ws.config.tracking
     run_root = spec.project_root
@@ -216,6 +216,8 @@ def _execute(
     )
     conn = connect(ws.paths.db)
     ingester = Ingester(conn, run_id, run_root, clock)
+    for path in models:  # declared by its pipeline stage: a model whatever its bytes
+        ingester.models.append({"path": path, "name": "", "framework": "", "framework_version": ""})
     argv_params = capture.params_from_argv(command) if config.capture_argv_params else {}
     for key, value in {**argv_params, **(params or {})}.items():
         try:

@@ -95,7 +95,7 @@ class TrackingService:
         parent_run: str | None = None, sweep_id: str | None = None, pipeline_run: str | None = None,
         stage: str | None = None, on_line: Callable[[Channel, bytes], None] | None = None,
         cancel_event: threading.Event | None = None, workdir: str = ".", params: dict[str, Any] | None = None,
-        isolated: bool = False, snapshot_before: str | None = None,
+        isolated: bool = False, snapshot_before: str | None = None, models: Sequence[str] = (),
     ) -> RunInfo:
         """Run ``command`` on ``executor`` and record everything; returns the ended run.
 
@@ -112,7 +112,7 @@ class TrackingService:
             memory=memory, namespace=namespace, parent_run=parent_run, sweep_id=sweep_id,
             pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
             workdir=workdir, params=params, isolated=isolated, snapshot_before=snapshot_before,
-            clock=self.clock, new_id=self.new_id,
+            clock=self.clock, new_id=self.new_id, models=models,
         )
         return self.get(run_id)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,8 +55,9 @@ class WorkspaceBackend:
                 pipeline_run: str | None = None, stage: str | None = None,
                 sweep_id: str | None = None, cancel_event: threading.Event | None = None,
                 on_line: LineCallback | None = None, params: dict[str, Any] | None = None,
-                isolated: bool = False, snapshot_before: str | None = None) -> RunOutcome:
-        kwargs: dict[str, Any] = {"name": name, "image": image, "gpus": gpus,
+                isolated: bool = False, snapshot_before: str | None = None,
+                models: Sequence[str] = ()) -> RunOutcome:
+        kwargs: dict[str, Any] = {"name": name, "image": image, "gpus": gpus, "models": list(models),
                                   "pipeline_run": pipeline_run, "stage": stage, "sweep_id": sweep_id,
                                   "cancel_event": cancel_event, "params": params or None}
         if isolated:

@@ -193,7 +193,8 @@ class Repro:
             outcome = self.backend.execute(
                 item.fingerprint.cmd, name=stage.name, executor=stage.executor or self.default_executor,
                 image=stage.image, gpus=stage.gpus, pipeline_run=pipeline_run, stage=stage.name,
-                cancel_event=self.cancel, on_line=on_line, params=item.fingerprint.params)
+                cancel_event=self.cancel, on_line=on_line, params=item.fingerprint.params,
+                models=stage.models)
         except WorkbenchError as exc:
             return _Done(None, {}, exc.one_line())
         if outcome.status != "succeeded":

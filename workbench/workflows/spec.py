@@ -9,6 +9,7 @@ The format (documented in docs/workflows.md)::
                                               # through one) or a list of arguments
         inputs: [prepare.py, data/raw]        # files or folders ("deps" is accepted too)
         outputs: [data/clean.csv]             # files or folders ("outs" is accepted too)
+        models: [models/model.pkl]            # optional: outputs registered as model versions
         params:
           seed: 42                            # a value
           lr: {ref: train.lr}                 # a reference into params.yaml
@@ -40,7 +41,7 @@ STAGE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
-_STAGE_KEYS = ("cmd", "inputs", "outputs", "params", "executor", "image", "gpus", "desc")
+_STAGE_KEYS = ("cmd", "inputs", "outputs", "models", "params", "executor", "image", "gpus", "desc")
 _ALIASES = {"deps": "inputs", "outs": "outputs", "command": "cmd"}
 
 
@@ -76,6 +77,8 @@ class Stage:
     cmd: list[str]
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    """Outputs the stage's run declares as models (registered whatever their bytes)."""
     params: dict[str, Any] = field(default_factory=dict)
     """name -> literal value or :class:`ParamRef`."""
     executor: str | None = None
@@ -301,7 +304,7 @@ class _Reader:
                 raise _fail(self.loc(k_node), f"stage '{name}': '{raw_key}' given twice")
             if key == "cmd":
                 fields[key] = self.command(v_node)
-            elif key in ("inputs", "outputs"):
+            elif key in ("inputs", "outputs", "models"):
                 fields[key] = self.paths(v_node, key[:-1], marks)
             elif key == "params":
                 fields[key] = self.params(v_node, default_file, marks)
@@ -315,6 +318,11 @@ class _Reader:
                 fields[key] = self.string(v_node, f"stage '{name}': {raw_key}")
         if "cmd" not in fields:
             raise _fail(where, f"stage '{name}' has no cmd")
+        for model in fields.get("models", []):
+            if not any(model == out or model.startswith(out + "/") for out in fields.get("outputs", [])):
+                raise _fail(marks[f"model:{model}"],
+                            f"stage '{name}': model '{model}' is not one of its outputs",
+                            "list it under outputs too")
         stage = Stage(name=name, where=where, marks=marks, **fields)
         for arg in stage.cmd:
             for placeholder in template_names(arg):
