@@ -25,6 +25,7 @@ SCHEMA_MODULES = (
     "workbench.store.schema_workflows",
     "workbench.store.schema_security",
     "workbench.store.schema_remote",
+    "workbench.store.schema_monitor",
 )
 
 
