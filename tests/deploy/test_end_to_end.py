@@ -55,7 +55,7 @@ def wb_json(cwd: Path, *argv: str) -> Any:
 
 
 def predict(cwd: Path) -> list[int]:
-    body = json.loads(wb(cwd, "predict", "iris", "request.json"))
+    body = json.loads(wb(cwd, "predict", "iris", "request.json", "--json"))
     assert body["model_name"] == "iris"
     return [int(v) for v in body["outputs"][0]["data"]]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ def register(subparsers: Any) -> None:
         "--target", choices=["local", "kubernetes", "openshift"], help="where to serve (default: local)"
     )
     p.add_argument("--namespace", help="cluster namespace (default: the kubeconfig context's)")
-    p.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
+    p.add_argument(
+        "--replicas", type=int, help="number of replicas (default: a live deployment keeps its count, else 1)"
+    )
     p.add_argument("--cpu", help="CPU request and limit, e.g. 500m")
     p.add_argument("--memory", help="memory request and limit, e.g. 512Mi")
     p.add_argument("--gpus", type=int, default=0, help="GPUs per replica (cluster targets)")
@@ -56,13 +59,19 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("undeploy", help="stop serving a deployment (its history is kept)")
     p.add_argument("name")
+    add_json_flag(p)
     p.set_defaults(handler=_undeploy)
 
     p = subparsers.add_parser(
-        "predict", help="send a V2 inference request from a JSON file and print the answer"
+        "predict", help="send a V2 inference request (a JSON file, stdin or --data) and print the answer"
     )
     p.add_argument("name")
-    p.add_argument("file", metavar="FILE.json", help='{"inputs": [...]} (or a bare list of rows)')
+    p.add_argument(
+        "file", nargs="?", metavar="FILE|-",
+        help='{"inputs": [...]} or a bare list of rows; - reads stdin (the default when stdin is piped)',
+    )
+    p.add_argument("--data", metavar="JSON", help="the request inline, e.g. '[[5.1, 3.5, 1.4, 0.2]]'")
+    add_json_flag(p)
     p.set_defaults(handler=_predict)
 
 
@@ -215,22 +224,52 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _undeploy(args: argparse.Namespace) -> int:
     ws = open_workspace()
-    ws.deployments.undeploy(args.name)
+    info = ws.deployments.undeploy(args.name)
+    if args.json:
+        print_json(info.to_json())
+        return 0
     console().print(f"{args.name} undeployed (history kept: 'workbench deployments {args.name}')")
     return 0
+
+
+def _request_text(args: argparse.Namespace) -> tuple[str, str]:
+    """The request's text and where it came from: --data, a file, or stdin."""
+    from workbench.errors import UsageError
+
+    if args.data is not None:
+        if args.file is not None:
+            raise UsageError("give the request once: a FILE or --data, not both", "drop one of them")
+        return args.data, "--data"
+    source = args.file
+    if source is None:
+        if sys.stdin.isatty():
+            raise UsageError("no request given", "give FILE.json, - for stdin, or --data '[[...]]'")
+        source = "-"
+    if source == "-":
+        return sys.stdin.read(), "stdin"
+    try:
+        return Path(source).read_text(encoding="utf-8"), source
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"cannot read {source}: {why}", "give a JSON file") from None
 
 
 def _predict(args: argparse.Namespace) -> int:
     from workbench.errors import UsageError
 
+    text, where = _request_text(args)
     try:
-        data = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}", "give a JSON file") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(
-            f"{args.file} is not JSON: {exc}", 'give {"inputs": [...]} or a list of rows'
+            f"{where} is not JSON: {exc}", 'give {"inputs": [...]} or a list of rows'
         ) from None
+    if isinstance(data, list) and not all(isinstance(r, (list, int, float)) for r in data):
+        raise UsageError(f"{where}: rows must be lists of numbers", "e.g. [[5.1, 3.5, 1.4, 0.2]]")
+    if isinstance(data, list) and len({len(r) if isinstance(r, list) else 1 for r in data}) > 1:
+        raise UsageError(f"{where}: rows have different lengths", "give every row the same number of values")
+    if not isinstance(data, (list, dict)):
+        raise UsageError(f"{where} is not a request", 'give {"inputs": [...]} or a list of rows')
     if isinstance(data, list):  # rows of numbers: wrap them as one FP64 tensor
         rows = [r if isinstance(r, list) else [r] for r in data]
         data = {
@@ -244,5 +283,38 @@ def _predict(args: argparse.Namespace) -> int:
             ]
         }
     ws = open_workspace()
-    print_json(ws.deployments.predict(args.name, data))
+    answer = ws.deployments.predict(args.name, data)
+    if args.json:
+        print_json(answer)
+        return 0
+    _print_answer(answer)
     return 0
+
+
+def _print_answer(answer: dict[str, Any]) -> None:
+    """The outputs as a table: one row per instance, one column per output (model, version above)."""
+    from rich.table import Table
+
+    outputs = [o for o in answer.get("outputs", []) if isinstance(o, dict)]
+    out = console()
+    head = " ".join(str(answer[k]) for k in ("model_name", "model_version") if answer.get(k))
+    if head:
+        out.print(f"[dim]{head}[/]")
+    if not outputs:
+        print_json(answer)
+        return
+    columns = []
+    for o in outputs:
+        data = o.get("data", [])
+        shape = o.get("shape") or [len(data)]
+        rows = int(shape[0]) if shape and int(shape[0]) > 0 else 1
+        width = max(1, len(data) // rows) if data else 1
+        columns.append((str(o.get("name", "output")), [data[i * width:(i + 1) * width] for i in range(rows)]))
+    table = Table("#", *(name for name, _ in columns))
+    for i in range(max(len(cells) for _, cells in columns)):
+        table.add_row(str(i), *(_cell(cells[i]) if i < len(cells) else "" for _, cells in columns))
+    out.print(table)
+
+
+def _cell(values: list[Any]) -> str:
+    return ", ".join(str(v) for v in values) if len(values) != 1 else str(values[0])

@@ -98,8 +98,9 @@ class DeployService:
         return fetch
 
     # -- operations ----------------------------------------------------------------------------
-    def check_request(self, *, name: str | None = None, target: str | None = None, replicas: int = 1,
-                      gpus: int = 0, timeout: float = 180.0, expose: str | None = None) -> str:
+    def check_request(self, *, name: str | None = None, target: str | None = None,
+                      replicas: int | None = None, gpus: int = 0, timeout: float = 180.0,
+                      expose: str | None = None) -> str:
         """Refuse bad options before anything is resolved, built or started; returns the target."""
         target = target or self.ws.config.deploy.target or "local"
         if target not in TARGETS:
@@ -109,7 +110,7 @@ class DeployService:
         if expose is not None and target == "local":
             raise UsageError("--expose applies to cluster targets",
                              "a local deployment listens on this machine only; drop --expose")
-        if replicas < 0:
+        if replicas is not None and replicas < 0:
             raise UsageError(f"replicas cannot be negative, got {replicas}", "give 0 or more")
         if gpus < 0:
             raise UsageError(f"gpus cannot be negative, got {gpus}", "give 0 or more GPUs per replica")
@@ -127,7 +128,7 @@ class DeployService:
         name: str | None = None,
         target: str | None = None,
         namespace: str | None = None,
-        replicas: int = 1,
+        replicas: int | None = None,
         cpu: str | None = None,
         memory: str | None = None,
         gpus: int = 0,
@@ -137,12 +138,18 @@ class DeployService:
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
 
-        ``expose`` (cluster targets): "route", "ingress" or "none"; None keeps what the deployment's
-        latest revision recorded, else the target's default (Route on OpenShift, else Ingress)."""
-        target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus, timeout=timeout,
-                                    expose=expose)
+        ``replicas`` None keeps a live deployment's current count (a new version does not drop 3
+        replicas to 1), else 1. ``expose`` (cluster targets): "route", "ingress" or "none"; None
+        keeps what the deployment's latest revision recorded, else the target's default (Route on
+        OpenShift, else Ingress)."""
+        target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus,
+                                    timeout=timeout, expose=expose)
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
+        if replicas is None:
+            current = self.records.find(name)
+            live = current is not None and current["state"] != "undeployed"
+            replicas = int(current["replicas"]) if live and current is not None else 1
         if expose is None and target != "local":
             row = self.records.find(name)
             if row is not None and row["target"] == target:
@@ -340,8 +347,9 @@ class DeployService:
         runtime = self._runtime(spec.model)
         return self._apply(spec, "rollback", runtime, timeout, progress)
 
-    def undeploy(self, name: str) -> None:
-        """Stop every replica (or delete the cluster objects); the history stays."""
+    def undeploy(self, name: str) -> DeploymentInfo:
+        """Stop every replica (or delete the cluster objects); the history stays. Returns the
+        deployment as it now stands (state ``undeployed``)."""
         row = self.records.row(name)
         if row["target"] == "local":
             self.local.remove(_replicas(row))
@@ -364,6 +372,7 @@ class DeployService:
             endpoint="",
         )
         self._sampler.forget(name)
+        return self._info(self.records.find(name))
 
     # -- observing -----------------------------------------------------------------------------
     def list(self, *, include_undeployed: bool = False) -> Infos:
@@ -381,7 +390,7 @@ class DeployService:
         state = str(row["state"])
         message = str(row["message"])
         if row["target"] == "local" and state != "undeployed":
-            replicas = _replicas(row)
+            replicas = [r for r in _replicas(row) if local.alive(r)]  # a dead replica's URL is not shown
             endpoints = [r.url for r in replicas]
             ready = sum(1 for r in replicas if local.is_ready(row["name"], r))
             if state in ("available", "degraded") and ready < int(row["replicas"]):
@@ -402,7 +411,7 @@ class DeployService:
             revision=int(row["revision"]),
             state=state,
             message=message,
-            endpoint=row["endpoint"],
+            endpoint=_live_endpoint(row, endpoints),
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
             endpoints=endpoints,
@@ -456,7 +465,8 @@ class DeployService:
         if status != 200:
             detail = body.get("error", body) if isinstance(body, dict) else body
             raise DeployError(
-                f"'{name}' answered {status}: {detail}", "check the request's shape and datatype"
+                f"'{name}' answered {status}: {server_error_line(detail)}",
+                "check the request's shape and datatype",
             )
         if not isinstance(body, dict):
             raise DeployError(f"'{name}' answered something that is not JSON")
@@ -479,6 +489,32 @@ def _replicas(row: Any) -> list[local.Replica]:
 def _labels(spec: DeploySpec, revision: int) -> dict[str, str]:
     """Docker labels of a local replica: the deployment, and what it serves as on a cluster object."""
     return {"workbench.dev/deployment": spec.name, **manifests.object_annotations(spec, revision)}
+
+
+def _live_endpoint(row: Any, live: list[str]) -> str:
+    """A local deployment's endpoint only while a replica behind it runs; a cluster's as recorded."""
+    if row["target"] != "local":
+        return str(row["endpoint"])
+    return str(row["endpoint"]) if row["endpoint"] in live else (live[0] if live else "")
+
+
+def server_error_line(detail: object, limit: int = 300) -> str:
+    """A model server's error body as one line holding the model's own message.
+
+    MLServer answers a failing ``predict`` with the whole traceback in one string (about 5 KB): the
+    line that matters is the last ``SomeError: message`` line, which is what the user is shown.
+    """
+    text = detail if isinstance(detail, str) else json.dumps(detail)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return "(no message)"
+    pick = lines[-1]
+    for ln in reversed(lines):
+        head = ln.split(":", 1)[0]
+        if ":" in ln and head.replace(".", "").isidentifier() and head.split(".")[-1][:1].isupper():
+            pick = ln
+            break
+    return pick if len(pick) <= limit else pick[: limit - 3] + "..."
 
 
 def _failure_words(exc: BaseException) -> str:
