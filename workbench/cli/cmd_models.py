@@ -67,3 +67,25 @@ def cmd_models_show(args: argparse.Namespace) -> int:
         out.print(f"{v.name}:{v.version}{aliases}  {v.framework} {v.framework_version}  {v.path}  "
                   f"{v.hash[:12]}  run {v.run_id or '-'}  {fmt.local_time(v.created_at)}", markup=False)
     return 0
+
+
+def cmd_models_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from workbench.tracking.export import export_model
+
+    ws = open_workspace()
+    version = ws.runs.model_version(args.spec)
+    dest = Path(args.dest).absolute()
+    if args.format == "raw" and args.dest.endswith("/"):  # "DIR/": a folder, made if missing
+        dest.mkdir(parents=True, exist_ok=True)
+    written = export_model(
+        version, lambda path: ws.versions.export_object(version.hash, path), dest, args.format,
+        force=args.force,
+    )
+    if args.json:
+        print_json({"model": version.name, "version": version.version, "format": args.format,
+                    "path": str(written), "hash": version.hash})
+    else:
+        console().print(f"{version.name}:{version.version} -> {written} ({args.format})", markup=False)
+    return 0

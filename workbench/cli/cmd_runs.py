@@ -117,6 +117,14 @@ def register(subparsers: Any) -> None:
     show.add_argument("spec", metavar="NAME[:VERSION|@ALIAS]")
     add_json_flag(show)
     show.set_defaults(handler=cmd_models.cmd_models_show)
+    export = sub.add_parser("export", help="write a version as its file (raw) or an MLflow model folder")
+    export.add_argument("spec", metavar="NAME[:VERSION|@ALIAS]")
+    export.add_argument("dest", metavar="DEST", help="a file or folder (raw), a new folder (mlflow)")
+    export.add_argument("--format", choices=["raw", "mlflow"], default="raw",
+                        help="raw: the registered bytes; mlflow: MLmodel + model.pkl + environment files")
+    export.add_argument("--force", action="store_true", help="replace what is at DEST")
+    add_json_flag(export)
+    export.set_defaults(handler=cmd_models.cmd_models_export)
 
     p = subparsers.add_parser(
         "rerun", help="run a run's command again on its input snapshot, as a new run; say if it reproduced",
