@@ -1,8 +1,11 @@
 #!/usr/bin/env python
 """Benchmark the local deploy target: requests/s and p50/p99 latency at 1, 8 and 32 concurrent clients
-for a small scikit-learn model (iris, logistic regression), and the time from deploy to the first
-successful prediction. Runs in a throw-away project; the serving venv is built first if needed (not
-timed). Usage: .venv/bin/python scripts/bench_serve.py [--seconds 5] [--replicas 1] [--runtime process|docker]
+for a small scikit-learn model (iris, logistic regression) with 1, 2 and 4 replicas, through the
+deployment's stable endpoint (the front door) side by side with calling the replicas directly (what
+the front door costs); failed requests while a new version rolls out and while a replica is killed
+(target 0 for both); and the time from deploy to the first successful prediction. Runs in a
+throw-away project; the serving venv is built first if needed (not timed).
+Usage: .venv/bin/python scripts/bench_serve.py [--seconds 5] [--replicas 1,2,4] [--runtime process|docker]
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ REQUEST = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data":
 
 
 def client(
-    ports: list[int], name: str, stop: float, out: list[float], errors: list[int], offset: int
+    ports: list[int], name: str, stop: float, out: list[float], errors: list[int], offset: int,
+    stop_at: list[float] | None = None,
 ) -> None:
     body = json.dumps(REQUEST)
     conns = [http.client.HTTPConnection("127.0.0.1", p, timeout=30) for p in ports]
     i = offset
-    while time.perf_counter() < stop:
+    while time.perf_counter() < (stop_at[0] if stop_at is not None else stop):
         conn = conns[i % len(conns)]
         i += 1
         t0 = time.perf_counter()
@@ -38,8 +42,9 @@ def client(
             resp = conn.getresponse()
             resp.read()
             ok = resp.status == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):
             ok = False
+            conn.close()
         (out.append(time.perf_counter() - t0) if ok else errors.append(1))
 
 
@@ -63,10 +68,29 @@ def load(ports: list[int], name: str, clients: int, seconds: float) -> tuple[flo
     return len(latencies) / elapsed, p50, p99, len(errors)
 
 
+def during(ports: list[int], action: object, clients: int = 8) -> int:
+    """Failed requests from ``clients`` threads while ``action()`` runs (and a second after)."""
+    latencies: list[float] = []
+    errors: list[int] = []
+    stop = [time.perf_counter() + 3600]
+    threads = [threading.Thread(target=client, args=(ports, "iris", 0, latencies, errors, k, stop))
+               for k in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        action()  # type: ignore[operator]
+        time.sleep(1.0)
+    finally:
+        stop[0] = 0
+        for t in threads:
+            t.join()
+    return len(errors)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--replicas", default="1,2,4", help="replica counts, comma-separated")
     parser.add_argument("--runtime", choices=["process", "docker", "auto"], default="process")
     args = parser.parse_args()
     os.environ["WORKBENCH_LOCAL_RUNTIME"] = args.runtime
@@ -91,8 +115,9 @@ def main() -> int:
         joblib.dump(LogisticRegression(max_iter=500).fit(x, y), Path(tmp) / "model.joblib")
         digest = ws.versions.put_file(Path(tmp) / "model.joblib")
         ref = ModelRef("iris", "1", digest, "sklearn", sklearn.__version__, None, "model.joblib")
+        counts = [int(c) for c in args.replicas.split(",")]
         t0 = time.perf_counter()
-        info = ws.deployments.deploy(ref, name="iris", replicas=args.replicas)
+        info = ws.deployments.deploy(ref, name="iris", replicas=counts[0])
         while True:
             try:
                 ws.deployments.predict("iris", REQUEST)
@@ -100,22 +125,42 @@ def main() -> int:
             except Exception:
                 time.sleep(0.01)
         first = time.perf_counter() - t0
-        ports = [int(u.rsplit(":", 1)[1]) for u in info.endpoints]
         try:
-            print(
-                f"\nlocal target, {args.runtime}, {args.replicas} replica(s), {os.cpu_count()} CPUs, "
-                f"{args.seconds:.0f} s per level"
-            )
+            print(f"\nlocal target, {args.runtime}, {os.cpu_count()} CPUs, load average "
+                  f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}, {args.seconds:.0f} s per level")
             print(f"deploy -> first successful prediction: {first:.2f} s")
-            print(f"{'clients':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-            for clients in (1, 8, 32):
-                rps, p50, p99, errs = load(ports, "iris", clients, args.seconds)
-                print(f"{clients:>8} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {errs:>7}")
-            snap = ws.deployments.metrics("iris")
-            print(
-                f"server-side metrics: {snap.requests_total:.0f} infer requests, "
-                f"{snap.errors_total:.0f} errors"
-            )
+            print(f"{'replicas':>8} {'clients':>8} {'endpoint req/s':>15} {'p50 ms':>8} {'p99 ms':>8} "
+                  f"{'errors':>7} {'direct req/s':>13} {'endpoint/direct':>16}")
+            for count in counts:
+                info = ws.deployments.scale("iris", count) if info.replicas != count else info
+                door = [int(info.endpoint.rsplit(":", 1)[1])]
+                direct = [int(u.rsplit(":", 1)[1]) for u in info.endpoints]
+                for clients in (1, 8, 32):
+                    rps, p50, p99, errs = load(door, "iris", clients, args.seconds)
+                    base, _, _, _ = load(direct, "iris", clients, args.seconds)
+                    print(f"{count:>8} {clients:>8} {rps:>15.0f} {p50:>8.2f} {p99:>8.2f} {errs:>7} "
+                          f"{base:>13.0f} {rps / base:>16.2f}")
+            door = [int(info.endpoint.rsplit(":", 1)[1])]
+            v2 = ModelRef("iris", "2", digest, "sklearn", sklearn.__version__, None, "model.joblib")
+            failed = during(door, lambda: ws.deployments.deploy(v2, name="iris"))
+            print(f"failed requests during a rollout to a new version (8 clients): {failed} (target 0)")
+            victim = ws.deployments.get("iris")
+            from workbench.deploy import local
+
+            replica = local.Replica.from_json(json.loads(ws.db.execute(
+                "SELECT runtime FROM deployments WHERE name='iris'").fetchone()[0])["replicas"][0])
+
+            def kill_and_wait() -> None:
+                os.kill(replica.pid, 9)
+                while ws.deployments.get("iris").ready < victim.replicas:
+                    time.sleep(0.1)
+
+            if victim.replicas < 2:
+                print("replica kill: skipped (one replica: nothing else can answer while it restarts)")
+            else:
+                failed = during(door, kill_and_wait)
+                print(f"failed requests while one of {victim.replicas} replicas is killed and restarted "
+                      f"(8 clients): {failed} (target 0)")
         finally:
             ws.deployments.undeploy("iris")
             ws.close()

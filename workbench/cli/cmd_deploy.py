@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--memory", help="memory request and limit, e.g. 512Mi")
     p.add_argument("--gpus", type=int, default=0, help="GPUs per replica (cluster targets)")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness")
+    p.add_argument("--port", type=int, default=0,
+                   help="local target: the endpoint's port, kept across deploys and rollbacks (default: "
+                   "the current one, else a free one)")
     p.add_argument(
         "--expose", choices=["route", "ingress", "none"],
         help="how a cluster deployment is reached from outside: an OpenShift Route, an Ingress, or none "
@@ -112,6 +115,7 @@ def _deploy(args: argparse.Namespace) -> int:
             gpus=args.gpus,
             timeout=args.timeout,
             expose=args.expose,
+            port=args.port,
         )
     return _show(info, args.json)
 

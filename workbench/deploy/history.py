@@ -166,6 +166,11 @@ class DeploymentHistory:
                 ),
             )
 
+    def set_runtime(self, name: str, runtime: dict[str, Any]) -> None:
+        """Replace the deployment's runtime record (its replicas and front door) only."""
+        with self._atomic() as db:
+            db.execute("UPDATE deployments SET runtime = ? WHERE name = ?", (json.dumps(runtime), name))
+
     def set_revision(self, name: str, revision: int) -> None:
         with self._atomic() as db:
             db.execute("UPDATE deployments SET revision = ? WHERE name = ?", (revision, name))

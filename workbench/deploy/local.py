@@ -119,9 +119,11 @@ def start_replica(
     state_dir: Path,
     mode: str,
     labels: dict[str, str],
+    ports: tuple[int, int, int] | None = None,
 ) -> Replica:
-    """Start one server for the model folder ``model_dir``; returns at once (see :func:`wait_ready`)."""
-    ports = [free_port() for _ in range(3)]
+    """Start one server for the model folder ``model_dir``; returns at once (see :func:`wait_ready`).
+    ``ports`` (http, grpc, metrics): a restarted replica keeps its own; else three free ones."""
+    ports = ports or (free_port(), free_port(), free_port())
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / f"r{revision}-{index}.log"
     replica = Replica(
@@ -360,7 +362,11 @@ class LocalTarget:
         timeout: float,
         framework: str,
         framework_version: str | None,
+        switch: Any = None,
     ) -> tuple[str, list[Replica]]:
+        """Start the new replicas; once all are ready, ``switch(mode, started)`` points the record and
+        the front door at them, and only then are the old ones stopped (no request meets a closed
+        port)."""
         mode = local_mode()
         started: list[Replica] = []
         try:
@@ -378,6 +384,8 @@ class LocalTarget:
                     )
                 )
             wait_ready(name, started, timeout, framework, framework_version)
+            if switch is not None:
+                switch(mode, started)
         except BaseException:
             for replica in started:
                 stop_replica(replica)

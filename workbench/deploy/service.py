@@ -14,8 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.deploy import local, manifests, serving
+from workbench.deploy import frontdoor, local, serving
 from workbench.deploy.history import DeploymentHistory
+from workbench.deploy.local_rollout import (
+    LocalDeployments,
+    check_port,
+    door_url,
+    failure_words,
+    labels_of,
+    live_endpoint,
+    replicas_of,
+    server_error_line,
+)
 from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
 from workbench.deploy.types import (
     EXPOSE,
@@ -48,6 +58,7 @@ class DeployService:
         self._sampler = MetricsSampler()
         self._round_robin: dict[str, itertools.cycle[str]] = {}
         self.records = DeploymentHistory(lambda: ws.db, ws.atomic)
+        self.local_rollouts = LocalDeployments(self.records, self.local, self.state_root, ws.paths.db)
 
     # -- resolving -----------------------------------------------------------------------------
     def resolve_model(self, spec: str | ModelRef) -> ModelRef:
@@ -135,8 +146,12 @@ class DeployService:
         timeout: float = 180.0,
         progress: Progress | None = None,
         expose: str | None = None,
+        port: int = 0,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
+
+        ``port`` (local target): the front door's port, kept across deploys and rollbacks; 0 keeps
+        the current one (a first deploy picks a free one).
 
         ``replicas`` None keeps a live deployment's current count (a new version does not drop 3
         replicas to 1), else 1. ``expose`` (cluster targets): "route", "ingress" or "none"; None
@@ -169,6 +184,7 @@ class DeployService:
             gpus=gpus,
             image=self.ws.config.deploy.image,
             expose=expose or "",
+            port=check_port(port, target),
         )
         return self._apply(spec, "deploy", runtime, timeout, progress)
 
@@ -188,7 +204,9 @@ class DeployService:
             )
         revision = self.records.next_revision(spec.name)
         if spec.target == "local":
-            return self._apply_local(spec, revision, action, runtime, timeout, progress, row)
+            self.local_rollouts.apply(spec, revision, action, runtime, timeout, progress, row,
+                                      self._fetch(spec.model))
+            return self.get(spec.name)
         from workbench.deploy.cluster import ClusterTarget
 
         cluster = ClusterTarget.connect(spec.target)
@@ -200,7 +218,7 @@ class DeployService:
                 spec, revision, objects, self._fetch(spec.model), timeout, progress
             )
         except BaseException as exc:
-            message = _failure_words(exc)
+            message = failure_words(exc)
             self.records.finish(spec.name, revision, state="failed", message=message, result="failed")
             raise
         ok = status.state == "complete"
@@ -222,63 +240,6 @@ class DeployService:
             )
         return self.get(spec.name)
 
-    def _apply_local(
-        self,
-        spec: DeploySpec,
-        revision: int,
-        action: str,
-        runtime: serving.Runtime,
-        timeout: float,
-        progress: Progress | None,
-        row: Any,
-    ) -> DeploymentInfo:
-        venv = serving.ensure_serve_venv(runtime, spec.model.framework_version, progress)
-        old = _replicas(row) if row is not None and row["state"] != "undeployed" else []
-        self.records.record(spec, revision, action, [])
-        try:
-            folder = self.local.prepare_folder(
-                spec.name, revision, spec.model.version, spec.model.filename, runtime, self._fetch(spec.model)
-            )
-            mode, started = self.local.roll_out(
-                name=spec.name,
-                revision=revision,
-                replicas=spec.replicas,
-                folder=folder,
-                venv=venv,
-                old=old,
-                labels=_labels(spec, revision),
-                timeout=timeout,
-                framework=spec.model.framework,
-                framework_version=spec.model.framework_version,
-            )
-        except BaseException as exc:
-            message = _failure_words(exc)
-            if old:  # the previous revision keeps serving: say so and point the row back at it
-                self.records.restore_row(spec.name, row, f"revision {revision} failed: {message}")
-                self.records.finish_revision(spec.name, revision, "failed", message)
-            else:
-                self.records.finish(
-                    spec.name,
-                    revision,
-                    state="failed",
-                    message=message,
-                    result="failed",
-                    runtime={"mode": "", "replicas": []},
-                )
-            raise
-        runtime_json = {"mode": mode, "venv": str(venv), "replicas": [r.to_json() for r in started]}
-        endpoint = started[0].url if started else ""
-        self.records.finish(
-            spec.name,
-            revision,
-            state="available",
-            message="",
-            result="available",
-            runtime=runtime_json,
-            endpoint=endpoint,
-        )
-        return self.get(spec.name)
-
     def scale(self, name: str, replicas: int, *, timeout: float = 180.0) -> DeploymentInfo:
         """Change the number of replicas (recorded as a ``scale`` revision)."""
         if replicas < 0:
@@ -296,10 +257,10 @@ class DeployService:
             try:
                 kept = self.local.scale(
                     name=name,
-                    replicas=_replicas(row),
+                    replicas=replicas_of(row),
                     want=replicas,
                     venv=Path(runtime["venv"]),
-                    labels=_labels(spec, revision),
+                    labels=labels_of(spec, revision),
                     timeout=timeout,
                     framework=spec.model.framework,
                     framework_version=spec.model.framework_version,
@@ -308,6 +269,9 @@ class DeployService:
                 self.records.finish(name, revision, state="degraded", message=exc.one_line(), result="failed")
                 raise
             runtime["replicas"] = [r.to_json() for r in kept]
+            door = dict(runtime.get("frontdoor") or {})
+            port = int(door.get("port", 0)) or local.free_port()
+            runtime["frontdoor"] = {**door, "port": port}
             self.records.finish(
                 name,
                 revision,
@@ -315,8 +279,10 @@ class DeployService:
                 message="",
                 result="available",
                 runtime=runtime,
-                endpoint=kept[0].url if kept else "",
+                endpoint=door_url(port),
             )
+            runtime["frontdoor"] = self.local_rollouts.open_door(name, door, port)
+            self.records.set_runtime(name, runtime)
         else:
             from workbench.deploy.cluster import ClusterTarget
 
@@ -352,7 +318,9 @@ class DeployService:
         deployment as it now stands (state ``undeployed``)."""
         row = self.records.row(name)
         if row["target"] == "local":
-            self.local.remove(_replicas(row))
+            door = json.loads(row["runtime"] or "{}").get("frontdoor") or {}
+            frontdoor.stop(int(door.get("pid", 0)))  # first, so that no replica is restarted
+            self.local.remove(replicas_of(row))
         else:
             from workbench.deploy.cluster import ClusterTarget
 
@@ -390,7 +358,7 @@ class DeployService:
         state = str(row["state"])
         message = str(row["message"])
         if row["target"] == "local" and state != "undeployed":
-            replicas = [r for r in _replicas(row) if local.alive(r)]  # a dead replica's URL is not shown
+            replicas = [r for r in replicas_of(row) if local.alive(r)]  # a dead replica's URL is not shown
             endpoints = [r.url for r in replicas]
             ready = sum(1 for r in replicas if local.is_ready(row["name"], r))
             if state in ("available", "degraded") and ready < int(row["replicas"]):
@@ -411,7 +379,7 @@ class DeployService:
             revision=int(row["revision"]),
             state=state,
             message=message,
-            endpoint=_live_endpoint(row, endpoints),
+            endpoint=live_endpoint(row, endpoints, LocalDeployments.door(row)),
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
             endpoints=endpoints,
@@ -423,7 +391,7 @@ class DeployService:
 
     def _base_urls(self, name: str) -> Urls:
         """A local deployment's live replicas: ``(url, metrics_url)`` each."""
-        return [(r.url, r.metrics_url) for r in _replicas(self.records.row(name)) if local.alive(r)]
+        return [(r.url, r.metrics_url) for r in replicas_of(self.records.row(name)) if local.alive(r)]
 
     def _cluster(self, row: dict[str, Any]) -> Any:
         from workbench.deploy.cluster import ClusterTarget
@@ -446,7 +414,8 @@ class DeployService:
         if row["target"] != "local":
             answer: dict[str, Any] = self._cluster(row).infer(name, payload)
             return answer
-        urls = [u for u, _ in self._base_urls(name)]
+        door = LocalDeployments.door(row)
+        urls = [door] if door else [u for u, _ in self._base_urls(name)]
         if not urls:
             raise DeployError(f"'{name}' has no running replica", f"'workbench scale {name} 1' starts one")
         cycle = self._round_robin.get(name)
@@ -479,44 +448,3 @@ class DeployService:
         if row["target"] != "local":
             return self._sampler.sample_texts(name, self._cluster(row).metrics_texts(name))
         return self._sampler.sample(name, [m for _, m in self._base_urls(name)])
-
-
-def _replicas(row: Any) -> list[local.Replica]:
-    data = json.loads(row["runtime"] or "{}")
-    return [local.Replica.from_json(r) for r in data.get("replicas", [])]
-
-
-def _labels(spec: DeploySpec, revision: int) -> dict[str, str]:
-    """Docker labels of a local replica: the deployment, and what it serves as on a cluster object."""
-    return {"workbench.dev/deployment": spec.name, **manifests.object_annotations(spec, revision)}
-
-
-def _live_endpoint(row: Any, live: list[str]) -> str:
-    """A local deployment's endpoint only while a replica behind it runs; a cluster's as recorded."""
-    if row["target"] != "local":
-        return str(row["endpoint"])
-    return str(row["endpoint"]) if row["endpoint"] in live else (live[0] if live else "")
-
-
-def server_error_line(detail: object, limit: int = 300) -> str:
-    """A model server's error body as one line holding the model's own message.
-
-    MLServer answers a failing ``predict`` with the whole traceback in one string (about 5 KB): the
-    line that matters is the last ``SomeError: message`` line, which is what the user is shown.
-    """
-    text = detail if isinstance(detail, str) else json.dumps(detail)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        return "(no message)"
-    pick = lines[-1]
-    for ln in reversed(lines):
-        head = ln.split(":", 1)[0]
-        if ":" in ln and head.replace(".", "").isidentifier() and head.split(".")[-1][:1].isupper():
-            pick = ln
-            break
-    return pick if len(pick) <= limit else pick[: limit - 3] + "..."
-
-
-def _failure_words(exc: BaseException) -> str:
-    """What a failed revision records as its message."""
-    return exc.one_line() if isinstance(exc, WorkbenchError) else str(exc) or type(exc).__name__

@@ -82,6 +82,8 @@ class DeploySpec:
     image: str = ""
     expose: str = ""
     """One of :data:`EXPOSE`, or "" for the target's default (Route on OpenShift, else Ingress)."""
+    port: int = 0
+    """Local target: the front door's port; 0 keeps the deployment's current one, else a free one."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,172 @@
+"""The local target's rollouts against the deployment records, and its front door.
+
+:class:`LocalDeployments` starts a revision's replicas, points the record and the front door
+(:mod:`workbench.deploy.frontdoor`) at them once they are ready, and only then stops the old ones; it
+keeps the front door's port across deploys, scales and rollbacks. The helpers say what a listing
+shows (the front door while it runs) and how a server's error reads (one line, the model's words).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workbench.deploy import frontdoor, local, manifests, serving
+from workbench.deploy.history import DeploymentHistory
+from workbench.deploy.types import DeploySpec
+from workbench.errors import UsageError, WorkbenchError
+
+Progress = Callable[[int, int], None]
+
+
+class LocalDeployments:
+    """The local target's side of :class:`workbench.deploy.service.DeployService`."""
+
+    def __init__(self, records: DeploymentHistory, target: local.LocalTarget, state_root: Path,
+                 db_path: Path) -> None:
+        self.records, self.target, self.state_root, self.db_path = records, target, state_root, db_path
+
+    def apply(
+        self,
+        spec: DeploySpec,
+        revision: int,
+        action: str,
+        runtime: serving.Runtime,
+        timeout: float,
+        progress: Progress | None,
+        row: Any,
+        fetch: Callable[[Path], None],
+    ) -> None:
+        venv = serving.ensure_serve_venv(runtime, spec.model.framework_version, progress)
+        live = row is not None and row["state"] != "undeployed"
+        old = replicas_of(row) if live else []
+        door = dict(json.loads(row["runtime"] or "{}").get("frontdoor") or {}) if live else {}
+        port = spec.port or int(door.get("port", 0)) or local.free_port()
+        labels = labels_of(spec, revision)
+        self.records.record(spec, revision, action, [])
+
+        def switch(mode: str, started: list[local.Replica]) -> None:
+            """New replicas ready: record them, point the front door at them (old ones still up)."""
+            runtime_json: dict[str, Any] = {
+                "mode": mode, "venv": str(venv), "labels": labels,
+                "replicas": [r.to_json() for r in started], "frontdoor": {**door, "port": port},
+            }
+            self.records.finish(spec.name, revision, state="available", message="", result="available",
+                                runtime=runtime_json, endpoint=door_url(port))
+            runtime_json["frontdoor"] = self.open_door(spec.name, door, port)
+            self.records.set_runtime(spec.name, runtime_json)
+
+        try:
+            folder = self.target.prepare_folder(
+                spec.name, revision, spec.model.version, spec.model.filename, runtime, fetch
+            )
+            self.target.roll_out(
+                name=spec.name,
+                revision=revision,
+                replicas=spec.replicas,
+                folder=folder,
+                venv=venv,
+                old=old,
+                labels=labels,
+                timeout=timeout,
+                framework=spec.model.framework,
+                framework_version=spec.model.framework_version,
+                switch=switch,
+            )
+        except BaseException as exc:
+            message = failure_words(exc)
+            if old:  # the previous revision keeps serving: say so and point the row back at it
+                self.records.restore_row(spec.name, row, f"revision {revision} failed: {message}")
+                self.records.finish_revision(spec.name, revision, "failed", message)
+            else:
+                self.records.finish(
+                    spec.name,
+                    revision,
+                    state="failed",
+                    message=message,
+                    result="failed",
+                    runtime={"mode": "", "replicas": []},
+                )
+            raise
+
+    def open_door(self, name: str, door: dict[str, Any], port: int) -> dict[str, Any]:
+        """The deployment's front door on ``port``, told to re-read the replicas (started if needed)."""
+        pid = int(door.get("pid", 0))
+        if pid and frontdoor.running(pid) and int(door.get("port", 0)) == port and frontdoor.reload(port):
+            return {"port": port, "pid": pid}
+        frontdoor.stop(pid)
+        log = self.state_root / name / "logs" / "frontdoor.log"
+        return {"port": port, "pid": frontdoor.start(self.db_path, name, port, log)}
+
+
+    @staticmethod
+    def door(row: Any) -> str:
+        """The local deployment's front door URL while its process runs, else ""."""
+        if row["target"] != "local" or row["state"] == "undeployed":
+            return ""
+        door = json.loads(row["runtime"] or "{}").get("frontdoor") or {}
+        pid = int(door.get("pid", 0))
+        return door_url(int(door["port"])) if pid and frontdoor.running(pid) else ""
+
+
+
+def replicas_of(row: Any) -> list[local.Replica]:
+    data = json.loads(row["runtime"] or "{}")
+    return [local.Replica.from_json(r) for r in data.get("replicas", [])]
+
+
+def labels_of(spec: DeploySpec, revision: int) -> dict[str, str]:
+    """Docker labels of a local replica: the deployment, and what it serves as on a cluster object."""
+    return {"workbench.dev/deployment": spec.name, **manifests.object_annotations(spec, revision)}
+
+
+def failure_words(exc: BaseException) -> str:
+    """What a failed revision records as its message."""
+    return exc.one_line() if isinstance(exc, WorkbenchError) else str(exc) or type(exc).__name__
+
+
+def live_endpoint(row: Any, live: list[str], door: str) -> str:
+    """A local deployment's front door while it runs and a replica is behind it (else a live
+    replica's own URL, or nothing); a cluster's endpoint as recorded."""
+    if row["target"] != "local":
+        return str(row["endpoint"])
+    if door and live:
+        return door
+    return live[0] if live else ""
+
+
+def door_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def check_port(port: int, target: str) -> int:
+    """``--port``: a free TCP port on this machine, for the local target only."""
+    if not port:
+        return 0
+    if target != "local":
+        raise UsageError("--port applies to the local target",
+                         "a cluster deployment is reached through its Service")
+    if not 1024 <= port <= 65535:
+        raise UsageError(f"--port must be between 1024 and 65535, got {port}", "give an unprivileged port")
+    return port
+
+
+def server_error_line(detail: object, limit: int = 300) -> str:
+    """A model server's error body as one line holding the model's own message.
+
+    MLServer answers a failing ``predict`` with the whole traceback in one string (about 5 KB): the
+    line that matters is the last ``SomeError: message`` line, which is what the user is shown.
+    """
+    text = detail if isinstance(detail, str) else json.dumps(detail)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return "(no message)"
+    pick = lines[-1]
+    for ln in reversed(lines):
+        head = ln.split(":", 1)[0]
+        if ":" in ln and head.replace(".", "").isidentifier() and head.split(".")[-1][:1].isupper():
+            pick = ln
+            break
+    return pick if len(pick) <= limit else pick[: limit - 3] + "..."
