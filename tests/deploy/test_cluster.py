@@ -50,6 +50,8 @@ def target(emulator: kmock.KubernetesEmulator, kind: str = "kubernetes") -> Clus
         ("v1/configmaps", "ConfigMap"),
         ("v1/services", "Service"),
         ("v1/persistentvolumeclaims", "PersistentVolumeClaim"),
+        ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget"),
+        ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     ):
         emulator.resources[res] = emulator.ResourceInfo(kind=kind_name, namespaced=True)
     config = client.Configuration(host=str(emulator.url).rstrip("/"))
@@ -136,7 +138,9 @@ async def test_deploy_applies_validated_objects_with_ssa(kmock: kmock.Kubernetes
     t = target(kmock)
     s = spec()
     objects = await asyncio.to_thread(t.render, s, 1)
-    assert [o["kind"] for o in objects] == ["PersistentVolumeClaim", "Deployment", "Service"]
+    assert [o["kind"] for o in objects] == [
+        "PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget"
+    ]
     status, endpoint = await run_with(kmock, healthy, None, lambda: t.apply(s, 1, objects, fetch, 5))
     assert status.state == "complete" and status.available == 2
     assert endpoint == f"http://iris.{NS}.svc:8080"
@@ -350,3 +354,42 @@ async def test_predict_and_metrics_go_through_the_api_server_proxy(kmock: kmock.
     assert len(texts) == 2  # the pod that is not ready is not scraped
     snap = MetricsSampler().sample_texts("iris", texts)
     assert (snap.requests_total, snap.errors_total, snap.replicas_scraped) == (6, 1, 2)
+
+
+def defaulted(raw: dict[str, Any]) -> dict[str, Any]:
+    """A healthy status for a Deployment whose replicas an autoscaler owns (the API server's default: 1)."""
+    return healthy({**raw, "spec": {**raw["spec"], "replicas": raw["spec"].get("replicas", 1)}})
+
+
+def live(emulator: kmock.KubernetesEmulator, res: str) -> list[str]:
+    return [k[2] for k, v in emulator.objects.items() if k[0] == res and not v.deleted]
+
+
+async def test_autoscaler_then_manual_scale_then_a_fixed_count(kmock: kmock.KubernetesEmulator) -> None:
+    """--min/--max-replicas make an HPA and leave replicas to it; scale N deletes it and sets N; a
+    later revision without autoscaling leaves no HPA behind; undeploy removes the budget too."""
+    t = target(kmock)
+    s = DeploySpec(**{**spec().__dict__, "min_replicas": 2, "max_replicas": 6, "target_cpu": 60})
+    objects = await asyncio.to_thread(t.render, s, 1)
+    kinds = [o["kind"] for o in objects]
+    assert kinds[-2:] == ["PodDisruptionBudget", "HorizontalPodAutoscaler"]
+    status, _ = await run_with(kmock, defaulted, None, lambda: t.apply(s, 1, objects, fetch, 5))
+    assert status.state == "complete"
+    hpa = obj(kmock, "autoscaling/v2/horizontalpodautoscalers", "iris").raw
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"}
+    assert "replicas" not in obj(kmock, "apps/v1/deployments", "iris").raw["spec"]
+
+    status = await run_with(kmock, defaulted, None, lambda: t.scale("iris", 3, 5))
+    assert status.desired == 3
+    assert live(kmock, "autoscaling/v2/horizontalpodautoscalers") == []
+
+    fixed = spec(replicas=1)
+    objects = await asyncio.to_thread(t.render, fixed, 2)
+    assert "PodDisruptionBudget" not in [o["kind"] for o in objects]  # one replica: nothing to keep up
+    await run_with(kmock, healthy, None, lambda: t.apply(fixed, 2, objects, fetch, 5))
+    assert live(kmock, "policy/v1/poddisruptionbudgets") == []
+    assert live(kmock, "autoscaling/v2/horizontalpodautoscalers") == []
+    await asyncio.to_thread(t.remove, "iris")
+    assert live(kmock, "apps/v1/deployments") == []

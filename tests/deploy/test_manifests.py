@@ -160,3 +160,54 @@ def test_crd_files_say_where_they_come_from() -> None:
         assert schema["type"] == "object"
         assert {"apiVersion", "kind", "metadata", "spec"} <= set(schema["properties"])
         jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_replicas_spread_survive_drains_autoscale_and_tolerate_gpu_taints() -> None:
+    s = spec("sklearn", "model.joblib")  # 2 replicas, 1 GPU
+    objects = manifests.render(s, 1, openshift=False, kserve=False, ingress_class=None)
+    for o in objects:
+        manifests.validate(o)  # the official schemas, PodDisruptionBudget and HPA included
+    dep = next(o for o in objects if o["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    match = dep["spec"]["selector"]["matchLabels"]
+    assert spread["kubernetes.io/hostname"]["labelSelector"]["matchLabels"] == match
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    pdb = next(o for o in objects if o["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": dep["spec"]["selector"]}
+    assert "HorizontalPodAutoscaler" not in [o["kind"] for o in objects]
+
+    auto = DeploySpec(**{**s.__dict__, "cpu": None, "gpus": 0, "min_replicas": 1, "max_replicas": 4})
+    objects = manifests.render(auto, 1, openshift=False, kserve=False, ingress_class=None)
+    for o in objects:
+        manifests.validate(o)
+    dep = next(o for o in objects if o["kind"] == "Deployment")
+    assert "replicas" not in dep["spec"] and "tolerations" not in dep["spec"]["template"]["spec"]
+    # Utilisation is measured against a request: one is set when --cpu was not given.
+    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "250m"
+    hpa = next(o for o in objects if o["kind"] == "HorizontalPodAutoscaler")
+    target = hpa["spec"]["metrics"][0]["resource"]["target"]
+    assert target == {"type": "Utilization", "averageUtilization": 70}
+    isvc = next(o for o in manifests.render(auto, 1, openshift=False, kserve=True, ingress_class=None)
+                if o["kind"] == "InferenceService")
+    assert (isvc["spec"]["predictor"]["minReplicas"], isvc["spec"]["predictor"]["maxReplicas"]) == (1, 4)
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (("--max-replicas", "0", "--min-replicas", "2"), "--max-replicas is needed"),
+        (("--min-replicas", "5", "--max-replicas", "3"), "between 1 and --max-replicas (3)"),
+        (("--max-replicas", "3", "--target-cpu", "150"), "percentage"),
+    ],
+)
+def test_bad_autoscaling_is_one_line(argv: tuple[str, ...], words: str) -> None:
+    from workbench.deploy import scaling
+    from workbench.errors import UsageError
+
+    values = dict(zip(argv[::2], (int(v) for v in argv[1::2]), strict=True))
+    with pytest.raises(UsageError) as err:
+        scaling.check_autoscale(values.get("--min-replicas", 0), values.get("--max-replicas", 0),
+                                values.get("--target-cpu", 0))
+    assert words in err.value.one_line()

@@ -30,6 +30,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--memory", help="memory request and limit, e.g. 512Mi")
     p.add_argument("--gpus", type=int, default=0, help="GPUs per replica (cluster targets)")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness")
+    p.add_argument("--min-replicas", type=int, default=0, metavar="A",
+                   help="cluster targets: autoscale between A and --max-replicas (a HorizontalPodAutoscaler)")
+    p.add_argument("--max-replicas", type=int, default=0, metavar="B", help="the autoscaler's ceiling")
+    p.add_argument("--target-cpu", type=int, default=0, metavar="P",
+                   help="the autoscaler's CPU utilisation target, percent of the request (default 70)")
     p.add_argument("--port", type=int, default=0,
                    help="local target: the endpoint's port, kept across deploys and rollbacks (default: "
                    "the current one, else a free one)")
@@ -101,6 +106,7 @@ def _deploy(args: argparse.Namespace) -> int:
         name=args.name, target=args.target, replicas=args.replicas, gpus=args.gpus, timeout=args.timeout,
         expose=args.expose,
     )
+    ws.deployments.check_autoscale(target, args.min_replicas, args.max_replicas, args.target_cpu)
     if target == "local" and not ws.deployments.server_ready(args.model):
         _build_server(ws, args.model, err)
     with err.status(f"deploying {args.model} ..."):
@@ -116,6 +122,9 @@ def _deploy(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             expose=args.expose,
             port=args.port,
+            min_replicas=args.min_replicas,
+            max_replicas=args.max_replicas,
+            target_cpu=args.target_cpu,
         )
     return _show(info, args.json)
 

@@ -33,7 +33,10 @@ PLURALS = {
     "Route": "routes",
     "InferenceService": "inferenceservices",
     "ServingRuntime": "servingruntimes",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
 }
+SCALING_KINDS = (("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"))
 _FORBIDDEN = re.compile(r'cannot (\w+) resource "([^"]+)" in API group "([^"]*)"')
 POLL = 0.5
 _QUERY = {
@@ -248,6 +251,7 @@ class ClusterTarget:
         for obj in objects[1:]:
             self.apply_object(obj)
         self._drop_stale_exposure(spec.name, objects)
+        self._drop_stale_scaling(spec.name, objects)
         status = self.wait(spec.name, timeout, progress, kserve=objects[-1]["kind"] == "InferenceService")
         return status, self.endpoint(spec.name)
 
@@ -266,6 +270,15 @@ class ClusterTarget:
                 continue  # not allowed to read it: this user never made it public either
             labels = (found or {}).get("metadata", {}).get("labels") or {}
             if labels.get("app.kubernetes.io/managed-by") == manifests.MANAGER:
+                self.delete(api_version, kind, name)
+
+    def _drop_stale_scaling(self, name: str, objects: list[Obj]) -> None:
+        """Delete an autoscaler or disruption budget an earlier revision had and this one does not."""
+        kept = {obj["kind"] for obj in objects}
+        if "InferenceService" in kept:
+            return
+        for api_version, kind in SCALING_KINDS:
+            if kind not in kept:
                 self.delete(api_version, kind, name)
 
     def load_model(
@@ -352,6 +365,7 @@ class ClusterTarget:
                 content_type="application/merge-patch+json",
             )
             return self.wait(name, timeout, kserve=True)
+        self.delete("autoscaling/v2", "HorizontalPodAutoscaler", name)  # a manual count from now on
         self.request(
             "patch",
             _path("apps/v1", "Deployment", self.namespace, name, "scale"),
@@ -431,6 +445,7 @@ class ClusterTarget:
             ("route.openshift.io/v1", "Route", ""),
             ("networking.k8s.io/v1", "Ingress", ""),
             ("v1", "Service", ""),
+            *((api_version, kind, "") for api_version, kind in SCALING_KINDS),
             ("apps/v1", "Deployment", ""),
             ("v1", "PersistentVolumeClaim", "-models"),
         ):

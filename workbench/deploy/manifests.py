@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from workbench.deploy import serving
+from workbench.deploy import scaling, serving
 from workbench.deploy.types import DeploySpec
 from workbench.errors import DeployError
 
@@ -177,6 +177,8 @@ def _resources(spec: DeploySpec) -> Obj:
     limits: dict[str, str] = {}
     if spec.cpu:
         requests["cpu"] = limits["cpu"] = spec.cpu
+    elif scaling.autoscaled(spec):
+        requests["cpu"] = scaling.AUTOSCALE_CPU_REQUEST
     if spec.memory:
         requests["memory"] = limits["memory"] = spec.memory
     if spec.gpus:
@@ -237,8 +239,18 @@ def pvc(spec: DeploySpec, revision: int, size: str = "1Gi") -> Obj:
     }
 
 
+def selector(spec: DeploySpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/managed-by": MANAGER}
+
+
 def deployment(spec: DeploySpec, revision: int) -> Obj:
-    selector = {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/managed-by": MANAGER}
+    obj = _deployment(spec, revision, selector(spec))
+    if scaling.autoscaled(spec):  # the autoscaler owns the count; applying one would fight it
+        del obj["spec"]["replicas"]
+    return obj
+
+
+def _deployment(spec: DeploySpec, revision: int, match: dict[str, str]) -> Obj:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -247,13 +259,14 @@ def deployment(spec: DeploySpec, revision: int) -> Obj:
             "replicas": spec.replicas,
             "revisionHistoryLimit": 10,
             "progressDeadlineSeconds": PROGRESS_DEADLINE,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": match},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {"labels": labels(spec), "annotations": object_annotations(spec, revision)},
                 "spec": {
                     "securityContext": _pod_security(),
                     "automountServiceAccountToken": False,
+                    **scaling.pod_placement(spec, match),
                     "containers": [_server_container(spec)],
                     "volumes": [
                         {
@@ -359,7 +372,11 @@ def inference_service(spec: DeploySpec, revision: int) -> Obj:
         "kind": "InferenceService",
         "metadata": _meta(spec, spec.name, revision),
         "spec": {
-            "predictor": {"minReplicas": spec.replicas, "maxReplicas": max(spec.replicas, 1), "model": model}
+            "predictor": {
+                "minReplicas": (spec.min_replicas or 1) if scaling.autoscaled(spec) else spec.replicas,
+                "maxReplicas": spec.max_replicas or max(spec.replicas, 1),
+                "model": model,
+            }
         },
     }
 
@@ -384,6 +401,12 @@ def render(
             isvc["metadata"]["labels"][KSERVE_VISIBILITY] = "cluster-local"
         return [*objects, serving_runtime(spec, revision), isvc]
     objects += [deployment(spec, revision), service(spec, revision)]
+    for extra in (
+        scaling.disruption_budget(spec, _meta(spec, spec.name, revision), selector(spec)),
+        scaling.autoscaler(spec, _meta(spec, spec.name, revision)),
+    ):
+        if extra is not None:
+            objects.append(extra)
     if expose == "route":
         objects.append(route(spec, revision))
     elif expose == "ingress" and ingress_class:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.deploy import frontdoor, local, serving
+from workbench.deploy import frontdoor, local, scaling, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.local_rollout import (
     LocalDeployments,
@@ -132,6 +132,14 @@ class DeployService:
             check_name(name)
         return target
 
+    @staticmethod
+    def check_autoscale(target: str, min_replicas: int, max_replicas: int, target_cpu: int) -> None:
+        """Refuse bad --min/--max-replicas/--target-cpu in one line, before anything is resolved."""
+        scaling.check_autoscale(min_replicas, max_replicas, target_cpu)
+        if max_replicas and target == "local":
+            raise UsageError("autoscaling (--min/--max-replicas) applies to cluster targets",
+                             "give a local deployment a count with --replicas, or 'workbench scale'")
+
     def deploy(
         self,
         model: str | ModelRef,
@@ -147,9 +155,14 @@ class DeployService:
         progress: Progress | None = None,
         expose: str | None = None,
         port: int = 0,
+        min_replicas: int = 0,
+        max_replicas: int = 0,
+        target_cpu: int = 0,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
 
+        ``min_replicas``/``max_replicas``/``target_cpu`` (cluster targets): a HorizontalPodAutoscaler
+        instead of a fixed count (:mod:`workbench.deploy.scaling`).
         ``port`` (local target): the front door's port, kept across deploys and rollbacks; 0 keeps
         the current one (a first deploy picks a free one).
 
@@ -159,6 +172,7 @@ class DeployService:
         OpenShift, else Ingress)."""
         target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus,
                                     timeout=timeout, expose=expose)
+        self.check_autoscale(target, min_replicas, max_replicas, target_cpu)
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
         if replicas is None:
@@ -185,7 +199,11 @@ class DeployService:
             image=self.ws.config.deploy.image,
             expose=expose or "",
             port=check_port(port, target),
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            target_cpu=target_cpu,
         )
+
         return self._apply(spec, "deploy", runtime, timeout, progress)
 
     def _apply(
@@ -247,6 +265,7 @@ class DeployService:
         row = self.records.row(name)
         spec = self.records.spec_of(name, int(row["revision"]))
         spec.replicas = replicas
+        spec.min_replicas = spec.max_replicas = spec.target_cpu = 0  # a manual count ends autoscaling
         revision = self.records.next_revision(name)
         self.records.record(spec, revision, "scale", [])
         self.records.finish(

@@ -84,6 +84,11 @@ class DeploySpec:
     """One of :data:`EXPOSE`, or "" for the target's default (Route on OpenShift, else Ingress)."""
     port: int = 0
     """Local target: the front door's port; 0 keeps the deployment's current one, else a free one."""
+    min_replicas: int = 0
+    max_replicas: int = 0
+    """Cluster targets: a HorizontalPodAutoscaler between these when ``max_replicas`` > 0."""
+    target_cpu: int = 0
+    """The autoscaler's CPU utilisation target in percent of the request (0: 70)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
