@@ -29,7 +29,9 @@ from workbench.deploy.types import (
 from workbench.errors import DeployError, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.project import Project
+    from workbench.tracking.service import TrackingService
+    from workbench.versioning.service import VersioningService
 
 TARGETS = ("local", "kubernetes", "openshift")
 Progress = Callable[[int, int], None]
@@ -41,13 +43,16 @@ Revisions = list[Revision]
 class DeployService:
     """The deploy domain's facade; the CLI and the TUI call only this."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self.state_root = ws.paths.deploy
+    def __init__(self, project: Project, *, runs: TrackingService, versions: VersioningService) -> None:
+        """``runs`` resolves model versions through the registry; ``versions`` exports their bytes."""
+        self.project = project
+        self.runs = runs
+        self.versions = versions
+        self.state_root = project.paths.deploy
         self.local = local.LocalTarget(self.state_root)
         self._sampler = MetricsSampler()
         self._round_robin: dict[str, itertools.cycle[str]] = {}
-        self.records = DeploymentHistory(lambda: ws.db, ws.atomic)
+        self.records = DeploymentHistory(lambda: project.db, project.atomic)
 
     # -- resolving -----------------------------------------------------------------------------
     def resolve_model(self, spec: str | ModelRef) -> ModelRef:
@@ -55,7 +60,7 @@ class DeployService:
         if isinstance(spec, ModelRef):
             return spec
         try:
-            found = self.ws.runs.model_version(spec)
+            found = self.runs.model_version(spec)
         except (ImportError, AttributeError):
             raise DeployError(
                 "the model registry is not available in this install", "log models with 'workbench run' first"
@@ -83,12 +88,12 @@ class DeployService:
     def _fetch(self, model: ModelRef) -> Callable[[Path], None]:
         def fetch(dest: Path) -> None:
             try:
-                self.ws.versions.export_object(model.hash, dest)
+                self.versions.export_object(model.hash, dest)
                 return
             except (ImportError, AttributeError):
                 pass
             source = Path(model.path)
-            source = source if source.is_absolute() else self.ws.root / source
+            source = source if source.is_absolute() else self.project.root / source
             if not source.is_file():
                 raise DeployError(
                     f"the file of {model.name}:{model.version} is not in the cache", "run 'workbench fsck'"
@@ -101,7 +106,7 @@ class DeployService:
     def check_request(self, *, name: str | None = None, target: str | None = None, replicas: int = 1,
                       gpus: int = 0, timeout: float = 180.0, expose: str | None = None) -> str:
         """Refuse bad options before anything is resolved, built or started; returns the target."""
-        target = target or self.ws.config.deploy.target or "local"
+        target = target or self.project.config.deploy.target or "local"
         if target not in TARGETS:
             raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
         if expose is not None and expose not in EXPOSE:
@@ -156,11 +161,11 @@ class DeployService:
             target=target,
             model=ref,
             replicas=replicas,
-            namespace=namespace or self.ws.config.deploy.namespace,
+            namespace=namespace or self.project.config.deploy.namespace,
             cpu=cpu,
             memory=memory,
             gpus=gpus,
-            image=self.ws.config.deploy.image,
+            image=self.project.config.deploy.image,
             expose=expose or "",
         )
         return self._apply(spec, "deploy", runtime, timeout, progress)
