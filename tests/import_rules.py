@@ -103,7 +103,8 @@ def module_names(package_dir: Path) -> dict[str, Path]:
 
 
 def imports_of(module: str, path: Path, known: set[str] | dict[str, Path]) -> list[tuple[int, str]]:
-    """(line, imported module) for every import statement in the file, wherever it stands.
+    """(line, imported module) for every import statement in the file, wherever it stands, and
+    every ``importlib.import_module`` of a literal name.
 
     ``from a import b`` counts as importing ``a.b`` when that is a module of the package, else ``a``;
     relative imports are resolved against ``module``."""
@@ -123,6 +124,11 @@ def imports_of(module: str, path: Path, known: set[str] | dict[str, Path]) -> li
             for alias in node.names:
                 candidate = f"{source}.{alias.name}"
                 found.append((node.lineno, candidate if candidate in known else source))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                found.append((node.lineno, node.args[0].value))  # importlib.import_module("a.b")
     return found
 
 

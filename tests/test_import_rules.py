@@ -107,6 +107,8 @@ def test_the_checker_passes_a_clean_tree(tmp_path: Path) -> None:
     ("versioning/plot.py", "try:\n    import plotext\nexcept ImportError:\n    pass\n",
      "plotext", "never imports a terminal-UI library"),
     ("ui/bad.py", "from workbench import cli\n", "workbench.cli", "ui layer may not import the cli layer"),
+    ("tracking/lazy.py", "import importlib\nimportlib.import_module('workbench.deploy.service')\n",
+     "workbench.deploy.service", "tracking layer may not import the workflows, deploy, remote layer"),
     ("newthing.py", "", "workbench.newthing", "not in the layer table"),
 ])
 def test_the_checker_finds_a_planted_violation(tmp_path: Path, rel: str, source: str, imported: str,
