@@ -123,8 +123,8 @@ class RemoteService:
         from workbench.remote.sync import Puller
 
         info = self.get(name)
-        report = Puller(self._versioned, info.spec, open_transport(info.spec), info.name, progress, cancel,
-                        metadata_only).run()
+        report = Puller(self._versioned, info.spec, open_transport(info.spec), info.name, progress,
+                        cancel, metadata_only).run()
         self._checked(info.spec.key, 0)
         return report
 
@@ -144,7 +144,7 @@ class RemoteService:
             return None
         ahead = sum(1 for _ in Pusher(self._versioned, info.spec, open_transport(info.spec)).pending())
         row = self.project.db.execute("SELECT checked_at, behind FROM remote_checks WHERE remote_key = ?",
-                                 (info.spec.key,)).fetchone()
+                                      (info.spec.key,)).fetchone()
         return {"name": info.name, "ahead": ahead, "behind": None if row is None else int(row[1]),
                 "checked_at": None if row is None else float(row[0])}
 
