@@ -17,7 +17,7 @@ FORBIDDEN_IN_CORE = ("textual", "plotext", "textual_plotext")
 
 def _core_modules() -> list[str]:
     names = ["workbench", "workbench.errors", "workbench.paths", "workbench.config", "workbench.yamlsafe",
-             "workbench.clock", "workbench.demo"]
+             "workbench.clock", "workbench.demo", "workbench.project", "workbench.processes"]
     for package in CORE_PACKAGES:
         pkg = importlib.import_module(f"workbench.{package}")
         names.append(pkg.__name__)

@@ -173,7 +173,7 @@ def test_cli_snapshot_and_status_warn_by_name(ws: Workspace) -> None:
 
 def test_the_watcher_log_names_the_secret(ws: Workspace) -> None:
     events = Events()
-    watcher = Watcher(ws, on_event=events, quiet=0.2, max_interval=5.0, retention="")
+    watcher = Watcher(ws.versions, on_event=events, quiet=0.2, max_interval=5.0, retention="")
     watcher.start()
     try:
         events.next("started", timeout=60)

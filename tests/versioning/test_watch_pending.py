@@ -66,7 +66,7 @@ def slow_watcher(ws: Workspace, project_dir: Path,
     started: list[Watcher] = []
 
     def start() -> Watcher:
-        watcher = Watcher(ws, quiet=60.0, max_interval=120.0, retention="")
+        watcher = Watcher(ws.versions, quiet=60.0, max_interval=120.0, retention="")
         watcher.start()
         started.append(watcher)
         _wait_trusted(project_dir)

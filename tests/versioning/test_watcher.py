@@ -72,7 +72,7 @@ def watch(ws: Workspace) -> Iterator[Callable[..., tuple[Watcher, Events]]]:
         events = Events()
         options: dict[str, object] = {"quiet": QUIET, "max_interval": 5.0, "retention": ""}
         options.update(kwargs)
-        watcher = Watcher(ws, on_event=events, **options)  # type: ignore[arg-type]
+        watcher = Watcher(ws.versions, on_event=events, **options)  # type: ignore[arg-type]
         watcher.start()
         started.append(watcher)
         events.next("started")
@@ -208,7 +208,7 @@ def test_a_file_growing_for_seconds_is_never_versioned_half_written(  # type: ig
 
 def test_second_watcher_is_refused_with_the_holders_pid(ws: Workspace, watch) -> None:  # type: ignore[no-untyped-def]
     watch()
-    other = Watcher(ws, quiet=QUIET, retention="")
+    other = Watcher(ws.versions, quiet=QUIET, retention="")
     with pytest.raises(BusyError, match=f"pid {os.getpid()}"):
         other.start()
     assert not other.running

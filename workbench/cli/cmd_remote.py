@@ -181,7 +181,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    from workbench.remote.service import clone
+    from workbench.core.clone import clone
 
     with _bar("clone", not args.json) as bar:
         ws, report, restored = clone(args.url, Path(args.dest), endpoint_url=args.endpoint_url,

@@ -110,7 +110,7 @@ def _watch(args: argparse.Namespace) -> int:
     ws = open_workspace()
     lock = threading.Lock()
     watcher = Watcher(
-        ws, quiet=args.quiet, max_interval=args.max_interval, rescan_seconds=args.rescan,
+        ws.versions, quiet=args.quiet, max_interval=args.max_interval, rescan_seconds=args.rescan,
         retention="" if args.no_prune else None, polling=args.poll,
         on_event=lambda event: _render(event, args.json, lock),
     )

@@ -39,7 +39,9 @@ from workbench.deploy.types import (
 from workbench.errors import DeployError, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.project import Project
+    from workbench.tracking.service import TrackingService
+    from workbench.versioning.service import VersioningService
 
 TARGETS = ("local", "kubernetes", "openshift")
 Progress = Callable[[int, int], None]
@@ -51,14 +53,17 @@ Revisions = list[Revision]
 class DeployService:
     """The deploy domain's facade; the CLI and the TUI call only this."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self.state_root = ws.paths.deploy
+    def __init__(self, project: Project, *, runs: TrackingService, versions: VersioningService) -> None:
+        """``runs`` resolves model versions through the registry; ``versions`` exports their bytes."""
+        self.project = project
+        self.runs = runs
+        self.versions = versions
+        self.state_root = project.paths.deploy
         self.local = local.LocalTarget(self.state_root)
         self._sampler = MetricsSampler()
         self._round_robin: dict[str, itertools.cycle[str]] = {}
-        self.records = DeploymentHistory(lambda: ws.db, ws.atomic)
-        self.local_rollouts = LocalDeployments(self.records, self.local, self.state_root, ws.paths.db)
+        self.records = DeploymentHistory(lambda: project.db, project.atomic)
+        self.local_rollouts = LocalDeployments(self.records, self.local, self.state_root, project.paths.db)
 
     # -- resolving -----------------------------------------------------------------------------
     def resolve_model(self, spec: str | ModelRef) -> ModelRef:
@@ -66,7 +71,7 @@ class DeployService:
         if isinstance(spec, ModelRef):
             return spec
         try:
-            found = self.ws.runs.model_version(spec)
+            found = self.runs.model_version(spec)
         except (ImportError, AttributeError):
             raise DeployError(
                 "the model registry is not available in this install", "log models with 'workbench run' first"
@@ -94,12 +99,12 @@ class DeployService:
     def _fetch(self, model: ModelRef) -> Callable[[Path], None]:
         def fetch(dest: Path) -> None:
             try:
-                self.ws.versions.export_object(model.hash, dest)
+                self.versions.export_object(model.hash, dest)
                 return
             except (ImportError, AttributeError):
                 pass
             source = Path(model.path)
-            source = source if source.is_absolute() else self.ws.root / source
+            source = source if source.is_absolute() else self.project.root / source
             if not source.is_file():
                 raise DeployError(
                     f"the file of {model.name}:{model.version} is not in the cache", "run 'workbench fsck'"
@@ -113,7 +118,7 @@ class DeployService:
                       replicas: int | None = None, gpus: int = 0, timeout: float = 180.0,
                       expose: str | None = None) -> str:
         """Refuse bad options before anything is resolved, built or started; returns the target."""
-        target = target or self.ws.config.deploy.target or "local"
+        target = target or self.project.config.deploy.target or "local"
         if target not in TARGETS:
             raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
         if expose is not None and expose not in EXPOSE:
@@ -192,11 +197,11 @@ class DeployService:
             target=target,
             model=ref,
             replicas=replicas,
-            namespace=namespace or self.ws.config.deploy.namespace,
+            namespace=namespace or self.project.config.deploy.namespace,
             cpu=cpu,
             memory=memory,
             gpus=gpus,
-            image=self.ws.config.deploy.image,
+            image=self.project.config.deploy.image,
             expose=expose or "",
             port=check_port(port, target),
             min_replicas=min_replicas,

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     import docker as docker_sdk
 
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 CONTAINER_WORKSPACE = "/workspace"
 CONTAINER_RUN = "/workbench/run"
@@ -243,7 +243,7 @@ class DockerExecutor:
 
     name = "docker"
 
-    def __init__(self, ws: Workspace, *, checkout: Checkout | None = None) -> None:
+    def __init__(self, ws: VersionedProject, *, checkout: Checkout | None = None) -> None:
         self.ws = ws
         self._checkout = checkout or (lambda snapshot, dest: checkout_snapshot(ws, snapshot, dest))
         self._client: docker_sdk.DockerClient | None = None

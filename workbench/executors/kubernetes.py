@@ -48,7 +48,7 @@ from workbench.executors.staging import (
 from workbench.tracking.events import STDOUT_TARGET
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 STAGE_SCRIPT = (
     "set -e; mkdir -p /stage/workspace /stage/lib /stage/run; "
@@ -80,7 +80,7 @@ class KubernetesExecutor:
 
     name = "kubernetes"
 
-    def __init__(self, ws: Workspace, *, checkout: Checkout | None = None, poll: float = 1.0,
+    def __init__(self, ws: VersionedProject, *, checkout: Checkout | None = None, poll: float = 1.0,
                  pending_timeout: float = 300.0, ready_timeout: float = 300.0) -> None:
         self.ws = ws
         self._checkout = checkout or (lambda snapshot, dest: checkout_snapshot(ws, snapshot, dest))

@@ -30,7 +30,7 @@ from workbench.executors.resources import gpu_count
 from workbench.executors.streams import LineMerger, LineSplitter, classify, tail_file
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 GRACE_SECONDS = 5.0
 """How long a cancelled job has after SIGINT (and again after SIGTERM) before the next signal."""
@@ -140,7 +140,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, ws: Workspace | None = None) -> None:
+    def __init__(self, ws: VersionedProject | None = None) -> None:
         self.ws = ws
 
     @staticmethod

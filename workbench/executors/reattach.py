@@ -48,12 +48,12 @@ def _job_for(ws: Any, record: records.JobRecord) -> tuple[Any, Any]:
 
 
 def follow(root: Path, run_id: str) -> int:
-    from workbench.core.workspace import Workspace
     from workbench.store.db import connect
     from workbench.tracking.ingest import Ingester
     from workbench.tracking.records import end_run
+    from workbench.versioning.versioned import VersionedProject
 
-    ws = Workspace.open(root)
+    ws = VersionedProject.open(root)
     record = records.get(ws, run_id)
     if record is None:
         return 1

@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.processes import pid_exists
+from workbench.processes import pid_exists
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 
 @dataclass
@@ -28,7 +28,7 @@ class JobRecord:
     updated_at: float
 
 
-def record_launch(ws: Workspace, run_id: str, executor: str, handle: dict[str, Any]) -> None:
+def record_launch(ws: VersionedProject, run_id: str, executor: str, handle: dict[str, Any]) -> None:
     """Remember a launched job and that this process follows it."""
     now = time.time()
     with ws.atomic() as db:
@@ -42,7 +42,7 @@ def record_launch(ws: Workspace, run_id: str, executor: str, handle: dict[str, A
         )
 
 
-def update_handle(ws: Workspace, run_id: str, **facts: Any) -> None:
+def update_handle(ws: VersionedProject, run_id: str, **facts: Any) -> None:
     with ws.atomic() as db:
         row = db.execute("SELECT handle FROM executor_jobs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
@@ -52,7 +52,7 @@ def update_handle(ws: Workspace, run_id: str, **facts: Any) -> None:
                    (json.dumps(handle), time.time(), run_id))
 
 
-def claim(ws: Workspace, run_id: str) -> None:
+def claim(ws: VersionedProject, run_id: str) -> None:
     """This process now follows the run (after a re-attach)."""
     with ws.atomic() as db:
         db.execute("UPDATE executor_jobs SET runner_pid = ?, runner_host = ?, updated_at = ?"
@@ -60,14 +60,14 @@ def claim(ws: Workspace, run_id: str) -> None:
                    (os.getpid(), socket.gethostname(), time.time(), run_id))
 
 
-def mark(ws: Workspace, run_id: str, state: str, reason: str = "") -> None:
+def mark(ws: VersionedProject, run_id: str, state: str, reason: str = "") -> None:
     """Set a job's state: running | ended | lost."""
     with ws.atomic() as db:
         db.execute("UPDATE executor_jobs SET state = ?, reason = ?, updated_at = ? WHERE run_id = ?",
                    (state, reason, time.time(), run_id))
 
 
-def get(ws: Workspace, run_id: str) -> JobRecord | None:
+def get(ws: VersionedProject, run_id: str) -> JobRecord | None:
     row = ws.db.execute(
         "SELECT run_id, executor, handle, runner_pid, runner_host, state, reason, created_at, updated_at"
         " FROM executor_jobs WHERE run_id = ?", (run_id,)
@@ -75,7 +75,7 @@ def get(ws: Workspace, run_id: str) -> JobRecord | None:
     return _record(row) if row else None
 
 
-def open_jobs(ws: Workspace) -> list[JobRecord]:
+def open_jobs(ws: VersionedProject) -> list[JobRecord]:
     """Jobs still believed to be running."""
     rows = ws.db.execute(
         "SELECT run_id, executor, handle, runner_pid, runner_host, state, reason, created_at, updated_at"

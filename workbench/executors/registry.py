@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from workbench.errors import ExecutorError
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
     from workbench.executors.base import Executor
+    from workbench.versioning.versioned import VersionedProject
 
 EXECUTORS: dict[str, tuple[str, str]] = {
     "local": ("workbench.executors.local", "LocalExecutor"),
@@ -35,7 +35,7 @@ def resolve_name(name: str) -> str:
     return key
 
 
-def get_executor(name: str, ws: Workspace) -> Executor:
+def get_executor(name: str, ws: VersionedProject) -> Executor:
     """The executor called ``name``, built for this workspace."""
     key = resolve_name(name)
     module_name, class_name = EXECUTORS[key]

@@ -23,8 +23,8 @@ from workbench.errors import ExecutorError
 from workbench.executors import records
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
     from workbench.executors.cluster import ClusterInfo
+    from workbench.versioning.versioned import VersionedProject
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Reconciled:
 
 
 class ExecutorService:
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: VersionedProject) -> None:
         self.ws = ws
 
     # -- GPUs and cluster ----------------------------------------------------------------------

@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING
 from workbench.versioning.safe_write import ProjectWriter, Refusal, RefusedPath, source_mode
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
     from workbench.executors.base import JobOutputs
+    from workbench.versioning.versioned import VersionedProject
 
 Checkout = Callable[[str, Path], None]
 
 
-def run_folder(ws: Workspace, run_id: str) -> Path:
+def run_folder(ws: VersionedProject, run_id: str) -> Path:
     """The per-run scratch folder of a remote run (inside ``.workbench``, so never versioned)."""
     return ws.paths.runs / run_id
 
 
-def checkout_snapshot(ws: Workspace, snapshot: str, dest: Path) -> None:
+def checkout_snapshot(ws: VersionedProject, snapshot: str, dest: Path) -> None:
     """Materialise ``snapshot`` into the empty folder ``dest`` through the versioning service."""
     from workbench.errors import ExecutorError, UnsafePathError
 

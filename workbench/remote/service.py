@@ -1,4 +1,5 @@
-"""``ws.remote``: configured remotes, push, pull and clone (the facade the CLI and the TUI call).
+"""``ws.remote``: configured remotes, push and pull (clone, which makes a new project, is
+workbench/core/clone.py, above this package).
 
 Remotes are rows of the project database (name, URL, optional endpoint and region, which one is the
 default); credentials are never stored: they are read from the standard AWS sources at each use.
@@ -10,15 +11,15 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import UnknownIdError, UsageError, WorkbenchError
+from workbench.errors import UnknownIdError, UsageError
 from workbench.remote.transport import RemoteError, RemoteSpec, open_transport, parse_url
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.project import Project
     from workbench.remote.sync import Progress, PullReport, PushReport
+    from workbench.versioning.service import VersioningService
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -43,8 +44,13 @@ class RemoteInfo:
 class RemoteService:
     """The remotes of one project."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
+    def __init__(self, project: Project, *, versions: VersioningService) -> None:
+        """``versions``: the blob store and trees that push reads and pull fills."""
+        from workbench.versioning.versioned import VersionedProject
+
+        self.project = project
+        self.versions = versions
+        self._versioned = VersionedProject(project, versions)
 
     # -- configuration ------------------------------------------------------------------------
     def add(self, name: str, url: str, *, endpoint_url: str = "", region: str = "",
@@ -58,7 +64,7 @@ class RemoteService:
             raise UsageError(f"bad endpoint URL {endpoint_url!r}", "write it as http://HOST:PORT or https://HOST")
         if endpoint_url and normalised.startswith("file://"):
             raise UsageError("--endpoint-url applies to s3:// remotes only", "drop it for a file:// remote")
-        with self.ws.atomic() as db:
+        with self.project.atomic() as db:
             if db.execute("SELECT 1 FROM remotes WHERE name = ?", (name,)).fetchone():
                 raise UsageError(f"a remote named {name!r} exists already",
                                  f"remove it first: workbench remote remove {name}")
@@ -72,7 +78,7 @@ class RemoteService:
         return self.get(name)
 
     def list(self) -> list[RemoteInfo]:
-        return [RemoteInfo(n, u, e, r, bool(d)) for n, u, e, r, d in self.ws.db.execute(
+        return [RemoteInfo(n, u, e, r, bool(d)) for n, u, e, r, d in self.project.db.execute(
             "SELECT name, url, endpoint_url, region, is_default FROM remotes ORDER BY name")]
 
     def get(self, name: str | None = None) -> RemoteInfo:
@@ -92,12 +98,12 @@ class RemoteService:
 
     def remove(self, name: str) -> None:
         info = self.get(name)
-        with self.ws.atomic() as db:
+        with self.project.atomic() as db:
             db.execute("DELETE FROM remotes WHERE name = ?", (info.name,))
 
     def set_default(self, name: str) -> RemoteInfo:
         info = self.get(name)
-        with self.ws.atomic() as db:
+        with self.project.atomic() as db:
             db.execute("UPDATE remotes SET is_default = (name = ?)", (info.name,))
         return self.get(name)
 
@@ -108,7 +114,7 @@ class RemoteService:
         from workbench.remote.sync import Pusher
 
         info = self.get(name)
-        return Pusher(self.ws, info.spec, open_transport(info.spec), progress, cancel).run()
+        return Pusher(self._versioned, info.spec, open_transport(info.spec), progress, cancel).run()
 
     def pull(self, name: str | None = None, *, progress: Progress | None = None,
              cancel: threading.Event | None = None, metadata_only: bool = False) -> PullReport:
@@ -117,13 +123,13 @@ class RemoteService:
         from workbench.remote.sync import Puller
 
         info = self.get(name)
-        report = Puller(self.ws, info.spec, open_transport(info.spec), info.name, progress, cancel,
-                        metadata_only).run()
+        report = Puller(self._versioned, info.spec, open_transport(info.spec), info.name, progress,
+                        cancel, metadata_only).run()
         self._checked(info.spec.key, 0)
         return report
 
     def _checked(self, key: str, behind: int) -> None:
-        with self.ws.atomic() as db:
+        with self.project.atomic() as db:
             db.execute("INSERT OR REPLACE INTO remote_checks (remote_key, checked_at, behind)"
                        " VALUES (?, ?, ?)", (key, time.time(), behind))
 
@@ -136,9 +142,9 @@ class RemoteService:
         info = next((r for r in self.list() if r.is_default), None)
         if info is None:
             return None
-        ahead = sum(1 for _ in Pusher(self.ws, info.spec, open_transport(info.spec)).pending())
-        row = self.ws.db.execute("SELECT checked_at, behind FROM remote_checks WHERE remote_key = ?",
-                                 (info.spec.key,)).fetchone()
+        ahead = sum(1 for _ in Pusher(self._versioned, info.spec, open_transport(info.spec)).pending())
+        row = self.project.db.execute("SELECT checked_at, behind FROM remote_checks WHERE remote_key = ?",
+                                      (info.spec.key,)).fetchone()
         return {"name": info.name, "ahead": ahead, "behind": None if row is None else int(row[1]),
                 "checked_at": None if row is None else float(row[0])}
 
@@ -150,16 +156,16 @@ class RemoteService:
         info = self.get(name)
         transport = open_transport(info.spec)
         ahead: dict[str, int] = {}
-        for kind, _, _ in Pusher(self.ws, info.spec, transport).pending():
+        for kind, _, _ in Pusher(self._versioned, info.spec, transport).pending():
             ahead[kind] = ahead.get(kind, 0) + 1
-        behind = len(Puller(self.ws, info.spec, transport, info.name).new_bundles())
+        behind = len(Puller(self._versioned, info.spec, transport, info.name).new_bundles())
         self._checked(info.spec.key, behind)
         return {"remote": info.name, "url": info.url, "ahead": ahead, "behind_bundles": behind}
 
     def holder(self, digest: str, snapshot: str = "") -> str | None:
         """The name of a remote known (from local bookkeeping, no network) to hold an object: it was
         pushed or pulled there, or the snapshot using it was; the default remote first."""
-        db = self.ws.db
+        db = self.project.db
         for info in sorted(self.list(), key=lambda r: not r.is_default):
             key = info.spec.key
             has_object = db.execute("SELECT 1 FROM remote_objects WHERE remote_key = ? AND hash = ?",
@@ -177,40 +183,8 @@ class RemoteService:
         from workbench.remote.sync import fetch_one
 
         remotes = sorted(self.list(), key=lambda r: not r.is_default)
-        store = self.ws.versions.store
+        store = self.versions.store
         return any(fetch_one(store, open_transport(r.spec), digest) for r in remotes)
 
 
-def clone(url: str, dest: Path, *, endpoint_url: str = "", region: str = "", name: str = "origin",
-          progress: Progress | None = None, checkout: bool = True, metadata_only: bool = False
-          ) -> tuple[Workspace, PullReport, str | None]:
-    """A new project in ``dest`` from a remote: add it as the default, pull, restore the newest snapshot
-    (``metadata_only``: no file contents are fetched and nothing is restored; ``workbench restore``
-    then fetches what it needs).
-
-    Returns the workspace, the pull report and the snapshot restored (None when there is none). The
-    remote is checked before ``dest`` is touched, so a wrong URL or credentials leave nothing behind.
-    """
-    from workbench.core.workspace import Workspace
-
-    spec = RemoteSpec(parse_url(url), endpoint_url.rstrip("/"), region)
-    open_transport(spec).check()
-    dest = dest.expanduser()
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise UsageError(f"{dest} exists and is not an empty folder", "clone into a new or empty folder")
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WorkbenchError(f"cannot create {dest}: {exc.strerror}", "check the path") from None
-    ws, _ = Workspace.init(dest)
-    ws.remote.add(name, spec.url, endpoint_url=spec.endpoint_url, region=region, default=True)
-    report = ws.remote.pull(name, progress=progress, metadata_only=metadata_only)
-    restored: str | None = None
-    latest = ws.versions.latest()
-    if checkout and not metadata_only and latest is not None:
-        ws.versions.restore(latest.id, force=True, safety=False)
-        restored = latest.id
-    return ws, report, restored
-
-
-__all__ = ["RemoteError", "RemoteInfo", "RemoteService", "clone"]
+__all__ = ["RemoteError", "RemoteInfo", "RemoteService"]

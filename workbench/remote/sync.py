@@ -35,8 +35,8 @@ from workbench.remote import records as rec
 from workbench.remote.transport import RemoteError, RemoteSpec, Transport
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
     from workbench.versioning.blobs import BlobStore
+    from workbench.versioning.versioned import VersionedProject
 
 Progress = Callable[[int, int], None]
 """``progress(done_bytes, total_bytes)``, called from worker threads as transfers complete."""
@@ -125,7 +125,7 @@ def _guard(fn: Callable[[Any], Any], item: Any, cancel: threading.Event | None) 
 
 # -- push ---------------------------------------------------------------------------------------
 class Pusher:
-    def __init__(self, ws: Workspace, spec: RemoteSpec, transport: Transport,
+    def __init__(self, ws: VersionedProject, spec: RemoteSpec, transport: Transport,
                  progress: Progress | None = None, cancel: threading.Event | None = None) -> None:
         self.ws, self.spec, self.transport = ws, spec, transport
         self.key = spec.key
@@ -290,7 +290,7 @@ def fetch_one(store: BlobStore, transport: Transport, digest: str) -> bool:
 
 
 class Puller:
-    def __init__(self, ws: Workspace, spec: RemoteSpec, transport: Transport, source: str,
+    def __init__(self, ws: VersionedProject, spec: RemoteSpec, transport: Transport, source: str,
                  progress: Progress | None = None, cancel: threading.Event | None = None,
                  metadata_only: bool = False) -> None:
         self.metadata_only = metadata_only

@@ -31,12 +31,12 @@ from workbench.tracking.records import end_run, process_started
 from workbench.tracking.run_paths import relative_path
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 _VERSIONING_MISSING = (ImportError, AttributeError, NotImplementedError)
 
 
-def snapshot_or_none(ws: Workspace, kind: str, message: str) -> str | None:
+def snapshot_or_none(ws: VersionedProject, kind: str, message: str) -> str | None:
     """Take a snapshot of the project; None where versioning is not available."""
     try:
         info = ws.versions.snapshot(message, kind)
@@ -45,7 +45,7 @@ def snapshot_or_none(ws: Workspace, kind: str, message: str) -> str | None:
     return str(info.id)
 
 
-def snapshot_files(ws: Workspace, ref: str | None) -> dict[str, Any]:
+def snapshot_files(ws: VersionedProject, ref: str | None) -> dict[str, Any]:
     """path -> FileEntry of a snapshot; {} without one (or without versioning)."""
     if not ref:
         return {}
@@ -55,7 +55,7 @@ def snapshot_files(ws: Workspace, ref: str | None) -> dict[str, Any]:
         return {}
 
 
-def hash_path(ws: Workspace, path: Path, *, store: bool = False) -> str | None:
+def hash_path(ws: VersionedProject, path: Path, *, store: bool = False) -> str | None:
     """The content hash snapshots use (stored in the blob cache when ``store``)."""
     if not path.is_file():
         return None
@@ -93,7 +93,8 @@ def _inside(root: Path, path: str) -> Path | None:
 
 
 def finalize_files(
-    ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, before: str | None, after: str | None,
+    ws: VersionedProject, db: sqlite3.Connection, run_id: str, *, root: Path, before: str | None,
+    after: str | None,
     models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
     foreign: dict[str, str] | None = None, private: dict[str, Path] | None = None, now: float | None = None,
 ) -> list[registry.ModelVersion]:
@@ -175,7 +176,7 @@ def _model_candidates(
 
 
 def _register_models(
-    ws: Workspace, db: sqlite3.Connection, run_id: str, *, root: Path, after_files: dict[str, Any],
+    ws: VersionedProject, db: sqlite3.Connection, run_id: str, *, root: Path, after_files: dict[str, Any],
     models: list[dict[str, Any]], note: Callable[[str], None] | None = None,
     foreign: dict[str, str] | None = None, private: dict[str, Path] | None = None, now: float | None = None,
 ) -> list[registry.ModelVersion]:
@@ -220,7 +221,7 @@ def _register_models(
     return created
 
 
-def recover_stale(ws: Workspace) -> list[str]:
+def recover_stale(ws: VersionedProject) -> list[str]:
     """Mark runs whose owning process died as failed, keeping every event they had written."""
     import socket
 

@@ -38,12 +38,12 @@ from workbench.tracking import conflicts
 from workbench.tracking.conflicts import Conflict
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 NOT_COPIED = "changed in the project by another run or process since this run's input snapshot; kept that"
 
 
-def scratch_checkout(ws: Workspace, snapshot: str | None, run_id: str) -> Path:
+def scratch_checkout(ws: VersionedProject, snapshot: str | None, run_id: str) -> Path:
     """A new folder holding ``snapshot``, for one isolated run."""
     if not snapshot:
         raise UsageError("an isolated run needs an input snapshot, and this project has no versioning",
@@ -64,7 +64,7 @@ def scratch_checkout(ws: Workspace, snapshot: str | None, run_id: str) -> Path:
 _NOT_LINKED = frozenset({".workbench", ".git", ".hg", ".svn", ".jj"})
 
 
-def link_ignored(ws: Workspace, scratch: Path) -> list[str]:
+def link_ignored(ws: VersionedProject, scratch: Path) -> list[str]:
     """Symlink each path the project ignores (the topmost ignored folder or file) into ``scratch``
     at the same place; version-control folders and the store excepted. Returns the paths linked."""
     try:
@@ -105,7 +105,7 @@ LEFTOVER_AGE = 3600.0
 """A scratch folder with no run row yet is someone's run being set up, unless it is this old."""
 
 
-def remove_leftovers(ws: Workspace) -> list[str]:
+def remove_leftovers(ws: VersionedProject) -> list[str]:
     """Remove the scratch folders (``run-<id>``, ``verify-<id>``) of runs that are no longer running:
     what a runner killed outright left behind. Returns the folder names removed."""
     import time
@@ -131,7 +131,7 @@ def remove_leftovers(ws: Workspace) -> list[str]:
 
 
 @contextmanager
-def copy_back_lock(ws: Workspace) -> Iterator[None]:
+def copy_back_lock(ws: VersionedProject) -> Iterator[None]:
     """One copy-back into the project at a time, across processes."""
     ws.paths.locks.mkdir(parents=True, exist_ok=True)
     fd = os.open(ws.paths.locks / "copy-back.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -157,14 +157,14 @@ def _through_link(root: Path, target: Path) -> bool:
     return any(p.is_symlink() for p in (target, *target.parents) if root in p.parents)
 
 
-def _project_hash(ws: Workspace, target: Path) -> str | None:
+def _project_hash(ws: VersionedProject, target: Path) -> str | None:
     from workbench.tracking.finalize import hash_path
 
     return hash_path(ws, target) if target.is_file() else None
 
 
 def copy_back(
-    ws: Workspace, db: sqlite3.Connection, run_id: str, scratch: Path, before: str | None,
+    ws: VersionedProject, db: sqlite3.Connection, run_id: str, scratch: Path, before: str | None,
 ) -> tuple[list[str], list[Conflict]]:
     """Bring the run's outputs from ``scratch`` into the project by the rule above (``before``: the
     run's input snapshot). Returns the paths copied and the conflicts (already recorded on the run)."""

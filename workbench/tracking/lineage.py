@@ -18,7 +18,7 @@ from workbench.errors import UnknownIdError
 from workbench.tracking import registry
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 MAX_DEPTH = 12
 
@@ -90,7 +90,7 @@ def _looks_like_model(db: sqlite3.Connection, target: str) -> bool:
         return False
 
 
-def lineage(ws: Workspace, target: str, *, cwd: Path | None = None) -> LineageNode:
+def lineage(ws: VersionedProject, target: str, *, cwd: Path | None = None) -> LineageNode:
     """Walk back from ``target``: a path (relative to ``cwd``) or ``model[:version|@alias]``."""
     db = ws.db
     base = (cwd or Path.cwd()).resolve()

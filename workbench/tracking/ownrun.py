@@ -73,9 +73,9 @@ class OwnRun:
     """The bookkeeping of a script's own run."""
 
     def __init__(self) -> None:
-        from workbench.core.workspace import Workspace
+        from workbench.versioning.versioned import VersionedProject
 
-        self.ws = Workspace.open()
+        self.ws = VersionedProject.open()
         self.root = self.ws.root
         self.run_id = new_run_id()
         run_dir = self.ws.paths.runs / self.run_id

@@ -40,8 +40,8 @@ from workbench.tracking.ingest import Ingester
 from workbench.tracking.records import create_run, end_run
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
     from workbench.executors.staging import Manifest
+    from workbench.versioning.versioned import VersionedProject
 
 LineCallback = Callable[[Channel, bytes], None]
 ENV_WRITES = "WORKBENCH_WRITES"
@@ -126,7 +126,7 @@ class _Flusher:
 
 
 def execute(
-    ws: Workspace, command: Sequence[str], *, name: str | None = None, tags: Sequence[str] = (),
+    ws: VersionedProject, command: Sequence[str], *, name: str | None = None, tags: Sequence[str] = (),
     executor: str = "local", image: str | None = None, gpus: int | str | None = None, cpu: str | None = None,
     memory: str | None = None, namespace: str | None = None, parent_run: str | None = None,
     sweep_id: str | None = None, pipeline_run: str | None = None, stage: str | None = None,
@@ -185,7 +185,8 @@ def execute(
 
 
 def _execute(
-    ws: Workspace, command: list[str], run_id: str, spec: LaunchSpec, runner: Any, *, before: str | None,
+    ws: VersionedProject, command: list[str], run_id: str, spec: LaunchSpec, runner: Any, *,
+    before: str | None,
     scratch: Path | None, writes: Path | None, name: str | None, tags: Sequence[str], executor: str,
     parent_run: str | None, sweep_id: str | None, pipeline_run: str | None, stage: str | None,
     on_line: LineCallback | None, cancel_event: threading.Event | None, params: dict[str, Any] | None,
@@ -293,7 +294,7 @@ def _execute(
 
 
 def _finalize(
-    ws: Workspace, conn: Any, ingester: Ingester, run_id: str, *, root: Path, before: str | None,
+    ws: VersionedProject, conn: Any, ingester: Ingester, run_id: str, *, root: Path, before: str | None,
     after: str | None, scratch: Path | None, writes: Path | None,
 ) -> None:
     """Outputs, hashes and models; then an isolated run's copy-back, or a plain run's check that
@@ -331,7 +332,7 @@ def _record_job_files(ingester: Ingester, outputs: JobOutputs) -> None:
         ingester.add_file("output", path, "executor")
 
 
-def _changed_files(ws: Workspace, manifest: Manifest, root: Path) -> list[str]:
+def _changed_files(ws: VersionedProject, manifest: Manifest, root: Path) -> list[str]:
     """Files under ``root`` new or changed since ``manifest``, less what the project ignores."""
     try:
         ignored = ws.versions.ignore_matcher()

@@ -15,18 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
+from workbench.clock import IdSource
 from workbench.errors import UnknownIdError
 from workbench.paths import ProjectPaths
 from workbench.tracking import filters, manage, metrics, records, registry, reproduce
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.lineage import LineageNode, lineage
 from workbench.tracking.records import RunInfo
+from workbench.versioning.versioned import VersionedProject
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
     from workbench.executors.base import Channel
+    from workbench.executors.service import ExecutorService
+    from workbench.project import Project
     from workbench.tracking.conflicts import Conflict
+    from workbench.versioning.service import VersioningService
 
 RECOVERY_INTERVAL = 2.0
 
@@ -60,9 +63,15 @@ class RunFile:
 class TrackingService:
     """Runs, metrics, logs, lineage and models of one project."""
 
-    def __init__(self, ws: Workspace, *, clock: Clock = SYSTEM_CLOCK, new_id: IdSource = new_run_id) -> None:
-        self.ws = ws
-        self.clock = clock
+    def __init__(self, project: Project, *, versions: VersioningService, executors: ExecutorService,
+                 new_id: IdSource = new_run_id) -> None:
+        self.project = project
+        self.versions = versions
+        self.executors = executors
+        """Re-attaches or ends remote runs before dead local ones are marked failed."""
+        self.versioned = VersionedProject(project, versions)
+        """What run orchestration works on: the project and its snapshots."""
+        self.clock = project.clock
         """Stamps the runs this service records (and their logs, stdout metrics, models, aliases)."""
         self.new_id = new_id
         """Mints the id of each run this service starts."""
@@ -72,7 +81,7 @@ class TrackingService:
 
     @property
     def db(self) -> sqlite3.Connection:
-        return self.ws.db
+        return self.project.db
 
     def recover(self, *, force: bool = False) -> list[str]:
         """Mark dead 'running' runs as failed (at most every couple of seconds unless ``force``)."""
@@ -84,8 +93,8 @@ class TrackingService:
 
         # Remote jobs (Docker, Kubernetes) may outlive their workbench process: re-attach a follower
         # or mark them lost with the reason first, so only truly dead local runs become 'failed'.
-        self.ws.executors.reconcile()
-        return recover_stale(self.ws)
+        self.executors.reconcile()
+        return recover_stale(self.versioned)
 
     # -- running -------------------------------------------------------------------------------
     def execute(
@@ -108,7 +117,7 @@ class TrackingService:
 
         check_resources(gpus, cpu, memory)
         run_id = execute(
-            self.ws, command, name=name, tags=tags, executor=executor, image=image, gpus=gpus, cpu=cpu,
+            self.versioned, command, name=name, tags=tags, executor=executor, image=image, gpus=gpus, cpu=cpu,
             memory=memory, namespace=namespace, parent_run=parent_run, sweep_id=sweep_id,
             pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
             workdir=workdir, params=params, isolated=isolated, snapshot_before=snapshot_before,
@@ -148,16 +157,17 @@ class TrackingService:
         # params file then; a sweep member's) come from the record, not from today's files.
         sources = self.param_sources(old.id)
         given = {k: v for k, v in old.params.items() if sources.get(k) == "api"}
-        scratch = self.ws.paths.tmp / f"rerun-{old.id}-{new_run_id()}"
+        scratch = self.project.paths.tmp / f"rerun-{old.id}-{new_run_id()}"
         scratch.mkdir(parents=True)
-        self.ws.versions.checkout(old.snapshot_before, scratch)
+        self.versions.checkout(old.snapshot_before, scratch)
         ProjectPaths(scratch).store_dir.mkdir(exist_ok=True)
         settings = reproduce.launch_settings(old.executor, old.executor_info, overrides or {})
         from workbench.executors.resources import check_resources
 
         check_resources(settings.get("gpus"), settings.get("cpu"), settings.get("memory"))
         run_id = execute(
-            self.ws, old.command, name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
+            self.versioned, old.command,
+            name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
             tags=[f"rerun_of={old.id}"], parent_run=old.id, on_line=on_line, cancel_event=cancel_event,
             workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before, params=given or None,
             clock=self.clock, new_id=self.new_id, **settings,
@@ -287,7 +297,7 @@ class TrackingService:
         return refusals.for_run(self.db, self.resolve(run_id))
 
     def lineage(self, target: str, *, cwd: Path | None = None) -> LineageNode:
-        return lineage(self.ws, target, cwd=cwd)
+        return lineage(self.versioned, target, cwd=cwd)
 
     def compare(self, refs: Sequence[str]) -> dict[str, Any]:
         """Params that differ between the runs, and every metric side by side (last values)."""
@@ -323,7 +333,7 @@ class TrackingService:
             changes: builtins.list[dict[str, str]] = []
             if first and run.snapshot_before and first != run.snapshot_before:
                 changes = [{"path": c.path, "change": c.change}
-                           for c in self.ws.versions.diff(first, run.snapshot_before)]
+                           for c in self.versions.diff(first, run.snapshot_before)]
             out.append({"run": run.id, "from": first, "to": run.snapshot_before, "changes": changes})
         return out
 
@@ -352,13 +362,13 @@ class TrackingService:
 
         if not path.is_file():
             raise UnknownIdError(f"no such file: {path}")
-        digest = hash_path(self.ws, path, store=True)
+        digest = hash_path(self.versioned, path, store=True)
         assert digest is not None
         if not framework:
             framework, detected = registry.detect_framework(path)
             framework_version = framework_version or detected
         try:
-            rel = path.resolve().relative_to(self.ws.root).as_posix()
+            rel = path.resolve().relative_to(self.project.root).as_posix()
         except ValueError:
             rel = str(path.resolve())
         return registry.register_version(
@@ -394,10 +404,10 @@ class TrackingService:
     def remove(self, plan: manage.RemovalPlan, progress: Callable[[int, int], None] | None = None,
                ) -> dict[str, Any]:
         """Delete a planned removal, then free the blobs nothing references any more (``gc``)."""
-        head = self.ws.versions.head()
+        head = self.versions.head()
         keep = frozenset({head.id}) if head is not None else frozenset()
         dropped = manage.remove(self.db, plan, keep_snapshots=keep)
-        report = self.ws.versions.gc(progress)
+        report = self.versions.gc(progress)
         return {"runs": plan.runs, "snapshots": dropped, "points": plan.points,
                 "log_lines": plan.log_lines, "files": plan.files, "freed_bytes": report.freed_bytes,
                 "objects_deleted": report.deleted}

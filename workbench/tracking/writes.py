@@ -31,7 +31,7 @@ from workbench.tracking.conflicts import Conflict
 from workbench.tracking.run_paths import relative_path
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 OVERWRITTEN = "overwritten by another process after this run wrote it"
 WRITES_FILE = "writes.jsonl"
@@ -80,7 +80,7 @@ def sha256_of(path: Path) -> str:
 
 
 def check_writes(
-    ws: Workspace, db: sqlite3.Connection, run_id: str, writes: Path, models: list[dict[str, Any]],
+    ws: VersionedProject, db: sqlite3.Connection, run_id: str, writes: Path, models: list[dict[str, Any]],
     after: str | None,
 ) -> WriteCheck:
     """Compare each file the run closed with the project's file now (``after``: the snapshot taken

@@ -29,7 +29,7 @@ from workbench.versioning.trees import DIR, LINK, TreeReader, file_entry
 from workbench.versioning.worktree import WorkTree, scan
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.project import Project
     from workbench.versioning.blobs import BlobStore
     from workbench.versioning.diff_summary import FileDiff
     from workbench.versioning.reports import FileEntry, FsckReport, GcReport, RestoreResult
@@ -66,11 +66,11 @@ def _info(row: Any, created: bool = True) -> SnapshotInfo:
 
 
 class VersioningService:
-    """The versioned project store of one Workspace."""
+    """The versioned store of one project."""
 
-    def __init__(self, ws: Workspace, *, clock: Clock = SYSTEM_CLOCK, salt: Salt = random_salt) -> None:
-        self.ws = ws
-        self.root = ws.root
+    def __init__(self, project: Project, *, clock: Clock = SYSTEM_CLOCK, salt: Salt = random_salt) -> None:
+        self.project = project
+        self.root = project.root
         self.fetch_missing: Callable[[str], bool] | None = None
         """Fetches an object the cache lacks from elsewhere (the Workspace wires in the remotes)."""
         self.clock = clock
@@ -85,7 +85,7 @@ class VersioningService:
     def store(self) -> BlobStore:
         from workbench.versioning.blobs import BlobStore
 
-        store = BlobStore(self.ws.cache_dir, self.ws.config.store.compression_level)
+        store = BlobStore(self.project.cache_dir, self.project.config.store.compression_level)
         store.fetch_missing = self.fetch_missing
         return store
 
@@ -94,7 +94,7 @@ class VersioningService:
         return TreeReader(lambda digest: self.store.read_bytes(digest))  # the cache opened on first read
 
     def _index(self) -> StatIndex:
-        return StatIndex(self.ws.paths.stat_index).load()
+        return StatIndex(self.project.paths.stat_index).load()
 
     def _rules(self) -> IgnoreRules:
         return IgnoreRules(self.root)
@@ -105,7 +105,7 @@ class VersioningService:
     def _scan(self, store: BlobStore | None, *, force: frozenset[str] = frozenset(),
               progress: Progress | None = None) -> WorkTree:
         index = self._index()
-        threshold = self.ws.config.store.chunk_threshold if store is not None else HASH_READ_LIMIT
+        threshold = self.project.config.store.chunk_threshold if store is not None else HASH_READ_LIMIT
         tree = scan(str(self.root), self._rules(), index, store,
                     threshold=threshold, force=force, progress=progress)
         index.save()
@@ -116,7 +116,7 @@ class VersioningService:
         """Scan what ``snapshot`` needs: only the hinted paths over HEAD when it can, else everything."""
         index = self._index()
         rules = self._rules()
-        threshold = self.ws.config.store.chunk_threshold
+        threshold = self.project.config.store.chunk_threshold
         head = self.head() if hinted is not None or held else None
         tree = None
         if hinted is not None and head is not None:
@@ -156,13 +156,13 @@ class VersioningService:
 
         store = self.store
         store.ensure_dirs()
-        register_project(store.root, self.ws.paths.db)
+        register_project(store.root, self.project.paths.db)
         hinted = None if changed_paths is None else frozenset(_clean(p) for p in changed_paths)
         held = frozenset(_clean(p) for p in hold or ()) - {""}
         reader = TreeReader(store.read_bytes)
         with cache_lock(store.root, exclusive=False):
             tree = self._scan_for_snapshot(store, reader, hinted, held, progress)
-            with atomic(self.ws.db) as db:
+            with atomic(self.project.db) as db:
                 latest = db.execute(
                     f"SELECT {_COLUMNS} FROM snapshots ORDER BY created_at DESC, rowid DESC LIMIT 1"
                 ).fetchone()
@@ -204,7 +204,7 @@ class VersioningService:
         sql += " ORDER BY created_at DESC, rowid DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_info(r) for r in self.ws.db.execute(sql)]
+        return [_info(r) for r in self.project.db.execute(sql)]
 
     def resolve(self, ref: str) -> str:
         """A full snapshot id from a unique prefix, ``latest`` or ``latest~N``."""
@@ -212,11 +212,11 @@ class VersioningService:
         match = _LATEST.match(ref)
         if match:
             back = int(match.group(2) or 0)
-            row = self.ws.db.execute(
+            row = self.project.db.execute(
                 "SELECT id FROM snapshots ORDER BY created_at DESC, rowid DESC LIMIT 1 OFFSET ?", (back,)
             ).fetchone()
             if row is None:
-                count = self.ws.db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+                count = self.project.db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
                 raise UnknownIdError(
                     f"no snapshot '{ref}' (the project has {count} snapshot{'s' * (count != 1)})",
                     "take one with 'workbench snapshot'" if not count else "see 'workbench log'",
@@ -225,7 +225,7 @@ class VersioningService:
         prefix = ref.lower()
         if not prefix or not re.fullmatch(r"[0-9a-f]{1,64}", prefix):
             raise UnknownIdError(f"not a snapshot id: {ref!r}", "use an id from 'workbench log', or latest~N")
-        rows = self.ws.db.execute(
+        rows = self.project.db.execute(
             "SELECT id FROM snapshots WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "g")
         ).fetchall()
         if not rows:
@@ -235,13 +235,13 @@ class VersioningService:
         return str(rows[0][0])
 
     def get(self, ref: str) -> SnapshotInfo:
-        row = self.ws.db.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE id = ?",
+        row = self.project.db.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE id = ?",
                                  (self.resolve(ref),)).fetchone()
         return _info(row)
 
     def _set_head(self, snap_id: str) -> None:
         """Remember which snapshot the working folder matches (status compares against it)."""
-        path = self.ws.paths.head
+        path = self.project.paths.head
         tmp = path.with_name(f"HEAD.{os.getpid()}.tmp")
         try:
             tmp.write_text(snap_id + "\n", encoding="ascii")
@@ -252,7 +252,7 @@ class VersioningService:
     def _head_id(self) -> str | None:
         """The id the HEAD file names (not checked against the database), or None."""
         try:
-            snap_id = self.ws.paths.head.read_text(encoding="ascii").strip()
+            snap_id = self.project.paths.head.read_text(encoding="ascii").strip()
         except (FileNotFoundError, UnicodeDecodeError):
             return None
         return snap_id or None
@@ -261,13 +261,14 @@ class VersioningService:
         """The snapshot the working folder was last synchronised with (taken or restored), else latest."""
         snap_id = self._head_id()
         if snap_id:
-            row = self.ws.db.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE id = ?", (snap_id,)).fetchone()
+            row = self.project.db.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE id = ?",
+                                          (snap_id,)).fetchone()
             if row is not None:
                 return _info(row)
         return self.latest()
 
     def latest(self) -> SnapshotInfo | None:
-        row = self.ws.db.execute(
+        row = self.project.db.execute(
             f"SELECT {_COLUMNS} FROM snapshots ORDER BY created_at DESC, rowid DESC LIMIT 1"
         ).fetchone()
         return _info(row) if row is not None else None
@@ -311,17 +312,17 @@ class VersioningService:
 
         store = self.store
         store.ensure_dirs()
-        register_project(store.root, self.ws.paths.db)
+        register_project(store.root, self.project.paths.db)
         with cache_lock(store.root, exclusive=False):
             for attempt in range(5):
                 try:
-                    digest = ingest(str(path), store, self.ws.config.store.chunk_threshold).hash
+                    digest = ingest(str(path), store, self.project.config.store.chunk_threshold).hash
                     break
                 except UnstableFileError:
                     time.sleep(0.02 * (attempt + 1))
             else:
                 raise WorkbenchError(f"{path} keeps changing while being read", "retry when it is finished")
-            with atomic(self.ws.db) as db:
+            with atomic(self.project.db) as db:
                 db.execute("INSERT OR IGNORE INTO object_pins (hash, created_at) VALUES (?, ?)",
                            (digest, self.clock.now()))
         return digest
@@ -403,7 +404,7 @@ class VersioningService:
                     raise UnknownIdError(f"no path {display_path(rel)!r} in snapshot {info.short_id}",
                                          "check the path with 'workbench diff'")
         work = self.working_tree()
-        saved = self.ws.db.execute("SELECT 1 FROM snapshots WHERE root_tree = ? LIMIT 1",
+        saved = self.project.db.execute("SELECT 1 FROM snapshots WHERE root_tree = ? LIMIT 1",
                                    (work.root,)).fetchone()
         safety_id: str | None = None
         work_root = work.root
@@ -449,8 +450,8 @@ class VersioningService:
         from workbench.versioning.blobs import BlobStore
         from workbench.versioning.maintenance import fsck
 
-        local = BlobStore(self.ws.cache_dir, self.ws.config.store.compression_level)
-        report = fsck(self.ws.db, local, progress)
+        local = BlobStore(self.project.cache_dir, self.project.config.store.compression_level)
+        report = fsck(self.project.db, local, progress)
         holder = self.remote_holder
         if holder is not None:
             report.problems = [dataclasses.replace(p, remote=holder(p.hash, p.snapshot) or "")
@@ -461,17 +462,17 @@ class VersioningService:
         from workbench.versioning.locks import register_project
         from workbench.versioning.maintenance import gc
 
-        register_project(self.store.root, self.ws.paths.db)
-        return gc(self.ws.paths.db, self.store, progress)
+        register_project(self.store.root, self.project.paths.db)
+        return gc(self.project.paths.db, self.store, progress)
 
     def watcher(self, on_event: Callable[[WatchEvent], None] | None = None) -> Watcher:
         """The project's auto-versioning watcher, not started (``start()``, ``stop()``)."""
         from workbench.versioning.watch.watcher import Watcher
 
-        return Watcher(self.ws, on_event=on_event)
+        return Watcher(self, on_event=on_event)
 
     def watch_status(self) -> WatchStatus:
         """Whether another process watches this project, without starting anything."""
         from workbench.versioning.watch.lock import watch_status
 
-        return watch_status(self.ws.paths.locks)
+        return watch_status(self.project.paths.locks)

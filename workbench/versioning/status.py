@@ -41,7 +41,7 @@ def status_report(service: VersioningService, progress: Progress | None = None, 
         head_id = service._head_id()
         from workbench.versioning.watch.pending import pending_paths
 
-        pending, why = pending_paths(service.ws.paths.store_dir, head_id)
+        pending, why = pending_paths(service.project.paths.store_dir, head_id)
         if pending is not None and head_id is not None:
             if not pending:
                 return StatusReport([], "watcher", head_id, "")

@@ -1,7 +1,8 @@
 """The few things workflows need from the rest of Workbench, in one adapter.
 
-Stages and sweep members run through ``ws.runs.execute`` (an ordinary recorded run), outputs go
-into and come back out of the blob store through ``ws.versions``. Keeping those calls here keeps
+Stages and sweep members run through the tracking service's ``execute`` (an ordinary recorded run),
+outputs go into and come back out of the blob store through the versioning service; the Workspace
+hands both in. Keeping those calls here keeps
 :mod:`.repro` and :mod:`.sweep_runner` free of the other packages' details.
 """
 
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import UnsafePathError
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.project import Project
+    from workbench.tracking.service import TrackingService
+    from workbench.versioning.service import VersioningService
 
 LineCallback = Callable[[str, str], None]
 """(stream, text) for each line a run prints."""
@@ -42,12 +45,14 @@ def _attr(obj: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
-class WorkspaceBackend:
-    """Runs and blobs of one workspace."""
+class ServiceBackend:
+    """Runs and blobs of one project, through its tracking and versioning services."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self.root = ws.root
+    def __init__(self, project: Project, *, runs: TrackingService, versions: VersioningService) -> None:
+        self.project = project
+        self.runs = runs
+        self.versions = versions
+        self.root = project.root
 
     # -- runs ----------------------------------------------------------------------------------
     def execute(self, argv: list[str], *, name: str, executor: str | None = None,
@@ -72,7 +77,7 @@ class WorkspaceBackend:
                     callback(channel, data.decode("utf-8", "replace").rstrip("\r\n"))
 
             kwargs["on_line"] = relay
-        info = self.ws.runs.execute(argv, **kwargs)
+        info = self.runs.execute(argv, **kwargs)
         return RunOutcome(run_id=str(_attr(info, "id", "run_id")), status=str(_attr(info, "status")),
                           exit_code=_attr(info, "exit_code"), reason=str(_attr(info, "reason", default="")
                                                                        or ""))
@@ -80,15 +85,15 @@ class WorkspaceBackend:
     def isolation_snapshot(self, executor: str | None) -> str | None:
         """One input snapshot for the isolated members of a parallel sweep on the local executor
         (remote executors stage each run's own); None elsewhere or without versioning."""
-        if (executor or self.ws.config.executor.default or "local") != "local":
+        if (executor or self.project.config.executor.default or "local") != "local":
             return None
         from workbench.tracking.finalize import snapshot_or_none
 
-        return snapshot_or_none(self.ws, "run-before", "before a parallel sweep")
+        return snapshot_or_none(self.runs.versioned, "run-before", "before a parallel sweep")
 
     def log_tail(self, run_id: str, lines: int = 20) -> list[str]:
         tail: deque[str] = deque(maxlen=lines)
-        for item in self.ws.runs.log_lines(run_id):
+        for item in self.runs.log_lines(run_id):
             text = _attr(item, "text", "line", default=str(item))
             tail.append(str(text).rstrip("\n"))
         return list(tail)
@@ -96,7 +101,7 @@ class WorkspaceBackend:
     def files_read(self, run_id: str) -> list[str]:
         """Project paths the run was seen reading (file-access capture)."""
         out: list[str] = []
-        runs: Any = self.ws.runs
+        runs: Any = self.runs
         for item in runs.inputs(run_id):
             path = _attr(item, "path", default=None)
             source = _attr(item, "source", default="audit")
@@ -105,15 +110,15 @@ class WorkspaceBackend:
         return out
 
     def run_status(self, run_id: str) -> str:
-        return str(_attr(self.ws.runs.get(run_id), "status", default="unknown"))
+        return str(_attr(self.runs.get(run_id), "status", default="unknown"))
 
     # -- blobs ---------------------------------------------------------------------------------
     def hash_file(self, path: Path) -> str:
-        return str(self.ws.versions.hash_file(path))
+        return str(self.versions.hash_file(path))
 
     def store_file(self, path: Path) -> str:
         """Put a file into the blob store; returns its content hash."""
-        return str(self.ws.versions.put_file(path))
+        return str(self.versions.put_file(path))
 
     def restore_file(self, digest: str, rel: str) -> None:
         """Write stored object ``digest`` at project path ``rel`` (never outside the project)."""
@@ -121,7 +126,7 @@ class WorkspaceBackend:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.is_symlink() or dest.is_dir():
             remove_path(dest)
-        self.ws.versions.export_object(digest, dest)  # temp file beside it, verified, renamed
+        self.versions.export_object(digest, dest)  # temp file beside it, verified, renamed
 
 def safe_destination(root: Path, rel: str) -> Path:
     """``root/rel``, refusing a path whose existing parents lead out of the project through links."""

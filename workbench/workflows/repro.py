@@ -29,7 +29,7 @@ from typing import Any
 from workbench.errors import BusyError, CorruptObjectError, MissingObjectError, WorkbenchError
 from workbench.paths import STORE_DIRNAME
 from workbench.workflows import records
-from workbench.workflows.backend import RunOutcome, WorkspaceBackend, remove_path, safe_destination
+from workbench.workflows.backend import RunOutcome, ServiceBackend, remove_path, safe_destination
 from workbench.workflows.dag import Dag
 from workbench.workflows.plan import PlanItem, Planner
 from workbench.workflows.records import StageRecord
@@ -102,7 +102,7 @@ def pipeline_lock(lock_dir: Path) -> Iterator[None]:
 class Repro:
     """One pipeline run in progress."""
 
-    def __init__(self, pipeline: Pipeline, dag: Dag, planner: Planner, backend: WorkspaceBackend, *,
+    def __init__(self, pipeline: Pipeline, dag: Dag, planner: Planner, backend: ServiceBackend, *,
                  force: bool = False, jobs: int = 1, check: bool = False, default_executor: str | None = None,
                  on_event: Callable[[StageEvent], None] | None = None,
                  cancel_event: threading.Event | None = None, stream_lines: bool = False) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import UsageError, WorkbenchError
 from workbench.executors.registry import resolve_name
 from workbench.workflows import records
-from workbench.workflows.backend import WorkspaceBackend
+from workbench.workflows.backend import ServiceBackend
 from workbench.workflows.dag import Dag, build_dag
 from workbench.workflows.plan import PlanItem, Planner
 from workbench.workflows.records import HashCache
@@ -35,7 +35,9 @@ from workbench.workflows.sweep_runner import (
 )
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.project import Project
+    from workbench.tracking.service import TrackingService
+    from workbench.versioning.service import VersioningService
 
 
 @dataclass
@@ -53,20 +55,21 @@ class StageStatus:
 
 
 class WorkflowService:
-    """Pipelines and sweeps of one workspace."""
+    """Pipelines and sweeps of one project."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self.backend = WorkspaceBackend(ws)
+    def __init__(self, project: Project, *, runs: TrackingService, versions: VersioningService) -> None:
+        self.project = project
+        self.runs = runs
+        self.backend = ServiceBackend(project, runs=runs, versions=versions)
 
     # -- pipelines -----------------------------------------------------------------------------
     def load(self) -> tuple[Pipeline, Dag]:
         """Parse and validate ``workbench.yaml`` (raises PipelineError with file:line:column)."""
-        pipeline = load_pipeline(self.ws.root)
+        pipeline = load_pipeline(self.project.root)
         return pipeline, build_dag(pipeline)
 
     def has_pipeline(self) -> bool:
-        return (self.ws.root / PIPELINE_FILENAME).is_file()
+        return (self.project.root / PIPELINE_FILENAME).is_file()
 
     def dag(self) -> dict[str, Any]:
         """Drawing data: stages with levels, edges with the paths that link them."""
@@ -74,8 +77,8 @@ class WorkflowService:
         return dag.to_dict()
 
     def _planner(self, pipeline: Pipeline, dag: Dag) -> Planner:
-        cache = HashCache(self.ws.db, self.ws.root, self.backend.hash_file)
-        return Planner(self.ws.root, pipeline, dag, self.ws.db, cache)
+        cache = HashCache(self.project.db, self.project.root, self.backend.hash_file)
+        return Planner(self.project.root, pipeline, dag, self.project.db, cache)
 
     @staticmethod
     def _select(pipeline: Pipeline, dag: Dag, stages: list[str] | None) -> list[str]:
@@ -107,7 +110,7 @@ class WorkflowService:
         selected = self._select(pipeline, dag, stages)
         planner = self._planner(pipeline, dag)
         planner.check_inputs(selected)
-        with pipeline_lock(self.ws.paths.locks):
+        with pipeline_lock(self.project.paths.locks):
             repro = Repro(pipeline, dag, planner, self.backend, force=force, jobs=jobs,
                           check=check, default_executor=None, on_event=on_event,
                           cancel_event=cancel_event, stream_lines=stream_lines)
@@ -116,7 +119,7 @@ class WorkflowService:
     def dag_status(self) -> dict[str, StageStatus]:
         """Each stage's state: running (in a live repro), failed (its last run), fresh or stale."""
         pipeline, dag = self.load()
-        db = self.ws.db
+        db = self.project.db
         out: dict[str, StageStatus] = {}
         live = next((r for r in records.pipeline_runs(db, limit=5) if records.is_live(r)), None)
         if live is not None:
@@ -150,15 +153,15 @@ class WorkflowService:
         return {name: out[name] for name in pipeline.stages}
 
     def pipeline_runs(self, limit: int | None = 20) -> list[dict[str, Any]]:
-        return records.pipeline_runs(self.ws.db, limit)
+        return records.pipeline_runs(self.project.db, limit)
 
     def pipeline_run(self, ref: str) -> dict[str, Any]:
-        row = records.pipeline_run(self.ws.db, ref)
+        row = records.pipeline_run(self.project.db, ref)
         if row is None:
             from workbench.errors import UnknownIdError
 
             raise UnknownIdError(f"no pipeline run '{ref}'")
-        row["stages"] = [s.to_dict() for s in records.stages_of(self.ws.db, row["id"])]
+        row["stages"] = [s.to_dict() for s in records.stages_of(self.project.db, row["id"])]
         return row
 
     # -- sweeps --------------------------------------------------------------------------------
@@ -177,34 +180,34 @@ class WorkflowService:
         if parallel < 1:
             raise UsageError("--parallel must be at least 1")
         _, members = self.expand_sweep(command, params, random_n=random_n, seed=seed)
-        executor_name = executor or self.ws.config.executor.default or "local"
+        executor_name = executor or self.project.config.executor.default or "local"
         resolve_name(executor_name)  # an unknown executor is refused before the sweep is recorded
-        sweep_id = create_sweep(self.ws.db, name=name or "", command=command, space=params,
+        sweep_id = create_sweep(self.project.db, name=name or "", command=command, space=params,
                                 mode="random" if random_n is not None else "grid",
                                 members=[p for p, _ in members], parallel=parallel,
                                 executor=executor_name, seed=seed)
         if not name:
-            with self.ws.atomic() as db:
+            with self.project.atomic() as db:
                 db.execute("UPDATE sweeps SET name = ? WHERE id = ?", (f"sweep-{sweep_id[-6:]}", sweep_id))
-        info = get_sweep(self.ws.db, sweep_id)
+        info = get_sweep(self.project.db, sweep_id)
         if on_created is not None:
             on_created(info)
-        runner = SweepRunner(self.backend, lambda: self.ws.db, sweep_id, members, name=info.name,
+        runner = SweepRunner(self.backend, lambda: self.project.db, sweep_id, members, name=info.name,
                              parallel=parallel, executor=executor, image=image, gpus=gpus,
                              cancel_event=cancel_event, on_event=on_event)
         runner.run()
-        return get_sweep(self.ws.db, sweep_id)
+        return get_sweep(self.project.db, sweep_id)
 
     def sweeps(self, limit: int | None = None) -> list[SweepInfo]:
-        return list_sweeps(self.ws.db, limit)
+        return list_sweeps(self.project.db, limit)
 
     def get_sweep(self, ref: str) -> SweepInfo:
-        return get_sweep(self.ws.db, ref)
+        return get_sweep(self.project.db, ref)
 
     def metric_value(self, run_id: str, key: str, mode: str = "last") -> float | None:
         """A run's metric as one number: its last, min or max value (None when never logged)."""
         try:
-            series = self.ws.runs.metric_series(run_id, key)
+            series = self.runs.metric_series(run_id, key)
         except WorkbenchError:
             return None
         values = [float(v) for v in getattr(series, "values", []) if v is not None]
@@ -222,7 +225,7 @@ class WorkflowService:
             if not member.run_id:
                 continue
             try:
-                keys: list[str] = list(self.ws.runs.metric_keys(member.run_id))
+                keys: list[str] = list(self.runs.metric_keys(member.run_id))
             except WorkbenchError:
                 continue
             if keys:

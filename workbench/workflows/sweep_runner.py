@@ -25,7 +25,7 @@ from typing import Any
 
 from workbench.errors import UnknownIdError, WorkbenchError
 from workbench.store.db import atomic
-from workbench.workflows.backend import WorkspaceBackend
+from workbench.workflows.backend import ServiceBackend
 from workbench.workflows.records import new_id
 
 
@@ -159,7 +159,7 @@ def sweep_of_run(db: sqlite3.Connection, run_id: str) -> tuple[str, int] | None:
 class SweepRunner:
     """Launches members with at most ``parallel`` running at once."""
 
-    def __init__(self, backend: WorkspaceBackend, db: Callable[[], sqlite3.Connection], sweep_id: str,
+    def __init__(self, backend: ServiceBackend, db: Callable[[], sqlite3.Connection], sweep_id: str,
                  members: list[tuple[dict[str, Any], list[str]]], *, name: str, parallel: int = 1,
                  executor: str | None = None, image: str | None = None, gpus: int | str | None = None,
                  cancel_event: threading.Event | None = None,

@@ -1,8 +1,9 @@
 """Auto-versioning: watch the project folder and snapshot every change by itself.
 
-``Watcher(ws).start()`` takes the project's watch lock (one watcher per project; see
-:mod:`lock`), starts a watchdog observer on the folder and a thread that turns debounced bursts
-of events (:mod:`debounce`) into ``ws.versions.snapshot(kind="auto", changed_paths=...)``.
+``Watcher(versions).start()`` (``ws.versions.watcher()`` builds one) takes the project's watch lock
+(one watcher per project; see :mod:`lock`), starts a watchdog observer on the folder and a thread
+that turns debounced bursts of events (:mod:`debounce`) into ``versions.snapshot(kind="auto",
+changed_paths=...)``.
 ``stop()`` ends both cleanly. The CLI (``workbench watch``) and the TUI use the same class and hear
 about what happens through ``on_event(WatchEvent)``, called from the watcher's threads; the core
 never prints.
@@ -53,7 +54,7 @@ from workbench.versioning.watch.retention import PruneReport, head_snapshot_id, 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
 
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.service import VersioningService
     from workbench.versioning.watch.filter import EventFilter
 
 PRUNE_EVERY_SECONDS = 60.0
@@ -111,12 +112,14 @@ def _install_overflow_handler() -> None:
 class Watcher:
     """Watches one project and versions it as it changes. Thread-based; ``start()`` / ``stop()``."""
 
-    def __init__(self, ws: Workspace, *, quiet: float | None = None, max_interval: float | None = None,
-                 rescan_seconds: float | None = None, retention: str | None = None,
+    def __init__(self, versions: VersioningService, *, quiet: float | None = None,
+                 max_interval: float | None = None, rescan_seconds: float | None = None,
+                 retention: str | None = None,
                  on_event: Callable[[WatchEvent], None] | None = None, polling: bool = False,
                  observer_factory: Callable[[], BaseObserver] | None = None) -> None:
-        cfg = ws.config.watch
-        self.ws = ws
+        self.versions = versions
+        self.project = versions.project
+        cfg = self.project.config.watch
         self.quiet = float(quiet if quiet is not None else cfg.quiet_seconds)
         self.max_interval = float(max_interval if max_interval is not None else cfg.max_interval_seconds)
         self.rescan_seconds = float(rescan_seconds if rescan_seconds is not None
@@ -133,7 +136,7 @@ class Watcher:
         self.mode = "polling" if polling else "events"
         self._observer_factory = observer_factory
         self._debouncer = Debouncer(self.quiet, self.max_interval)
-        self._lock = WatchLock(ws.paths.locks)
+        self._lock = WatchLock(self.project.paths.locks)
         self._tracker: PendingTracker | None = None
         self._observer: BaseObserver | None = None
         self._filter: EventFilter | None = None
@@ -159,12 +162,12 @@ class Watcher:
             raise WorkbenchError("this watcher was already started", "make a new Watcher to start again")
         from workbench.versioning.watch.filter import EventFilter
 
-        self._filter = EventFilter(self.ws.root, self.ws.versions.ignore_matcher,
-                                   extra_excluded=(self.ws.cache_dir,))
+        self._filter = EventFilter(self.project.root, self.versions.ignore_matcher,
+                                   extra_excluded=(self.project.cache_dir,))
         # snapshot(hold=...) keeps files still being written at their previous version (if supported)
-        self._hold = "hold" in inspect.signature(self.ws.versions.snapshot).parameters
+        self._hold = "hold" in inspect.signature(self.versions.snapshot).parameters
         record = self._lock.acquire(mode=self.mode)
-        self._tracker = PendingTracker(self.ws.paths.store_dir, record.pid, record.started_at)
+        self._tracker = PendingTracker(self.project.paths.store_dir, record.pid, record.started_at)
         try:
             self._tracker.write()  # untrusted until the catch-up rescan is committed
             if self.mode == "events":
@@ -173,7 +176,7 @@ class Watcher:
                 self._tracker.distrust("polling")
             took_over = self._lock.took_over
             note = f" (took over from a dead watcher, pid {took_over.pid})" if took_over else ""
-            self._emit("started", f"watching {self.ws.root} ({self.mode}){note}")
+            self._emit("started", f"watching {self.project.root} ({self.mode}){note}")
             self._debouncer.request_now(full=True)  # catch up on what changed while no watcher ran
             self._thread = threading.Thread(target=self._loop, name="workbench-watch", daemon=True)
             self._thread.start()
@@ -209,7 +212,7 @@ class Watcher:
         self._debouncer.request_now(full=True)
 
     def status(self) -> WatchStatus:
-        return watch_status(self.ws.paths.locks)
+        return watch_status(self.project.paths.locks)
 
     @property
     def idle(self) -> bool:
@@ -231,7 +234,8 @@ class Watcher:
                 from workbench.versioning.watch.inotify import make_observer
 
                 observer = make_observer(self._skip_folder, self._is_store) or Observer()
-            observer.schedule(_Handler(self), str(self.ws.root), recursive=True, event_filter=EVENT_TYPES)
+            observer.schedule(_Handler(self), str(self.project.root), recursive=True,
+                              event_filter=EVENT_TYPES)
             observer.start()
         except OSError as exc:
             _overflow_listeners.discard(self)
@@ -347,7 +351,7 @@ class Watcher:
                 self._hold_recent(batch)
             paths = sorted(batch.paths)
             extra: dict[str, Any] = {"hold": sorted(batch.held)} if batch.held and self._hold else {}
-            info = self.ws.versions.snapshot(
+            info = self.versions.snapshot(
                 _message(batch, paths), kind="auto", changed_paths=None if batch.full else paths, **extra,
             )
         except Exception as exc:  # the watcher must outlive any one failure
@@ -387,7 +391,7 @@ class Watcher:
         """Hold files modified within the quiet interval: at the cap, and when a "quiet" batch was only
         quiet in event arrival (watchdog's inotify buffer delivers events in bursts, up to 0.5 s late)."""
         now = time.time()
-        root = self.ws.root
+        root = self.project.root
         recent = set()
         for path in batch.paths:
             try:
@@ -418,8 +422,8 @@ class Watcher:
 
     def prune(self, *, dry_run: bool = False) -> PruneReport:
         """Apply the retention rule now."""
-        head = head_snapshot_id(self.ws.paths.store_dir)
-        return prune_auto(self.ws.db, self.retention, dry_run=dry_run,
+        head = head_snapshot_id(self.project.paths.store_dir)
+        return prune_auto(self.project.db, self.retention, dry_run=dry_run,
                           keep=frozenset({head} if head else ()))
 
     def _emit(self, kind: str, message: str, *, snapshot_id: str | None = None,
