@@ -1,0 +1,217 @@
+"""Container jobs that read their inputs from the project's default remote and push their outputs back.
+
+When the project has a default remote (and ``[executor] remote_inputs`` is not false, nor
+``workbench run --no-remote-inputs`` given), the Docker and Kubernetes executors do not stage the
+input snapshot through the Workbench host. :func:`plan_for` pushes the snapshot's objects to the
+remote and returns a :class:`RemotePlan`; the job then runs :mod:`workbench.remote.jobfetch` in its
+own image (an init step in the container, an init container on Kubernetes), which fetches and
+verifies the snapshot, runs the command and pushes what it wrote. After the job, the executor's
+``output_folder`` gets the outputs from the remote (:meth:`RemotePlan.outputs`).
+
+The job needs, beside the workbench package (already mounted or staged), the compiled modules that
+read the cache format and talk S3: blake3, zstandard, pyfastcdc and obstore (with typing_extensions).
+They are the host's own, mounted read-only at :data:`DEPS_DIR`, so the image's Python must be the
+host's version (3.11 for both here); they are put on the path of the jobfetch process only, never of
+the command. Credentials are passed as environment variables from the host's standard AWS sources at
+launch; they are not part of the plan, the run record, the image or any file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from workbench.errors import ExecutorError, WorkbenchError
+from workbench.executors.base import JobExit, JobOutputs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from workbench.core.workspace import Workspace
+    from workbench.executors.base import Channel, Job, LaunchSpec
+    from workbench.remote.transport import RemoteSpec
+
+DEPS_DIR = "/opt/workbench/deps"
+REMOTE_DIR = "/workbench/remote"
+"""Where a ``file://`` remote's folder is mounted in a Docker job."""
+DEPS = ("blake3", "zstandard", "pyfastcdc", "obstore", "typing_extensions")
+PLAN_FILE = "remote.json"
+REASON_FILE = "jobfetch-reason"
+ENTRY = ["python3", "-S", "-m", "workbench.remote.jobfetch"]
+
+
+@dataclass
+class RemotePlan:
+    """What a job needs to fetch its inputs and push its outputs (no credentials)."""
+
+    run_id: str
+    remote: str
+    url: str
+    endpoint_url: str
+    region: str
+    snapshot: str
+    root_tree: str
+    chunk_threshold: int
+
+    @property
+    def spec(self) -> RemoteSpec:
+        from workbench.remote.transport import RemoteSpec
+
+        return RemoteSpec(self.url, self.endpoint_url, self.region)
+
+    def save(self, folder: Path) -> None:
+        (folder / PLAN_FILE).write_text(json.dumps(asdict(self)), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> RemotePlan | None:
+        try:
+            return cls(**json.loads((folder / PLAN_FILE).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def job_plan(self, dest: str, *, url: str | None = None, reason_file: str = "",
+                 state_file: str = "") -> str:
+        """The JSON the job reads from ``WORKBENCH_JOBFETCH_PLAN``."""
+        return json.dumps({
+            "run_id": self.run_id, "url": url or self.url, "endpoint_url": self.endpoint_url,
+            "region": self.region, "snapshot": self.snapshot, "root_tree": self.root_tree, "dest": dest,
+            "chunk_threshold": self.chunk_threshold, "reason_file": reason_file, "state_file": state_file,
+        })
+
+    def credentials_env(self) -> dict[str, str]:
+        """AWS variables for the job, read now from the host's standard sources (S3 remotes only)."""
+        if not self.url.startswith("s3://"):
+            return {}
+        from workbench.remote.transport import aws_settings
+
+        settings = aws_settings(self.region, self.endpoint_url)
+        names = {"access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+                 "token": "AWS_SESSION_TOKEN", "endpoint": "AWS_ENDPOINT_URL", "region": "AWS_REGION"}
+        return {names[k]: v for k, v in settings.items() if k in names}
+
+    def loopback_endpoint(self) -> bool:
+        """The S3 endpoint is on this host's loopback (a container must share the host's network)."""
+        endpoint = self.credentials_env().get("AWS_ENDPOINT_URL", "")
+        host = urlparse(endpoint).hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def outputs(self, ws: Workspace, dest: Path) -> list[str] | None:
+        """Fetch the files the job pushed into ``dest``; None when it listed none."""
+        from workbench.remote.jobinputs import fetch_outputs
+
+        try:
+            return fetch_outputs(ws, self.spec, self.run_id, dest)
+        except WorkbenchError as exc:
+            raise ExecutorError(f"the job's outputs could not be fetched from the remote: {exc.one_line()}") \
+                from None
+
+
+def plan_for(ws: Workspace, spec: LaunchSpec) -> RemotePlan | None:
+    """Push the input snapshot to the default remote and plan the job's fetch; None when the project
+    has no default remote or remote inputs are turned off."""
+    if not getattr(ws.config.executor, "remote_inputs", True) or not spec.input_snapshot:
+        return None
+    info = next((r for r in ws.remote.list() if r.is_default), None)
+    if info is None:
+        return None
+    from workbench.remote.jobinputs import push_snapshot
+
+    try:
+        root, _ = push_snapshot(ws, info.spec, spec.input_snapshot)
+    except WorkbenchError as exc:
+        raise ExecutorError(f"cannot send the input snapshot to the remote {info.name}: {exc.one_line()}",
+                            "fix the remote, or run with --no-remote-inputs to stage through this host") \
+            from None
+    return RemotePlan(spec.run_id, info.name, info.url, info.endpoint_url, info.region, spec.input_snapshot,
+                      root, ws.config.store.chunk_threshold)
+
+
+def dep_mounts() -> dict[str, str]:
+    """Host path -> path in the job of each compiled module jobfetch needs (missing ones skipped)."""
+    out: dict[str, str] = {}
+    for name in DEPS:
+        found = importlib.util.find_spec(name)
+        if found is None or not found.origin:
+            continue
+        origin = Path(found.origin)
+        source = origin.parent if found.submodule_search_locations else origin
+        out[str(source)] = f"{DEPS_DIR}/{source.name}"
+    return out
+
+
+def adjust_docker(plan: RemotePlan, kwargs: dict[str, Any], workspace: str, run_dir: str) -> None:
+    """Turn a Docker executor's container arguments into a remote-inputs job: jobfetch wraps the
+    command, the plan, the AWS variables and the deps go in; a ``file://`` remote's folder is mounted;
+    a loopback S3 endpoint makes the container share the host's network (it could not reach it else)."""
+    url = plan.url
+    volumes: dict[str, dict[str, str]] = kwargs["volumes"]
+    if url.startswith("file://"):
+        volumes[url[len("file://"):]] = {"bind": REMOTE_DIR, "mode": "rw"}
+        url = "file://" + REMOTE_DIR
+    for host, inside in dep_mounts().items():
+        volumes[host] = {"bind": inside, "mode": "ro"}
+    env: dict[str, str] = kwargs["environment"]
+    env.update(plan.credentials_env())
+    env["WORKBENCH_JOBFETCH_PLAN"] = plan.job_plan(workspace, url=url, reason_file=f"{run_dir}/{REASON_FILE}")
+    env["WORKBENCH_JOBFETCH_DEPS"] = DEPS_DIR + ":" + ":".join(sorted(dep_mounts().values()))
+    kwargs["command"] = [*ENTRY, "run", "--", *kwargs["command"]]
+    if plan.url.startswith("s3://") and plan.loopback_endpoint():
+        kwargs["network_mode"] = "host"
+
+
+class RemoteInputsJob:
+    """A job whose failure to fetch or push is told in the one line jobfetch left, not as an exit code."""
+
+    def __init__(self, job: Job, plan: RemotePlan, run_dir: Path) -> None:
+        self.job, self.plan, self.reason_file = job, plan, run_dir / REASON_FILE
+
+    def lines(self) -> Iterator[tuple[Channel, bytes]]:
+        yield from self.job.lines()
+
+    def wait(self) -> JobExit:
+        exit_ = self.job.wait()
+        if exit_.status == "failed":
+            try:
+                text = self.reason_file.read_text(encoding="utf-8").strip().splitlines()
+            except OSError:
+                text = []
+            if text:
+                return JobExit(exit_.exit_code, "failed", text[0])
+        return exit_
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def describe(self) -> dict[str, str]:
+        return {**self.job.describe(), "inputs_from": f"remote {self.plan.remote} ({self.plan.url})"}
+
+
+def remote_outputs(ws: Workspace, base: Path, work: Path) -> JobOutputs | None:
+    """A remote-inputs job's outputs, fetched from the remote into ``base/remote-out``; None when the
+    job in ``base`` did not read from a remote (the caller falls back to its own folder)."""
+    import shutil
+
+    plan = RemotePlan.load(base)
+    if plan is None:
+        return None
+    folder = base / "remote-out"
+    shutil.rmtree(folder, ignore_errors=True)
+    paths = plan.outputs(ws, folder)
+
+    def discard() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        (base / PLAN_FILE).unlink(missing_ok=True)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return JobOutputs(folder, paths or [], discard)
