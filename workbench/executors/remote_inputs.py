@@ -75,9 +75,10 @@ class RemotePlan:
             return None
 
     def job_plan(self, dest: str, *, url: str | None = None, reason_file: str = "",
-                 state_file: str = "") -> str:
-        """The JSON the job reads from ``WORKBENCH_JOBFETCH_PLAN``."""
-        return json.dumps({
+                 state_file: str = "", drop_env: list[str] | None = None) -> str:
+        """The JSON the job reads from ``WORKBENCH_JOBFETCH_PLAN`` (``drop_env``: variables given to
+        jobfetch only, removed from the command's environment)."""
+        return json.dumps({"drop_env": drop_env or [],
             "run_id": self.run_id, "url": url or self.url, "endpoint_url": self.endpoint_url,
             "region": self.region, "snapshot": self.snapshot, "root_tree": self.root_tree, "dest": dest,
             "chunk_threshold": self.chunk_threshold, "reason_file": reason_file, "state_file": state_file,
@@ -161,8 +162,10 @@ def adjust_docker(plan: RemotePlan, kwargs: dict[str, Any], workspace: str, run_
     for host, inside in dep_mounts().items():
         volumes[host] = {"bind": inside, "mode": "ro"}
     env: dict[str, str] = kwargs["environment"]
-    env.update(plan.credentials_env())
-    env["WORKBENCH_JOBFETCH_PLAN"] = plan.job_plan(workspace, url=url, reason_file=f"{run_dir}/{REASON_FILE}")
+    credentials = plan.credentials_env()
+    env.update(credentials)
+    env["WORKBENCH_JOBFETCH_PLAN"] = plan.job_plan(workspace, url=url, reason_file=f"{run_dir}/{REASON_FILE}",
+                                                   drop_env=sorted(credentials))
     env["WORKBENCH_JOBFETCH_DEPS"] = DEPS_DIR + ":" + ":".join(sorted(dep_mounts().values()))
     kwargs["command"] = [*ENTRY, "run", "--", *kwargs["command"]]
     if plan.url.startswith("s3://") and plan.loopback_endpoint():

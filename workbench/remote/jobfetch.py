@@ -239,8 +239,8 @@ def _fetch_step(plan: dict[str, Any]) -> dict[str, tuple[int, int]]:
 
 def _run_step(plan: dict[str, Any], command: list[str], manifest: dict[str, tuple[int, int]]) -> int:
     env = dict(os.environ)
-    env.pop(PLAN_ENV, None)
-    env.pop(DEPS_ENV, None)
+    for name in (PLAN_ENV, DEPS_ENV, *plan.get("drop_env", [])):  # the remote's credentials stay here
+        env.pop(name, None)
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as exc:
