@@ -30,7 +30,7 @@ from workbench.errors import ExecutorError, WorkbenchError
 from workbench.executors.base import JobExit, JobOutputs
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from workbench.core.workspace import Workspace
     from workbench.executors.base import Channel, Job, LaunchSpec
@@ -57,6 +57,8 @@ class RemotePlan:
     snapshot: str
     root_tree: str
     chunk_threshold: int
+    size: int = 0
+    """Bytes of the snapshot's files (a cluster volume is sized for it)."""
 
     @property
     def spec(self) -> RemoteSpec:
@@ -117,13 +119,14 @@ class RemotePlan:
                 from None
 
 
-def plan_for(ws: Workspace, spec: LaunchSpec) -> RemotePlan | None:
+def plan_for(ws: Workspace, spec: LaunchSpec, schemes: tuple[str, ...] = ("s3", "file")) -> RemotePlan | None:
     """Push the input snapshot to the default remote and plan the job's fetch; None when the project
-    has no default remote or remote inputs are turned off."""
+    has no default remote (or one of another scheme than ``schemes``: a cluster cannot read this
+    host's folders) or remote inputs are turned off."""
     if not getattr(ws.config.executor, "remote_inputs", True) or not spec.input_snapshot:
         return None
     info = next((r for r in ws.remote.list() if r.is_default), None)
-    if info is None:
+    if info is None or info.spec.scheme not in schemes:
         return None
     from workbench.remote.jobinputs import push_snapshot
 
@@ -133,8 +136,9 @@ def plan_for(ws: Workspace, spec: LaunchSpec) -> RemotePlan | None:
         raise ExecutorError(f"cannot send the input snapshot to the remote {info.name}: {exc.one_line()}",
                             "fix the remote, or run with --no-remote-inputs to stage through this host") \
             from None
+    size = sum(item[3] for item in ws.versions.reader.items(root))
     return RemotePlan(spec.run_id, info.name, info.url, info.endpoint_url, info.region, spec.input_snapshot,
-                      root, ws.config.store.chunk_threshold)
+                      root, ws.config.store.chunk_threshold, size)
 
 
 def dep_mounts() -> dict[str, str]:
@@ -166,17 +170,23 @@ def adjust_docker(plan: RemotePlan, kwargs: dict[str, Any], workspace: str, run_
     env.update(credentials)
     env["WORKBENCH_JOBFETCH_PLAN"] = plan.job_plan(workspace, url=url, reason_file=f"{run_dir}/{REASON_FILE}",
                                                    drop_env=sorted(credentials))
-    env["WORKBENCH_JOBFETCH_DEPS"] = DEPS_DIR + ":" + ":".join(sorted(dep_mounts().values()))
+    env["WORKBENCH_JOBFETCH_DEPS"] = DEPS_DIR
     kwargs["command"] = [*ENTRY, "run", "--", *kwargs["command"]]
     if plan.url.startswith("s3://") and plan.loopback_endpoint():
         kwargs["network_mode"] = "host"
 
 
 class RemoteInputsJob:
-    """A job whose failure to fetch or push is told in the one line jobfetch left, not as an exit code."""
+    """A job whose failure to fetch or push is told in the one line jobfetch left (a file of the run's
+    folder, or ``reason()``: the pod's termination message), not as an exit code."""
 
-    def __init__(self, job: Job, plan: RemotePlan, run_dir: Path) -> None:
-        self.job, self.plan, self.reason_file = job, plan, run_dir / REASON_FILE
+    def __init__(self, job: Job, plan: RemotePlan, run_dir: Path | None = None,
+                 reason: Callable[[], str] | None = None) -> None:
+        self.job, self.plan, self._reason = job, plan, reason
+        self.reason_file = run_dir / REASON_FILE if run_dir is not None else None
+
+    def __getattr__(self, name: str) -> Any:  # namespace, cancelled ... of the wrapped job
+        return getattr(self.job, name)
 
     def lines(self) -> Iterator[tuple[Channel, bytes]]:
         yield from self.job.lines()
@@ -185,10 +195,13 @@ class RemoteInputsJob:
         exit_ = self.job.wait()
         if exit_.status == "failed":
             try:
-                text = self.reason_file.read_text(encoding="utf-8").strip().splitlines()
-            except OSError:
+                if self.reason_file is not None:
+                    text = self.reason_file.read_text(encoding="utf-8").strip().splitlines()
+                else:
+                    text = (self._reason() if self._reason else "").strip().splitlines()
+            except (OSError, WorkbenchError):
                 text = []
-            if text:
+            if text and text[0].startswith(("cannot fetch the input", "cannot push the job")):
                 return JobExit(exit_.exit_code, "failed", text[0])
         return exit_
 
@@ -218,3 +231,48 @@ def remote_outputs(ws: Workspace, base: Path, work: Path) -> JobOutputs | None:
 
     folder.mkdir(parents=True, exist_ok=True)
     return JobOutputs(folder, paths or [], discard)
+
+
+# -- Kubernetes ----------------------------------------------------------------------------------
+K8S_STATE = "/workbench/jobfetch"
+"""An emptyDir shared by the init container and the command's: the manifest of what was fetched."""
+
+
+def k8s_deps() -> dict[str, str]:
+    """Host path -> path below the staged ``lib/`` of each module jobfetch needs (staged with the package)."""
+    return {host: f"deps/{Path(inside).name}" for host, inside in dep_mounts().items()}
+
+
+def adjust_k8s_job(plan: RemotePlan, body: dict[str, Any], workspace: str, lib: str) -> None:
+    """Give a cluster Job an init container that fetches the inputs with jobfetch (in the job's own
+    image, the same restricted security), and make its command push the outputs afterwards."""
+    pod = body["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    credentials = plan.credentials_env()
+    env = {e["name"]: e["value"] for e in main["env"]}
+    env.update(credentials)
+    env["WORKBENCH_JOBFETCH_PLAN"] = plan.job_plan(workspace, state_file=f"{K8S_STATE}/fetched.json",
+                                                   drop_env=sorted(credentials))
+    env["WORKBENCH_JOBFETCH_DEPS"] = f"{lib}/deps"
+    main["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    main["volumeMounts"] = [*main["volumeMounts"], {"name": "jobfetch", "mountPath": K8S_STATE}]
+    main["command"] = [*ENTRY, "run", "--no-fetch", "--", *main["command"]]
+    init: dict[str, Any] = {
+        "name": "fetch-inputs", "image": main["image"], "command": [*ENTRY, "fetch"], "workingDir": workspace,
+        "env": main["env"], "securityContext": main["securityContext"], "volumeMounts": main["volumeMounts"],
+    }
+    limits = {k: v for k, v in (main.get("resources") or {}).get("limits", {}).items() if "gpu" not in k}
+    if limits:
+        init["resources"] = {"limits": limits, "requests": dict(limits)}
+    pod["initContainers"] = [init]
+    pod["volumes"] = [*pod["volumes"], {"name": "jobfetch", "emptyDir": {}}]
+
+
+def termination_message(pod: dict[str, Any] | None) -> str:
+    """The message a failed jobfetch left in its container's termination log (init container first)."""
+    status = (pod or {}).get("status") or {}
+    for entry in (*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])):
+        message = str(((entry.get("state") or {}).get("terminated") or {}).get("message") or "").strip()
+        if message:
+            return message
+    return ""

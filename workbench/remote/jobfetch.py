@@ -229,8 +229,13 @@ def _fetch_step(plan: dict[str, Any]) -> dict[str, tuple[int, int]]:
     except JobFetchError:
         raise
     except Exception as exc:
-        raise JobFetchError(f"cannot fetch the input snapshot {short} from {plan['url']}: {_one_line(exc)}",
-                            EXIT_FETCH) from None
+        hint = ""
+        if isinstance(exc, ImportError):
+            version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+            hint = (f" (the image's Python {version} cannot load the compiled modules mounted from the host:"
+                    " the image needs the host's Python version, or run with --no-remote-inputs)")
+        raise JobFetchError(f"cannot fetch the input snapshot {short} from {plan['url']}: {_one_line(exc)}"
+                            + hint, EXIT_FETCH) from None
     state = plan.get("state_file")
     if state:
         Path(state).write_text(json.dumps(manifest), encoding="utf-8")
