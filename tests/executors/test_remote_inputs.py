@@ -117,7 +117,7 @@ def test_a_missing_object_on_the_remote_fails_the_job_in_one_line(
 
 
 def test_remote_inputs_can_be_turned_off(remote_ws: tuple[Workspace, Path], docker_client: Any,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                         monkeypatch: pytest.MonkeyPatch, cli: Any) -> None:
     ws, share = remote_ws
     from workbench.executors import staging
 
@@ -128,8 +128,10 @@ def test_remote_inputs_can_be_turned_off(remote_ws: tuple[Workspace, Path], dock
         staging.checkout_snapshot(ws_, snapshot, dest)
 
     monkeypatch.setattr("workbench.executors.docker.checkout_snapshot", stage)
-    ws.config.executor.remote_inputs = False  # what `workbench run --no-remote-inputs` sets
-    run = ws.runs.execute(["python3", "train.py"], executor="docker", image=IMAGE)
+    result = cli(ws.root, "run", "--no-remote-inputs", "--executor", "docker", "--image", IMAGE, "--json",
+                 "--", "python3", "train.py")
+    assert result.code == 0, result.err
+    run = ws.runs.get(json.loads(result.out)["id"])
     assert run.status == "succeeded", run.reason
     assert staged and "inputs_from" not in run.executor_info
     assert not (share / "jobs").exists()
