@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,7 @@ def _write_file(remote: Remote, path: Path, digest: str, mode: int) -> None:
             except ValueError:
                 raise remote.checker.corrupt_received(digest) from None
             whole = blake3.blake3()
-            for chunk, _ in chunks:
-                data = remote.content(chunk)
+            for data in _in_order(remote.content, [c for c, _ in chunks]):
                 whole.update(data)
                 out.write(data)
             if whole.hexdigest() != digest:
@@ -150,6 +150,22 @@ def _write_file(remote: Remote, path: Path, digest: str, mode: int) -> None:
             out.write(remote.checker.decode_received(digest, blob))
     os.chmod(tmp, (mode & 0o777) | 0o600)
     os.replace(tmp, path)
+
+
+def _in_order(get: Callable[[str], bytes], digests: list[str], window: int = 8) -> Iterator[bytes]:
+    """``get(d)`` for each digest, in order, at most ``window`` fetched ahead in parallel (a large
+    file comes at the remote's parallel speed while only a few chunks are held in memory)."""
+    from collections import deque
+    from concurrent.futures import Future
+
+    with ThreadPoolExecutor(min(window, max(1, len(digests)))) as pool:
+        ahead: deque[Future[bytes]] = deque()
+        for digest in digests:
+            ahead.append(pool.submit(get, digest))
+            if len(ahead) >= window:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def _link(dest: Path, rel: str, target: str) -> None:
@@ -251,9 +267,13 @@ def _run_step(plan: dict[str, Any], command: list[str], manifest: dict[str, tupl
     except OSError as exc:
         print(f"workbench: cannot start {command[0]}: {exc.strerror or exc}", file=sys.stderr, flush=True)
         return 127
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
-    code = child.wait()
+    before = {sig: signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
+              for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     code = 128 - code if code < 0 else code
     try:
         push_outputs(plan, changed(Path(plan["dest"]), manifest))
