@@ -20,6 +20,7 @@ import pytest
 
 from tests.executors.conftest import IMAGE
 from workbench.core.workspace import Workspace
+from workbench.executors.docker import container_name
 
 pytestmark = pytest.mark.docker
 
@@ -136,3 +137,21 @@ def test_remote_inputs_can_be_turned_off(remote_ws: tuple[Workspace, Path], dock
     assert staged and "inputs_from" not in run.executor_info
     assert not (share / "jobs").exists()
     assert (ws.root / "out" / "total.txt").read_text() == "10"
+
+
+def test_an_unreachable_remote_fails_the_launch_in_one_line(ws: Workspace, docker_client: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.errors import ExecutorError
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}.items():
+        monkeypatch.setenv(key, value)
+    ws.remote.add("origin", "s3://bucket/p", endpoint_url="http://127.0.0.1:9")  # nothing listens there
+    (ws.root / "train.py").write_text(TRAIN)
+    with pytest.raises(ExecutorError) as caught:
+        ws.runs.execute(["python3", "train.py"], executor="docker", image=IMAGE)
+    line = caught.value.one_line()
+    assert line.startswith("cannot send the input snapshot to the remote origin: cannot reach ")
+    assert "--no-remote-inputs" in line and "\n" not in line
+    run = ws.runs.get("latest")  # recorded as failed, with the same line; no container was made
+    assert run.status == "failed" and run.reason == line
+    assert not docker_client.containers.list(all=True, filters={"name": container_name(run.id)})
