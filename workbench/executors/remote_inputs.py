@@ -88,14 +88,9 @@ class RemotePlan:
 
     def credentials_env(self) -> dict[str, str]:
         """AWS variables for the job, read now from the host's standard sources (S3 remotes only)."""
-        if not self.url.startswith("s3://"):
-            return {}
-        from workbench.remote.transport import aws_settings
+        from workbench.remote.service import RemoteService
 
-        settings = aws_settings(self.region, self.endpoint_url)
-        names = {"access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY",
-                 "token": "AWS_SESSION_TOKEN", "endpoint": "AWS_ENDPOINT_URL", "region": "AWS_REGION"}
-        return {names[k]: v for k, v in settings.items() if k in names}
+        return RemoteService.job_credentials(self.spec)
 
     def loopback_endpoint(self) -> bool:
         """The S3 endpoint is on this host's loopback (a container must share the host's network)."""
@@ -110,10 +105,8 @@ class RemotePlan:
 
     def outputs(self, ws: Workspace, dest: Path) -> list[str] | None:
         """Fetch the files the job pushed into ``dest``; None when it listed none."""
-        from workbench.remote.jobinputs import fetch_outputs
-
         try:
-            return fetch_outputs(ws, self.spec, self.run_id, dest)
+            return ws.remote.job_outputs(self.spec, self.run_id, dest)
         except WorkbenchError as exc:
             raise ExecutorError(f"the job's outputs could not be fetched from the remote: {exc.one_line()}") \
                 from None
@@ -128,14 +121,15 @@ def plan_for(ws: Workspace, spec: LaunchSpec, schemes: tuple[str, ...] = ("s3", 
     info = next((r for r in ws.remote.list() if r.is_default), None)
     if info is None or info.spec.scheme not in schemes:
         return None
-    from workbench.remote.jobinputs import push_snapshot
-
     try:
-        root, _ = push_snapshot(ws, info.spec, spec.input_snapshot)
+        pushed = ws.remote.push_for_job(spec.input_snapshot)
     except WorkbenchError as exc:
         raise ExecutorError(f"cannot send the input snapshot to the remote {info.name}: {exc.one_line()}",
                             "fix the remote, or run with --no-remote-inputs to stage through this host") \
             from None
+    if pushed is None:  # the default remote went away meanwhile
+        return None
+    info, root = pushed
     size = sum(item[3] for item in ws.versions.reader.items(root))
     return RemotePlan(spec.run_id, info.name, info.url, info.endpoint_url, info.region, spec.input_snapshot,
                       root, ws.config.store.chunk_threshold, size)
