@@ -33,6 +33,8 @@ workbench.log_metric("rows", len(rows))
 os.makedirs("out", exist_ok=True)
 with open("out/total.txt", "w") as f:
     f.write(str(sum(int(r) for r in rows)))
+if not os.path.lexists("out/link"):
+    os.symlink("/etc/passwd", "out/link")
 """
 POINTS = b"1\n2\n3\n4\n"
 
@@ -76,10 +78,13 @@ def test_a_docker_run_with_a_remote_fetches_its_inputs_from_the_remote(
     assert not (share / "bundles").exists()
     # The job pushed its output and listed it; the host recorded it and copied it into the project.
     listing = json.loads((share / "jobs" / run.id / "outputs.json").read_text())
-    assert [row[0] for row in listing["files"]] == ["out/total.txt"]
+    assert [row[0] for row in listing["files"]] == ["out/total.txt"] and listing["links"] == ["out/link"]
     assert _object(share, b"10").exists()
     assert (ws.root / "out" / "total.txt").read_text() == "10"
     assert "out/total.txt" in {f.path for f in ws.runs.outputs(run.id)}
+    # A link the job made is not brought back: recorded as refused, as with host staging.
+    assert not (ws.root / "out" / "link").is_symlink()
+    assert "out/link" in {e["path"] for e in ws.runs.refused_events(run.id)}
     # Inputs the job read are recorded as usual (zero-code capture inside the container).
     assert "data/points.csv" in {f.path for f in ws.runs.inputs(run.id)}
     # Nothing of the run is left on the host but its record.

@@ -15,7 +15,7 @@ import pytest
 
 from workbench.core.workspace import Workspace
 from workbench.remote import jobfetch
-from workbench.remote.jobinputs import fetch_outputs, push_snapshot
+from workbench.remote.jobinputs import LINK_STAND_IN, fetch_outputs, push_snapshot
 from workbench.remote.transport import RemoteSpec
 
 
@@ -51,12 +51,14 @@ def test_fetch_run_push_round_trip(ws: Workspace, tmp_path: Path, monkeypatch: p
     assert os.readlink(work / "data" / "link.txt") == "deep/small.txt"
     assert os.stat(work / "run.sh").st_mode & 0o100
     script = ("import os; open('data/deep/small.txt', 'a').write('more'); os.makedirs('out');"
-              "open('out/rev.bin', 'wb').write(open('data/big.bin', 'rb').read()[::-1]); raise SystemExit(3)")
+              "open('out/rev.bin', 'wb').write(open('data/big.bin', 'rb').read()[::-1]);"
+              "os.symlink('/etc/passwd', 'out/l'); raise SystemExit(3)")
     monkeypatch.chdir(work)
     assert jobfetch.main(["run", "--no-fetch", "--", sys.executable, "-c", script]) == 3  # the command's
     back = tmp_path / "back"
     paths = fetch_outputs(ws, spec, "r1", back)
-    assert paths == ["data/deep/small.txt", "out/rev.bin"]  # changed and created; nothing else
+    assert paths == ["data/deep/small.txt", "out/l", "out/rev.bin"]  # changed and created; nothing else
+    assert os.readlink(back / "out" / "l") == LINK_STAND_IN  # a link the job made: listed, never sent
     assert (back / "out" / "rev.bin").read_bytes() == big[::-1]
     assert (back / "data" / "deep" / "small.txt").read_text() == "hello\nmore"
     assert fetch_outputs(ws, spec, "other-run", tmp_path / "none") is None

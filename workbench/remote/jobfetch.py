@@ -121,7 +121,7 @@ def fetch(plan: dict[str, Any]) -> dict[str, tuple[int, int]]:
     for rel, target in links:
         _link(dest, rel, target)
     manifest: dict[str, tuple[int, int]] = {}
-    for rel, _, _ in files:
+    for rel in [f[0] for f in files] + [link[0] for link in links]:
         st = os.lstat(dest / rel)
         manifest[rel] = (st.st_size, st.st_mtime_ns)
     return manifest
@@ -181,14 +181,10 @@ def _link(dest: Path, rel: str, target: str) -> None:
 
 # -- push outputs ---------------------------------------------------------------------------------
 def changed(dest: Path, manifest: dict[str, tuple[int, int]]) -> list[str]:
-    """Regular files under ``dest`` that are new or differ in size or mtime from ``manifest``."""
+    """Regular files and links under ``dest`` that are new or differ in size or mtime from ``manifest``."""
     from workbench.executors.staging import walk_files
 
-    out = []
-    for rel, st in walk_files(dest):
-        if not os.path.islink(dest / rel) and manifest.get(rel) != (st.st_size, st.st_mtime_ns):
-            out.append(rel)
-    return sorted(out)
+    return sorted(rel for rel, st in walk_files(dest) if manifest.get(rel) != (st.st_size, st.st_mtime_ns))
 
 
 def push_outputs(plan: dict[str, Any], paths: list[str]) -> None:
@@ -203,7 +199,10 @@ def push_outputs(plan: dict[str, Any], paths: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="workbench-out-") as tmp:
         store = BlobStore(Path(tmp))
         store.ensure_dirs()
+        links = [rel for rel in paths if os.path.islink(dest / rel)]  # listed, never followed nor sent
         for rel in paths:
+            if rel in links:
+                continue
             try:
                 done = ingest(str(dest / rel), store, threshold)
             except FileNotFoundError:
@@ -223,7 +222,7 @@ def push_outputs(plan: dict[str, Any], paths: list[str]) -> None:
         with ThreadPoolExecutor(WORKERS) as pool:  # content before the manifests that name it
             list(pool.map(send, sorted(plain)))
             list(pool.map(send, manifests))
-    body = {"format": OUTPUTS_FORMAT, "run_id": plan["run_id"], "files": listing}
+    body = {"format": OUTPUTS_FORMAT, "run_id": plan["run_id"], "files": listing, "links": links}
     remote.transport.put_if_absent(outputs_key(plan["run_id"]), json.dumps(body).encode())
 
 

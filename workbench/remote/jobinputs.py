@@ -13,6 +13,7 @@ into a local folder from which the run is recorded.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,9 @@ from workbench.remote.transport import RemoteError, RemoteSpec, open_transport
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
+
+LINK_STAND_IN = "(a link the job made)"
+"""Target of the dangling link that stands for one the job made (its own target is not sent)."""
 
 
 def push_snapshot(ws: Workspace, spec: RemoteSpec, snapshot: str) -> tuple[str, PushReport]:
@@ -63,6 +67,7 @@ def fetch_outputs(ws: Workspace, spec: RemoteSpec, run_id: str, dest: Path) -> l
         if body.get("format") != OUTPUTS_FORMAT or body.get("run_id") != run_id:
             raise ValueError("format")
         files = [(_safe_rel(p), str(h), int(m)) for p, h, _size, m in body["files"]]
+        links = [_safe_rel(p) for p in body.get("links", [])]
     except (ValueError, TypeError, KeyError, AttributeError):
         raise RemoteError(f"the output list of run {run_id} on {spec.url} is not readable",
                           "check both sides run the same Workbench version") from None
@@ -77,6 +82,9 @@ def fetch_outputs(ws: Workspace, spec: RemoteSpec, run_id: str, dest: Path) -> l
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         store.export(digest, target, mode & 0o777)
+    for rel in links:  # stand-ins, never followed: the run records them as links not brought back
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(LINK_STAND_IN, dest / rel)
     with ws.atomic() as tx:
         tx.executemany(_OBJECT_THERE, [(spec.key, h) for _, h, _ in files])
-    return [rel for rel, _, _ in files]
+    return sorted([rel for rel, _, _ in files] + links)
