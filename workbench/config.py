@@ -68,6 +68,9 @@ class ExecutorConfig:
     image: str = ""
     namespace: str = ""
     gpus: int = 0
+    remote_inputs: bool = True
+    """With a default remote, Docker/Kubernetes jobs fetch their inputs from it and push outputs back
+    (false: stage them through this host; ``workbench run --no-remote-inputs`` for one run)."""
 
 
 @dataclass

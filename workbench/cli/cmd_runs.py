@@ -42,6 +42,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cpu", help="CPU limit, e.g. 2 or 500m")
     p.add_argument("--memory", help="memory limit, e.g. 4Gi")
     p.add_argument("--namespace", help="Kubernetes namespace")
+    p.add_argument("--no-remote-inputs", action="store_true",
+                   help="docker/kubernetes: stage the inputs through this host even when the project has "
+                   "a default remote (default: the job fetches them from the remote, pushes outputs there)")
     p.add_argument("--isolated", action="store_true", help="run in a private checkout of the input snapshot, "
                    "record outputs and models from there, copy them back unless another run changed a path "
                    "meanwhile (that file stays; this run records a conflict). For concurrent local runs")
@@ -180,6 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     gpus: int | str | None = args.gpus
     if isinstance(gpus, str) and gpus.isdigit():
         gpus = int(gpus)
+    if args.no_remote_inputs:  # read by the container executors (workbench.executors.remote_inputs)
+        ws.config.executor.remote_inputs = False
     info = ws.runs.execute(
         command, name=args.name, tags=args.tag, executor=args.executor or ws.config.executor.default,
         image=args.image, gpus=gpus, cpu=args.cpu, memory=args.memory, namespace=args.namespace,

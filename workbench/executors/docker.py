@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from workbench.errors import ExecutorError
-from workbench.executors import records
+from workbench.executors import records, remote_inputs
 from workbench.executors.base import Channel, JobExit, JobOutputs, LaunchSpec
 from workbench.executors.resources import check_resources, cpu_cores, gpu_count, memory_bytes
 from workbench.executors.staging import (
@@ -291,10 +291,11 @@ class DockerExecutor:
             pass
 
     # -- launching -----------------------------------------------------------------------------
-    def launch(self, spec: LaunchSpec) -> DockerJob:
+    def launch(self, spec: LaunchSpec) -> DockerJob | remote_inputs.RemoteInputsJob:
         import docker
 
         self.check(spec)
+        plan = remote_inputs.plan_for(self.ws, spec)  # a default remote: the job fetches its inputs
         image_name = self.image_for(spec)
         image = self.client.images.get(image_name)
         base = run_folder(self.ws, spec.run_id) / "docker"
@@ -304,7 +305,10 @@ class DockerExecutor:
         work.mkdir(parents=True)
         (meta / "home").mkdir(parents=True)
         try:
-            self._checkout(spec.input_snapshot, work)
+            if plan is None:
+                self._checkout(spec.input_snapshot, work)
+            else:
+                plan.save(base)
             user = f"{os.getuid()}:{os.getgid()}"
             if os.getuid() == 0:
                 user = DEFAULT_NONROOT
@@ -312,6 +316,8 @@ class DockerExecutor:
             manifest = Manifest.of(work)
             manifest.save(base / "manifest.json")
             kwargs = self._container_kwargs(spec, image_name, work, meta, user)
+            if plan is not None:
+                remote_inputs.adjust_docker(plan, kwargs, CONTAINER_WORKSPACE, CONTAINER_RUN)
             container = self.client.containers.create(**kwargs)
         except docker.errors.APIError as exc:
             shutil.rmtree(base, ignore_errors=True)
@@ -358,7 +364,8 @@ class DockerExecutor:
         def on_end(exit_: JobExit) -> None:
             records.mark(self.ws, spec.run_id, "ended", exit_.reason)
 
-        return DockerJob(self.client, container, meta / EVENTS_NAME, facts, on_end, output=output)
+        job = DockerJob(self.client, container, meta / EVENTS_NAME, facts, on_end, output=output)
+        return job if plan is None else remote_inputs.RemoteInputsJob(job, plan, meta)
 
     def _container_kwargs(self, spec: LaunchSpec, image: str, work: Path, meta: Path,
                           user: str) -> dict[str, Any]:
@@ -421,6 +428,10 @@ class DockerExecutor:
         (from the manifest taken after checkout). Nothing is copied into the project."""
         base = run_folder(self.ws, spec.run_id) / "docker"
         work = base / "work"
+        remote = remote_inputs.remote_outputs(self.ws, base, work)  # pushed by the job to the remote
+        if remote is not None:
+            self._manifests.pop(spec.run_id, None)
+            return remote
         if spec.run_id in self._manifests:
             work, manifest = self._manifests.pop(spec.run_id)
         elif (base / "manifest.json").exists():

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ExecutorError
 from workbench.executors import k8s_manifests as manifests
-from workbench.executors import records
+from workbench.executors import records, remote_inputs
 from workbench.executors.base import JobExit, JobOutputs, LaunchSpec
 from workbench.executors.k8s_client import KubeApi, KubeApiError, KubeTarget, explain, load
 from workbench.executors.k8s_job import KubernetesJob, api_paths
@@ -157,8 +157,9 @@ class KubernetesExecutor:
                                 f"ask for at most --gpus {best}")
 
     # -- launching -----------------------------------------------------------------------------
-    def launch(self, spec: LaunchSpec) -> KubernetesJob:
+    def launch(self, spec: LaunchSpec) -> KubernetesJob | remote_inputs.RemoteInputsJob:
         self.check(spec)
+        plan = remote_inputs.plan_for(self.ws, spec, schemes=("s3",))  # an init container fetches the inputs
         namespace = self.namespace_for(spec)
         image = self.image_for(spec)
         paths = api_paths(namespace)
@@ -176,21 +177,26 @@ class KubernetesExecutor:
 
         doing = "preparing the workspace"
         try:
-            self._checkout(spec.input_snapshot, work)
+            if plan is None:
+                self._checkout(spec.input_snapshot, work)
+            else:
+                plan.save(base)
             manifest = Manifest.of(work)
             manifest.save(base / "manifest.json")
-            size = sum(s for s, _ in manifest.files.values())
+            size = plan.size if plan else sum(s for s, _ in manifest.files.values())
             doing = "creating the workspace volume"
             claim = manifests.pvc(spec.run_id, namespace, size)
             self.api.create(paths["pvcs"], claim)
             created.append(f"{paths['pvcs']}/{claim['metadata']['name']}")
             doing = "staging the input snapshot"
-            self._stage(spec, namespace, image, work, created)
+            self._stage(spec, namespace, image, work, created, deps=plan is not None)
             doing = "creating the Job"
             body = manifests.job(
                 spec.run_id, namespace, image, list(spec.command), self._pod_env(spec),
                 workdir=spec.workdir, cpu=spec.cpu, memory=spec.memory, gpus=gpu_count(spec.gpus) or 0,
             )
+            if plan is not None:
+                remote_inputs.adjust_k8s_job(plan, body, manifests.WORKSPACE, manifests.LIB)
             self.api.create(paths["jobs"], body)
             created.append(f"{paths['jobs']}/{body['metadata']['name']}")
         except KubeApiError as exc:
@@ -215,7 +221,10 @@ class KubernetesExecutor:
                             poll=self.poll, pending_timeout=self.pending_timeout, on_end=on_end,
                             cleanup=lambda: self.cleanup(spec.run_id, namespace))
         self._jobs[spec.run_id] = job
-        return job
+        if plan is None:
+            return job
+        return remote_inputs.RemoteInputsJob(
+            job, plan, reason=lambda: remote_inputs.termination_message(job._pod()))
 
     def _pod_env(self, spec: LaunchSpec) -> dict[str, str]:
         import workbench
@@ -304,7 +313,8 @@ class KubernetesExecutor:
             raise ExecutorError(f"file transfer in pod {pod} failed: {detail}",
                                 "the image needs sh, tar and find")
 
-    def _stage(self, spec: LaunchSpec, namespace: str, image: str, work: Path, created: list[str]) -> None:
+    def _stage(self, spec: LaunchSpec, namespace: str, image: str, work: Path, created: list[str],
+               deps: bool = False) -> None:
         import workbench
 
         package_dir = Path(workbench.__file__).resolve().parent
@@ -315,6 +325,9 @@ class KubernetesExecutor:
                 tar.add(work, arcname="workspace")
                 tar.add(package_dir, arcname="lib/workbench",
                         filter=lambda info: None if "__pycache__" in info.name else info)
+                for host, rel in (remote_inputs.k8s_deps() if deps else {}).items():  # jobfetch's modules
+                    tar.add(host, arcname=f"lib/{rel}",
+                            filter=lambda info: None if "__pycache__" in info.name else info)
 
         self._exec(namespace, pod, STAGE_SCRIPT, send, None)
         self.api.delete_quietly(f"{api_paths(namespace)['pods']}/{pod}", None)
@@ -329,6 +342,11 @@ class KubernetesExecutor:
             self.cleanup(spec.run_id, namespace)
             shutil.rmtree(base, ignore_errors=True)
             return None
+        if (base / remote_inputs.PLAN_FILE).exists():  # the job pushed its outputs to the remote
+            try:
+                return remote_inputs.remote_outputs(self.ws, base, base / "work")
+            finally:
+                self.cleanup(spec.run_id, namespace)
         fetched = base / "out"
         shutil.rmtree(fetched, ignore_errors=True)
         fetched.mkdir(parents=True)

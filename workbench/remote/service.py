@@ -7,6 +7,7 @@ default); credentials are never stored: they are read from the standard AWS sour
 
 from __future__ import annotations
 
+import builtins
 import re
 import threading
 import time
@@ -185,6 +186,36 @@ class RemoteService:
         remotes = sorted(self.list(), key=lambda r: not r.is_default)
         store = self.versions.store
         return any(fetch_one(store, open_transport(r.spec), digest) for r in remotes)
+
+    # -- container jobs that read and write the remote themselves (executors/remote_inputs.py) -------
+    def push_for_job(self, snapshot: str) -> tuple[RemoteInfo, str] | None:
+        """Send the objects of ``snapshot`` the default remote lacks (no bundle) for a job that fetches
+        them itself: (the remote, the snapshot's root tree); None without a default remote."""
+        from workbench.remote.jobinputs import push_snapshot
+
+        info = next((r for r in self.list() if r.is_default), None)
+        if info is None:
+            return None
+        return info, push_snapshot(self.ws, info.spec, snapshot)[0]
+
+    def job_outputs(self, where: RemoteSpec, run_id: str, dest: Path) -> builtins.list[str] | None:
+        """The files a job pushed to ``where``, fetched (verified) and written into ``dest``."""
+        from workbench.remote.jobinputs import fetch_outputs
+
+        return fetch_outputs(self.ws, where, run_id, dest)
+
+    @staticmethod
+    def job_credentials(where: RemoteSpec) -> dict[str, str]:
+        """The standard AWS variables for a job reaching ``where``, read now from this host's sources
+        (environment, then profile files) and never stored; empty for a ``file://`` remote."""
+        if where.scheme != "s3":
+            return {}
+        from workbench.remote.transport import aws_settings
+
+        names = {"access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+                 "token": "AWS_SESSION_TOKEN", "endpoint": "AWS_ENDPOINT_URL", "region": "AWS_REGION"}
+        settings = aws_settings(where.region, where.endpoint_url)
+        return {names[k]: v for k, v in settings.items() if k in names}
 
 
 __all__ = ["RemoteError", "RemoteInfo", "RemoteService"]

@@ -151,10 +151,22 @@ class Pusher:
         self.transport.check()
         db = self.ws.db
         records = [r for r in (rec.build(db, k, i) for k, i, _ in todo) if r is not None]
-        plain, manifests, trees = self._objects(records)
+        self.send_objects(*self._objects(records), report=report)
+        name = self._send_bundle(records, report)
+        with self.ws.atomic() as tx:
+            tx.executemany(_RECORD_SENT, [(self.key, k, i, d) for k, i, d in todo])
+            tx.executemany(_SNAPSHOT_THERE, [(self.key, r["id"]) for r in records if r["kind"] == "snapshot"])
+            tx.execute(_BUNDLE_SEEN, (self.key, name, time.time()))
+        for r in records:
+            report.records[r["kind"]] = report.records.get(r["kind"], 0) + 1
+        return report
+
+    def send_objects(self, plain: list[str], manifests: list[str], trees: list[str], *,
+                     report: PushReport) -> None:
+        """Send objects in the order that keeps the remote consistent (content before what names
+        it: a reader never finds a tree whose files are missing) and remember them as there."""
         sizes = {h: self.store.size_on_disk(h) for h in (*plain, *manifests, *trees)}
         meter = _Meter(sum(sizes.values()), self.progress)
-
         counting = threading.Lock()
 
         def send(digest: str) -> None:
@@ -170,19 +182,10 @@ class Pusher:
                     report.objects_present += 1
             meter.add(size)
 
-        # Content before what names it: a reader never finds a tree whose files are missing.
         for phase in (plain, manifests, trees):
             _parallel(send, phase, self.cancel)
             with self.ws.atomic() as tx:
                 tx.executemany(_OBJECT_THERE, [(self.key, h) for h in phase])
-        name = self._send_bundle(records, report)
-        with self.ws.atomic() as tx:
-            tx.executemany(_RECORD_SENT, [(self.key, k, i, d) for k, i, d in todo])
-            tx.executemany(_SNAPSHOT_THERE, [(self.key, r["id"]) for r in records if r["kind"] == "snapshot"])
-            tx.execute(_BUNDLE_SEEN, (self.key, name, time.time()))
-        for r in records:
-            report.records[r["kind"]] = report.records.get(r["kind"], 0) + 1
-        return report
 
     def _objects(self, records: list[rec.Record]) -> tuple[list[str], list[str], list[str]]:
         """The objects the records need that the remote is not known to hold: (plain, manifests, trees)."""
