@@ -80,12 +80,18 @@ class Workspace(ProjectView):
         """An object missing from the cache (a ``pull --metadata-only`` left it on the remote): fetch it."""
         return self.remote.fetch_object(digest)
 
+    @property
+    def job_remote(self) -> RemoteService:
+        """The remotes as container jobs use them (what :class:`VersionedProject` carries), so a
+        Workspace can stand where the executors expect a VersionedProject."""
+        return self.remote
+
     @cached_property
     def versioned(self) -> VersionedProject:
         """The project with its versioning service: what run orchestration and executors work on."""
         from workbench.versioning.versioned import VersionedProject
 
-        return VersionedProject(self.project, self.versions)
+        return VersionedProject(self.project, self.versions, job_remote=self.remote)
 
     @cached_property
     def runs(self) -> TrackingService:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -32,9 +32,8 @@ from workbench.executors.base import JobExit, JobOutputs
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from workbench.core.workspace import Workspace
     from workbench.executors.base import Channel, Job, LaunchSpec
-    from workbench.remote.transport import RemoteSpec
+    from workbench.versioning.versioned import JobTarget, VersionedProject
 
 DEPS_DIR = "/opt/workbench/deps"
 REMOTE_DIR = "/workbench/remote"
@@ -59,15 +58,19 @@ class RemotePlan:
     chunk_threshold: int
     size: int = 0
     """Bytes of the snapshot's files (a cluster volume is sized for it)."""
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    """The AWS variables read at launch: given to the job, never saved with the plan."""
 
     @property
-    def spec(self) -> RemoteSpec:
-        from workbench.remote.transport import RemoteSpec
+    def target(self) -> JobTarget:
+        from workbench.versioning.versioned import JobTarget
 
-        return RemoteSpec(self.url, self.endpoint_url, self.region)
+        return JobTarget(self.remote, self.url, self.endpoint_url, self.region)
 
     def save(self, folder: Path) -> None:
-        (folder / PLAN_FILE).write_text(json.dumps(asdict(self)), encoding="utf-8")
+        data = asdict(self)
+        data.pop("credentials")
+        (folder / PLAN_FILE).write_text(json.dumps(data), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> RemotePlan | None:
@@ -87,10 +90,8 @@ class RemotePlan:
         })
 
     def credentials_env(self) -> dict[str, str]:
-        """AWS variables for the job, read now from the host's standard sources (S3 remotes only)."""
-        from workbench.remote.service import RemoteService
-
-        return RemoteService.job_credentials(self.spec)
+        """AWS variables for the job, read at launch from the host's standard sources (S3 remotes only)."""
+        return dict(self.credentials)
 
     def loopback_endpoint(self) -> bool:
         """The S3 endpoint is on this host's loopback (a container must share the host's network)."""
@@ -103,36 +104,39 @@ class RemotePlan:
         except ValueError:
             return False
 
-    def outputs(self, ws: Workspace, dest: Path) -> list[str] | None:
+    def outputs(self, ws: VersionedProject, dest: Path) -> list[str] | None:
         """Fetch the files the job pushed into ``dest``; None when it listed none."""
+        if ws.job_remote is None:
+            raise ExecutorError("the job's outputs are on the remote, and this process has no remotes",
+                                "run 'workbench runs' in the project to record them")
         try:
-            return ws.remote.job_outputs(self.spec, self.run_id, dest)
+            return ws.job_remote.job_outputs(self.target, self.run_id, dest)
         except WorkbenchError as exc:
             raise ExecutorError(f"the job's outputs could not be fetched from the remote: {exc.one_line()}") \
                 from None
 
 
-def plan_for(ws: Workspace, spec: LaunchSpec, schemes: tuple[str, ...] = ("s3", "file")) -> RemotePlan | None:
+def plan_for(ws: VersionedProject, spec: LaunchSpec,
+             schemes: tuple[str, ...] = ("s3", "file")) -> RemotePlan | None:
     """Push the input snapshot to the default remote and plan the job's fetch; None when the project
     has no default remote (or one of another scheme than ``schemes``: a cluster cannot read this
     host's folders) or remote inputs are turned off."""
-    if not getattr(ws.config.executor, "remote_inputs", True) or not spec.input_snapshot:
+    remote = ws.job_remote
+    if remote is None or not getattr(ws.config.executor, "remote_inputs", True) or not spec.input_snapshot:
         return None
-    info = next((r for r in ws.remote.list() if r.is_default), None)
-    if info is None or info.spec.scheme not in schemes:
+    target = remote.default_target(schemes)
+    if target is None:
         return None
     try:
-        pushed = ws.remote.push_for_job(spec.input_snapshot)
+        root = remote.push_for_job(target, spec.input_snapshot)
     except WorkbenchError as exc:
-        raise ExecutorError(f"cannot send the input snapshot to the remote {info.name}: {exc.one_line()}",
+        raise ExecutorError(f"cannot send the input snapshot to the remote {target.name}: {exc.one_line()}",
                             "fix the remote, or run with --no-remote-inputs to stage through this host") \
             from None
-    if pushed is None:  # the default remote went away meanwhile
-        return None
-    info, root = pushed
     size = sum(item[3] for item in ws.versions.reader.items(root))
-    return RemotePlan(spec.run_id, info.name, info.url, info.endpoint_url, info.region, spec.input_snapshot,
-                      root, ws.config.store.chunk_threshold, size)
+    return RemotePlan(spec.run_id, target.name, target.url, target.endpoint_url, target.region,
+                      spec.input_snapshot, root, ws.config.store.chunk_threshold, size,
+                      credentials=remote.job_credentials(target))
 
 
 def dep_mounts() -> dict[str, str]:
@@ -206,7 +210,7 @@ class RemoteInputsJob:
         return {**self.job.describe(), "inputs_from": f"remote {self.plan.remote} ({self.plan.url})"}
 
 
-def remote_outputs(ws: Workspace, base: Path, work: Path) -> JobOutputs | None:
+def remote_outputs(ws: VersionedProject, base: Path, work: Path) -> JobOutputs | None:
     """A remote-inputs job's outputs, fetched from the remote into ``base/remote-out``; None when the
     job in ``base`` did not read from a remote (the caller falls back to its own folder)."""
     import shutil

@@ -24,13 +24,13 @@ from workbench.remote.sync import _OBJECT_THERE, _SNAPSHOT_THERE, Pusher, PushRe
 from workbench.remote.transport import RemoteError, RemoteSpec, open_transport
 
 if TYPE_CHECKING:
-    from workbench.core.workspace import Workspace
+    from workbench.versioning.versioned import VersionedProject
 
 LINK_STAND_IN = "(a link the job made)"
 """Target of the dangling link that stands for one the job made (its own target is not sent)."""
 
 
-def push_snapshot(ws: Workspace, spec: RemoteSpec, snapshot: str) -> tuple[str, PushReport]:
+def push_snapshot(ws: VersionedProject, spec: RemoteSpec, snapshot: str) -> tuple[str, PushReport]:
     """Make sure the remote holds every object of ``snapshot``; returns its root tree and what was sent."""
     transport = open_transport(spec)
     transport.check()
@@ -55,7 +55,7 @@ def _safe_rel(rel: object) -> str:
     return text
 
 
-def fetch_outputs(ws: Workspace, spec: RemoteSpec, run_id: str, dest: Path) -> list[str] | None:
+def fetch_outputs(ws: VersionedProject, spec: RemoteSpec, run_id: str, dest: Path) -> list[str] | None:
     """Write the files the job pushed into ``dest`` (created); their relative paths, or None when the
     job listed none (it failed before, or was cancelled)."""
     transport = open_transport(spec)

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UnknownIdError, UsageError
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from workbench.project import Project
     from workbench.remote.sync import Progress, PullReport, PushReport
     from workbench.versioning.service import VersioningService
+    from workbench.versioning.versioned import JobTarget
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -188,26 +190,35 @@ class RemoteService:
         return any(fetch_one(store, open_transport(r.spec), digest) for r in remotes)
 
     # -- container jobs that read and write the remote themselves (executors/remote_inputs.py) -------
-    def push_for_job(self, snapshot: str) -> tuple[RemoteInfo, str] | None:
-        """Send the objects of ``snapshot`` the default remote lacks (no bundle) for a job that fetches
-        them itself: (the remote, the snapshot's root tree); None without a default remote."""
-        from workbench.remote.jobinputs import push_snapshot
+    # These four methods are the JobRemote interface (workbench/versioning/versioned.py) the
+    # Workspace hands the executors, which sit below this package and never import it.
+    def default_target(self, schemes: tuple[str, ...]) -> JobTarget | None:
+        """The default remote when its scheme is one of ``schemes`` (a cluster cannot read this
+        host's folders), else None."""
+        from workbench.versioning.versioned import JobTarget
 
         info = next((r for r in self.list() if r.is_default), None)
-        if info is None:
+        if info is None or info.spec.scheme not in schemes:
             return None
-        return info, push_snapshot(self.ws, info.spec, snapshot)[0]
+        return JobTarget(info.name, info.url, info.endpoint_url, info.region)
 
-    def job_outputs(self, where: RemoteSpec, run_id: str, dest: Path) -> builtins.list[str] | None:
-        """The files a job pushed to ``where``, fetched (verified) and written into ``dest``."""
+    def push_for_job(self, target: JobTarget, snapshot: str) -> str:
+        """Send the objects of ``snapshot`` the remote lacks (no bundle) for a job that fetches them
+        itself; returns the snapshot's root tree."""
+        from workbench.remote.jobinputs import push_snapshot
+
+        return push_snapshot(self._versioned, _spec(target), snapshot)[0]
+
+    def job_outputs(self, target: JobTarget, run_id: str, dest: Path) -> builtins.list[str] | None:
+        """The files a job pushed to ``target``, fetched (verified) and written into ``dest``."""
         from workbench.remote.jobinputs import fetch_outputs
 
-        return fetch_outputs(self.ws, where, run_id, dest)
+        return fetch_outputs(self._versioned, _spec(target), run_id, dest)
 
-    @staticmethod
-    def job_credentials(where: RemoteSpec) -> dict[str, str]:
-        """The standard AWS variables for a job reaching ``where``, read now from this host's sources
+    def job_credentials(self, target: JobTarget) -> dict[str, str]:
+        """The standard AWS variables for a job reaching ``target``, read now from this host's sources
         (environment, then profile files) and never stored; empty for a ``file://`` remote."""
+        where = _spec(target)
         if where.scheme != "s3":
             return {}
         from workbench.remote.transport import aws_settings
@@ -216,6 +227,10 @@ class RemoteService:
                  "token": "AWS_SESSION_TOKEN", "endpoint": "AWS_ENDPOINT_URL", "region": "AWS_REGION"}
         settings = aws_settings(where.region, where.endpoint_url)
         return {names[k]: v for k, v in settings.items() if k in names}
+
+
+def _spec(target: JobTarget) -> RemoteSpec:
+    return RemoteSpec(target.url, target.endpoint_url, target.region)
 
 
 __all__ = ["RemoteError", "RemoteInfo", "RemoteService"]

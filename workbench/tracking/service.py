@@ -69,8 +69,10 @@ class TrackingService:
         self.versions = versions
         self.executors = executors
         """Re-attaches or ends remote runs before dead local ones are marked failed."""
-        self.versioned = VersionedProject(project, versions)
-        """What run orchestration works on: the project and its snapshots."""
+        shared = executors.ws.project is project
+        self.versioned = executors.ws if shared else VersionedProject(project, versions)
+        """What run orchestration works on: the project, its snapshots and (through the executors' own
+        one) the remotes container jobs read their inputs from."""
         self.clock = project.clock
         """Stamps the runs this service records (and their logs, stdout metrics, models, aliases)."""
         self.new_id = new_id

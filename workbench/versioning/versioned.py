@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from workbench.project import Project, ProjectView
 
@@ -20,11 +20,44 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class JobTarget:
+    """A remote a container job reads its inputs from and pushes its outputs to (no credentials)."""
+
+    name: str
+    url: str
+    endpoint_url: str
+    region: str
+
+
+class JobRemote(Protocol):
+    """What the project's remotes offer container jobs (the Workspace wires ``ws.remote`` in, so the
+    executors below the remote package reach it through this interface only)."""
+
+    def default_target(self, schemes: tuple[str, ...]) -> JobTarget | None:
+        """The default remote when its scheme is one of ``schemes``, else None."""
+        ...
+
+    def push_for_job(self, target: JobTarget, snapshot: str) -> str:
+        """Send the objects of ``snapshot`` the remote lacks; returns the snapshot's root tree."""
+        ...
+
+    def job_outputs(self, target: JobTarget, run_id: str, dest: Path) -> list[str] | None:
+        """The files the job pushed, fetched (verified) into ``dest``; None when it listed none."""
+        ...
+
+    def job_credentials(self, target: JobTarget) -> dict[str, str]:
+        """The standard AWS variables for a job reaching ``target``, read now, never stored."""
+        ...
+
+
+@dataclass(frozen=True)
 class VersionedProject(ProjectView):
-    """A :class:`Project` and its :class:`VersioningService`, with the project's pieces at hand."""
+    """A :class:`Project` and its :class:`VersioningService`, with the project's pieces at hand;
+    ``job_remote``: the remotes as container jobs use them (None outside a Workspace)."""
 
     project: Project
     versions: VersioningService
+    job_remote: JobRemote | None = None
 
     @classmethod
     def open(cls, start: Path | None = None) -> VersionedProject:
@@ -35,4 +68,4 @@ class VersionedProject(ProjectView):
         return cls(project, VersioningService(project, clock=project.clock))
 
 
-__all__ = ["VersionedProject"]
+__all__ = ["JobRemote", "JobTarget", "VersionedProject"]
