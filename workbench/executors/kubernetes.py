@@ -139,7 +139,7 @@ class KubernetesExecutor:
             self._check_gpu_nodes(gpus)
 
     def _check_gpu_nodes(self, gpus: int) -> None:
-        from workbench.executors.gpus import cluster_gpu_capacity
+        from workbench.host.gpus import cluster_gpu_capacity
 
         try:
             nodes = self.api.get("/api/v1/nodes").get("items") or []

@@ -176,7 +176,7 @@ class LocalExecutor:
         count = gpu_count(spec.gpus)
         if count == 0:
             return None
-        from workbench.executors.gpus import gpu_facts, no_gpu_reason
+        from workbench.host.gpus import gpu_facts, no_gpu_reason
 
         listed = spec.env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
         if listed is not None:

@@ -100,7 +100,7 @@ def follow(root: Path, run_id: str) -> int:
 
 
 def _process_started() -> float:
-    from workbench.tracking.records import process_started
+    from workbench.host.processes import process_started
 
     value = process_started(os.getpid())
     return float(value) if value is not None else time.time()

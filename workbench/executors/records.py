@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.processes import pid_exists
+from workbench.host.processes import pid_exists
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace

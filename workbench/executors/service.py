@@ -43,7 +43,7 @@ class ExecutorService:
     # -- GPUs and cluster ----------------------------------------------------------------------
     def gpus(self) -> dict[str, Any]:
         """This machine's GPUs: ``{"gpus": [facts + current sample], "reason": why-none}``."""
-        from workbench.executors.gpus import local_gpus
+        from workbench.host.gpus import local_gpus
 
         return local_gpus()
 
@@ -112,7 +112,7 @@ class ExecutorService:
     def _spawn_follower(self, run_id: str) -> None:
         import socket
 
-        from workbench.tracking.records import process_started
+        from workbench.host.processes import process_started
 
         child = subprocess.Popen(
             [sys.executable, "-m", "workbench.executors.reattach", str(self.ws.root), run_id],

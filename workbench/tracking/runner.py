@@ -51,7 +51,7 @@ INJECT_DIR = Path(__file__).resolve().parent / "_inject"
 
 def _gpu_module() -> Any:
     try:
-        from workbench.executors import gpus
+        from workbench.host import gpus
     except ImportError:
         return None
     return gpus
