@@ -21,31 +21,29 @@ still holds its bytes (:mod:`workbench.tracking.writes`).
 from __future__ import annotations
 
 import os
-import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import ExecutorError, UsageError
-from workbench.executors.base import Channel, JobExit, JobOutputs, LaunchSpec
+from workbench.executors.base import JobOutputs, LaunchSpec
 from workbench.paths import STORE_DIRNAME
 from workbench.store.db import connect
 from workbench.tracking import capture, isolation
-from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID
+from workbench.tracking.events import ENV_PROJECT, ENV_RUN_ID
 from workbench.tracking.finalize import finalize_files, snapshot_or_none
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester
+from workbench.tracking.orchestrate import LineCallback, follow, side_channel
 from workbench.tracking.records import create_run, end_run
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
     from workbench.executors.staging import Manifest
 
-LineCallback = Callable[[Channel, bytes], None]
 ENV_WRITES = "WORKBENCH_WRITES"
-GPU_SAMPLE_SECONDS = 5.0
 INJECT_DIR = Path(__file__).resolve().parent / "_inject"
 
 
@@ -57,11 +55,11 @@ def _gpu_module() -> Any:
     return gpus
 
 
-def _child_env(run_id: str, events: Path, root: Path, capture_files: bool, local: bool,
+def _child_env(run_id: str, root: Path, capture_files: bool, local: bool,
                writes: Path | None = None) -> dict[str, str]:
+    """The job's environment for the run (its events file is the executor's side channel)."""
     env = {
         ENV_RUN_ID: run_id,
-        ENV_EVENTS: str(events),
         ENV_PROJECT: str(root),
         "PYTHONUNBUFFERED": "1",
     }
@@ -77,52 +75,6 @@ def _child_env(run_id: str, events: Path, root: Path, capture_files: bool, local
         if cache is not None:
             env["WORKBENCH_ENV_CACHE"] = cache
     return env
-
-
-class _Sampler:
-    """Samples GPU utilisation and memory into ``system/gpuN_*`` metrics while the job runs."""
-
-    def __init__(self, ingester: Ingester, gpus: Any) -> None:
-        self.ingester = ingester
-        self.gpus = gpus
-        self.stop = threading.Event()
-        self.step = 0
-        self.thread = threading.Thread(target=self._loop, name="workbench-gpu-sampler", daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while not self.stop.is_set():
-            now = self.ingester.clock.now()
-            try:
-                samples = self.gpus.sample_gpus()
-            except Exception:
-                return
-            for sample in samples:
-                index = sample.get("index", 0)
-                for field, key in (("utilisation", "utilisation"), ("memory_used", "memory_used")):
-                    if field in sample:
-                        self.ingester.add_points(
-                            f"system/gpu{index}_{key}", [self.step], [sample[field]], [now]
-                        )
-            self.step += 1
-            self.stop.wait(GPU_SAMPLE_SECONDS)
-
-
-class _Flusher:
-    """Writes the ingester's buffer every quarter second even when the job is quiet."""
-
-    def __init__(self, ingester: Ingester) -> None:
-        self.ingester = ingester
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="workbench-ingest", daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while not self.stop.wait(0.25):
-            try:
-                self.ingester.maybe_flush()
-            except Exception:
-                pass
 
 
 def execute(
@@ -157,10 +109,10 @@ def execute(
     events_path = run_dir / "events.jsonl"
     writes = run_dir / "writes.jsonl" if in_project and not isolate and executor == "local" else None
     spec = LaunchSpec(
-        run_id=run_id, command=command, project_root=run_root, input_snapshot=snapshot_before or "",
-        env=_child_env(run_id, events_path, run_root, config.capture_file_access, executor == "local",
-                       writes),
-        image=image, gpus=gpus, cpu=cpu, memory=memory, namespace=namespace, workdir=workdir,
+        job_id=run_id, command=command, project_root=run_root, input_snapshot=snapshot_before or "",
+        env=_child_env(run_id, run_root, config.capture_file_access, executor == "local", writes),
+        side=side_channel(events_path), image=image, gpus=gpus, cpu=cpu, memory=memory,
+        namespace=namespace, workdir=workdir,
     )
     runner = get_executor(executor, ws)
     runner.check(spec)
@@ -173,7 +125,7 @@ def execute(
         scratch = isolation.scratch_checkout(ws, before, run_id)
         run_root, in_project = scratch.resolve(), False
         spec.project_root = run_root
-        spec.env = _child_env(run_id, events_path, run_root, config.capture_file_access, True)
+        spec.env = _child_env(run_id, run_root, config.capture_file_access, True)
     try:
         return _execute(ws, command, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
                         name=name, tags=tags, executor=executor, parent_run=parent_run, sweep_id=sweep_id,
@@ -243,7 +195,8 @@ def _execute(
             ingester.flush()
             end_run(conn, run_id, status="failed", exit_code=None, reason=exc.one_line(), now=clock.now())
             raise
-        exit_ = _follow(job, ingester, parser, on_line, cancel_event, gpu_module if gpu_facts else None)
+        exit_ = follow(job, ingester, parser, on_line, cancel_event, gpu_module if gpu_facts else None,
+                       runner.workspace)
         ingester.flush()
         outputs: JobOutputs | None = None
         try:
@@ -340,72 +293,3 @@ def _changed_files(ws: Workspace, manifest: Manifest, root: Path) -> list[str]:
             return False
     return [path for path in manifest.changed(root)
             if not path.startswith(STORE_DIRNAME + "/") and not ignored(path)]
-
-
-def _follow(
-    job: Any, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
-    cancel_event: threading.Event | None, gpus: Any,
-) -> JobExit:
-    """Feed the job's lines to the ingester until it ends; Ctrl+C and ``cancel_event`` cancel it."""
-    flusher = _Flusher(ingester)
-    sampler = _Sampler(ingester, gpus) if gpus is not None else None
-    watcher: threading.Thread | None = None
-    done = threading.Event()
-    if cancel_event is not None:
-        def watch() -> None:
-            while not done.is_set():
-                if cancel_event.wait(0.2):
-                    job.cancel()
-                    return
-
-        watcher = threading.Thread(target=watch, name="workbench-cancel-watch", daemon=True)
-        watcher.start()
-    interrupted = threading.Event()
-    previous: Any = None
-    if threading.current_thread() is threading.main_thread():
-        def on_sigint(signum: int, frame: Any) -> None:
-            if interrupted.is_set():
-                kill = getattr(job, "kill", None)
-                if kill is not None:
-                    kill()
-                return
-            interrupted.set()
-            job.cancel()
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        _consume(job, ingester, parser, on_line)
-        exit_: JobExit = job.wait()
-    finally:
-        done.set()
-        flusher.stop.set()
-        if sampler is not None:
-            sampler.stop.set()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        if interrupted.is_set():
-            ingester.note("cancelled by the user (Ctrl+C)")
-    if interrupted.is_set() and exit_.status != "cancelled":
-        exit_ = JobExit(exit_.exit_code, "cancelled", exit_.reason or "cancelled")
-    return exit_
-
-
-def _consume(
-    job: Any, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
-) -> None:
-    for channel, line in job.lines():
-        if channel == "event":
-            ingester.feed_line(line)
-            continue
-        if on_line is not None:
-            on_line(channel, line)
-        now = ingester.clock.now()
-        ingester.add_log(channel, line, now)
-        if parser is not None and channel == "stdout":
-            text = line.decode("utf-8", errors="replace")
-            for key, value, step in parser.parse(text):
-                try:
-                    ingester.add_points(key, [step], [value], [now])
-                except ValueError:
-                    pass
-        ingester.maybe_flush()

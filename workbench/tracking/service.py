@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
     from workbench.executors.base import Channel
     from workbench.tracking.conflicts import Conflict
+    from workbench.tracking.reattach import Reconciled
 
 RECOVERY_INTERVAL = 2.0
 
@@ -84,8 +85,15 @@ class TrackingService:
 
         # Remote jobs (Docker, Kubernetes) may outlive their workbench process: re-attach a follower
         # or mark them lost with the reason first, so only truly dead local runs become 'failed'.
-        self.ws.executors.reconcile()
+        self.reconcile()
         return recover_stale(self.ws)
+
+    def reconcile(self, *, spawn: bool = True) -> builtins.list[Reconciled]:
+        """Re-attach (``spawn``) or mark lost every remote run whose workbench process died
+        (:mod:`workbench.tracking.reattach`)."""
+        from workbench.tracking.reattach import reconcile
+
+        return reconcile(self.ws, spawn=spawn)
 
     # -- running -------------------------------------------------------------------------------
     def execute(
