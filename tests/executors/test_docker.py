@@ -14,6 +14,7 @@ from workbench.core.workspace import Workspace
 from workbench.errors import ExecutorError
 from workbench.executors.base import LaunchSpec
 from workbench.executors.docker import DockerExecutor, container_name
+from workbench.tracking.request import RunRequest
 
 pytestmark = pytest.mark.docker
 
@@ -45,7 +46,7 @@ def _project(ws: Workspace) -> None:
 def test_training_in_a_container_lands_in_the_run_record(ws: Workspace, docker_client: Any) -> None:
     _project(ws)
     lines: list[bytes] = []
-    run = ws.runs.execute(["python3", "train.py", "--lr", "0.05"], executor="docker", image=IMAGE,
+    run = ws.runs.execute(RunRequest(["python3", "train.py", "--lr", "0.05"], executor="docker", image=IMAGE),
                           on_line=lambda channel, line: lines.append(line))
     assert run.status == "succeeded", run.reason
     assert run.exit_code == 0

@@ -1,6 +1,7 @@
 """The run orchestrator: one path from a command to a fully recorded run, for every executor.
 
-:func:`execute` snapshots the project (the code and data that go in), creates the run row with the
+:func:`execute` runs a :class:`~workbench.tracking.request.RunRequest` (the one value every layer
+passes through): it snapshots the project (the code and data that go in), creates the run row with the
 host's facts, params from the command's flags and the GPUs, launches the command on an executor, and
 feeds everything the job prints or emits into one :class:`~workbench.tracking.ingest.Ingester`
 (stdout lines are also scanned for metrics). When the job ends it snapshots the project again,
@@ -9,7 +10,7 @@ code. A run in another folder (``rerun``'s scratch checkout) finds its outputs f
 that folder taken before the launch instead of the project's snapshots. Ctrl+C (KeyboardInterrupt)
 or ``cancel_event`` cancels the job; the run is then ``cancelled``.
 
-An isolated local run (``isolated=True``: ``run --isolated``, parallel sweep members) runs in its own
+An isolated local run (``request.isolated``: ``run --isolated``, parallel sweep members) runs in its own
 checkout of the input snapshot, records its outputs and models from there, then copies them back by
 the rule of :mod:`workbench.tracking.isolation`. A Docker or Kubernetes run is isolated by
 construction: the executor hands back the job's own folder (``Executor.output_folder``), from which
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import ExecutorError, UsageError
-from workbench.executors.base import JobOutputs, LaunchSpec
+from workbench.executors.base import Executor, JobOutputs, LaunchSpec
 from workbench.paths import STORE_DIRNAME
 from workbench.store.db import connect
 from workbench.tracking import capture, isolation
@@ -38,6 +39,7 @@ from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester
 from workbench.tracking.orchestrate import LineCallback, follow, side_channel
 from workbench.tracking.records import create_run, end_run
+from workbench.tracking.request import RunRequest
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
@@ -78,46 +80,45 @@ def _child_env(run_id: str, root: Path, capture_files: bool, local: bool,
 
 
 def execute(
-    ws: Workspace, command: Sequence[str], *, name: str | None = None, tags: Sequence[str] = (),
-    executor: str = "local", image: str | None = None, gpus: int | str | None = None, cpu: str | None = None,
-    memory: str | None = None, namespace: str | None = None, parent_run: str | None = None,
-    sweep_id: str | None = None, pipeline_run: str | None = None, stage: str | None = None,
-    on_line: LineCallback | None = None, cancel_event: threading.Event | None = None,
-    workdir: str = ".", root: Path | None = None, snapshot_before: str | None = None,
-    params: dict[str, Any] | None = None, isolated: bool = False, clock: Clock = SYSTEM_CLOCK,
-    new_id: IdSource = new_run_id, models: Sequence[str] = (),
+    ws: Workspace, request: RunRequest, *, on_line: LineCallback | None = None,
+    cancel_event: threading.Event | None = None, root: Path | None = None, clock: Clock = SYSTEM_CLOCK,
+    new_id: IdSource = new_run_id,
 ) -> str:
-    """Run ``command`` and record it; returns the run id once the run has ended.
+    """Run ``request`` and record it; returns the run id once the run has ended.
 
-    ``root`` runs the command in another folder (``rerun`` uses a scratch checkout) with
-    ``snapshot_before`` as its recorded input; ``params`` adds params to the ones from the flags.
-    ``isolated`` runs a local command in its own checkout of ``snapshot_before`` (default: a new
-    snapshot) and copies its outputs back (Docker and Kubernetes runs always are, by construction).
-    ``clock`` stamps the run, its log lines and stdout metrics; ``new_id`` mints the run id.
+    ``root`` runs the command in another folder (``rerun`` uses a scratch checkout) with the
+    request's ``snapshot_before`` as its recorded input. An ``isolated`` request runs a local
+    command in its own checkout of ``snapshot_before`` (default: a new snapshot) and copies its
+    outputs back (Docker and Kubernetes runs always are, by construction). ``on_line(channel,
+    bytes)`` gets each output line live; ``cancel_event`` cancels. ``clock`` stamps the run, its log
+    lines and stdout metrics; ``new_id`` mints the run id.
     """
     from workbench.executors.registry import get_executor
 
-    command = list(command)
-    if not command:
+    if not request.command:
         raise UsageError("no command to run", "put the command after '--': workbench run -- python train.py")
+    if request.executor is None:
+        request = replace(request, executor=ws.config.executor.default or "local")
+    executor = request.executor or "local"
     config = ws.config.tracking
     run_root = (root or ws.root).resolve()
     in_project = run_root == ws.root
-    isolate = isolated and in_project and executor == "local"
+    isolate = request.isolated and in_project and executor == "local"
     run_id = new_id()
     run_dir = ws.paths.runs / run_id
     events_path = run_dir / "events.jsonl"
     writes = run_dir / "writes.jsonl" if in_project and not isolate and executor == "local" else None
     spec = LaunchSpec(
-        job_id=run_id, command=command, project_root=run_root, input_snapshot=snapshot_before or "",
+        job_id=run_id, command=list(request.command), project_root=run_root,
+        input_snapshot=request.snapshot_before or "",
         env=_child_env(run_id, run_root, config.capture_file_access, executor == "local", writes),
-        side=side_channel(events_path), image=image, gpus=gpus, cpu=cpu, memory=memory,
-        namespace=namespace, workdir=workdir,
+        side=side_channel(events_path), image=request.image, gpus=request.gpus, cpu=request.cpu,
+        memory=request.memory, namespace=request.namespace, workdir=request.workdir,
     )
     runner = get_executor(executor, ws)
     runner.check(spec)
 
-    before = snapshot_before
+    before = request.snapshot_before
     if before is None and in_project:
         before = snapshot_or_none(ws, "run-before", f"before run {run_id}")
     scratch: Path | None = None
@@ -127,22 +128,19 @@ def execute(
         spec.project_root = run_root
         spec.env = _child_env(run_id, run_root, config.capture_file_access, True)
     try:
-        return _execute(ws, command, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
-                        name=name, tags=tags, executor=executor, parent_run=parent_run, sweep_id=sweep_id,
-                        pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
-                        params=params, clock=clock, models=models)
+        return _execute(ws, request, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
+                        on_line=on_line, cancel_event=cancel_event, clock=clock)
     finally:
         if scratch is not None:
             isolation.remove_scratch(scratch)
 
 
 def _execute(
-    ws: Workspace, command: list[str], run_id: str, spec: LaunchSpec, runner: Any, *, before: str | None,
-    scratch: Path | None, writes: Path | None, name: str | None, tags: Sequence[str], executor: str,
-    parent_run: str | None, sweep_id: str | None, pipeline_run: str | None, stage: str | None,
-    on_line: LineCallback | None, cancel_event: threading.Event | None, params: dict[str, Any] | None,
-    clock: Clock, models: Sequence[str],
+    ws: Workspace, request: RunRequest, run_id: str, spec: LaunchSpec, runner: Executor, *,
+    before: str | None, scratch: Path | None, writes: Path | None, on_line: LineCallback | None,
+    cancel_event: threading.Event | None, clock: Clock,
 ) -> str:
+    command, executor = spec.command, request.executor or "local"
     config = ws.config.tracking
     run_root = spec.project_root
     in_project = run_root == ws.root
@@ -161,22 +159,22 @@ def _execute(
     gpu_module = _gpu_module() if executor == "local" else None
     gpu_facts: list[dict[str, Any]] = gpu_module.gpu_facts() if gpu_module is not None else []
     create_run(
-        ws.db, run_id, name=name or "", command=command, executor=executor, workdir=workdir,
-        snapshot_before=before, parent_run=parent_run, sweep_id=sweep_id, pipeline_run=pipeline_run,
-        stage=stage, events_path=str(events_path), gpus=gpu_facts,
+        ws.db, run_id, name=request.name or "", command=command, executor=executor, workdir=workdir,
+        snapshot_before=before, parent_run=request.parent_run, sweep_id=request.sweep_id,
+        pipeline_run=request.pipeline_run, stage=request.stage, events_path=str(events_path), gpus=gpu_facts,
         environment=capture.host_facts(ws.root if scratch is not None else run_root), now=clock.now(),
     )
     conn = connect(ws.paths.db)
     ingester = Ingester(conn, run_id, run_root, clock)
-    for path in models:  # declared by its pipeline stage: a model whatever its bytes
+    for path in request.models:  # declared by its pipeline stage: a model whatever its bytes
         ingester.models.append({"path": path, "name": "", "framework": "", "framework_version": ""})
     argv_params = capture.params_from_argv(command) if config.capture_argv_params else {}
-    for key, value in {**argv_params, **(params or {})}.items():
+    for key, value in {**argv_params, **request.params}.items():
         try:
             ingester.add_param(key, value, "argv" if key in argv_params else "api")
         except ValueError:
             ingester.note(f"ignored param with a bad key {key[:40]!r}")
-    for tag in tags:
+    for tag in request.tags:
         key, _, value = tag.partition("=")
         try:
             ingester.add_tag(key, value)
