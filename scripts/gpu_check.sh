@@ -20,7 +20,7 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   "$venv/bin/pip" install -q -e . >/dev/null
   PY="$venv/bin/python"
 fi
-"$PY" -c "import workbench.executors.gpus as g; print('gpu_facts:', g.gpu_facts())"
+"$PY" -c "import workbench.host.gpus as g; print('gpu_facts:', g.gpu_facts())"
 
 proj="$(mktemp -d)/gpu-proj"
 mkdir -p "$proj"

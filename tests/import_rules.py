@@ -12,7 +12,7 @@ Two more rules: nothing below the interfaces (cli, ui) imports a terminal-UI lib
 (:data:`UI_LIBRARIES`), and the bare package root (``import workbench``, which every
 ``import workbench.x`` loads anyway) may be imported from anywhere.
 
-:data:`KNOWN_VIOLATIONS` lists the upward imports that exist today and are being removed; the
+:data:`KNOWN_VIOLATIONS` lists upward imports that exist and are being removed (none today); the
 test fails when a new one appears, and when one listed has gone (delete it from the set then).
 """
 
@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("project", ("workbench.project",)),
     ("store", ("workbench.store",)),
     ("base", ("workbench.config", "workbench.paths", "workbench.errors", "workbench.format",
-              "workbench.clock", "workbench.yamlsafe", "workbench.processes")),
+              "workbench.clock", "workbench.yamlsafe", "workbench.host")),
 ]
 
 INTERFACES = frozenset({"cli", "ui"})
@@ -47,16 +47,9 @@ INTERFACES = frozenset({"cli", "ui"})
 
 UI_LIBRARIES = frozenset({"textual", "rich", "plotext", "textual_plotext"})
 
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
-    # executors -> tracking: executors still parse tracking's event format, ingest and record runs
-    # themselves. The executors work (branch `execs`, issue 13) moves that orchestration up into
-    # tracking and empties this set; test_known_violations_are_gone then passes (strict xfail).
-    ("workbench.executors.kubernetes", "workbench.tracking.events"),
-    ("workbench.executors.reattach", "workbench.tracking.ingest"),
-    ("workbench.executors.reattach", "workbench.tracking.records"),
-    ("workbench.executors.service", "workbench.tracking.records"),
-    ("workbench.executors.streams", "workbench.tracking.events"),
-})
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
+# Empty since the executors stopped importing tracking (issue 13): add a pair here only with the
+# issue that removes it.
 """(importing module, imported module) pairs that break a rule today and are being removed."""
 
 

@@ -11,13 +11,14 @@ import pytest
 
 import workbench
 
-CORE_PACKAGES = ("core", "store", "versioning", "tracking", "executors", "deploy", "workflows", "remote")
+CORE_PACKAGES = ("host", "core", "store", "versioning", "tracking", "executors", "deploy", "workflows",
+                 "remote")
 FORBIDDEN_IN_CORE = ("textual", "plotext", "textual_plotext")
 
 
 def _core_modules() -> list[str]:
     names = ["workbench", "workbench.errors", "workbench.paths", "workbench.config", "workbench.yamlsafe",
-             "workbench.clock", "workbench.demo", "workbench.project", "workbench.processes"]
+             "workbench.clock", "workbench.demo", "workbench.project"]
     for package in CORE_PACKAGES:
         pkg = importlib.import_module(f"workbench.{package}")
         names.append(pkg.__name__)

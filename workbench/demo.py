@@ -27,6 +27,7 @@ from typing import Any
 
 from workbench.core.workspace import Workspace
 from workbench.paths import IGNORE_FILENAME
+from workbench.tracking.request import RunRequest
 
 DEMO_EPOCH = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 Progress = Callable[[str], None]
@@ -143,7 +144,7 @@ def counting_salt() -> Callable[[], tuple[int, str]]:
 
 
 def _execute(ws: Workspace, command: list[str], name: str) -> Any:
-    return ws.runs.execute(command, name=name)
+    return ws.runs.execute(RunRequest(tuple(command), name=name))
 
 
 PIPELINE = """\
@@ -177,8 +178,8 @@ print(f"accuracy={accuracy:.4f}")
 def add_workflows(ws: Workspace, python: str, say: Progress) -> None:
     """A real sweep and a pipeline (fresh, then one stage made stale by a param change)."""
     say("sweep: alpha x epochs (4 runs)")
-    ws.workflows.sweep([python, "train.py", "--alpha", "{alpha}", "--epochs", "{epochs}"],
-                       ["alpha=0.0003,0.003", "epochs=8,12"], name="alpha-epochs")
+    ws.workflows.sweep(RunRequest((python, "train.py", "--alpha", "{alpha}", "--epochs", "{epochs}"),
+                                  name="alpha-epochs"), ["alpha=0.0003,0.003", "epochs=8,12"])
     root = ws.root
     (root / "report.py").write_text(REPORT_PY, encoding="utf-8")
     (root / "params.yaml").write_text("alpha: 0.001\nepochs: 10\n", encoding="utf-8")

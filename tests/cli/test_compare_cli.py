@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 TRAIN = "import sys\nrows = open('data.csv').read().splitlines()\nprint(f'loss: {len(rows) / 10}')\n"
 
@@ -14,11 +15,11 @@ TRAIN = "import sys\nrows = open('data.csv').read().splitlines()\nprint(f'loss: 
 def test_compare_lists_changed_inputs_and_code(ws: Workspace, project_dir: Path, cli) -> None:  # type: ignore[no-untyped-def]
     (project_dir / "train.py").write_text(TRAIN)
     (project_dir / "data.csv").write_text("a,b\n1,2\n")
-    first = ws.runs.execute([sys.executable, "train.py"], name="first").id
+    first = ws.runs.execute(RunRequest([sys.executable, "train.py"], name="first")).id
     (project_dir / "train.py").write_text(TRAIN.replace("/ 10", "/ 20"))
     (project_dir / "data.csv").write_text("a,b\n1,2\n3,4\n")
     (project_dir / "extra.py").write_text("X = 1\n")
-    second = ws.runs.execute([sys.executable, "train.py"], name="second").id
+    second = ws.runs.execute(RunRequest([sys.executable, "train.py"], name="second")).id
 
     result = cli(project_dir, "compare", first, second, "--json")
     assert result.code == 0, result.err
@@ -35,6 +36,6 @@ def test_compare_lists_changed_inputs_and_code(ws: Workspace, project_dir: Path,
     assert "-print(f'loss: {len(rows) / 10}')" in shown.out
     assert "+print(f'loss: {len(rows) / 20}')" in shown.out
 
-    same = ws.runs.execute([sys.executable, "train.py"], name="third").id
+    same = ws.runs.execute(RunRequest([sys.executable, "train.py"], name="third")).id
     again = cli(project_dir, "compare", second, same)
     assert f"code and data of {same}: identical to {second}'s" in again.out

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 pytestmark = [
     pytest.mark.cluster,
@@ -32,8 +33,9 @@ def test_a_run_on_the_cluster_comes_back(ws: Workspace) -> None:
         "import workbench\nfor i in range(3):\n    workbench.log_metric('loss', 1 / (i + 1), step=i)\n"
         "open('out.txt', 'w').write('hello from the cluster')\nprint('loss: 0.1')\n"
     )
-    run = ws.runs.execute(["python3", "train.py"], executor="kubernetes", image=IMAGE,
-                          namespace=os.environ.get("WORKBENCH_TEST_NAMESPACE"), cpu="200m", memory="256Mi")
+    run = ws.runs.execute(RunRequest(["python3", "train.py"], executor="kubernetes", image=IMAGE,
+                                     namespace=os.environ.get("WORKBENCH_TEST_NAMESPACE"), cpu="200m",
+                                     memory="256Mi"))
     assert run.status == "succeeded", run.reason
     assert "loss" in ws.runs.metric_keys(run.id)
     assert (ws.root / "out.txt").read_text() == "hello from the cluster"

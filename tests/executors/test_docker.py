@@ -14,6 +14,7 @@ from workbench.core.workspace import Workspace
 from workbench.errors import ExecutorError
 from workbench.executors.base import LaunchSpec
 from workbench.executors.docker import DockerExecutor, container_name
+from workbench.tracking.request import RunRequest
 
 pytestmark = pytest.mark.docker
 
@@ -45,7 +46,7 @@ def _project(ws: Workspace) -> None:
 def test_training_in_a_container_lands_in_the_run_record(ws: Workspace, docker_client: Any) -> None:
     _project(ws)
     lines: list[bytes] = []
-    run = ws.runs.execute(["python3", "train.py", "--lr", "0.05"], executor="docker", image=IMAGE,
+    run = ws.runs.execute(RunRequest(["python3", "train.py", "--lr", "0.05"], executor="docker", image=IMAGE),
                           on_line=lambda channel, line: lines.append(line))
     assert run.status == "succeeded", run.reason
     assert run.exit_code == 0
@@ -65,7 +66,7 @@ def test_training_in_a_container_lands_in_the_run_record(ws: Workspace, docker_c
 
 
 def _spec(ws: Workspace, command: list[str], **kw: Any) -> LaunchSpec:
-    return LaunchSpec(run_id=f"t{time.time_ns()}", command=command, project_root=ws.root,
+    return LaunchSpec(job_id=f"t{time.time_ns()}", command=command, project_root=ws.root,
                       input_snapshot=ws.versions.snapshot("test").id, image=IMAGE, **kw)
 
 
@@ -103,7 +104,7 @@ def test_cancel_stops_and_removes_the_container(ws: Workspace, docker_client: An
     exit_ = job.wait()
     assert exit_.status == "cancelled"
     assert b"started" in seen
-    assert not docker_client.containers.list(all=True, filters={"name": container_name(spec.run_id)})
+    assert not docker_client.containers.list(all=True, filters={"name": container_name(spec.job_id)})
 
 
 def test_unreachable_daemon_is_one_line_before_anything_is_created(
@@ -111,7 +112,7 @@ def test_unreachable_daemon_is_one_line_before_anything_is_created(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{ws.root}/no-such.sock")
     executor = DockerExecutor(ws)
-    spec = LaunchSpec(run_id="r1", command=["true"], project_root=ws.root, input_snapshot="", image=IMAGE)
+    spec = LaunchSpec(job_id="r1", command=["true"], project_root=ws.root, input_snapshot="", image=IMAGE)
     with pytest.raises(ExecutorError) as info:
         executor.check(spec)
     assert "Docker daemon not reachable" in info.value.one_line()
@@ -122,7 +123,7 @@ def test_unreachable_daemon_is_one_line_before_anything_is_created(
 def test_missing_image_is_one_line(ws: Workspace, docker_client: Any) -> None:
     executor = DockerExecutor(ws)
     run_id = f"r{time.time_ns()}"  # the daemon is shared by other test sessions: a unique name
-    spec = LaunchSpec(run_id=run_id, command=["true"], project_root=ws.root, input_snapshot="",
+    spec = LaunchSpec(job_id=run_id, command=["true"], project_root=ws.root, input_snapshot="",
                       image="workbench-no-such-image:1")
     with pytest.raises(ExecutorError, match="not found on the Docker host") as info:
         executor.launch(spec)
@@ -136,7 +137,7 @@ def test_gpus_become_device_requests(ws: Workspace, docker_client: Any, tmp_path
     for gpus, count in ((2, 2), ("all", -1)):
         # Unique: the daemon is shared with other test sessions, and a create that timed out on a
         # loaded machine can still have made its container (a fixed name then conflicts next time).
-        spec = LaunchSpec(run_id=f"g{count}-{time.time_ns()}", command=["true"], project_root=ws.root,
+        spec = LaunchSpec(job_id=f"g{count}-{time.time_ns()}", command=["true"], project_root=ws.root,
                           input_snapshot="", image=IMAGE, gpus=gpus, cpu="1.5", memory="256Mi")
         kwargs = executor._container_kwargs(spec, IMAGE, tmp_path, tmp_path, "1000:0")
         container = docker_client.containers.create(**kwargs)  # created, never started (no GPU here)

@@ -76,7 +76,7 @@ def test_a_daemon_that_stops_answering_is_one_line_and_leaves_no_container(
     executor = DockerExecutor(ws)
     executor._client = docker.DockerClient(base_url=stuck_daemon, timeout=2, version="1.41")
     snapshot = ws.versions.snapshot("in", "manual").id
-    spec = LaunchSpec(run_id="stuck1", command=["python3", "-c", "pass"], project_root=ws.root,
+    spec = LaunchSpec(job_id="stuck1", command=["python3", "-c", "pass"], project_root=ws.root,
                       input_snapshot=snapshot, image="workbench-python:bookworm")
     with pytest.raises(ExecutorError) as caught:
         executor.launch(spec)

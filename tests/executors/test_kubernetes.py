@@ -19,7 +19,7 @@ import pytest
 from tests.executors.kube_double import Controller, KubeDouble, Story, status_doc
 from workbench.core.workspace import Workspace
 from workbench.errors import ExecutorError
-from workbench.executors.base import LaunchSpec
+from workbench.executors.base import LaunchSpec, SideChannel
 from workbench.executors.kubernetes import KubernetesExecutor
 
 NS = "ml"
@@ -73,12 +73,13 @@ def _spec(ws: Workspace, **kw: Any) -> LaunchSpec:
     (ws.root / "data.csv").write_text("a,b\n1,2\n")
     snapshot = ws.versions.snapshot("input").id
     return LaunchSpec(
-        run_id=kw.pop("run_id", "run1"),
+        job_id=kw.pop("job_id", "run1"),
         command=["python", "train.py", "--lr", "0.1"],
         project_root=ws.root,
         input_snapshot=snapshot,
         image=IMAGE,
-        env={"WORKBENCH_EVENTS": str(ws.root / "x.jsonl"), "WORKBENCH_RUN_ID": "run1"},
+        env={"WORKBENCH_RUN_ID": "run1", "WORKBENCH_PROJECT": str(ws.root)},
+        side=SideChannel("WORKBENCH_EVENTS", ws.root / "x.jsonl", "@stdout", b"@@workbench@@ "),
         **kw,
     )
 
@@ -120,7 +121,9 @@ def test_a_job_runs_streams_events_and_brings_outputs_back(
     exit_ = job.wait()
     assert ("stdout", b"epoch=1 loss=0.5") in out
     assert ("event", b'{"e":"metric","k":"acc","v":0.9}') in out
-    assert ("event", b'{"e":"output","path":"models/m.pt"}') in out  # made project-relative
+    # As the job saw it: the caller confines it to the executor's workspace (tracking.confine).
+    assert ("event", b'{"e":"output","path":"/workspace/models/m.pt"}') in out
+    assert executor.workspace == "/workspace"
     assert (exit_.status, exit_.exit_code) == ("succeeded", 0)
     # The snapshot (not the live folder) was staged into the volume, with the workbench package.
     volume = double.volumes / NS / "wb-run1-ws"
@@ -162,6 +165,7 @@ def test_the_pod_spec_fits_openshift_restricted(
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["WORKBENCH_EVENTS"] == "@stdout" and env["HOME"].startswith("/workbench/home")
+    assert env["WORKBENCH_PROJECT"] == "/workspace"  # the project root as the pod sees it
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/workspace", env["HOME"], "/tmp"} <= mounts
     hold.set()

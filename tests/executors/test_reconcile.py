@@ -48,7 +48,7 @@ def _start_and_kill(ws: Workspace, seconds: str) -> str:
 
 def test_a_run_still_running_is_reattached_and_finished(ws: Workspace, docker_client: Any) -> None:
     run_id = _start_and_kill(ws, "4")
-    done = ws.executors.reconcile()
+    done = ws.runs.reconcile()
     assert [(d.run_id, d.action) for d in done] == [(run_id, "reattached")]
     deadline = time.monotonic() + 120
     while ws.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0] == "running":
@@ -66,7 +66,7 @@ def test_a_run_that_ended_meanwhile_is_marked_lost_with_the_reason(ws: Workspace
     run_id = _start_and_kill(ws, "0")
     container_id = records.get(ws, run_id).handle["container_id"]  # type: ignore[union-attr]
     docker_client.containers.get(container_id).wait(timeout=120)
-    done = ws.executors.reconcile()
+    done = ws.runs.reconcile()
     assert [(d.run_id, d.action) for d in done] == [(run_id, "lost")]
     run = ws.runs.get(run_id)
     assert run.status == "lost"

@@ -100,7 +100,7 @@ def test_docker_mounts_only_the_run_never_a_folder_named_in_the_environment(
     (ws.root / "probe.py").write_text(PROBE)
     executor = DockerExecutor(ws)
     spec = LaunchSpec(
-        run_id=f"m{time.time_ns()}", command=["python3", "probe.py"], project_root=ws.root,
+        job_id=f"m{time.time_ns()}", command=["python3", "probe.py"], project_root=ws.root,
         input_snapshot=ws.versions.snapshot("mounts").id, image=IMAGE,
         env={"DATA_DIR": str(host), "PYTHONPATH": f"{host}:{ws.root}/src"},
     )

@@ -15,6 +15,7 @@ import pytest
 
 from tests.executors.conftest import IMAGE
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 pytestmark = pytest.mark.docker
 
@@ -52,7 +53,7 @@ print("uid", os.getuid(), "suid mode", oct(os.stat("suid.sh").st_mode))
 def test_a_hostile_container_plants_and_pulls_nothing(ws: Workspace, docker_client: Any) -> None:
     (ws.root / "hostile.py").write_text(HOSTILE)
     lines: list[bytes] = []
-    run = ws.runs.execute(["python3", "hostile.py"], executor="docker", image=IMAGE,
+    run = ws.runs.execute(RunRequest(["python3", "hostile.py"], executor="docker", image=IMAGE),
                           on_line=lambda channel, line: lines.append(line))
     assert run.status == "succeeded", (run.reason, lines)
     root = ws.root

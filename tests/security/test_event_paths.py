@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from workbench.core.workspace import Workspace
-from workbench.executors.streams import classify, relativise
+from workbench.executors.streams import classify
+from workbench.tracking.confine import relativise
+from workbench.tracking.events import MARKER_BYTES
 from workbench.tracking.ingest import Ingester
 from workbench.tracking.records import create_run
 
@@ -45,9 +47,9 @@ def _event(line: bytes) -> dict[str, object]:
     (b'  {"e":"model","path":"/etc/passwd"}', "outside the job's workspace"),
 ])
 def test_remote_events_outside_the_workspace_are_refused(payload: bytes, reason: str) -> None:
-    channel, line = classify("stdout", b"@@workbench@@ " + payload, WS)
+    channel, line = classify("stdout", b"@@workbench@@ " + payload, MARKER_BYTES)
     assert channel == "event"
-    event = _event(line)
+    event = _event(relativise(line, WS))
     assert event["e"] == "refused", event
     assert reason in str(event["reason"])
     assert event["kind"] in ("model", "input", "output")

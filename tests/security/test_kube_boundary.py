@@ -12,6 +12,7 @@ from collections.abc import Callable
 from tests.executors.kube_double import Controller, KubeDouble, Story
 from tests.executors.test_kubernetes import IMAGE, controller, double
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 __all__ = ["controller", "double"]  # fixtures
 
@@ -34,7 +35,7 @@ def test_a_hostile_pod_pulls_in_no_host_file(
                 "sub/.git/config": b"[core]\n", "ok.txt": b"ok"},
     ))
     (ws.root / "train.py").write_text("print('hi')\n")
-    run = ws.runs.execute(["python", "train.py"], executor="kubernetes", image=IMAGE)
+    run = ws.runs.execute(RunRequest(["python", "train.py"], executor="kubernetes", image=IMAGE))
     assert run.status == "succeeded", run.reason
     root = ws.root
     assert (root / "ok.txt").read_bytes() == b"ok"

@@ -10,6 +10,7 @@ from pathlib import Path
 from workbench.clock import SYSTEM_CLOCK
 from workbench.core.workspace import Workspace
 from workbench.demo import FrozenClock, counting_salt, numbered_run_ids
+from workbench.tracking.request import RunRequest
 
 T0 = 1_767_225_600.0
 SCRIPT = ("from pathlib import Path\nprint('loss: 0.5')\nprint('loss: 0.25')\n"
@@ -24,9 +25,9 @@ def _build(root: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...
     clock = FrozenClock(T0)
     ws = Workspace(root, clock=clock, run_ids=numbered_run_ids(), snapshot_salt=counting_salt())
     try:
-        first = ws.runs.execute([sys.executable, "train.py"], name="first")
+        first = ws.runs.execute(RunRequest([sys.executable, "train.py"], name="first"))
         clock.step(10)
-        second = ws.runs.execute([sys.executable, "train.py"], name="second")
+        second = ws.runs.execute(RunRequest([sys.executable, "train.py"], name="second"))
         clock.step(10)
         version = ws.runs.register_model(root / "out.txt", name="m")
         ws.runs.set_alias("m", version.version, "production")

@@ -12,6 +12,7 @@ import pytest
 
 from tests.executors.conftest import IMAGE, docker_client  # noqa: F401 - the fixture
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 pytestmark = pytest.mark.docker
 
@@ -36,7 +37,7 @@ def test_audit_hook_files_and_environment_arrive_from_a_container(
     (ws.root / "unread.txt").write_text("never opened", encoding="utf-8")
     (ws.root / "count.py").write_text(SCRIPT, encoding="utf-8")
 
-    run = ws.runs.execute(["python3", "count.py"], executor="docker", image=IMAGE)
+    run = ws.runs.execute(RunRequest(["python3", "count.py"], executor="docker", image=IMAGE))
     assert run.status == "succeeded", run.reason
     assert run.metrics["rows"].last == 3.0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.conftest import run_workbench
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 from workbench.workflows.records import stages_of
 
 TRAIN = """
@@ -69,7 +70,7 @@ def test_records_do_not_move_when_the_working_tree_does(ws: Workspace) -> None:
     stages = {s.stage: s for s in result.stages}
     train_run = stages["train"].run_id
     assert train_run is not None
-    plain = ws.runs.execute([sys.executable, "train.py", "--depth", "5"], name="plain")
+    plain = ws.runs.execute(RunRequest([sys.executable, "train.py", "--depth", "5"], name="plain"))
     recorded = ws.runs.get(train_run)
     assert recorded.params == {"lr": 0.25, "batch": 16, "depth": 3}  # file, command line and default
     code_snapshot = recorded.snapshot_before

@@ -14,6 +14,7 @@ import joblib
 
 from tests.conftest import run_workbench
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 PY = sys.executable
 DEADLINE = 90.0
@@ -163,7 +164,7 @@ def test_failed_isolated_run_is_recorded_copied_back_and_its_checkout_removed(ws
     (ws.root / "fail.py").write_text(
         "import sys\nopen('partial.txt', 'w').write(open('input.txt').read() * 2)\nsys.exit(3)\n",
         encoding="utf-8")
-    info = ws.runs.execute([PY, "fail.py"], isolated=True)
+    info = ws.runs.execute(RunRequest([PY, "fail.py"], isolated=True))
     assert info.status == "failed" and info.exit_code == 3
     assert info.snapshot_before and info.snapshot_after is None
     assert "input.txt" in [f.path for f in ws.runs.inputs(info.id)]
@@ -252,7 +253,7 @@ def test_isolated_run_sees_ignored_files_and_cleanup_leaves_them(ws: Workspace) 
         assert not os.path.islink('data/small.csv')  # versioned: a real copy in the checkout
         open('out.txt', 'w').write(f'{size} {token} ' + open('data/small.csv').read())
         """), encoding="utf-8")
-    info = ws.runs.execute([PY, "job.py"], isolated=True)
+    info = ws.runs.execute(RunRequest([PY, "job.py"], isolated=True))
     assert info.status == "succeeded", [x.text for x in ws.runs.log_lines(info.id)]
     assert (ws.root / "out.txt").read_text(encoding="utf-8") == "1000 TOKEN=abc a,b\n"
     assert (ws.root / "data" / "raw" / "big.bin").stat().st_size == 1000
@@ -270,7 +271,7 @@ def test_scratch_left_by_a_killed_runner_is_removed_by_the_next_isolated_run(ws:
     (leftover / "keep.txt").symlink_to(ws.root / "keep.txt")
     starting = ws.paths.tmp / "run-zzzzstarting"  # a run being set up right now: no row yet, fresh
     starting.mkdir()
-    info = ws.runs.execute([PY, "noop.py"], isolated=True)
+    info = ws.runs.execute(RunRequest([PY, "noop.py"], isolated=True))
     assert info.status == "succeeded"
     assert not leftover.exists() and starting.exists()
     assert (ws.root / "keep.txt").read_text(encoding="utf-8") == "project file\n"

@@ -13,12 +13,13 @@ import pytest
 from tests.conftest import run_workbench
 from workbench.core.workspace import Workspace
 from workbench.errors import WorkbenchError
+from workbench.tracking.request import RunRequest
 
 WRITE = "import os, sys; open(sys.argv[1], 'wb').write(os.urandom(int(sys.argv[2]))); print('loss: 0.5')"
 
 
 def _run(ws: Workspace, *argv: str, name: str = "") -> str:
-    return ws.runs.execute([sys.executable, "-c", WRITE, *argv], name=name or None).id
+    return ws.runs.execute(RunRequest([sys.executable, "-c", WRITE, *argv], name=name or None)).id
 
 
 def test_rename_tag_archive(ws: Workspace) -> None:

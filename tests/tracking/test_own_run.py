@@ -8,6 +8,7 @@ import textwrap
 
 from tests.tracking.test_api import _python
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 SCRIPT = """
 import logging, sys
@@ -49,7 +50,7 @@ def test_init_names_a_workbench_run_only_without_n(ws: Workspace) -> None:
     (ws.root / "train.py").write_text(textwrap.dedent(SCRIPT), encoding="utf-8")
     unnamed = ws.runs.execute([sys.executable, "train.py"])
     assert unnamed.name == "baseline run" and unnamed.tags["team"] == "vision"
-    named = ws.runs.execute([sys.executable, "train.py"], name="given")
+    named = ws.runs.execute(RunRequest([sys.executable, "train.py"], name="given"))
     assert named.name == "given"
     lines = [x.text for x in ws.runs.log_lines(unnamed.id) if x.stream == "stdout"]
     assert lines.count("epoch 1 loss 0.5") == 1  # the runner stores the child's output once

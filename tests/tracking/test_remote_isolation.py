@@ -29,6 +29,7 @@ from tests.executors.test_kubernetes import IMAGE as KUBE_IMAGE
 from tests.executors.test_kubernetes import NS, controller, double
 from workbench.core.workspace import Workspace
 from workbench.executors.k8s_manifests import dns_name
+from workbench.tracking.request import RunRequest
 
 __all__ = ["controller", "docker_client", "double"]  # fixtures
 
@@ -170,8 +171,8 @@ def test_a_parallel_docker_sweep_keeps_each_members_bytes(
 
 def _kube_run(ws: Workspace, result: dict[str, Any]) -> None:
     try:
-        result["run"] = ws.runs.execute(["python", "train.py"], executor="kubernetes", image=KUBE_IMAGE,
-                                        namespace=NS)
+        result["run"] = ws.runs.execute(RunRequest(["python", "train.py"], executor="kubernetes",
+                                                   image=KUBE_IMAGE, namespace=NS))
     except BaseException as exc:  # surfaced by the test thread
         result["error"] = exc
 

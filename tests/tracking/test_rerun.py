@@ -11,6 +11,7 @@ import pytest
 
 from tests.executors.conftest import IMAGE, docker_client  # noqa: F401 - the fixture
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 STEADY = ("import pathlib; pathlib.Path('out').mkdir(exist_ok=True); "
           "pathlib.Path('out/a.txt').write_text('same')\n")
@@ -52,7 +53,7 @@ def test_rerun_uses_the_original_executor_and_pinned_image(
     ws: Workspace, docker_client: Any  # noqa: F811 - the fixture
 ) -> None:
     (ws.root / "steady.py").write_text(STEADY)
-    original = ws.runs.execute(["python3", "steady.py"], executor="docker", image=IMAGE)
+    original = ws.runs.execute(RunRequest(["python3", "steady.py"], executor="docker", image=IMAGE))
     assert original.status == "succeeded", original.reason
     again = ws.runs.rerun(original.id)
     assert again.status == "succeeded", again.reason

@@ -16,6 +16,7 @@ import pytest
 from workbench.core.workspace import Workspace
 from workbench.errors import ExecutorError
 from workbench.tracking.events import encode
+from workbench.tracking.request import RunRequest
 
 PY = sys.executable
 
@@ -45,8 +46,8 @@ def test_run_records_params_metrics_files_logs_and_models(ws: Workspace) -> None
             f.write("done")
     """)
     lines: list[tuple[str, bytes]] = []
-    info = ws.runs.execute([PY, "train.py", "--lr", "0.1", "--epochs=3"], name="first", tags=["team=cv"],
-                           on_line=lambda c, line: lines.append((c, line)))
+    request = RunRequest([PY, "train.py", "--lr", "0.1", "--epochs=3"], name="first", tags=["team=cv"])
+    info = ws.runs.execute(request, on_line=lambda c, line: lines.append((c, line)))
     assert info.status == "succeeded" and info.exit_code == 0 and info.name == "first"
     assert info.params == {"lr": 0.1, "epochs": 3} and info.tags == {"team": "cv"}
     assert info.metrics["loss"].count == 3 and info.metrics["loss"].last == pytest.approx(1 / 3)

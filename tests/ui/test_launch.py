@@ -122,12 +122,42 @@ async def test_dialog_checks_gpus(ws: Workspace) -> None:
         dialog.query_one("#launch-command").value = "python train.py"  # type: ignore[attr-defined]
         dialog.query_one("#launch-gpus").value = "two"  # type: ignore[attr-defined]
         await pilot.press("enter")
-        assert app.screen is dialog and dialog.spec() is None
+        assert app.screen is dialog and dialog.request() is None
         dialog.query_one("#launch-gpus").value = "2"  # type: ignore[attr-defined]
         dialog.query_one("#launch-namespace").value = "team-a"  # type: ignore[attr-defined]
-        spec = dialog.spec()
-        assert spec is not None and (spec.command, spec.gpus, spec.namespace, spec.executor) == (
-            ["python", "train.py"], "2", "team-a", "local")
+        request = dialog.request()
+        assert request is not None
+        assert (request.command, request.gpus, request.namespace, request.executor) == (
+            ("python", "train.py"), 2, "team-a", "local")
+
+
+async def test_the_dialog_builds_the_run_request_the_cli_would(ws: Workspace) -> None:
+    """The dialog dismisses with a RunRequest; written back as ``workbench run`` arguments (how the
+    TUI starts it) and parsed by the CLI, it is the same value."""
+    from textual.widgets import Checkbox, Input, Select
+
+    from workbench.cli import build_parser
+    from workbench.cli.run_request import request_from_args, run_argv
+    from workbench.tracking.request import RunRequest
+
+    app = make_app(ws)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await settle(pilot)
+        dialog = await open_dialog(pilot)
+        dialog.query_one("#launch-command", Input).value = "python train.py --lr '0.1 0.2'"
+        dialog.query_one("#launch-name", Input).value = "fit"
+        dialog.query_one("#launch-executor", Select).value = "docker"
+        dialog.query_one("#launch-image", Input).value = "img:1"
+        dialog.query_one("#launch-gpus", Input).value = "all"
+        dialog.query_one("#launch-isolated", Checkbox).value = True
+        dismissed: list[RunRequest | None] = []
+        dialog.dismiss = dismissed.append  # type: ignore[assignment,method-assign]
+        await pilot.click("#launch-go")
+        await wait_for(pilot, lambda: bool(dismissed), "the dialog to dismiss")
+    expected = RunRequest(("python", "train.py", "--lr", "0.1 0.2"), name="fit", executor="docker",
+                          image="img:1", gpus="all", isolated=True)
+    assert dismissed == [expected]
+    assert request_from_args(build_parser().parse_args(["run", *run_argv(expected)])) == expected
 
 
 async def test_launch_isolated_runs_in_its_own_checkout(ws: Workspace) -> None:
@@ -143,9 +173,9 @@ async def test_launch_isolated_runs_in_its_own_checkout(ws: Workspace) -> None:
         dialog = await open_dialog(pilot)
         dialog.query_one("#launch-command", Input).value = f"{sys.executable} where.py"
         dialog.query_one("#launch-isolated", Checkbox).value = True
-        spec = dialog.spec()
-        assert spec is not None and spec.isolated
-        dialog.dismiss(spec)
+        request = dialog.request()
+        assert request is not None and request.isolated
+        dialog.dismiss(request)
         screen = await open_launch_screen(pilot)
         await wait_for(pilot, lambda: screen.run is not None and screen.run.status != "running",
                        "the isolated run to end")

@@ -9,6 +9,7 @@ from textual.app import App, ComposeResult
 
 from tests.ui.conftest import make_app, settle
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 from workbench.ui.data import Series
 from workbench.ui.widgets.metric_chart import Curve, MetricChart
 from workbench.ui.widgets.runs_table import RunsTable
@@ -93,7 +94,7 @@ async def test_archive_rename_and_delete_runs_from_the_runs_screen(demo_ws: Work
 
     from workbench.ui.screens.dialogs import ConfirmDialog, PromptDialog
 
-    scratch = demo_ws.runs.execute([sys.executable, "-c", "print('loss: 1')"], name="scratch").id
+    scratch = demo_ws.runs.execute(RunRequest([sys.executable, "-c", "print('loss: 1')"], name="scratch")).id
     app = make_app(demo_ws, start="runs")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

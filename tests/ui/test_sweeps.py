@@ -8,6 +8,7 @@ import pytest
 
 from tests.ui.conftest import make_app, settle
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 from workbench.ui.data import RankRow
 from workbench.ui.screens.compare import CompareScreen, default_order, rank_runs
 from workbench.ui.widgets.parallel_chart import ParallelChart, normalise, parallel_lines
@@ -24,9 +25,9 @@ for step in range(1, 4):
 @pytest.fixture
 def swept(ws: Workspace) -> tuple[Workspace, str]:
     (ws.root / "fit.py").write_text(SCRIPT)
-    ws.runs.execute([sys.executable, "fit.py", "0.5", "1"], name="lonely")  # not in the sweep
-    info = ws.workflows.sweep([sys.executable, "fit.py", "{lr}", "{depth}"], ["lr=0.1,0.01", "depth=2,4"],
-                              name="lr-depth")
+    ws.runs.execute(RunRequest([sys.executable, "fit.py", "0.5", "1"], name="lonely"))  # not in the sweep
+    info = ws.workflows.sweep(RunRequest([sys.executable, "fit.py", "{lr}", "{depth}"], name="lr-depth"),
+                              ["lr=0.1,0.01", "depth=2,4"])
     assert info.counts == {"succeeded": 4}
     return ws, info.id
 

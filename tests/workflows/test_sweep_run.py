@@ -7,6 +7,7 @@ import threading
 import time
 
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 from workbench.workflows.sweep_runner import SweepEvent
 
 TRAIN = """import argparse
@@ -21,9 +22,9 @@ print(f'loss: {abs(a.lr - 0.01) + a.depth / 100}')
 def test_grid_sweep_runs_each_member_and_ranks_them(ws: Workspace) -> None:
     (ws.root / "train.py").write_text(TRAIN)
     events: list[SweepEvent] = []
-    info = ws.workflows.sweep([sys.executable, "train.py", "--lr", "{lr}", "--depth", "{depth}"],
-                              ["lr=0.001,0.01", "depth=3:4"], parallel=2, name="grid",
-                              on_event=events.append)
+    info = ws.workflows.sweep(RunRequest([sys.executable, "train.py", "--lr", "{lr}", "--depth", "{depth}"],
+                                         name="grid"),
+                              ["lr=0.001,0.01", "depth=3:4"], parallel=2, on_event=events.append)
     assert info.status == "succeeded" and info.size == 4 and info.counts == {"succeeded": 4}
     assert [m.params for m in info.members] == [{"lr": 0.001, "depth": 3}, {"lr": 0.001, "depth": 4},
                                                 {"lr": 0.01, "depth": 3}, {"lr": 0.01, "depth": 4}]

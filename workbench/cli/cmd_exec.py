@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_gpus(args: argparse.Namespace) -> int:
-    from workbench.executors.gpus import local_gpus  # no project needed: not ws.executors.gpus()
+    from workbench.host.gpus import local_gpus  # no project needed: not ws.executors.gpus()
 
     data: dict[str, Any] = {"local": local_gpus()}
     if args.cluster:

@@ -172,24 +172,13 @@ def _echo(channel: str, line: bytes) -> None:
 
 # -- handlers --------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from workbench.errors import UsageError
+    from workbench.cli.run_request import request_from_args
 
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
-    if not command:
-        raise UsageError("no command to run", "put it after '--': workbench run -- python train.py --lr 0.1")
+    request = request_from_args(args)
     ws = open_workspace()
-    gpus: int | str | None = args.gpus
-    if isinstance(gpus, str) and gpus.isdigit():
-        gpus = int(gpus)
     if args.no_remote_inputs:  # read by the container executors (workbench.executors.remote_inputs)
         ws.config.executor.remote_inputs = False
-    info = ws.runs.execute(
-        command, name=args.name, tags=args.tag, executor=args.executor or ws.config.executor.default,
-        image=args.image, gpus=gpus, cpu=args.cpu, memory=args.memory, namespace=args.namespace,
-        on_line=None if (args.quiet or args.json) else _echo, isolated=args.isolated,
-    )
+    info = ws.runs.execute(request, on_line=None if (args.quiet or args.json) else _echo)
     return _report_run(ws, info, args.json)
 
 

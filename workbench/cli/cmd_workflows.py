@@ -191,6 +191,7 @@ def _gpus(text: str) -> int | str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from workbench.tracking.request import RunRequest
     from workbench.workflows.sweep_runner import SweepEvent
 
     command = list(args.command)
@@ -231,10 +232,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     cancel = threading.Event()
     with progress:
-        info = ws.workflows.sweep(command, args.params, random_n=args.random_n, seed=args.seed,
-                                  parallel=args.parallel, executor=args.executor, image=args.image,
-                                  gpus=args.gpus, name=args.name, on_event=on_event,
-                                  on_created=on_created, cancel_event=cancel)
+        request = RunRequest(tuple(command), name=args.name, executor=args.executor, image=args.image,
+                             gpus=args.gpus)
+        info = ws.workflows.sweep(request, args.params, random_n=args.random_n, seed=args.seed,
+                                  parallel=args.parallel, on_event=on_event, on_created=on_created,
+                                  cancel_event=cancel)
     if args.json:
         print_json(info.to_dict())
     else:

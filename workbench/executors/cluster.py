@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from workbench.executors.gpus import NodeGpus, cluster_gpu_capacity
 from workbench.executors.k8s_client import KubeApi, KubeApiError, explain, load
+from workbench.host.gpus import NodeGpus, cluster_gpu_capacity
 
 CAPABILITIES: dict[str, tuple[str, str]] = {
     "openshift": ("route.openshift.io", "OpenShift routes"),

@@ -1,12 +1,12 @@
 """The Docker executor: run a command in a container through the docker SDK.
 
-The input snapshot is checked out into a per-run folder that the container mounts read-write at
+The input snapshot is checked out into a per-job folder that the container mounts read-write at
 ``/workspace`` (edits made to the project meanwhile cannot leak in, and the job's writes cannot
 touch the project: :meth:`DockerExecutor.output_folder` hands the folder and the files the job
-created or changed to the run orchestrator, which records them from there and copies them back by
-its rule). The installed ``workbench`` package is mounted read-only and put on
-``PYTHONPATH`` so the tracking API and the capture sitecustomize work inside the container; the job
-writes its events to a file in ``/workbench/run``, tailed from the host. Those three are the only
+created or changed to the caller, which decides what to bring back). The installed ``workbench``
+package is mounted read-only and put on ``PYTHONPATH`` so the tracking API and the capture
+sitecustomize work inside the container; the job writes its side-channel lines to a file in
+``/workbench/run``, tailed from the host. Those three are the only
 mounts: host paths in environment values are rewritten when they lie inside them and otherwise
 passed as plain values, never mounted. The container runs as a
 non-root user, carries ``workbench.run-id`` labels (so a restarted workbench can find it), asks
@@ -37,7 +37,7 @@ from workbench.executors.staging import (
     make_group_writable,
     run_folder,
 )
-from workbench.executors.streams import LineMerger, LineSplitter, classify, relativise, tail_file
+from workbench.executors.streams import LineMerger, LineSplitter, classify, tail_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -84,20 +84,22 @@ def _short(exc: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def container_name(run_id: str) -> str:
-    return "workbench-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", run_id)[:60]
+def container_name(job_id: str) -> str:
+    return "workbench-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", job_id)[:60]
 
 
 class DockerJob:
-    """One run's container; see :class:`workbench.executors.base.Job`."""
+    """One job's container; see :class:`workbench.executors.base.Job`."""
 
-    def __init__(self, client: docker_sdk.DockerClient, container: Any, events_file: Path,
+    def __init__(self, client: docker_sdk.DockerClient, container: Any, events_file: Path | None,
                  facts: dict[str, str], on_end: Callable[[JobExit], None] | None = None, *,
-                 resume: bool = False, output: Any = None) -> None:
+                 resume: bool = False, output: Any = None, marker: bytes = b"") -> None:
         """``resume``: re-attach to a running container, reading only what it writes from now on.
 
         ``output``: an attach stream opened before the container was started, so that nothing a
         quick container prints can be lost (attaching after start races with its exit).
+        ``events_file``: the side-channel file as seen from the host (None: no side channel);
+        ``marker``: the side channel's stdout prefix.
         """
         self._client = client
         self._output = output
@@ -106,7 +108,9 @@ class DockerJob:
         self._facts = facts
         self._on_end = on_end
         self._resume = resume
-        self._events_start = events_file.stat().st_size if resume and events_file.exists() else 0
+        self._marker = marker
+        self._events_start = (events_file.stat().st_size
+                              if resume and events_file is not None and events_file.exists() else 0)
         self._lock = threading.Lock()
         self._cancelled = False
         self._exit: JobExit | None = None
@@ -114,11 +118,13 @@ class DockerJob:
         self._stream_done = threading.Event()
         self._merger = LineMerger()
         self._merger.add("docker-attach", self._follow_output)
-        self._merger.add("docker-events", self._follow_events)
+        if events_file is not None:
+            self._merger.add("docker-events", self._follow_events)
 
     # -- streaming -----------------------------------------------------------------------------
     def _follow_output(self, emit: Callable[[Channel, bytes], None]) -> None:
-        splitters: dict[Channel, LineSplitter] = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+        splitters: dict[Channel, LineSplitter] = {"stdout": LineSplitter(marker=self._marker),
+                                                  "stderr": LineSplitter(marker=self._marker)}
         try:
             stream = self._output
             if stream is None:
@@ -131,18 +137,19 @@ class DockerJob:
                 for channel, chunk in pairs:
                     if chunk:
                         for line in splitters[channel].feed(chunk):
-                            emit(*classify(channel, line, CONTAINER_WORKSPACE))
+                            emit(*classify(channel, line, self._marker))
         except Exception:
             pass  # the container went away (cancelled): what arrived is kept
         finally:
             for channel, splitter in splitters.items():
                 for line in splitter.flush():
-                    emit(*classify(channel, line, CONTAINER_WORKSPACE))
+                    emit(*classify(channel, line, self._marker))
             self._stream_done.set()
 
     def _follow_events(self, emit: Callable[[Channel, bytes], None]) -> None:
+        assert self._events_file is not None
         for line in tail_file(self._events_file, self._stream_done, start=self._events_start):
-            emit("event", relativise(line, CONTAINER_WORKSPACE))
+            emit("event", line)
 
     def lines(self) -> Iterator[tuple[Channel, bytes]]:
         yield from self._merger.lines()
@@ -242,6 +249,7 @@ class DockerExecutor:
     """Runs a :class:`LaunchSpec` in a container of the local (or DOCKER_HOST) Docker daemon."""
 
     name = "docker"
+    workspace = CONTAINER_WORKSPACE
 
     def __init__(self, ws: VersionedProject, *, checkout: Checkout | None = None) -> None:
         self.ws = ws
@@ -298,7 +306,7 @@ class DockerExecutor:
         plan = remote_inputs.plan_for(self.ws, spec)  # a default remote: the job fetches its inputs
         image_name = self.image_for(spec)
         image = self.client.images.get(image_name)
-        base = run_folder(self.ws, spec.run_id) / "docker"
+        base = run_folder(self.ws, spec.job_id) / "docker"
         work, meta = base / "work", base / "meta"
         if base.exists():
             shutil.rmtree(base)
@@ -324,13 +332,13 @@ class DockerExecutor:
             raise ExecutorError(*_explain_api_error(exc, spec)) from None
         except requests.exceptions.RequestException as exc:
             # The daemon may still create the container after the client gave up: remove it by name.
-            self._remove_quietly(container_name(spec.run_id))
+            self._remove_quietly(container_name(spec.job_id))
             shutil.rmtree(base, ignore_errors=True)
             raise ExecutorError(*_daemon_unresponsive(exc)) from None
         except BaseException:
             shutil.rmtree(base, ignore_errors=True)
             raise
-        self._manifests[spec.run_id] = (work, manifest)
+        self._manifests[spec.job_id] = (work, manifest)
         digests = image.attrs.get("RepoDigests") or []
         facts = {
             "executor": "docker",
@@ -343,7 +351,7 @@ class DockerExecutor:
             "gpus": "" if spec.gpus in (None, 0) else str(spec.gpus),
             "memory_limit": spec.memory or "",
         }
-        records.record_launch(self.ws, spec.run_id, "docker", {
+        records.record_launch(self.ws, spec.job_id, "docker", {
             "container_id": container.id, "work": str(work), "events": str(meta / EVENTS_NAME),
         })
         try:
@@ -356,15 +364,17 @@ class DockerExecutor:
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             self._remove_quietly(container.id)
             shutil.rmtree(base, ignore_errors=True)
-            records.mark(self.ws, spec.run_id, "ended", "failed to start")
+            records.mark(self.ws, spec.job_id, "ended", "failed to start")
             if isinstance(exc, docker.errors.APIError):
                 raise ExecutorError(*_explain_api_error(exc, spec)) from None
             raise ExecutorError(*_daemon_unresponsive(exc)) from None
 
         def on_end(exit_: JobExit) -> None:
-            records.mark(self.ws, spec.run_id, "ended", exit_.reason)
+            records.mark(self.ws, spec.job_id, "ended", exit_.reason)
 
-        job = DockerJob(self.client, container, meta / EVENTS_NAME, facts, on_end, output=output)
+        side = spec.side
+        job = DockerJob(self.client, container, meta / EVENTS_NAME if side else None, facts, on_end,
+                        output=output, marker=side.marker if side else b"")
         return job if plan is None else remote_inputs.RemoteInputsJob(job, plan, meta)
 
     def _container_kwargs(self, spec: LaunchSpec, image: str, work: Path, meta: Path,
@@ -381,8 +391,8 @@ class DockerExecutor:
             (spec.project_root.resolve(), CONTAINER_WORKSPACE),
         ])
         env = {key: mapper.map_value(value) for key, value in spec.env.items()}
-        env["WORKBENCH_EVENTS"] = f"{CONTAINER_RUN}/{EVENTS_NAME}"
-        env["WORKBENCH_RUN_ID"] = spec.run_id
+        if spec.side is not None:
+            env[spec.side.env] = f"{CONTAINER_RUN}/{EVENTS_NAME}"
         env["WORKBENCH_EXECUTOR"] = "docker"
         env["HOME"] = f"{CONTAINER_RUN}/home"
         env["PYTHONUNBUFFERED"] = "1"
@@ -399,12 +409,12 @@ class DockerExecutor:
         kwargs: dict[str, Any] = {
             "image": image,
             "command": list(spec.command),
-            "name": container_name(spec.run_id),
+            "name": container_name(spec.job_id),
             "environment": env,
             "working_dir": workdir,
             "user": user,
             "volumes": volumes,
-            "labels": {LABEL_RUN: spec.run_id, LABEL_PROJECT: str(spec.project_root.resolve())},
+            "labels": {LABEL_RUN: spec.job_id, LABEL_PROJECT: str(spec.project_root.resolve())},
             "detach": True,
             "stdin_open": False,
             "tty": False,
@@ -426,14 +436,14 @@ class DockerExecutor:
     def output_folder(self, spec: LaunchSpec, job: Any) -> JobOutputs | None:
         """The container's workspace as the job left it, and the files it created or changed there
         (from the manifest taken after checkout). Nothing is copied into the project."""
-        base = run_folder(self.ws, spec.run_id) / "docker"
+        base = run_folder(self.ws, spec.job_id) / "docker"
         work = base / "work"
         remote = remote_inputs.remote_outputs(self.ws, base, work)  # pushed by the job to the remote
         if remote is not None:
-            self._manifests.pop(spec.run_id, None)
+            self._manifests.pop(spec.job_id, None)
             return remote
-        if spec.run_id in self._manifests:
-            work, manifest = self._manifests.pop(spec.run_id)
+        if spec.job_id in self._manifests:
+            work, manifest = self._manifests.pop(spec.job_id)
         elif (base / "manifest.json").exists():
             manifest = Manifest.load(base / "manifest.json")
         else:
@@ -486,6 +496,6 @@ def _explain_api_error(exc: BaseException, spec: LaunchSpec) -> tuple[str, str]:
         return (f"Docker cannot give the container GPUs: {text}",
                 "install the NVIDIA Container Toolkit on the Docker host, or run without --gpus")
     if "Conflict" in text and "already in use" in text:
-        return (f"a container for run {spec.run_id} already exists",
-                f"remove it with 'docker rm -f {container_name(spec.run_id)}'")
+        return (f"a container for job {spec.job_id} already exists",
+                f"remove it with 'docker rm -f {container_name(spec.job_id)}'")
     return (f"Docker refused the container: {text}", "check the image, command and resource limits")

@@ -5,7 +5,8 @@ image pull, bad config, unschedulable past the pending timeout), follows its log
 (:mod:`workbench.executors.k8s_logs`), reads the exit from the Job's conditions and the pod's
 container state (:mod:`workbench.executors.k8s_status`), and cancels by deleting the Job with
 ``propagationPolicy=Foreground``. :class:`~workbench.executors.kubernetes.KubernetesExecutor`
-creates it; :mod:`workbench.executors.reattach` builds one again for a run still going.
+creates it; :meth:`workbench.executors.service.ExecutorService.attach` builds one again for a job
+still going.
 """
 
 from __future__ import annotations
@@ -33,17 +34,19 @@ def api_paths(namespace: str) -> dict[str, str]:
 
 
 class KubernetesJob:
-    """One run's Job; see :class:`workbench.executors.base.Job`."""
+    """One job's Kubernetes Job; see :class:`workbench.executors.base.Job`."""
 
-    def __init__(self, api: KubeApi, namespace: str, run_id: str, facts: dict[str, str], *,
+    def __init__(self, api: KubeApi, namespace: str, job_id: str, facts: dict[str, str], *,
                  memory: str = "", poll: float = 1.0, pending_timeout: float = 300.0,
                  on_end: Callable[[JobExit], None] | None = None,
-                 cleanup: Callable[[], None] | None = None) -> None:
+                 cleanup: Callable[[], None] | None = None, marker: bytes = b"") -> None:
+        """``marker``: the prefix of the side channel's lines in the pod's log (empty: none)."""
         self.api = api
         self.namespace = namespace
-        self.run_id = run_id
-        self.job_name = manifests.dns_name(run_id)
+        self.job_id = job_id
+        self.job_name = manifests.dns_name(job_id)
         self._facts = facts
+        self._marker = marker
         self._memory = memory
         self._poll = poll
         self._pending_timeout = pending_timeout
@@ -68,9 +71,9 @@ class KubernetesJob:
             raise
 
     def _pod(self) -> dict[str, Any] | None:
-        selector = f"{manifests.LABEL_RUN}={manifests.label_value(self.run_id)},{manifests.LABEL_ROLE}=run"
+        selector = f"{manifests.LABEL_RUN}={manifests.label_value(self.job_id)},{manifests.LABEL_ROLE}=run"
         items = self.api.get(self._paths["pods"], labelSelector=selector).get("items") or []
-        wanted = manifests.labels(self.run_id, "run")
+        wanted = manifests.labels(self.job_id, "run")
         mine = [p for p in items
                 if all((p.get("metadata") or {}).get("labels", {}).get(k) == v for k, v in wanted.items())]
         if not mine:
@@ -128,12 +131,12 @@ class KubernetesJob:
             return current is None or pod_ended(current)
 
         self.follower = LogFollower(fetch, ended, retry_delay=min(self._poll, 0.5),
-                                    stop=lambda: self._cancelled)
+                                    stop=lambda: self._cancelled, marker=self._marker)
         if self.resume_from is not None:
             self.follower.last = self.resume_from
         try:
             for line in self.follower.lines():
-                yield classify("stdout", line, manifests.WORKSPACE)
+                yield classify("stdout", line, self._marker)
         except KubeApiError:
             return
 

@@ -46,19 +46,21 @@ class LogFollower:
     """Yields the pod's log lines (timestamps removed), exactly once each."""
 
     def __init__(self, fetch: Fetch, ended: Callable[[], bool], *, retry_delay: float = 0.5,
-                 max_failures: int = 30, stop: Callable[[], bool] = lambda: False) -> None:
+                 max_failures: int = 30, stop: Callable[[], bool] = lambda: False,
+                 marker: bytes = b"") -> None:
         self._fetch = fetch
         self._ended = ended
         self._retry_delay = retry_delay
         self._max_failures = max_failures
         self._stop = stop
+        self._marker = marker
         self.last: tuple[int, int] | None = None
         self.seen_at_last = 0
         self.reconnects = 0
 
     def _read(self, follow: bool) -> Iterator[bytes]:
         since = rfc3339_second(self.last) if self.last else None
-        splitter = LineSplitter(stamped=True)
+        splitter = LineSplitter(stamped=True, marker=self._marker)
         same = 0
         for chunk in self._fetch(since, follow):
             for line in splitter.feed(chunk):

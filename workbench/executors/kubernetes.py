@@ -11,10 +11,10 @@ Launch, in order, each step undone if a later one fails (nothing is left half-cr
 3. the Job is created (see :mod:`workbench.executors.k8s_manifests` for the restricted pod spec).
 
 The Job is followed by :class:`~workbench.executors.k8s_job.KubernetesJob` (its log with resume;
-lines carrying the event marker are the run's events). Afterwards a helper pod streams back the
-files the job created or changed (newer than the staging marker) into a local folder of the run,
-which :meth:`KubernetesExecutor.output_folder` hands to the run orchestrator (it records the files
-from there and copies them back by its rule), and the volume is deleted. Cancel
+lines carrying the side channel's marker are side-channel lines). Afterwards a helper pod streams
+back the files the job created or changed (newer than the staging marker) into a local folder of
+the job, which :meth:`KubernetesExecutor.output_folder` hands to the caller (which decides what to
+bring back), and the volume is deleted. Cancel
 deletes the Job with ``propagationPolicy=Foreground`` (its pods go first), the helper pods and the
 volume.
 """
@@ -45,7 +45,6 @@ from workbench.executors.staging import (
     run_folder,
     walk_files,
 )
-from workbench.tracking.events import STDOUT_TARGET
 
 if TYPE_CHECKING:
     from workbench.versioning.versioned import VersionedProject
@@ -79,6 +78,7 @@ class KubernetesExecutor:
     """Runs a :class:`LaunchSpec` as a Job on the cluster of the current kubeconfig context."""
 
     name = "kubernetes"
+    workspace = manifests.WORKSPACE
 
     def __init__(self, ws: VersionedProject, *, checkout: Checkout | None = None, poll: float = 1.0,
                  pending_timeout: float = 300.0, ready_timeout: float = 300.0) -> None:
@@ -139,7 +139,7 @@ class KubernetesExecutor:
             self._check_gpu_nodes(gpus)
 
     def _check_gpu_nodes(self, gpus: int) -> None:
-        from workbench.executors.gpus import cluster_gpu_capacity
+        from workbench.host.gpus import cluster_gpu_capacity
 
         try:
             nodes = self.api.get("/api/v1/nodes").get("items") or []
@@ -163,7 +163,7 @@ class KubernetesExecutor:
         namespace = self.namespace_for(spec)
         image = self.image_for(spec)
         paths = api_paths(namespace)
-        base = run_folder(self.ws, spec.run_id) / "kubernetes"
+        base = run_folder(self.ws, spec.job_id) / "kubernetes"
         work = base / "work"
         if base.exists():
             shutil.rmtree(base)
@@ -185,14 +185,14 @@ class KubernetesExecutor:
             manifest.save(base / "manifest.json")
             size = plan.size if plan else sum(s for s, _ in manifest.files.values())
             doing = "creating the workspace volume"
-            claim = manifests.pvc(spec.run_id, namespace, size)
+            claim = manifests.pvc(spec.job_id, namespace, size)
             self.api.create(paths["pvcs"], claim)
             created.append(f"{paths['pvcs']}/{claim['metadata']['name']}")
             doing = "staging the input snapshot"
             self._stage(spec, namespace, image, work, created, deps=plan is not None)
             doing = "creating the Job"
             body = manifests.job(
-                spec.run_id, namespace, image, list(spec.command), self._pod_env(spec),
+                spec.job_id, namespace, image, list(spec.command), self._pod_env(spec),
                 workdir=spec.workdir, cpu=spec.cpu, memory=spec.memory, gpus=gpu_count(spec.gpus) or 0,
             )
             if plan is not None:
@@ -210,17 +210,18 @@ class KubernetesExecutor:
             "pvc": claim["metadata"]["name"], "image": image, "context": self.target.context,
             "server": self.target.server, "gpus": str(gpu_count(spec.gpus) or ""),
         }
-        records.record_launch(self.ws, spec.run_id, "kubernetes", {
+        records.record_launch(self.ws, spec.job_id, "kubernetes", {
             "namespace": namespace, "job": facts["job"], "pvc": facts["pvc"], "context": self.target.context,
         })
 
         def on_end(exit_: JobExit) -> None:
-            records.mark(self.ws, spec.run_id, "ended", exit_.reason)
+            records.mark(self.ws, spec.job_id, "ended", exit_.reason)
 
-        job = KubernetesJob(self.api, namespace, spec.run_id, facts, memory=spec.memory or "",
+        job = KubernetesJob(self.api, namespace, spec.job_id, facts, memory=spec.memory or "",
                             poll=self.poll, pending_timeout=self.pending_timeout, on_end=on_end,
-                            cleanup=lambda: self.cleanup(spec.run_id, namespace))
-        self._jobs[spec.run_id] = job
+                            cleanup=lambda: self.cleanup(spec.job_id, namespace),
+                            marker=spec.side.marker if spec.side else b"")
+        self._jobs[spec.job_id] = job
         if plan is None:
             return job
         return remote_inputs.RemoteInputsJob(
@@ -230,20 +231,21 @@ class KubernetesExecutor:
         import workbench
 
         package_dir = str(Path(workbench.__file__).resolve().parent)
+        project = str(spec.project_root.resolve())
+        side = spec.side
         env: dict[str, str] = {}
         for key, value in spec.env.items():
-            if key in ("WORKBENCH_EVENTS", "HOME", "PYTHONPATH"):
+            if key in ("HOME", "PYTHONPATH") or (side is not None and key == side.env):
                 continue
-            env[key] = value
+            env[key] = manifests.WORKSPACE if value == project else value
         python_path = []
         for entry in spec.env.get("PYTHONPATH", "").split(":"):
             if entry.startswith(package_dir):
                 python_path.append(manifests.LIB + "/workbench" + entry[len(package_dir):])
         if python_path:
             env["PYTHONPATH"] = ":".join(python_path)
-        env["WORKBENCH_EVENTS"] = STDOUT_TARGET
-        env["WORKBENCH_PROJECT"] = manifests.WORKSPACE
-        env["WORKBENCH_RUN_ID"] = spec.run_id
+        if side is not None:  # a pod's log is its only channel back
+            env[side.env] = side.on_stdout
         env["WORKBENCH_EXECUTOR"] = "kubernetes"
         return env
 
@@ -251,7 +253,7 @@ class KubernetesExecutor:
     def _helper(self, spec: LaunchSpec, namespace: str, image: str, role: str,
                 created: list[str] | None = None) -> str:
         pods = api_paths(namespace)["pods"]
-        body = manifests.helper_pod(spec.run_id, namespace, image, role)
+        body = manifests.helper_pod(spec.job_id, namespace, image, role)
         name = str(body["metadata"]["name"])
         self.api.delete_quietly(f"{pods}/{name}", None)
         self.api.create(pods, body)
@@ -334,19 +336,19 @@ class KubernetesExecutor:
         created.remove(f"{api_paths(namespace)['pods']}/{pod}")
 
     def output_folder(self, spec: LaunchSpec, job: Any) -> JobOutputs | None:
-        """Stream back the files the job created or changed into a local folder of the run
-        (nothing is copied into the project), and delete the run's volume and helper pods."""
+        """Stream back the files the job created or changed into a local folder of the job
+        (nothing is copied into the project), and delete the job's volume and helper pods."""
         namespace = getattr(job, "namespace", None) or self.namespace_for(spec)
-        base = run_folder(self.ws, spec.run_id) / "kubernetes"
+        base = run_folder(self.ws, spec.job_id) / "kubernetes"
         if getattr(job, "cancelled", False):
-            self.cleanup(spec.run_id, namespace)
+            self.cleanup(spec.job_id, namespace)
             shutil.rmtree(base, ignore_errors=True)
             return None
         if (base / remote_inputs.PLAN_FILE).exists():  # the job pushed its outputs to the remote
             try:
                 return remote_inputs.remote_outputs(self.ws, base, base / "work")
             finally:
-                self.cleanup(spec.run_id, namespace)
+                self.cleanup(spec.job_id, namespace)
         fetched = base / "out"
         shutil.rmtree(fetched, ignore_errors=True)
         fetched.mkdir(parents=True)
@@ -367,7 +369,7 @@ class KubernetesExecutor:
             shutil.rmtree(base, ignore_errors=True)
             raise
         finally:
-            self.cleanup(spec.run_id, namespace)
+            self.cleanup(spec.job_id, namespace)
         paths = sorted(rel for rel, _ in walk_files(fetched))
         return JobOutputs(fetched, paths, lambda: shutil.rmtree(base, ignore_errors=True))
 
@@ -375,13 +377,13 @@ class KubernetesExecutor:
         """Stream back the files the job created or changed and copy them into the project."""
         return copy_all_back(self.output_folder(spec, job), spec.project_root)
 
-    def cleanup(self, run_id: str, namespace: str) -> None:
-        """Delete everything the run created on the cluster (quietly; already-gone is fine)."""
+    def cleanup(self, job_id: str, namespace: str) -> None:
+        """Delete everything the job created on the cluster (quietly; already-gone is fine)."""
         paths = api_paths(namespace)
         for role in ("stage", "collect"):
-            self.api.delete_quietly(f"{paths['pods']}/{manifests.dns_name(run_id, '-' + role)}", None)
-        self.api.delete_quietly(f"{paths['jobs']}/{manifests.dns_name(run_id)}", "Foreground")
-        self.api.delete_quietly(f"{paths['pvcs']}/{manifests.dns_name(run_id, '-ws')}", None)
+            self.api.delete_quietly(f"{paths['pods']}/{manifests.dns_name(job_id, '-' + role)}", None)
+        self.api.delete_quietly(f"{paths['jobs']}/{manifests.dns_name(job_id)}", "Foreground")
+        self.api.delete_quietly(f"{paths['pvcs']}/{manifests.dns_name(job_id, '-ws')}", None)
 
 
 def _exec_status(raw: Any) -> str | None:

@@ -2,9 +2,9 @@
 
 The child gets its own session (process group), so cancelling reaches everything it started:
 SIGINT first (a Python script gets its KeyboardInterrupt and can clean up), then SIGTERM, then
-SIGKILL. Its stdout and stderr are read as bytes, line by line, and the events file it writes is
-tailed, all merged into :meth:`LocalJob.lines`. Nothing needs copying back: the job wrote into the
-project itself.
+SIGKILL. Its stdout and stderr are read as bytes, line by line, and its side-channel file (the
+spec's :class:`~workbench.executors.base.SideChannel`) is tailed, all merged into
+:meth:`LocalJob.lines`. Nothing needs copying back: the job wrote into the project itself.
 
 Resources: ``--gpus N`` is applied by ``CUDA_VISIBLE_DEVICES`` (the first N of the GPUs this machine
 has, or of those an existing ``CUDA_VISIBLE_DEVICES`` lists); asking for more GPUs than the machine
@@ -57,17 +57,17 @@ def exit_of(returncode: int, cancelled: bool) -> JobExit:
 class LocalJob:
     """A child process and the threads that read its output."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], events_path: Path | None) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], side_file: Path | None, marker: bytes = b"") -> None:
         self.proc = proc
         self._exited = threading.Event()
         self._cancelled = False
         self._cancel_lock = threading.Lock()
         self._merger = LineMerger()
         assert proc.stdout is not None and proc.stderr is not None
-        self._merger.add("stdout", self._pump(proc.stdout, "stdout"))
-        self._merger.add("stderr", self._pump(proc.stderr, "stderr"))
-        if events_path is not None:
-            self._merger.add("events", self._tail(events_path))
+        self._merger.add("stdout", self._pump(proc.stdout, "stdout", marker))
+        self._merger.add("stderr", self._pump(proc.stderr, "stderr", marker))
+        if side_file is not None:
+            self._merger.add("side", self._tail(side_file))
         threading.Thread(target=self._reap, name="workbench-reap", daemon=True).start()
 
     def _reap(self) -> None:
@@ -75,18 +75,19 @@ class LocalJob:
         self._exited.set()
 
     @staticmethod
-    def _pump(stream: IO[bytes], channel: Channel) -> Callable[[Callable[[Channel, bytes], None]], None]:
+    def _pump(stream: IO[bytes], channel: Channel,
+              marker: bytes) -> Callable[[Callable[[Channel, bytes], None]], None]:
         def produce(emit: Callable[[Channel, bytes], None]) -> None:
-            splitter = LineSplitter()
+            splitter = LineSplitter(marker=marker)
             fd = stream.fileno()
             while True:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     break
                 for line in splitter.feed(chunk):
-                    emit(*classify(channel, line))
+                    emit(*classify(channel, line, marker))
             for line in splitter.flush():
-                emit(*classify(channel, line))
+                emit(*classify(channel, line, marker))
             stream.close()
 
         return produce
@@ -139,6 +140,8 @@ class LocalExecutor:
     """Runs commands on this machine."""
 
     name = "local"
+    workspace = ""
+    """The job runs in the project folder (or the checkout it was given) itself."""
 
     def __init__(self, ws: VersionedProject | None = None) -> None:
         self.ws = ws
@@ -176,7 +179,7 @@ class LocalExecutor:
         count = gpu_count(spec.gpus)
         if count == 0:
             return None
-        from workbench.executors.gpus import gpu_facts, no_gpu_reason
+        from workbench.host.gpus import gpu_facts, no_gpu_reason
 
         listed = spec.env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
         if listed is not None:
@@ -200,7 +203,9 @@ class LocalExecutor:
         visible = self._visible_gpus(spec)
         if visible is not None:
             env["CUDA_VISIBLE_DEVICES"] = visible
-        events = env.get("WORKBENCH_EVENTS", "")
+        side = spec.side
+        if side is not None:
+            env[side.env] = str(side.path)
         try:
             proc = subprocess.Popen(
                 spec.command, cwd=self._cwd(spec), env=env, stdin=subprocess.DEVNULL,
@@ -208,7 +213,7 @@ class LocalExecutor:
             )
         except OSError as exc:
             raise ExecutorError(f"cannot start {spec.command[0]}: {exc.strerror or exc}") from None
-        return LocalJob(proc, Path(events) if events and not events.startswith("@") else None)
+        return LocalJob(proc, side.path if side else None, side.marker if side else b"")
 
     def collect_outputs(self, spec: LaunchSpec, job: object) -> list[str]:
         return []

@@ -1,4 +1,7 @@
-"""Rows of ``executor_jobs``: where each remote run lives and who follows it (all its SQL)."""
+"""Rows of ``executor_jobs``: where each remote job lives and who follows it (all its SQL).
+
+The ``run_id`` column is the caller's job id (:attr:`workbench.executors.base.LaunchSpec.job_id`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.processes import pid_exists
+from workbench.host.processes import pid_exists
 
 if TYPE_CHECKING:
     from workbench.versioning.versioned import VersionedProject
@@ -52,12 +55,12 @@ def update_handle(ws: VersionedProject, run_id: str, **facts: Any) -> None:
                    (json.dumps(handle), time.time(), run_id))
 
 
-def claim(ws: VersionedProject, run_id: str) -> None:
-    """This process now follows the run (after a re-attach)."""
+def claim(ws: VersionedProject, run_id: str, pid: int | None = None) -> None:
+    """Process ``pid`` of this host (default: this one) now follows the job (after a re-attach)."""
     with ws.atomic() as db:
         db.execute("UPDATE executor_jobs SET runner_pid = ?, runner_host = ?, updated_at = ?"
                    " WHERE run_id = ?",
-                   (os.getpid(), socket.gethostname(), time.time(), run_id))
+                   (os.getpid() if pid is None else pid, socket.gethostname(), time.time(), run_id))
 
 
 def mark(ws: VersionedProject, run_id: str, state: str, reason: str = "") -> None:

@@ -134,7 +134,7 @@ def plan_for(ws: VersionedProject, spec: LaunchSpec,
                             "fix the remote, or run with --no-remote-inputs to stage through this host") \
             from None
     size = sum(item[3] for item in ws.versions.reader.items(root))
-    return RemotePlan(spec.run_id, target.name, target.url, target.endpoint_url, target.region,
+    return RemotePlan(spec.job_id, target.name, target.url, target.endpoint_url, target.region,
                       spec.input_snapshot, root, ws.config.store.chunk_threshold, size,
                       credentials=remote.job_credentials(target))
 

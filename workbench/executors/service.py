@@ -1,39 +1,40 @@
 """ExecutorService (``ws.executors``): GPUs here and on the cluster, cluster capabilities, and the
-reconciliation of remote runs whose workbench process died.
+remote jobs (Docker containers, Kubernetes Jobs) whose following process died.
 
-:meth:`ExecutorService.reconcile` is called when ``workbench runs`` or the TUI starts (before the
-tracking service's own stale-run recovery). For every remote job still recorded as running whose
-following process is gone, it looks at the container or Job:
-
-* still running: it is **re-attached**: a detached ``python -m workbench.executors.reattach RUN``
-  process takes the run over, follows it to the end, ingests its events and outputs and ends it;
-* ended or gone: the run is **marked lost** with the reason (how the job ended, or that it vanished),
-  and the container / Job / volume are removed.
+It knows jobs, not runs: :meth:`ExecutorService.orphans` lists the jobs still recorded as running
+whose follower is gone, each probed (``running``, ``ended`` with words, or ``unknown`` when the
+daemon or cluster cannot be asked now); :meth:`ExecutorService.attach` builds a job again for one
+still running, :meth:`ExecutorService.hand_over` records who follows it now, and
+:meth:`ExecutorService.release` marks one lost and removes its container / Job / volume. What
+becomes of the run behind a job is :mod:`workbench.tracking.reattach`'s business.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ExecutorError
 from workbench.executors import records
+from workbench.executors.base import JobExit
 
 if TYPE_CHECKING:
+    from workbench.executors.base import Executor, Job
     from workbench.executors.cluster import ClusterInfo
     from workbench.versioning.versioned import VersionedProject
 
 
 @dataclass
-class Reconciled:
-    run_id: str
-    executor: str
-    action: str
-    """'reattached' | 'lost'"""
+class Orphan:
+    """A remote job still recorded as running whose following process is gone."""
+
+    record: records.JobRecord
+    state: str
+    """'running' | 'ended' | 'unknown' (cannot tell now: the daemon or cluster did not answer)"""
     reason: str
+    """How it ended, in words ('' while running)."""
 
 
 class ExecutorService:
@@ -43,7 +44,7 @@ class ExecutorService:
     # -- GPUs and cluster ----------------------------------------------------------------------
     def gpus(self) -> dict[str, Any]:
         """This machine's GPUs: ``{"gpus": [facts + current sample], "reason": why-none}``."""
-        from workbench.executors.gpus import local_gpus
+        from workbench.host.gpus import local_gpus
 
         return local_gpus()
 
@@ -52,10 +53,14 @@ class ExecutorService:
 
         return discover()
 
-    # -- runs left behind ----------------------------------------------------------------------
-    def reconcile(self, *, spawn: bool = True) -> list[Reconciled]:
-        """Re-attach or mark lost every remote run whose workbench process died."""
-        done: list[Reconciled] = []
+    # -- jobs left behind ----------------------------------------------------------------------
+    def record(self, job_id: str) -> records.JobRecord | None:
+        """The recorded handle of a remote job, or None."""
+        return records.get(self.ws, job_id)
+
+    def orphans(self) -> list[Orphan]:
+        """Every remote job still recorded as running whose following process is gone, probed."""
+        found: list[Orphan] = []
         for record in records.open_jobs(self.ws):
             if records.runner_alive(record):
                 continue
@@ -63,26 +68,50 @@ class ExecutorService:
                 state, reason = self._probe(record)
             except ExecutorError as exc:
                 state, reason = "unknown", exc.one_line()
-            if state == "running" and spawn:
-                self._spawn_follower(record.run_id)
-                done.append(Reconciled(record.run_id, record.executor, "reattached",
-                                       "still running: a background follower took it over"))
-                continue
-            if state in ("running", "unknown"):
-                continue  # cannot tell now (cluster unreachable): try again next time
-            self.mark_lost(record.run_id, reason)
-            self._cleanup(record)
-            done.append(Reconciled(record.run_id, record.executor, "lost", reason))
-        return done
+            found.append(Orphan(record, state, reason))
+        return found
 
-    def mark_lost(self, run_id: str, reason: str) -> None:
-        from workbench.tracking.records import end_run
+    def release(self, record: records.JobRecord, reason: str) -> None:
+        """Mark a job lost with ``reason`` and remove what it left (container, Job, volume)."""
+        records.mark(self.ws, record.run_id, "lost", reason)
+        self._cleanup(record)
 
-        text = f"lost: workbench stopped following the job ({reason})"
-        records.mark(self.ws, run_id, "lost", text)
-        row = self.ws.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is not None and row[0] == "running":
-            end_run(self.ws.db, run_id, status="lost", exit_code=None, reason=text)
+    def hand_over(self, job_id: str, pid: int) -> None:
+        """Process ``pid`` of this host follows the job from now on."""
+        records.claim(self.ws, job_id, pid)
+
+    def attach(self, record: records.JobRecord, *, marker: bytes = b"") -> tuple[Executor, Job]:
+        """``(executor, job)`` following the recorded container or Job again, from now on;
+        ``marker``: the prefix of the job's side-channel lines on stdout."""
+        if record.executor == "docker":
+            from workbench.executors.docker import DockerExecutor, DockerJob, connect
+
+            client = connect()
+            container = client.containers.get(record.handle["container_id"])
+            ws, job_id = self.ws, record.run_id
+
+            def on_end(exit_: JobExit) -> None:
+                records.mark(ws, job_id, "ended", exit_.reason)
+
+            events = record.handle.get("events")
+            job: Job = DockerJob(client, container, Path(events) if events else None,
+                                 {"executor": "docker", "container_id": container.id, "reattached": "yes"},
+                                 on_end, resume=True, marker=marker)
+            return DockerExecutor(self.ws), job
+        if record.executor != "kubernetes":
+            raise ExecutorError(f"cannot re-attach a job of the {record.executor} executor")
+        from workbench.executors.k8s_job import KubernetesJob
+        from workbench.executors.k8s_logs import parse_timestamp
+        from workbench.executors.kubernetes import KubernetesExecutor
+
+        executor = KubernetesExecutor(self.ws)
+        namespace = record.handle["namespace"]
+        k8s_job = KubernetesJob(executor.api, namespace, record.run_id,
+                                {"executor": "kubernetes", "job": record.handle["job"], "reattached": "yes"},
+                                cleanup=lambda: executor.cleanup(record.run_id, namespace), marker=marker)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        k8s_job.resume_from = parse_timestamp(now.encode())
+        return executor, k8s_job
 
     def _probe(self, record: records.JobRecord) -> tuple[str, str]:
         """('running' | 'ended', words) for the job behind a record."""
@@ -108,25 +137,6 @@ class ExecutorService:
                 KubernetesExecutor(self.ws).cleanup(record.run_id, record.handle["namespace"])
         except ExecutorError:
             pass
-
-    def _spawn_follower(self, run_id: str) -> None:
-        import socket
-
-        from workbench.tracking.records import process_started
-
-        child = subprocess.Popen(
-            [sys.executable, "-m", "workbench.executors.reattach", str(self.ws.root), run_id],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ},
-        )
-        # The follower owns the run from now on: neither this reconcile nor the tracking service's
-        # stale-run recovery may mark it failed while the follower lives.
-        with self.ws.atomic() as db:
-            db.execute("UPDATE executor_jobs SET runner_pid = ?, runner_host = ? WHERE run_id = ?",
-                       (child.pid, socket.gethostname(), run_id))
-            db.execute("UPDATE runs SET pid = ?, pid_started = ?, host = ?"
-                       " WHERE id = ? AND status = 'running'",
-                       (child.pid, process_started(child.pid), socket.gethostname(), run_id))
 
 
 def _probe_docker(record: records.JobRecord) -> tuple[str, str]:

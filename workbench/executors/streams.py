@@ -1,108 +1,51 @@
-"""Plumbing shared by the remote executors: split byte streams into lines, tell event lines from
-ordinary output, tail an events file, and merge several producer threads into one ``lines()``.
-Event lines are never cut (see :class:`LineSplitter`); plain output lines are, at 1 MiB.
+"""Plumbing shared by the executors: split byte streams into lines, tell side-channel lines from
+ordinary output, tail a file, and merge several producer threads into one ``lines()``.
+Side-channel lines are never cut (see :class:`LineSplitter`); plain output lines are, at 1 MiB.
 
-A job's event lines reach the orchestrator either from an events file (Docker, where the run folder
-is mounted) or marked on stdout with :data:`EVENT_MARKER` (a cluster pod, whose log is the only
-channel back). Both arrive as ``("event", payload)`` with the marker stripped.
+A job's side-channel lines (:class:`workbench.executors.base.SideChannel`) reach the caller either
+from a file the job writes (local, Docker, where a folder is mounted) or on stdout behind the
+channel's marker (a cluster pod, whose log is the only channel back). Both arrive as
+``("event", payload)`` with the marker stripped. What the lines mean is the caller's business:
+nothing here parses them.
 """
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from workbench.executors.base import Channel
-from workbench.tracking.events import MARKER_BYTES, MAX_LINE_BYTES, EventError, decode
-from workbench.versioning.safe_write import PROTECTED_DIRS
-
-EVENT_MARKER = MARKER_BYTES
-"""Prefix of an event line on stdout (see workbench.tracking.events)."""
 
 MAX_LINE = 1024 * 1024
 """A plain output line longer than this is cut into pieces, so binary garbage cannot exhaust memory."""
-READ_LIMIT = MAX_LINE_BYTES + 64
+MAX_SIDE_LINE = 16 * 1024 * 1024
+"""A side-channel line is kept whole up to this many bytes (the caller's own bound must not exceed it)."""
+READ_LIMIT = MAX_SIDE_LINE + 64
 """An event line is kept whole up to this (room for a marker and a pod log's timestamp)."""
 
 
-def classify(channel: Channel, line: bytes, workspace: str = "") -> tuple[Channel, bytes]:
-    """An stdout line that carries the event marker becomes an event line without it."""
-    if channel == "stdout" and line.startswith(EVENT_MARKER):
-        payload = line[len(EVENT_MARKER):]
-        return "event", relativise(payload, workspace) if workspace else payload
+def classify(channel: Channel, line: bytes, marker: bytes = b"") -> tuple[Channel, bytes]:
+    """An stdout line that starts with ``marker`` becomes a side-channel line without it."""
+    if marker and channel == "stdout" and line.startswith(marker):
+        return "event", line[len(marker):]
     return channel, line
-
-
-def relativise(payload: bytes, workspace: str) -> bytes:
-    """Confine an event line of a remote job to that job's workspace.
-
-    A ``path`` under ``workspace`` (the job's ``/workspace``) is made relative; a relative path is
-    taken as relative to it. A path that is absolute elsewhere, holds ``..`` or NUL, names the
-    workspace itself, or lies inside ``.workbench/`` or ``.git/`` is never passed on: the line becomes
-    ``{"e":"refused","kind":...,"path":...,"reason":...}``, which the ingester records on the run
-    (docs/security.md). The line is parsed exactly as the ingester parses it
-    (:func:`workbench.tracking.events.decode`), so no spelling (escaped keys, duplicate keys, a second
-    marker) gets a path past this check. Lines without a path are returned unchanged.
-    """
-    if b"path" not in payload and b"\\" not in payload:
-        return payload  # a "path" key cannot be spelt without these bytes
-    try:
-        event = decode(payload)
-    except EventError:
-        return payload  # the ingester notes it as malformed
-    if "path" not in event:
-        return payload
-    path = event["path"]
-    if not isinstance(path, str):
-        return _encode(event)  # the ingester refuses a non-string path itself
-    rel, reason = confine_path(path, workspace)
-    if reason:
-        return _encode({"e": "refused", "kind": str(event.get("e"))[:40], "path": path[:1000],
-                        "reason": reason})
-    event["path"] = rel
-    return _encode(event)
-
-
-def confine_path(path: str, workspace: str) -> tuple[str, str]:
-    """``(relative path, "")`` for a path inside the job's workspace, else ``("", reason)``."""
-    prefix = workspace.rstrip("/") + "/"
-    if "\x00" in path:
-        return "", "the path holds a NUL byte"
-    if path.startswith("/"):
-        if path.rstrip("/") == prefix[:-1]:
-            return "", "names the workspace itself, not a file"
-        if not path.startswith(prefix):
-            return "", f"outside the job's workspace ({workspace})"
-        path = path[len(prefix):]
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return "", "'..' is not allowed in a job's paths"
-    if not parts:
-        return "", "names the workspace itself, not a file"
-    for part in parts:
-        if part.casefold() in PROTECTED_DIRS:
-            return "", f"inside {part}/ (a job may not name files there)"
-    return "/".join(parts), ""
-
-
-def _encode(event: dict[str, object]) -> bytes:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 class LineSplitter:
     """Feed chunks of bytes, get complete lines (without the newline); :meth:`flush` the rest.
 
-    An event line (every line of an events file, ``events=True``; on a stream, a line that starts
-    with the marker, after the timestamp and a space when ``stamped``) is delivered whole up to
+    An event line (every line of a side-channel file, ``events=True``; on a stream, a line that
+    starts with ``marker``, after the timestamp and a space when ``stamped``) is delivered whole up to
     :data:`READ_LIMIT` bytes, never cut. A longer one is delivered as its first ``READ_LIMIT + 1``
     bytes (the decoder then rejects it as too long, so the run counts it as dropped) and its rest is
     skipped, which bounds memory. Any other line is cut into pieces of :data:`MAX_LINE` bytes.
     """
 
-    def __init__(self, *, events: bool = False, stamped: bool = False) -> None:
+    def __init__(self, *, events: bool = False, stamped: bool = False, marker: bytes = b"") -> None:
+        self._marker = marker
+        """Prefix of a side-channel line on a stream (empty: none is)."""
         self._parts: list[bytes] = []
         self._size = 0
         self._events = events
@@ -151,13 +94,13 @@ class LineSplitter:
             return True
         if self._stamped:
             head = head[:64].partition(b" ")[2]
-        return head.startswith(EVENT_MARKER)
+        return bool(self._marker) and head.startswith(self._marker)
 
     def _deliver(self, line: bytes, out: list[bytes]) -> None:
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) <= MAX_LINE:
-            if not self._events and EVENT_MARKER in line:
+            if not self._events and self._marker and self._marker in line:
                 self._split_marked(line, out)
             else:
                 out.append(line)
@@ -176,7 +119,7 @@ class LineSplitter:
             head, space, rest = line.partition(b" ")
             if space and len(head) < 64:
                 stamp, body = head + b" ", rest
-        at = -1 if body.startswith(EVENT_MARKER) else body.find(EVENT_MARKER)
+        at = -1 if body.startswith(self._marker) else body.find(self._marker)
         if at < 0:
             out.append(line)
             return

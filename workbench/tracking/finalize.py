@@ -24,10 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.host.processes import process_started
 from workbench.store.db import atomic, connect
 from workbench.tracking import model_formats, registry
 from workbench.tracking.ingest import Ingester, ingest_events_file
-from workbench.tracking.records import end_run, process_started
+from workbench.tracking.records import end_run
 from workbench.tracking.run_paths import relative_path
 
 if TYPE_CHECKING:

@@ -199,7 +199,7 @@ class Ingester:
             self._dropped_unsaved += 1
             self.note(f"lost an event the job could not send: kind {event.get('kind')!s:.40},"
                       f" {event.get('bytes')!s:.20} bytes (over the line bound)")
-        elif kind == "refused":  # a remote job's path that its executor refused (streams.relativise)
+        elif kind == "refused":  # a remote job's path that its executor refused (confine.relativise)
             self.refuse(str(event.get("kind")), str(event.get("path")), str(event.get("reason")))
 
     def add_points(

@@ -97,7 +97,7 @@ class OwnRun:
         command = [sys.executable, *sys.argv]
         gpus: list[dict[str, Any]] = []
         try:
-            from workbench.executors.gpus import gpu_facts
+            from workbench.host.gpus import gpu_facts
 
             gpus = gpu_facts()
         except ImportError:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import AmbiguousIdError, UnknownIdError
+from workbench.host.processes import process_started
 from workbench.store.db import atomic
 from workbench.store.schema_tracking import SUMMARY_REFRESH
 from workbench.tracking.capture import finite_or_text
@@ -181,16 +182,6 @@ class RunInfo:
             data["dropped_events"] = self.dropped_events
         return data
 
-
-
-def process_started(pid: int) -> float | None:
-    """A process's start time (to tell a reused pid apart), None if it is gone."""
-    try:
-        import psutil
-
-        return float(psutil.Process(pid).create_time())
-    except Exception:
-        return None
 
 
 def create_run(

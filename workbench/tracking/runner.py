@@ -1,6 +1,7 @@
 """The run orchestrator: one path from a command to a fully recorded run, for every executor.
 
-:func:`execute` snapshots the project (the code and data that go in), creates the run row with the
+:func:`execute` runs a :class:`~workbench.tracking.request.RunRequest` (the one value every layer
+passes through): it snapshots the project (the code and data that go in), creates the run row with the
 host's facts, params from the command's flags and the GPUs, launches the command on an executor, and
 feeds everything the job prints or emits into one :class:`~workbench.tracking.ingest.Ingester`
 (stdout lines are also scanned for metrics). When the job ends it snapshots the project again,
@@ -9,7 +10,7 @@ code. A run in another folder (``rerun``'s scratch checkout) finds its outputs f
 that folder taken before the launch instead of the project's snapshots. Ctrl+C (KeyboardInterrupt)
 or ``cancel_event`` cancels the job; the run is then ``cancelled``.
 
-An isolated local run (``isolated=True``: ``run --isolated``, parallel sweep members) runs in its own
+An isolated local run (``request.isolated``: ``run --isolated``, parallel sweep members) runs in its own
 checkout of the input snapshot, records its outputs and models from there, then copies them back by
 the rule of :mod:`workbench.tracking.isolation`. A Docker or Kubernetes run is isolated by
 construction: the executor hands back the job's own folder (``Executor.output_folder``), from which
@@ -21,47 +22,46 @@ still holds its bytes (:mod:`workbench.tracking.writes`).
 from __future__ import annotations
 
 import os
-import signal
 import threading
-from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.errors import ExecutorError, UsageError
-from workbench.executors.base import Channel, JobExit, JobOutputs, LaunchSpec
+from workbench.executors.base import Executor, JobOutputs, LaunchSpec
 from workbench.paths import STORE_DIRNAME
 from workbench.store.db import connect
 from workbench.tracking import capture, isolation
-from workbench.tracking.events import ENV_EVENTS, ENV_PROJECT, ENV_RUN_ID
+from workbench.tracking.events import ENV_PROJECT, ENV_RUN_ID
 from workbench.tracking.finalize import finalize_files, snapshot_or_none
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester
+from workbench.tracking.orchestrate import LineCallback, follow, side_channel
 from workbench.tracking.records import create_run, end_run
+from workbench.tracking.request import RunRequest
 
 if TYPE_CHECKING:
     from workbench.executors.staging import Manifest
     from workbench.versioning.versioned import VersionedProject
 
-LineCallback = Callable[[Channel, bytes], None]
 ENV_WRITES = "WORKBENCH_WRITES"
-GPU_SAMPLE_SECONDS = 5.0
 INJECT_DIR = Path(__file__).resolve().parent / "_inject"
 
 
 def _gpu_module() -> Any:
     try:
-        from workbench.executors import gpus
+        from workbench.host import gpus
     except ImportError:
         return None
     return gpus
 
 
-def _child_env(run_id: str, events: Path, root: Path, capture_files: bool, local: bool,
+def _child_env(run_id: str, root: Path, capture_files: bool, local: bool,
                writes: Path | None = None) -> dict[str, str]:
+    """The job's environment for the run (its events file is the executor's side channel)."""
     env = {
         ENV_RUN_ID: run_id,
-        ENV_EVENTS: str(events),
         ENV_PROJECT: str(root),
         "PYTHONUNBUFFERED": "1",
     }
@@ -79,93 +79,46 @@ def _child_env(run_id: str, events: Path, root: Path, capture_files: bool, local
     return env
 
 
-class _Sampler:
-    """Samples GPU utilisation and memory into ``system/gpuN_*`` metrics while the job runs."""
-
-    def __init__(self, ingester: Ingester, gpus: Any) -> None:
-        self.ingester = ingester
-        self.gpus = gpus
-        self.stop = threading.Event()
-        self.step = 0
-        self.thread = threading.Thread(target=self._loop, name="workbench-gpu-sampler", daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while not self.stop.is_set():
-            now = self.ingester.clock.now()
-            try:
-                samples = self.gpus.sample_gpus()
-            except Exception:
-                return
-            for sample in samples:
-                index = sample.get("index", 0)
-                for field, key in (("utilisation", "utilisation"), ("memory_used", "memory_used")):
-                    if field in sample:
-                        self.ingester.add_points(
-                            f"system/gpu{index}_{key}", [self.step], [sample[field]], [now]
-                        )
-            self.step += 1
-            self.stop.wait(GPU_SAMPLE_SECONDS)
-
-
-class _Flusher:
-    """Writes the ingester's buffer every quarter second even when the job is quiet."""
-
-    def __init__(self, ingester: Ingester) -> None:
-        self.ingester = ingester
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="workbench-ingest", daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while not self.stop.wait(0.25):
-            try:
-                self.ingester.maybe_flush()
-            except Exception:
-                pass
-
-
 def execute(
-    ws: VersionedProject, command: Sequence[str], *, name: str | None = None, tags: Sequence[str] = (),
-    executor: str = "local", image: str | None = None, gpus: int | str | None = None, cpu: str | None = None,
-    memory: str | None = None, namespace: str | None = None, parent_run: str | None = None,
-    sweep_id: str | None = None, pipeline_run: str | None = None, stage: str | None = None,
-    on_line: LineCallback | None = None, cancel_event: threading.Event | None = None,
-    workdir: str = ".", root: Path | None = None, snapshot_before: str | None = None,
-    params: dict[str, Any] | None = None, isolated: bool = False, clock: Clock = SYSTEM_CLOCK,
-    new_id: IdSource = new_run_id, models: Sequence[str] = (),
+    ws: VersionedProject, request: RunRequest, *, on_line: LineCallback | None = None,
+    cancel_event: threading.Event | None = None, root: Path | None = None, clock: Clock = SYSTEM_CLOCK,
+    new_id: IdSource = new_run_id,
 ) -> str:
-    """Run ``command`` and record it; returns the run id once the run has ended.
+    """Run ``request`` and record it; returns the run id once the run has ended.
 
-    ``root`` runs the command in another folder (``rerun`` uses a scratch checkout) with
-    ``snapshot_before`` as its recorded input; ``params`` adds params to the ones from the flags.
-    ``isolated`` runs a local command in its own checkout of ``snapshot_before`` (default: a new
-    snapshot) and copies its outputs back (Docker and Kubernetes runs always are, by construction).
-    ``clock`` stamps the run, its log lines and stdout metrics; ``new_id`` mints the run id.
+    ``root`` runs the command in another folder (``rerun`` uses a scratch checkout) with the
+    request's ``snapshot_before`` as its recorded input. An ``isolated`` request runs a local
+    command in its own checkout of ``snapshot_before`` (default: a new snapshot) and copies its
+    outputs back (Docker and Kubernetes runs always are, by construction). ``on_line(channel,
+    bytes)`` gets each output line live; ``cancel_event`` cancels. ``clock`` stamps the run, its log
+    lines and stdout metrics; ``new_id`` mints the run id.
     """
     from workbench.executors.registry import get_executor
 
-    command = list(command)
-    if not command:
+    if not request.command:
         raise UsageError("no command to run", "put the command after '--': workbench run -- python train.py")
+    if request.executor is None:
+        request = replace(request, executor=ws.config.executor.default or "local")
+    executor = request.executor or "local"
     config = ws.config.tracking
     run_root = (root or ws.root).resolve()
     in_project = run_root == ws.root
-    isolate = isolated and in_project and executor == "local"
+    isolate = request.isolated and in_project and executor == "local"
     run_id = new_id()
     run_dir = ws.paths.runs / run_id
     events_path = run_dir / "events.jsonl"
     writes = run_dir / "writes.jsonl" if in_project and not isolate and executor == "local" else None
     spec = LaunchSpec(
-        run_id=run_id, command=command, project_root=run_root, input_snapshot=snapshot_before or "",
-        env=_child_env(run_id, events_path, run_root, config.capture_file_access, executor == "local",
-                       writes),
-        image=image, gpus=gpus, cpu=cpu, memory=memory, namespace=namespace, workdir=workdir,
+        job_id=run_id, command=list(request.command), project_root=run_root,
+        input_snapshot=request.snapshot_before or "",
+        env=_child_env(run_id, run_root, config.capture_file_access, executor == "local", writes),
+        side=side_channel(events_path), image=request.image, gpus=request.gpus, cpu=request.cpu,
+        memory=request.memory, namespace=request.namespace, workdir=request.workdir,
     )
     runner = get_executor(executor, ws)
     runner.check(spec)
 
-    before = snapshot_before
+    before = request.snapshot_before
     if before is None and in_project:
         before = snapshot_or_none(ws, "run-before", f"before run {run_id}")
     scratch: Path | None = None
@@ -173,25 +126,21 @@ def execute(
         scratch = isolation.scratch_checkout(ws, before, run_id)
         run_root, in_project = scratch.resolve(), False
         spec.project_root = run_root
-        spec.env = _child_env(run_id, events_path, run_root, config.capture_file_access, True)
+        spec.env = _child_env(run_id, run_root, config.capture_file_access, True)
     try:
-        return _execute(ws, command, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
-                        name=name, tags=tags, executor=executor, parent_run=parent_run, sweep_id=sweep_id,
-                        pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
-                        params=params, clock=clock, models=models)
+        return _execute(ws, request, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
+                        on_line=on_line, cancel_event=cancel_event, clock=clock)
     finally:
         if scratch is not None:
             isolation.remove_scratch(scratch)
 
 
 def _execute(
-    ws: VersionedProject, command: list[str], run_id: str, spec: LaunchSpec, runner: Any, *,
-    before: str | None,
-    scratch: Path | None, writes: Path | None, name: str | None, tags: Sequence[str], executor: str,
-    parent_run: str | None, sweep_id: str | None, pipeline_run: str | None, stage: str | None,
-    on_line: LineCallback | None, cancel_event: threading.Event | None, params: dict[str, Any] | None,
-    clock: Clock, models: Sequence[str],
+    ws: VersionedProject, request: RunRequest, run_id: str, spec: LaunchSpec, runner: Executor, *,
+    before: str | None, scratch: Path | None, writes: Path | None, on_line: LineCallback | None,
+    cancel_event: threading.Event | None, clock: Clock,
 ) -> str:
+    command, executor = spec.command, request.executor or "local"
     config = ws.config.tracking
     run_root = spec.project_root
     in_project = run_root == ws.root
@@ -210,22 +159,22 @@ def _execute(
     gpu_module = _gpu_module() if executor == "local" else None
     gpu_facts: list[dict[str, Any]] = gpu_module.gpu_facts() if gpu_module is not None else []
     create_run(
-        ws.db, run_id, name=name or "", command=command, executor=executor, workdir=workdir,
-        snapshot_before=before, parent_run=parent_run, sweep_id=sweep_id, pipeline_run=pipeline_run,
-        stage=stage, events_path=str(events_path), gpus=gpu_facts,
+        ws.db, run_id, name=request.name or "", command=command, executor=executor, workdir=workdir,
+        snapshot_before=before, parent_run=request.parent_run, sweep_id=request.sweep_id,
+        pipeline_run=request.pipeline_run, stage=request.stage, events_path=str(events_path), gpus=gpu_facts,
         environment=capture.host_facts(ws.root if scratch is not None else run_root), now=clock.now(),
     )
     conn = connect(ws.paths.db)
     ingester = Ingester(conn, run_id, run_root, clock)
-    for path in models:  # declared by its pipeline stage: a model whatever its bytes
+    for path in request.models:  # declared by its pipeline stage: a model whatever its bytes
         ingester.models.append({"path": path, "name": "", "framework": "", "framework_version": ""})
     argv_params = capture.params_from_argv(command) if config.capture_argv_params else {}
-    for key, value in {**argv_params, **(params or {})}.items():
+    for key, value in {**argv_params, **request.params}.items():
         try:
             ingester.add_param(key, value, "argv" if key in argv_params else "api")
         except ValueError:
             ingester.note(f"ignored param with a bad key {key[:40]!r}")
-    for tag in tags:
+    for tag in request.tags:
         key, _, value = tag.partition("=")
         try:
             ingester.add_tag(key, value)
@@ -244,7 +193,8 @@ def _execute(
             ingester.flush()
             end_run(conn, run_id, status="failed", exit_code=None, reason=exc.one_line(), now=clock.now())
             raise
-        exit_ = _follow(job, ingester, parser, on_line, cancel_event, gpu_module if gpu_facts else None)
+        exit_ = follow(job, ingester, parser, on_line, cancel_event, gpu_module if gpu_facts else None,
+                       runner.workspace)
         ingester.flush()
         outputs: JobOutputs | None = None
         try:
@@ -341,72 +291,3 @@ def _changed_files(ws: VersionedProject, manifest: Manifest, root: Path) -> list
             return False
     return [path for path in manifest.changed(root)
             if not path.startswith(STORE_DIRNAME + "/") and not ignored(path)]
-
-
-def _follow(
-    job: Any, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
-    cancel_event: threading.Event | None, gpus: Any,
-) -> JobExit:
-    """Feed the job's lines to the ingester until it ends; Ctrl+C and ``cancel_event`` cancel it."""
-    flusher = _Flusher(ingester)
-    sampler = _Sampler(ingester, gpus) if gpus is not None else None
-    watcher: threading.Thread | None = None
-    done = threading.Event()
-    if cancel_event is not None:
-        def watch() -> None:
-            while not done.is_set():
-                if cancel_event.wait(0.2):
-                    job.cancel()
-                    return
-
-        watcher = threading.Thread(target=watch, name="workbench-cancel-watch", daemon=True)
-        watcher.start()
-    interrupted = threading.Event()
-    previous: Any = None
-    if threading.current_thread() is threading.main_thread():
-        def on_sigint(signum: int, frame: Any) -> None:
-            if interrupted.is_set():
-                kill = getattr(job, "kill", None)
-                if kill is not None:
-                    kill()
-                return
-            interrupted.set()
-            job.cancel()
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        _consume(job, ingester, parser, on_line)
-        exit_: JobExit = job.wait()
-    finally:
-        done.set()
-        flusher.stop.set()
-        if sampler is not None:
-            sampler.stop.set()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        if interrupted.is_set():
-            ingester.note("cancelled by the user (Ctrl+C)")
-    if interrupted.is_set() and exit_.status != "cancelled":
-        exit_ = JobExit(exit_.exit_code, "cancelled", exit_.reason or "cancelled")
-    return exit_
-
-
-def _consume(
-    job: Any, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
-) -> None:
-    for channel, line in job.lines():
-        if channel == "event":
-            ingester.feed_line(line)
-            continue
-        if on_line is not None:
-            on_line(channel, line)
-        now = ingester.clock.now()
-        ingester.add_log(channel, line, now)
-        if parser is not None and channel == "stdout":
-            text = line.decode("utf-8", errors="replace")
-            for key, value, step in parser.parse(text):
-                try:
-                    ingester.add_points(key, [step], [value], [now])
-                except ValueError:
-                    pass
-        ingester.maybe_flush()

@@ -22,6 +22,7 @@ from workbench.tracking import filters, manage, metrics, records, registry, repr
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.lineage import LineageNode, lineage
 from workbench.tracking.records import RunInfo
+from workbench.tracking.request import RunRequest, as_request
 from workbench.versioning.versioned import VersionedProject
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from workbench.executors.service import ExecutorService
     from workbench.project import Project
     from workbench.tracking.conflicts import Conflict
+    from workbench.tracking.reattach import Reconciled
     from workbench.versioning.service import VersioningService
 
 RECOVERY_INTERVAL = 2.0
@@ -95,36 +97,36 @@ class TrackingService:
 
         # Remote jobs (Docker, Kubernetes) may outlive their workbench process: re-attach a follower
         # or mark them lost with the reason first, so only truly dead local runs become 'failed'.
-        self.executors.reconcile()
+        self.reconcile()
         return recover_stale(self.versioned)
+
+    def reconcile(self, *, spawn: bool = True) -> builtins.list[Reconciled]:
+        """Re-attach (``spawn``) or mark lost every remote run whose workbench process died
+        (:mod:`workbench.tracking.reattach`)."""
+        from workbench.tracking.reattach import reconcile
+
+        return reconcile(self.versioned, self.executors, spawn=spawn)
 
     # -- running -------------------------------------------------------------------------------
     def execute(
-        self, command: Sequence[str], *, name: str | None = None, tags: Sequence[str] = (),
-        executor: str = "local", image: str | None = None, gpus: int | str | None = None,
-        cpu: str | None = None, memory: str | None = None, namespace: str | None = None,
-        parent_run: str | None = None, sweep_id: str | None = None, pipeline_run: str | None = None,
-        stage: str | None = None, on_line: Callable[[Channel, bytes], None] | None = None,
-        cancel_event: threading.Event | None = None, workdir: str = ".", params: dict[str, Any] | None = None,
-        isolated: bool = False, snapshot_before: str | None = None, models: Sequence[str] = (),
+        self, request: RunRequest | Sequence[str], *, on_line: Callable[[Channel, bytes], None] | None = None,
+        cancel_event: threading.Event | None = None,
     ) -> RunInfo:
-        """Run ``command`` on ``executor`` and record everything; returns the ended run.
+        """Run ``request`` (a :class:`RunRequest`, or a bare command with every default) and record
+        everything; returns the ended run.
 
         Resource requests are checked first, for every executor, so a typo records nothing.
         ``isolated`` (local runs) runs it in its own checkout of ``snapshot_before`` (default: a new
         snapshot) and copies its outputs back by the rule of :mod:`workbench.tracking.isolation`.
+        ``on_line(channel, bytes)`` gets each output line live; ``cancel_event`` cancels the run.
         """
         from workbench.executors.resources import check_resources
         from workbench.tracking.runner import execute
 
-        check_resources(gpus, cpu, memory)
-        run_id = execute(
-            self.versioned, command, name=name, tags=tags, executor=executor, image=image, gpus=gpus, cpu=cpu,
-            memory=memory, namespace=namespace, parent_run=parent_run, sweep_id=sweep_id,
-            pipeline_run=pipeline_run, stage=stage, on_line=on_line, cancel_event=cancel_event,
-            workdir=workdir, params=params, isolated=isolated, snapshot_before=snapshot_before,
-            clock=self.clock, new_id=self.new_id, models=models,
-        )
+        request = as_request(request)
+        check_resources(request.gpus, request.cpu, request.memory)
+        run_id = execute(self.versioned, request, on_line=on_line, cancel_event=cancel_event,
+                         clock=self.clock, new_id=self.new_id)
         return self.get(run_id)
 
     def rerun(
@@ -164,16 +166,16 @@ class TrackingService:
         self.versions.checkout(old.snapshot_before, scratch)
         ProjectPaths(scratch).store_dir.mkdir(exist_ok=True)
         settings = reproduce.launch_settings(old.executor, old.executor_info, overrides or {})
+        request = RunRequest(
+            tuple(old.command), name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
+            tags=(f"rerun_of={old.id}",), parent_run=old.id, workdir=old.workdir,
+            snapshot_before=old.snapshot_before, params=given, **settings,
+        )
         from workbench.executors.resources import check_resources
 
-        check_resources(settings.get("gpus"), settings.get("cpu"), settings.get("memory"))
-        run_id = execute(
-            self.versioned, old.command,
-            name=name or (f"rerun of {old.name}" if old.name else f"rerun of {old.id}"),
-            tags=[f"rerun_of={old.id}"], parent_run=old.id, on_line=on_line, cancel_event=cancel_event,
-            workdir=old.workdir, root=scratch, snapshot_before=old.snapshot_before, params=given or None,
-            clock=self.clock, new_id=self.new_id, **settings,
-        )
+        check_resources(request.gpus, request.cpu, request.memory)
+        run_id = execute(self.versioned, request, on_line=on_line, cancel_event=cancel_event, root=scratch,
+                         clock=self.clock, new_id=self.new_id)
         manage.set_tags(self.db, run_id, {"reproduced": self.reproduction(run_id).verdict})
         return self.get(run_id)
 

@@ -23,12 +23,13 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from workbench.errors import WorkbenchError
-from workbench.ui.data import LaunchSpec, UiData
+from workbench.ui.data import UiData
 from workbench.ui.messages import DataChanged, WatcherState
 from workbench.ui.themes import DEFAULT_THEME, load_themes, user_theme_dir
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
+    from workbench.tracking.request import RunRequest
 
 SCREENS: tuple[tuple[str, str, str], ...] = (
     ("overview", "1", "Overview"),
@@ -164,12 +165,12 @@ class WorkbenchApp(App[None]):
         self.push_screen(LaunchDialog(default_executor=self.ws.config.executor.default),
                          self._launch)
 
-    def _launch(self, spec: LaunchSpec | None) -> None:
-        if spec is None:
+    def _launch(self, request: RunRequest | None) -> None:
+        if request is None:
             return
         from workbench.ui.screens.launch import LaunchScreen
 
-        self.push_screen(LaunchScreen(spec))
+        self.push_screen(LaunchScreen(request))
 
     def deploy_model(self, spec: str) -> None:
         """Deploy ``model:version`` in a worker and show the Deployments screen, where the rollout

@@ -25,7 +25,6 @@ from workbench.ui.rows import (
     DeploymentRow,
     GpuRow,
     Launched,
-    LaunchSpec,
     ModelRow,
     Provenance,
     RankRow,
@@ -45,9 +44,10 @@ from workbench.ui.rows import (
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
+    from workbench.tracking.request import RunRequest
 
 __all__ = [
-    "TRAFFIC_KEYS", "ChangeRow", "DeploymentRow", "GpuRow", "LaunchSpec", "Launched", "ModelRow",
+    "TRAFFIC_KEYS", "ChangeRow", "DeploymentRow", "GpuRow", "Launched", "ModelRow",
     "Provenance", "RankRow", "RunRow", "Series", "SnapshotRow", "StageRow", "UiData",
     "change_row", "deployment_row", "gpu_row", "list_row", "model_version_row", "run_row", "snapshot_row",
 ]
@@ -149,24 +149,23 @@ class UiData:
                 return str(child.details.get("id", child.label))
         return None
 
-    def launch(self, spec: LaunchSpec) -> Launched:
-        """Start ``workbench run ... -- COMMAND`` as its own process (argv list, no shell) in a new
-        session, so the run neither shares this process's threads nor dies when the TUI quits.
-        The job's output goes to the run's log in the store; the ``workbench run`` process's own
-        stderr (an early error such as "command not found") goes to a file under .workbench/tmp.
-        The run carries the tag ``launch=<token>`` so that :meth:`find_launched` can find it."""
+    def launch(self, request: RunRequest) -> Launched:
+        """Start ``workbench run ... -- COMMAND`` for ``request`` as its own process (argv list, no
+        shell) in a new session, so the run neither shares this process's threads nor dies when the
+        TUI quits. The job's output goes to the run's log in the store; the ``workbench run``
+        process's own stderr (an early error such as "command not found") goes to a file under
+        .workbench/tmp. The run carries the tag ``launch=<token>`` so that :meth:`find_launched`
+        can find it."""
         import secrets
         import subprocess
         import sys
+        from dataclasses import replace
+
+        from workbench.tracking.request import run_argv
 
         token = secrets.token_hex(6)
-        argv = [sys.executable, "-m", "workbench", "run", "-q", "--tag", f"launch={token}"]
-        for flag, value in (("--name", spec.name), ("--executor", spec.executor), ("--image", spec.image),
-                            ("--namespace", spec.namespace), ("--gpus", spec.gpus)):
-            if value:
-                argv += [flag, str(value)]
-        argv += ["--isolated"] if spec.isolated else []
-        argv += ["--", *spec.command]
+        tagged = replace(request, tags=(*request.tags, f"launch={token}"))
+        argv = [sys.executable, "-m", "workbench", "run", "-q", *run_argv(tagged)]
         errors = self.ws.paths.tmp / f"launch-{token}.log"
         errors.parent.mkdir(parents=True, exist_ok=True)
         with errors.open("wb") as sink:

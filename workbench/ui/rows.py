@@ -157,21 +157,6 @@ class RankRow:
 
 
 @dataclass
-class LaunchSpec:
-    """What the launch dialog asks for: the flags of ``workbench run``."""
-
-    command: list[str]
-    name: str | None = None
-    executor: str | None = None
-    image: str | None = None
-    namespace: str | None = None
-    gpus: str | None = None
-    """A count, or ``all``."""
-    isolated: bool = False
-    """``run --isolated``: its own checkout of the input snapshot, outputs copied back."""
-
-
-@dataclass
 class Launched:
     """A ``workbench run`` process started by the TUI."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from workbench.errors import UnsafePathError
 
 if TYPE_CHECKING:
     from workbench.project import Project
+    from workbench.tracking.request import RunRequest
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import VersioningService
 
@@ -55,20 +56,10 @@ class ServiceBackend:
         self.root = project.root
 
     # -- runs ----------------------------------------------------------------------------------
-    def execute(self, argv: list[str], *, name: str, executor: str | None = None,
-                image: str | None = None, gpus: int | str | None = None,
-                pipeline_run: str | None = None, stage: str | None = None,
-                sweep_id: str | None = None, cancel_event: threading.Event | None = None,
-                on_line: LineCallback | None = None, params: dict[str, Any] | None = None,
-                isolated: bool = False, snapshot_before: str | None = None,
-                models: Sequence[str] = ()) -> RunOutcome:
-        kwargs: dict[str, Any] = {"name": name, "image": image, "gpus": gpus, "models": list(models),
-                                  "pipeline_run": pipeline_run, "stage": stage, "sweep_id": sweep_id,
-                                  "cancel_event": cancel_event, "params": params or None}
-        if isolated:
-            kwargs.update(isolated=True, snapshot_before=snapshot_before)
-        if executor:
-            kwargs["executor"] = executor
+    def execute(self, request: RunRequest, *, cancel_event: threading.Event | None = None,
+                on_line: LineCallback | None = None) -> RunOutcome:
+        """Run ``request`` as an ordinary recorded run; ``on_line(stream, text)`` gets its output."""
+        relay = None
         if on_line is not None:
             callback = on_line
 
@@ -76,8 +67,7 @@ class ServiceBackend:
                 if channel != "event":
                     callback(channel, data.decode("utf-8", "replace").rstrip("\r\n"))
 
-            kwargs["on_line"] = relay
-        info = self.runs.execute(argv, **kwargs)
+        info = self.runs.execute(request, on_line=relay, cancel_event=cancel_event)
         return RunOutcome(run_id=str(_attr(info, "id", "run_id")), status=str(_attr(info, "status")),
                           exit_code=_attr(info, "exit_code"), reason=str(_attr(info, "reason", default="")
                                                                        or ""))

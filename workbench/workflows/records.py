@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.processes import pid_exists
+from workbench.host.processes import pid_exists
 from workbench.store.db import atomic
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"

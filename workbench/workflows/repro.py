@@ -28,6 +28,7 @@ from typing import Any
 
 from workbench.errors import BusyError, CorruptObjectError, MissingObjectError, WorkbenchError
 from workbench.paths import STORE_DIRNAME
+from workbench.tracking.request import RunRequest
 from workbench.workflows import records
 from workbench.workflows.backend import RunOutcome, ServiceBackend, remove_path, safe_destination
 from workbench.workflows.dag import Dag
@@ -190,11 +191,12 @@ class Repro:
             def on_line(stream: str, text: str) -> None:
                 self._emit(StageEvent(stage.name, "line", message=text))
         try:
-            outcome = self.backend.execute(
-                item.fingerprint.cmd, name=stage.name, executor=stage.executor or self.default_executor,
-                image=stage.image, gpus=stage.gpus, pipeline_run=pipeline_run, stage=stage.name,
-                cancel_event=self.cancel, on_line=on_line, params=item.fingerprint.params,
-                models=stage.models)
+            request = RunRequest(
+                tuple(item.fingerprint.cmd), name=stage.name,
+                executor=stage.executor or self.default_executor, image=stage.image, gpus=stage.gpus,
+                pipeline_run=pipeline_run, stage=stage.name, params=item.fingerprint.params,
+                models=tuple(stage.models))
+            outcome = self.backend.execute(request, cancel_event=self.cancel, on_line=on_line)
         except WorkbenchError as exc:
             return _Done(None, {}, exc.one_line())
         if outcome.status != "succeeded":

@@ -10,12 +10,13 @@ Sweeps: :meth:`expand_sweep` (validate without running), :meth:`sweep`, :meth:`s
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UsageError, WorkbenchError
 from workbench.executors.registry import resolve_name
+from workbench.tracking.request import RunRequest, as_request
 from workbench.workflows import records
 from workbench.workflows.backend import ServiceBackend
 from workbench.workflows.dag import Dag, build_dag
@@ -170,18 +171,24 @@ class WorkflowService:
         """Validate a sweep and list its members (params and argv) without running anything."""
         return expand(command, params, random_n=random_n, seed=seed)
 
-    def sweep(self, command: list[str], params: list[str], *, random_n: int | None = None,
-              seed: int | None = None, parallel: int = 1, executor: str | None = None,
-              image: str | None = None, gpus: int | str | None = None, name: str | None = None,
+    def sweep(self, request: RunRequest | Sequence[str], params: list[str], *, random_n: int | None = None,
+              seed: int | None = None, parallel: int = 1,
               on_event: Callable[[SweepEvent], None] | None = None,
               on_created: Callable[[SweepInfo], None] | None = None,
               cancel_event: threading.Event | None = None) -> SweepInfo:
-        """Launch every member as a run grouped under one sweep, ``parallel`` at a time."""
+        """Launch every member as a run grouped under one sweep, ``parallel`` at a time.
+
+        ``request`` (or a bare command) is the template: its command holds ``{name}`` where each
+        parameter goes, its name names the sweep (members are NAME-0, NAME-1 ...), and its
+        executor, image, GPUs and limits are every member's."""
+        request = as_request(request)
+        command = list(request.command)
         if parallel < 1:
             raise UsageError("--parallel must be at least 1")
         _, members = self.expand_sweep(command, params, random_n=random_n, seed=seed)
-        executor_name = executor or self.project.config.executor.default or "local"
+        executor_name = request.executor or self.project.config.executor.default or "local"
         resolve_name(executor_name)  # an unknown executor is refused before the sweep is recorded
+        name = request.name
         sweep_id = create_sweep(self.project.db, name=name or "", command=command, space=params,
                                 mode="random" if random_n is not None else "grid",
                                 members=[p for p, _ in members], parallel=parallel,
@@ -193,7 +200,7 @@ class WorkflowService:
         if on_created is not None:
             on_created(info)
         runner = SweepRunner(self.backend, lambda: self.project.db, sweep_id, members, name=info.name,
-                             parallel=parallel, executor=executor, image=image, gpus=gpus,
+                             parallel=parallel, template=replace(request, executor=executor_name),
                              cancel_event=cancel_event, on_event=on_event)
         runner.run()
         return get_sweep(self.project.db, sweep_id)

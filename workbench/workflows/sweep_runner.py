@@ -20,11 +20,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.errors import UnknownIdError, WorkbenchError
 from workbench.store.db import atomic
+from workbench.tracking.request import RunRequest
 from workbench.workflows.backend import ServiceBackend
 from workbench.workflows.records import new_id
 
@@ -161,18 +162,17 @@ class SweepRunner:
 
     def __init__(self, backend: ServiceBackend, db: Callable[[], sqlite3.Connection], sweep_id: str,
                  members: list[tuple[dict[str, Any], list[str]]], *, name: str, parallel: int = 1,
-                 executor: str | None = None, image: str | None = None, gpus: int | str | None = None,
-                 cancel_event: threading.Event | None = None,
+                 template: RunRequest | None = None, cancel_event: threading.Event | None = None,
                  on_event: Callable[[SweepEvent], None] | None = None) -> None:
+        """``template``: what every member shares (executor, image, GPUs, limits, tags); each member
+        is it with its own command, name, params and sweep."""
         self.backend = backend
         self.db = db
         self.sweep_id = sweep_id
         self.members = members
         self.name = name
         self.parallel = max(1, parallel)
-        self.executor = executor
-        self.image = image
-        self.gpus = gpus
+        self.template = template or RunRequest(())
         self.cancel = cancel_event or threading.Event()
         self.on_event = on_event or (lambda event: None)
         self.isolated = self.parallel > 1 and len(members) > 1
@@ -201,10 +201,10 @@ class SweepRunner:
             _set_member(db, self.sweep_id, idx, "running")
             self._emit(SweepEvent(idx, "start", params))
             try:
-                outcome = self.backend.execute(
-                    argv, name=f"{self.name}-{idx}", executor=self.executor, image=self.image,
-                    gpus=self.gpus, sweep_id=self.sweep_id, cancel_event=self.cancel, params=params,
-                    isolated=self.isolated, snapshot_before=self.snapshot)
+                request = replace(self.template, command=tuple(argv), name=f"{self.name}-{idx}",
+                                  sweep_id=self.sweep_id, params=params, isolated=self.isolated,
+                                  snapshot_before=self.snapshot)
+                outcome = self.backend.execute(request, cancel_event=self.cancel)
             except WorkbenchError as exc:
                 _set_member(db, self.sweep_id, idx, "failed")
                 self.errors.append(exc.one_line())
@@ -219,7 +219,7 @@ class SweepRunner:
     def run(self) -> str:
         """Run every member (or until cancelled); returns the sweep's final status."""
         if self.isolated:
-            self.snapshot = self.backend.isolation_snapshot(self.executor)
+            self.snapshot = self.backend.isolation_snapshot(self.template.executor)
         threads = [threading.Thread(target=self._worker, name=f"wb-sweep-{i}", daemon=True)
                    for i in range(min(self.parallel, len(self.members)) or 1)]
         for thread in threads:

@@ -1,11 +1,12 @@
 """Launch a run from the TUI: a dialog for the flags of ``workbench run``, then a live view.
 
-The command is split with shlex into an argv list (never run through a shell) and started as its
-own ``workbench run`` process in a new session (:meth:`UiData.launch`): the TUI's event loop and
-threads do no work for the run, and quitting the TUI leaves the run going. The launch screen
-finds the new run in the store as soon as the process has recorded it, streams its log from the
-store, and Enter opens the run's detail (live charts) at any time; ``c`` cancels it (SIGINT to the
-run's process group, as Ctrl+C in a terminal would).
+The dialog builds a :class:`~workbench.tracking.request.RunRequest`, the same value the CLI builds
+from its flags; the command is split with shlex into an argv list (never run through a shell). The
+request is started as its own ``workbench run`` process in a new session (:meth:`UiData.launch`):
+the TUI's event loop and threads do no work for the run, and quitting the TUI leaves the run going.
+The launch screen finds the new run in the store as soon as the process has recorded it, streams
+its log from the store, and Enter opens the run's detail (live charts) at any time; ``c`` cancels
+it (SIGINT to the run's process group, as Ctrl+C in a terminal would).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from workbench.ui.data import Launched, LaunchSpec, RunRow
+from workbench.tracking.request import RunRequest
+from workbench.ui.data import Launched, RunRow
 from workbench.ui.messages import Coalescer, DataChanged, Loaded
 from workbench.ui.screens.base import WorkbenchScreen
 from workbench.ui.widgets.log_tail import LogTail
@@ -34,8 +36,8 @@ FIND_TIMEOUT = 120.0
 snapshot can take a while)."""
 
 
-class LaunchDialog(ModalScreen[LaunchSpec | None]):
-    """Collects a launch spec; dismisses with a :class:`LaunchSpec` or None."""
+class LaunchDialog(ModalScreen[RunRequest | None]):
+    """Collects a run request; dismisses with a :class:`RunRequest` or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -67,7 +69,8 @@ class LaunchDialog(ModalScreen[LaunchSpec | None]):
     def _value(self, field: str) -> str | None:
         return self.query_one(f"#launch-{field}", Input).value.strip() or None
 
-    def spec(self) -> LaunchSpec | None:
+    def request(self) -> RunRequest | None:
+        """The request the fields describe, or None (and the reason shown) when they cannot."""
         error = self.query_one("#launch-error", Static)
         try:
             argv = shlex.split(self._value("command") or "")
@@ -81,7 +84,7 @@ class LaunchDialog(ModalScreen[LaunchSpec | None]):
         if gpus is not None and not (gpus.isdigit() or gpus == "all"):
             error.update("GPUs: a number or 'all'")
             return None
-        return LaunchSpec(command=argv, name=self._value("name"),
+        return RunRequest(tuple(argv), name=self._value("name"),
                           executor=str(self.query_one("#launch-executor", Select).value),
                           image=self._value("image"), namespace=self._value("namespace"), gpus=gpus,
                           isolated=self.query_one("#launch-isolated", Checkbox).value)
@@ -96,9 +99,9 @@ class LaunchDialog(ModalScreen[LaunchSpec | None]):
             self.dismiss(None)
 
     def _go(self) -> None:
-        spec = self.spec()
-        if spec is not None:
-            self.dismiss(spec)
+        request = self.request()
+        if request is not None:
+            self.dismiss(request)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -113,9 +116,9 @@ class LaunchScreen(WorkbenchScreen):
         Binding("enter", "open", "Open run"),
     ]
 
-    def __init__(self, spec: LaunchSpec) -> None:
+    def __init__(self, request: RunRequest) -> None:
         super().__init__()
-        self.spec = spec
+        self.request = request
         self.launched: Launched | None = None
         self.run: RunRow | None = None
         """The run once ``workbench run`` has recorded it; its final state when it has ended."""
@@ -124,7 +127,8 @@ class LaunchScreen(WorkbenchScreen):
         self._lines: Coalescer[str] = Coalescer(self._flush)
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Starting: {shlex.join(self.spec.command)}", classes="screen-title", id="launch-title")
+        yield Static(f"Starting: {shlex.join(self.request.command)}", classes="screen-title",
+                     id="launch-title")
         yield LogTail(id="launch-log")
         yield self.compose_footer()
 
@@ -137,7 +141,7 @@ class LaunchScreen(WorkbenchScreen):
 
     def _watch(self) -> None:
         """Worker: start the process, find its run, follow its log, report the end."""
-        launched = self.data.launch(self.spec)
+        launched = self.data.launch(self.request)
         self.post_message(Loaded(launched, self._started))
         deadline = time.monotonic() + FIND_TIMEOUT
         run = None
@@ -170,11 +174,11 @@ class LaunchScreen(WorkbenchScreen):
 
     def _started(self, launched: Launched) -> None:
         self.launched = launched
-        self._title(f"Starting (pid {launched.process.pid}): {shlex.join(self.spec.command)}")
+        self._title(f"Starting (pid {launched.process.pid}): {shlex.join(self.request.command)}")
 
     def _found(self, run: RunRow) -> None:
         self.run = run
-        self._title(f"Run {run.id} {run.status}: {shlex.join(self.spec.command)}"
+        self._title(f"Run {run.id} {run.status}: {shlex.join(self.request.command)}"
                     "  (Enter opens it, c cancels)")
         self.app.post_message(DataChanged("runs"))
 

@@ -1,0 +1,149 @@
+"""Following a launched job for a run: its lines into the run's ingester, until it ends.
+
+Shared by the run orchestrator (:mod:`workbench.tracking.runner`) and the follower that re-attaches
+to a remote job (:mod:`workbench.tracking.reattach`). The executor hands back lines; here they
+become the run's record: side-channel lines (channel ``"event"``) are the run's events, confined
+to the job's workspace when it ran in a folder of its own (:mod:`workbench.tracking.confine`);
+stdout and stderr lines go to the run's log, and stdout is also scanned for metrics. A flusher
+writes the ingester's buffer every quarter second, and a sampler records GPU use on this machine.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workbench.executors.base import Channel, Job, JobExit, SideChannel
+from workbench.tracking import capture
+from workbench.tracking.confine import relativise
+from workbench.tracking.events import ENV_EVENTS, MARKER_BYTES, STDOUT_TARGET
+from workbench.tracking.ingest import Ingester
+
+LineCallback = Callable[[Channel, bytes], None]
+GPU_SAMPLE_SECONDS = 5.0
+
+
+def side_channel(events: Path) -> SideChannel:
+    """The run's events as an executor's side channel: the file ``events``, or marked stdout lines."""
+    return SideChannel(env=ENV_EVENTS, path=events, on_stdout=STDOUT_TARGET, marker=MARKER_BYTES)
+
+
+class Sampler:
+    """Samples GPU utilisation and memory into ``system/gpuN_*`` metrics while the job runs."""
+
+    def __init__(self, ingester: Ingester, gpus: Any) -> None:
+        self.ingester = ingester
+        self.gpus = gpus
+        self.stop = threading.Event()
+        self.step = 0
+        self.thread = threading.Thread(target=self._loop, name="workbench-gpu-sampler", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            now = self.ingester.clock.now()
+            try:
+                samples = self.gpus.sample_gpus()
+            except Exception:
+                return
+            for sample in samples:
+                index = sample.get("index", 0)
+                for field, key in (("utilisation", "utilisation"), ("memory_used", "memory_used")):
+                    if field in sample:
+                        self.ingester.add_points(
+                            f"system/gpu{index}_{key}", [self.step], [sample[field]], [now]
+                        )
+            self.step += 1
+            self.stop.wait(GPU_SAMPLE_SECONDS)
+
+
+class Flusher:
+    """Writes the ingester's buffer every quarter second even when the job is quiet."""
+
+    def __init__(self, ingester: Ingester) -> None:
+        self.ingester = ingester
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="workbench-ingest", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.25):
+            try:
+                self.ingester.maybe_flush()
+            except Exception:
+                pass
+
+
+def follow(
+    job: Job, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
+    cancel_event: threading.Event | None, gpus: Any, workspace: str = "",
+) -> JobExit:
+    """Feed the job's lines to the ingester until it ends; Ctrl+C and ``cancel_event`` cancel it.
+    ``workspace``: where the job saw the project (the executor's), "" for the project itself."""
+    flusher = Flusher(ingester)
+    sampler = Sampler(ingester, gpus) if gpus is not None else None
+    watcher: threading.Thread | None = None
+    done = threading.Event()
+    if cancel_event is not None:
+        def watch() -> None:
+            while not done.is_set():
+                if cancel_event.wait(0.2):
+                    job.cancel()
+                    return
+
+        watcher = threading.Thread(target=watch, name="workbench-cancel-watch", daemon=True)
+        watcher.start()
+    interrupted = threading.Event()
+    previous: Any = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum: int, frame: Any) -> None:
+            if interrupted.is_set():
+                kill = getattr(job, "kill", None)
+                if kill is not None:
+                    kill()
+                return
+            interrupted.set()
+            job.cancel()
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        consume(job, ingester, parser, on_line, workspace)
+        exit_: JobExit = job.wait()
+    finally:
+        done.set()
+        flusher.stop.set()
+        if sampler is not None:
+            sampler.stop.set()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if interrupted.is_set():
+            ingester.note("cancelled by the user (Ctrl+C)")
+    if interrupted.is_set() and exit_.status != "cancelled":
+        exit_ = JobExit(exit_.exit_code, "cancelled", exit_.reason or "cancelled")
+    return exit_
+
+
+def consume(
+    job: Job, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
+    workspace: str = "",
+) -> None:
+    """Every line of the job into the ingester (and ``on_line``), until the job's lines end."""
+    for channel, line in job.lines():
+        if channel == "event":
+            ingester.feed_line(relativise(line, workspace) if workspace else line)
+            continue
+        if on_line is not None:
+            on_line(channel, line)
+        now = ingester.clock.now()
+        ingester.add_log(channel, line, now)
+        if parser is not None and channel == "stdout":
+            text = line.decode("utf-8", errors="replace")
+            for key, value, step in parser.parse(text):
+                try:
+                    ingester.add_points(key, [step], [value], [now])
+                except ValueError:
+                    pass
+        ingester.maybe_flush()
