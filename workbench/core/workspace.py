@@ -8,6 +8,7 @@ No Textual, Rich or printing here: progress goes through callables passed in.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     from workbench.config import ProjectConfig
     from workbench.deploy.service import DeployService
     from workbench.executors.service import ExecutorService
+    from workbench.monitor.service import MonitorService
     from workbench.remote.service import RemoteService
+    from workbench.tracking.registry import ModelVersion
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import Salt, VersioningService
     from workbench.workflows.service import WorkflowService
@@ -171,3 +174,13 @@ class Workspace:
         from workbench.remote.service import RemoteService
 
         return RemoteService(self)
+
+    @cached_property
+    def monitor(self) -> MonitorService:
+        from workbench.monitor.service import MonitorService
+
+        return MonitorService(self)
+
+    def model_registered(self, version: ModelVersion, note: Callable[[str], None] | None = None) -> None:
+        """A new model version was registered: fix its reference profile (monitoring) now."""
+        self.monitor.profile_registered(version, note)

@@ -216,6 +216,8 @@ def _register_models(
         )
         if reused and note is not None:
             note(f"model {found.name}: identical to version {found.version}, reused")
+        elif not reused:
+            ws.model_registered(found, note)
         created.append(found)
     return created
 
