@@ -201,6 +201,7 @@ class MonitorService:
     def reports(self, window: str | None = None, *,
                 notes: Callable[[str], None] | None = None) -> list[Report]:
         """A report for every deployment (one ingest first)."""
+        windows.parse_window(window or self.config.window)  # a bad window or config fails before any work
         self.ingest()
         out = []
         for name in self.deployment_names():
