@@ -162,11 +162,16 @@ def slot_of_categories(feature: FeatureProfile, values: list[Any],
     """Slot of each value: its category's index, ``k`` unseen, ``k+1`` missing."""
     lookup = lookup if lookup is not None else {c: i for i, c in enumerate(feature.categories)}
     unseen, missing = len(feature.categories), len(feature.categories) + 1
-    out = np.empty(len(values), dtype=np.int64)
-    for i, value in enumerate(values):
+
+    def slot(value: Any) -> int:
         key = category_key(value)
-        out[i] = missing if key is None else lookup.get(key, unseen)
-    return out
+        return missing if key is None else lookup.get(key, unseen)
+
+    try:  # few distinct values: map each once
+        memo = {value: slot(value) for value in set(values)}
+        return np.fromiter((memo[v] for v in values), dtype=np.int64, count=len(values))
+    except TypeError:  # an unhashable value (a list): one by one
+        return np.fromiter((slot(v) for v in values), dtype=np.int64, count=len(values))
 
 
 def feature_slots(feature: FeatureProfile, values: list[Any]) -> tuple[np.ndarray, np.ndarray | None]:

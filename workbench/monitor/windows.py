@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import UsageError
+from workbench.monitor.extract import read_rows
 from workbench.monitor.labels import confidence, parse_output, predicted_value
 from workbench.monitor.profile import NUMBER, Profile, fold_by_group
 from workbench.store.db import atomic
@@ -84,10 +85,6 @@ class Layout:
 
 
 # -- folding ------------------------------------------------------------------------------------------
-def _json_path(name: str) -> str:
-    return '$."' + name.replace('"', '\\"') + '"'
-
-
 def _keys_for(db: sqlite3.Connection, where: str, args: tuple[Any, ...], profile: Profile) -> list[str]:
     """The JSON keys holding the profile's features: their names, else ``f0 .. fN`` by position."""
     names = [f.name for f in profile.features]
@@ -155,13 +152,9 @@ def load_profile(db: sqlite3.Connection, model: str, version: int) -> Profile | 
 def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], profile: Profile,
                 where: str, args: tuple[Any, ...]) -> int:
     keys = _keys_for(db, where, args, profile)
-    columns = ", ".join(f"json_extract(features, '{_json_path(k).replace(chr(39), chr(39) * 2)}')"
-                        for k in keys)
-    rows = db.execute(
-        f"SELECT id, ts, status, error, json_extract(output, '$'), {columns} FROM predictions"
-        f" WHERE {where} ORDER BY id", args,
-    ).fetchall()
-    if not rows:
+    numeric = all(f.kind == NUMBER for f in profile.features)
+    got = read_rows(db, where, args, keys, numeric)
+    if got is None:
         return 0
     layout = Layout.of(profile)
     model, version = key
@@ -170,23 +163,21 @@ def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], p
         " WHERE deployment = ? AND model = ? AND version = ? ORDER BY seq DESC LIMIT 1",
         (deployment, model, version),
     ).fetchone()
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    minutes = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows)) // 60
-    bucket, bucket_minutes, continuing = _assign(minutes.astype(np.int64).tolist(), last)
+    ids, ok = got.ids, got.ok
+    bucket, bucket_minutes, continuing = _assign((got.ts // 60).astype(np.int64).tolist(), last)
     count = int(bucket[-1]) + 1
-    ok = np.fromiter((r[2] == "ok" for r in rows), dtype=bool, count=len(rows))
     matrix = np.zeros((count, layout.size))
     ok_bucket = bucket[ok]
-    ok_rows = [r for r, good in zip(rows, ok, strict=True) if good]
     for index, feature in enumerate(profile.features):
-        values = [r[5 + index] for r in ok_rows]
-        matrix[:, layout.span(index)] = fold_by_group(feature, values, ok_bucket, count)
-    outputs = [parse_output(r[4]) for r in ok_rows]
+        matrix[:, layout.span(index)] = fold_by_group(feature, got.columns[index], ok_bucket, count)
+    plain = not any(isinstance(o, str) and o[:1] in "[{" for o in got.outputs)
+    outputs = got.outputs if plain else [parse_output(o) for o in got.outputs]
     prediction = layout.prediction_slice()
     if prediction is not None and profile.prediction is not None:
-        answers = [predicted_value(o, profile.classes) for o in outputs]
+        answers = outputs if plain else [predicted_value(o, profile.classes) for o in outputs]
         matrix[:, prediction] = fold_by_group(profile.prediction, answers, ok_bucket, count)
-    conf = np.array([c if (c := confidence(o)) is not None else np.nan for o in outputs], dtype=np.float64)
+    conf = np.full(len(outputs), np.nan) if plain else np.array(
+        [c if (c := confidence(o)) is not None else np.nan for o in outputs], dtype=np.float64)
     has_conf = ~np.isnan(conf)
     conf_sum = np.bincount(ok_bucket[has_conf], weights=conf[has_conf], minlength=count)
     conf_rows = np.bincount(ok_bucket[has_conf], minlength=count)
@@ -194,7 +185,7 @@ def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], p
     errors = np.bincount(bucket[~ok], minlength=count)
     reasons: list[Counter[str]] = [Counter() for _ in range(count)]
     for position in np.flatnonzero(~ok):
-        reasons[int(bucket[position])][str(rows[position][3] or "error")[:200]] += 1
+        reasons[int(bucket[position])][got.errors[position][:200]] += 1
     first_seq = 0 if last is None else int(last[0]) + (0 if continuing else 1)
     for b in range(count):
         members = ids[bucket == b]
@@ -212,7 +203,7 @@ def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], p
             (deployment, model, version, first_seq + b, bucket_minutes[b], id_min, int(members.max()),
              n_rows, n_errors, counts.astype("<f8").tobytes(), c_sum, c_rows, json.dumps(dict(why))),
         )
-    return len(rows)
+    return len(ids)
 
 
 def _assign(minutes: list[int], last: tuple[Any, ...] | None) -> tuple[np.ndarray, list[int], bool]:
