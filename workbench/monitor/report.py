@@ -36,6 +36,7 @@ class Report:
     features: list[Verdict] = field(default_factory=list)
     comparisons: dict[str, Comparison] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)  # feature -> score per window
+    references: dict[str, tuple[list[str], list[float]]] = field(default_factory=dict)  # bins, shares
     prediction: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +78,7 @@ def build_report(db: sqlite3.Connection, deployment: str, model: str, version: i
     for index, feature in enumerate(profile.features):
         comparison = compare(feature, latest.counts[layout.span(index)])
         report.comparisons[feature.name] = comparison
+        report.references[feature.name] = (feature.bin_labels(), feature.reference_shares())
         report.features.append(judge(comparison, config, latest.rows, feature.missing_rate))
     report.features.sort(key=lambda v: (-_rank(v), -v.score, v.name))
     report.prediction = _prediction(profile, layout, latest, config, report)
@@ -140,8 +142,9 @@ def _labels(db: sqlite3.Connection, deployment: str, model: str, version: int, p
     """Measured metrics per window from feedback joined to predictions; degraded against training."""
     per_window: list[dict[str, Any]] = [{} for _ in windows]
     rows = db.execute(
+        # CROSS JOIN keeps feedback the outer loop: labels are few, predictions millions.
         "SELECT p.id, json_extract(p.output, '$'), json_extract(f.label, '$') FROM feedback f"
-        " JOIN predictions p ON p.deployment = f.deployment AND p.request_id = f.request_id"
+        " CROSS JOIN predictions p ON p.deployment = f.deployment AND p.request_id = f.request_id"
         " AND p.row_index = f.row_index WHERE f.deployment = ? AND p.model = ? AND p.version IS ?"
         " AND p.id BETWEEN ? AND ? AND p.status = 'ok'",
         (deployment, model, version, windows[0].id_min, windows[-1].id_max),

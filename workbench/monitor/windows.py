@@ -289,7 +289,8 @@ def _merge(rows: list[tuple[Any, ...]], size: int) -> Window:
         blob = np.frombuffer(row[5], dtype=np.float64)
         if len(blob) == size:
             counts += blob
-        reasons.update(json.loads(row[8]))
+        if row[8] != "{}":
+            reasons.update(json.loads(row[8]))
     return Window(
         start=min(int(r[0]) for r in rows) * 60.0, end=(max(int(r[0]) for r in rows) + 1) * 60.0,
         id_min=min(int(r[1]) for r in rows), id_max=max(int(r[2]) for r in rows),

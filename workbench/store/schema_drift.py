@@ -30,6 +30,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             last_id INTEGER NOT NULL DEFAULT 0    -- predictions.id scanned up to (inclusive)
         ) WITHOUT ROWID;
         CREATE TABLE monitor_buckets (
+            id INTEGER PRIMARY KEY,               -- a rowid table: rows carry KiB blobs
             deployment TEXT NOT NULL,
             model TEXT NOT NULL,
             version INTEGER NOT NULL,
@@ -43,8 +44,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             conf_sum REAL NOT NULL DEFAULT 0,     -- sum of top-class confidence (CBPE)
             conf_rows INTEGER NOT NULL DEFAULT 0,
             reasons TEXT NOT NULL DEFAULT '{}',   -- JSON {error or schema reason: count}
-            PRIMARY KEY (deployment, model, version, seq)
-        ) WITHOUT ROWID;
+            UNIQUE (deployment, model, version, seq)
+        );
         CREATE TABLE monitor_states (
             deployment TEXT PRIMARY KEY,
             state TEXT NOT NULL,                  -- ok | warning | drifting | degraded
