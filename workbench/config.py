@@ -80,16 +80,13 @@ class DeployConfig:
 
 
 @dataclass
-class UiConfig:
-    """``[ui]``: remembered TUI preferences."""
-
-    theme: str = "workbench-dark"
-
-
-@dataclass
 class MonitorConfig:
-    """``[monitor]``: drift, data quality and alerts on deployed models (docs/monitor.md)."""
+    """``[monitor]``: what is kept of the predictions deployments answered; drift, data quality and
+    alerts on them (docs/monitor.md)."""
 
+    retention: str = ""
+    """Applied on ingest: an age (``30d``, ``12h``), a count per deployment (``1000000``), both
+    (``30d,1000000``), or "" to keep every prediction."""
     window: str = "1000"
     """Default window: a count of predictions (``1000``) or a time span (``30m``, ``1h``, ``1d``)."""
     history: int = 20
@@ -112,6 +109,13 @@ class MonitorConfig:
     """Relative loss against the training metric (accuracy, F1 down; MAE, RMSE up) that means ``degraded``."""
     on_alert: list[str] = field(default_factory=list)
     """A command (argv, no shell) run with the alert as JSON on stdin when a deployment's state changes."""
+
+
+@dataclass
+class UiConfig:
+    """``[ui]``: remembered TUI preferences."""
+
+    theme: str = "workbench-dark"
 
 
 @dataclass

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.monitor.conftest import Traffic, make_rows, write_reference
+from tests.monitor.drift_fixtures import (  # noqa: F401  (fixtures)
+    Traffic,
+    baselined_fixture,
+    make_rows,
+    traffic_fixture,
+    write_reference,
+)
 from workbench.core.workspace import Workspace
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.monitor.conftest import Traffic, make_rows
+from tests.monitor.drift_fixtures import Traffic, baselined_fixture, make_rows, traffic_fixture  # noqa: F401  (fixtures)
 from workbench.core.workspace import Workspace
 
 

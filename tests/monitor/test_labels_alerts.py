@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.monitor.conftest import Traffic, make_rows, truth
+from tests.monitor.drift_fixtures import Traffic, baselined_fixture, make_rows, traffic_fixture, truth  # noqa: F401  (fixtures)
 from workbench.core.workspace import Workspace
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.monitor.conftest import write_reference
+from tests.monitor.drift_fixtures import write_reference
 from workbench.core.workspace import Workspace
 from workbench.monitor.profile import profile_column
 from workbench.monitor.tabular import read_table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from textual.widgets import DataTable, Static
 
-from tests.monitor.conftest import Traffic, make_rows
+from tests.monitor.drift_fixtures import Traffic, baselined_fixture, make_rows, traffic_fixture  # noqa: F401  (fixtures)
 from tests.ui.conftest import make_app, settle, wait_for, wait_for_worker_threads
 from workbench.core.workspace import Workspace
 from workbench.ui.screens.monitor import MonitorScreen

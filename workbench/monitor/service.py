@@ -163,13 +163,19 @@ class MonitorService:
         return sorted(names)
 
     # -- reports -----------------------------------------------------------------------------------------
-    def ingest(self) -> None:
-        """Pull in captured predictions waiting in spool files or pod logs (the capture side)."""
-        try:
-            from workbench.monitor.ingest import ingest_pending  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return
-        ingest_pending(self.ws)
+    def ingest(self, deployment: str | None = None) -> None:
+        """Pull in captured predictions waiting in spool files or pod logs (the capture side's
+        ``ingest_pending(ws, deployment=None)``, where that side is installed)."""
+        import importlib
+
+        for module in ("workbench.monitor.predictions", "workbench.monitor.ingest"):
+            try:
+                found = getattr(importlib.import_module(module), "ingest_pending", None)
+            except ImportError:
+                continue
+            if found is not None:
+                found(self.ws, deployment)
+                return
 
     def fold(self, deployment: str) -> int:
         return windows.fold(self.db, deployment, self._profiles)
@@ -180,7 +186,7 @@ class MonitorService:
         spec = windows.parse_window(window or self.config.window)
         model, version = self.deployment_version(deployment)
         if ingest:
-            self.ingest()
+            self.ingest(deployment)
         self.fold(deployment)
         profile = self.profile(model, version)
         if profile is None:

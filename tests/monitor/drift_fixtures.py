@@ -1,5 +1,6 @@
-"""Helpers for monitoring tests: a reference file, and predictions and labels written straight into
-the store (the capture side fills these tables for real)."""
+"""Fixtures and helpers of the drift tests: a reference file, and predictions and labels written
+straight into the store (the capture side fills these tables for real). Imported by the test modules
+(not a conftest: tests/monitor/conftest.py belongs to the capture tests)."""
 
 from __future__ import annotations
 
@@ -88,13 +89,13 @@ class Traffic:
                  for r, v in zip(request_ids, labels, strict=True)])
 
 
-@pytest.fixture
-def traffic(ws: Workspace) -> Iterator[Traffic]:
+@pytest.fixture(name="traffic")
+def traffic_fixture(ws: Workspace) -> Iterator[Traffic]:
     yield Traffic(ws)
 
 
-@pytest.fixture
-def baselined(ws: Workspace, traffic: Traffic, tmp_path: Path) -> Traffic:
+@pytest.fixture(name="baselined")
+def baselined_fixture(ws: Workspace, traffic: Traffic, tmp_path: Path) -> Traffic:
     """A deployment ``svc`` serving ``m:1`` with a reference profile from a 5000-row CSV."""
     traffic.send(make_rows(np.random.default_rng(99), 1))
     reference = write_reference(tmp_path / "train.csv", np.random.default_rng(7))
