@@ -7,14 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.monitor.drift_fixtures import (  # noqa: F401  (fixtures)
-    Traffic,
-    baselined_fixture,
-    make_rows,
-    traffic_fixture,
-    write_reference,
-)
+from tests.monitor import drift_fixtures
+from tests.monitor.drift_fixtures import Traffic, make_rows, write_reference
 from workbench.core.workspace import Workspace
+
+baselined_fixture = drift_fixtures.baselined_fixture  # the fixtures, for pytest to find
+traffic_fixture = drift_fixtures.traffic_fixture
 
 
 def test_json_shape(ws: Workspace, baselined: Traffic, project_dir: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -26,6 +24,7 @@ def test_json_shape(ws: Workspace, baselined: Traffic, project_dir: Path, cli) -
     assert doc["deployment"] == "svc" and doc["state"] == "drifting"
     assert doc["window"]["size"] == "1000" and doc["window"]["rows"] >= 1000
     assert [set(f) >= {"name", "metric", "score", "state"} for f in doc["features"]] == [True] * 4
+    assert set(doc["features"][0]["scores"]) == {"psi", "wasserstein", "ks"}
     assert doc["features"][0]["name"] == "b"
     assert {"metric", "score", "state"} <= set(doc["prediction"])
     everything = json.loads(cli(project_dir, "monitor", "--json").out)

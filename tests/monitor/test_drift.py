@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.monitor.drift_fixtures import Traffic, baselined_fixture, make_rows, traffic_fixture  # noqa: F401  (fixtures)
+from tests.monitor import drift_fixtures
+from tests.monitor.drift_fixtures import Traffic, make_rows, truth
 from workbench.core.workspace import Workspace
+
+baselined_fixture = drift_fixtures.baselined_fixture  # the fixtures, for pytest to find
+traffic_fixture = drift_fixtures.traffic_fixture
 
 
 def test_in_distribution_traffic_stays_ok_across_20_windows(ws: Workspace, baselined: Traffic) -> None:
@@ -68,3 +72,17 @@ def test_quality_counts_missing_unseen_out_of_range_and_errors(ws: Workspace, ba
     assert quality["features"]["a"]["out_of_range"] >= 0.049
     states = {v.name: v.state for v in report.features}
     assert states["c"] == "warning" and states["color"] == "drifting"
+
+
+def test_positional_names_and_a_malformed_row(ws: Workspace, baselined: Traffic) -> None:
+    other = Traffic(ws, deployment="positional")  # serves m:1 too, logs features as f0 .. f3
+    rows = make_rows(np.random.default_rng(6), 300)
+    other.send([{f"f{i}": value for i, value in enumerate(row.values())} for row in rows],
+               [truth(r) for r in rows])
+    with ws.atomic() as db:  # a row whose features are not JSON must not stop monitoring
+        db.execute("INSERT INTO predictions (deployment, model, version, request_id, ts, features)"
+                   " VALUES ('positional', 'm', 1, 'broken', ?, '{not json')", (other.ts + 1,))
+    report = ws.monitor.report("positional", "1000")
+    assert report.window["rows"] == 301
+    assert {v.name: v.state for v in report.features} == dict.fromkeys(("a", "b", "c", "color"), "ok")
+    assert 0 < report.quality["features"]["a"]["missing"] < 0.01  # the broken row's

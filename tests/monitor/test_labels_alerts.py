@@ -8,8 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.monitor.drift_fixtures import Traffic, baselined_fixture, make_rows, traffic_fixture, truth  # noqa: F401  (fixtures)
+from tests.monitor import drift_fixtures
+from tests.monitor.drift_fixtures import Traffic, make_rows, truth
 from workbench.core.workspace import Workspace
+
+baselined_fixture = drift_fixtures.baselined_fixture  # the fixtures, for pytest to find
+traffic_fixture = drift_fixtures.traffic_fixture
 
 
 def _configure_alert(ws: Workspace, out: Path) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 from textual.widgets import DataTable, Static
 
-from tests.monitor.drift_fixtures import Traffic, baselined_fixture, make_rows, traffic_fixture  # noqa: F401  (fixtures)
+from tests.monitor import drift_fixtures
+from tests.monitor.drift_fixtures import Traffic, make_rows
 from tests.ui.conftest import make_app, settle, wait_for, wait_for_worker_threads
 from workbench.core.workspace import Workspace
 from workbench.ui.screens.monitor import MonitorScreen
 from workbench.ui.screens.overview import OverviewScreen
+
+baselined_fixture = drift_fixtures.baselined_fixture  # the fixtures, for pytest to find
+traffic_fixture = drift_fixtures.traffic_fixture
 
 
 async def test_monitor_screen_worst_first_with_charts_and_overview_banner(

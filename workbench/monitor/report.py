@@ -46,7 +46,10 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "deployment": self.deployment, "model": self.model, "version": self.version, "state": self.state,
-            "window": self.window, "features": [v.to_dict() | {"reasons": v.reasons} for v in self.features],
+            "window": self.window, "features": [
+                v.to_dict() | {"kind": v.kind, "reasons": v.reasons, "scores": {
+                    k: round(x, 6) for k, x in self.comparisons[v.name].scores.items()}}
+                for v in self.features],
             "prediction": self.prediction, "quality": self.quality, "labels": self.labels,
             "windows": self.windows, "message": self.message,
         }
