@@ -2,7 +2,8 @@
 
 A table is ``{column: list of values}`` in file order; CSV cells that look like numbers become
 floats, empty cells and ``NA``/``nan``/``null`` become ``None``. At most :data:`MAX_ROWS` rows are
-read: a profile's quantiles and frequencies do not need more.
+read (the first ones: a file sorted by time or label gives a skewed reference; give a shuffled
+sample to ``workbench monitor baseline`` then).
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 
 from workbench.errors import UsageError
 
-MAX_ROWS = 1_000_000
+MAX_ROWS = 200_000
+"""Rows read from a file: quantiles and frequencies are steady long before this, and registering a
+model must not wait on parsing a whole data set."""
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+"""Of a CSV/TSV file, only this much (cut at a line end) is decoded."""
 TABULAR_SUFFIXES = (".csv", ".tsv", ".parquet", ".npy")
 _MISSING = {"", "na", "nan", "null", "none", "n/a"}
 
@@ -54,6 +59,8 @@ def _cell(text: str) -> Any:
 
 
 def _read_csv(path: Path, raw: bytes, delimiter: str) -> Table:
+    if len(raw) > MAX_TEXT_BYTES:
+        raw = raw[: raw.rfind(b"\n", 0, MAX_TEXT_BYTES) + 1]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -74,7 +81,7 @@ def _read_csv(path: Path, raw: bytes, delimiter: str) -> Table:
                              f" the header {len(names)}")
         for column, cell in zip(columns, row, strict=True):
             column.append(_cell(cell))
-        if line_number > MAX_ROWS:
+        if line_number > MAX_ROWS:  # the header is line 1
             break
     if not columns[0]:
         raise UsageError(f"{path.name}: no data rows")
