@@ -20,9 +20,8 @@ def test_in_distribution_traffic_stays_ok_across_20_windows(ws: Workspace, basel
     assert len(report.windows) == 20
     assert [w["state"] for w in report.windows] == ["ok"] * 20
     assert report.state == "ok"
-    config = ws.config.monitor
-    for name, scores in report.history.items():
-        assert max(scores) < (config.js_warning if name == "color" else config.wasserstein_warning), name
+    for name, severities in report.history.items():  # each score over its drifting threshold
+        assert max(severities) < 0.4, name  # below every warning threshold
     assert report.prediction["state"] == "ok"
 
 

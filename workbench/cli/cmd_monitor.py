@@ -109,9 +109,9 @@ def _print_report(report: Report) -> None:
             if quality.get(key):
                 notes.append(f"{key.replace('_', ' ')} {quality[key]:.1%}")
         s = STATE_STYLE.get(verdict.state, "")
+        trend = sparkline(report.history.get(verdict.name, []), 1.0)
         table.add_row(verdict.name, verdict.metric, number(verdict.score), f"[{s}]{verdict.state}[/{s}]",
-                      sparkline(report.history.get(verdict.name, [])), f"{quality.get('missing', 0):.1%}",
-                      "; ".join(notes))
+                      trend, f"{quality.get('missing', 0):.1%}", "; ".join(notes))
     out.print(table)
     out.print("  " + _prediction_line(report.prediction, report.labels))
     if report.quality.get("error_reasons"):

@@ -35,7 +35,7 @@ class Report:
     window: dict[str, Any]
     features: list[Verdict] = field(default_factory=list)
     comparisons: dict[str, Comparison] = field(default_factory=dict)
-    history: dict[str, list[float]] = field(default_factory=dict)  # feature -> score per window
+    history: dict[str, list[float]] = field(default_factory=dict)  # feature -> severity per window
     references: dict[str, tuple[list[str], list[float]]] = field(default_factory=dict)  # bins, shares
     prediction: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
@@ -48,7 +48,8 @@ class Report:
             "deployment": self.deployment, "model": self.model, "version": self.version, "state": self.state,
             "window": self.window, "features": [
                 v.to_dict() | {"kind": v.kind, "reasons": v.reasons, "scores": {
-                    k: round(x, 6) for k, x in self.comparisons[v.name].scores.items()}}
+                    k: round(x, 6) for k, x in self.comparisons[v.name].scores.items()},
+                    "trend": [round(x, 4) for x in self.history.get(v.name, [])]}
                 for v in self.features],
             "prediction": self.prediction, "quality": self.quality, "labels": self.labels,
             "windows": self.windows, "message": self.message,
@@ -74,7 +75,7 @@ def build_report(db: sqlite3.Connection, deployment: str, model: str, version: i
         for index, feature in enumerate(profile.features):
             comparison = compare(feature, window.counts[layout.span(index)])
             verdicts.append(judge(comparison, config, window.rows, feature.missing_rate))
-            history[feature.name].append(verdicts[-1].score)
+            history[feature.name].append(verdicts[-1].severity)
         window_states.append(worst([v.state for v in verdicts]))
     latest = windows[-1]
     report = Report(deployment, model, version, OK, latest.describe(spec), history=history)

@@ -42,6 +42,8 @@ class Verdict:
     score: float
     state: str
     reasons: list[str] = field(default_factory=list)
+    severity: float = 0.0
+    """The score over its drifting threshold (the worse of PSI's and Wasserstein's): 1 is drifting."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "metric": self.metric, "score": round(self.score, 6), "state": self.state}
@@ -53,13 +55,14 @@ def judge(comparison: Comparison, config: MonitorConfig, rows: int, missing_befo
     if "js" in scores:
         metric, score = "js", scores["js"]
         state = _level(score, config.js_warning, config.js_drifting)
+        severity = score / max(config.js_drifting, 1e-12)
     else:
         psi_state = _level(scores["psi"], config.psi_warning, config.psi_drifting)
         w_state = _level(scores["wasserstein"], config.wasserstein_warning, config.wasserstein_drifting)
         psi_ratio = scores["psi"] / max(config.psi_drifting, 1e-12)
         w_ratio = scores["wasserstein"] / max(config.wasserstein_drifting, 1e-12)
         metric = "psi" if psi_ratio >= w_ratio else "wasserstein"
-        score = scores[metric]
+        score, severity = scores[metric], max(psi_ratio, w_ratio)
         state = worst([psi_state, w_state])
     reasons: list[str] = []
     quality = comparison.quality
@@ -71,4 +74,4 @@ def judge(comparison: Comparison, config: MonitorConfig, rows: int, missing_befo
         state = WARNING
     if rows < config.min_rows:
         state, reasons = OK, [f"only {rows} rows (min_rows {config.min_rows})"]
-    return Verdict(comparison.name, comparison.kind, metric, score, state, reasons)
+    return Verdict(comparison.name, comparison.kind, metric, score, state, reasons, severity)

@@ -82,7 +82,7 @@ class MonitorScreen(WorkbenchScreen):
             lines.append((verdict.name, [
                 verdict.name, verdict.metric, fmt.number(verdict.score),
                 Text(verdict.state, style=self.theme_style(STATE_STYLE.get(verdict.state, "text"))),
-                fmt.sparkline(report.history.get(verdict.name, [])),
+                fmt.sparkline(report.history.get(verdict.name, []), 1.0),
             ]))
         fill_table(table, ("feature", "metric", "score", "state", "trend"), lines)
         self._charts()
