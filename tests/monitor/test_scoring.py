@@ -27,6 +27,9 @@ def test_outputs_with_probabilities() -> None:
     assert labels.confidence([0.1, 0.7, 0.2]) == 0.7
     assert labels.confidence(3) is None and labels.predicted_value(3, []) == 3
     assert labels.parse_output('[0.5, 0.5]') == [0.5, 0.5]
+    both = {"predict": 2, "predict_proba": [0.1, 0.2, 0.7]}  # MLServer's two outputs, as captured
+    assert labels.predicted_value(both, ["a", "b", "c"]) == 2 and labels.confidence(both) == 0.7
+    assert labels.predicted_value({"predict_proba": [0.8, 0.2]}, ["x", "y"]) == "x"
 
 
 def test_effect_sizes() -> None:

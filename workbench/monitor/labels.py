@@ -17,6 +17,9 @@ import numpy as np
 from workbench.monitor.profile import category_key
 
 CLASSIFICATION, REGRESSION = "classification", "regression"
+ANSWER_KEYS = ("predict", "label", "prediction", "output")
+"""Where the answer is in an output of several named tensors (the capture side logs a dict then)."""
+PROBABILITY_KEYS = ("predict_proba", "probabilities", "proba", "probability")
 
 
 def parse_output(raw: Any) -> Any:
@@ -30,8 +33,8 @@ def parse_output(raw: Any) -> Any:
 
 
 def _probabilities(output: Any) -> list[float] | None:
-    if isinstance(output, dict):
-        output = output.get("probabilities") or output.get("proba")
+    if isinstance(output, dict):  # several outputs (MLServer: predict, predict_proba), by name
+        output = next((output[k] for k in PROBABILITY_KEYS if k in output), None)
     if isinstance(output, list) and len(output) == 1 and isinstance(output[0], list):
         output = output[0]
     if (isinstance(output, list) and len(output) > 1
@@ -43,13 +46,18 @@ def _probabilities(output: Any) -> list[float] | None:
 
 
 def predicted_value(output: Any, classes: list[str]) -> Any:
-    """The answer in an output: the top class of probabilities, else the value itself."""
+    """The answer in an output: the class named in a dict of outputs, the top class of
+    probabilities, else the value itself."""
+    if isinstance(output, dict):
+        for key in ANSWER_KEYS:
+            if key in output:
+                return predicted_value(output[key], classes)
     probabilities = _probabilities(output)
     if probabilities is not None:
         index = int(np.argmax(probabilities))
         return classes[index] if index < len(classes) else str(index)
     if isinstance(output, dict):
-        return output.get("label", output.get("prediction"))
+        return None
     if isinstance(output, list) and len(output) == 1:
         return output[0]
     return output
