@@ -81,3 +81,24 @@ def test_a_failing_alert_command_is_a_warning_not_an_error(ws: Workspace, baseli
     report = ws.monitor.report("svc", "1000", notes=notes.append)
     assert report.state == "drifting"
     assert notes == ["alert command not found: /nonexistent/alert-tool"]
+
+
+def test_regression_turns_degraded_on_mae(ws: Workspace, traffic: Traffic, tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    reference = tmp_path / "reg.csv"
+    x = rng.normal(0, 1, 3000)
+    noise = rng.normal(0, 0.5, 3000)
+    reference.write_text("x,prediction,label\n" + "".join(
+        f"{a},{2 * a + 0.1},{2 * a + e}\n" for a, e in zip(x, noise, strict=True)))
+    traffic.send([{"x": 0.0}], [0.0])
+    ws.monitor.baseline("svc", reference)
+    profile = ws.monitor.profile("m", 1)
+    assert profile is not None and profile.task == "regression"
+    assert profile.reference_metric is not None and profile.reference_metric["name"] == "mae"
+    for spread in (0.5, 2.0):
+        xs = rng.normal(0, 1, 1000)
+        ids = traffic.send([{"x": float(a)} for a in xs], [float(2 * a) for a in xs])
+        traffic.label(ids, [float(2 * a + e) for a, e in zip(xs, rng.normal(0, spread, 1000), strict=True)])
+        report = ws.monitor.report("svc", "1000")
+        assert report.labels["metric"] == "mae"
+        assert report.state == ("ok" if spread == 0.5 else "degraded"), report.labels
