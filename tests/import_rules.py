@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # -- the facade: builds the services and hands each its collaborators --------------------
     ("facade", ("workbench.core", "workbench.demo")),
     # -- UI-free domain packages, each above what it uses ------------------------------------
+    ("monitor", ("workbench.monitor",)),  # watches deployments, retrains through runs and pipelines
     ("workflows, deploy, remote", ("workbench.workflows", "workbench.deploy", "workbench.remote")),
     ("tracking", ("workbench.tracking",)),
     ("executors", ("workbench.executors",)),  # executors know nothing of runs: never tracking

@@ -12,7 +12,7 @@ import pytest
 import workbench
 
 CORE_PACKAGES = ("host", "core", "store", "versioning", "tracking", "executors", "deploy", "workflows",
-                 "remote")
+                 "remote", "monitor")
 FORBIDDEN_IN_CORE = ("textual", "plotext", "textual_plotext")
 
 

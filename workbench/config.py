@@ -83,6 +83,38 @@ class DeployConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """``[monitor]``: what is kept of the predictions deployments answered; drift, data quality and
+    alerts on them (docs/monitor.md)."""
+
+    retention: str = ""
+    """Applied on ingest: an age (``30d``, ``12h``), a count per deployment (``1000000``), both
+    (``30d,1000000``), or "" to keep every prediction."""
+    window: str = "1000"
+    """Default window: a count of predictions (``1000``) or a time span (``30m``, ``1h``, ``1d``)."""
+    history: int = 20
+    """How many past windows ``monitor`` and the Monitor screen show (sparklines)."""
+    min_rows: int = 100
+    """A window with fewer answered rows is reported but never turns a feature warning or drifting."""
+    psi_warning: float = 0.1
+    """Population stability index at which a feature (or the prediction) turns ``warning``."""
+    psi_drifting: float = 0.25
+    """PSI at which it turns ``drifting``."""
+    wasserstein_warning: float = 0.25
+    """Wasserstein distance over the reference standard deviation at which a number turns ``warning``."""
+    wasserstein_drifting: float = 0.5
+    """Normalised Wasserstein distance at which a number turns ``drifting``."""
+    js_warning: float = 0.1
+    """Jensen-Shannon distance (base 2) at which a category turns ``warning``."""
+    js_drifting: float = 0.2
+    """Jensen-Shannon distance at which a category turns ``drifting``."""
+    degraded_drop: float = 0.1
+    """Relative loss against the training metric (accuracy, F1 down; MAE, RMSE up) that means ``degraded``."""
+    on_alert: list[str] = field(default_factory=list)
+    """A command (argv, no shell) run with the alert as JSON on stdin when a deployment's state changes."""
+
+
+@dataclass
 class UiConfig:
     """``[ui]``: remembered TUI preferences."""
 
@@ -99,6 +131,7 @@ class ProjectConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
 
 RANGES: dict[str, tuple[float, float]] = {
@@ -107,6 +140,15 @@ RANGES: dict[str, tuple[float, float]] = {
     "watch.quiet_seconds": (0.01, 86_400.0),
     "watch.max_interval_seconds": (0.01, 7 * 86_400.0),
     "executor.gpus": (0, 1024),
+    "monitor.history": (1, 1000),
+    "monitor.min_rows": (1, 1 << 40),
+    "monitor.psi_warning": (0.0, 100.0),
+    "monitor.psi_drifting": (0.0, 100.0),
+    "monitor.wasserstein_warning": (0.0, 100.0),
+    "monitor.wasserstein_drifting": (0.0, 100.0),
+    "monitor.js_warning": (0.0, 1.0),
+    "monitor.js_drifting": (0.0, 1.0),
+    "monitor.degraded_drop": (0.0, 1.0),
 }
 """Inclusive bounds of each numeric key, ``section.key`` -> (lowest, highest)."""
 
@@ -122,6 +164,7 @@ def _check_ranges(config: ProjectConfig) -> None:
         raise ConfigError(f"config 'watch.max_interval_seconds' ({config.watch.max_interval_seconds:g}) "
                           f"is below 'watch.quiet_seconds' ({config.watch.quiet_seconds:g})",
                           "the longest wait cannot be shorter than the quiet period")
+    _check_monitor(config.monitor)
     for index, pattern in enumerate(config.tracking.metric_patterns):
         where = f"config 'tracking.metric_patterns[{index}]'"
         if not isinstance(pattern, str):
@@ -133,6 +176,23 @@ def _check_ranges(config: ProjectConfig) -> None:
         if not {"name", "value"} <= set(groups):
             raise ConfigError(f"{where} has no (?P<name>...) and (?P<value>...) groups",
                               "name the groups that capture the metric's name and value")
+
+
+_WINDOW = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+
+
+def _check_monitor(monitor: MonitorConfig) -> None:
+    for low, high in (("psi_warning", "psi_drifting"), ("wasserstein_warning", "wasserstein_drifting"),
+                      ("js_warning", "js_drifting")):
+        if getattr(monitor, high) < getattr(monitor, low):
+            raise ConfigError(f"config 'monitor.{high}' is below 'monitor.{low}'",
+                              "drifting must be at least the warning threshold")
+    if not _WINDOW.match(monitor.window):
+        raise ConfigError(f"config 'monitor.window' must be a count (1000) or a time span (30m, 1h), "
+                          f"got {monitor.window!r}")
+    if not all(isinstance(part, str) for part in monitor.on_alert):
+        raise ConfigError("config 'monitor.on_alert' must be a list of strings (a command's argv)",
+                          'write on_alert = ["program", "arg"]')
 
 
 def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:

@@ -82,3 +82,14 @@ def local_time(stamp: float | None, missing: str = "-") -> str:
 def short_time(stamp: float | None, missing: str = "") -> str:
     """Local ``MM-DD HH:MM`` (narrow table columns)."""
     return missing if stamp is None else time.strftime("%m-%d %H:%M", time.localtime(stamp))
+
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], ceiling: float | None = None) -> str:
+    """One block character per value, scaled to ``ceiling`` (values above it get the full block),
+    or to the largest value when no ceiling is given."""
+    top = ceiling or max(values, default=0.0) or 1.0
+    return "".join(_SPARK[min(len(_SPARK) - 1, max(0, int(v / top * (len(_SPARK) - 1) + 0.5)))]
+                   for v in values)

@@ -25,7 +25,8 @@ async def test_number_keys_reach_every_screen_and_help_lists_bindings(demo_ws: W
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         for key, name in (("2", "HistoryScreen"), ("3", "RunsScreen"), ("4", "ModelsScreen"),
-                          ("5", "DeploymentsScreen"), ("6", "PipelinesScreen"), ("1", "OverviewScreen")):
+                          ("5", "DeploymentsScreen"), ("6", "PipelinesScreen"), ("7", "MonitorScreen"),
+                          ("1", "OverviewScreen")):
             await pilot.press(key)
             await settle(pilot, 0.1)
             assert type(app.screen).__name__ == name

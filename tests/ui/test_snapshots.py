@@ -43,7 +43,7 @@ def test_every_screen_fits_80x24(demo_ws: Workspace) -> None:
     async def go() -> None:
         app = make_app(demo_ws)
         async with app.run_test(size=(80, 24)) as pilot:
-            for key in "123456":
+            for key in "1234567":
                 await pilot.press(key)
                 await settle(pilot, 0.2)
                 assert app.screen.size.width == 80

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "workbench.cli.cmd_ui",
     "workbench.cli.cmd_remote",
     "workbench.cli.cmd_export",
+    "workbench.cli.cmd_monitor",
 )
 
 # Which module registers each top-level command, so that running one command imports one module
@@ -47,6 +48,7 @@ COMMAND_TO_MODULE = {
     **dict.fromkeys(("ui", "demo"), "workbench.cli.cmd_ui"),
     **dict.fromkeys(("remote", "push", "pull", "clone"), "workbench.cli.cmd_remote"),
     "export": "workbench.cli.cmd_export",
+    "monitor": "workbench.cli.cmd_monitor",
 }
 
 

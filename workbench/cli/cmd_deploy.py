@@ -185,15 +185,17 @@ def _list(args: argparse.Namespace) -> int:
         console().print(table)
         return 0
     infos = ws.deployments.list(include_undeployed=args.all)
+    monitored = ws.monitor.states()
     if args.json:
-        print_json([{**i.to_json(), "metrics": _metrics(ws, i)} for i in infos])
+        print_json([{**i.to_json(), "metrics": _metrics(ws, i), "monitor": monitored.get(i.name)}
+                    for i in infos])
         return 0
     if not infos:
         console().print("no deployments (deploy one with 'workbench deploy MODEL')")
         return 0
     from rich.table import Table
 
-    table = Table("NAME", "MODEL", "RUN", "TARGET", "READY", "STATE", "ENDPOINT", "AGE")
+    table = Table("NAME", "MODEL", "RUN", "TARGET", "READY", "STATE", "MONITOR", "ENDPOINT", "AGE")
     for i in infos:
         table.add_row(
             i.name,
@@ -202,6 +204,7 @@ def _list(args: argparse.Namespace) -> int:
             i.target,
             f"{i.ready}/{i.replicas}",
             i.state,
+            monitored.get(i.name, "-"),
             i.endpoint,
             _age(i.age_seconds),
         )

@@ -9,6 +9,7 @@ No Textual, Rich or printing here: progress goes through callables passed in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,9 @@ from workbench.project import Project, ProjectView
 if TYPE_CHECKING:
     from workbench.deploy.service import DeployService
     from workbench.executors.service import ExecutorService
+    from workbench.monitor.service import MonitorService
     from workbench.remote.service import RemoteService
+    from workbench.tracking.registry import ModelVersion
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import Salt, VersioningService
     from workbench.versioning.versioned import VersionedProject
@@ -91,7 +94,8 @@ class Workspace(ProjectView):
         """The project with its versioning service: what run orchestration and executors work on."""
         from workbench.versioning.versioned import VersionedProject
 
-        return VersionedProject(self.project, self.versions, job_remote=self.remote)
+        return VersionedProject(self.project, self.versions, job_remote=self.remote,
+                                on_model_registered=self.model_registered)
 
     @cached_property
     def runs(self) -> TrackingService:
@@ -125,3 +129,13 @@ class Workspace(ProjectView):
         from workbench.remote.service import RemoteService
 
         return RemoteService(self.project, versions=self.versions)
+
+    @cached_property
+    def monitor(self) -> MonitorService:
+        from workbench.monitor.service import MonitorService
+
+        return MonitorService(self.project, versions=self.versions)
+
+    def model_registered(self, version: ModelVersion, note: Callable[[str], None] | None = None) -> None:
+        """A new model version was registered: fix its reference profile (monitoring) now."""
+        self.monitor.profile_registered(version, note)

@@ -218,6 +218,8 @@ def _register_models(
         )
         if reused and note is not None:
             note(f"model {found.name}: identical to version {found.version}, reused")
+        elif not reused and ws.on_model_registered is not None:
+            ws.on_model_registered(found, note)
         created.append(found)
     return created
 

@@ -375,11 +375,14 @@ class TrackingService:
             rel = path.resolve().relative_to(self.project.root).as_posix()
         except ValueError:
             rel = str(path.resolve())
-        return registry.register_version(
+        found, reused = registry.register_or_reuse(
             self.db, name=name or registry.model_name_for(rel), run_id=run_id, path=rel, hash=digest,
             size=path.stat().st_size, framework=framework, framework_version=framework_version,
             now=self.clock.now(),
         )
+        if not reused and self.versioned.on_model_registered is not None:
+            self.versioned.on_model_registered(found, None)
+        return found
 
     # -- managing runs after the fact (workbench/tracking/manage.py) -------------------------------
     def rename(self, ref: str, name: str) -> RunInfo:

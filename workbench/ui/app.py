@@ -1,6 +1,6 @@
 """The Workbench TUI: one App that receives its Workspace and shows the project in screens.
 
-Screens are Textual modes reached by number keys (1 Overview ... 6 Pipelines) and from the command
+Screens are Textual modes reached by number keys (1 Overview ... 6 Pipelines, 7 Monitor) and from the command
 palette (Ctrl+P), which also lists every action of the current screen and every theme. Drill-down
 screens (run detail, compare) are pushed on top; ``q`` goes back, and quits from a top screen; Esc
 goes back but never quits.
@@ -38,16 +38,17 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
     ("models", "4", "Models"),
     ("deployments", "5", "Deployments"),
     ("pipelines", "6", "Pipelines"),
+    ("monitor", "7", "Monitor"),
 )
 
 
 def _screen_factory(mode: str) -> type[Screen[Any]]:
-    from workbench.ui.screens import deployments, history, models, overview, pipelines, runs
+    from workbench.ui.screens import deployments, history, models, monitor, overview, pipelines, runs
 
     screens: dict[str, type[Screen[Any]]] = {
         "overview": overview.OverviewScreen, "history": history.HistoryScreen, "runs": runs.RunsScreen,
         "models": models.ModelsScreen, "deployments": deployments.DeploymentsScreen,
-        "pipelines": pipelines.PipelinesScreen,
+        "pipelines": pipelines.PipelinesScreen, "monitor": monitor.MonitorScreen,
     }
     return screens[mode]
 

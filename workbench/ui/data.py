@@ -44,6 +44,7 @@ from workbench.ui.rows import (
 
 if TYPE_CHECKING:
     from workbench.core.workspace import Workspace
+    from workbench.monitor.report import Report
     from workbench.tracking.request import RunRequest
 
 __all__ = [
@@ -206,7 +207,19 @@ class UiData:
 
     def deployments(self) -> list[DeploymentRow]:
         """``ws.deployments.list()``: replicas desired and ready (checked live), rollout state."""
-        return [deployment_row(d) for d in self.ws.deployments.list()]
+        states = self.ws.monitor.states()
+        rows = [deployment_row(d) for d in self.ws.deployments.list()]
+        for row in rows:
+            row.monitor = states.get(row.name, "")
+        return rows
+
+    def monitor_reports(self, window: str | None = None) -> list[Report]:
+        """``ws.monitor.reports()``: fold new predictions, judge each deployment's latest window."""
+        return self.ws.monitor.reports(window)
+
+    def monitor_alerts(self) -> dict[str, str]:
+        """Deployments whose last monitoring state is not ``ok`` (cheap: no folding)."""
+        return {name: state for name, state in self.ws.monitor.states().items() if state != "ok"}
 
     def server_ready(self, spec: str) -> bool:
         """Whether the local model server for this model version is built (no first-use wait)."""

@@ -121,6 +121,8 @@ class DeploymentRow:
     run_id: str | None = None
     pending: bool = False
     """Not in the store yet: the TUI is still building the model server for it."""
+    monitor: str = ""
+    """The last monitoring state (ok, warning, drifting, degraded), '' when never monitored."""
 
 
 TRAFFIC_KEYS = ("request_rate", "error_rate", "latency_p50", "latency_p99")

@@ -9,9 +9,10 @@ run) opens one with :meth:`VersionedProject.open`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from workbench.project import Project, ProjectView
 
@@ -58,6 +59,9 @@ class VersionedProject(ProjectView):
     project: Project
     versions: VersioningService
     job_remote: JobRemote | None = None
+    on_model_registered: Callable[[Any, Callable[[str], None] | None], None] | None = None
+    """Called with each new model version (and a note callback) so monitoring fixes its reference
+    profile; wired by the Workspace, since tracking sits below the monitor package."""
 
     @classmethod
     def open(cls, start: Path | None = None) -> VersionedProject:

@@ -1,7 +1,8 @@
 """Screen 1, Overview: the project at a glance, refreshed live.
 
 Project path, the watcher's state, pending changes, recent snapshots, running and recent runs,
-the GPU strip and deployments when there are any. Enter on a run opens it.
+the GPU strip and deployments when there are any, with their monitoring state; a banner names the
+deployments whose monitoring state is not ok (7 opens Monitor). Enter on a run opens it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class OverviewData:
     gpu_reason: str
     notes: list[str]
     remote: str = ""
+    alerts: dict[str, str] | None = None
 
 
 class OverviewScreen(WorkbenchScreen):
@@ -55,6 +57,7 @@ class OverviewScreen(WorkbenchScreen):
     def compose(self) -> ComposeResult:
         yield self.compose_title()
         yield Static("", id="project-line")
+        yield Static("", id="alert-banner")
         yield GpuStrip("", id="gpu-strip")
         with Horizontal(id="overview-body"):
             with Vertical(id="overview-runs", classes="panel"):
@@ -72,7 +75,8 @@ class OverviewScreen(WorkbenchScreen):
     def on_mount(self) -> None:
         self.query_one("#recent-runs", DataTable).add_columns("", "name", "id", "started", "time", "metric")
         self.query_one("#recent-snapshots", DataTable).add_columns("id", "kind", "when", "message")
-        self.query_one("#recent-deployments", DataTable).add_columns("name", "model", "ready", "state")
+        self.query_one("#recent-deployments", DataTable).add_columns("name", "model", "ready", "state",
+                                                                     "monitor")
         self.query_one("#overview-deployments").display = False
         self.watch(self.wb, "watcher_state", self._show_project_line)
 
@@ -107,7 +111,8 @@ class OverviewScreen(WorkbenchScreen):
         deployments = attempt(data.deployments, [])
         gpus, reason = data.gpus() if self.wb.gpu_probe else ([], "GPU probe off")
         remote = attempt(data.remote_line, "")
-        return OverviewData(runs[:30], snapshots, pending, deployments, gpus, reason, notes, remote)
+        alerts = attempt(data.monitor_alerts, {})
+        return OverviewData(runs[:30], snapshots, pending, deployments, gpus, reason, notes, remote, alerts)
 
     def _show_project_line(self, _: object = None) -> None:
         state = self.wb.watcher_state
@@ -151,8 +156,14 @@ class OverviewScreen(WorkbenchScreen):
         deps = self.query_one("#recent-deployments", DataTable)
         deps.clear()
         for dep in value.deployments:
-            deps.add_row(dep.name, f"{dep.model}:{dep.version}", f"{dep.ready}/{dep.desired}", dep.state)
+            deps.add_row(dep.name, f"{dep.model}:{dep.version}", f"{dep.ready}/{dep.desired}", dep.state,
+                         dep.monitor or "-")
         self.query_one("#overview-deployments").display = bool(value.deployments)
+        banner = self.query_one("#alert-banner", Static)
+        alerts = value.alerts or {}
+        banner.set_class(bool(alerts), "shown")
+        banner.update("⚠ " + ", ".join(f"{name} {state}" for name, state in sorted(alerts.items()))
+                      + "  ·  7: Monitor" if alerts else "")
         if value.notes and not getattr(self, "_noted", False):
             self._noted = True
             self.notify("\n".join(value.notes[:3]), title="Some data is not available", severity="warning")
