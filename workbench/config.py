@@ -80,6 +80,15 @@ class DeployConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """``[monitor]``: what is kept of the predictions deployments answered."""
+
+    retention: str = ""
+    """Applied on ingest: an age (``30d``, ``12h``), a count per deployment (``1000000``), both
+    (``30d,1000000``), or "" to keep every prediction."""
+
+
+@dataclass
 class UiConfig:
     """``[ui]``: remembered TUI preferences."""
 
@@ -96,6 +105,7 @@ class ProjectConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
 
 RANGES: dict[str, tuple[float, float]] = {

@@ -33,6 +33,11 @@ def register(subparsers: Any) -> None:
         "(inside the cluster and 'workbench predict' only). Default: as the deployment's last revision, "
         "else Route on OpenShift, Ingress elsewhere. Neither checks who calls",
     )
+    p.add_argument(
+        "--log-predictions", type=float, default=1.0, metavar="RATE",
+        help="share of requests recorded with their inputs and answers for 'workbench predictions' "
+        "(default 1.0: every request; 0 turns it off)",
+    )
     add_json_flag(p)
     p.set_defaults(handler=_deploy)
 
@@ -87,7 +92,7 @@ def _deploy(args: argparse.Namespace) -> int:
     err = console(stderr=True)
     target = ws.deployments.check_request(
         name=args.name, target=args.target, replicas=args.replicas, gpus=args.gpus, timeout=args.timeout,
-        expose=args.expose,
+        expose=args.expose, log_predictions=args.log_predictions,
     )
     if target == "local" and not ws.deployments.server_ready(args.model):
         _build_server(ws, args.model, err)
@@ -103,6 +108,7 @@ def _deploy(args: argparse.Namespace) -> int:
             gpus=args.gpus,
             timeout=args.timeout,
             expose=args.expose,
+            log_predictions=args.log_predictions,
         )
     return _show(info, args.json)
 

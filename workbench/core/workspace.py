@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from workbench.config import ProjectConfig
     from workbench.deploy.service import DeployService
     from workbench.executors.service import ExecutorService
+    from workbench.monitor.predictions import PredictionService
     from workbench.remote.service import RemoteService
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import Salt, VersioningService
@@ -159,6 +160,12 @@ class Workspace:
         from workbench.deploy.service import DeployService
 
         return DeployService(self)
+
+    @cached_property
+    def predictions(self) -> PredictionService:
+        from workbench.monitor.predictions import PredictionService
+
+        return PredictionService(self)
 
     @cached_property
     def workflows(self) -> WorkflowService:

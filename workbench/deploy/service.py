@@ -44,7 +44,7 @@ class DeployService:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.state_root = ws.paths.deploy
-        self.local = local.LocalTarget(self.state_root)
+        self.local = local.LocalTarget(self.state_root, ws.paths.monitor_spool)
         self._sampler = MetricsSampler()
         self._round_robin: dict[str, itertools.cycle[str]] = {}
         self.records = DeploymentHistory(lambda: ws.db, ws.atomic)
@@ -99,8 +99,12 @@ class DeployService:
 
     # -- operations ----------------------------------------------------------------------------
     def check_request(self, *, name: str | None = None, target: str | None = None, replicas: int = 1,
-                      gpus: int = 0, timeout: float = 180.0, expose: str | None = None) -> str:
+                      gpus: int = 0, timeout: float = 180.0, expose: str | None = None,
+                      log_predictions: float = 1.0) -> str:
         """Refuse bad options before anything is resolved, built or started; returns the target."""
+        if not 0.0 <= log_predictions <= 1.0:
+            raise UsageError(f"--log-predictions must be between 0 and 1, got {log_predictions:g}",
+                             "1 records every request, 0.1 one in ten, 0 none")
         target = target or self.ws.config.deploy.target or "local"
         if target not in TARGETS:
             raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
@@ -134,13 +138,17 @@ class DeployService:
         timeout: float = 180.0,
         progress: Progress | None = None,
         expose: str | None = None,
+        log_predictions: float = 1.0,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
+
+        ``log_predictions``: the share of requests recorded with their inputs and answers
+        (``workbench predictions``); 0 turns capture off.
 
         ``expose`` (cluster targets): "route", "ingress" or "none"; None keeps what the deployment's
         latest revision recorded, else the target's default (Route on OpenShift, else Ingress)."""
         target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus, timeout=timeout,
-                                    expose=expose)
+                                    expose=expose, log_predictions=log_predictions)
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
         if expose is None and target != "local":
@@ -162,6 +170,7 @@ class DeployService:
             gpus=gpus,
             image=self.ws.config.deploy.image,
             expose=expose or "",
+            log_predictions=log_predictions,
         )
         return self._apply(spec, "deploy", runtime, timeout, progress)
 
@@ -230,7 +239,8 @@ class DeployService:
         self.records.record(spec, revision, action, [])
         try:
             folder = self.local.prepare_folder(
-                spec.name, revision, spec.model.version, spec.model.filename, runtime, self._fetch(spec.model)
+                spec.name, revision, spec.model.version, spec.model.filename, runtime,
+                self._fetch(spec.model), log_rate=spec.log_predictions,
             )
             mode, started = self.local.roll_out(
                 name=spec.name,

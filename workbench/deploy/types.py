@@ -82,6 +82,8 @@ class DeploySpec:
     image: str = ""
     expose: str = ""
     """One of :data:`EXPOSE`, or "" for the target's default (Route on OpenShift, else Ingress)."""
+    log_predictions: float = 1.0
+    """The share of requests whose inputs and answers are recorded (0 turns capture off)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

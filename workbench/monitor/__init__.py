@@ -1,0 +1,1 @@
+"""Models in production: the prediction log, feedback labels, drift, alerts and retraining."""

@@ -1,0 +1,214 @@
+"""Record every answer of a deployment: a wrapping MLServer runtime written into the model folder.
+
+MLServer has no hook for payloads, so the model folder's ``model-settings.json`` names
+:data:`CAPTURE_CLASS` as the implementation and keeps the real runtime (``mlserver_sklearn.SKLearnModel``
+...) and the capture settings under ``parameters.extra.workbench_capture``. The wrapper loads the
+real runtime, checks each request's shape against the model (``expects 4 features, got 3``), calls
+the real ``predict`` and writes one JSON line per answered row:
+
+- on a local replica, appended with a single ``write`` to
+  ``.workbench/monitor/spool/<deployment>/r<revision>-<replica>.jsonl`` (``WORKBENCH_SPOOL_DIR`` and
+  ``WORKBENCH_REPLICA`` in the replica's environment): the file survives Workbench not running, and
+  :mod:`workbench.monitor.ingest` reads it from an offset;
+- on a cluster pod (no spool variable), printed on stdout after :data:`MARKER`, collected through the
+  pod log API (:mod:`workbench.monitor.podlogs`).
+
+The module runs inside the serving venv, where Workbench is not installed: :data:`RUNTIME_SOURCE` uses
+only the standard library and MLServer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+CAPTURE_MODULE = "workbench_capture"
+CAPTURE_CLASS = f"{CAPTURE_MODULE}.CapturingModel"
+MARKER = "@@workbench-prediction@@ "
+"""Prefix of a prediction line on a pod's stdout."""
+SPOOL_ENV = "WORKBENCH_SPOOL_DIR"
+REPLICA_ENV = "WORKBENCH_REPLICA"
+
+FIELDS = (
+    "deployment",
+    "revision",
+    "model",
+    "version",
+    "request_id",
+    "row_index",
+    "ts",
+    "latency_ms",
+    "status",
+    "error",
+    "features",
+    "output",
+)
+"""The keys of one spooled line (the columns of the ``predictions`` table)."""
+
+
+def capture_settings(
+    settings: dict[str, Any], *, deployment: str, revision: int, rate: float
+) -> dict[str, Any]:
+    """Wrap ``model-settings.json`` (as built by ``serving.model_settings``) so it records answers."""
+    wrapped: dict[str, Any] = json.loads(json.dumps(settings))
+    params = wrapped.setdefault("parameters", {})
+    extra = params.setdefault("extra", {})
+    extra["workbench_capture"] = {
+        "implementation": wrapped["implementation"],
+        "deployment": deployment,
+        "revision": revision,
+        "model": wrapped.get("name", deployment),
+        "version": str(params.get("version", "")),
+        "rate": rate,
+    }
+    wrapped["implementation"] = CAPTURE_CLASS
+    return wrapped
+
+
+RUNTIME_SOURCE = r'''"""Records each request and answer of the wrapped runtime (written by Workbench)."""
+import importlib
+import json
+import os
+import random
+import sys
+import time
+import uuid
+
+from mlserver import MLModel
+from mlserver.errors import InferenceError
+
+MARKER = "@@workbench-prediction@@ "
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:500]
+
+
+def _data(tensor):
+    data = getattr(tensor.data, "root", tensor.data)
+    return data if isinstance(data, list) else list(data)
+
+
+def _rows(flat, shape):
+    """Split a flat (or nested) list into shape[0] rows."""
+    while flat and isinstance(flat[0], list):
+        flat = [v for row in flat for v in row]
+    count = int(shape[0]) if shape else 1
+    if count <= 0:
+        return []
+    width = max(1, len(flat) // count)
+    if width == 1:
+        return [[v] for v in flat[:count]] if len(flat) >= count else [flat]
+    return [flat[i * width:(i + 1) * width] for i in range(count)]
+
+
+def _expected_features(inner):
+    model = getattr(inner, "_model", None)
+    for attr in ("n_features_in_",):
+        value = getattr(model, attr, None)
+        if isinstance(value, int):
+            return value
+    for method in ("num_features", "num_feature"):
+        fn = getattr(model, method, None)
+        if callable(fn):
+            try:
+                return int(fn())
+            except Exception:
+                pass
+    return None
+
+
+class CapturingModel(MLModel):
+    async def load(self):
+        extra = (self._settings.parameters.extra or {}) if self._settings.parameters else {}
+        cfg = dict(extra.get("workbench_capture") or {})
+        module, _, name = cfg["implementation"].rpartition(".")
+        self._inner = getattr(importlib.import_module(module), name)(self._settings)
+        ready = await self._inner.load()
+        self._expects = _expected_features(self._inner)
+        self._rate = float(cfg.get("rate", 1.0))
+        self._base = {k: cfg.get(k) for k in ("deployment", "revision", "model", "version")}
+        self._names = cfg.get("features") or None
+        spool = os.environ.get("WORKBENCH_SPOOL_DIR")
+        self._fd = None
+        if spool and self._rate > 0:
+            os.makedirs(spool, exist_ok=True)
+            replica = os.environ.get("WORKBENCH_REPLICA", "0")
+            path = os.path.join(spool, "r%s-%s.jsonl" % (cfg.get("revision", 0), replica))
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+        return ready
+
+    async def metadata(self):
+        return await self._inner.metadata()
+
+    def _emit(self, lines):
+        if not lines:
+            return
+        if self._fd is not None:
+            os.write(self._fd, "".join(line + "\n" for line in lines).encode())
+        else:
+            sys.stdout.write("".join(MARKER + line + "\n" for line in lines))
+            sys.stdout.flush()
+
+    def _features(self, payload):
+        """Rows of {name: value} from the request, and the number of features per row."""
+        inputs = payload.inputs
+        if len(inputs) == 1:
+            rows = _rows(_data(inputs[0]), inputs[0].shape)
+            width = len(rows[0]) if rows else 0
+            names = self._names if self._names and len(self._names) == width else None
+            names = names or ["f%d" % i for i in range(width)]
+            return [dict(zip(names, row)) for row in rows], width
+        columns = [(t.name, _rows(_data(t), t.shape)) for t in inputs]
+        count = min(len(c) for _, c in columns) if columns else 0
+        rows = [{n: (c[i][0] if len(c[i]) == 1 else c[i]) for n, c in columns} for i in range(count)]
+        return rows, len(columns)
+
+    def _line(self, request_id, index, ts, latency, status, error, features, output):
+        record = dict(self._base)
+        record.update(request_id=request_id, row_index=index, ts=ts, latency_ms=latency,
+                      status=status, error=error, features=features, output=output)
+        return json.dumps(record, separators=(",", ":"), default=str)
+
+    async def predict(self, payload):
+        if self._rate <= 0 or (self._rate < 1 and random.random() >= self._rate):
+            return await self._inner.predict(payload)
+        ts = time.time()
+        start = time.perf_counter()
+        request_id = payload.id or uuid.uuid4().hex
+        try:
+            rows, width = self._features(payload)
+        except Exception as exc:
+            rows, width = [], None
+            error = "cannot read the request: " + _one_line(exc)
+        else:
+            error = ""
+            if self._expects is not None and len(payload.inputs) == 1 and width != self._expects:
+                error = "expects %d features, got %d" % (self._expects, width)
+        if error:
+            latency = (time.perf_counter() - start) * 1000
+            first = rows[0] if rows else {}
+            self._emit([self._line(request_id, 0, ts, latency, "error", error, first, None)])
+            raise InferenceError(error)
+        try:
+            response = await self._inner.predict(payload)
+        except Exception as exc:
+            latency = (time.perf_counter() - start) * 1000
+            self._emit([self._line(request_id, 0, ts, latency, "error", _one_line(exc),
+                                   rows[0] if rows else {}, None)])
+            raise
+        latency = (time.perf_counter() - start) * 1000
+        response.id = request_id
+        outputs = [(o.name, _rows(_data(o), o.shape)) for o in response.outputs]
+        lines = []
+        for index, features in enumerate(rows):
+            answer = {}
+            for name, values in outputs:
+                value = values[index] if index < len(values) else None
+                answer[name] = value[0] if isinstance(value, list) and len(value) == 1 else value
+            output = next(iter(answer.values())) if len(answer) == 1 else answer
+            lines.append(self._line(request_id, index, ts, latency, "ok", "", features, output))
+        self._emit(lines)
+        return response
+'''
