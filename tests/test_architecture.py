@@ -11,7 +11,8 @@ import pytest
 
 import workbench
 
-CORE_PACKAGES = ("core", "store", "versioning", "tracking", "executors", "deploy", "workflows", "remote")
+CORE_PACKAGES = ("core", "store", "versioning", "tracking", "executors", "deploy", "workflows", "remote",
+                 "monitor")
 FORBIDDEN_IN_CORE = ("textual", "plotext", "textual_plotext")
 
 

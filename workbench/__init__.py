@@ -24,6 +24,7 @@ TRACKING_API = (
     "input",
     "output",
     "log_model",
+    "log_feedback",
     "set_tag",
     "active_run",
     "init",

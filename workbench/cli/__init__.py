@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "workbench.cli.cmd_workflows",
     "workbench.cli.cmd_ui",
     "workbench.cli.cmd_remote",
+    "workbench.cli.cmd_predictions",
 )
 
 # Which module registers each top-level command, so that running one command imports one module
@@ -45,6 +46,7 @@ COMMAND_TO_MODULE = {
     **dict.fromkeys(("repro", "dag", "sweep", "sweeps"), "workbench.cli.cmd_workflows"),
     **dict.fromkeys(("ui", "demo"), "workbench.cli.cmd_ui"),
     **dict.fromkeys(("remote", "push", "pull", "clone"), "workbench.cli.cmd_remote"),
+    **dict.fromkeys(("predictions", "feedback", "retrain"), "workbench.cli.cmd_predictions"),
 }
 
 
