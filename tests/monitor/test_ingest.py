@@ -16,13 +16,22 @@ import pytest
 from tests.monitor.conftest import rows_request
 from workbench.core.workspace import Workspace
 from workbench.errors import ConfigError
-from workbench.monitor.ingest import Retention, parse_retention
+from workbench.monitor.capture import spool_line
+from workbench.monitor.ingest import Retention, parse_line, parse_retention
 
 
 def _line(deployment: str, n: int, ts: float = 1000.0) -> str:
-    return json.dumps({"deployment": deployment, "revision": 1, "model": "m", "version": "3",
-                       "request_id": f"q{n}", "row_index": 0, "ts": ts + n, "latency_ms": 1.5,
-                       "status": "ok", "error": "", "features": {"a": n, "b": "x"}, "output": n % 3})
+    head = {"deployment": deployment, "revision": 1, "model": "m", "version": "3", "request_id": f"q{n}",
+            "row_index": 0, "ts": ts + n, "latency_ms": 1.5, "status": "ok", "error": ""}
+    return spool_line(head, {"a": n, "b": "x"}, n % 3)
+
+
+def test_lines_in_the_runtime_layout_or_any_json_object_are_read() -> None:
+    fast = _line("d", 5).encode()
+    slow = json.dumps({**json.loads(fast), "features": {"a": 5, "b": "x"}}).encode()
+    assert parse_line(fast, "d", 0.0) == parse_line(slow, "d", 0.0)
+    assert parse_line(fast, "d", 0.0)[10:] == ('{"a":5,"b":"x"}', "2")  # type: ignore[index]
+    assert parse_line(b"[1, 2]", "d", 0.0) is None and parse_line(fast[:-3], "d", 0.0) is None
 
 
 def _spool(ws: Workspace, deployment: str, lines: list[str], name: str = "r1-0.jsonl") -> Path:

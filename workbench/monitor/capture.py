@@ -46,6 +46,15 @@ FIELDS = (
 """The keys of one spooled line (the columns of the ``predictions`` table)."""
 
 
+def spool_line(head: dict[str, Any], features: dict[str, Any], output: Any) -> str:
+    """One spool line as the capturing runtime writes it: ``head`` (the small fields), then ``fl``
+    (the features' JSON length), ``features`` and ``output`` (see ``ingest.parse_line``)."""
+    feats = json.dumps(features, separators=(",", ":"), default=str)
+    out = json.dumps(output, separators=(",", ":"), default=str)
+    text = json.dumps(head, separators=(",", ":"), default=str)
+    return f'{text[:-1]},"fl":{len(feats)},"features":{feats},"output":{out}}}'
+
+
 def capture_settings(
     settings: dict[str, Any], *, deployment: str, revision: int, rate: float
 ) -> dict[str, Any]:
@@ -166,10 +175,15 @@ class CapturingModel(MLModel):
         return rows, len(columns)
 
     def _line(self, request_id, index, ts, latency, status, error, features, output):
-        record = dict(self._base)
-        record.update(request_id=request_id, row_index=index, ts=ts, latency_ms=latency,
-                      status=status, error=error, features=features, output=output)
-        return json.dumps(record, separators=(",", ":"), default=str)
+        # Small fields first, then "fl" (the features' JSON length), features and output last:
+        # Workbench slices those two out without decoding them (workbench.monitor.ingest).
+        head = dict(self._base)
+        head.update(request_id=request_id, row_index=index, ts=ts, latency_ms=latency,
+                    status=status, error=error)
+        feats = json.dumps(features, separators=(",", ":"), default=str)
+        out = json.dumps(output, separators=(",", ":"), default=str)
+        text = json.dumps(head, separators=(",", ":"), default=str)
+        return '%s,"fl":%d,"features":%s,"output":%s}' % (text[:-1], len(feats), feats, out)
 
     async def predict(self, payload):
         if self._rate <= 0 or (self._rate < 1 and random.random() >= self._rate):
