@@ -87,6 +87,7 @@ from mlserver import MLModel
 from mlserver.errors import InferenceError
 
 MARKER = "@@workbench-prediction@@ "
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def _one_line(exc):
@@ -137,7 +138,8 @@ class CapturingModel(MLModel):
         ready = await self._inner.load()
         self._expects = _expected_features(self._inner)
         self._rate = float(cfg.get("rate", 1.0))
-        self._base = {k: cfg.get(k) for k in ("deployment", "revision", "model", "version")}
+        base = {k: cfg.get(k) for k in ("deployment", "revision", "model", "version")}
+        self._prefix = _dumps(base)[:-1] + ","
         self._names = cfg.get("features") or None
         spool = os.environ.get("WORKBENCH_SPOOL_DIR")
         self._fd = None
@@ -177,13 +179,11 @@ class CapturingModel(MLModel):
     def _line(self, request_id, index, ts, latency, status, error, features, output):
         # Small fields first, then "fl" (the features' JSON length), features and output last:
         # Workbench slices those two out without decoding them (workbench.monitor.ingest).
-        head = dict(self._base)
-        head.update(request_id=request_id, row_index=index, ts=ts, latency_ms=latency,
-                    status=status, error=error)
-        feats = json.dumps(features, separators=(",", ":"), default=str)
-        out = json.dumps(output, separators=(",", ":"), default=str)
-        text = json.dumps(head, separators=(",", ":"), default=str)
-        return '%s,"fl":%d,"features":%s,"output":%s}' % (text[:-1], len(feats), feats, out)
+        feats = _dumps(features)
+        return '%s"request_id":%s,"row_index":%d,"ts":%r,"latency_ms":%r,"status":"%s","error":%s,' \
+            '"fl":%d,"features":%s,"output":%s}' % (
+                self._prefix, _dumps(request_id), index, ts, latency, status, _dumps(error), len(feats),
+                feats, _dumps(output))
 
     async def predict(self, payload):
         if self._rate <= 0 or (self._rate < 1 and random.random() >= self._rate):
