@@ -169,16 +169,20 @@ def _list(args: argparse.Namespace) -> int:
         console().print(table)
         return 0
     infos = ws.deployments.list(include_undeployed=args.all)
+    counts = _prediction_counts(ws, [i.name for i in infos])
     if args.json:
-        print_json([{**i.to_json(), "metrics": _metrics(ws, i)} for i in infos])
+        print_json([{**i.to_json(), "metrics": _metrics(ws, i), "predictions": counts.get(i.name)}
+                    for i in infos])
         return 0
     if not infos:
         console().print("no deployments (deploy one with 'workbench deploy MODEL')")
         return 0
     from rich.table import Table
 
-    table = Table("NAME", "MODEL", "RUN", "TARGET", "READY", "STATE", "ENDPOINT", "AGE")
+    table = Table("NAME", "MODEL", "RUN", "TARGET", "READY", "STATE", "ENDPOINT", "PREDICTIONS", "AGE")
     for i in infos:
+        recorded = counts.get(i.name) or {}
+        rate = recorded.get("error_rate")
         table.add_row(
             i.name,
             f"{i.model}:{i.version}",
@@ -187,10 +191,20 @@ def _list(args: argparse.Namespace) -> int:
             f"{i.ready}/{i.replicas}",
             i.state,
             i.endpoint,
+            f"{recorded.get('count', 0)}" + (f" ({rate:.0%} errors)" if rate else ""),
             _age(i.age_seconds),
         )
     console().print(table)
     return 0
+
+
+def _prediction_counts(ws: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Recorded predictions and errors per deployment (local spools ingested first: a stat per file)."""
+    ws.predictions.ingest(clusters=False)
+    return {
+        name: {"count": c.predictions, "errors": c.errors, "error_rate": c.error_rate}
+        for name, c in ws.predictions.counts(names).items()
+    }
 
 
 def _metrics(ws: Any, info: Any) -> dict[str, Any] | None:
