@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import run_workbench
 from tests.monitor.conftest import rows_request
 from workbench.core.workspace import Workspace
-from workbench.monitor.retrain import retrains
+from workbench.monitor.retrain import retrain, retrains
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +86,36 @@ def test_retrain_deploys_the_better_version_and_records_the_loop(
         assert (after.version, after.revision) == (2, info.revision)
     finally:
         ws.deployments.undeploy("iris")
+
+
+def test_retrain_reruns_the_pipeline_stage_that_made_the_model(
+    ws: Workspace, serve_venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.datasets import load_iris
+
+    monkeypatch.setenv("WORKBENCH_LOCAL_RUNTIME", "process")
+    (ws.root / "train.py").write_text(TRAIN)
+    (ws.root / "workbench.yaml").write_text(
+        f"stages:\n  train:\n    cmd: [{sys.executable}, train.py]\n    inputs: [train.py, data.csv]\n"
+        "    outputs: [model.joblib]\n"
+    )
+    _write_data(ws.root, wrong_labels=True)
+    assert ws.workflows.repro().status == "succeeded"
+    first = ws.runs.get(ws.runs.model_version("iris:1").run_id or "")
+    assert first.stage == "train"
+    ws.deployments.deploy("iris:1", name="iris", timeout=120)
+    try:
+        x, y = load_iris(return_X_y=True)
+        for n in range(0, 150, 10):
+            answer = ws.deployments.predict("iris", rows_request([list(x[n])]))
+            ws.predictions.log_feedback(str(answer["id"]), int(y[n]))  # MLServer's own request ids
+        _write_data(ws.root, wrong_labels=False)
+        result = retrain(ws, "iris", compare=True)
+    finally:
+        ws.deployments.undeploy("iris")
+    new_run = ws.runs.get(result.run_id)
+    assert (new_run.stage, new_run.tags["retrain_of"]) == ("train", first.id)
+    assert new_run.pipeline_run and new_run.pipeline_run != first.pipeline_run
+    assert (result.challenger_version, result.decision, result.labelled) == ("2", "compared", 15)
+    assert result.challenger_score is not None and result.champion_score is not None
+    assert result.challenger_score > result.champion_score
