@@ -17,7 +17,7 @@ from tests.monitor.conftest import rows_request
 from workbench.core.workspace import Workspace
 from workbench.errors import ConfigError
 from workbench.monitor.capture import spool_line
-from workbench.monitor.ingest import Retention, parse_line, parse_retention
+from workbench.monitor.ingest import Retention, parse_line, parse_lines, parse_retention
 
 
 def _line(deployment: str, n: int, ts: float = 1000.0) -> str:
@@ -32,6 +32,9 @@ def test_lines_in_the_runtime_layout_or_any_json_object_are_read() -> None:
     assert parse_line(fast, "d", 0.0) == parse_line(slow, "d", 0.0)
     assert parse_line(fast, "d", 0.0)[10:] == ('{"a":5,"b":"x"}', "2")  # type: ignore[index]
     assert parse_line(b"[1, 2]", "d", 0.0) is None and parse_line(fast[:-3], "d", 0.0) is None
+    # A batch decodes the heads at once; a torn or foreign line in it falls back to its own parse.
+    rows, bad = parse_lines([fast, b"{torn", slow, b'{"fl":3,"features":{"a"', fast], "d", 0.0)
+    assert bad == 2 and rows == [parse_line(fast, "d", 0.0)] * 3
 
 
 def _spool(ws: Workspace, deployment: str, lines: list[str], name: str = "r1-0.jsonl") -> Path:
