@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.monitor.conftest import rows_request
 from workbench.core.workspace import Workspace
+from workbench.deploy.types import ModelRef
 from workbench.errors import DeployError
+from workbench.monitor.capture import ROTATE_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -45,3 +48,26 @@ def test_every_answer_is_recorded_and_wrong_shapes_are_errors(ws: Workspace, iri
     assert [r.row_index for r in ws.predictions.query(iris_deployment, where="f0 > 6")] == [1]
     counts = ws.predictions.counts(["iris"])["iris"]
     assert (counts.predictions, counts.errors) == (3, 1)
+
+
+def test_spool_files_rotate_and_are_deleted_once_read(
+    ws: Workspace, iris_models: tuple[ModelRef, ModelRef], serve_venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKBENCH_LOCAL_RUNTIME", "process")
+    monkeypatch.setenv(ROTATE_ENV, "1500")  # a new file every five requests or so
+    ws.deployments.deploy(iris_models[1], name="small", timeout=120)
+    try:
+        for n in range(20):
+            ws.deployments.predict("small", rows_request([SETOSA], request_id=f"s{n}"))
+        folder = ws.paths.monitor_spool / "small"
+        assert len(list(folder.glob("*.jsonl"))) >= 3
+        assert ws.predictions.ingest().added == 20
+        [left] = list(folder.glob("*.jsonl"))  # only the file the server still writes to
+        assert left.name.startswith("r1-0.")
+        for n in range(20, 25):
+            ws.deployments.predict("small", rows_request([SETOSA], request_id=f"s{n}"))
+        assert ws.predictions.ingest().added == 5
+    finally:
+        ws.deployments.undeploy("small")
+    ids = sorted(int(r.request_id[1:]) for r in ws.predictions.query("small"))
+    assert ids == list(range(25))

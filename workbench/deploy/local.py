@@ -31,7 +31,7 @@ from typing import Any
 
 from workbench.deploy import serving
 from workbench.errors import DeployError
-from workbench.monitor.capture import REPLICA_ENV, SPOOL_ENV
+from workbench.monitor.capture import REPLICA_ENV, ROTATE_ENV, SPOOL_ENV
 
 DOCKER_USER = "1000770000:0"
 SPOOL_MOUNT = "/var/run/workbench-spool"
@@ -144,6 +144,8 @@ def start_replica(
     if spool_dir is not None:
         spool_dir.mkdir(parents=True, exist_ok=True)
         spool_env = {SPOOL_ENV: str(spool_dir), REPLICA_ENV: str(index)}
+        if os.environ.get(ROTATE_ENV):
+            spool_env[ROTATE_ENV] = os.environ[ROTATE_ENV]
     if mode == "docker":
         replica.container = _start_container(replica, name, venv, labels, spool_dir)
     else:
@@ -187,6 +189,8 @@ def _start_container(
             os.chown(spool_dir, -1, 0)
         volumes[str(spool_dir)] = {"bind": SPOOL_MOUNT, "mode": "rw"}
         env.update({SPOOL_ENV: SPOOL_MOUNT, REPLICA_ENV: str(replica.index)})
+        if os.environ.get(ROTATE_ENV):
+            env[ROTATE_ENV] = os.environ[ROTATE_ENV]
     try:
         with _docker() as client:
             container = client.containers.run(

@@ -8,8 +8,9 @@ the real ``predict`` and writes one JSON line per answered row:
 
 - on a local replica, appended with a single ``write`` to
   ``.workbench/monitor/spool/<deployment>/r<revision>-<replica>.jsonl`` (``WORKBENCH_SPOOL_DIR`` and
-  ``WORKBENCH_REPLICA`` in the replica's environment): the file survives Workbench not running, and
-  :mod:`workbench.monitor.ingest` reads it from an offset;
+  ``WORKBENCH_REPLICA`` in the replica's environment), then ``r<revision>-<replica>.1.jsonl`` ...
+  past :data:`ROTATE_ENV` bytes each: the files survive Workbench not running, and
+  :mod:`workbench.monitor.ingest` reads them from offsets and deletes those it has read whole;
 - on a cluster pod (no spool variable), printed on stdout after :data:`MARKER`, collected through the
   pod log API (:mod:`workbench.monitor.podlogs`).
 
@@ -28,6 +29,8 @@ MARKER = "@@workbench-prediction@@ "
 """Prefix of a prediction line on a pod's stdout."""
 SPOOL_ENV = "WORKBENCH_SPOOL_DIR"
 REPLICA_ENV = "WORKBENCH_REPLICA"
+ROTATE_ENV = "WORKBENCH_SPOOL_ROTATE_BYTES"
+"""Start a new spool file past this size (default 64 MiB); passed through to local replicas."""
 
 FIELDS = (
     "deployment",
@@ -141,14 +144,30 @@ class CapturingModel(MLModel):
         base = {k: cfg.get(k) for k in ("deployment", "revision", "model", "version")}
         self._prefix = _dumps(base)[:-1] + ","
         self._names = cfg.get("features") or None
-        spool = os.environ.get("WORKBENCH_SPOOL_DIR")
+        self._spool = os.environ.get("WORKBENCH_SPOOL_DIR")
         self._fd = None
-        if spool and self._rate > 0:
-            os.makedirs(spool, exist_ok=True)
+        if self._spool and self._rate > 0:
+            os.makedirs(self._spool, exist_ok=True)
             replica = os.environ.get("WORKBENCH_REPLICA", "0")
-            path = os.path.join(spool, "r%s-%s.jsonl" % (cfg.get("revision", 0), replica))
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+            self._stem = "r%s-%s" % (cfg.get("revision", 0), replica)
+            self._rotate = int(os.environ.get("WORKBENCH_SPOOL_ROTATE_BYTES") or 64 << 20)
+            seqs = [0]
+            for name in os.listdir(self._spool):  # a restarted server goes on in its newest file
+                middle = name[len(self._stem) + 1:-len(".jsonl")]
+                if name.startswith(self._stem + ".") and name.endswith(".jsonl") and middle.isdigit():
+                    seqs.append(int(middle))
+            self._open(max(seqs))
         return ready
+
+    def _open(self, seq):
+        """Append to the spool file number ``seq`` (r1-0.jsonl, r1-0.1.jsonl ...); Workbench deletes
+        a file once it has ingested all of it and a newer one exists."""
+        if self._fd is not None:
+            os.close(self._fd)
+        name = self._stem + (".%d" % seq if seq else "") + ".jsonl"
+        self._seq = seq
+        self._fd = os.open(os.path.join(self._spool, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+        self._size = os.fstat(self._fd).st_size
 
     async def metadata(self):
         return await self._inner.metadata()
@@ -157,7 +176,9 @@ class CapturingModel(MLModel):
         if not lines:
             return
         if self._fd is not None:
-            os.write(self._fd, "".join(line + "\n" for line in lines).encode())
+            self._size += os.write(self._fd, "".join(line + "\n" for line in lines).encode())
+            if self._size >= self._rotate:
+                self._open(self._seq + 1)
         else:
             sys.stdout.write("".join(MARKER + line + "\n" for line in lines))
             sys.stdout.flush()

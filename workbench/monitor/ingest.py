@@ -220,16 +220,52 @@ def ingest_file(
             offset = position
 
 
+_SPOOL_NAME = re.compile(r"(r\d+-\d+)(?:\.(\d+))?\.jsonl")
+
+
+def spool_key(path: Path) -> tuple[str, int]:
+    """``(stem, sequence)`` of a spool file: ``r1-0.jsonl`` -> ``("r1-0", 0)``, ``r1-0.2.jsonl`` -> 2."""
+    match = _SPOOL_NAME.fullmatch(path.name)
+    if match is None:
+        return path.name, 0
+    return match.group(1), int(match.group(2) or 0)
+
+
 def spool_files(spool_root: Path, deployment: str | None) -> Iterable[tuple[str, Path]]:
-    """``(deployment, file)`` for every spool file (of one deployment)."""
+    """``(deployment, file)`` for every spool file (of one deployment), each replica's in order."""
     if not spool_root.is_dir():
         return []
     folders = [spool_root / deployment] if deployment else sorted(spool_root.iterdir())
     found: list[tuple[str, Path]] = []
     for folder in folders:
         if folder.is_dir():
-            found.extend((folder.name, f) for f in sorted(folder.glob("*.jsonl")))
+            found.extend((folder.name, f) for f in sorted(folder.glob("*.jsonl"), key=spool_key))
     return found
+
+
+def retire_consumed(db: sqlite3.Connection, atomic: Atomic, files: list[tuple[Path, str]]) -> int:
+    """Delete spool files read whole that the server has moved on from (a newer file of the same
+    replica exists: it never writes to an older one again), with their offsets; returns how many."""
+    newest: dict[tuple[Path, str], int] = {}
+    for path, _ in files:
+        stem, seq = spool_key(path)
+        newest[(path.parent, stem)] = max(seq, newest.get((path.parent, stem), 0))
+    retired = 0
+    for path, source in files:
+        stem, seq = spool_key(path)
+        if seq >= newest[(path.parent, stem)]:
+            continue
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if source_offset(db, source) < size:
+            continue
+        with atomic() as conn:
+            conn.execute("DELETE FROM prediction_sources WHERE source = ?", (source,))
+            path.unlink(missing_ok=True)
+        retired += 1
+    return retired
 
 
 def apply_retention(
