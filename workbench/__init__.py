@@ -24,6 +24,7 @@ TRACKING_API = (
     "input",
     "output",
     "log_model",
+    "log_feedback",
     "set_tag",
     "active_run",
     "init",
@@ -35,7 +36,10 @@ __all__ = ["__version__", *TRACKING_API]
 
 def __getattr__(name: str) -> Any:
     if name in TRACKING_API:
-        from workbench.tracking import api
+        if name == "log_feedback":  # labels go to the monitor service, through the Workspace
+            from workbench.core import feedback as api
+        else:
+            from workbench.tracking import api  # type: ignore[no-redef]
 
         value = getattr(api, name)
         # Bound once: later ``workbench.log_metric`` lookups are plain module-dict hits, not a call

@@ -84,6 +84,11 @@ class ProjectPaths:
         return self.store_dir / "deploy"
 
     @property
+    def monitor_spool(self) -> Path:
+        """Prediction spool files written by local replicas (``<deployment>/r<rev>-<replica>.jsonl``)."""
+        return self.store_dir / "monitor" / "spool"
+
+    @property
     def watch_pending(self) -> Path:
         return self.store_dir / WATCH_PENDING_FILENAME
 

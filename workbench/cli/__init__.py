@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "workbench.cli.cmd_remote",
     "workbench.cli.cmd_export",
     "workbench.cli.cmd_monitor",
+    "workbench.cli.cmd_predictions",
 )
 
 # Which module registers each top-level command, so that running one command imports one module
@@ -49,6 +50,7 @@ COMMAND_TO_MODULE = {
     **dict.fromkeys(("remote", "push", "pull", "clone"), "workbench.cli.cmd_remote"),
     "export": "workbench.cli.cmd_export",
     "monitor": "workbench.cli.cmd_monitor",
+    **dict.fromkeys(("predictions", "feedback", "retrain"), "workbench.cli.cmd_predictions"),
 }
 
 

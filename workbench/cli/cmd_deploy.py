@@ -44,6 +44,11 @@ def register(subparsers: Any) -> None:
         "(inside the cluster and 'workbench predict' only). Default: as the deployment's last revision, "
         "else Route on OpenShift, Ingress elsewhere. Neither checks who calls",
     )
+    p.add_argument(
+        "--log-predictions", type=float, default=1.0, metavar="RATE",
+        help="share of requests recorded with their inputs and answers for 'workbench predictions' "
+        "(default 1.0: every request; 0 turns it off)",
+    )
     add_json_flag(p)
     p.set_defaults(handler=_deploy)
 
@@ -104,7 +109,7 @@ def _deploy(args: argparse.Namespace) -> int:
     err = console(stderr=True)
     target = ws.deployments.check_request(
         name=args.name, target=args.target, replicas=args.replicas, gpus=args.gpus, timeout=args.timeout,
-        expose=args.expose,
+        expose=args.expose, log_predictions=args.log_predictions,
     )
     ws.deployments.check_autoscale(target, args.min_replicas, args.max_replicas, args.target_cpu)
     if target == "local" and not ws.deployments.server_ready(args.model):
@@ -125,6 +130,7 @@ def _deploy(args: argparse.Namespace) -> int:
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas,
             target_cpu=args.target_cpu,
+            log_predictions=args.log_predictions,
         )
     return _show(info, args.json)
 
@@ -185,9 +191,11 @@ def _list(args: argparse.Namespace) -> int:
         console().print(table)
         return 0
     infos = ws.deployments.list(include_undeployed=args.all)
+    counts = _prediction_counts(ws, [i.name for i in infos])
     monitored = ws.monitor.states()
     if args.json:
-        print_json([{**i.to_json(), "metrics": _metrics(ws, i), "monitor": monitored.get(i.name)}
+        print_json([{**i.to_json(), "metrics": _metrics(ws, i), "predictions": counts.get(i.name),
+                     "monitor": monitored.get(i.name)}
                     for i in infos])
         return 0
     if not infos:
@@ -195,8 +203,11 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    table = Table("NAME", "MODEL", "RUN", "TARGET", "READY", "STATE", "MONITOR", "ENDPOINT", "AGE")
+    table = Table("NAME", "MODEL", "RUN", "TARGET", "READY", "STATE", "MONITOR", "ENDPOINT", "PREDICTIONS",
+                  "AGE")
     for i in infos:
+        recorded = counts.get(i.name) or {}
+        rate = recorded.get("error_rate")
         table.add_row(
             i.name,
             f"{i.model}:{i.version}",
@@ -206,10 +217,20 @@ def _list(args: argparse.Namespace) -> int:
             i.state,
             monitored.get(i.name, "-"),
             i.endpoint,
+            f"{recorded.get('count', 0)}" + (f" ({rate:.0%} errors)" if rate else ""),
             _age(i.age_seconds),
         )
     console().print(table)
     return 0
+
+
+def _prediction_counts(ws: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Recorded predictions and errors per deployment (local spools ingested first: a stat per file)."""
+    ws.predictions.ingest(clusters=False)
+    return {
+        name: {"count": c.predictions, "errors": c.errors, "error_rate": c.error_rate}
+        for name, c in ws.predictions.counts(names).items()
+    }
 
 
 def _metrics(ws: Any, info: Any) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from workbench.project import Project, ProjectView
 if TYPE_CHECKING:
     from workbench.deploy.service import DeployService
     from workbench.executors.service import ExecutorService
+    from workbench.monitor.predictions import PredictionService
     from workbench.monitor.service import MonitorService
     from workbench.remote.service import RemoteService
     from workbench.tracking.registry import ModelVersion
@@ -119,6 +120,12 @@ class Workspace(ProjectView):
         return DeployService(self.project, runs=self.runs, versions=self.versions)
 
     @cached_property
+    def predictions(self) -> PredictionService:
+        from workbench.monitor.predictions import PredictionService
+
+        return PredictionService(self)
+
+    @cached_property
     def workflows(self) -> WorkflowService:
         from workbench.workflows.service import WorkflowService
 
@@ -134,7 +141,7 @@ class Workspace(ProjectView):
     def monitor(self) -> MonitorService:
         from workbench.monitor.service import MonitorService
 
-        return MonitorService(self.project, versions=self.versions)
+        return MonitorService(self.project, versions=self.versions, ingest=self.predictions.ingest)
 
     def model_registered(self, version: ModelVersion, note: Callable[[str], None] | None = None) -> None:
         """A new model version was registered: fix its reference profile (monitoring) now."""

@@ -152,6 +152,7 @@ class Supervisor(threading.Thread):
             model_dir=Path(replica.model_dir), venv=Path(runtime["venv"]), state_dir=Path(replica.log).parent,
             mode=replica.kind, labels=runtime.get("labels", {}),
             ports=(replica.http_port, replica.grpc_port, replica.metrics_port),
+            spool_dir=Path(runtime["spool_dir"]) if runtime.get("spool_dir") else None,
         )
         delay = min(30.0, self.backoff.get(key, 0.5) * 2)
         self.backoff[key], self.next_try[key] = delay, now + delay

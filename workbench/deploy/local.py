@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from workbench.deploy import serving
+from workbench.deploy.capture import REPLICA_ENV, ROTATE_ENV, SPOOL_ENV
 from workbench.errors import DeployError
 
 DOCKER_USER = "1000770000:0"
+SPOOL_MOUNT = "/var/run/workbench-spool"
 DEFAULT_LOCAL_IMAGE = "workbench-python:bookworm"
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -120,9 +122,13 @@ def start_replica(
     mode: str,
     labels: dict[str, str],
     ports: tuple[int, int, int] | None = None,
+    spool_dir: Path | None = None,
 ) -> Replica:
     """Start one server for the model folder ``model_dir``; returns at once (see :func:`wait_ready`).
-    ``ports`` (http, grpc, metrics): a restarted replica keeps its own; else three free ones."""
+
+    ``ports`` (http, grpc, metrics): a restarted replica keeps its own; else three free ones.
+    ``spool_dir``: where the capturing runtime (if the folder has one) appends this replica's
+    predictions, ``r<revision>-<index>.jsonl``."""
     ports = ports or (free_port(), free_port(), free_port())
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / f"r{revision}-{index}.log"
@@ -136,12 +142,19 @@ def start_replica(
         model_dir=str(model_dir),
         log=str(log),
     )
+    spool_env: dict[str, str] = {}
+    if spool_dir is not None:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        spool_env = {SPOOL_ENV: str(spool_dir), REPLICA_ENV: str(index)}
+        if os.environ.get(ROTATE_ENV):
+            spool_env[ROTATE_ENV] = os.environ[ROTATE_ENV]
     if mode == "docker":
-        replica.container = _start_container(replica, name, venv, labels)
+        replica.container = _start_container(replica, name, venv, labels, spool_dir)
     else:
         scratch = state_dir / f"scratch-r{revision}-{index}"
         scratch.mkdir(parents=True, exist_ok=True)
-        env = {**_base_env(), **serving.server_env(ports[0], ports[1], ports[2], scratch=str(scratch))}
+        env = {**_base_env(), **serving.server_env(ports[0], ports[1], ports[2], scratch=str(scratch)),
+               **spool_env}
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [str(venv / "bin" / "python"), "-m", "mlserver.cli.main", "start", str(model_dir)],
@@ -162,10 +175,24 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in keep}
 
 
-def _start_container(replica: Replica, name: str, venv: Path, labels: dict[str, str]) -> str:
+def _start_container(
+    replica: Replica, name: str, venv: Path, labels: dict[str, str], spool_dir: Path | None = None
+) -> str:
     site = "/opt/workbench-serve/site-packages"
     env = serving.server_env(replica.http_port, replica.grpc_port, replica.metrics_port, scratch="/tmp")
     env.update({"PYTHONPATH": site, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1"})
+    volumes = {
+        replica.model_dir: {"bind": serving.MODEL_MOUNT, "mode": "ro"},
+        str(serving.venv_site_packages(venv)): {"bind": site, "mode": "ro"},
+    }
+    if spool_dir is not None:  # group 0 may write it: the container runs as an arbitrary uid in group 0
+        spool_dir.chmod(0o2775)
+        with contextlib.suppress(PermissionError):
+            os.chown(spool_dir, -1, 0)
+        volumes[str(spool_dir)] = {"bind": SPOOL_MOUNT, "mode": "rw"}
+        env.update({SPOOL_ENV: SPOOL_MOUNT, REPLICA_ENV: str(replica.index)})
+        if os.environ.get(ROTATE_ENV):
+            env[ROTATE_ENV] = os.environ[ROTATE_ENV]
     try:
         with _docker() as client:
             container = client.containers.run(
@@ -181,10 +208,7 @@ def _start_container(replica: Replica, name: str, venv: Path, labels: dict[str, 
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 labels=labels,
-                volumes={
-                    replica.model_dir: {"bind": serving.MODEL_MOUNT, "mode": "ro"},
-                    str(serving.venv_site_packages(venv)): {"bind": site, "mode": "ro"},
-                },
+                volumes=volumes,
             )
     except Exception as exc:
         raise DeployError(
@@ -325,14 +349,20 @@ class LocalTarget:
     if they never get ready they are stopped and the old ones keep serving.
     """
 
-    def __init__(self, state_root: Path) -> None:
+    def __init__(self, state_root: Path, spool_root: Path | None = None) -> None:
         self.state_root = state_root
+        self.spool_root = spool_root
+
+    def spool_dir(self, name: str) -> Path | None:
+        """Where this deployment's replicas spool their predictions (None: no capture)."""
+        return self.spool_root / name if self.spool_root is not None else None
 
     def model_folder(self, spec_name: str, revision: int) -> Path:
         return self.state_root / spec_name / f"r{revision}"
 
     def prepare_folder(
-        self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime, fetch: Any
+        self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime, fetch: Any,
+        log_rate: float = 0.0,
     ) -> Path:
         """Fill ``.workbench/deploy/NAME/rREV`` with the model and its settings; make it read-only."""
         folder = self.model_folder(name, revision)
@@ -343,7 +373,8 @@ class LocalTarget:
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         fetch(folder / filename)
-        serving.write_model_folder(folder, name, version, filename, runtime)
+        serving.write_model_folder(folder, name, version, filename, runtime, revision=revision,
+                                   log_rate=log_rate)
         for path in folder.iterdir():
             path.chmod(0o444)
         folder.chmod(0o555)
@@ -381,6 +412,7 @@ class LocalTarget:
                         state_dir=self.state_root / name / "logs",
                         mode=mode,
                         labels=labels,
+                        spool_dir=self.spool_dir(name),
                     )
                 )
             wait_ready(name, started, timeout, framework, framework_version)
@@ -432,6 +464,7 @@ class LocalTarget:
                             state_dir=self.state_root / name / "logs",
                             mode=template.kind,
                             labels=labels,
+                            spool_dir=self.spool_dir(name),
                         )
                     )
                 index += 1

@@ -51,6 +51,7 @@ class LocalDeployments:
             """New replicas ready: record them, point the front door at them (old ones still up)."""
             runtime_json: dict[str, Any] = {
                 "mode": mode, "venv": str(venv), "labels": labels,
+                "spool_dir": str(self.target.spool_dir(spec.name) or ""),
                 "replicas": [r.to_json() for r in started], "frontdoor": {**door, "port": port},
             }
             self.records.finish(spec.name, revision, state="available", message="", result="available",
@@ -60,7 +61,8 @@ class LocalDeployments:
 
         try:
             folder = self.target.prepare_folder(
-                spec.name, revision, spec.model.version, spec.model.filename, runtime, fetch
+                spec.name, revision, spec.model.version, spec.model.filename, runtime, fetch,
+                log_rate=spec.log_predictions,
             )
             self.target.roll_out(
                 name=spec.name,

@@ -75,23 +75,19 @@ def model_subdir(spec: DeploySpec) -> str:
     return spec.model.hash[:32]
 
 
-def model_files(spec: DeploySpec, model_bytes: bytes) -> dict[str, bytes]:
-    """The files of the model folder: the model, its ``model-settings.json``, a custom runtime if any."""
+def model_files(spec: DeploySpec, model_bytes: bytes, revision: int = 0) -> dict[str, bytes]:
+    """The files of the model folder: the model, its ``model-settings.json``, the runtimes it needs."""
     runtime = serving.runtime_for(spec.model.framework)
-    files = {
-        spec.model.filename: model_bytes,
-        "model-settings.json": json.dumps(
-            serving.model_settings(spec.name, spec.model.version, spec.model.filename, runtime), indent=2
-        ).encode(),
-    }
-    if runtime.implementation.startswith(serving.CUSTOM_MODULE):
-        files[f"{serving.CUSTOM_MODULE}.py"] = serving.CUSTOM_RUNTIME_SOURCE.encode()
+    files = {spec.model.filename: model_bytes}
+    texts = serving.folder_files(spec.name, spec.model.version, spec.model.filename, runtime,
+                                 revision=revision, log_rate=spec.log_predictions)
+    files.update({name: text.encode() for name, text in texts.items()})
     return files
 
 
 def loader_objects(spec: DeploySpec, revision: int, model_bytes: bytes) -> list[Obj]:
     """ConfigMaps with the model folder in chunks, and the Job that writes it into the PVC."""
-    files = model_files(spec, model_bytes)
+    files = model_files(spec, model_bytes, revision)
     base = f"{spec.name}-load-{spec.model.hash[:10]}"
     maps: list[Obj] = []
     script = [f"set -e; dest=/models/{model_subdir(spec)}; mkdir -p $dest.tmp"]

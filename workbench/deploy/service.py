@@ -59,7 +59,7 @@ class DeployService:
         self.runs = runs
         self.versions = versions
         self.state_root = project.paths.deploy
-        self.local = local.LocalTarget(self.state_root)
+        self.local = local.LocalTarget(self.state_root, project.paths.monitor_spool)
         self._sampler = MetricsSampler()
         self._round_robin: dict[str, itertools.cycle[str]] = {}
         self.records = DeploymentHistory(lambda: project.db, project.atomic)
@@ -116,8 +116,11 @@ class DeployService:
     # -- operations ----------------------------------------------------------------------------
     def check_request(self, *, name: str | None = None, target: str | None = None,
                       replicas: int | None = None, gpus: int = 0, timeout: float = 180.0,
-                      expose: str | None = None) -> str:
+                      expose: str | None = None, log_predictions: float = 1.0) -> str:
         """Refuse bad options before anything is resolved, built or started; returns the target."""
+        if not 0.0 <= log_predictions <= 1.0:
+            raise UsageError(f"--log-predictions must be between 0 and 1, got {log_predictions:g}",
+                             "1 records every request, 0.1 one in ten, 0 none")
         target = target or self.project.config.deploy.target or "local"
         if target not in TARGETS:
             raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
@@ -163,8 +166,12 @@ class DeployService:
         min_replicas: int = 0,
         max_replicas: int = 0,
         target_cpu: int = 0,
+        log_predictions: float = 1.0,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
+
+        ``log_predictions``: the share of requests recorded with their inputs and answers
+        (``workbench predictions``); 0 turns capture off.
 
         ``min_replicas``/``max_replicas``/``target_cpu`` (cluster targets): a HorizontalPodAutoscaler
         instead of a fixed count (:mod:`workbench.deploy.scaling`).
@@ -176,7 +183,7 @@ class DeployService:
         keeps what the deployment's latest revision recorded, else the target's default (Route on
         OpenShift, else Ingress)."""
         target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus,
-                                    timeout=timeout, expose=expose)
+                                    timeout=timeout, expose=expose, log_predictions=log_predictions)
         self.check_autoscale(target, min_replicas, max_replicas, target_cpu)
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
@@ -207,6 +214,7 @@ class DeployService:
             min_replicas=min_replicas,
             max_replicas=max_replicas,
             target_cpu=target_cpu,
+            log_predictions=log_predictions,
         )
 
         return self._apply(spec, "deploy", runtime, timeout, progress)

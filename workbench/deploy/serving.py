@@ -183,12 +183,32 @@ def model_settings(name: str, version: str, filename: str, runtime: Runtime) -> 
     }
 
 
-def write_model_folder(folder: Path, name: str, version: str, filename: str, runtime: Runtime) -> None:
-    """Write ``model-settings.json`` (and the custom runtime module where needed) into ``folder``."""
+def folder_files(
+    name: str, version: str, filename: str, runtime: Runtime, *, revision: int = 0, log_rate: float = 0.0
+) -> dict[str, str]:
+    """The text files of a model folder beside the model: ``model-settings.json``, the custom runtime
+    module where needed, and (``log_rate`` > 0) the capturing runtime that records every answer."""
+    from workbench.deploy import capture
+
     settings = model_settings(name, version, filename, runtime)
-    (folder / "model-settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    files: dict[str, str] = {}
+    if log_rate > 0:
+        settings = capture.capture_settings(settings, deployment=name, revision=revision, rate=log_rate)
+        files[f"{capture.CAPTURE_MODULE}.py"] = capture.RUNTIME_SOURCE
+    files["model-settings.json"] = json.dumps(settings, indent=2)
     if runtime.implementation.startswith(CUSTOM_MODULE):
-        (folder / f"{CUSTOM_MODULE}.py").write_text(CUSTOM_RUNTIME_SOURCE, encoding="utf-8")
+        files[f"{CUSTOM_MODULE}.py"] = CUSTOM_RUNTIME_SOURCE
+    return files
+
+
+def write_model_folder(
+    folder: Path, name: str, version: str, filename: str, runtime: Runtime, *, revision: int = 0,
+    log_rate: float = 0.0,
+) -> None:
+    """Write ``model-settings.json`` (and the runtime modules where needed) into ``folder``."""
+    for file, text in folder_files(name, version, filename, runtime, revision=revision,
+                                   log_rate=log_rate).items():
+        (folder / file).write_text(text, encoding="utf-8")
 
 
 def server_env(

@@ -89,6 +89,8 @@ class DeploySpec:
     """Cluster targets: a HorizontalPodAutoscaler between these when ``max_replicas`` > 0."""
     target_cpu: int = 0
     """The autoscaler's CPU utilisation target in percent of the request (0: 70)."""
+    log_predictions: float = 1.0
+    """The share of requests whose inputs and answers are recorded (0 turns capture off)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

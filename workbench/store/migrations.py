@@ -26,6 +26,7 @@ SCHEMA_MODULES = (
     "workbench.store.schema_security",
     "workbench.store.schema_remote",
     "workbench.store.schema_monitor",
+    "workbench.store.schema_monitor_retrain",
     "workbench.store.schema_drift",
 )
 
