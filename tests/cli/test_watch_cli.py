@@ -36,7 +36,7 @@ class WatchProcess:
                 self.lines.append(json.loads(line))
                 self._cond.notify_all()
 
-    def wait_for(self, kind: str, start: int = 0, timeout: float = 60.0,
+    def wait_for(self, kind: str, start: int = 0, timeout: float = 240.0,
                  path: str | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -73,7 +73,7 @@ def test_kill_9_loses_nothing_and_restart_catches_up(ws: Workspace, project_dir:
         assert "Traceback" not in second.stderr
 
         first.proc.send_signal(signal.SIGKILL)
-        first.proc.wait(60)
+        first.proc.wait(240)
     finally:
         first.close()
     stale = json.loads(run_workbench(project_dir, "watch", "--status", "--json").stdout)
@@ -93,8 +93,8 @@ def test_kill_9_loses_nothing_and_restart_catches_up(ws: Workspace, project_dir:
         assert ws2.versions.fsck().ok
         ws2.close()
         again.proc.send_signal(signal.SIGINT)  # Ctrl+C: a clean stop
-        assert again.proc.wait(60) == 0
-        again._reader.join(60)
+        assert again.proc.wait(240) == 0
+        again._reader.join(240)
         assert again.lines[-1]["event"] == "stopped"
         assert again.proc.stderr is not None and "Traceback" not in again.proc.stderr.read()
     finally:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import run_workbench
 from tests.remote.conftest import write_tree
-from tests.remote.servers import ACCESS_KEY, SECRET_KEY, Seaweed, free_port, s3_env
+from tests.remote.servers import ACCESS_KEY, SECRET_KEY, Seaweed, s3_env
 from workbench.core.workspace import Workspace
 from workbench.remote.transport import FileTransport, RemoteSpec
 
@@ -184,7 +184,19 @@ def test_missing_bucket_is_one_line(seaweed: Seaweed, project_on_s3: Path) -> No
 
 
 def test_unreachable_endpoint_is_one_line(project_on_s3: Path) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
+    import socket
+
+    # A port held bound but never listening refuses every connection, and no other server (another
+    # test's, another session's) can take it meanwhile, as it could a port merely found free.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    try:
+        _unreachable(project_on_s3, f"http://127.0.0.1:{holder.getsockname()[1]}")
+    finally:
+        holder.close()
+
+
+def _unreachable(project_on_s3: Path, dead: str) -> None:
     env = s3_env(dead)
     _one_line_error(run_workbench(project_on_s3, "push", env=env), "cannot reach", dead)
     assert run_workbench(project_on_s3, "remote", "add", "dead", "s3://errors/p",

@@ -35,8 +35,8 @@ def test_rendered_objects_for_each_choice_validate() -> None:
     s = spec()
     s.expose = "none"
     plain = manifests.render(s, 1, openshift=True, kserve=False, ingress_class="nginx")
-    assert _kinds(plain) == ["PersistentVolumeClaim", "Deployment", "Service"]
-    assert plain[-1]["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert _kinds(plain) == ["PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget"]
+    assert plain[2]["spec"].get("type", "ClusterIP") == "ClusterIP"
     isvc = manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None)[-1]
     assert isvc["metadata"]["labels"][manifests.KSERVE_VISIBILITY] == "cluster-local"
     s.expose = "ingress"

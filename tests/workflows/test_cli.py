@@ -104,7 +104,7 @@ def _spawn(root: Path, *argv: str) -> tuple[subprocess.Popen[str], queue.Queue[s
     return proc, lines
 
 
-def _read_until(lines: queue.Queue[str | None], needle: str, seen: list[str], timeout: float = 60) -> None:
+def _read_until(lines: queue.Queue[str | None], needle: str, seen: list[str], timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not any(needle in line for line in seen):
         line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
@@ -161,7 +161,7 @@ def test_ctrl_c_during_repro_skips_the_stages_not_started(tmp_path: Path) -> Non
     try:
         _read_until(lines, "│ tick 1", seen)
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(60)
+        code = proc.wait(240)
     finally:
         proc.kill() if proc.poll() is None else None
     assert proc.stderr is not None
