@@ -59,9 +59,10 @@ def spool_line(head: dict[str, Any], features: dict[str, Any], output: Any) -> s
 
 
 def capture_settings(
-    settings: dict[str, Any], *, deployment: str, revision: int, rate: float
+    settings: dict[str, Any], *, deployment: str, revision: int, rate: float, model: str | None = None
 ) -> dict[str, Any]:
-    """Wrap ``model-settings.json`` (as built by ``serving.model_settings``) so it records answers."""
+    """Wrap ``model-settings.json`` (as built by ``serving.model_settings``) so it records answers.
+    ``model``: the registry's model name (the server knows the model by the deployment's name)."""
     wrapped: dict[str, Any] = json.loads(json.dumps(settings))
     params = wrapped.setdefault("parameters", {})
     extra = params.setdefault("extra", {})
@@ -69,7 +70,7 @@ def capture_settings(
         "implementation": wrapped["implementation"],
         "deployment": deployment,
         "revision": revision,
-        "model": wrapped.get("name", deployment),
+        "model": model or wrapped.get("name", deployment),
         "version": str(params.get("version", "")),
         "rate": rate,
     }

@@ -362,7 +362,7 @@ class LocalTarget:
 
     def prepare_folder(
         self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime, fetch: Any,
-        log_rate: float = 0.0,
+        log_rate: float = 0.0, model: str | None = None,
     ) -> Path:
         """Fill ``.workbench/deploy/NAME/rREV`` with the model and its settings; make it read-only."""
         folder = self.model_folder(name, revision)
@@ -373,7 +373,7 @@ class LocalTarget:
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         fetch(folder / filename)
-        serving.write_model_folder(folder, name, version, filename, runtime, revision=revision,
+        serving.write_model_folder(folder, name, version, filename, runtime, revision=revision, model=model,
                                    log_rate=log_rate)
         for path in folder.iterdir():
             path.chmod(0o444)

@@ -80,7 +80,7 @@ def model_files(spec: DeploySpec, model_bytes: bytes, revision: int = 0) -> dict
     runtime = serving.runtime_for(spec.model.framework)
     files = {spec.model.filename: model_bytes}
     texts = serving.folder_files(spec.name, spec.model.version, spec.model.filename, runtime,
-                                 revision=revision, log_rate=spec.log_predictions)
+                                 revision=revision, log_rate=spec.log_predictions, model=spec.model.name)
     files.update({name: text.encode() for name, text in texts.items()})
     return files
 

@@ -184,7 +184,8 @@ def model_settings(name: str, version: str, filename: str, runtime: Runtime) -> 
 
 
 def folder_files(
-    name: str, version: str, filename: str, runtime: Runtime, *, revision: int = 0, log_rate: float = 0.0
+    name: str, version: str, filename: str, runtime: Runtime, *, revision: int = 0, log_rate: float = 0.0,
+    model: str | None = None,
 ) -> dict[str, str]:
     """The text files of a model folder beside the model: ``model-settings.json``, the custom runtime
     module where needed, and (``log_rate`` > 0) the capturing runtime that records every answer."""
@@ -193,7 +194,8 @@ def folder_files(
     settings = model_settings(name, version, filename, runtime)
     files: dict[str, str] = {}
     if log_rate > 0:
-        settings = capture.capture_settings(settings, deployment=name, revision=revision, rate=log_rate)
+        settings = capture.capture_settings(settings, deployment=name, revision=revision, rate=log_rate,
+                                            model=model)
         files[f"{capture.CAPTURE_MODULE}.py"] = capture.RUNTIME_SOURCE
     files["model-settings.json"] = json.dumps(settings, indent=2)
     if runtime.implementation.startswith(CUSTOM_MODULE):
@@ -203,11 +205,11 @@ def folder_files(
 
 def write_model_folder(
     folder: Path, name: str, version: str, filename: str, runtime: Runtime, *, revision: int = 0,
-    log_rate: float = 0.0,
+    log_rate: float = 0.0, model: str | None = None,
 ) -> None:
     """Write ``model-settings.json`` (and the runtime modules where needed) into ``folder``."""
     for file, text in folder_files(name, version, filename, runtime, revision=revision,
-                                   log_rate=log_rate).items():
+                                   log_rate=log_rate, model=model).items():
         (folder / file).write_text(text, encoding="utf-8")
 
 
