@@ -6,11 +6,10 @@ touch the project: :meth:`DockerExecutor.output_folder` hands the folder and the
 created or changed to the caller, which decides what to bring back). The installed ``workbench``
 package is mounted read-only and put on ``PYTHONPATH`` so the tracking API and the capture
 sitecustomize work inside the container; the job writes its side-channel lines to a file in
-``/workbench/run``, tailed from the host. Those three are the only
-mounts: host paths in environment values are rewritten when they lie inside them and otherwise
-passed as plain values, never mounted. The container runs as a
-non-root user, carries ``workbench.run-id`` labels (so a restarted workbench can find it), asks
-for GPUs through device requests, and is stopped and removed on cancel.
+``/workbench/run``, tailed from the host. Those three are the only mounts: host paths in environment
+values are rewritten when they lie inside them and otherwise passed as plain values, never mounted.
+The container runs as a non-root user, carries ``workbench.run-id`` labels (so a restarted workbench
+can find it), asks for GPUs through device requests, and is stopped and removed on cancel.
 """
 
 from __future__ import annotations
