@@ -40,7 +40,7 @@ def _setup(ws: Workspace, server: Seaweed, bucket: str, monkeypatch: pytest.Monk
     ws.remote.add("origin", f"s3://{bucket}/p")
     (ws.root / "data.csv").write_text("a,b\n1,2\n")
     snapshot = ws.versions.snapshot("input").id
-    return LaunchSpec(run_id="run1", command=list(COMMAND), project_root=ws.root, input_snapshot=snapshot,
+    return LaunchSpec(job_id="run1", command=list(COMMAND), project_root=ws.root, input_snapshot=snapshot,
                       image="registry.example/train:1", env={"WORKBENCH_RUN_ID": "run1"})
 
 

@@ -21,6 +21,7 @@ import pytest
 from tests.executors.conftest import IMAGE
 from workbench.core.workspace import Workspace
 from workbench.executors.docker import container_name
+from workbench.tracking.request import RunRequest
 
 pytestmark = pytest.mark.docker
 
@@ -69,7 +70,7 @@ def _object(share: Path, content: bytes) -> Path:
 def test_a_docker_run_with_a_remote_fetches_its_inputs_from_the_remote(
         remote_ws: tuple[Workspace, Path], docker_client: Any) -> None:
     ws, share = remote_ws
-    run = ws.runs.execute(["python3", "train.py"], executor="docker", image=IMAGE)
+    run = ws.runs.execute(RunRequest(("python3", "train.py"), executor="docker", image=IMAGE))
     assert run.status == "succeeded", run.reason
     assert ws.runs.metric_series(run.id, "rows").values == [4]
     assert run.executor_info["inputs_from"] == f"remote origin (file://{share})"
@@ -101,7 +102,7 @@ def test_a_corrupted_object_on_the_remote_fails_the_job_in_one_line(
     data[-1] ^= 0x01
     obj.chmod(0o644)
     obj.write_bytes(bytes(data))
-    run = ws.runs.execute(["python3", "train.py"], executor="docker", image=IMAGE)
+    run = ws.runs.execute(RunRequest(("python3", "train.py"), executor="docker", image=IMAGE))
     assert run.status == "failed"
     digest = blake3.blake3(POINTS).hexdigest()
     assert run.reason.startswith("cannot fetch the input snapshot ")
@@ -116,7 +117,7 @@ def test_a_missing_object_on_the_remote_fails_the_job_in_one_line(
     ws.versions.snapshot("seed")
     ws.remote.push()
     _object(share, POINTS).unlink()  # the bookkeeping says it is there: the host does not send it again
-    run = ws.runs.execute(["python3", "train.py"], executor="docker", image=IMAGE)
+    run = ws.runs.execute(RunRequest(("python3", "train.py"), executor="docker", image=IMAGE))
     assert run.status == "failed"
     assert run.reason.startswith("cannot fetch the input snapshot ")
     assert "is missing from the remote" in run.reason
@@ -153,7 +154,7 @@ def test_an_unreachable_remote_fails_the_launch_in_one_line(ws: Workspace, docke
     ws.remote.add("origin", "s3://bucket/p", endpoint_url="http://127.0.0.1:9")  # nothing listens there
     (ws.root / "train.py").write_text(TRAIN)
     with pytest.raises(ExecutorError) as caught:
-        ws.runs.execute(["python3", "train.py"], executor="docker", image=IMAGE)
+        ws.runs.execute(RunRequest(("python3", "train.py"), executor="docker", image=IMAGE))
     line = caught.value.one_line()
     assert line.startswith("cannot send the input snapshot to the remote origin: cannot reach ")
     assert "--no-remote-inputs" in line and "\n" not in line

@@ -20,6 +20,7 @@ import pytest
 from tests.executors.conftest import IMAGE, docker_client  # noqa: F401  (the fixture)
 from tests.remote.servers import SECRET_KEY, Seaweed, s3_env, s3_store
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 pytestmark = pytest.mark.docker
 
@@ -60,7 +61,7 @@ def test_a_docker_run_reads_its_inputs_from_an_s3_remote(seaweed: Seaweed, tmp_p
 
     monkeypatch.setattr("workbench.executors.docker.checkout_snapshot", no_staging)
     lines: list[bytes] = []
-    run = ws.runs.execute(["python3", "train.py"], executor="docker", image=IMAGE,
+    run = ws.runs.execute(RunRequest(("python3", "train.py"), executor="docker", image=IMAGE),
                           on_line=lambda _channel, line: lines.append(line))
     assert run.status == "succeeded", (run.reason, lines)
     assert f"read {len(big)}".encode() in lines

@@ -63,6 +63,12 @@ def test_every_range_admits_the_default_and_its_bounds(tmp_path: Path) -> None:
                 config.watch.max_interval_seconds = max(value, config.watch.max_interval_seconds)
             if key == "max_interval_seconds":
                 config.watch.quiet_seconds = min(value, config.watch.quiet_seconds)
+            if section == "monitor" and key.endswith("_warning"):  # warning <= drifting, checked
+                partner = key.replace("_warning", "_drifting")
+                setattr(config.monitor, partner, max(value, getattr(config.monitor, partner)))
+            if section == "monitor" and key.endswith("_drifting"):
+                partner = key.replace("_drifting", "_warning")
+                setattr(config.monitor, partner, min(value, getattr(config.monitor, partner)))
             kind = type(getattr(getattr(default, section), key))
             setattr(getattr(config, section), key, kind(value))
             save_config(path, config)

@@ -40,6 +40,7 @@ RUN_TABLES: dict[str, str] = {
     "deployments": "deployment", "deployment_revisions": "deployment",
     "run_summaries": "not sent: derived, rebuilt by the pull (refresh_summary)",
     "executor_jobs": "not sent: the job handle on the machine that launched it",
+    "retrains": "not sent yet: the retrain link stays where it ran (its runs and versions travel)",
 }
 """Every table with a ``run_id`` column and how it travels; a test fails when a new one is missing."""
 
