@@ -114,6 +114,8 @@ UNKNOWN: dict[str, list[Case]] = {
                     case("predictions", "no-such-deployment", "--json")],
     "feedback": [case("feedback", "no-such-deployment", "{input}")],
     "retrain": [case("retrain", "no-such-deployment"), case("retrain", "no-such-deployment", "--compare")],
+    "monitor": [case("monitor", "no-such-deployment"), case("monitor", "no-such-deployment", "--json"),
+                case("monitor", "baseline", "no-such-model:1", "{input}")],
     "repro": [case("repro", "no-such-stage"), case("repro", "--dry", "no-such-stage")],
     "sweeps": [case("sweeps", "no-such-sweep"), case("sweeps", "no-such-sweep", "--json")],
     "run": [case("run", "--", "no-such-program-xyz")],
