@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from workbench.core.workspace import Workspace
+from workbench.tracking.request import RunRequest
 
 TRAIN = """\
 import argparse, joblib
@@ -33,7 +34,7 @@ ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.0, 
 
 
 def _train(ws: Workspace, c: float) -> str:
-    run = ws.runs.execute([sys.executable, "train.py", "--C", str(c)], name=f"c{c}")
+    run = ws.runs.execute(RunRequest((sys.executable, "train.py", "--C", str(c)), name=f"c{c}"))
     assert run.status == "succeeded"
     return run.id
 
