@@ -10,6 +10,7 @@ permission (named: verb, resource, namespace), a rollout that does not finish (w
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import time
@@ -69,9 +70,12 @@ class ClusterTarget:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
+        # KUBECONFIG read now: the client library reads it once, when it is first imported, and a
+        # long-lived process (the TUI, a test session) may see it set later.
+        kubeconfig = os.environ.get("KUBECONFIG") or None
         try:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-            _, context = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+            config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            _, context = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
             default_ns = (context or {}).get("context", {}).get("namespace") or "default"
         except (ConfigException, FileNotFoundError, TypeError):
             try:
