@@ -37,10 +37,16 @@ WEED_PORT_FLAGS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: the sockets are held open together, so no port is handed out twice."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def weed_binary() -> str | None:
@@ -76,7 +82,7 @@ class Seaweed:
     def __init__(self, data: Path) -> None:
         self.data = data
         self.data.mkdir(parents=True, exist_ok=True)
-        self.ports = {flag: free_port() for flag in WEED_PORT_FLAGS}
+        self.ports = dict(zip(WEED_PORT_FLAGS, free_ports(len(WEED_PORT_FLAGS)), strict=True))
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.config = data / "s3.json"

@@ -85,12 +85,23 @@ def make_app(ws: Workspace, **kwargs: object):  # type: ignore[no-untyped-def]
     return WorkbenchApp(ws, **options)  # type: ignore[arg-type]
 
 
-async def settle(pilot, seconds: float = 0.3) -> None:  # type: ignore[no-untyped-def]
-    """Let workers finish and messages land."""
-    for _ in range(3):
-        finite = [w for w in pilot.app.workers if w.name not in ("log-tail", "watcher", "launch")]
-        with contextlib.suppress(WorkerCancelled):  # a newer query replaced an older one
-            await pilot.app.workers.wait_for_complete(finite)
+async def settle(pilot, seconds: float = 0.3, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Let workers finish and messages land: until three pauses in a row saw no loading worker.
+
+    A screen loads in chains (a worker's result starts the next worker), so a fixed number of rounds
+    is not enough on a loaded machine; a quiet stretch is."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 3:
+        finite = [w for w in pilot.app.workers
+                  if w.name not in ("log-tail", "watcher", "launch") and not w.is_finished]
+        if finite:
+            quiet = 0
+            with contextlib.suppress(WorkerCancelled):  # a newer query replaced an older one
+                await pilot.app.workers.wait_for_complete(finite)
+        else:
+            quiet += 1
+        assert time.monotonic() < deadline, f"the app kept loading for {timeout:.0f} s"
         await pilot.pause(seconds / 3)
 
 

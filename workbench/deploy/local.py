@@ -14,6 +14,7 @@ site-packages mounted read-only on top of the base image's Python (no image buil
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -70,11 +71,34 @@ class Replica:
         return cls(**data)
 
 
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=512)
+
+
+def free_ports(count: int) -> tuple[int, ...]:
+    """``count`` distinct ports that were free a moment ago and that this process has not handed out lately.
+
+    The sockets are held open together while the ports are chosen, so one call never returns the same
+    port twice (the kernel may hand a just-closed port out again: a replica whose gRPC and metrics
+    servers got the same port died at start-up, seen on a loaded CI machine)."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            if port not in _HANDED_OUT:
+                ports.append(port)
+        _HANDED_OUT.extend(ports)
+        return tuple(ports)
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 def local_mode() -> str:
@@ -129,7 +153,9 @@ def start_replica(
     ``ports`` (http, grpc, metrics): a restarted replica keeps its own; else three free ones.
     ``spool_dir``: where the capturing runtime (if the folder has one) appends this replica's
     predictions, ``r<revision>-<index>.jsonl``."""
-    ports = ports or (free_port(), free_port(), free_port())
+    if ports is None:
+        http, grpc, metrics = free_ports(3)
+        ports = (http, grpc, metrics)
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / f"r{revision}-{index}.log"
     replica = Replica(
