@@ -44,6 +44,10 @@ class RunRequest:
     """Params given from outside the command (sweep members, pipeline stages), source ``api``."""
     models: tuple[str, ...] = ()
     """Paths declared as models whatever their bytes (a pipeline stage's ``models:``)."""
+    model_names: Mapping[str, str] = field(default_factory=dict)
+    """model path -> registry name for some of :attr:`models` (dvc.yaml ``artifacts``)."""
+    metrics: tuple[str, ...] = ()
+    """Project paths of JSON/YAML/TOML files whose values become the run's metrics once it ends."""
     parent_run: str | None = None
     sweep_id: str | None = None
     pipeline_run: str | None = None
@@ -51,13 +55,14 @@ class RunRequest:
 
     def __post_init__(self) -> None:
         # Lists given by callers become tuples, so the value cannot change under a running job.
-        for name in ("command", "tags", "models"):
+        for name in ("command", "tags", "models", "metrics"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
         if not isinstance(self.gpus, (int, type(None))) and str(self.gpus).isdigit():
             object.__setattr__(self, "gpus", int(str(self.gpus)))
         object.__setattr__(self, "params", dict(self.params or {}))
+        object.__setattr__(self, "model_names", dict(self.model_names or {}))
 
 
 def as_request(value: RunRequest | Sequence[str]) -> RunRequest:
@@ -75,7 +80,8 @@ def run_argv(request: RunRequest) -> list[str]:
     caller's). Refuses fields the command line cannot carry (sweeps, pipelines, reruns set them)."""
     inexpressible = [name for name in ("snapshot_before", "parent_run", "sweep_id", "pipeline_run", "stage")
                      if getattr(request, name) is not None]
-    inexpressible += [name for name in ("params", "models") if getattr(request, name)]
+    inexpressible += [name for name in ("params", "models", "model_names", "metrics")
+                      if getattr(request, name)]
     inexpressible += ["workdir"] if request.workdir != "." else []
     if inexpressible:
         raise UsageError(f"'workbench run' has no flag for {', '.join(inexpressible)}")

@@ -35,6 +35,7 @@ from workbench.store.db import connect
 from workbench.tracking import capture, isolation
 from workbench.tracking.events import ENV_PROJECT, ENV_RUN_ID
 from workbench.tracking.finalize import finalize_files, snapshot_or_none
+from workbench.tracking.metric_files import ingest_metric_files
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester
 from workbench.tracking.orchestrate import LineCallback, follow, side_channel
@@ -167,7 +168,8 @@ def _execute(
     conn = connect(ws.paths.db)
     ingester = Ingester(conn, run_id, run_root, clock)
     for path in request.models:  # declared by its pipeline stage: a model whatever its bytes
-        ingester.models.append({"path": path, "name": "", "framework": "", "framework_version": ""})
+        ingester.models.append({"path": path, "name": request.model_names.get(path, ""), "framework": "",
+                                "framework_version": ""})
     argv_params = capture.params_from_argv(command) if config.capture_argv_params else {}
     for key, value in {**argv_params, **request.params}.items():
         try:
@@ -227,6 +229,7 @@ def _execute(
         try:
             _finalize(ws, conn, ingester, run_id, root=outputs.folder if outputs else run_root, before=before,
                       after=after, scratch=outputs.folder if outputs else scratch, writes=writes)
+            ingest_metric_files(ingester, outputs.folder if outputs else run_root, request.metrics)
         finally:
             if outputs is not None:
                 outputs.discard()

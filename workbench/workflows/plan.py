@@ -34,6 +34,15 @@ from workbench.workflows.stale import (
 )
 
 
+def placement_of(stage: Stage) -> dict[str, Any]:
+    """Where and how the stage runs, for its fingerprint (a working folder only when it has one, so
+    fingerprints of stages without one stay as they were)."""
+    placement: dict[str, Any] = {"executor": stage.executor, "image": stage.image, "gpus": stage.gpus}
+    if stage.workdir != ".":
+        placement["workdir"] = stage.workdir
+    return placement
+
+
 @dataclass
 class PlanItem:
     """What will happen to one stage."""
@@ -89,18 +98,25 @@ class Planner:
         return Fingerprint(
             cmd=render_command(stage.cmd, params), params=params, inputs=dict(sorted(inputs.items())),
             outputs=list(stage.outputs),
-            placement={"executor": stage.executor, "image": stage.image, "gpus": stage.gpus})
+            placement=placement_of(stage))
 
     def check_inputs(self, selected: list[str]) -> None:
         """Before anything runs: every input exists or is written by a stage; params resolve."""
         for name in selected:
             stage = self.pipeline.stages[name]
+            if stage.frozen:
+                continue
             resolve_params(stage, self.params)
             for inp in stage.inputs:
                 if not exists(self.root, inp) and not self.producers_of(stage, inp):
                     raise PipelineError(
                         f"{stage.mark('input:' + inp)}: stage '{name}': input '{inp}' does not exist "
-                        "and no stage writes it", "create it or fix the path")
+                        "and no stage writes it", self._missing_hint(inp))
+
+    def _missing_hint(self, inp: str) -> str:
+        if (self.root / f"{inp}.dvc").is_file():
+            return f"it is tracked by DVC ({inp}.dvc): fetch the data first ('dvc pull' or 'dvc checkout')"
+        return "create it or fix the path"
 
     def outputs_on_disk(self, stage: Stage) -> dict[str, str]:
         return hash_paths(self.root, stage.outputs, self.hasher)
@@ -130,10 +146,14 @@ class Planner:
 
     def decide(self, stage: Stage, *, force: bool = False,
                overlay: dict[str, str] | None = None) -> PlanItem:
+        if stage.frozen:  # never run, whatever changed (DVC's frozen stages)
+            return PlanItem(stage.name, "skip", ["frozen"], source=records.last_done(self.db, stage.name))
         fp = self.fingerprint(stage, overlay)
         last, last_fp = self.last_fingerprint(stage.name)
         if force:
             return PlanItem(stage.name, "run", ["forced"], fingerprint=fp)
+        if stage.always_changed:
+            return PlanItem(stage.name, "run", ["always changed"], fingerprint=fp)
         digest = fp.digest()
         if last is not None and last.fingerprint == digest:
             problems = self.output_problems(stage, last.outputs)
@@ -154,7 +174,7 @@ class Planner:
         for name in selected:
             stage = self.pipeline.stages[name]
             ups = [u for u in self.dag.upstream[name] if u in running]
-            if ups:
+            if ups and not stage.frozen:
                 item = PlanItem(name, "run", [f"upstream '{u}' will re-run" for u in ups])
             else:
                 item = self.decide(stage, force=force, overlay=overlay)

@@ -150,6 +150,8 @@ class Repro:
             path = safe_destination(self.root, out)  # never delete through a link out of the project
             for rel in iter_files(self.root, out):
                 self.backend.store_file(self.root / rel)
+            if out in stage.persist:  # DVC's persist: true: the command updates it in place
+                continue
             if path.is_symlink() or path.exists():
                 remove_path(path)
             path.parent.mkdir(parents=True, exist_ok=True)  # the command may expect the folder
@@ -195,7 +197,8 @@ class Repro:
                 tuple(item.fingerprint.cmd), name=stage.name,
                 executor=stage.executor or self.default_executor, image=stage.image, gpus=stage.gpus,
                 pipeline_run=pipeline_run, stage=stage.name, params=item.fingerprint.params,
-                models=tuple(stage.models))
+                models=tuple(stage.models), workdir=stage.workdir, metrics=tuple(stage.metrics),
+                model_names=dict(stage.model_names))
             outcome = self.backend.execute(request, cancel_event=self.cancel, on_line=on_line)
         except WorkbenchError as exc:
             return _Done(None, {}, exc.one_line())
@@ -307,6 +310,12 @@ class Repro:
     def _start(self, pipeline_run: str, stage: Stage, seq: int, pool: cf.ThreadPoolExecutor,
                running: dict[cf.Future[_Done], tuple[Stage, PlanItem]]) -> None:
         item = self.planner.decide(stage, force=self.force)
+        if stage.frozen:  # never run: its outputs are whatever is on disk
+            rec = self._new_record(pipeline_run, stage.name, seq, "fresh", item,
+                                   source_run=item.source_run, outputs=self.planner.outputs_on_disk(stage))
+            self._record(rec)
+            self._emit(StageEvent(stage.name, "fresh", source_run=item.source_run, reasons=item.reasons))
+            return
         if item.action in ("skip", "restore") and item.source is not None:
             source = item.source
             try:

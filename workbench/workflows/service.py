@@ -20,6 +20,7 @@ from workbench.tracking.request import RunRequest, as_request
 from workbench.workflows import records
 from workbench.workflows.backend import ServiceBackend
 from workbench.workflows.dag import Dag, build_dag
+from workbench.workflows.dvc import DVC_FILENAME, load_dvc
 from workbench.workflows.plan import PlanItem, Planner
 from workbench.workflows.records import HashCache
 from workbench.workflows.repro import Repro, ReproResult, StageEvent, pipeline_lock
@@ -65,12 +66,18 @@ class WorkflowService:
 
     # -- pipelines -----------------------------------------------------------------------------
     def load(self) -> tuple[Pipeline, Dag]:
-        """Parse and validate ``workbench.yaml`` (raises PipelineError with file:line:column)."""
-        pipeline = load_pipeline(self.project.root)
+        """Parse and validate ``workbench.yaml``, or a DVC project's ``dvc.yaml`` where there is no
+        ``workbench.yaml`` (raises PipelineError with file:line:column)."""
+        root = self.project.root
+        if not (root / PIPELINE_FILENAME).exists() and (root / DVC_FILENAME).is_file():
+            pipeline = load_dvc(root)
+        else:
+            pipeline = load_pipeline(root)
         return pipeline, build_dag(pipeline)
 
     def has_pipeline(self) -> bool:
-        return (self.project.root / PIPELINE_FILENAME).is_file()
+        root = self.project.root
+        return (root / PIPELINE_FILENAME).is_file() or (root / DVC_FILENAME).is_file()
 
     def dag(self) -> dict[str, Any]:
         """Drawing data: stages with levels, edges with the paths that link them."""

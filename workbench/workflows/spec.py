@@ -85,6 +85,18 @@ class Stage:
     image: str | None = None
     gpus: int | str | None = None
     desc: str = ""
+    workdir: str = "."
+    """Folder the command runs in, relative to the project root (dvc.yaml's ``wdir``)."""
+    frozen: bool = False
+    """Never run; its outputs are taken as they are (dvc.yaml's ``frozen: true``)."""
+    always_changed: bool = False
+    """Runs every time, whatever its fingerprint (dvc.yaml's ``always_changed: true``)."""
+    persist: list[str] = field(default_factory=list)
+    """Outputs left in place (not removed) before the command runs (dvc.yaml's ``persist: true``)."""
+    metrics: list[str] = field(default_factory=list)
+    """Outputs whose values become the run's metrics (JSON, YAML or TOML files)."""
+    model_names: dict[str, str] = field(default_factory=dict)
+    """model path -> registry name (dvc.yaml ``artifacts``); others are named after the file."""
     where: Location = field(default_factory=lambda: Location(PIPELINE_FILENAME, 1, 1))
     marks: dict[str, Location] = field(default_factory=dict)
     """Location of each input, output and param, keyed ``input:PATH``, ``output:PATH``, ``param:NAME``."""

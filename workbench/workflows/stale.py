@@ -91,7 +91,7 @@ class ParamsFiles:
     def get(self, ref: ParamRef) -> Any:
         data = self.load(ref.file)
         node = data
-        for part in ref.key.split("."):
+        for part in ref.key.split(".") if ref.key else []:  # an empty key: the whole file
             if isinstance(node, dict) and part in node:
                 node = node[part]
             else:

@@ -1,0 +1,212 @@
+"""Metrics files become a run's metrics: files declared as metrics, and what DVCLive wrote.
+
+When a run ends, two kinds of file among its outputs are read:
+
+* files declared as metrics (a dvc.yaml stage's ``metrics:`` or the top-level ``metrics:`` list,
+  passed in as ``RunRequest.metrics``) that the run wrote: JSON, YAML or TOML holding numbers,
+  nested keys flattened with ``/`` (``{"train": {"loss": 0.1}}`` is metric ``train/loss``), each
+  one point at step 0;
+* DVCLive's output: a folder ``D`` (``dvclive/`` by default, ``eval/`` for ``Live("eval")``) is
+  recognised by ``D/plots/metrics/**.tsv`` series among the run's outputs, or by ``D`` being named
+  ``dvclive``. Each ``D/plots/metrics/train/loss.tsv`` (``step``, optional ``timestamp`` in ms, one
+  value column) is series ``train/loss``; ``D/metrics.json`` (DVCLive's summary) adds the keys that
+  have no series, at the summary's ``step``; ``D/params.yaml`` gives params (source ``dvclive``).
+
+Keys the run already logged through Workbench itself are left alone, so nothing is counted twice.
+Only regular files inside the run's folder are read (never through a link out of it), at most
+:data:`MAX_BYTES` each; an unreadable or malformed file is a note in the run's log, never a failure.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tomllib
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from workbench import yamlsafe
+from workbench.errors import WorkbenchError
+from workbench.tracking.ingest import Ingester
+
+MAX_BYTES = 32 * 1024 * 1024
+PLOTS = "plots/metrics"
+DVCLIVE_DIR = "dvclive"
+
+
+class _Unreadable(WorkbenchError):
+    """A metrics file that cannot be parsed."""
+
+
+def flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(key, leaf) pairs of nested dicts, keys joined with ``/``; lists are indexed (``a/0``)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from flatten(value, f"{prefix}/{key}" if prefix else str(key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from flatten(value, f"{prefix}/{index}" if prefix else str(index))
+    elif prefix:
+        yield prefix, data
+
+
+def numeric(value: Any) -> float | None:
+    """The value as a metric, or None (bools and strings are not metrics)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _read_text(root: Path, rel: str) -> str | None:
+    """A regular file inside ``root`` (no link out of it), or None."""
+    path = root / rel
+    try:
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root.resolve()):
+            return None
+        if path.stat().st_size > MAX_BYTES:
+            raise _Unreadable(f"'{rel}' is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Unreadable(f"cannot read '{rel}': {exc}") from None
+
+
+def load_values(root: Path, rel: str) -> Any:
+    """Parse a JSON, YAML or TOML file (by extension; anything else is tried as YAML)."""
+    text = _read_text(root, rel)
+    if text is None:
+        return None
+    try:
+        if rel.endswith(".json"):
+            return json.loads(text)
+        if rel.endswith(".toml"):
+            return tomllib.loads(text)
+        return yamlsafe.load(text, rel, _Unreadable)
+    except (ValueError, RecursionError) as exc:
+        raise _Unreadable(f"'{rel}' is malformed: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+
+
+def read_tsv(root: Path, rel: str) -> tuple[list[int], list[float], list[float]] | None:
+    """DVCLive's series file: steps, values and times (ms timestamps become seconds, else NaN)."""
+    text = _read_text(root, rel)
+    if text is None:
+        return None
+    rows = list(csv.reader(text.splitlines(), delimiter="\t"))
+    if not rows:
+        return None
+    header = rows[0]
+    value_cols = [i for i, name in enumerate(header) if name not in ("step", "timestamp")]
+    if not value_cols:
+        return None
+    col = value_cols[-1]
+    step_col = header.index("step") if "step" in header else None
+    time_col = header.index("timestamp") if "timestamp" in header else None
+    steps: list[int] = []
+    values: list[float] = []
+    times: list[float] = []
+    for index, row in enumerate(rows[1:]):
+        try:
+            value = float(row[col])
+            step = int(float(row[step_col])) if step_col is not None else index
+            when = float(row[time_col]) / 1000.0 if time_col is not None else math.nan
+        except (ValueError, IndexError):
+            continue
+        steps.append(step)
+        values.append(value)
+        times.append(when)
+    return steps, values, times
+
+
+def dvclive_dirs(outputs: Iterable[str]) -> set[str]:
+    """Folders (``""`` for the run's root) that DVCLive wrote into, from the run's output paths."""
+    found: set[str] = set()
+    for path in outputs:
+        parts = PurePosixPath(path).parts
+        for i in range(len(parts) - 2):
+            if parts[i] == "plots" and parts[i + 1] == "metrics" and path.endswith(".tsv"):
+                found.add("/".join(parts[:i]))
+                break
+        if len(parts) >= 2 and parts[-1] == "metrics.json" and parts[-2] == DVCLIVE_DIR:
+            found.add("/".join(parts[:-1]))
+    return found
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+class MetricFiles:
+    """Reads one finished run's metrics files into its ingester."""
+
+    def __init__(self, ingester: Ingester, root: Path) -> None:
+        self.ingester = ingester
+        self.root = root
+        self.taken = {str(key) for (key,) in ingester.conn.execute(
+            "SELECT key FROM metric_keys WHERE run_id = ?", (ingester.run_id,))}
+        """Keys the run already has (logged through Workbench): never overwritten."""
+        self.now = ingester.clock.now()
+
+    def _add(self, key: str, steps: list[int], values: list[float], times: list[float]) -> bool:
+        if key in self.taken or not steps:
+            return False
+        times = [self.now if math.isnan(t) else t for t in times]
+        try:
+            self.ingester.add_points(key, steps, values, times)
+        except ValueError as exc:
+            self.ingester.note(f"metrics file: {exc}")
+            return False
+        self.taken.add(key)
+        return True
+
+    def values(self, rel: str, *, step: int = 0, skip: tuple[str, ...] = ()) -> int:
+        """Every number in a JSON/YAML/TOML file as one point of its flattened key."""
+        data = load_values(self.root, rel)
+        count = 0
+        for key, leaf in flatten(data):
+            number = numeric(leaf)
+            if number is not None and key not in skip and self._add(key, [step], [number], [self.now]):
+                count += 1
+        return count
+
+    def dvclive(self, folder: str) -> int:
+        count = 0
+        plots = self.root / _join(folder, PLOTS)
+        if plots.is_dir() and not plots.is_symlink():
+            for tsv in sorted(plots.rglob("*.tsv")):
+                rel = tsv.relative_to(self.root).as_posix()
+                series = read_tsv(self.root, rel)
+                key = tsv.relative_to(plots).as_posix()[: -len(".tsv")]
+                if series is not None and self._add(key, *series):
+                    count += 1
+        summary = load_values(self.root, _join(folder, "metrics.json"))
+        if isinstance(summary, dict):
+            step = summary.get("step")
+            step = step if isinstance(step, int) and not isinstance(step, bool) else 0
+            count += self.values(_join(folder, "metrics.json"), step=step, skip=("step",))
+        params = load_values(self.root, _join(folder, "params.yaml"))
+        for key, value in flatten(params) if isinstance(params, dict) else ():
+            try:
+                self.ingester.add_param(key, value, "dvclive")
+            except ValueError:
+                continue
+        return count
+
+
+def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str]) -> int:
+    """Read declared metrics files and DVCLive output among the run's outputs; returns how many
+    metric keys were added. Problems are notes in the run's log."""
+    outputs = [str(path) for (path,) in ingester.conn.execute(
+        "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (ingester.run_id,))]
+    reader = MetricFiles(ingester, root)
+    count = 0
+    jobs = [(reader.dvclive, folder) for folder in sorted(dvclive_dirs(outputs))]
+    written = set(outputs)  # a declared file counts only when this run wrote it
+    jobs += [(reader.values, rel) for rel in declared if rel in written]  # after DVCLive's (it knows the step)
+    for read, rel in jobs:
+        try:
+            count += read(rel)
+        except _Unreadable as exc:
+            ingester.note(f"metrics file not read: {exc.message}")
+    ingester.flush()
+    return count
