@@ -200,12 +200,13 @@ def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str])
         "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (ingester.run_id,))]
     reader = MetricFiles(ingester, root)
     count = 0
-    jobs = [(reader.dvclive, folder) for folder in sorted(dvclive_dirs(outputs))]
     written = set(outputs)  # a declared file counts only when this run wrote it
-    jobs += [(reader.values, rel) for rel in declared if rel in written]  # after DVCLive's (it knows the step)
-    for read, rel in jobs:
+    # DVCLive's folders first: their summary knows the step a declared copy of it would lack.
+    jobs = [(True, folder) for folder in sorted(dvclive_dirs(outputs))]
+    jobs += [(False, rel) for rel in declared if rel in written]
+    for is_dvclive, rel in jobs:
         try:
-            count += read(rel)
+            count += reader.dvclive(rel) if is_dvclive else reader.values(rel)
         except _Unreadable as exc:
             ingester.note(f"metrics file not read: {exc.message}")
     ingester.flush()

@@ -35,9 +35,9 @@ from workbench.store.db import connect
 from workbench.tracking import capture, isolation
 from workbench.tracking.events import ENV_PROJECT, ENV_RUN_ID
 from workbench.tracking.finalize import finalize_files, snapshot_or_none
-from workbench.tracking.metric_files import ingest_metric_files
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester
+from workbench.tracking.metric_files import ingest_metric_files
 from workbench.tracking.orchestrate import LineCallback, follow, side_channel
 from workbench.tracking.records import create_run, end_run
 from workbench.tracking.request import RunRequest

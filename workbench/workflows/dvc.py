@@ -153,7 +153,8 @@ class DvcReader:
             extra = set(definition) - {"foreach", "do"}
             if extra or "do" not in definition:
                 bad = sorted(extra)[0] if extra else "foreach"
-                raise self.fail((*base, bad), f"stage '{name}': a foreach group has exactly 'foreach' and 'do'")
+                raise self.fail((*base, bad),
+                                f"stage '{name}': a foreach group has exactly 'foreach' and 'do'")
             items = self.resolve(ctx, definition["foreach"], (*base, "foreach"), "foreach")
             if isinstance(items, dict):
                 members = [(str(k), {"item": v, "key": k}) for k, v in items.items()]
@@ -291,7 +292,8 @@ class DvcReader:
                     elif isinstance(keys, list) and all(isinstance(k, str) for k in keys):
                         refs += [(f"{file}:{k}", ParamRef(rel, k)) for k in keys]
                     else:
-                        raise self.fail(where, f"stage '{stage.name}': params of '{file}' must be a list of keys")
+                        raise self.fail(where,
+                                        f"stage '{stage.name}': params of '{file}' must be a list of keys")
             else:
                 raise self.fail(where, f"stage '{stage.name}': each params entry must be a key or "
                                 "{file: [keys]}")

@@ -120,7 +120,8 @@ class Context:
         for part in text.replace("[", ".").replace("]", "").split("."):
             if isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            elif (isinstance(node, list) and part.lstrip("-").isdigit()
+                  and -len(node) <= int(part) < len(node)):
                 node = node[int(part)]
             else:
                 raise DvcVarsError(f"could not find '{text}'")
