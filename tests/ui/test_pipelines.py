@@ -91,3 +91,16 @@ async def test_no_pipeline_says_how_to_declare_one(ws: Workspace) -> None:
         await settle(pilot)
         assert app.screen.query_one(DataTable).row_count == 0
         assert "workbench.yaml" in str(app.screen.query_one("#stages-status").render())
+
+
+async def test_a_dvc_project_shows_its_expanded_stages(ws: Workspace) -> None:
+    (ws.root / "dvc.yaml").write_text("stages:\n  make:\n    foreach: [a, b]\n    do:\n"
+                                      "      cmd: echo ${item} > ${item}.txt\n      outs:\n        - ${item}.txt\n"
+                                      "  join:\n    cmd: cat a.txt b.txt > ab.txt\n    deps: [a.txt, b.txt]\n"
+                                      "    outs: [ab.txt]\n")
+    app = make_app(ws, start="pipelines")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        rows = cells(app.screen.query_one(DataTable))
+        assert [r[0].strip(" └") for r in rows] == ["make@a", "make@b", "join"]
+        assert {r[1] for r in rows} == {"○ stale"}

@@ -44,7 +44,7 @@ STAGE_KEYS = ("cmd", "deps", "outs", "metrics", "plots", "params", "wdir", "froz
 OUT_FLAGS = ("cache", "persist", "desc", "remote", "push", "type", "labels", "meta")
 PLOT_FLAGS = ("x", "y", "template", "title", "x_label", "y_label", "header")
 SHELL = "/bin/sh"
-RUN_EACH = 'for c in "$@"; do sh -c "$c" || exit $?; done'
+RUN_EACH = 'for c in "$@"; do /bin/sh -c "$c" || exit $?; done'
 """The script that runs a list ``cmd``: each command in its own shell, stopping at the first failure."""
 
 Path_ = tuple[Any, ...]

@@ -399,7 +399,7 @@ def load_pipeline(root: Path, filename: str = PIPELINE_FILENAME) -> Pipeline:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PipelineError(f"no {filename} in {root}",
-                            "declare stages in workbench.yaml (see docs/workflows.md)") from None
+                            "declare stages in workbench.yaml or dvc.yaml (see docs/workflows.md)") from None
     except UnicodeDecodeError:
         raise PipelineError(f"{filename} is not UTF-8 text", "save it as UTF-8") from None
     except OSError as exc:  # a folder of that name, no permission, an I/O error

@@ -1,4 +1,4 @@
-"""Screen 6, Pipelines: the ``workbench.yaml`` stages level by level, each with its state and why.
+"""Screen 6, Pipelines: the ``workbench.yaml`` (or ``dvc.yaml``) stages level by level, each with its state and why.
 
 States come from ``ws.workflows.dag_status()``: fresh, stale (with the reasons, e.g. ``param 'k'
 changed 2 -> 3`` or ``upstream 'prepare' will re-run``), running (in a live ``repro``) and failed
@@ -64,7 +64,7 @@ class PipelinesScreen(WorkbenchScreen):
         summary = " · ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         self.query_one("#stages-status", Static).update(
             f"{len(ordered)} stages: {summary}" if ordered
-            else "No pipeline: declare stages in workbench.yaml, then 'workbench repro'")
+            else "No pipeline: declare stages in workbench.yaml (or dvc.yaml), then 'workbench repro'")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open_run()
