@@ -95,7 +95,8 @@ async def test_no_pipeline_says_how_to_declare_one(ws: Workspace) -> None:
 
 async def test_a_dvc_project_shows_its_expanded_stages(ws: Workspace) -> None:
     (ws.root / "dvc.yaml").write_text("stages:\n  make:\n    foreach: [a, b]\n    do:\n"
-                                      "      cmd: echo ${item} > ${item}.txt\n      outs:\n        - ${item}.txt\n"
+                                      "      cmd: echo ${item} > ${item}.txt\n"
+                                      "      outs:\n        - ${item}.txt\n"
                                       "  join:\n    cmd: cat a.txt b.txt > ab.txt\n    deps: [a.txt, b.txt]\n"
                                       "    outs: [ab.txt]\n")
     app = make_app(ws, start="pipelines")

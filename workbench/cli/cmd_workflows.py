@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 def register(subparsers: Any) -> None:
     """Add this group's subcommands to the top-level parser."""
     p = subparsers.add_parser(
-        "repro", help="run the pipeline in workbench.yaml (or dvc.yaml), only the stages whose inputs changed",
+        "repro", help="run the pipeline in workbench.yaml (or dvc.yaml), only the stages whose inputs "
+                      "changed",
         description="Run the stages of workbench.yaml (or of a DVC project's dvc.yaml where there is no "
                     "workbench.yaml) in dependency order. A stage whose command, "
                     "params and input contents are unchanged since a successful run is skipped, or its "

@@ -1,4 +1,5 @@
-"""Screen 6, Pipelines: the ``workbench.yaml`` (or ``dvc.yaml``) stages level by level, each with its state and why.
+"""Screen 6, Pipelines: the ``workbench.yaml`` (or ``dvc.yaml``) stages level by level, each with its
+state and why.
 
 States come from ``ws.workflows.dag_status()``: fresh, stale (with the reasons, e.g. ``param 'k'
 changed 2 -> 3`` or ``upstream 'prepare' will re-run``), running (in a live ``repro``) and failed
