@@ -12,6 +12,7 @@ import pytest
 
 from tests.workflows.dvc_project import ALL_STAGES, OUTPUTS, write_dvc_project
 from workbench.core.workspace import Workspace
+from workbench.workflows.spec import PipelineError
 
 CHANGED_STAGES = {"train", "report@short-1", "report@short-2", "report@long-1", "report@long-2"}
 
@@ -138,3 +139,12 @@ def test_workbench_yaml_wins_over_dvc_yaml(ws: Workspace) -> None:
     (ws.root / "workbench.yaml").write_text("stages:\n  only:\n    cmd: echo hi\n")
     pipeline, _ = ws.workflows.load()
     assert list(pipeline.stages) == ["only"]
+
+
+def test_a_group_name_selects_its_members_and_a_dvclive_only_file_says_so(ws: Workspace) -> None:
+    write_dvc_project(ws.root)
+    planned = [item.stage for item in ws.workflows.plan(["featurize"])]
+    assert planned == ["prepare", "featurize@en", "featurize@fr"]
+    (ws.root / "dvc.yaml").write_text("metrics:\n- dvclive/metrics.json\n")
+    with pytest.raises(PipelineError, match="no stages declared"):
+        ws.workflows.load()

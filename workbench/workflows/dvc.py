@@ -123,7 +123,9 @@ class DvcReader:
             raise self.fail(("vars",), exc.message, exc.hint or "fix the vars entry") from None
         stages_data = data.get("stages")
         if not isinstance(stages_data, dict) or not stages_data:
-            raise self.fail(("stages",), "no stages declared", "declare at least one stage under 'stages:'")
+            raise self.fail(("stages",), "no stages declared",
+                            "this dvc.yaml only lists metrics, params or plots (DVCLive writes such a file): "
+                            "declare stages in it or in workbench.yaml")
         stages: dict[str, Stage] = {}
         for name, definition in stages_data.items():
             for stage in self.group(str(name), definition, ctx):

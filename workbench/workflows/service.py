@@ -94,8 +94,11 @@ class WorkflowService:
             return dag.topological()
         wanted: set[str] = set()
         for name in stages:
-            pipeline.stage(name)  # raises with the list of stages
-            wanted |= dag.ancestors(name)
+            # A foreach/matrix group's name (dvc.yaml) selects all its members, as with dvc repro.
+            members = [s for s in pipeline.stages if s.startswith(name + "@")]
+            for member in [name] if name in pipeline.stages or not members else members:
+                pipeline.stage(member)  # raises with the list of stages
+                wanted |= dag.ancestors(member)
         return dag.topological(wanted)
 
     def plan(self, stages: list[str] | None = None, *, force: bool = False) -> list[PlanItem]:
