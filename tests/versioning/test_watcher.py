@@ -128,19 +128,34 @@ def test_single_edit_rename_delete_and_new_folder(ws: Workspace, project_dir: Pa
 
 
 def test_burst_of_1000_files_is_one_snapshot(ws: Workspace, project_dir: Path, watch) -> None:  # type: ignore[no-untyped-def]
-    watcher, events = watch(quiet=1.0)
-    _settle(watcher, events)
-    before = len(ws.versions.log())
-    data = project_dir / "burst"
-    data.mkdir()
-    for i in range(1000):
-        (data / f"f{i:04d}.csv").write_text(f"{i},{i * i}\n")
-    snap = events.next("snapshot")
-    _settle(watcher)
-    events.none("snapshot", 1.3)
-    assert len(ws.versions.log()) == before + 1
-    files = _files(ws, snap.snapshot_id or "")
-    assert sum(1 for f in files if f.startswith("burst/")) == 1000
+    quiet = 2.0
+    watcher, events = watch(quiet=quiet, max_interval=300.0)
+    stalls: list[float] = []
+    for attempt in range(3):
+        _settle(watcher, events)
+        before = len(ws.versions.log())
+        data = project_dir / f"burst{attempt}"
+        data.mkdir()
+        gaps = [0.0]
+        last = time.monotonic()
+        for i in range(1000):
+            (data / f"f{i:04d}.csv").write_text(f"{i},{i * i}\n")
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+        snap = events.next("snapshot")
+        _settle(watcher)
+        if max(gaps) >= quiet / 2:
+            # The premise (a burst with no pause near the quiet interval) did not hold: the writer was
+            # descheduled on a loaded machine. That is not the rule under test; write another burst.
+            stalls.append(max(gaps))
+            continue
+        events.none("snapshot", quiet + 0.3)
+        assert len(ws.versions.log()) == before + 1
+        files = _files(ws, snap.snapshot_id or "")
+        assert sum(1 for f in files if f.startswith(f"burst{attempt}/")) == 1000
+        return
+    pytest.fail(f"the writer stalled in every burst ({', '.join(f'{s:.1f} s' for s in stalls)})")
 
 
 def test_ignored_paths_and_the_store_never_trigger(ws: Workspace, project_dir: Path, watch) -> None:  # type: ignore[no-untyped-def]
