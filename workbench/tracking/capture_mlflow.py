@@ -1,0 +1,211 @@
+"""What a script logged with MLflow, read back from a local MLflow store without importing MLflow.
+
+Two store formats are read:
+
+* the file store (an ``mlruns``-style folder: ``<experiment id>/meta.yaml`` and
+  ``<experiment id>/<run id>/{meta.yaml, params/, metrics/, tags/, artifacts/}``; a key with ``/``
+  is a nested file; a metric file holds ``<timestamp ms> <value> <step>`` lines);
+* the SQLite store (``sqlite:///mlflow.db``: tables ``experiments``, ``runs``, ``params``,
+  ``tags``, ``metrics``), read with :mod:`sqlite3`, read-only.
+
+:func:`read_store` returns :class:`MlflowRun` values; ``since``/``until`` (unix seconds) keep only
+runs that started in that window (a store the user shares between many runs). Deleted runs
+(``lifecycle_stage: deleted``) are left out. Files are found with ``lstat``: a link in the store is
+never followed (a job may have made it), so nothing outside the store is ever read.
+
+:func:`local_store` says whether a tracking URI names a local store this module can read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+SYSTEM_TAG_PREFIX = "mlflow."
+"""MLflow's own tags (``mlflow.user``, ``mlflow.source.name``, ``mlflow.runName``...)."""
+
+
+@dataclass
+class MlflowRun:
+    """One MLflow run as the store holds it."""
+
+    run_id: str
+    name: str
+    experiment: str
+    start_time: float | None
+    """Unix seconds."""
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
+    """key -> [(step, unix seconds, value)] in the order they were logged."""
+    artifacts: list[tuple[str, Path]] = field(default_factory=list)
+    """(path inside the run's artifacts, the file) for each artifact file (file store only)."""
+
+
+def local_store(uri: str) -> tuple[str, Path] | None:
+    """``("file", folder)`` or ``("sqlite", database)`` for a tracking URI naming a local store
+    (a plain path, ``file:``, ``sqlite:///``), None for anything else (a server, Databricks). A
+    relative path is relative to the job's working directory (the caller resolves it)."""
+    if not uri:
+        return None
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file") and (not parsed.netloc or parsed.netloc == "localhost"):
+        path = unquote(parsed.path) if parsed.scheme == "file" else uri
+        return ("file", Path(path).expanduser())
+    if parsed.scheme == "sqlite" and uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):].split("?", 1)[0]
+        return ("sqlite", Path(unquote(path)))
+    return None
+
+
+def read_store(kind: str, path: Path, *, since: float | None = None,
+               until: float | None = None) -> list[MlflowRun]:
+    """The runs of the local store ``(kind, path)`` (see :func:`local_store`), oldest first."""
+    runs = _read_sqlite(path) if kind == "sqlite" else _read_file_store(path)
+    kept = [run for run in runs if _within(run.start_time, since, until)]
+    return sorted(kept, key=lambda run: (run.start_time or 0.0, run.run_id))
+
+
+def _within(start: float | None, since: float | None, until: float | None) -> bool:
+    if since is None and until is None:
+        return True
+    if start is None:
+        return False
+    return (since is None or start >= since) and (until is None or start <= until)
+
+
+# -- the file store ---------------------------------------------------------------------------
+def _is_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _plain_files(folder: Path) -> list[tuple[str, Path]]:
+    """(relative posix path, file) of the plain files under ``folder``, links never followed."""
+    found: list[tuple[str, Path]] = []
+    if not _is_dir(folder):
+        return found
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if _is_dir(Path(current, d)))
+        for name in sorted(files):
+            full = Path(current, name)
+            try:
+                if not stat.S_ISREG(os.lstat(full).st_mode):
+                    continue
+            except OSError:
+                continue
+            found.append((full.relative_to(folder).as_posix(), full))
+    return found
+
+
+def _text(path: Path, limit: int = 1 << 20) -> str:
+    with path.open("rb") as handle:
+        return handle.read(limit).decode("utf-8", errors="replace")
+
+
+def _meta(path: Path) -> dict[str, object]:
+    """A ``meta.yaml`` as a dict ({} when it cannot be read: a run still being created)."""
+    from workbench import yamlsafe
+    from workbench.errors import UsageError, WorkbenchError
+
+    try:  # bounded: a job wrote it (an alias bomb must not hang the runner)
+        loaded = yamlsafe.load(_text(path), str(path), UsageError)
+    except (OSError, WorkbenchError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _metric_lines(path: Path) -> list[tuple[int, float, float]]:
+    points: list[tuple[int, float, float]] = []
+    for line in _text(path, 1 << 30).splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        try:
+            when = int(parts[0]) / 1000.0
+            value = float(parts[1])
+            step = int(parts[2]) if len(parts) > 2 else 0
+        except ValueError:
+            continue
+        points.append((step, when, value))
+    return points
+
+
+def _read_file_store(root: Path) -> list[MlflowRun]:
+    runs: list[MlflowRun] = []
+    if not _is_dir(root):
+        return runs
+    for experiment_dir in sorted(root.iterdir()):
+        if not _is_dir(experiment_dir) or experiment_dir.name.startswith("."):
+            continue
+        experiment_meta = _meta(experiment_dir / "meta.yaml")
+        if not experiment_meta or experiment_meta.get("lifecycle_stage") == "deleted":
+            continue
+        experiment = str(experiment_meta.get("name") or experiment_dir.name)
+        for run_dir in sorted(experiment_dir.iterdir()):
+            if not _is_dir(run_dir) or not (run_dir / "meta.yaml").is_file():
+                continue
+            meta = _meta(run_dir / "meta.yaml")
+            if not meta or meta.get("lifecycle_stage") == "deleted":
+                continue
+            start = meta.get("start_time")
+            run = MlflowRun(
+                run_id=str(meta.get("run_id") or run_dir.name),
+                name=str(meta.get("run_name") or ""), experiment=experiment,
+                start_time=start / 1000.0 if isinstance(start, int) else None,
+            )
+            for key, full in _plain_files(run_dir / "params"):
+                run.params[key] = _text(full)
+            for key, full in _plain_files(run_dir / "tags"):
+                run.tags[key] = _text(full)
+            for key, full in _plain_files(run_dir / "metrics"):
+                run.metrics[key] = _metric_lines(full)
+            run.artifacts = _plain_files(run_dir / "artifacts")
+            runs.append(run)
+    return runs
+
+
+# -- the SQLite store -------------------------------------------------------------------------
+def _read_sqlite(path: Path) -> list[MlflowRun]:
+    if not path.is_file():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = dict(conn.execute("SELECT experiment_id, name FROM experiments").fetchall())
+        runs: dict[str, MlflowRun] = {}
+        for run_id, name, experiment_id, start, stage in conn.execute(
+            "SELECT run_uuid, name, experiment_id, start_time, lifecycle_stage FROM runs"
+        ):
+            if stage == "deleted":
+                continue
+            runs[run_id] = MlflowRun(
+                run_id=run_id, name=name or "", experiment=str(names.get(experiment_id, experiment_id)),
+                start_time=start / 1000.0 if isinstance(start, int) else None,
+            )
+        for key, value, run_id in conn.execute("SELECT key, value, run_uuid FROM params"):
+            if run_id in runs:
+                runs[run_id].params[key] = value or ""
+        for key, value, run_id in conn.execute("SELECT key, value, run_uuid FROM tags"):
+            if run_id in runs:
+                runs[run_id].tags[key] = value or ""
+        for key, value, when, run_id, step, is_nan in conn.execute(
+            "SELECT key, value, timestamp, run_uuid, step, is_nan FROM metrics ORDER BY timestamp, step"
+        ):
+            if run_id in runs:
+                number = math.nan if is_nan else float(value)
+                runs[run_id].metrics.setdefault(key, []).append((int(step or 0), when / 1000.0, number))
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+    return list(runs.values())
+
+
+__all__ = ["SYSTEM_TAG_PREFIX", "MlflowRun", "local_store", "read_store"]
