@@ -31,6 +31,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 EVENT_FILE_MARK = "tfevents"
 """Every TensorBoard event file's name holds this (``events.out.tfevents.<time>.<host>...``)."""
@@ -97,7 +98,7 @@ def _varint(data: memoryview, pos: int) -> tuple[int, int]:
             raise EventFileError("varint too long")
 
 
-def _fields(data: memoryview) -> Iterator[tuple[int, int, object]]:
+def _fields(data: memoryview) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) of one message: ints for varints, bytes-like for
     length-delimited fields, raw 8 or 4 bytes for fixed64 / fixed32."""
     pos, end = 0, len(data)
@@ -136,21 +137,20 @@ def _tensor_scalar(data: memoryview) -> float | None:
     content = b""
     for number, wire, value in _fields(data):
         if number == 1 and wire == 0:
-            dtype = int(value)  # type: ignore[call-overload]
+            dtype = int(value)
         elif number == 4 and wire == 2:
-            content = bytes(value)  # type: ignore[call-overload]
+            content = bytes(value)
         elif number in (5, 6) and wire == 2:  # packed float / double
-            fmt = "<%df" if number == 5 else "<%dd"
             width = 4 if number == 5 else 8
-            numbers.extend(struct.unpack(fmt % (len(value) // width), value))  # type: ignore[arg-type]
+            numbers.extend(struct.unpack(f"<{len(value) // width}{'f' if number == 5 else 'd'}", value))
         elif number == 5 and wire == 5:
-            numbers.append(_FLOAT.unpack(value)[0])  # type: ignore[arg-type]
+            numbers.append(_FLOAT.unpack(value)[0])
         elif number == 6 and wire == 1:
-            numbers.append(_DOUBLE.unpack(value)[0])  # type: ignore[arg-type]
+            numbers.append(_DOUBLE.unpack(value)[0])
         elif number in (7, 10) and wire == 0:
-            numbers.append(float(_signed64(int(value))))  # type: ignore[call-overload]
+            numbers.append(float(_signed64(int(value))))
         elif number in (7, 10) and wire == 2:  # packed ints
-            inner, pos = memoryview(value), 0  # type: ignore[arg-type]
+            inner, pos = memoryview(value), 0
             while pos < len(inner):
                 item, pos = _varint(inner, pos)
                 numbers.append(float(_signed64(item)))
@@ -166,8 +166,8 @@ def _tensor_scalar(data: memoryview) -> float | None:
 def _is_scalars_plugin(metadata: memoryview) -> bool:
     for number, wire, value in _fields(metadata):
         if number == 1 and wire == 2:  # plugin_data
-            for inner, inner_wire, name in _fields(value):  # type: ignore[arg-type]
-                if inner == 1 and inner_wire == 2 and bytes(name) == _SCALARS_PLUGIN:  # type: ignore[call-overload]
+            for inner, inner_wire, name in _fields(value):
+                if inner == 1 and inner_wire == 2 and bytes(name) == _SCALARS_PLUGIN:
                     return True
     return False
 
@@ -177,21 +177,21 @@ def _summary_scalars(summary: memoryview) -> Iterator[tuple[str, float]]:
         if number != 1 or wire != 2:
             continue
         tag, simple, tensor, scalars = "", None, None, False
-        for inner, inner_wire, item in _fields(value):  # type: ignore[arg-type]
+        for inner, inner_wire, item in _fields(value):
             if inner == 1 and inner_wire == 2:
-                tag = bytes(item).decode("utf-8", errors="replace")  # type: ignore[call-overload]
+                tag = bytes(item).decode("utf-8", errors="replace")
             elif inner == 2 and inner_wire == 5:
-                simple = _FLOAT.unpack(item)[0]  # type: ignore[arg-type]
+                simple = _FLOAT.unpack(item)[0]
             elif inner == 8 and inner_wire == 2:
                 tensor = item
             elif inner == 9 and inner_wire == 2:
-                scalars = _is_scalars_plugin(item)  # type: ignore[arg-type]
+                scalars = _is_scalars_plugin(item)
         if not tag:
             continue
         if simple is not None:
             yield tag, float(simple)
         elif tensor is not None and scalars:
-            found = _tensor_scalar(tensor)  # type: ignore[arg-type]
+            found = _tensor_scalar(tensor)
             if found is not None:
                 yield tag, found
 
@@ -220,14 +220,14 @@ def read_scalars(path: Path) -> Iterator[tuple[str, int, float, float]]:
         try:
             for number, wire, value in _fields(record):
                 if number == 1 and wire == 1:
-                    wall_time = _DOUBLE.unpack(value)[0]  # type: ignore[arg-type]
+                    wall_time = _DOUBLE.unpack(value)[0]
                 elif number == 2 and wire == 0:
-                    step = _signed64(int(value))  # type: ignore[call-overload]
+                    step = _signed64(int(value))
                 elif number == 5 and wire == 2:
                     summary = value
             if summary is None:
                 continue
-            for tag, scalar in _summary_scalars(summary):  # type: ignore[arg-type]
+            for tag, scalar in _summary_scalars(summary):
                 yield tag, step, wall_time, scalar
         except (IndexError, struct.error) as exc:
             raise EventFileError(f"bad record: {exc}") from exc
