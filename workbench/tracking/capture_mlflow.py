@@ -44,7 +44,7 @@ class MlflowRun:
     metrics: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
     """key -> [(step, unix seconds, value)] in the order they were logged."""
     artifacts: list[tuple[str, Path]] = field(default_factory=list)
-    """(path inside the run's artifacts, the file) for each artifact file (file store only)."""
+    """(path inside the run's artifacts, the file) for each artifact file kept on this machine."""
 
 
 def local_store(uri: str) -> tuple[str, Path] | None:
@@ -180,8 +180,8 @@ def _read_sqlite(path: Path) -> list[MlflowRun]:
     try:
         names = dict(conn.execute("SELECT experiment_id, name FROM experiments").fetchall())
         runs: dict[str, MlflowRun] = {}
-        for run_id, name, experiment_id, start, stage in conn.execute(
-            "SELECT run_uuid, name, experiment_id, start_time, lifecycle_stage FROM runs"
+        for run_id, name, experiment_id, start, stage, artifact_uri in conn.execute(
+            "SELECT run_uuid, name, experiment_id, start_time, lifecycle_stage, artifact_uri FROM runs"
         ):
             if stage == "deleted":
                 continue
@@ -189,6 +189,9 @@ def _read_sqlite(path: Path) -> list[MlflowRun]:
                 run_id=run_id, name=name or "", experiment=str(names.get(experiment_id, experiment_id)),
                 start_time=start / 1000.0 if isinstance(start, int) else None,
             )
+            where = local_store(artifact_uri or "")
+            if where is not None and where[0] == "file" and where[1].is_absolute():
+                runs[run_id].artifacts = _plain_files(where[1])
         for key, value, run_id in conn.execute("SELECT key, value, run_uuid FROM params"):
             if run_id in runs:
                 runs[run_id].params[key] = value or ""

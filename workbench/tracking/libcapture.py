@@ -63,8 +63,6 @@ def plan(env: Mapping[str, str], run_dir: Path, cwd: Path, started: float,
     inherits (``env``). ``run_dir`` is the host folder of the run's events file. A ``local`` job
     is given the store's path directly (so a job without the capture sitecustomize is captured
     too); a job elsewhere gets it from its sitecustomize, which knows where its run folder is."""
-    from workbench.tracking.capture_mlflow import local_store
-
     uri = env.get(MLFLOW_URI, "")
     if not uri:
         store = run_dir / MLFLOW_DIRNAME
@@ -72,6 +70,8 @@ def plan(env: Mapping[str, str], run_dir: Path, cwd: Path, started: float,
         if local:
             extra.update({MLFLOW_URI: str(store), ALLOW_FILE_STORE: "true"})
         return extra, Capture(("file", store))
+    from workbench.tracking.capture_mlflow import local_store
+
     found = local_store(uri)
     if found is None:
         return {}, Capture(None)
