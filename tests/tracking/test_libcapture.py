@@ -106,7 +106,8 @@ def test_mlflow_calls_become_the_runs_own(project: Path) -> None:
     assert not (project / "mlruns").exists() and not (project / "mlflow.db").exists()
     assert (project / ".workbench" / "runs" / run_id / "mlflow").is_dir()
     logs = run_workbench(project, "logs", run_id).stdout
-    assert "captured from the run's own MLflow store: 1 MLflow run(s), 2 params, 4 metrics (45 points)" in logs
+    assert ("captured from the run's own MLflow store: 1 MLflow run(s), 2 params, 4 metrics (45 points),"
+            " 1 artifacts") in logs
 
 
 def test_a_users_own_local_store_is_left_alone_and_read(project: Path, tmp_path: Path) -> None:
