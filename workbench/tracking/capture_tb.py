@@ -196,39 +196,90 @@ def _summary_scalars(summary: memoryview) -> Iterator[tuple[str, float]]:
                 yield tag, found
 
 
-def _records(path: Path) -> Iterator[memoryview]:
-    with path.open("rb") as handle:
-        data = memoryview(handle.read())
+def _records(data: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each record's data in a whole event file."""
     pos, end = 0, len(data)
+    checked: set[bytes] = set()  # record lengths repeat: each distinct header is checked once
     while pos + _HEADER.size <= end:
-        length, length_crc = _HEADER.unpack_from(data, pos)
-        if _masked_crc32c(bytes(data[pos:pos + 8])) != length_crc or length > _MAX_RECORD:
-            raise EventFileError(f"bad record header at byte {pos}")
+        header = data[pos:pos + _HEADER.size]
+        if header not in checked:
+            length, length_crc = _HEADER.unpack(header)
+            if _masked_crc32c(header[:8]) != length_crc or length > _MAX_RECORD:
+                raise EventFileError(f"bad record header at byte {pos}")
+            checked.add(header)
+        else:
+            length = _HEADER.unpack(header)[0]
         start = pos + _HEADER.size
         if start + length + 4 > end:
             return  # the last record is still being written (or the writer was killed)
-        yield data[start:start + length]
+        yield start, start + length
         pos = start + length + 4
+
+
+def _small_varint(data: bytes, pos: int) -> tuple[int, int]:
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    second = data[pos + 1]
+    if second < 0x80:
+        return (byte & 0x7F) | (second << 7), pos + 2
+    return _varint(memoryview(data), pos)
+
+
+def _fast_scalar(data: bytes, start: int, end: int) -> tuple[str, int, float, float] | None:
+    """The usual layout of a one-scalar event (torch, tensorboardX: ``wall_time, step, summary {
+    value { tag, simple_value } }``) decoded in one pass; None for any other layout."""
+    if end - start < 16 or data[start] != 0x09:
+        return None
+    wall_time = _DOUBLE.unpack_from(data, start + 1)[0]
+    pos, step = start + 9, 0
+    if data[pos] == 0x10:
+        step, pos = _small_varint(data, pos + 1)
+        step = _signed64(step)
+    if pos >= end or data[pos] != 0x2A:
+        return None
+    size, pos = _small_varint(data, pos + 1)
+    if pos + size != end or data[pos] != 0x0A:
+        return None
+    size, pos = _small_varint(data, pos + 1)
+    if pos + size != end or data[pos] != 0x0A:
+        return None
+    size, pos = _small_varint(data, pos + 1)
+    tag = data[pos:pos + size].decode("utf-8", errors="replace")
+    pos += size
+    if pos + 5 != end or data[pos] != 0x15:
+        return None
+    return tag, step, wall_time, _FLOAT.unpack_from(data, pos + 1)[0]
+
+
+def _event_scalars(record: memoryview) -> Iterator[tuple[str, int, float, float]]:
+    wall_time, step, summary = 0.0, 0, None
+    for number, wire, value in _fields(record):
+        if number == 1 and wire == 1:
+            wall_time = _DOUBLE.unpack(value)[0]
+        elif number == 2 and wire == 0:
+            step = _signed64(int(value))
+        elif number == 5 and wire == 2:
+            summary = value
+    if summary is not None:
+        for tag, scalar in _summary_scalars(summary):
+            yield tag, step, wall_time, scalar
 
 
 def read_scalars(path: Path) -> Iterator[tuple[str, int, float, float]]:
     """(tag, step, wall time, value) of every scalar in the event file ``path``, in file order.
 
     Raises :class:`EventFileError` at the first corrupt record (after yielding what came before)."""
-    for record in _records(path):
-        wall_time, step, summary = 0.0, 0, None
+    with path.open("rb") as handle:
+        data = handle.read()
+    view = memoryview(data)
+    for start, end in _records(data):
         try:
-            for number, wire, value in _fields(record):
-                if number == 1 and wire == 1:
-                    wall_time = _DOUBLE.unpack(value)[0]
-                elif number == 2 and wire == 0:
-                    step = _signed64(int(value))
-                elif number == 5 and wire == 2:
-                    summary = value
-            if summary is None:
+            fast = _fast_scalar(data, start, end)
+            if fast is not None:
+                yield fast
                 continue
-            for tag, scalar in _summary_scalars(summary):
-                yield tag, step, wall_time, scalar
+            yield from _event_scalars(view[start:end])
         except (IndexError, struct.error) as exc:
             raise EventFileError(f"bad record: {exc}") from exc
 
