@@ -247,3 +247,48 @@ def test_event_files_cut_or_garbled_keep_what_came_before(tmp_path: Path) -> Non
     warnings: list[str] = []
     series = series_of([("bad/events.out.tfevents.1.bad", bad)], warnings)
     assert series["loss"].steps == list(range(11)) and "bad record header" in warnings[0]
+
+
+def test_a_pods_mlflow_logging_comes_back_as_marked_events(tmp_path: Path) -> None:
+    """A job whose only channel is its log (a Kubernetes pod: ``WORKBENCH_EVENTS=@stdout``): its
+    sitecustomize sends MLflow to the temporary folder and prints the store as marked event lines at
+    exit; a real ingester turns them into the run's params, tags and every point."""
+    from workbench.store.db import connect
+    from workbench.tracking.events import MARKER_BYTES
+    from workbench.tracking.ingest import Ingester
+    from workbench.tracking.records import create_run
+    from workbench.tracking.runner import INJECT_DIR
+
+    scratch = tmp_path / "podtmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update({"PYTHONPATH": os.pathsep.join([str(INJECT_DIR), str(Path(__file__).resolve().parents[2])]),
+                "WORKBENCH_EVENTS": "@stdout", "WORKBENCH_RUN_ID": "podrun1", "TMPDIR": str(scratch),
+                "WORKBENCH_CAPTURE_MLFLOW": "1"})
+    (tmp_path / "train.py").write_text(textwrap.dedent(MLFLOW_SCRIPT), encoding="utf-8")
+    result = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, capture_output=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.splitlines()
+    assert f"uri {scratch}/workbench-mlflow-podrun1".encode() in lines
+    marked = [line for line in lines if line.startswith(MARKER_BYTES)]
+    assert marked and all(len(line) < 256 * 1024 for line in marked)
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    ws, _ = Workspace.init(root)
+    try:
+        create_run(ws.db, "podrun1", name="pod", command=["python", "train.py"], executor="kubernetes")
+        conn = connect(ws.paths.db)
+        ingester = Ingester(conn, "podrun1", root)
+        ingester.feed_lines(marked)
+        ingester.flush()
+        conn.close()
+        assert ingester.bad_lines == 0
+        run = ws.runs.get("podrun1")
+        assert run.params["lr"] == 0.05 and run.tags["team"] == "vision"
+        loss = ws.runs.metric_series("podrun1", "loss")
+        assert loss.steps == list(range(40)) and loss.values == [1.0 / (s + 1) for s in range(40)]
+        assert ws.runs.metric_series("podrun1", "lr_now").values == [0.5, 0.25, 0.125]
+    finally:
+        ws.close()

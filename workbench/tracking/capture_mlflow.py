@@ -24,8 +24,11 @@ import sqlite3
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
+ARTIFACTS_PREFIX = "mlflow-artifacts"
+"""A run's outputs named ``mlflow-artifacts/<artifact path>`` hold what its job logged as artifacts."""
 SYSTEM_TAG_PREFIX = "mlflow."
 """MLflow's own tags (``mlflow.user``, ``mlflow.source.name``, ``mlflow.runName``...)."""
 
@@ -79,6 +82,56 @@ def _within(start: float | None, since: float | None, until: float | None) -> bo
     return (since is None or start >= since) and (until is None or start <= until)
 
 
+@dataclass
+class Captured:
+    """What a set of MLflow runs logged, as one Workbench run records it (see :func:`flatten`)."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    series: dict[str, tuple[list[int], list[float], list[float]]] = field(default_factory=dict)
+    """key -> (steps, values, unix times), one point per step, in step order."""
+    artifacts: list[tuple[str, Path]] = field(default_factory=list)
+    """(output name ``<prefix>/<artifact path>``, the file)."""
+    points: int = 0
+
+
+def flatten(runs: list[MlflowRun], artifacts_prefix: str = ARTIFACTS_PREFIX) -> Captured:
+    """The runs' params (typed: ``"0.1"`` -> 0.1), user tags (MLflow's own ``mlflow.*`` left out),
+    metric series and artifacts under one Workbench run. With several MLflow runs (nested runs, a
+    loop of runs) each key is prefixed with its run's name (``outer/loss``)."""
+    from workbench.tracking.capture import typed
+
+    captured = Captured()
+    several = len(runs) > 1
+    for run in runs:
+        prefix = (run.name or run.run_id[:12]).replace("/", "_") + "/" if several else ""
+        for key, value in run.params.items():
+            captured.params[prefix + key] = typed(value)
+        for key, value in run.tags.items():
+            if not key.startswith(SYSTEM_TAG_PREFIX):
+                captured.tags[prefix + key] = value
+        for key, points in run.metrics.items():
+            captured.series[prefix + key] = series = _series(points)
+            captured.points += len(series[0])
+        captured.artifacts.extend((f"{artifacts_prefix}/{prefix}{rel}", full) for rel, full in run.artifacts)
+    return captured
+
+
+def _series(points: list[tuple[int, float, float]]) -> tuple[list[int], list[float], list[float]]:
+    """One key's points as parallel lists by step. A step logged again keeps its last value, as in
+    Workbench; a key logged several times and always at step 0 (MLflow's default when no step is
+    given) was a sequence: its points get the steps 0, 1, 2... in the order they were logged."""
+    if len(points) > 1 and all(step == 0 for step, _, _ in points):
+        ordered = sorted(enumerate(points), key=lambda item: (item[1][1], item[0]))
+        values = [float(p[2]) for _, p in ordered]
+        return list(range(len(points))), values, [float(p[1]) for _, p in ordered]
+    by_step: dict[int, tuple[float, float]] = {}
+    for step, when, value in points:
+        by_step[step] = (float(value), float(when))
+    steps = sorted(by_step)
+    return steps, [by_step[s][0] for s in steps], [by_step[s][1] for s in steps]
+
+
 # -- the file store ---------------------------------------------------------------------------
 def _is_dir(path: Path) -> bool:
     try:
@@ -112,14 +165,33 @@ def _text(path: Path, limit: int = 1 << 20) -> str:
 
 def _meta(path: Path) -> dict[str, object]:
     """A ``meta.yaml`` as a dict ({} when it cannot be read: a run still being created)."""
-    from workbench import yamlsafe
+    try:
+        text = _text(path)
+    except OSError:
+        return {}
+    try:
+        from workbench import yamlsafe
+    except ImportError:  # a job's interpreter without PyYAML: the flat keys this module reads
+        return _flat_yaml(text)
     from workbench.errors import UsageError, WorkbenchError
 
     try:  # bounded: a job wrote it (an alias bomb must not hang the runner)
-        loaded = yamlsafe.load(_text(path), str(path), UsageError)
-    except (OSError, WorkbenchError):
+        loaded = yamlsafe.load(text, str(path), UsageError)
+    except WorkbenchError:
         return {}
     return loaded if isinstance(loaded, dict) else {}
+
+
+def _flat_yaml(text: str) -> dict[str, object]:
+    """``key: value`` lines of MLflow's meta.yaml (integers as ints, quotes stripped)."""
+    found: dict[str, object] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if not sep or line.startswith((" ", "-")):
+            continue
+        value = value.strip().strip("'\"")
+        found[key.strip()] = int(value) if value.isdigit() else value
+    return found
 
 
 def _metric_lines(path: Path) -> list[tuple[int, float, float]]:
@@ -211,4 +283,5 @@ def _read_sqlite(path: Path) -> list[MlflowRun]:
     return list(runs.values())
 
 
-__all__ = ["SYSTEM_TAG_PREFIX", "MlflowRun", "local_store", "read_store"]
+__all__ = ["ARTIFACTS_PREFIX", "SYSTEM_TAG_PREFIX", "Captured", "MlflowRun", "flatten", "local_store",
+           "read_store"]

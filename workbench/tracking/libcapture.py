@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.store.db import atomic
-from workbench.tracking.capture import typed
 from workbench.tracking.ingest import Ingester
 
 if TYPE_CHECKING:
-    from workbench.tracking.capture_mlflow import MlflowRun
     from workbench.versioning.versioned import VersionedProject
 
 ENV_MLFLOW = "WORKBENCH_CAPTURE_MLFLOW"
@@ -42,8 +40,6 @@ MLFLOW_URI = "MLFLOW_TRACKING_URI"
 ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
 """MLflow 3.x refuses its file store unless this is ``true``; set only where the user has not."""
 MLFLOW_DIRNAME = "mlflow"
-ARTIFACTS_PREFIX = "mlflow-artifacts"
-"""Run outputs named ``mlflow-artifacts/<artifact path>`` hold what the job logged as artifacts."""
 SOURCE = "mlflow"
 
 
@@ -97,54 +93,23 @@ def collect(
 # -- MLflow -------------------------------------------------------------------------------------
 def _collect_mlflow(ws: VersionedProject, conn: sqlite3.Connection, ingester: Ingester, run_id: str,
                     store: tuple[str, Path], since: float | None) -> None:
-    from workbench.tracking.capture_mlflow import SYSTEM_TAG_PREFIX, read_store
+    from workbench.tracking.capture_mlflow import flatten, read_store
 
     runs = read_store(*store, since=since)
     if not runs:
         return
-    several = len(runs) > 1
-    artifacts: list[tuple[str, Path]] = []
-    counts = [0, 0, 0, 0]
-    for run in runs:
-        prefix = f"{_run_label(run)}/" if several else ""
-        for key, value in run.params.items():
-            _safely(ingester, ingester.add_param, prefix + key, typed(value), SOURCE)
-            counts[0] += 1
-        for key, value in run.tags.items():
-            if not key.startswith(SYSTEM_TAG_PREFIX):
-                _safely(ingester, ingester.add_tag, prefix + key, value)
-        for key, points in run.metrics.items():
-            steps, values, times = _series(points)
-            _safely(ingester, ingester.add_series, prefix + key, steps, values, times)
-            counts[1] += 1
-            counts[2] += len(steps)
-        for rel, full in run.artifacts:
-            artifacts.append((f"{ARTIFACTS_PREFIX}/{prefix}{rel}", full))
-        counts[3] += len(run.artifacts)
+    found = flatten(runs)
+    for key, value in found.params.items():
+        _safely(ingester, ingester.add_param, key, value, SOURCE)
+    for key, text in found.tags.items():
+        _safely(ingester, ingester.add_tag, key, text)
+    for key, (steps, values, times) in found.series.items():
+        _safely(ingester, ingester.add_series, key, steps, values, times)
     ingester.flush()
-    _record_artifacts(ws, conn, run_id, artifacts)
+    _record_artifacts(ws, conn, run_id, found.artifacts)
     where = "the run's own MLflow store" if since is None else f"MLflow store {store[1]}"
-    ingester.note(f"captured from {where}: {len(runs)} MLflow run(s), {counts[0]} params,"
-                  f" {counts[1]} metrics ({counts[2]} points), {counts[3]} artifacts")
-
-
-def _run_label(run: MlflowRun) -> str:
-    return (run.name or run.run_id[:12]).replace("/", "_")
-
-
-def _series(points: list[tuple[int, float, float]]) -> tuple[list[int], list[float], list[float]]:
-    """One key's points as parallel lists by step. A step logged again keeps its last value, as in
-    Workbench; a key logged several times and always at step 0 (MLflow's default when no step is
-    given) was a sequence: its points get the steps 0, 1, 2... in the order they were logged."""
-    if len(points) > 1 and all(step == 0 for step, _, _ in points):
-        ordered = sorted(enumerate(points), key=lambda item: (item[1][1], item[0]))
-        values = [float(p[2]) for _, p in ordered]
-        return list(range(len(points))), values, [float(p[1]) for _, p in ordered]
-    by_step: dict[int, tuple[float, float]] = {}
-    for step, when, value in points:
-        by_step[step] = (float(value), float(when))
-    steps = sorted(by_step)
-    return steps, [by_step[s][0] for s in steps], [by_step[s][1] for s in steps]
+    ingester.note(f"captured from {where}: {len(runs)} MLflow run(s), {len(found.params)} params,"
+                  f" {len(found.series)} metrics ({found.points} points), {len(found.artifacts)} artifacts")
 
 
 def _record_artifacts(ws: VersionedProject, conn: sqlite3.Connection, run_id: str,
@@ -222,4 +187,4 @@ def _safely(ingester: Ingester, add: Callable[..., None], *args: Any) -> None:
         ingester.note(f"ignored a captured value: {exc}")
 
 
-__all__ = ["ARTIFACTS_PREFIX", "ENV_MLFLOW", "MLFLOW_DIRNAME", "Capture", "collect", "event_files", "plan"]
+__all__ = ["ENV_MLFLOW", "MLFLOW_DIRNAME", "Capture", "collect", "event_files", "plan"]
