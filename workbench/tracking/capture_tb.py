@@ -40,6 +40,8 @@ _HEADER = struct.Struct("<QI")
 _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
 _MAX_RECORD = 1 << 30
+_MAP_FROM = 16 << 20
+"""Files from this size on are memory-mapped rather than read (event files with images grow large)."""
 _SCALARS_PLUGIN = b"scalars"
 # TensorFlow's DataType numbers for the dtypes a scalar can have.
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64, _DT_HALF = 1, 2, 3, 9, 19
@@ -271,17 +273,39 @@ def read_scalars(path: Path) -> Iterator[tuple[str, int, float, float]]:
 
     Raises :class:`EventFileError` at the first corrupt record (after yielding what came before)."""
     with path.open("rb") as handle:
-        data = handle.read()
-    view = memoryview(data)
-    for start, end in _records(data):
+        size = os.fstat(handle.fileno()).st_size
+        if size < _MAP_FROM:
+            yield from _scalars_of(handle.read())
+            return
+        import mmap
+
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)  # images: no copy on the heap
         try:
-            fast = _fast_scalar(data, start, end)
-            if fast is not None:
-                yield fast
-                continue
-            yield from _event_scalars(view[start:end])
-        except (IndexError, struct.error) as exc:
-            raise EventFileError(f"bad record: {exc}") from exc
+            yield from _scalars_of(mapped)  # type: ignore[arg-type]
+        finally:
+            try:
+                mapped.close()
+            except BufferError:  # a view of it still alive (the reader stopped early): closed when freed
+                pass
+
+
+def _scalars_of(data: bytes) -> Iterator[tuple[str, int, float, float]]:
+    view = memoryview(data)
+    try:
+        for start, end in _records(data):
+            try:
+                fast = _fast_scalar(data, start, end)
+                if fast is not None:
+                    yield fast
+                    continue
+                yield from _event_scalars(view[start:end])
+            except (IndexError, struct.error) as exc:
+                raise EventFileError(f"bad record: {exc}") from exc
+    finally:
+        try:
+            view.release()
+        except BufferError:
+            pass
 
 
 def series_of(files: Iterable[tuple[str, Path]], warn: list[str] | None = None) -> dict[str, Series]:
