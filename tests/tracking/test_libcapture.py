@@ -105,6 +105,17 @@ def test_mlflow_calls_become_the_runs_own(project: Path) -> None:
     # MLflow wrote into the run's own folder, never into the project's tree.
     assert not (project / "mlruns").exists() and not (project / "mlflow.db").exists()
     assert (project / ".workbench" / "runs" / run_id / "mlflow").is_dir()
+    # A pod's interpreter may lack PyYAML: the flat reader of meta.yaml agrees with YAML on it.
+    import yaml
+
+    from workbench.tracking.capture_mlflow import _flat_yaml
+
+    metas = list((project / ".workbench" / "runs" / run_id / "mlflow").glob("**/meta.yaml"))
+    assert len(metas) == 2
+    for meta in metas:
+        full, flat = yaml.safe_load(meta.read_text()), _flat_yaml(meta.read_text())
+        for key in ("name", "run_id", "run_name", "start_time", "lifecycle_stage"):
+            assert flat.get(key) == full.get(key)
     logs = run_workbench(project, "logs", run_id).stdout
     assert ("captured from the run's own MLflow store: 1 MLflow run(s), 2 params, 4 metrics (45 points),"
             " 1 artifacts") in logs
@@ -298,3 +309,25 @@ def test_a_pods_mlflow_logging_comes_back_as_marked_events(tmp_path: Path) -> No
         assert ws.runs.metric_series("podrun1", "lr_now").values == [0.5, 0.25, 0.125]
     finally:
         ws.close()
+
+
+def test_which_tracking_uris_are_read(tmp_path: Path) -> None:
+    """Unset: the run's own store, given to a local job directly; a local store of the user's: read
+    from the run's start, never redirected; a server: left alone, nothing read."""
+    from workbench.tracking import libcapture
+    from workbench.tracking.capture_mlflow import local_store
+
+    run_dir, cwd = tmp_path / "run", tmp_path / "work"
+    env, capture = libcapture.plan({}, run_dir, cwd, 100.0, local=True)
+    assert env == {"WORKBENCH_CAPTURE_MLFLOW": "1", "MLFLOW_TRACKING_URI": str(run_dir / "mlflow"),
+                   "MLFLOW_ALLOW_FILE_STORE": "true"}
+    assert capture.store == ("file", run_dir / "mlflow") and capture.since is None
+    env, capture = libcapture.plan({}, run_dir, cwd, 100.0, local=False)  # the sitecustomize decides
+    assert env == {"WORKBENCH_CAPTURE_MLFLOW": "1"}
+    env, capture = libcapture.plan({"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}, run_dir, cwd, 100.0, True)
+    assert env == {} and capture.store == ("sqlite", cwd / "mlflow.db") and capture.since == 99.0
+    env, capture = libcapture.plan({"MLFLOW_TRACKING_URI": "https://mlflow.example"}, run_dir, cwd, 1.0, True)
+    assert env == {} and capture.store is None
+    assert local_store("file:///srv/ml%20runs") == ("file", Path("/srv/ml runs"))
+    assert local_store("sqlite:////abs/x.db") == ("sqlite", Path("/abs/x.db"))
+    assert local_store("databricks") is None and local_store("databricks://profile") is None

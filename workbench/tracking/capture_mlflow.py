@@ -30,6 +30,8 @@ from urllib.parse import unquote, urlparse
 ARTIFACTS_PREFIX = "mlflow-artifacts"
 """A run's outputs named ``mlflow-artifacts/<artifact path>`` hold what its job logged as artifacts."""
 SYSTEM_TAG_PREFIX = "mlflow."
+_NAMED_SERVERS = frozenset({"databricks", "databricks-uc", "uc"})
+"""Tracking URIs that look like relative paths but name Databricks' servers."""
 """MLflow's own tags (``mlflow.user``, ``mlflow.source.name``, ``mlflow.runName``...)."""
 
 
@@ -54,7 +56,7 @@ def local_store(uri: str) -> tuple[str, Path] | None:
     """``("file", folder)`` or ``("sqlite", database)`` for a tracking URI naming a local store
     (a plain path, ``file:``, ``sqlite:///``), None for anything else (a server, Databricks). A
     relative path is relative to the job's working directory (the caller resolves it)."""
-    if not uri:
+    if not uri or uri in _NAMED_SERVERS:
         return None
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file") and (not parsed.netloc or parsed.netloc == "localhost"):
