@@ -29,6 +29,7 @@ assert os.environ["MLFLOW_ALLOW_FILE_STORE"] == "true"
 shutil.copytree("seed/store", uri)
 for artifacts in __import__("glob").glob(uri + "/*/*/artifacts"):
     os.symlink("/etc/hostname", artifacts + "/leak.txt")  # never read on the host
+    os.symlink("/etc/hostname", artifacts + "/../params/leak")
 os.makedirs("tb/run1")
 shutil.copy("seed/events.bin", "tb/run1/events.out.tfevents.1.job")
 print("done")
@@ -71,6 +72,7 @@ def test_a_docker_jobs_mlflow_and_tensorboard_logging_is_captured(
     run = ws.runs.execute(RunRequest(["python3", "job.py"], executor="docker", image=IMAGE))
     assert run.status == "succeeded", run.reason
     assert run.params["batch"] == 64 and run.tags["where"] == "docker"
+    assert "leak" not in run.params
     loss = ws.runs.metric_series(run.id, "loss")
     assert loss.steps == list(range(20)) and loss.values == [1.0 / (s + 1) for s in range(20)]
     acc = ws.runs.metric_series(run.id, "acc")

@@ -22,14 +22,16 @@ import math
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 ARTIFACTS_PREFIX = "mlflow-artifacts"
 """A run's outputs named ``mlflow-artifacts/<artifact path>`` hold what its job logged as artifacts."""
 SYSTEM_TAG_PREFIX = "mlflow."
+T = TypeVar("T")
 _NAMED_SERVERS = frozenset({"databricks", "databricks-uc", "uc"})
 """Tracking URIs that look like relative paths but name Databricks' servers."""
 """MLflow's own tags (``mlflow.user``, ``mlflow.source.name``, ``mlflow.runName``...)."""
@@ -161,7 +163,11 @@ def _plain_files(folder: Path) -> list[tuple[str, Path]]:
 
 
 def _text(path: Path, limit: int = 1 << 20) -> str:
-    with path.open("rb") as handle:
+    """At most ``limit`` bytes of a plain file; a link is refused (OSError), never followed."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path} is not a plain file")
         return handle.read(limit).decode("utf-8", errors="replace")
 
 
@@ -212,6 +218,18 @@ def _metric_lines(path: Path) -> list[tuple[int, float, float]]:
     return points
 
 
+def _read_each(folder: Path, read: Callable[[Path], T]) -> dict[str, T]:
+    """key -> ``read(file)`` for the plain files under ``folder``; a file replaced by a link or
+    removed meanwhile is left out."""
+    found: dict[str, T] = {}
+    for key, full in _plain_files(folder):
+        try:
+            found[key] = read(full)
+        except OSError:
+            continue
+    return found
+
+
 def _read_file_store(root: Path) -> list[MlflowRun]:
     runs: list[MlflowRun] = []
     if not _is_dir(root):
@@ -235,12 +253,9 @@ def _read_file_store(root: Path) -> list[MlflowRun]:
                 name=str(meta.get("run_name") or ""), experiment=experiment,
                 start_time=start / 1000.0 if isinstance(start, int) else None,
             )
-            for key, full in _plain_files(run_dir / "params"):
-                run.params[key] = _text(full)
-            for key, full in _plain_files(run_dir / "tags"):
-                run.tags[key] = _text(full)
-            for key, full in _plain_files(run_dir / "metrics"):
-                run.metrics[key] = _metric_lines(full)
+            run.params = _read_each(run_dir / "params", _text)
+            run.tags = _read_each(run_dir / "tags", _text)
+            run.metrics = _read_each(run_dir / "metrics", _metric_lines)
             run.artifacts = _plain_files(run_dir / "artifacts")
             runs.append(run)
     return runs
