@@ -324,6 +324,9 @@ def test_which_tracking_uris_are_read(tmp_path: Path) -> None:
     assert capture.store == ("file", run_dir / "mlflow") and capture.since is None
     env, capture = libcapture.plan({}, run_dir, cwd, 100.0, local=False)  # the sitecustomize decides
     assert env == {"WORKBENCH_CAPTURE_MLFLOW": "1"}
+    enclosing = {"MLFLOW_TRACKING_URI": "/p/.workbench/runs/outer/mlflow", "WORKBENCH_CAPTURE_MLFLOW": "1"}
+    env, capture = libcapture.plan(enclosing, run_dir, cwd, 100.0, local=True)  # a run inside a run
+    assert env["MLFLOW_TRACKING_URI"] == str(run_dir / "mlflow") and capture.since is None
     env, capture = libcapture.plan({"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}, run_dir, cwd, 100.0, True)
     assert env == {} and capture.store == ("sqlite", cwd / "mlflow.db") and capture.since == 99.0
     env, capture = libcapture.plan({"MLFLOW_TRACKING_URI": "https://mlflow.example"}, run_dir, cwd, 1.0, True)

@@ -60,7 +60,7 @@ def plan(env: Mapping[str, str], run_dir: Path, cwd: Path, started: float,
     is given the store's path directly (so a job without the capture sitecustomize is captured
     too); a job elsewhere gets it from its sitecustomize, which knows where its run folder is."""
     uri = env.get(MLFLOW_URI, "")
-    if not uri:
+    if not uri or env.get(ENV_MLFLOW) == "1":  # unset, or an enclosing run's store: not the user's
         store = run_dir / MLFLOW_DIRNAME
         extra = {ENV_MLFLOW: "1"}
         if local:
@@ -106,25 +106,29 @@ def _collect_mlflow(ws: VersionedProject, conn: sqlite3.Connection, ingester: In
     for key, (steps, values, times) in found.series.items():
         _safely(ingester, ingester.add_series, key, steps, values, times)
     ingester.flush()
-    _record_artifacts(ws, conn, run_id, found.artifacts)
+    _record_artifacts(ws, conn, ingester, run_id, found.artifacts)
     where = "the run's own MLflow store" if since is None else f"MLflow store {store[1]}"
     ingester.note(f"captured from {where}: {len(runs)} MLflow run(s), {len(found.params)} params,"
                   f" {len(found.series)} metrics ({found.points} points), {len(found.artifacts)} artifacts")
 
 
-def _record_artifacts(ws: VersionedProject, conn: sqlite3.Connection, run_id: str,
+def _record_artifacts(ws: VersionedProject, conn: sqlite3.Connection, ingester: Ingester, run_id: str,
                       artifacts: list[tuple[str, Path]]) -> None:
     """Each artifact file into the blob cache, and a run output ``mlflow-artifacts/...`` pointing
     at it (never replacing an output of the same name the job wrote itself)."""
     if not artifacts:
         return
+    from workbench.errors import WorkbenchError
     from workbench.tracking.finalize import hash_path
 
     rows = []
     for name, full in artifacts:
-        digest = hash_path(ws, full, store=True)
-        if digest is not None:
-            rows.append((run_id, name, digest, full.stat().st_size))
+        try:
+            digest = hash_path(ws, full, store=True)
+            if digest is not None:
+                rows.append((run_id, name, digest, full.stat().st_size))
+        except (OSError, WorkbenchError) as exc:  # one unreadable artifact must not lose the others
+            ingester.note(f"could not keep MLflow artifact {name}: {exc}")
     with atomic(conn):
         conn.executemany(
             "INSERT OR IGNORE INTO run_files (run_id, direction, path, hash, size, source)"

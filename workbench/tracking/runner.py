@@ -22,7 +22,6 @@ still holds its bytes (:mod:`workbench.tracking.writes`).
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -270,8 +269,8 @@ def _finalize(
     if libs is not None:
         try:
             libcapture.collect(ws, conn, ingester, run_id, root=root, capture=libs, store_folder=side_folder)
-        except (OSError, sqlite3.Error) as exc:  # what the job logged elsewhere must not lose the run
-            ingester.note(f"could not read what the job logged through MLflow/TensorBoard: {exc}")
+        except Exception as exc:  # what the job logged elsewhere must never lose the run
+            ingester.note(f"could not read what the job logged through MLflow/TensorBoard: {exc!r}")
     found = check.conflicts if check is not None else []
     if scratch is not None:
         _, found = isolation.copy_back(ws, conn, run_id, scratch, before)
