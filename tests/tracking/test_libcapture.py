@@ -43,12 +43,6 @@ print("uri", mlflow.get_tracking_uri())
 """
 
 
-def _json(cwd: Path, *argv: str) -> Any:
-    result = run_workbench(cwd, *argv)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def _run(cwd: Path, script: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     (cwd / "train.py").write_text(textwrap.dedent(script), encoding="utf-8")
     result = run_workbench(cwd, "run", "--json", "--", sys.executable, "train.py", env=env, timeout=240)
@@ -58,9 +52,22 @@ def _run(cwd: Path, script: str, env: dict[str, str] | None = None) -> dict[str,
 
 
 def _series(cwd: Path, run_id: str, key: str) -> dict[str, Any]:
-    found: dict[str, Any] = _json(cwd, "metrics", run_id, key, "--json")
-    assert not found["downsampled"]
-    return found
+    """One stored series, every point (read in-process: a CLI process per key costs seconds)."""
+    ws = Workspace.open(cwd)
+    try:
+        found = ws.runs.metric_series(run_id, key)
+    finally:
+        ws.close()
+    assert not found.downsampled
+    return {"steps": found.steps, "values": found.values, "times": found.times}
+
+
+def _logs(cwd: Path, run_id: str) -> str:
+    ws = Workspace.open(cwd)
+    try:
+        return "\n".join(line.text for line in ws.runs.log_lines(run_id))
+    finally:
+        ws.close()
 
 
 @pytest.fixture
@@ -116,7 +123,7 @@ def test_mlflow_calls_become_the_runs_own(project: Path) -> None:
         full, flat = yaml.safe_load(meta.read_text()), _flat_yaml(meta.read_text())
         for key in ("name", "run_id", "run_name", "start_time", "lifecycle_stage"):
             assert flat.get(key) == full.get(key)
-    logs = run_workbench(project, "logs", run_id).stdout
+    logs = _logs(project, run_id)
     assert ("captured from the run's own MLflow store: 1 MLflow run(s), 2 params, 4 metrics (45 points),"
             " 1 artifacts") in logs
 
@@ -189,7 +196,7 @@ def test_tensorboard_scalars_become_series(project: Path) -> None:
     assert acc["steps"] == list(range(50)) and acc["values"] == pytest.approx([s / 50 for s in range(50)])
     assert summaries["torch/cmp_a/cmp"]["last"] == 1.5 and summaries["torch/cmp_b/cmp"]["last_step"] == 10
     assert summaries["torch/new_style"]["last"] == 4.25 and summaries["torch/new_style"]["last_step"] == 5
-    logs = run_workbench(project, "logs", run_id).stdout
+    logs = _logs(project, run_id)
     assert "captured from TensorBoard: 5 series (153 points) from 4 event file(s)" in logs
 
 
@@ -213,7 +220,7 @@ def test_a_run_using_neither_leaves_no_trace(project: Path) -> None:
     status, run_id = result.stdout.splitlines()[-2:]
     assert status == "succeeded []"
     assert not (project / ".workbench" / "runs" / run_id / "mlflow").exists()
-    logs = run_workbench(project, "logs", run_id).stdout
+    logs = _logs(project, run_id)
     assert "[]" in logs and "captured" not in logs
 
 
