@@ -32,7 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("facade", ("workbench.core", "workbench.demo")),
     # -- UI-free domain packages, each above what it uses ------------------------------------
     ("monitor", ("workbench.monitor",)),  # watches deployments, retrains through runs and pipelines
-    ("workflows, deploy, remote", ("workbench.workflows", "workbench.deploy", "workbench.remote")),
+    ("workflows, deploy, remote, importers",
+     ("workbench.workflows", "workbench.deploy", "workbench.remote", "workbench.importers")),
     ("tracking", ("workbench.tracking",)),
     ("executors", ("workbench.executors",)),  # executors know nothing of runs: never tracking
     ("versioning", ("workbench.versioning",)),
