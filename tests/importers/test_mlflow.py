@@ -56,7 +56,7 @@ def _source_points(stores: Path, kind: str, run_id: str) -> dict[str, dict[int, 
 
 
 def _check(ws: Workspace, stores: Path, kind: str, report: dict[str, Any]) -> None:
-    expected = EXPECTED[kind]
+    expected = EXPECTED["file" if kind == "file" else "sqlite"]
     assert report["runs_seen"] == len(expected["runs"]) == report["runs_new"]
     for source_id, want in expected["runs"].items():
         run = ws.runs.get(report["run_ids"][source_id])
