@@ -112,7 +112,8 @@ def test_reimport_adds_only_new_points(stores: Path, tmp_path: Path, ws: Workspa
     first = ws.imports.import_("mlflow", str(db_path), artifacts=False)
     run_id = next(iter(EXPECTED["sqlite"]["runs"]))
     db = sqlite3.connect(db_path)
-    db.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)",
+    db.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan)"
+                   " VALUES (?, ?, ?, ?, ?, 0)",
                    [("loss", 0.5, 1796347999000 + s, run_id, s) for s in range(50, 60)])
     db.commit()
     db.close()

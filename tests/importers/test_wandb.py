@@ -19,7 +19,8 @@ DATA = Path(__file__).parent / "data"
 EXPECTED = json.loads((DATA / "wandb-expected.json").read_text())
 
 
-def test_offline_runs_imported_with_config_history_and_summary(tmp_path: Path, ws: Workspace, cli: Any) -> None:
+def test_offline_runs_imported_with_config_history_and_summary(
+        tmp_path: Path, ws: Workspace, cli: Any) -> None:
     with tarfile.open(DATA / "wandb-offline.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
     result = cli(ws.root, "import", "wandb", str(tmp_path / "wandb"), "--json")

@@ -25,6 +25,8 @@ def register(subparsers: Any) -> None:
                              description=f"{summary}. Importing again adds only what is new.")
         if kind == "dvc":
             one.add_argument("target", nargs="?", default=".", metavar="DIR", help=what)
+            one.add_argument("--lock", action="store_true",
+                             help="only the current dvc.lock and its metrics (no history; DVC not needed)")
         else:
             one.add_argument("target", metavar="PATH|URI" if kind == "mlflow" else "DIR", help=what)
         one.add_argument("--no-artifacts", action="store_true", help="do not copy artifact files")
@@ -37,7 +39,7 @@ def _import(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     out = console(stderr=True)
-    source = ws.imports.open(args.import_kind, args.target)
+    source = ws.imports.open(args.import_kind, args.target, lock_only=getattr(args, "lock", False))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=out, transient=True, disable=not out.is_terminal)
     task = progress.add_task(f"import {source.kind}", total=source.count)

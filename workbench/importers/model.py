@@ -19,9 +19,10 @@ class ImportSourceError(WorkbenchError):
 class MissingExtraError(WorkbenchError):
     """An importer needs a package that the base install leaves out."""
 
-    def __init__(self, package: str, extra: str = "import") -> None:
-        super().__init__(f"this importer needs the '{package}' package",
-                         f"pip install 'workbench[{extra}]' or pip install {package}")
+    def __init__(self, package: str, extra: str = "import", what: str = "this importer",
+                 also: str = "") -> None:
+        super().__init__(f"{what} needs the '{package}' package, which is not installed",
+                         f"pip install 'workbench[{extra}]'{also}")
 
 
 @dataclass(slots=True)

@@ -35,7 +35,7 @@ def open_mlflow(target: str) -> Source:
                             "give an mlruns folder, an mlflow.db, sqlite:///PATH or http(s)://SERVER")
 
 
-def open_source(kind: str, target: str) -> Source:
+def open_source(kind: str, target: str, *, lock_only: bool = False) -> Source:
     if kind == "mlflow":
         return open_mlflow(target)
     if kind == "tensorboard":
@@ -49,7 +49,7 @@ def open_source(kind: str, target: str) -> Source:
     if kind == "dvc":
         from workbench.importers.dvc import open_dvc
 
-        return open_dvc(Path(target))
+        return open_dvc(Path(target), lock_only=lock_only)
     raise ImportSourceError(f"unknown import kind {kind!r}", f"use one of {', '.join(KINDS)}")
 
 
@@ -59,8 +59,8 @@ class ImportService:
     def __init__(self, runs: TrackingService) -> None:
         self.runs = runs
 
-    def open(self, kind: str, target: str) -> Source:
-        return open_source(kind, target)
+    def open(self, kind: str, target: str, *, lock_only: bool = False) -> Source:
+        return open_source(kind, target, lock_only=lock_only)
 
     def write(self, source: Source, *, artifacts: bool = True,
               progress: Callable[[int, int], None] | None = None) -> ImportReport:

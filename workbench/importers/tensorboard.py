@@ -48,7 +48,7 @@ def _tensor_scalar(raw: bytes) -> float | None:
     values: list[float] = []
     for number, kind, value in pw.fields(raw):
         if number == 1 and kind == pw.VARINT:
-            dtype = int(value)  # type: ignore[arg-type]
+            dtype = pw.as_int64(value)
         elif number == 2 and isinstance(value, bytes):
             rank = sum(1 for n, _, _ in pw.fields(value) if n == 2)
         elif number == 4 and isinstance(value, bytes):
@@ -66,7 +66,8 @@ def _tensor_scalar(raw: bytes) -> float | None:
         elif number in (7, 10):  # int_val, int64_val
             values.extend(float(pw.as_int64(v)) for v in pw.packed_varints(value))
         elif number == 13:  # half_val: halves as ints
-            values.extend(struct.unpack("<e", struct.pack("<H", v & 0xFFFF))[0] for v in pw.packed_varints(value))
+            values.extend(struct.unpack("<e", struct.pack("<H", v & 0xFFFF))[0]
+                          for v in pw.packed_varints(value))
     if rank:
         return None
     if content:
@@ -86,13 +87,19 @@ def _hparams(content: bytes) -> dict[str, object]:
         for inner, _, entry in pw.fields(value):
             if inner != 1 or not isinstance(entry, bytes):  # SessionStartInfo.hparams
                 continue
-            key, item = "", None
+            key = ""
+            item: object = None
             for part, _, data in pw.fields(entry):
                 if part == 1:
                     key = pw.as_text(data)
                 elif part == 2 and isinstance(data, bytes):
-                    for kind, _, v in pw.fields(data):
-                        item = {2: pw.as_double, 3: pw.as_text, 4: bool}.get(kind, lambda x: None)(v)
+                    for kind, _, v in pw.fields(data):  # google.protobuf.Value
+                        if kind == 2:
+                            item = pw.as_double(v)
+                        elif kind == 3:
+                            item = pw.as_text(v)
+                        elif kind == 4:
+                            item = bool(v)
             if key:
                 found[key] = item
     return found

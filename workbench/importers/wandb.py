@@ -62,8 +62,9 @@ def _items(raw: bytes) -> Iterator[tuple[str, Any]]:
     for number, _, item in pw.fields(raw):
         if number != 1 or not isinstance(item, bytes):
             continue
-        key, nested, value = "", [], None
-        for part, kind, data in pw.fields(item):
+        key, nested = "", []
+        value: Any = None
+        for part, _, data in pw.fields(item):
             if part == 1:
                 key = pw.as_text(data)
             elif part == 2:
@@ -90,7 +91,7 @@ def _zigzag(raw: int | bytes) -> int:
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any], sep: str) -> None:
-    if isinstance(value, dict) and not ("_type" in value):
+    if isinstance(value, dict) and "_type" not in value:
         for key, inner in value.items():
             _flatten(f"{prefix}{sep}{key}" if prefix else str(key), inner, out, sep)
     else:
@@ -184,13 +185,13 @@ class _Run:
         if when is not None:
             self.last_time = max(self.last_time, when)
         for key, value in row.items():
-            number = _number(value)
-            if number is None or not key or key.startswith("_"):
+            point = _number(value)
+            if point is None or not key or key.startswith("_"):
                 continue
             series = self.series.get(key)
             if series is None:
                 series = self.series[key] = Series()
-            series.add(step, when if when is not None else self.last_time, number)
+            series.add(step, when if when is not None else self.last_time, point)
 
     def finish(self) -> None:
         """Summary values with no history (``run.summary[k] = v``) become one point at the last step."""
@@ -201,8 +202,8 @@ class _Run:
             number = _number(value)
             if number is None or key.startswith("_") or key in self.series:
                 continue
-            self.series[key] = Series([max(self.last_step, 0)], [self.last_time or self.meta.get("start", 0.0)],
-                                      [number])
+            when = self.last_time or float(self.meta.get("start", 0.0))
+            self.series[key] = Series([max(self.last_step, 0)], [when], [number])
 
 
 def _run_files(root: Path) -> list[Path]:
