@@ -16,6 +16,7 @@ import pytest
 from workbench.core.workspace import Workspace
 
 pytest.importorskip("dvc")
+pytestmark = pytest.mark.slow  # DVC commands take a second or more each
 
 TRAIN = """import json, yaml
 p = yaml.safe_load(open("params.yaml"))
