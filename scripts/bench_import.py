@@ -55,7 +55,8 @@ def make_store(path: Path, runs: int, points: int, seed_runs: int) -> str:
         for i in range(runs - seeded):
             source, new = seeds[i % len(seeds)], uuid.uuid4().hex
             db.execute("INSERT INTO runs SELECT ?, name || '-' || ?, source_type, source_name,"
-                       " entry_point_name, user_id, status, start_time + ?, end_time + ?, source_version, lifecycle_stage,"
+                       " entry_point_name, user_id, status, start_time + ?, end_time + ?, source_version,"
+                       " lifecycle_stage,"
                        " replace(artifact_uri, run_uuid, ?), experiment_id, deleted_time FROM runs"
                        " WHERE run_uuid = ?", (new, i, i, i, new, source))
             for table in ("params", "tags"):
