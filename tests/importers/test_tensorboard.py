@@ -50,3 +50,17 @@ def test_each_run_folder_becomes_a_run_with_its_series(logdir: Path, ws: Workspa
 def test_a_folder_without_event_files_is_a_one_line_error(tmp_path: Path, ws: Workspace, cli: Any) -> None:
     result = cli(ws.root, "import", "tensorboard", str(tmp_path))
     assert result.code == 2 and "no TensorBoard event files" in result.err
+
+
+def test_odd_tags_are_skipped_not_fatal(tmp_path: Path, ws: Workspace) -> None:
+    """A tag no key may have (empty, unprintable) is noted in the run's log; the rest comes in."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "odd"))
+    writer.add_scalar("ok", 1.0, 0)
+    writer.add_scalar("bad\x01tag", 2.0, 0)
+    writer.close()
+    report = ws.imports.import_("tensorboard", str(tmp_path))
+    (run,) = ws.runs.list()
+    assert report.points == 1 and set(run.metrics) == {"ok"}
+    assert any("skipped metric" in line.text for line in ws.runs.log_lines(run.id))

@@ -88,9 +88,15 @@ class ImportWriter:
                            (run_id,))  # no process owns it: never "recovered" as a dead run
             ingester = Ingester(db, run_id, self.runs.project.root)
             for key, value in run.params.items():
-                ingester.add_param(key, value, "import")
+                try:
+                    ingester.add_param(key, value, "import")
+                except ValueError as exc:  # an empty, overlong or unprintable key: noted, not fatal
+                    ingester.note(f"import: skipped param: {exc}")
             for key, text in {**run.tags, SOURCE_TAG: run.source_key}.items():
-                ingester.add_tag(key, text)
+                try:
+                    ingester.add_tag(key, text)
+                except ValueError as exc:
+                    ingester.note(f"import: skipped tag: {exc}")
             before = ingester.points_written
             self._add_points(ingester, run_id, series)
             ingester.flush()
