@@ -44,6 +44,24 @@ def read_metrics(db: sqlite3.Connection, run_id: str) -> dict[str, Series]:
     return out
 
 
+def read_new_metrics(db: sqlite3.Connection, run_id: str, stored: dict[str, int]) -> dict[str, Series]:
+    """The points past the last step stored per key (all points of keys not stored yet), found
+    through MLflow's (run_uuid, key, step) index without reading the rest."""
+    out: dict[str, Series] = {}
+    highs = db.execute("SELECT key, MAX(step) FROM metrics WHERE run_uuid = ? GROUP BY key", (run_id,))
+    for key, high in highs.fetchall():
+        after = stored.get(key)
+        if after is not None and high <= after:
+            continue
+        series = out[key] = Series()
+        for value, timestamp, step, is_nan in db.execute(
+            "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ? AND step > ?",
+            (run_id, key, -(2**63) if after is None else after),
+        ):
+            series.add(int(step), int(timestamp) / 1000.0, math.nan if is_nan else float(value))
+    return out
+
+
 def _grouped(db: sqlite3.Connection, table: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for start in range(0, len(run_ids), 500):
@@ -79,6 +97,7 @@ def open_sqlite_store(path: Path) -> Source:
                     ended_at=ended / 1000.0 if ended else None, params=dict(params.get(run_id, {})),
                     tags={**run_tags, "experiment": str(experiment or "")},
                     load_metrics=partial(read_metrics, db, run_id),
+                    load_new_metrics=partial(read_new_metrics, db, run_id),
                     artifacts=local_path(artifact_uri, bases),
                 )
 

@@ -64,6 +64,9 @@ class SourceRun:
     params: dict[str, object] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     load_metrics: Callable[[], dict[str, Series]] = dict
+    load_new_metrics: Callable[[dict[str, int]], dict[str, Series]] | None = None
+    """Where the source can filter: the points past the last step stored per key (a re-import
+    then reads only what is new)."""
     artifacts: Path | None = None
     """A folder of the run's artifacts (or one file), stored in the blob cache and listed as outputs."""
 

@@ -74,7 +74,13 @@ class ImportWriter:
         report.runs_seen += 1
         run_id = self._known.get(run.source_key)
         new = run_id is None
-        series = {key: sorted_series(s) for key, s in run.load_metrics().items()}
+        if run_id is not None and run.load_new_metrics is not None:
+            stored = dict(self.db.execute("SELECT key, last_step FROM metric_keys"
+                                          " WHERE run_id = ? AND last_step IS NOT NULL", (run_id,)))
+            loaded = run.load_new_metrics(stored)
+        else:
+            loaded = run.load_metrics()
+        series = {key: sorted_series(s) for key, s in loaded.items()}
         ended = run.ended_at
         if ended is None and run.status != "running":
             ended = max((s.times[-1] for s in series.values() if s.times), default=run.started_at)
