@@ -6,6 +6,9 @@ with the store's own rows; a second import adds nothing."""
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 import json
 import shutil
 import sqlite3
@@ -130,3 +133,23 @@ def test_bad_targets_are_one_line_errors(tmp_path: Path, ws: Workspace) -> None:
         result = run_workbench(ws.root, "import", "mlflow", target)
         assert result.returncode == 2
         assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_nested_runs_keep_their_parent(tmp_path: Path, ws: Workspace) -> None:
+    """``mlflow.start_run(nested=True)`` (a tuning sweep's trials): the child points at its parent."""
+    pytest.importorskip("mlflow")
+    script = (
+        "import mlflow\n"
+        f"mlflow.set_tracking_uri('file:{tmp_path / 'mlruns'}')\n"
+        "with mlflow.start_run(run_name='sweep'):\n"
+        "    for lr in (0.1, 0.2):\n"
+        "        with mlflow.start_run(run_name=f'trial-{lr}', nested=True):\n"
+        "            mlflow.log_param('lr', lr)\n"
+        "            mlflow.log_metric('loss', lr * 2)\n")
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=300, capture_output=True,
+                   env={**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_ALLOW_FILE_STORE": "true"})
+    report = ws.imports.import_("mlflow", str(tmp_path / "mlruns"))
+    assert report.runs_new == 3
+    runs = {run.name: run for run in ws.runs.list()}
+    assert runs["trial-0.1"].parent_run == runs["trial-0.2"].parent_run == runs["sweep"].id
+    assert runs["trial-0.2"].params == {"lr": "0.2"} and runs["trial-0.2"].metrics["loss"].last == 0.4

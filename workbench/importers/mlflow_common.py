@@ -51,3 +51,7 @@ def split_tags(tags: dict[str, str]) -> tuple[str, dict[str, str]]:
     """(run name, the other tags): ``mlflow.runName`` is the run's name, not a tag."""
     name = tags.pop(KEPT_AS_NAME, "")
     return name, tags
+
+
+PARENT_TAG = "mlflow.parentRunId"
+"""A nested run's parent (``mlflow.start_run(nested=True)``)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from workbench.importers.mlflow_common import FILE_STATUS, local_path, split_tags, status_of
+from workbench.importers.mlflow_common import FILE_STATUS, PARENT_TAG, local_path, split_tags, status_of
 from workbench.importers.model import ImportSourceError, ModelFile, Series, Source, SourceRun
 
 SKIP = {".trash", "models", ".git"}
@@ -90,7 +90,7 @@ def open_file_store(root: Path) -> Source:
                 started_at=(int(start) if start else 0) / 1000.0,
                 ended_at=int(end) / 1000.0 if end else None,
                 params={key: _read(path) for key, path in _key_files(run_dir / "params")},
-                tags={**tags, "experiment": experiment},
+                tags={**tags, "experiment": experiment}, parent_id=tags.get(PARENT_TAG),
                 load_metrics=partial(read_metrics, run_dir),
                 artifacts=local_path(str(meta.get("artifact_uri") or ""), [root.parent, Path.cwd()])
                 or (run_dir / "artifacts" if (run_dir / "artifacts").is_dir() else None),

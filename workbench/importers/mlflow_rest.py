@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from workbench.importers.mlflow_common import local_path, split_tags, status_of
+from workbench.importers.mlflow_common import PARENT_TAG, local_path, split_tags, status_of
 from workbench.importers.model import ImportSourceError, ModelFile, Series, Source, SourceRun
 
 TIMEOUT = 60.0
@@ -107,6 +107,7 @@ def open_server(uri: str) -> Source:
                 ended_at=int(info["end_time"]) / 1000.0 if info.get("end_time") else None,
                 params={p["key"]: str(p.get("value", "")) for p in data.get("params") or []},
                 tags={**tags, "experiment": experiments.get(str(info.get("experiment_id")), "")},
+                parent_id=tags.get(PARENT_TAG),
                 load_metrics=partial(_history, client, run_id, keys),
                 artifacts=local_path(str(info.get("artifact_uri") or ""), [Path.cwd()]),
             )

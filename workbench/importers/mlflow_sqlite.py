@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-from workbench.importers.mlflow_common import local_path, split_tags, status_of
+from workbench.importers.mlflow_common import PARENT_TAG, local_path, split_tags, status_of
 from workbench.importers.model import ImportSourceError, ModelFile, Series, Source, SourceRun
 
 
@@ -96,6 +96,7 @@ def open_sqlite_store(path: Path) -> Source:
                     status=status_of(status), started_at=(started or 0) / 1000.0,
                     ended_at=ended / 1000.0 if ended else None, params=dict(params.get(run_id, {})),
                     tags={**run_tags, "experiment": str(experiment or "")},
+                    parent_id=run_tags.get(PARENT_TAG),
                     load_metrics=partial(read_metrics, db, run_id),
                     load_new_metrics=partial(read_new_metrics, db, run_id),
                     artifacts=local_path(artifact_uri, bases),

@@ -67,6 +67,8 @@ class SourceRun:
     load_new_metrics: Callable[[dict[str, int]], dict[str, Series]] | None = None
     """Where the source can filter: the points past the last step stored per key (a re-import
     then reads only what is new)."""
+    parent_id: str | None = None
+    """The source id of the run this one is nested in (MLflow's ``mlflow.parentRunId``)."""
     artifacts: Path | None = None
     """A folder of the run's artifacts (or one file), stored in the blob cache and listed as outputs."""
 

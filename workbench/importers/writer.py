@@ -61,10 +61,16 @@ class ImportWriter:
     def write_source(self, source: Source,
                      progress: Callable[[int, int], None] | None = None) -> ImportReport:
         report = ImportReport(source.kind, source.description)
+        parents: dict[str, str] = {}
         for done, run in enumerate(source.runs(), start=1):
-            self.write_run(run, report)
+            run_id = self.write_run(run, report)
+            if run.parent_id:
+                parents[run_id] = f"{run.kind}:{run.parent_id}"
             if progress is not None:
                 progress(done, max(source.count, done))
+        with atomic(self.db):  # nested runs point at their parent once both are in
+            self.db.executemany("UPDATE runs SET parent_run = ? WHERE id = ? AND parent_run IS NULL",
+                                [(self._known[p], r) for r, p in parents.items() if p in self._known])
         for model in source.models():
             self.write_model(model, source.kind, report)
         return report
