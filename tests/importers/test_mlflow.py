@@ -6,12 +6,12 @@ with the store's own rows; a second import adds nothing."""
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
-import sys
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
