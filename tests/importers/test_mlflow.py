@@ -153,3 +153,19 @@ def test_nested_runs_keep_their_parent(tmp_path: Path, ws: Workspace) -> None:
     runs = {run.name: run for run in ws.runs.list()}
     assert runs["trial-0.1"].parent_run == runs["trial-0.2"].parent_run == runs["sweep"].id
     assert runs["trial-0.2"].params == {"lr": "0.2"} and runs["trial-0.2"].metrics["loss"].last == 0.4
+
+
+def test_artifact_locations_are_found_where_the_store_was_moved(tmp_path: Path) -> None:
+    """Stores are copied about: an absolute path that is gone is looked for again beside the store,
+    a server's ``mlflow-artifacts:/`` under its ./mlartifacts, a relative one from the store's folder."""
+    from workbench.importers.mlflow_common import local_path
+
+    for folder in ("mlruns/1/abc/artifacts", "mlartifacts/1/def/artifacts"):
+        (tmp_path / folder).mkdir(parents=True)
+    here, served = tmp_path / "mlruns/1/abc/artifacts", tmp_path / "mlartifacts/1/def/artifacts"
+    assert local_path("file:///gone/away/mlruns/1/abc/artifacts", [tmp_path]) == here
+    assert local_path("/gone/mlruns/1/abc/artifacts", [tmp_path]) == here
+    assert local_path("./mlruns/1/abc/artifacts", [tmp_path]) == here
+    assert local_path("mlflow-artifacts:/1/def/artifacts", [tmp_path]) == served
+    assert local_path("s3://bucket/1/abc/artifacts", [tmp_path]) is None
+    assert local_path("/gone/mlruns/1/zzz/artifacts", [tmp_path]) is None

@@ -28,8 +28,11 @@ def local_path(uri: str | None, bases: list[Path]) -> Path | None:
     if not uri:
         return None
     parsed = urlparse(uri)
+    if parsed.scheme == "mlflow-artifacts":  # a server's proxied store: ./mlartifacts where it ran
+        served = unquote(parsed.path).lstrip("/")
+        return next((p for base in bases if (p := base / "mlartifacts" / served).exists()), None)
     if parsed.scheme not in ("", "file") or (len(parsed.scheme) == 1 and uri[1] == ":"):
-        return None  # s3://, gs://, mlflow-artifacts:/ ... are not read here
+        return None  # s3://, gs://, models:/ ... are not read here
     raw = Path(unquote(parsed.path) if parsed.scheme == "file" else uri)
     candidates: list[Path] = []
     if raw.is_absolute():
