@@ -136,7 +136,8 @@ def test_bad_targets_are_one_line_errors(tmp_path: Path, ws: Workspace) -> None:
 
 
 def test_nested_runs_keep_their_parent(tmp_path: Path, ws: Workspace) -> None:
-    """``mlflow.start_run(nested=True)`` (a tuning sweep's trials): the child points at its parent."""
+    """``mlflow.start_run(nested=True)`` (a tuning sweep's trials): the child points at its parent;
+    a version registered from the last trial, with an alias, comes in from the file store's registry."""
     pytest.importorskip("mlflow")
     script = (
         "import mlflow\n"
@@ -145,7 +146,15 @@ def test_nested_runs_keep_their_parent(tmp_path: Path, ws: Workspace) -> None:
         "    for lr in (0.1, 0.2):\n"
         "        with mlflow.start_run(run_name=f'trial-{lr}', nested=True):\n"
         "            mlflow.log_param('lr', lr)\n"
-        "            mlflow.log_metric('loss', lr * 2)\n")
+        "            mlflow.log_metric('loss', lr * 2)\n"
+        "            open('w.txt', 'w').write(f'weights {lr}')\n"
+        "            mlflow.log_artifact('w.txt')\n"
+        "            uri = mlflow.get_artifact_uri('w.txt')\n"
+        "            run_id = mlflow.active_run().info.run_id\n"
+        "client = mlflow.MlflowClient()\n"
+        "client.create_registered_model('tuned')\n"
+        "version = client.create_model_version('tuned', uri, run_id=run_id)\n"
+        "client.set_registered_model_alias('tuned', 'champion', version.version)\n")
     subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=300, capture_output=True,
                    env={**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_ALLOW_FILE_STORE": "true"})
     report = ws.imports.import_("mlflow", str(tmp_path / "mlruns"))
@@ -153,6 +162,8 @@ def test_nested_runs_keep_their_parent(tmp_path: Path, ws: Workspace) -> None:
     runs = {run.name: run for run in ws.runs.list()}
     assert runs["trial-0.1"].parent_run == runs["trial-0.2"].parent_run == runs["sweep"].id
     assert runs["trial-0.2"].params == {"lr": "0.2"} and runs["trial-0.2"].metrics["loss"].last == 0.4
+    champion = ws.runs.model_version("tuned@champion")  # the file store's registry, alias included
+    assert champion.run_id == runs["trial-0.2"].id and report.models_new == 1
 
 
 def test_artifact_locations_are_found_where_the_store_was_moved(tmp_path: Path) -> None:
