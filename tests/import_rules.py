@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # -- UI-free domain packages, each above what it uses ------------------------------------
     ("monitor", ("workbench.monitor",)),  # watches deployments, retrains through runs and pipelines
     ("workflows, deploy, remote", ("workbench.workflows", "workbench.deploy", "workbench.remote")),
+    ("importers", ("workbench.importers",)),  # other tools' runs in, through tracking's own writers
     ("tracking", ("workbench.tracking",)),
     ("executors", ("workbench.executors",)),  # executors know nothing of runs: never tracking
     ("versioning", ("workbench.versioning",)),

@@ -86,6 +86,7 @@ OUTSIDE: dict[str, list[Case]] = {
     "predict": [case("predict", "web", "{input}")],
     "sweep": [case("sweep", "--param", "a=1,2", "--", "python", "-c", "pass")],
     "models": [case("models"), case("models", "show", "m")],
+    "import": [case("import", "mlflow", "{file}")],
     # demo makes its own project (it trains real models, a minute): its bad input is below.
     "demo": [],
 }
@@ -123,6 +124,9 @@ UNKNOWN: dict[str, list[Case]] = {
     "push": [case("push", "no-such-remote")],
     "pull": [case("pull", "no-such-remote")],
     "clone": [case("clone", "file:///no/such/remote/folder", "clone-dest")],
+    "import": [case("import", "mlflow", "no-such-store"), case("import", "mlflow", "{file}", "--json"),
+               case("import", "mlflow", "sqlite:///no/such.db"), case("import", "tensorboard", "{file}"),
+               case("import", "wandb", "{file}"), case("import", "dvc", "{file}")],
 }
 # Commands with a positional argument that names nothing stored (checked below, so that a new
 # command with an id argument has to be put in UNKNOWN or here, with the reason).

@@ -19,10 +19,16 @@ from workbench.executors import records
 pytestmark = pytest.mark.docker
 
 SCRIPT = """\
-import time, workbench
+import os, time, workbench
+NL = chr(10)
 print("started", flush=True)
 time.sleep(float(__import__("sys").argv[1]))
 workbench.log_metric("late", 1.0)
+store = os.environ["MLFLOW_TRACKING_URI"]  # MLflow's file store layout, by hand (no MLflow in the image)
+os.makedirs(store + "/0/r1/metrics")
+open(store + "/0/meta.yaml", "w").write("name: Default" + NL + "lifecycle_stage: active" + NL)
+open(store + "/0/r1/meta.yaml", "w").write(NL.join(["run_id: r1", "run_name: late", "start_time: 1"]) + NL)
+open(store + "/0/r1/metrics/mlflow_late", "w").write("1000 2.5 3" + NL)
 open("result.txt", "w").write("done")
 print("finished", flush=True)
 """
@@ -58,6 +64,8 @@ def test_a_run_still_running_is_reattached_and_finished(ws: Workspace, docker_cl
     assert run.status == "succeeded", run.reason
     assert "re-attached" in run.reason
     assert "late" in ws.runs.metric_keys(run_id)
+    late = ws.runs.metric_series(run_id, "mlflow_late")  # the job's MLflow store, read by the follower
+    assert (late.steps, late.values) == ([3], [2.5])
     assert (ws.root / "result.txt").read_text() == "done"
     assert not docker_client.containers.list(all=True, filters={"label": f"workbench.run-id={run_id}"})
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "workbench.cli.cmd_ui",
     "workbench.cli.cmd_remote",
     "workbench.cli.cmd_export",
+    "workbench.cli.cmd_import",
     "workbench.cli.cmd_monitor",
     "workbench.cli.cmd_predictions",
 )
@@ -49,6 +50,7 @@ COMMAND_TO_MODULE = {
     **dict.fromkeys(("ui", "demo"), "workbench.cli.cmd_ui"),
     **dict.fromkeys(("remote", "push", "pull", "clone"), "workbench.cli.cmd_remote"),
     "export": "workbench.cli.cmd_export",
+    "import": "workbench.cli.cmd_import",
     "monitor": "workbench.cli.cmd_monitor",
     **dict.fromkeys(("predictions", "feedback", "retrain"), "workbench.cli.cmd_predictions"),
 }

@@ -20,6 +20,7 @@ from workbench.project import Project, ProjectView
 if TYPE_CHECKING:
     from workbench.deploy.service import DeployService
     from workbench.executors.service import ExecutorService
+    from workbench.importers.service import ImportService
     from workbench.monitor.predictions import PredictionService
     from workbench.monitor.service import MonitorService
     from workbench.remote.service import RemoteService
@@ -106,6 +107,12 @@ class Workspace(ProjectView):
             return TrackingService(self.project, versions=self.versions, executors=self.executors)
         return TrackingService(self.project, versions=self.versions, executors=self.executors,
                                new_id=self._run_ids)
+
+    @cached_property
+    def imports(self) -> ImportService:
+        from workbench.importers.service import ImportService
+
+        return ImportService(self.runs)
 
     @cached_property
     def executors(self) -> ExecutorService:

@@ -456,6 +456,11 @@ class DockerExecutor:
 
         return JobOutputs(work, manifest.changed(work), discard)
 
+    def side_folder(self, spec: LaunchSpec) -> Path:
+        """The host folder the job sees as ``/workbench/run`` (its events file; files a job's
+        libraries leave for the run there, such as an MLflow store)."""
+        return run_folder(self.ws, spec.job_id) / "docker" / "meta"
+
     def collect_outputs(self, spec: LaunchSpec, job: Any) -> list[str]:
         """Copy the files the job created or changed in its workspace into the project."""
         return copy_all_back(self.output_folder(spec, job), spec.project_root)

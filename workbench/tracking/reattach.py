@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.executors.base import LaunchSpec
 from workbench.host.processes import process_started
@@ -128,6 +128,7 @@ def follow(ws: VersionedProject, executors: ExecutorService, run_id: str) -> int
         except Exception as exc:  # report, never crash a detached process silently
             ingester.note(f"could not copy outputs back: {exc}")
         ingester.flush()
+        _collect_libraries(ws, conn, ingester, run_id, executor, spec)
         end_run(conn, run_id, status=exit_.status, exit_code=exit_.exit_code,
                 reason=(exit_.reason + "; " if exit_.reason else "")
                 + f"re-attached after {time.time() - started:.0f}s",
@@ -136,3 +137,18 @@ def follow(ws: VersionedProject, executors: ExecutorService, run_id: str) -> int
         conn.close()
     return 0
 
+
+
+def _collect_libraries(ws: VersionedProject, conn: Any, ingester: Any, run_id: str, executor: Any,
+                       spec: LaunchSpec) -> None:
+    """What the job logged through MLflow (a Docker job's store in its run folder; a pod's came as
+    events) and TensorBoard (event files among the outputs copied back), as a followed run does."""
+    from workbench.tracking import libcapture
+
+    side = getattr(executor, "side_folder", None)
+    capture = libcapture.Capture(("file", ws.paths.runs / run_id / libcapture.MLFLOW_DIRNAME))
+    try:
+        libcapture.collect(ws, conn, ingester, run_id, root=ws.root, capture=capture,
+                           store_folder=side(spec) if side is not None else None)
+    except Exception as exc:  # report, never crash a detached process silently
+        ingester.note(f"could not read what the job logged through MLflow/TensorBoard: {exc}")

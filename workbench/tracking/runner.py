@@ -32,7 +32,7 @@ from workbench.errors import ExecutorError, UsageError
 from workbench.executors.base import Executor, JobOutputs, LaunchSpec
 from workbench.paths import STORE_DIRNAME
 from workbench.store.db import connect
-from workbench.tracking import capture, isolation
+from workbench.tracking import capture, isolation, libcapture
 from workbench.tracking.events import ENV_PROJECT, ENV_RUN_ID
 from workbench.tracking.finalize import finalize_files, snapshot_or_none
 from workbench.tracking.ids import new_run_id
@@ -128,9 +128,12 @@ def execute(
         run_root, in_project = scratch.resolve(), False
         spec.project_root = run_root
         spec.env = _child_env(run_id, run_root, config.capture_file_access, True)
+    libs_env, libs = libcapture.plan(os.environ if executor == "local" else {}, run_dir,
+                                     run_root / (request.workdir or "."), clock.now(), executor == "local")
+    spec.env.update(libs_env)
     try:
         return _execute(ws, request, run_id, spec, runner, before=before, scratch=scratch, writes=writes,
-                        on_line=on_line, cancel_event=cancel_event, clock=clock)
+                        on_line=on_line, cancel_event=cancel_event, clock=clock, libs=libs)
     finally:
         if scratch is not None:
             isolation.remove_scratch(scratch)
@@ -139,7 +142,7 @@ def execute(
 def _execute(
     ws: VersionedProject, request: RunRequest, run_id: str, spec: LaunchSpec, runner: Executor, *,
     before: str | None, scratch: Path | None, writes: Path | None, on_line: LineCallback | None,
-    cancel_event: threading.Event | None, clock: Clock,
+    cancel_event: threading.Event | None, clock: Clock, libs: libcapture.Capture | None = None,
 ) -> str:
     command, executor = spec.command, request.executor or "local"
     config = ws.config.tracking
@@ -227,8 +230,10 @@ def _execute(
         shared = in_project and outputs is None
         after = snapshot_or_none(ws, "run-after", f"after run {run_id}") if shared else None
         try:
+            side = getattr(runner, "side_folder", None)
             _finalize(ws, conn, ingester, run_id, root=outputs.folder if outputs else run_root, before=before,
-                      after=after, scratch=outputs.folder if outputs else scratch, writes=writes)
+                      after=after, scratch=outputs.folder if outputs else scratch, writes=writes, libs=libs,
+                      side_folder=side(spec) if side is not None else None)
             ingest_metric_files(ingester, outputs.folder if outputs else run_root, request.metrics)
         finally:
             if outputs is not None:
@@ -248,10 +253,12 @@ def _execute(
 
 def _finalize(
     ws: VersionedProject, conn: Any, ingester: Ingester, run_id: str, *, root: Path, before: str | None,
-    after: str | None, scratch: Path | None, writes: Path | None,
+    after: str | None, scratch: Path | None, writes: Path | None, libs: libcapture.Capture | None = None,
+    side_folder: Path | None = None,
 ) -> None:
-    """Outputs, hashes and models; then an isolated run's copy-back, or a plain run's check that
-    the files it wrote are still its bytes. Each conflict is also a note in the run's log."""
+    """Outputs, hashes and models; what the job logged through MLflow and TensorBoard
+    (:mod:`~workbench.tracking.libcapture`); then an isolated run's copy-back, or a plain run's
+    check that the files it wrote are still its bytes. Each conflict is also a note in the run's log."""
     from workbench.tracking.writes import check_writes
 
     check = check_writes(ws, conn, run_id, writes, ingester.models, after) if writes is not None else None
@@ -262,6 +269,11 @@ def _finalize(
     finally:
         if check is not None:
             check.cleanup()
+    if libs is not None:
+        try:
+            libcapture.collect(ws, conn, ingester, run_id, root=root, capture=libs, store_folder=side_folder)
+        except Exception as exc:  # what the job logged elsewhere must never lose the run
+            ingester.note(f"could not read what the job logged through MLflow/TensorBoard: {exc!r}")
     found = check.conflicts if check is not None else []
     if scratch is not None:
         _, found = isolation.copy_back(ws, conn, run_id, scratch, before)

@@ -20,6 +20,10 @@ module at start-up as ``sitecustomize``. It then
 * when ``WORKBENCH_WRITES`` names a file (a plain local run in the shared project folder), records
   the SHA-256 of each project file the process writes when it closes it (the sibling module
   ``_workbench_writes``), which the runner compares with the project's file when the run ends;
+* when ``WORKBENCH_CAPTURE_MLFLOW`` is ``1`` and ``MLFLOW_TRACKING_URI`` is unset, points MLflow at
+  a file store beside the events file (a Docker job's run folder), which the runner reads after the
+  job (``workbench.tracking.libcapture``); a pod's (events on stdout) goes to the temporary folder
+  and is printed as marked events at exit (``workbench.tracking.capture_pod``);
 * removes its folder from ``sys.path`` again and imports the ``sitecustomize`` that would have run
   without it, so an existing one keeps working.
 
@@ -42,6 +46,8 @@ _PROJECT = "WORKBENCH_PROJECT"
 _SENT = "WORKBENCH_ENV_REPORTED"
 _CACHE = "WORKBENCH_ENV_CACHE"
 _WRITES = "WORKBENCH_WRITES"
+_MLFLOW = "WORKBENCH_CAPTURE_MLFLOW"
+_MLFLOW_URI = "MLFLOW_TRACKING_URI"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 CACHE_DIRNAME = "pyenv"
 """Name of the folder that holds cached environment reports (in the user's cache, or the
@@ -355,9 +361,40 @@ def _start_write_tracking(root: str) -> None:
             pass
 
 
+def _point_mlflow(events: str) -> None:
+    """Send MLflow to a file store of the run's own (the runner asked for it: the user set no
+    tracking URI). Beside the events file when there is one; otherwise (a pod, whose only channel
+    is its log) in the temporary folder, sent as marked event lines when this process exits.
+    Environment writes only; MLflow is not imported."""
+    environ = os.environ
+    if environ.get(_MLFLOW) != "1" or not events or environ.get(_MLFLOW_URI):
+        return
+    environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    if not events.startswith("@"):
+        environ[_MLFLOW_URI] = os.path.join(os.path.dirname(events), "mlflow")
+        return
+    try:
+        from workbench.tracking import capture_pod
+    except ImportError:  # the package is not importable here: leave MLflow alone
+        del environ["MLFLOW_ALLOW_FILE_STORE"]
+        return
+    folder = capture_pod.store_folder(environ.get("WORKBENCH_RUN_ID", ""))
+    environ[_MLFLOW_URI] = folder
+    import atexit
+
+    def send() -> None:
+        try:
+            capture_pod.send(folder)
+        except Exception:
+            pass
+
+    atexit.register(send)
+
+
 def _main() -> None:
     events = os.environ.get(_EVENTS, "")
     root = os.environ.get(_PROJECT, "")
+    _point_mlflow(events)
     if events and os.environ.get("WORKBENCH_RUN_ID"):
         try:  # the parsed arguments of argparse as params: a module beside this one
             from _workbench_argparse import install_argparse_hook
