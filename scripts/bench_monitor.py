@@ -88,7 +88,7 @@ def bench_serve(args: argparse.Namespace) -> list[Row]:
 
 def synthetic_lines(count: int, features: int = 20, seed: int = 7) -> bytes:
     """Spool lines as the capturing runtime writes them."""
-    from workbench.monitor.capture import spool_line
+    from workbench.deploy.capture import spool_line
 
     rng = random.Random(seed)
     names = [f"f{i}" for i in range(features)]
