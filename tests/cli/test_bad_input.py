@@ -101,7 +101,7 @@ UNKNOWN: dict[str, list[Case]] = {
     "metrics": [case("metrics", "no-such-run"), case("metrics", "latest", "no/such/key")],
     "logs": [case("logs", "no-such-run")],
     "compare": [case("compare", "latest", "no-such-run")],
-    "lineage": [case("lineage", "no-such-run")],
+    "lineage": [case("lineage", "no-such-run"), case("lineage", "--deployment", "no-such-deployment")],
     "rerun": [case("rerun", "no-such-run")],
     "models": [case("models", "show", "no-such-model"),
                case("models", "tag", "no-such-model:1", "prod"), case("models", "tag", "iris:9", "prod")],

@@ -26,7 +26,16 @@ def _line(deployment: str, n: int, ts: float = 1000.0) -> str:
     return spool_line(head, {"a": n, "b": "x"}, n % 3)
 
 
-def test_lines_in_the_runtime_layout_or_any_json_object_are_read() -> None:
+@pytest.mark.parametrize("decoder", ["orjson", "json"])
+def test_lines_in_the_runtime_layout_or_any_json_object_are_read(
+    decoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.monitor import ingest
+
+    if decoder == "json":  # the plain install, without the extra "fast"
+        monkeypatch.setattr(ingest, "_loads", json.loads)
+    else:
+        assert ingest._loads is not json.loads, "orjson is in the test extra"
     fast = _line("d", 5).encode()
     slow = json.dumps({**json.loads(fast), "features": {"a": 5, "b": "x"}}).encode()
     assert parse_line(fast, "d", 0.0) == parse_line(slow, "d", 0.0)
@@ -35,6 +44,11 @@ def test_lines_in_the_runtime_layout_or_any_json_object_are_read() -> None:
     # A batch decodes the heads at once; a torn or foreign line in it falls back to its own parse.
     rows, bad = parse_lines([fast, b"{torn", slow, b'{"fl":3,"features":{"a"', fast], "d", 0.0)
     assert bad == 2 and rows == [parse_line(fast, "d", 0.0)] * 3
+    # A head orjson refuses (NaN) sends its batch through json, row for row the same.
+    odd = fast.replace(b'"latency_ms":1.5', b'"latency_ms":NaN')
+    rows, bad = parse_lines([fast, odd], "d", 0.0)
+    assert bad == 0 and rows[0] == parse_line(fast, "d", 0.0) and rows[1][7] != rows[1][7]  # NaN
+    assert rows[1][10:] == rows[0][10:]
 
 
 def _spool(ws: Workspace, deployment: str, lines: list[str], name: str = "r1-0.jsonl") -> Path:

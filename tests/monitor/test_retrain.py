@@ -79,6 +79,7 @@ def test_retrain_deploys_the_better_version_and_records_the_loop(
         assert (loop["source_run"], loop["run_id"], loop["challenger_version"]) == (
             first.id, retrain_run.id, "2")
         assert loop["predictions"] == 30 and loop["predictions_upto"] > 0
+        _lineage_shows_the_loop(ws.root, first.id, retrain_run.id, info.revision)
         # The new revision records too.
         ws.deployments.predict("iris", rows_request([list(x[0])], request_id="after"))
         ws.predictions.ingest()
@@ -86,6 +87,47 @@ def test_retrain_deploys_the_better_version_and_records_the_loop(
         assert (after.version, after.revision) == (2, info.revision)
     finally:
         ws.deployments.undeploy("iris")
+
+
+def _lineage_shows_the_loop(root: Path, first_run: str, retrain_run: str, revision: int) -> None:
+    """``workbench lineage`` from the new version (and from the deployment): new version <- retrain
+    run <- retrain <- predictions <- deployment r1 <- old version <- first run <- its data."""
+    out = run_workbench(root, "lineage", "iris:2", "--json")
+    assert out.returncode == 0, out.stderr
+    new = json.loads(out.stdout)
+    assert (new["kind"], new["label"]) == ("model", "iris:2")
+    assert [(d["deployment"], d["revision"], d["current"]) for d in new["details"]["deployments"]] == [
+        ("iris", revision, True)]
+    [run] = new["children"]
+    assert (run["kind"], run["label"]) == ("run", retrain_run)
+    loop = run["children"][0]
+    assert (loop["kind"], loop["details"]["decision"], loop["details"]["deployed_revision"]) == (
+        "retrain", "deployed", revision)
+    [predictions] = loop["children"]
+    assert predictions["kind"] == "predictions"
+    assert (predictions["details"]["predictions"], predictions["details"]["labelled"]) == (30, 30)
+    assert predictions["details"]["stored_labelled"] == 30
+    [served] = predictions["children"]
+    assert (served["kind"], served["details"]["revision"], served["details"]["version"]) == (
+        "deployment", 1, "1")
+    [old] = served["children"]
+    assert (old["label"], [d["current"] for d in old["details"]["deployments"]]) == ("iris:1", [False])
+    assert [c["label"] for c in old["children"]] == [first_run]
+    assert any(c["label"] == "data.csv" for c in run["children"])  # the retrain run's own data
+    text = run_workbench(root, "lineage", "iris:2")
+    assert text.returncode == 0, text.stderr
+    flat = " ".join(text.stdout.split())
+    for part in (f"deployed as iris r{revision} (serving)", "-> deployed as r", "accuracy champion",
+                 "predictions of iris r1: 30 answered, 30 labelled", "deployment iris r1 serving iris:1",
+                 f"run {first_run}"):
+        assert part in flat, (part, text.stdout)
+    out = run_workbench(root, "lineage", "--deployment", "iris", "--json")
+    assert out.returncode == 0, out.stderr
+    top = json.loads(out.stdout)
+    assert (top["kind"], top["label"], top["details"]["version"]) == ("deployment", f"iris r{revision}", "2")
+    assert [r["version"] for r in top["details"]["revisions"]][-2:] == ["1", "2"]
+    [model] = top["children"]
+    assert (model["label"], model["children"][0]["label"]) == ("iris:2", retrain_run)
 
 
 def test_retrain_reruns_the_pipeline_stage_that_made_the_model(

@@ -100,8 +100,11 @@ def register(subparsers: Any) -> None:
     add_json_flag(p)
     p.set_defaults(handler=cmd_compare)
 
-    p = subparsers.add_parser("lineage", help="trace a file or model version back through the runs behind it")
-    p.add_argument("target", help="a project path, or MODEL[:VERSION|@ALIAS]")
+    p = subparsers.add_parser(
+        "lineage", help="trace a file, model version or deployment back through its runs and retrains")
+    p.add_argument("target", help="a project path or MODEL[:VERSION|@ALIAS] (a deployment with --deployment)")
+    p.add_argument("--deployment", action="store_true",
+                   help="TARGET is a deployment: start at it and follow its retrains back")
     add_json_flag(p)
     p.set_defaults(handler=cmd_lineage)
 
@@ -425,8 +428,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
+    from workbench.monitor.loop import production_lineage
+
     ws = open_workspace()
-    node = ws.runs.lineage(args.target)
+    node = production_lineage(ws, args.target, deployment=args.deployment)
     if args.json:
         print_json(node.to_dict())
         return 0

@@ -42,16 +42,40 @@ CHANGE_MARK = {"added": "+", "modified": "~", "deleted": "-"}
 
 
 def lineage_tree(node: LineageNode, parent: Any) -> None:
+    branch = parent.add(escape(_lineage_label(node)))
+    for child in node.children:
+        lineage_tree(child, branch)
+
+
+def _lineage_label(node: LineageNode) -> str:
     d = node.details
     if node.kind == "run":
         command = " ".join(d.get("command") or [])
         label = f"run {node.label} {d.get('name') or ''} [{d.get('status')}] {command}"
         if d.get("code_snapshot"):
             label += f"  code@{str(d['code_snapshot'])[:12]}"
-    elif node.kind == "model":
+        return label
+    if node.kind == "model":
         label = f"model {node.label} ({d.get('framework')} {d.get('framework_version')}) {d.get('path')}"
-    else:
-        label = f"file {node.label} {(d.get('hash') or '')[:12]}"
-    branch = parent.add(escape(label))
-    for child in node.children:
-        lineage_tree(child, branch)
+        rolled = [f"{x['deployment']} r{x['revision']}" + (" (serving)" if x["current"] else "")
+                  for x in d.get("deployments") or []]
+        return label + (f"  deployed as {', '.join(rolled)}" if rolled else "")
+    if node.kind == "retrain":
+        label = (f"retrain {node.label} of {d['deployment']} r{d['revision']} "
+                 f"({d['model']}:{d['champion_version']})")
+        if d.get("champion_score") is not None and d.get("challenger_score") is not None:
+            label += (f": {d['metric']} champion {d['champion_score']:.4g}, "
+                      f"challenger {d['challenger_score']:.4g}")
+        label += f" -> {d['decision']}"
+        if d.get("deployed_revision") is not None:
+            label += f" as r{d['deployed_revision']}"
+        return label
+    if node.kind == "predictions":
+        return (f"predictions of {d['deployment']} r{d['revision']}: {d['predictions']} answered, "
+                f"{d['labelled']} labelled when retrained")
+    if node.kind == "deployment":
+        label = f"deployment {d['deployment']} r{d['revision']} serving {d['model']}:{d['version']}"
+        if "state" in d:
+            label += f" [{d['state']}] {d['predictions']} predictions, {d['labelled']} labelled"
+        return label
+    return f"file {node.label} {(d.get('hash') or '')[:12]}"

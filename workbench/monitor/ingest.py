@@ -19,15 +19,27 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
 
-BATCH_LINES = 20_000
+_loads: Callable[[bytes], Any] = json.loads
+try:  # the extra "fast": decodes a batch of heads in about half of json's time (docs/performance.md)
+    from orjson import loads as _orjson_loads
+
+    _loads = _orjson_loads
+except ImportError:  # pragma: no cover - the plain install
+    pass
+
+BLOCK_BYTES = 8 << 20
+"""Spool bytes read (and committed) per transaction, some 17,000 lines of 20 features: measured,
+bigger transactions gained nothing once the page cache holds the index (:func:`bulk_cache`)."""
+BULK_CACHE_KIB = 64 << 10
 Atomic = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
 INSERT_SQL = (
@@ -36,6 +48,12 @@ INSERT_SQL = (
 )
 _FEATURES = b',"features":'
 _OUTPUT = b',"output":'
+_FEATURES_LEN = len(_FEATURES)
+_OUTPUT_LEN = len(_OUTPUT)
+_CLOSE = ord("}")
+_HEAD = itemgetter("revision", "model", "version", "request_id", "row_index", "ts", "latency_ms", "status",
+                   "error", "fl")
+"""The head fields of a line in the runtime's layout, in the order :func:`parse_lines` unpacks them."""
 Row = tuple[Any, ...]
 
 
@@ -100,65 +118,63 @@ def parse_line(line: bytes, deployment: str, now: float) -> Row | None:
     features' JSON), ``"features"`` and ``"output"`` last, so the features and output are sliced out
     as the JSON text they are stored as, never decoded and encoded again; only the small head is
     parsed. Any other JSON object line (written by hand, by another tool) is parsed whole."""
-    cut = line.find(_FEATURES)
-    if cut > 0:
-        try:
-            head = json.loads(line[:cut] + b"}")
-        except ValueError:
-            head = None
-        row = _sliced(line, cut, head, deployment, now)
-        if row is not None:
-            return row
+    rows, _ = parse_lines([line], deployment, now)
+    return rows[0] if rows else None
+
+
+def _parse_whole(line: bytes, deployment: str, now: float) -> Row | None:
+    """A line not in the runtime's layout, decoded whole; None when it is not a JSON object."""
     try:
         record = json.loads(line)
     except ValueError:
         return None
     if not isinstance(record, dict):
         return None
-    features = json.dumps(record.get("features") or {}, separators=(",", ":"))
-    return _row(record, deployment, now, features, json.dumps(record.get("output")))
+    request_id = record.get("request_id")
+    return (
+        deployment, record.get("revision") or 0, record.get("model") or "", record.get("version"),
+        None if request_id is None else str(request_id), record.get("row_index") or 0,
+        record.get("ts") or now, record.get("latency_ms"), record.get("status") or "ok",
+        record.get("error") or "", json.dumps(record.get("features") or {}, separators=(",", ":")),
+        json.dumps(record.get("output")),
+    )
 
 
 def parse_lines(lines: list[bytes], deployment: str, now: float) -> tuple[list[Row], int]:
-    """:func:`parse_line` for a batch, with every head decoded by one ``json.loads`` (the per-call
-    cost dominates for small heads); returns the rows and how many lines were not JSON objects."""
+    """:func:`parse_line` for a batch; returns the rows and how many lines were not JSON objects.
+
+    Every head is decoded by one ``loads`` (orjson's when installed, else json's; the per-call cost
+    dominates for small heads) and a line in the runtime's layout becomes its row in one tight loop
+    (:data:`_HEAD` picks the fields in C); any other line (torn, foreign, a head without ``fl``, a
+    batch orjson refuses, such as one with NaN) is decoded whole by :func:`_parse_whole`."""
     cuts = [line.find(_FEATURES) for line in lines]
-    parts = [ln[:c] + b"}" if c > 0 else b"null" for ln, c in zip(lines, cuts, strict=True)]
     try:
-        heads = json.loads(b"[" + b",".join(parts) + b"]")
+        heads = _loads(b"[" + b",".join([ln[:c] + b"}" if c > 0 else b"null"
+                                             for ln, c in zip(lines, cuts, strict=True)]) + b"]")
     except ValueError:
         heads = None
     if not isinstance(heads, list) or len(heads) != len(lines):
         heads = [None] * len(lines)
     rows: list[Row] = []
+    add = rows.append
     for line, cut, head in zip(lines, cuts, heads, strict=True):
-        row = _sliced(line, cut, head, deployment, now) or parse_line(line, deployment, now)
-        if row is not None:
-            rows.append(row)
+        try:
+            revision, model, version, request_id, row_index, ts, latency, status, error, size = _HEAD(head)
+            start = cut + _FEATURES_LEN
+            end = start + size
+            if size < 0 or line[end : end + _OUTPUT_LEN] != _OUTPUT or line[-1] != _CLOSE:
+                raise TypeError
+            add((
+                deployment, revision or 0, model or "", version,
+                None if request_id is None else str(request_id), row_index or 0, ts or now, latency,
+                status or "ok", error or "", line[start:end].decode("utf-8", "replace"),
+                line[end + _OUTPUT_LEN : -1].decode("utf-8", "replace"),
+            ))
+        except (TypeError, KeyError, IndexError):  # not the runtime's layout: parse the whole line
+            row = _parse_whole(line, deployment, now)
+            if row is not None:
+                add(row)
     return rows, len(lines) - len(rows)
-
-
-def _sliced(line: bytes, cut: int, head: Any, deployment: str, now: float) -> Row | None:
-    """The row of a line in the runtime's layout whose head is ``head``, or None if it is not one."""
-    size = head.get("fl") if isinstance(head, dict) else None
-    if not isinstance(size, int) or cut <= 0:
-        return None
-    start = cut + len(_FEATURES)
-    end = start + size
-    if line[end : end + len(_OUTPUT)] != _OUTPUT or not line.endswith(b"}"):
-        return None
-    features = line[start:end].decode("utf-8", "replace")
-    output = line[end + len(_OUTPUT) : -1].decode("utf-8", "replace")
-    return _row(head, deployment, now, features, output)
-
-
-def _row(head: dict[str, Any], deployment: str, now: float, features: str, output: str) -> Row:
-    request_id = head.get("request_id")
-    return (
-        deployment, head.get("revision") or 0, head.get("model") or "", head.get("version"),
-        None if request_id is None else str(request_id), head.get("row_index") or 0, head.get("ts") or now,
-        head.get("latency_ms"), head.get("status") or "ok", head.get("error") or "", features, output,
-    )
 
 
 def store_lines(
@@ -186,9 +202,10 @@ def set_offset(conn: sqlite3.Connection, source: str, deployment: str, consumed:
 
 def ingest_file(
     db: sqlite3.Connection, atomic: Atomic, path: Path, source: str, deployment: str,
-    report: IngestReport, *, now: float, batch_lines: int = BATCH_LINES,
+    report: IngestReport, *, now: float, block_bytes: int = BLOCK_BYTES,
 ) -> None:
-    """Ingest the complete lines of one spool file past its offset, a batch per transaction."""
+    """Ingest the complete lines of one spool file past its offset: one transaction per block of up
+    to ``block_bytes`` (its rows and the offset just past its last newline, together)."""
     offset = source_offset(db, source)
     try:
         size = path.stat().st_size
@@ -199,25 +216,34 @@ def ingest_file(
     with open(path, "rb") as handle:
         handle.seek(offset)
         while True:
-            block = handle.read(8 << 20)
-            if not block:
-                return
+            block = handle.read(block_bytes)
             end = block.rfind(b"\n")
             if end < 0:
-                if len(block) < 8 << 20:
-                    return  # a line still being written
-                raise ConfigError(f"{path}: a line longer than 8 MiB", "the spool file is damaged")
-            complete = block[: end + 1]
+                if len(block) < block_bytes:
+                    return  # nothing left, or a line still being written
+                raise ConfigError(f"{path}: a line longer than {block_bytes >> 20} MiB",
+                                  "the spool file is damaged")
             handle.seek(offset + end + 1)
-            lines = complete.splitlines()
-            position = offset
-            for start in range(0, len(lines), batch_lines):
-                batch = lines[start : start + batch_lines]
-                position += sum(len(line) + 1 for line in batch)
-                with atomic() as conn:
-                    store_lines(conn, deployment, [ln for ln in batch if ln.strip()], now, report)
-                    set_offset(conn, source, deployment, position, now)
-            offset = position
+            lines = [line for line in block[:end].split(b"\n") if line.strip()]
+            offset += end + 1
+            with atomic() as conn:
+                store_lines(conn, deployment, lines, now, report)
+                set_offset(conn, source, deployment, offset, now)
+
+
+@contextmanager
+def bulk_cache(db: sqlite3.Connection, kib: int = BULK_CACHE_KIB) -> Iterator[None]:
+    """A bigger page cache for this connection while a bulk ingest runs, the old size after.
+
+    The unique index on ``(deployment, request_id, row_index)`` takes random request ids (the
+    runtime's uuids) all over the tree; with SQLite's default 2 MiB cache each of those inserts
+    reads its page again."""
+    before = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute(f"PRAGMA cache_size = {-int(kib)}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size = {int(before)}")
 
 
 _SPOOL_NAME = re.compile(r"(r\d+-\d+)(?:\.(\d+))?\.jsonl")

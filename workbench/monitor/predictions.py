@@ -21,6 +21,7 @@ from workbench.monitor import filters
 from workbench.monitor.ingest import (
     IngestReport,
     apply_retention,
+    bulk_cache,
     ingest_file,
     parse_retention,
     retire_consumed,
@@ -89,13 +90,14 @@ class PredictionService:
         touched: set[str] = set()
         spool = self.ws.paths.monitor_spool
         read: list[tuple[Path, str]] = []
-        for name, path in spool_files(spool, deployment):
-            before = report.added
-            source = path.relative_to(self.ws.paths.store_dir).as_posix()
-            ingest_file(self.ws.db, self.ws.atomic, path, source, name, report, now=now)
-            read.append((path, source))
-            if report.added > before:
-                touched.add(name)
+        with bulk_cache(self.ws.db):
+            for name, path in spool_files(spool, deployment):
+                before = report.added
+                source = path.relative_to(self.ws.paths.store_dir).as_posix()
+                ingest_file(self.ws.db, self.ws.atomic, path, source, name, report, now=now)
+                read.append((path, source))
+                if report.added > before:
+                    touched.add(name)
         retire_consumed(self.ws.db, self.ws.atomic, read)
         if clusters:
             from workbench.monitor.podlogs import ingest_cluster

@@ -187,10 +187,12 @@ def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], p
     for position in np.flatnonzero(~ok):
         reasons[int(bucket[position])][got.errors[position][:200]] += 1
     first_seq = 0 if last is None else int(last[0]) + (0 if continuing else 1)
+    # Rows come in id order and buckets are consecutive runs of them: each bucket is one slice.
+    bounds = np.searchsorted(bucket, np.arange(count + 1)).tolist()
     for b in range(count):
-        members = ids[bucket == b]
+        members = ids[bounds[b]:bounds[b + 1]]
         counts, n_rows, n_errors = matrix[b], int(answered[b]), int(errors[b])
-        c_sum, c_rows, why, id_min = float(conf_sum[b]), int(conf_rows[b]), reasons[b], int(members.min())
+        c_sum, c_rows, why, id_min = float(conf_sum[b]), int(conf_rows[b]), reasons[b], int(members[0])
         if b == 0 and continuing and last is not None:
             counts = counts + np.frombuffer(last[4], dtype=np.float64)
             n_rows, n_errors = n_rows + int(last[2]), n_errors + int(last[3])
@@ -200,7 +202,7 @@ def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], p
         db.execute(
             "INSERT OR REPLACE INTO monitor_buckets (deployment, model, version, seq, minute, id_min, id_max,"
             " rows, errors, counts, conf_sum, conf_rows, reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (deployment, model, version, first_seq + b, bucket_minutes[b], id_min, int(members.max()),
+            (deployment, model, version, first_seq + b, bucket_minutes[b], id_min, int(members[-1]),
              n_rows, n_errors, counts.astype("<f8").tobytes(), c_sum, c_rows, json.dumps(dict(why))),
         )
     return len(ids)
