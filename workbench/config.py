@@ -80,6 +80,15 @@ class DeployConfig:
     target: str = "local"
     namespace: str = ""
     image: str = ""
+    storage_class: str = ""
+    """Cluster deployments without an S3 remote: the StorageClass of the model volume ("" for the
+    cluster's default)."""
+    storage_access: str = "ReadWriteOnce"
+    """Its access mode; several replicas need ``ReadWriteMany`` (or an S3 remote, from which each pod
+    fetches the model itself)."""
+    remote_endpoint: str = ""
+    """The S3 endpoint pods use to fetch models when it differs from the remote's (an in-cluster
+    address); "" for the remote's own."""
 
 
 @dataclass

@@ -117,7 +117,7 @@ class Workspace(ProjectView):
     def deployments(self) -> DeployService:
         from workbench.deploy.service import DeployService
 
-        return DeployService(self.project, runs=self.runs, versions=self.versions)
+        return DeployService(self.project, runs=self.runs, versions=self.versions, remote=self.remote)
 
     @cached_property
     def predictions(self) -> PredictionService:

@@ -18,13 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workbench.deploy import delivery as fetching
 from workbench.deploy import manifests, rollout, serving
+from workbench.deploy.delivery import Delivery
 from workbench.deploy.types import DeploySpec, RolloutStatus
 from workbench.errors import DeployError
 
 Obj = dict[str, Any]
 PLURALS = {
     "ConfigMap": "configmaps",
+    "Secret": "secrets",
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "Service": "services",
     "Pod": "pods",
@@ -211,7 +214,10 @@ class ClusterTarget:
                 raise
 
     # -- operations ----------------------------------------------------------------------------
-    def render(self, spec: DeploySpec, revision: int) -> list[Obj]:
+    def render(self, spec: DeploySpec, revision: int, delivery: Delivery | None = None, *,
+               storage_class: str = "", storage_access: str = "ReadWriteOnce") -> list[Obj]:
+        """The revision's objects; with a ``delivery`` each pod fetches the model from the remote,
+        else every replica mounts one volume (refused for several replicas on ReadWriteOnce)."""
         spec.namespace = spec.namespace or self.namespace
         groups = self.groups()
         openshift = self.target == "openshift" or "route.openshift.io" in groups
@@ -233,7 +239,8 @@ class ClusterTarget:
                 "install an ingress controller, or use --expose none (reach it with 'workbench predict')",
             )
         return manifests.render(
-            spec, revision, openshift=openshift, kserve=kserve, ingress_class=ingress_class
+            spec, revision, openshift=openshift, kserve=kserve, ingress_class=ingress_class,
+            delivery=delivery, storage_class=storage_class, storage_access=storage_access,
         )
 
     def validate(self, objects: list[Obj]) -> None:
@@ -248,16 +255,39 @@ class ClusterTarget:
         fetch: Callable[[Path], None],
         timeout: float,
         progress: Callable[[int, int], None] | None = None,
+        credentials: dict[str, str] | None = None,
     ) -> tuple[RolloutStatus, str]:
-        """Fill the model volume, apply every object, wait for the rollout; returns its status and URL."""
-        self.apply_object(objects[0])  # the PVC first: the loader Job mounts it
-        self.load_model(spec, revision, fetch, timeout)
+        """Fill the model volume (or, when the pods fetch the model, store the remote's
+        ``credentials`` in the Secret they read), apply every object, wait for the rollout; returns
+        its status and URL."""
+        if objects[0]["kind"] == "PersistentVolumeClaim":
+            self.apply_object(objects[0])  # the PVC first: the loader Job mounts it
+            self.load_model(spec, revision, fetch, timeout)
+        else:
+            self.apply_object(manifests.fetch_secret(spec, credentials or {}))
+            self.apply_object(objects[0])
         for obj in objects[1:]:
             self.apply_object(obj)
         self._drop_stale_exposure(spec.name, objects)
         self._drop_stale_scaling(spec.name, objects)
         status = self.wait(spec.name, timeout, progress, kserve=objects[-1]["kind"] == "InferenceService")
+        if status.state == "complete":
+            self._drop_stale_files(spec.name, objects[0]["metadata"]["name"])
         return status, self.endpoint(spec.name)
+
+    def _owned(self, kind: str, name: str) -> list[Obj]:
+        """The objects of ``kind`` Workbench made for deployment ``name``."""
+        selector = f"workbench.dev/deployment={name},app.kubernetes.io/managed-by={manifests.MANAGER}"
+        found = self.request("get", _path("v1", kind, self.namespace), label_selector=selector)
+        return list(found.get("items") or [])
+
+    def _drop_stale_files(self, name: str, keep: str) -> None:
+        """Delete the fetch ConfigMaps of earlier revisions once no pod of theirs is left to start."""
+        prefix = fetching.files_name(name, 0)[: -len("0")]
+        for item in self._owned("ConfigMap", name):
+            found = str(item.get("metadata", {}).get("name", ""))
+            if found.startswith(prefix) and found != keep:
+                self.delete("v1", "ConfigMap", found)
 
     def _drop_stale_exposure(self, name: str, objects: list[Obj]) -> None:
         """Delete a Route or Ingress an earlier revision made public that this one does not want."""
@@ -369,6 +399,8 @@ class ClusterTarget:
                 content_type="application/merge-patch+json",
             )
             return self.wait(name, timeout, kserve=True)
+        if replicas > 1:
+            self._check_shared_volume(name, replicas)
         self.delete("autoscaling/v2", "HorizontalPodAutoscaler", name)  # a manual count from now on
         self.request(
             "patch",
@@ -377,6 +409,19 @@ class ClusterTarget:
             content_type="application/merge-patch+json",
         )
         return self.wait(name, timeout)
+
+    def _check_shared_volume(self, name: str, replicas: int) -> None:
+        """Refuse to scale a deployment whose replicas mount one ReadWriteOnce model volume."""
+        dep = self.get("apps/v1", "Deployment", name) or {}
+        volumes = dep.get("spec", {}).get("template", {}).get("spec", {}).get("volumes") or []
+        for volume in volumes:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if not claim:
+                continue
+            pvc = self.get("v1", "PersistentVolumeClaim", str(claim)) or {}
+            modes = pvc.get("spec", {}).get("accessModes") or ["ReadWriteOnce"]
+            if not any(mode in fetching.SHARED_MODES for mode in modes):
+                fetching.check_volume(replicas, 0, str(modes[0]), name)
 
     def endpoint(self, name: str) -> str:
         found = (
@@ -452,6 +497,7 @@ class ClusterTarget:
             *((api_version, kind, "") for api_version, kind in SCALING_KINDS),
             ("apps/v1", "Deployment", ""),
             ("v1", "PersistentVolumeClaim", "-models"),
+            ("v1", "Secret", "-model-fetch"),
         ):
             if (
                 api_version.startswith(("serving.kserve.io", "route.openshift.io"))
@@ -459,3 +505,5 @@ class ClusterTarget:
             ):
                 continue
             self.delete(api_version, kind, name + suffix)
+        for item in self._owned("ConfigMap", name):
+            self.delete("v1", "ConfigMap", str(item["metadata"]["name"]))
