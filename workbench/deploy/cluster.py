@@ -279,7 +279,9 @@ class ClusterTarget:
         """The objects of ``kind`` Workbench made for deployment ``name``."""
         selector = f"workbench.dev/deployment={name},app.kubernetes.io/managed-by={manifests.MANAGER}"
         found = self.request("get", _path("v1", kind, self.namespace), label_selector=selector)
-        return list(found.get("items") or [])
+        return [item for item in found.get("items") or []  # checked here too: never another's object
+                if (item.get("metadata", {}).get("labels") or {}).get("workbench.dev/deployment") == name
+                and item["metadata"]["labels"].get("app.kubernetes.io/managed-by") == manifests.MANAGER]
 
     def _drop_stale_files(self, name: str, keep: str) -> None:
         """Delete the fetch ConfigMaps of earlier revisions once no pod of theirs is left to start."""
@@ -400,7 +402,7 @@ class ClusterTarget:
             )
             return self.wait(name, timeout, kserve=True)
         if replicas > 1:
-            self._check_shared_volume(name, replicas)
+            self.check_scale(name, replicas)
         self.delete("autoscaling/v2", "HorizontalPodAutoscaler", name)  # a manual count from now on
         self.request(
             "patch",
@@ -410,8 +412,8 @@ class ClusterTarget:
         )
         return self.wait(name, timeout)
 
-    def _check_shared_volume(self, name: str, replicas: int) -> None:
-        """Refuse to scale a deployment whose replicas mount one ReadWriteOnce model volume."""
+    def check_scale(self, name: str, replicas: int) -> None:
+        """Refuse several replicas of a deployment that mount one ReadWriteOnce model volume."""
         dep = self.get("apps/v1", "Deployment", name) or {}
         volumes = dep.get("spec", {}).get("template", {}).get("spec", {}).get("volumes") or []
         for volume in volumes:

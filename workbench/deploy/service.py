@@ -312,6 +312,13 @@ class DeployService:
         spec = self.records.spec_of(name, int(row["revision"]))
         spec.replicas = replicas
         spec.min_replicas = spec.max_replicas = spec.target_cpu = 0  # a manual count ends autoscaling
+        cluster = None
+        if row["target"] != "local":
+            from workbench.deploy.cluster import ClusterTarget
+
+            cluster = ClusterTarget.connect(row["target"], spec.namespace)
+            if replicas > 1:
+                cluster.check_scale(name, replicas)  # refused before a revision is recorded
         revision = self.records.next_revision(name)
         self.records.record(spec, revision, "scale", [])
         self.records.finish(
@@ -348,10 +355,7 @@ class DeployService:
             )
             runtime["frontdoor"] = self.local_rollouts.open_door(name, door, port)
             self.records.set_runtime(name, runtime)
-        else:
-            from workbench.deploy.cluster import ClusterTarget
-
-            cluster = ClusterTarget.connect(row["target"], spec.namespace)
+        elif cluster is not None:
             status = cluster.scale(name, replicas, timeout)
             ok = status.state == "complete"
             self.records.finish(
