@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,42 +20,13 @@ from typing import Any
 from workbench.deploy import delivery as fetching
 from workbench.deploy import manifests, rollout, serving
 from workbench.deploy.delivery import Delivery
+from workbench.deploy.kubeapi import _QUERY, _path, api_error
 from workbench.deploy.types import DeploySpec, RolloutStatus
 from workbench.errors import DeployError
 
 Obj = dict[str, Any]
-PLURALS = {
-    "ConfigMap": "configmaps",
-    "Secret": "secrets",
-    "PersistentVolumeClaim": "persistentvolumeclaims",
-    "Service": "services",
-    "Pod": "pods",
-    "Deployment": "deployments",
-    "Job": "jobs",
-    "Ingress": "ingresses",
-    "Route": "routes",
-    "InferenceService": "inferenceservices",
-    "ServingRuntime": "servingruntimes",
-    "PodDisruptionBudget": "poddisruptionbudgets",
-    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-}
 SCALING_KINDS = (("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"))
-_FORBIDDEN = re.compile(r'cannot (\w+) resource "([^"]+)" in API group "([^"]*)"')
 POLL = 0.5
-_QUERY = {
-    "field_manager": "fieldManager",
-    "force_conflicts": "force",
-    "label_selector": "labelSelector",
-    "propagation_policy": "propagationPolicy",
-}
-
-
-def _path(api_version: str, kind: str, namespace: str, name: str | None = None, sub: str = "") -> str:
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    path = f"{base}/namespaces/{namespace}/{PLURALS[kind]}"
-    if name:
-        path += f"/{name}"
-    return path + (f"/{sub}" if sub else "")
 
 
 class ClusterTarget:
@@ -130,24 +100,7 @@ class ClusterTarget:
         return bytes(response.data or b"")
 
     def _error(self, exc: Any, method: str, path: str) -> DeployError:
-        status = int(getattr(exc, "status", 0) or 0)
-        try:
-            message = str(json.loads(exc.body or "{}").get("message", "")) or str(exc.reason)
-        except (ValueError, TypeError):
-            message = str(getattr(exc, "reason", "")) or str(exc)
-        if status == 401:
-            return DeployError("the cluster rejected the credentials (401)", "log in again")
-        if status == 403:
-            found = _FORBIDDEN.search(message)
-            if found:
-                verb, resource, group = found.groups()
-                what = f"{resource}.{group}" if group else resource
-                return DeployError(
-                    f"missing permission: {verb} {what} in namespace {self.namespace}",
-                    f"ask an admin for a Role granting '{verb}' on '{what}' ({message})",
-                )
-            return DeployError(f"missing permission: {message}", "ask a cluster admin for access")
-        return DeployError(f"{method.upper()} {path} failed ({status}): {message}", None)
+        return api_error(exc, method, path, self.namespace)
 
     def groups(self) -> set[str]:
         if self._groups is None:

@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.errors import DeployError
+from workbench.errors import DeployError, WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.remote.service import RemoteService
 
 Obj = dict[str, Any]
 KEY_PREFIX = "serving/sha256/"
@@ -68,6 +73,32 @@ def publish(transport: Any, url: str, model_file: Path, *, remote: str, endpoint
     transport.put_if_absent(f"{KEY_PREFIX}{digest}", data)
     bucket, _, prefix = url[len("s3://"):].partition("/")
     return Delivery(remote, bucket, object_key(prefix, digest), digest, len(data), endpoint_url, region)
+
+
+def from_remote(remote: RemoteService | None, filename: str, fetch: Callable[[Path], None],
+                pod_endpoint: str = "") -> tuple[Delivery | None, dict[str, str]]:
+    """With a default S3 remote: the model (``fetch`` writes it to a path) uploaded there for the pods
+    to fetch, once per version, and the credentials they need; else ``(None, {})`` (one volume).
+    ``pod_endpoint``: the S3 address pods use, when not the remote's own."""
+    from workbench.remote.transport import RemoteSpec, open_transport
+
+    target = remote.default_target(("s3",)) if remote is not None else None
+    if remote is None or target is None:
+        return None, {}
+    credentials = remote.job_credentials(target)
+    endpoint = pod_endpoint or credentials.pop("AWS_ENDPOINT_URL", "")
+    where = RemoteSpec(target.url, target.endpoint_url, target.region)
+    with tempfile.TemporaryDirectory(prefix="workbench-deploy-") as tmp:
+        file = Path(tmp) / filename
+        fetch(file)
+        try:
+            found = publish(open_transport(where), target.url, file, remote=target.name,
+                            endpoint_url=endpoint, region=credentials.get("AWS_REGION", ""))
+        except WorkbenchError as exc:
+            raise DeployError(f"cannot upload the model to the remote {target.name}: {exc.one_line()}",
+                              "fix the remote ('workbench remote status'), or remove it to deploy from "
+                              "a volume") from None
+    return found, credentials
 
 
 def script_text() -> str:

@@ -1,7 +1,10 @@
 """Render the Kubernetes objects of one deployment revision, and validate them before they are sent.
 
-Objects: a PersistentVolumeClaim holding model folders (one per artifact hash), filled by a loader
-Job that copies the model from ConfigMaps (binaryData, chunks under 1 MiB) into it; then either a
+Objects: the model's delivery (:mod:`workbench.deploy.delivery`): a ConfigMap with the fetch script
+and the model folder's small files, read by an init container in each pod that fetches the model from
+the project's S3 remote; or, without one, a PersistentVolumeClaim holding model folders (one per
+artifact hash), filled by a loader Job that copies the model from ConfigMaps (binaryData, chunks
+under 1 MiB) into it. Then either a
 Deployment + Service + Route (OpenShift, edge TLS) or Ingress (plain Kubernetes with an ingress class)
 or neither (``expose="none"``: reachable inside the cluster and through the API server's proxy only),
 or, where the cluster serves KServe, a ServingRuntime with the same MLServer image and an

@@ -10,11 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.deploy import delivery as fetching
 from workbench.deploy import frontdoor, local, scaling, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.local_rollout import (
@@ -40,7 +40,6 @@ from workbench.deploy.types import (
 from workbench.errors import DeployError, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.deploy.delivery import Delivery
     from workbench.project import Project
     from workbench.remote.service import RemoteService
     from workbench.tracking.service import TrackingService
@@ -247,8 +246,9 @@ class DeployService:
         from workbench.deploy.cluster import ClusterTarget
 
         cluster = ClusterTarget.connect(spec.target)
-        delivery, credentials = self._delivery(spec)
         config = self.project.config.deploy
+        delivery, credentials = fetching.from_remote(self.remote, spec.model.filename,
+                                                     self._fetch(spec.model), config.remote_endpoint)
         objects = cluster.render(spec, revision, delivery, storage_class=config.storage_class,
                                  storage_access=config.storage_access)
         cluster.validate(objects)
@@ -279,30 +279,6 @@ class DeployService:
                 f"'workbench undeploy {spec.name}' removes it",
             )
         return self.get(spec.name)
-
-    def _delivery(self, spec: DeploySpec) -> tuple[Delivery | None, dict[str, str]]:
-        """With a default S3 remote: the model uploaded there for the pods to fetch (once per
-        version), and the credentials they need; else ``(None, {})`` (one shared volume)."""
-        from workbench.deploy import delivery
-        from workbench.remote.transport import RemoteSpec, open_transport
-
-        target = self.remote.default_target(("s3",)) if self.remote is not None else None
-        if self.remote is None or target is None:
-            return None, {}
-        credentials = self.remote.job_credentials(target)
-        endpoint = self.project.config.deploy.remote_endpoint or credentials.pop("AWS_ENDPOINT_URL", "")
-        where = RemoteSpec(target.url, target.endpoint_url, target.region)
-        with tempfile.TemporaryDirectory(prefix="workbench-deploy-") as tmp:
-            file = Path(tmp) / spec.model.filename
-            self._fetch(spec.model)(file)
-            try:
-                found = delivery.publish(open_transport(where), target.url, file, remote=target.name,
-                                         endpoint_url=endpoint, region=credentials.get("AWS_REGION", ""))
-            except WorkbenchError as exc:
-                raise DeployError(f"cannot upload the model to the remote {target.name}: {exc.one_line()}",
-                                  "fix the remote (workbench remote status), or remove it to deploy from "
-                                  "a volume") from None
-        return found, credentials
 
     def scale(self, name: str, replicas: int, *, timeout: float = 180.0) -> DeploymentInfo:
         """Change the number of replicas (recorded as a ``scale`` revision)."""
