@@ -388,7 +388,7 @@ class LocalTarget:
 
     def prepare_folder(
         self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime, fetch: Any,
-        log_rate: float = 0.0, model: str | None = None,
+        log_rate: float = 0.0, model: str | None = None, signature: dict[str, Any] | None = None,
     ) -> Path:
         """Fill ``.workbench/deploy/NAME/rREV`` with the model and its settings; make it read-only."""
         folder = self.model_folder(name, revision)
@@ -400,7 +400,7 @@ class LocalTarget:
         folder.mkdir(parents=True)
         fetch(folder / filename)
         serving.write_model_folder(folder, name, version, filename, runtime, revision=revision, model=model,
-                                   log_rate=log_rate)
+                                   log_rate=log_rate, signature=signature)
         for path in folder.iterdir():
             path.chmod(0o444)
         folder.chmod(0o555)

@@ -82,7 +82,8 @@ def folder_texts(spec: DeploySpec, revision: int = 0) -> dict[str, str]:
     """The small files of the model folder: its ``model-settings.json``, the runtimes it needs."""
     runtime = serving.runtime_for(spec.model.framework)
     return serving.folder_files(spec.name, spec.model.version, spec.model.filename, runtime,
-                                revision=revision, log_rate=spec.log_predictions, model=spec.model.name)
+                                revision=revision, log_rate=spec.log_predictions, model=spec.model.name,
+                                signature=spec.signature)
 
 
 def model_files(spec: DeploySpec, model_bytes: bytes, revision: int = 0) -> dict[str, bytes]:

@@ -56,11 +56,15 @@ class DeployService:
     """The deploy domain's facade; the CLI and the TUI call only this."""
 
     def __init__(self, project: Project, *, runs: TrackingService, versions: VersioningService,
-                 remote: RemoteService | None = None) -> None:
+                 remote: RemoteService | None = None,
+                 signature_of: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
         """``runs`` resolves model versions through the registry; ``versions`` exports their bytes;
-        ``remote`` (the project's remotes) is where cluster pods fetch the model from."""
+        ``remote`` (the project's remotes) is where cluster pods fetch the model from;
+        ``signature_of(model, version)`` is a version's recorded input signature, which requests
+        are checked against."""
         self.project = project
         self.remote = remote
+        self.signature_of = signature_of
         self.runs = runs
         self.versions = versions
         self.state_root = project.paths.deploy
@@ -220,8 +224,8 @@ class DeployService:
             max_replicas=max_replicas,
             target_cpu=target_cpu,
             log_predictions=log_predictions,
+            signature=self.signature_of(ref.name, ref.version) if self.signature_of else None,
         )
-
         return self._apply(spec, "deploy", runtime, timeout, progress)
 
     def _apply(

@@ -91,6 +91,9 @@ class DeploySpec:
     """The autoscaler's CPU utilisation target in percent of the request (0: 70)."""
     log_predictions: float = 1.0
     """The share of requests whose inputs and answers are recorded (0 turns capture off)."""
+    signature: dict[str, Any] | None = None
+    """The model version's input signature recorded at registration (``{"names", "count", "dtypes"}``,
+    from its reference profile): requests that do not match it are refused with HTTP 400."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
