@@ -89,6 +89,9 @@ class DeployConfig:
     remote_endpoint: str = ""
     """The S3 endpoint pods use to fetch models when it differs from the remote's (an in-cluster
     address); "" for the remote's own."""
+    image_frameworks: list[str] = field(default_factory=list)
+    """The framework versions ``image`` holds (``["scikit-learn==1.5.2"]``): a model saved with one it
+    cannot load is refused before any rollout."""
 
 
 @dataclass

@@ -22,9 +22,9 @@ import kmock
 import pytest
 
 from tests.deploy.conftest import register_file
-from tests.deploy.test_cluster import NS, healthy, run_with, target
+from tests.deploy.test_cluster import NS, healthy, run_with
 from tests.remote.servers import SECRET_KEY, Seaweed, s3_env, s3_store, weed_binary
-from tests.security.test_expose import _kubeconfig, _live
+from tests.security.test_expose import _live
 from workbench.core.workspace import Workspace
 from workbench.deploy import delivery, modelfetch
 from workbench.errors import DeployError
@@ -42,19 +42,6 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def cluster_ws(kmock: kmock.KubernetesEmulator, ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """A project whose cluster is kmock (through a kubeconfig, as a user's would be)."""
-    from kubernetes.config import kube_config
-
-    target(kmock)  # declares the built-in kinds
-    kmock.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", namespaced=True)
-    path = str(_kubeconfig(ws.root.parent / "kubeconfig", str(kmock.url).rstrip("/")))
-    monkeypatch.setenv("KUBECONFIG", path)
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", path)
-    return ws
 
 
 def _model(ws: Workspace, version: str = "1") -> Any:

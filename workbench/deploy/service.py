@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.deploy import delivery as fetching
-from workbench.deploy import frontdoor, local, scaling, serving
+from workbench.deploy import frontdoor, images, local, scaling, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.local_rollout import (
     LocalDeployments,
@@ -59,9 +59,8 @@ class DeployService:
                  remote: RemoteService | None = None,
                  signature_of: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
         """``runs`` resolves model versions through the registry; ``versions`` exports their bytes;
-        ``remote`` (the project's remotes) is where cluster pods fetch the model from;
-        ``signature_of(model, version)`` is a version's recorded input signature, which requests
-        are checked against."""
+        ``remote``: where cluster pods fetch the model from; ``signature_of(model, version)``: a
+        version's recorded input signature, which requests are checked against."""
         self.project = project
         self.remote = remote
         self.signature_of = signature_of
@@ -249,8 +248,9 @@ class DeployService:
             return self.get(spec.name)
         from workbench.deploy.cluster import ClusterTarget
 
-        cluster = ClusterTarget.connect(spec.target)
         config = self.project.config.deploy
+        images.check_spec(spec, runtime.framework_package, config.image_frameworks)  # before any rollout
+        cluster = ClusterTarget.connect(spec.target)
         delivery, credentials = fetching.from_remote(self.remote, spec.model.filename,
                                                      self._fetch(spec.model), config.remote_endpoint)
         objects = cluster.render(spec, revision, delivery, storage_class=config.storage_class,
