@@ -65,6 +65,11 @@ async def test_a_deploy_to_an_image_that_cannot_load_the_model_is_refused(
         f"with scikit-learn {sklearn.__version__}: a pickled model loads only under the same minor version")
     assert ws.deployments.records.find("iris") is None and _live(kmock, "deployments") == []
 
+    # An image given with the deploy (as 'deploy --build-image' does) carries its own declaration.
+    with pytest.raises(DeployError, match=r"image reg\.example\.com/built:2 has scikit-learn 0\.24\.2"):
+        await asyncio.to_thread(ws.deployments.deploy, v1, name="iris", target="kubernetes", namespace=NS,
+                                timeout=30, image="reg.example.com/built:2",
+                                image_frameworks=["scikit-learn==0.24.2"])
     ws.config.deploy.image_frameworks = [f"scikit-learn=={sklearn.__version__}"]
     info = await run_with(kmock, healthy, None, lambda: ws.deployments.deploy(
         v1, name="iris", target="kubernetes", namespace=NS, timeout=30))

@@ -102,6 +102,20 @@ def build(client: Any, venv: Path, runtime: serving.Runtime, framework_version: 
     return frameworks
 
 
+def build_and_push(venv: Path, runtime: serving.Runtime, framework_version: str, registry: str,
+                   base: str = "") -> tuple[str, list[str]]:
+    """:func:`build` (on this machine's Docker daemon) and, with a ``registry``, :func:`push`; the
+    tag and what it holds (``["scikit-learn==1.9.1"]``)."""
+    from workbench.deploy import local
+
+    tag = image_tag(registry, runtime, framework_version)
+    with local.docker_client(timeout=900) as client:
+        held = build(client, venv, runtime, framework_version, tag=tag, base=base or local.local_image())
+        if registry:
+            push(client, tag)
+    return tag, [f"{k}=={v}" for k, v in sorted(held.items())]
+
+
 def frameworks_of(client: Any, tag: str) -> dict[str, str]:
     """The frameworks an image built here declares (empty for any other image)."""
     from workbench.deploy import images

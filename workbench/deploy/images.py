@@ -28,11 +28,11 @@ AT_LEAST = frozenset({"xgboost", "lightgbm", "torch"})
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([0-9][0-9A-Za-z.+-]*)\s*$")
 
 
-def check_spec(spec: DeploySpec, package: str, items: list[str]) -> None:
-    """:func:`check` for one revision, against ``[deploy] image_frameworks`` (``items``)."""
+def check_spec(spec: DeploySpec, package: str) -> None:
+    """:func:`check` for one revision, against what its image is declared to hold."""
     from workbench.deploy import manifests
 
-    check(manifests.image(spec), declared(items), package, spec.model.framework_version,
+    check(manifests.image(spec), declared(spec.image_frameworks), package, spec.model.framework_version,
           f"{spec.model.name}:{spec.model.version}")
 
 

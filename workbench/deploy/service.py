@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.deploy import delivery as fetching
-from workbench.deploy import frontdoor, images, local, scaling, serving
+from workbench.deploy import frontdoor, imagebuild, images, local, scaling, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.local_rollout import (
     LocalDeployments,
@@ -29,12 +29,12 @@ from workbench.deploy.local_rollout import (
 )
 from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
 from workbench.deploy.types import (
-    EXPOSE,
     DeploymentInfo,
     DeploySpec,
     ModelRef,
     Revision,
     check_name,
+    check_options,
     default_name,
 )
 from workbench.errors import DeployError, UsageError, WorkbenchError
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import VersioningService
 
-TARGETS = ("local", "kubernetes", "openshift")
+
 Progress = Callable[[int, int], None]
 Urls = list[tuple[str, str]]
 Infos = list[DeploymentInfo]
@@ -126,26 +126,9 @@ class DeployService:
                       replicas: int | None = None, gpus: int = 0, timeout: float = 180.0,
                       expose: str | None = None, log_predictions: float = 1.0) -> str:
         """Refuse bad options before anything is resolved, built or started; returns the target."""
-        if not 0.0 <= log_predictions <= 1.0:
-            raise UsageError(f"--log-predictions must be between 0 and 1, got {log_predictions:g}",
-                             "1 records every request, 0.1 one in ten, 0 none")
         target = target or self.project.config.deploy.target or "local"
-        if target not in TARGETS:
-            raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
-        if expose is not None and expose not in EXPOSE:
-            raise UsageError(f"unknown --expose '{expose}'", f"use one of {', '.join(EXPOSE)}")
-        if expose is not None and target == "local":
-            raise UsageError("--expose applies to cluster targets",
-                             "a local deployment listens on this machine only; drop --expose")
-        if replicas is not None and replicas < 0:
-            raise UsageError(f"replicas cannot be negative, got {replicas}", "give 0 or more")
-        if gpus < 0:
-            raise UsageError(f"gpus cannot be negative, got {gpus}", "give 0 or more GPUs per replica")
-        if not timeout > 0:
-            raise UsageError(f"timeout must be a positive number of seconds, got {timeout:g}",
-                             "e.g. --timeout 300")
-        if name:
-            check_name(name)
+        check_options(target, replicas=replicas, gpus=gpus, timeout=timeout, expose=expose,
+                      log_predictions=log_predictions, name=name)
         return target
 
     @staticmethod
@@ -175,8 +158,13 @@ class DeployService:
         max_replicas: int = 0,
         target_cpu: int = 0,
         log_predictions: float = 1.0,
+        image: str = "",
+        image_frameworks: list[str] | None = None,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
+
+        ``image``/``image_frameworks`` (cluster targets): the serving image and what it holds
+        (:meth:`build_image`'s answer), else ``[deploy] image`` and ``image_frameworks``.
 
         ``log_predictions``: the share of requests recorded with their inputs and answers
         (``workbench predictions``); 0 turns capture off.
@@ -206,17 +194,18 @@ class DeployService:
                     expose = self.records.spec_of(name, int(row["revision"])).expose
                 except WorkbenchError:
                     expose = None  # no readable revision: the target's default
-        runtime = self._runtime(ref)
+        runtime, config = self._runtime(ref), self.project.config.deploy
         spec = DeploySpec(
             name=name,
             target=target,
             model=ref,
             replicas=replicas,
-            namespace=namespace or self.project.config.deploy.namespace,
+            namespace=namespace or config.namespace,
             cpu=cpu,
             memory=memory,
             gpus=gpus,
-            image=self.project.config.deploy.image,
+            image=image or config.image,
+            image_frameworks=(image_frameworks or []) if image else config.image_frameworks,
             expose=expose or "",
             port=check_port(port, target),
             min_replicas=min_replicas,
@@ -249,7 +238,7 @@ class DeployService:
         from workbench.deploy.cluster import ClusterTarget
 
         config = self.project.config.deploy
-        images.check_spec(spec, runtime.framework_package, config.image_frameworks)  # before any rollout
+        images.check_spec(spec, runtime.framework_package)  # before any rollout
         cluster = ClusterTarget.connect(spec.target)
         delivery, credentials = fetching.from_remote(self.remote, spec.model.filename,
                                                      self._fetch(spec.model), config.remote_endpoint)
@@ -283,6 +272,16 @@ class DeployService:
                 f"'workbench undeploy {spec.name}' removes it",
             )
         return self.get(spec.name)
+
+    def build_image(self, model: str | ModelRef, registry: str = "", *, base: str = "",
+                    progress: Progress | None = None) -> tuple[str, list[str]]:
+        """A serving image with the model's framework version, pushed to ``registry`` if given (see
+        :mod:`workbench.deploy.imagebuild`): its tag and what it holds, for :meth:`deploy`."""
+        ref = self.resolve_model(model)
+        if not ref.framework_version:
+            raise DeployError(f"{ref.name}:{ref.version} records no framework version", "set [deploy] image")
+        return imagebuild.build_and_push(self.prepare_server(ref, progress=progress), self._runtime(ref),
+                                         ref.framework_version, registry, base)
 
     def scale(self, name: str, replicas: int, *, timeout: float = 180.0) -> DeploymentInfo:
         """Change the number of replicas (recorded as a ``scale`` revision)."""
