@@ -75,3 +75,17 @@ def test_requests_that_do_not_match_the_signature_are_refused(
         assert len(res.stderr.strip().splitlines()) == 1
     finally:
         ws.deployments.undeploy("iris")
+
+
+def test_a_refusal_through_the_cluster_proxy_keeps_the_servers_words() -> None:
+    """On a cluster, ``predict`` goes through the API server's service proxy: the model server's
+    ``{"error": ...}`` answer is what the user reads, not the proxy's ``Bad Request``."""
+    from kubernetes.client.exceptions import ApiException
+
+    from workbench.deploy.kubeapi import api_error
+
+    exc = ApiException(status=400, reason="Bad Request")
+    exc.body = '{"error": "' + PREFIX + 'expects 4 features (a, b, c, d), got 3"}'
+    line = api_error(exc, "post", "/api/v1/namespaces/ml/services/iris:http/proxy/v2/models/iris/infer",
+                     "ml").one_line()
+    assert line.endswith(f"failed (400): {PREFIX}expects 4 features (a, b, c, d), got 3")

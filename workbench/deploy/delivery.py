@@ -68,11 +68,15 @@ def publish(transport: Any, url: str, model_file: Path, *, remote: str, endpoint
             region: str) -> Delivery:
     """Upload ``model_file`` to the remote's ``serving/sha256/`` (if absent) through ``transport``
     (a :class:`workbench.remote.transport.Transport` for ``url``); the pods' fetch plan."""
-    data = model_file.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    transport.put_if_absent(f"{KEY_PREFIX}{digest}", data)
+    sha = hashlib.sha256()
+    with open(model_file, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            sha.update(block)
+    digest, size = sha.hexdigest(), model_file.stat().st_size
+    if not transport.exists(f"{KEY_PREFIX}{digest}"):  # a redeploy of the same version sends nothing
+        transport.put_if_absent(f"{KEY_PREFIX}{digest}", model_file.read_bytes())
     bucket, _, prefix = url[len("s3://"):].partition("/")
-    return Delivery(remote, bucket, object_key(prefix, digest), digest, len(data), endpoint_url, region)
+    return Delivery(remote, bucket, object_key(prefix, digest), digest, size, endpoint_url, region)
 
 
 def from_remote(remote: RemoteService | None, filename: str, fetch: Callable[[Path], None],

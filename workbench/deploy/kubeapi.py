@@ -44,8 +44,9 @@ def api_error(exc: Any, method: str, path: str, namespace: str) -> DeployError:
     """An API error as one line: credentials, a named missing permission, or the server's words."""
     status = int(getattr(exc, "status", 0) or 0)
     try:
-        message = str(json.loads(exc.body or "{}").get("message", "")) or str(exc.reason)
-    except (ValueError, TypeError):
+        body = json.loads(exc.body or "{}")  # the API server's Status, or a proxied server's answer
+        message = str(body.get("message") or body.get("error") or "") or str(exc.reason)
+    except (ValueError, TypeError, AttributeError):
         message = str(getattr(exc, "reason", "")) or str(exc)
     if status == 401:
         return DeployError("the cluster rejected the credentials (401)", "log in again")
