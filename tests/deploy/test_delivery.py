@@ -88,13 +88,18 @@ async def test_each_pod_fetches_and_verifies_the_model_from_the_remote(
     ws = cluster_ws
     for key, value in s3_env(seaweed.endpoint).items():
         monkeypatch.setenv(key, value)
-    ws.remote.add("origin", "s3://models/team", endpoint_url=seaweed.endpoint)
     v1 = _model(ws)
+    # First without a remote: one replica on the model volume.
+    await run_with(kmock, healthy, None, lambda: ws.deployments.deploy(
+        v1, name="iris", target="kubernetes", namespace=NS, replicas=1, timeout=30))
+    assert _live(kmock, "persistentvolumeclaims") == ["iris-models"]
+    ws.remote.add("origin", "s3://models/team", endpoint_url=seaweed.endpoint)
     info = await run_with(kmock, healthy, None, lambda: ws.deployments.deploy(
         v1, name="iris", target="kubernetes", namespace=NS, replicas=3, timeout=30))
     assert (info.state, info.replicas) == ("available", 3)
 
-    # No volume is shared: no claim, no loader Job; an init container fills an emptyDir per pod.
+    # No volume is shared (the earlier revision's claim is gone once the rollout is done), no loader
+    # Job; an init container fills an emptyDir per pod.
     assert _live(kmock, "persistentvolumeclaims") == [] and _live(kmock, "jobs") == []
     pod = _pod(kmock)
     assert [c["name"] for c in pod["initContainers"]] == ["fetch-model"]
@@ -150,7 +155,7 @@ async def test_each_pod_fetches_and_verifies_the_model_from_the_remote(
     v2 = _model(ws, "2")
     await run_with(kmock, healthy, None, lambda: ws.deployments.deploy(
         v2, name="iris", target="kubernetes", namespace=NS, timeout=30))
-    assert _live(kmock, "configmaps") == [delivery.files_name("iris", 2)]
+    assert _live(kmock, "configmaps") == [delivery.files_name("iris", 3)]
     await asyncio.to_thread(ws.deployments.undeploy, "iris")
     assert _live(kmock, "configmaps") == [] and _live(kmock, "secrets") == []
 

@@ -226,6 +226,8 @@ class ClusterTarget:
         status = self.wait(spec.name, timeout, progress, kserve=objects[-1]["kind"] == "InferenceService")
         if status.state == "complete":
             self._drop_stale_files(spec.name, objects[0]["metadata"]["name"])
+            if objects[0]["kind"] == "ConfigMap":  # no pod mounts the volume of an earlier revision now
+                self.delete("v1", "PersistentVolumeClaim", manifests.pvc_name(spec))
         return status, self.endpoint(spec.name)
 
     def _owned(self, kind: str, name: str) -> list[Obj]:
