@@ -23,10 +23,11 @@ import pytest
 
 from tests.deploy.conftest import register_file
 from tests.deploy.test_cluster import NS, healthy, run_with
+from tests.deploy.test_docker import docker_client  # noqa: F401  (a fixture)
 from tests.remote.servers import SECRET_KEY, Seaweed, s3_env, s3_store, weed_binary
 from tests.security.test_expose import _live
 from workbench.core.workspace import Workspace
-from workbench.deploy import delivery, modelfetch
+from workbench.deploy import delivery, local, modelfetch
 from workbench.errors import DeployError
 
 MODEL_BYTES = os.urandom(300_000)
@@ -193,3 +194,68 @@ async def test_several_replicas_on_one_readwriteonce_volume_are_refused(
         v1, name="iris", target="kubernetes", namespace=NS, replicas=3, timeout=30))
     claim = kmock.objects["v1/persistentvolumeclaims", NS, "iris-models"].raw
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"] and claim["spec"]["storageClassName"] == "nfs"
+
+
+@pytest.mark.slow
+def test_the_init_container_runs_under_restricted_rules(
+        seaweed: Seaweed, docker_client: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        tmp_path: Path) -> None:
+    """The rendered init container, run in a container as a restricted pod runs it: an arbitrary uid in
+    group 0, read-only root, no capabilities, a minimal Debian Python (standard library only), the
+    ConfigMap's files read-only, the emptyDir the only writable place; a damaged object leaves its one
+    line in the termination log."""
+    import hashlib
+
+    import obstore
+
+    from workbench.deploy import manifests
+    from workbench.deploy.types import DeploySpec, ModelRef
+    from workbench.remote.transport import RemoteSpec, open_transport
+
+    for key, value in s3_env(seaweed.endpoint).items():
+        monkeypatch.setenv(key, value)
+    data = os.urandom(200_000)
+    (tmp_path / "model.joblib").write_bytes(data)
+    found = delivery.publish(open_transport(RemoteSpec("s3://models/pods", seaweed.endpoint)), "s3://models/pods",
+                             tmp_path / "model.joblib", remote="origin", endpoint_url=seaweed.endpoint,
+                             region="us-east-1")
+    ref = ModelRef("iris", "1", "ab" * 32, "sklearn", "1.9.1", None, "model.joblib")
+    spec = DeploySpec(name="iris", target="kubernetes", model=ref, replicas=3, namespace=NS)
+    objects = manifests.render(spec, 1, openshift=False, kserve=False, ingress_class=None, delivery=found)
+    files_map, dep = objects[0], objects[1]
+    init = dep["spec"]["template"]["spec"]["initContainers"][0]
+    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
+    env.update({k: v for k, v in s3_env(seaweed.endpoint).items() if k in delivery.SECRET_KEYS})
+
+    def run_pod(where: Path) -> tuple[int, str, str]:
+        files, models, log = where / "files", where / "models", where / "termination-log"
+        files.mkdir(parents=True)
+        models.mkdir()
+        models.chmod(0o777)  # an emptyDir is writable by any uid
+        log.write_text("")
+        log.chmod(0o666)
+        for name, text in files_map["data"].items():
+            (files / name).write_text(text)
+        container = docker_client.containers.run(
+            local.local_image(), init["command"], detach=True, user="1000770000:0", read_only=True,
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], network_mode="host", environment=env,
+            volumes={str(files): {"bind": delivery.FILES_MOUNT, "mode": "ro"},
+                     str(models): {"bind": delivery.FETCH_MOUNT, "mode": "rw"},
+                     str(log): {"bind": modelfetch.TERMINATION_LOG, "mode": "rw"}})
+        try:
+            code = int(container.wait(timeout=120)["StatusCode"])
+            return code, container.logs().decode(errors="replace"), log.read_text()
+        finally:
+            container.remove(force=True)
+
+    code, out, _ = run_pod(tmp_path / "pod1")
+    assert code == 0, out
+    assert (tmp_path / "pod1" / "models" / "model.joblib").read_bytes() == data
+    assert json.loads((tmp_path / "pod1" / "models" / "model-settings.json").read_text())["name"] == "iris"
+
+    key = f"pods/serving/sha256/{hashlib.sha256(data).hexdigest()}"
+    obstore.put(s3_store(seaweed.endpoint, "models"), key, data[:-1] + b"\1")
+    code, out, log = run_pod(tmp_path / "pod2")
+    assert code == modelfetch.EXIT_FAILED
+    assert log.strip().startswith("model fetch failed: s3://models/" + key) and "SHA-256" in log
+    assert log.count("\n") == 1 and not (tmp_path / "pod2" / "models" / "model.joblib").exists()
