@@ -51,6 +51,7 @@ def test_every_object_validates(framework: str, filename: str) -> None:
         *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None, delivery=DELIVERY),
         manifests.ingress(s, 1, "nginx"),
         *manifests.loader_objects(s, 1, b"x" * 2_000_000),
+        manifests.fetch_secret(s, {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}, 1),
         # Without a remote: one volume, which several replicas may share only when ReadWriteMany.
         *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None,
                           storage_class="nfs", storage_access="ReadWriteMany"),

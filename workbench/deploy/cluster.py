@@ -217,7 +217,9 @@ class ClusterTarget:
             self.apply_object(objects[0])  # the PVC first: the loader Job mounts it
             self.load_model(spec, revision, fetch, timeout)
         else:
-            self.apply_object(manifests.fetch_secret(spec, credentials or {}))
+            secret = manifests.fetch_secret(spec, credentials or {}, revision)
+            manifests.validate(secret)
+            self.apply_object(secret)
             self.apply_object(objects[0])
         for obj in objects[1:]:
             self.apply_object(obj)

@@ -255,10 +255,9 @@ def files_configmap(spec: DeploySpec, revision: int) -> Obj:
                                     folder_texts(spec, revision))
 
 
-def fetch_secret(spec: DeploySpec, credentials: dict[str, str]) -> Obj:
-    meta = _meta(spec, fetching.secret_name(spec.name), 0)
-    meta["annotations"] = {}
-    return fetching.secret(meta, credentials)
+def fetch_secret(spec: DeploySpec, credentials: dict[str, str], revision: int) -> Obj:
+    """The remote's credentials the init containers read (applied with each revision, never recorded)."""
+    return fetching.secret(_meta(spec, fetching.secret_name(spec.name), revision), credentials)
 
 
 def _fetching_pod(spec: DeploySpec, revision: int, delivery: Delivery) -> Obj:
