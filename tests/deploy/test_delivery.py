@@ -22,7 +22,7 @@ import kmock
 import pytest
 
 from tests.deploy.conftest import register_file
-from tests.deploy.test_cluster import NS, healthy, run_with
+from tests.deploy.test_cluster import NS, healthy, run_with, target
 from tests.deploy.test_docker import docker_client  # noqa: F401  (a fixture)
 from tests.remote.servers import SECRET_KEY, Seaweed, s3_env, s3_store, weed_binary
 from tests.security.test_expose import _live
@@ -157,6 +157,16 @@ async def test_each_pod_fetches_and_verifies_the_model_from_the_remote(
     await run_with(kmock, healthy, None, lambda: ws.deployments.deploy(
         v2, name="iris", target="kubernetes", namespace=NS, timeout=30))
     assert _live(kmock, "configmaps") == [delivery.files_name("iris", 3)]
+
+    # [deploy] fetch_secret: the pods read an existing Secret (a read-only key, say); the deploying
+    # user's own credentials are not copied into the cluster.
+    await asyncio.to_thread(target(kmock).delete, "v1", "Secret", delivery.secret_name("iris"))
+    ws.config.deploy.fetch_secret = "models-readonly"
+    await run_with(kmock, healthy, None, lambda: ws.deployments.deploy(
+        v1, name="iris", target="kubernetes", namespace=NS, timeout=30))
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in _pod(kmock)["initContainers"][0]["env"]
+            if "valueFrom" in e}
+    assert refs == {"models-readonly"} and _live(kmock, "secrets") == []
     await asyncio.to_thread(ws.deployments.undeploy, "iris")
     assert _live(kmock, "configmaps") == [] and _live(kmock, "secrets") == []
 

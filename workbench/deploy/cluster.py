@@ -211,15 +211,16 @@ class ClusterTarget:
         credentials: dict[str, str] | None = None,
     ) -> tuple[RolloutStatus, str]:
         """Fill the model volume (or, when the pods fetch the model, store the remote's
-        ``credentials`` in the Secret they read), apply every object, wait for the rollout; returns
-        its status and URL."""
+        ``credentials`` in the Secret they read; None: they read an existing one), apply every
+        object, wait for the rollout; returns its status and URL."""
         if objects[0]["kind"] == "PersistentVolumeClaim":
             self.apply_object(objects[0])  # the PVC first: the loader Job mounts it
             self.load_model(spec, revision, fetch, timeout)
         else:
-            secret = manifests.fetch_secret(spec, credentials or {}, revision)
-            manifests.validate(secret)
-            self.apply_object(secret)
+            if credentials is not None:
+                secret = manifests.fetch_secret(spec, credentials, revision)
+                manifests.validate(secret)
+                self.apply_object(secret)
             self.apply_object(objects[0])
         for obj in objects[1:]:
             self.apply_object(obj)

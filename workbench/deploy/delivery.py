@@ -52,6 +52,8 @@ class Delivery:
     endpoint_url: str = ""
     """The S3 endpoint the pods use ("" for AWS): ``[deploy] remote_endpoint`` or the remote's own."""
     region: str = ""
+    secret: str = ""
+    """The Secret holding the pods' credentials ("" for the one Workbench writes, ``NAME-model-fetch``)."""
 
     def plan(self, filename: str) -> dict[str, Any]:
         """What the init container reads from ``WORKBENCH_MODEL_FETCH`` (no credentials)."""
@@ -65,7 +67,7 @@ def object_key(prefix: str, sha256: str) -> str:
 
 
 def publish(transport: Any, url: str, model_file: Path, *, remote: str, endpoint_url: str,
-            region: str) -> Delivery:
+            region: str, secret: str = "") -> Delivery:
     """Upload ``model_file`` to the remote's ``serving/sha256/`` (if absent) through ``transport``
     (a :class:`workbench.remote.transport.Transport` for ``url``); the pods' fetch plan."""
     sha = hashlib.sha256()
@@ -76,19 +78,20 @@ def publish(transport: Any, url: str, model_file: Path, *, remote: str, endpoint
     if not transport.exists(f"{KEY_PREFIX}{digest}"):  # a redeploy of the same version sends nothing
         transport.put_if_absent(f"{KEY_PREFIX}{digest}", model_file.read_bytes())
     bucket, _, prefix = url[len("s3://"):].partition("/")
-    return Delivery(remote, bucket, object_key(prefix, digest), digest, size, endpoint_url, region)
+    return Delivery(remote, bucket, object_key(prefix, digest), digest, size, endpoint_url, region, secret)
 
 
 def from_remote(remote: RemoteService | None, filename: str, fetch: Callable[[Path], None],
-                pod_endpoint: str = "") -> tuple[Delivery | None, dict[str, str]]:
+                pod_endpoint: str = "", secret: str = "") -> tuple[Delivery | None, dict[str, str] | None]:
     """With a default S3 remote: the model (``fetch`` writes it to a path) uploaded there for the pods
-    to fetch, once per version, and the credentials they need; else ``(None, {})`` (one volume).
-    ``pod_endpoint``: the S3 address pods use, when not the remote's own."""
+    to fetch, once per version, and the credentials to store for them (None when ``secret`` names an
+    existing Secret); else ``(None, None)`` (one volume). ``pod_endpoint``: the S3 address pods use,
+    when not the remote's own."""
     from workbench.remote.transport import RemoteSpec, open_transport
 
     target = remote.default_target(("s3",)) if remote is not None else None
     if remote is None or target is None:
-        return None, {}
+        return None, None
     credentials = remote.job_credentials(target)
     endpoint = pod_endpoint or credentials.pop("AWS_ENDPOINT_URL", "")
     where = RemoteSpec(target.url, target.endpoint_url, target.region)
@@ -97,12 +100,12 @@ def from_remote(remote: RemoteService | None, filename: str, fetch: Callable[[Pa
         fetch(file)
         try:
             found = publish(open_transport(where), target.url, file, remote=target.name,
-                            endpoint_url=endpoint, region=credentials.get("AWS_REGION", ""))
+                            endpoint_url=endpoint, region=credentials.get("AWS_REGION", ""), secret=secret)
         except WorkbenchError as exc:
             raise DeployError(f"cannot upload the model to the remote {target.name}: {exc.one_line()}",
                               "fix the remote ('workbench remote status'), or remove it to deploy from "
                               "a volume") from None
-    return found, credentials
+    return found, None if secret else credentials
 
 
 def script_text() -> str:
@@ -135,7 +138,8 @@ def init_container(name: str, image: str, delivery: Delivery, filename: str, sec
                       {"name": "HOME", "value": "/tmp"}]
     if delivery.endpoint_url:
         env.append({"name": "AWS_ENDPOINT_URL", "value": delivery.endpoint_url})
-    env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name(name), "key": key,
+    secret = delivery.secret or secret_name(name)
+    env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key,
                                                          "optional": True}}} for key in SECRET_KEYS]
     return {
         "name": "fetch-model",

@@ -241,7 +241,8 @@ class DeployService:
         images.check_spec(spec, runtime.framework_package)  # before any rollout
         cluster = ClusterTarget.connect(spec.target)
         delivery, credentials = fetching.from_remote(self.remote, spec.model.filename,
-                                                     self._fetch(spec.model), config.remote_endpoint)
+                                                     self._fetch(spec.model), config.remote_endpoint,
+                                                     config.fetch_secret)
         objects = cluster.render(spec, revision, delivery, storage_class=config.storage_class,
                                  storage_access=config.storage_access)
         cluster.validate(objects)
