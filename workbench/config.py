@@ -80,6 +80,22 @@ class DeployConfig:
     target: str = "local"
     namespace: str = ""
     image: str = ""
+    storage_class: str = ""
+    """Cluster deployments without an S3 remote: the StorageClass of the model volume ("" for the
+    cluster's default)."""
+    storage_access: str = "ReadWriteOnce"
+    """Its access mode; several replicas need ``ReadWriteMany`` (or an S3 remote, from which each pod
+    fetches the model itself)."""
+    remote_endpoint: str = ""
+    """The S3 endpoint pods use to fetch models when it differs from the remote's (an in-cluster
+    address); "" for the remote's own."""
+    fetch_secret: str = ""
+    """An existing Secret (keys ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, optionally
+    ``AWS_SESSION_TOKEN``) the pods fetch models with, e.g. a read-only key; "" copies the deploying
+    user's own credentials into a Secret ``NAME-model-fetch``."""
+    image_frameworks: list[str] = field(default_factory=list)
+    """The framework versions ``image`` holds (``["scikit-learn==1.5.2"]``): a model saved with one it
+    cannot load is refused before any rollout."""
 
 
 @dataclass

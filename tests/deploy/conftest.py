@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import kmock
 import pytest
 
 from workbench.core.workspace import Workspace
@@ -70,3 +71,19 @@ def answers(body: dict[str, object]) -> list[int]:
     outputs = body["outputs"]
     assert isinstance(outputs, list)
     return [int(v) for v in outputs[0]["data"]]
+
+
+@pytest.fixture
+def cluster_ws(kmock: kmock.KubernetesEmulator, ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A project whose cluster is kmock (through a kubeconfig, as a user's would be)."""
+    from kubernetes.config import kube_config
+
+    from tests.deploy.test_cluster import target
+    from tests.security.test_expose import _kubeconfig
+
+    target(kmock)  # declares the built-in kinds
+    kmock.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", namespaced=True)
+    path = str(_kubeconfig(ws.root.parent / "kubeconfig", str(kmock.url).rstrip("/")))
+    monkeypatch.setenv("KUBECONFIG", path)
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", path)
+    return ws

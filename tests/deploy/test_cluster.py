@@ -58,6 +58,10 @@ def target(emulator: kmock.KubernetesEmulator, kind: str = "kubernetes") -> Clus
     return ClusterTarget(client.ApiClient(config), NS, kind)
 
 
+SHARED = {"storage_access": "ReadWriteMany"}
+"""A model volume several replicas may mount (without one, or a remote to fetch from, 2 are refused)."""
+
+
 def spec(replicas: int = 2) -> DeploySpec:
     return DeploySpec(
         name="iris",
@@ -137,7 +141,7 @@ async def run_with(
 async def test_deploy_applies_validated_objects_with_ssa(kmock: kmock.KubernetesEmulator) -> None:
     t = target(kmock)
     s = spec()
-    objects = await asyncio.to_thread(t.render, s, 1)
+    objects = await asyncio.to_thread(t.render, s, 1, **SHARED)
     assert [o["kind"] for o in objects] == [
         "PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget"
     ]
@@ -168,7 +172,7 @@ async def test_deploy_applies_validated_objects_with_ssa(kmock: kmock.Kubernetes
 async def test_scale_uses_the_scale_subresource(kmock: kmock.KubernetesEmulator) -> None:
     t = target(kmock)
     s = spec()
-    objects = await asyncio.to_thread(t.render, s, 1)
+    objects = await asyncio.to_thread(t.render, s, 1, **SHARED)
     await run_with(kmock, healthy, None, lambda: t.apply(s, 1, objects, fetch, 5))
     status = await run_with(kmock, healthy, None, lambda: t.scale("iris", 4, 5))
     assert status.state == "complete" and status.desired == 4
@@ -269,7 +273,7 @@ async def test_rollout_branches(
 ) -> None:
     t = target(kmock)
     s = spec()
-    objects = await asyncio.to_thread(t.render, s, 1)
+    objects = await asyncio.to_thread(t.render, s, 1, **SHARED)
     status, _ = await run_with(kmock, dep_status, pod_status, lambda: t.apply(s, 1, objects, fetch, 0.6))
     assert status.state == state
     text = " ".join([status.message, *status.reasons])
@@ -290,14 +294,14 @@ async def test_spec_change_not_observed_yet_is_progressing(kmock: kmock.Kubernet
 async def test_openshift_route_and_kserve(kmock: kmock.KubernetesEmulator) -> None:
     kmock.resources["route.openshift.io/v1/routes"] = kmock.ResourceInfo(kind="Route", namespaced=True)
     t = target(kmock, "openshift")
-    objects = await asyncio.to_thread(t.render, spec(), 1)
+    objects = await asyncio.to_thread(t.render, spec(), 1, **SHARED)
     assert [o["kind"] for o in objects][-1] == "Route"
     assert objects[-1]["spec"]["tls"]["termination"] == "edge"
     kmock.resources["serving.kserve.io/v1beta1/inferenceservices"] = kmock.ResourceInfo(
         kind="InferenceService", namespaced=True
     )
     t = target(kmock, "kubernetes")
-    kinds = [o["kind"] for o in await asyncio.to_thread(t.render, spec(), 1)]
+    kinds = [o["kind"] for o in await asyncio.to_thread(t.render, spec(), 1, **SHARED)]
     assert kinds == ["PersistentVolumeClaim", "ServingRuntime", "InferenceService"]
 
 
@@ -370,7 +374,7 @@ async def test_autoscaler_then_manual_scale_then_a_fixed_count(kmock: kmock.Kube
     later revision without autoscaling leaves no HPA behind; undeploy removes the budget too."""
     t = target(kmock)
     s = DeploySpec(**{**spec().__dict__, "min_replicas": 2, "max_replicas": 6, "target_cpu": 60})
-    objects = await asyncio.to_thread(t.render, s, 1)
+    objects = await asyncio.to_thread(t.render, s, 1, **SHARED)
     kinds = [o["kind"] for o in objects]
     assert kinds[-2:] == ["PodDisruptionBudget", "HorizontalPodAutoscaler"]
     status, _ = await run_with(kmock, defaulted, None, lambda: t.apply(s, 1, objects, fetch, 5))

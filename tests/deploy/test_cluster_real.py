@@ -16,7 +16,14 @@ Runs only with ``-m cluster`` (the default ``addopts`` deselects the marker) and
   scikit-learn matches this machine's, or the first rollout fails with the server's load error.
 - ``WORKBENCH_TEST_TIMEOUT``: seconds to wait for each rollout (default 600: image pulls are slow).
 
-The cluster needs a default StorageClass for the model volume (a ReadWriteOnce PVC). What it checks:
+- ``WORKBENCH_TEST_REMOTE`` (``s3://BUCKET/PREFIX``, with ``WORKBENCH_TEST_REMOTE_ENDPOINT`` and the
+  standard AWS variables; ``WORKBENCH_TEST_POD_ENDPOINT`` when pods reach the store at another
+  address): each pod fetches the model from it in an init container (no shared volume).
+- Without a remote: ``WORKBENCH_TEST_STORAGE_CLASS`` / ``WORKBENCH_TEST_STORAGE_ACCESS`` for the model
+  volume (default: the cluster's default class, ReadWriteOnce, on which scaling to 2 is refused: the
+  test checks the refusal and stops there).
+
+What it checks:
 deploy -> rollout complete -> predict -> metrics -> scale to 2 -> a second model version -> rollback
 (the answers change back) -> undeploy (every object gone).
 """
@@ -50,6 +57,12 @@ def cluster_ws(ws: Workspace) -> Iterator[Workspace]:
     image = os.environ.get("WORKBENCH_TEST_IMAGE")
     if image:
         ws.config.deploy.image = image
+    if os.environ.get("WORKBENCH_TEST_REMOTE"):
+        ws.remote.add("test", os.environ["WORKBENCH_TEST_REMOTE"],
+                      endpoint_url=os.environ.get("WORKBENCH_TEST_REMOTE_ENDPOINT", ""))
+        ws.config.deploy.remote_endpoint = os.environ.get("WORKBENCH_TEST_POD_ENDPOINT", "")
+    ws.config.deploy.storage_class = os.environ.get("WORKBENCH_TEST_STORAGE_CLASS", "")
+    ws.config.deploy.storage_access = os.environ.get("WORKBENCH_TEST_STORAGE_ACCESS", "ReadWriteOnce")
     yield ws
     # Leave nothing behind in the user's namespace, whatever happened above.
     try:
@@ -81,6 +94,12 @@ def test_deploy_scale_rollback_undeploy_on_a_real_cluster(
         snap = dep.metrics(NAME)
         assert snap.replicas_scraped == 1 and snap.requests_total >= 1
 
+    if not os.environ.get("WORKBENCH_TEST_REMOTE") and ws.config.deploy.storage_access == "ReadWriteOnce":
+        from workbench.errors import DeployError
+
+        with pytest.raises(DeployError, match="cannot share one ReadWriteOnce model volume"):
+            dep.scale(NAME, 2, timeout=TIMEOUT)
+        pytest.skip("scaling to 2 needs WORKBENCH_TEST_REMOTE or WORKBENCH_TEST_STORAGE_ACCESS=ReadWriteMany")
     info = dep.scale(NAME, 2, timeout=TIMEOUT)
     assert (info.replicas, info.state) == (2, "available")
     if not kserve:

@@ -12,8 +12,13 @@ import jsonschema
 import pytest
 
 from workbench.deploy import manifests, serving
+from workbench.deploy.delivery import Delivery
 from workbench.deploy.types import DeploySpec, ModelRef, check_name, default_name
 from workbench.errors import DeployError
+
+DELIVERY = Delivery("origin", "models", "team/serving/sha256/" + "ef" * 32, "ef" * 32, 2_000_000,
+                    "https://s3.example.com", "eu-west-1")
+"""Where the pods fetch the model (a default S3 remote): several replicas share no volume."""
 
 
 def spec(framework: str = "sklearn", filename: str = "model.joblib") -> DeploySpec:
@@ -42,10 +47,16 @@ def spec(framework: str = "sklearn", filename: str = "model.joblib") -> DeploySp
 def test_every_object_validates(framework: str, filename: str) -> None:
     s = spec(framework, filename)
     objects = [
-        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None),
-        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None),
+        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None, delivery=DELIVERY),
+        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None, delivery=DELIVERY),
         manifests.ingress(s, 1, "nginx"),
         *manifests.loader_objects(s, 1, b"x" * 2_000_000),
+        manifests.fetch_secret(s, {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}, 1),
+        # Without a remote: one volume, which several replicas may share only when ReadWriteMany.
+        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None,
+                          storage_class="nfs", storage_access="ReadWriteMany"),
+        *manifests.render(DeploySpec(**{**s.__dict__, "replicas": 1}), 1, openshift=False, kserve=True,
+                          ingress_class=None),
     ]
     for obj in objects:
         manifests.validate(obj)
@@ -82,8 +93,8 @@ def test_every_object_validates(framework: str, filename: str) -> None:
 def test_schema_errors_are_caught(kind: str, breakage: object, words: str) -> None:
     s = spec()
     objects = [
-        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None),
-        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None),
+        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None, delivery=DELIVERY),
+        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None, delivery=DELIVERY),
     ]
     obj = copy.deepcopy(next(o for o in objects if o["kind"] == kind))
     breakage(obj)  # type: ignore[operator]
@@ -137,8 +148,8 @@ def test_published_crd_schemas_reject_wrong_types(kind: str, path: tuple[object,
     """Each CRD schema kept in crds/ (published by OpenShift / KServe) refuses a field of the wrong type."""
     s = spec()
     objects = [
-        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None),
-        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None),
+        *manifests.render(s, 1, openshift=True, kserve=False, ingress_class=None, delivery=DELIVERY),
+        *manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None, delivery=DELIVERY),
     ]
     obj = copy.deepcopy(next(o for o in objects if o["kind"] == kind))
     manifests.validate(obj)
@@ -164,7 +175,7 @@ def test_crd_files_say_where_they_come_from() -> None:
 
 def test_replicas_spread_survive_drains_autoscale_and_tolerate_gpu_taints() -> None:
     s = spec("sklearn", "model.joblib")  # 2 replicas, 1 GPU
-    objects = manifests.render(s, 1, openshift=False, kserve=False, ingress_class=None)
+    objects = manifests.render(s, 1, openshift=False, kserve=False, ingress_class=None, delivery=DELIVERY)
     for o in objects:
         manifests.validate(o)  # the official schemas, PodDisruptionBudget and HPA included
     dep = next(o for o in objects if o["kind"] == "Deployment")
@@ -179,7 +190,8 @@ def test_replicas_spread_survive_drains_autoscale_and_tolerate_gpu_taints() -> N
     assert "HorizontalPodAutoscaler" not in [o["kind"] for o in objects]
 
     auto = DeploySpec(**{**s.__dict__, "cpu": None, "gpus": 0, "min_replicas": 1, "max_replicas": 4})
-    objects = manifests.render(auto, 1, openshift=False, kserve=False, ingress_class=None)
+    objects = manifests.render(auto, 1, openshift=False, kserve=False, ingress_class=None,
+                               delivery=DELIVERY)
     for o in objects:
         manifests.validate(o)
     dep = next(o for o in objects if o["kind"] == "Deployment")
@@ -189,7 +201,8 @@ def test_replicas_spread_survive_drains_autoscale_and_tolerate_gpu_taints() -> N
     hpa = next(o for o in objects if o["kind"] == "HorizontalPodAutoscaler")
     target = hpa["spec"]["metrics"][0]["resource"]["target"]
     assert target == {"type": "Utilization", "averageUtilization": 70}
-    isvc = next(o for o in manifests.render(auto, 1, openshift=False, kserve=True, ingress_class=None)
+    isvc = next(o for o in manifests.render(auto, 1, openshift=False, kserve=True, ingress_class=None,
+                                            delivery=DELIVERY)
                 if o["kind"] == "InferenceService")
     assert (isvc["spec"]["predictor"]["minReplicas"], isvc["spec"]["predictor"]["maxReplicas"]) == (1, 4)
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import run_workbench
 from tests.deploy.conftest import register_file
-from tests.deploy.test_cluster import NS, fetch, healthy, run_with, spec, target
+from tests.deploy.test_cluster import NS, SHARED, fetch, healthy, run_with, spec, target
 from workbench.core.workspace import Workspace
 from workbench.deploy import manifests
 from workbench.errors import DeployError
@@ -34,8 +34,9 @@ def _live(emulator: kmock.KubernetesEmulator, plural: str) -> list[str]:
 def test_rendered_objects_for_each_choice_validate() -> None:
     s = spec()
     s.expose = "none"
+    s.replicas = 1  # one replica may mount the ReadWriteOnce model volume
     plain = manifests.render(s, 1, openshift=True, kserve=False, ingress_class="nginx")
-    assert _kinds(plain) == ["PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget"]
+    assert _kinds(plain) == ["PersistentVolumeClaim", "Deployment", "Service"]
     assert plain[2]["spec"].get("type", "ClusterIP") == "ClusterIP"
     isvc = manifests.render(s, 1, openshift=False, kserve=True, ingress_class=None)[-1]
     assert isvc["metadata"]["labels"][manifests.KSERVE_VISIBILITY] == "cluster-local"
@@ -57,12 +58,12 @@ async def test_none_on_openshift_drops_the_route_an_earlier_revision_made(
     kmock.resources[ROUTES] = kmock.ResourceInfo(kind="Route", namespaced=True)
     t = target(kmock, "openshift")
     first = spec()
-    objects = await asyncio.to_thread(t.render, first, 1)
+    objects = await asyncio.to_thread(t.render, first, 1, **SHARED)
     await run_with(kmock, healthy, None, lambda: t.apply(first, 1, objects, fetch, 30))
     assert _live(kmock, "routes") == ["iris"]
     closed = spec()
     closed.expose = "none"
-    objects = await asyncio.to_thread(t.render, closed, 2)
+    objects = await asyncio.to_thread(t.render, closed, 2, **SHARED)
     assert "Route" not in _kinds(objects) and "Ingress" not in _kinds(objects)
     _, endpoint = await run_with(kmock, healthy, None, lambda: t.apply(closed, 2, objects, fetch, 30))
     assert _live(kmock, "routes") == []
@@ -76,7 +77,7 @@ async def test_a_route_made_by_someone_else_is_left_alone(kmock: kmock.Kubernete
     t = target(kmock, "openshift")
     closed = spec()
     closed.expose = "none"
-    objects = await asyncio.to_thread(t.render, closed, 1)
+    objects = await asyncio.to_thread(t.render, closed, 1, **SHARED)
     await run_with(kmock, healthy, None, lambda: t.apply(closed, 1, objects, fetch, 30))
     assert _live(kmock, "routes") == ["iris"]
 
@@ -86,11 +87,11 @@ async def test_impossible_choices_are_refused_in_one_line(kmock: kmock.Kubernete
     s = spec()
     s.expose = "route"
     with pytest.raises(DeployError) as err:
-        await asyncio.to_thread(t.render, s, 1)
+        await asyncio.to_thread(t.render, s, 1, **SHARED)
     assert "no route.openshift.io API" in err.value.one_line() and "--expose none" in err.value.one_line()
     s.expose = "ingress"
     with pytest.raises(DeployError) as err:
-        await asyncio.to_thread(t.render, s, 1)
+        await asyncio.to_thread(t.render, s, 1, **SHARED)
     assert "needs an IngressClass" in err.value.one_line()
 
 
@@ -118,6 +119,7 @@ async def test_scale_rollback_and_redeploy_keep_the_choice(
     v1 = register_file(ws, model, "iris", "1")
     model.write_bytes(b"model v2")
     v2 = register_file(ws, model, "iris", "2")
+    ws.config.deploy.storage_access = "ReadWriteMany"  # 'scale 3' shares the model volume
     deploys = ws.deployments
 
     def steps() -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cli.common import add_json_flag, console, open_workspace, print_json
+from workbench.errors import UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -49,6 +50,13 @@ def register(subparsers: Any) -> None:
         help="share of requests recorded with their inputs and answers for 'workbench predictions' "
         "(default 1.0: every request; 0 turns it off)",
     )
+    p.add_argument(
+        "--build-image", action="store_true",
+        help="cluster targets: build a serving image holding the model's exact framework version with "
+        "this machine's Docker (offline, from the local model server) and push it to --registry",
+    )
+    p.add_argument("--registry", metavar="HOST/PATH",
+                   help="where --build-image pushes the image, and the cluster pulls it from")
     add_json_flag(p)
     p.set_defaults(handler=_deploy)
 
@@ -112,6 +120,15 @@ def _deploy(args: argparse.Namespace) -> int:
         expose=args.expose, log_predictions=args.log_predictions,
     )
     ws.deployments.check_autoscale(target, args.min_replicas, args.max_replicas, args.target_cpu)
+    image, held = "", None
+    if args.build_image or args.registry:
+        if target == "local" or not (args.build_image and args.registry):
+            raise UsageError("--build-image and --registry go together, on cluster targets",
+                             "the cluster pulls the image from --registry; a local deployment needs neither")
+        if not ws.deployments.server_ready(args.model):
+            _build_server(ws, args.model, err)
+        with err.status(f"building and pushing the serving image for {args.model} ..."):
+            image, held = ws.deployments.build_image(args.model, args.registry)
     if target == "local" and not ws.deployments.server_ready(args.model):
         _build_server(ws, args.model, err)
     with err.status(f"deploying {args.model} ..."):
@@ -131,6 +148,8 @@ def _deploy(args: argparse.Namespace) -> int:
             max_replicas=args.max_replicas,
             target_cpu=args.target_cpu,
             log_predictions=args.log_predictions,
+            image=image,
+            image_frameworks=held,
         )
     return _show(info, args.json)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.clock import SYSTEM_CLOCK, Clock, IdSource
 from workbench.project import Project, ProjectView
@@ -124,7 +124,16 @@ class Workspace(ProjectView):
     def deployments(self) -> DeployService:
         from workbench.deploy.service import DeployService
 
-        return DeployService(self.project, runs=self.runs, versions=self.versions)
+        return DeployService(self.project, runs=self.runs, versions=self.versions, remote=self.remote,
+                             signature_of=self._model_signature)
+
+    def _model_signature(self, model: str, version: str) -> dict[str, Any] | None:
+        """A model version's input signature from its reference profile (None without one)."""
+        try:
+            profile = self.monitor.profile(model, int(version))
+        except ValueError:
+            return None
+        return profile.signature if profile is not None and profile.features else None
 
     @cached_property
     def predictions(self) -> PredictionService:

@@ -59,10 +59,12 @@ def spool_line(head: dict[str, Any], features: dict[str, Any], output: Any) -> s
 
 
 def capture_settings(
-    settings: dict[str, Any], *, deployment: str, revision: int, rate: float, model: str | None = None
+    settings: dict[str, Any], *, deployment: str, revision: int, rate: float, model: str | None = None,
+    signature: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Wrap ``model-settings.json`` (as built by ``serving.model_settings``) so it records answers.
-    ``model``: the registry's model name (the server knows the model by the deployment's name)."""
+    ``model``: the registry's model name (the server knows the model by the deployment's name);
+    ``signature``: the input signature every request is checked against (refused with HTTP 400)."""
     wrapped: dict[str, Any] = json.loads(json.dumps(settings))
     params = wrapped.setdefault("parameters", {})
     extra = params.setdefault("extra", {})
@@ -74,6 +76,11 @@ def capture_settings(
         "version": str(params.get("version", "")),
         "rate": rate,
     }
+    if signature:
+        extra["workbench_capture"]["signature"] = {
+            "names": [str(n) for n in signature.get("names") or []],
+            "dtypes": [str(d) for d in signature.get("dtypes") or []],
+        }
     wrapped["implementation"] = CAPTURE_CLASS
     return wrapped
 
@@ -91,6 +98,7 @@ from mlserver import MLModel
 from mlserver.errors import InferenceError
 
 MARKER = "@@workbench-prediction@@ "
+NUMERIC = ("int", "float", "bool")
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
@@ -144,7 +152,9 @@ class CapturingModel(MLModel):
         self._rate = float(cfg.get("rate", 1.0))
         base = {k: cfg.get(k) for k in ("deployment", "revision", "model", "version")}
         self._prefix = _dumps(base)[:-1] + ","
-        self._names = cfg.get("features") or None
+        self._signature = cfg.get("signature") or None
+        self._names = cfg.get("features") or (self._signature or {}).get("names") or None
+        self._what = "%s:%s" % (cfg.get("model"), cfg.get("version"))
         self._spool = os.environ.get("WORKBENCH_SPOOL_DIR")
         self._fd = None
         if self._spool and self._rate > 0:
@@ -207,7 +217,51 @@ class CapturingModel(MLModel):
                 self._prefix, _dumps(request_id), index, ts, latency, status, _dumps(error), len(feats),
                 feats, _dumps(output))
 
+    def _mismatch(self, payload):
+        """Why the request does not match the recorded input signature (one line), or ''."""
+        names = list(self._signature["names"])
+        dtypes = list(self._signature.get("dtypes") or [])
+        numeric = {n for n, d in zip(names, dtypes) if d in NUMERIC}
+        inputs = payload.inputs
+        if len(inputs) == 1 and not (len(names) == 1 and inputs[0].name in names):
+            tensor = inputs[0]  # one matrix: a column per feature
+            rows = _rows(_data(tensor), tensor.shape)
+            width = len(rows[0]) if rows else 0
+            if width != len(names):
+                return "expects %d features (%s), got %d" % (len(names), ", ".join(names), width)
+            if tensor.datatype == "BYTES" and len(numeric) == len(names):
+                return "expects numbers for %s, got BYTES" % ", ".join(names)
+            return ""
+        got = [t.name for t in inputs]
+        missing = [n for n in names if n not in got]
+        unknown = [g for g in got if g not in names]
+        if missing or unknown:
+            words = []
+            if missing:
+                words.append("missing feature%s %s" % ("s" if len(missing) > 1 else "", ", ".join(missing)))
+            if unknown:
+                words.append("unknown input%s %s" % ("s" if len(unknown) > 1 else "", ", ".join(unknown)))
+            return "%s (expects %s)" % ("; ".join(words), ", ".join(names))
+        for tensor in inputs:
+            if tensor.name in numeric and tensor.datatype == "BYTES":
+                return "feature %s expects numbers, got BYTES" % tensor.name
+        counts = {t.name: int(t.shape[0]) if t.shape else 1 for t in inputs}
+        if len(set(counts.values())) > 1:
+            return "inputs have different row counts (%s)" % ", ".join("%s: %d" % kv for kv in counts.items())
+        return ""
+
     async def predict(self, payload):
+        if self._signature:
+            try:
+                problem = self._mismatch(payload)
+            except Exception as exc:
+                problem = "cannot read the request: " + _one_line(exc)
+            if problem:
+                problem = "the request does not match %s's input signature: %s" % (self._what, problem)
+                if self._rate > 0:
+                    self._emit([self._line(payload.id or uuid.uuid4().hex, 0, time.time(), 0.0, "error",
+                                           problem, {}, None)])
+                raise InferenceError(problem)
         if self._rate <= 0 or (self._rate < 1 and random.random() >= self._rate):
             return await self._inner.predict(payload)
         ts = time.time()

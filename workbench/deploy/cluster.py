@@ -11,49 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workbench.deploy import delivery as fetching
 from workbench.deploy import manifests, rollout, serving
+from workbench.deploy.delivery import Delivery
+from workbench.deploy.kubeapi import _QUERY, _path, api_error
 from workbench.deploy.types import DeploySpec, RolloutStatus
 from workbench.errors import DeployError
 
 Obj = dict[str, Any]
-PLURALS = {
-    "ConfigMap": "configmaps",
-    "PersistentVolumeClaim": "persistentvolumeclaims",
-    "Service": "services",
-    "Pod": "pods",
-    "Deployment": "deployments",
-    "Job": "jobs",
-    "Ingress": "ingresses",
-    "Route": "routes",
-    "InferenceService": "inferenceservices",
-    "ServingRuntime": "servingruntimes",
-    "PodDisruptionBudget": "poddisruptionbudgets",
-    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-}
 SCALING_KINDS = (("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"))
-_FORBIDDEN = re.compile(r'cannot (\w+) resource "([^"]+)" in API group "([^"]*)"')
 POLL = 0.5
-_QUERY = {
-    "field_manager": "fieldManager",
-    "force_conflicts": "force",
-    "label_selector": "labelSelector",
-    "propagation_policy": "propagationPolicy",
-}
-
-
-def _path(api_version: str, kind: str, namespace: str, name: str | None = None, sub: str = "") -> str:
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    path = f"{base}/namespaces/{namespace}/{PLURALS[kind]}"
-    if name:
-        path += f"/{name}"
-    return path + (f"/{sub}" if sub else "")
 
 
 class ClusterTarget:
@@ -127,24 +100,7 @@ class ClusterTarget:
         return bytes(response.data or b"")
 
     def _error(self, exc: Any, method: str, path: str) -> DeployError:
-        status = int(getattr(exc, "status", 0) or 0)
-        try:
-            message = str(json.loads(exc.body or "{}").get("message", "")) or str(exc.reason)
-        except (ValueError, TypeError):
-            message = str(getattr(exc, "reason", "")) or str(exc)
-        if status == 401:
-            return DeployError("the cluster rejected the credentials (401)", "log in again")
-        if status == 403:
-            found = _FORBIDDEN.search(message)
-            if found:
-                verb, resource, group = found.groups()
-                what = f"{resource}.{group}" if group else resource
-                return DeployError(
-                    f"missing permission: {verb} {what} in namespace {self.namespace}",
-                    f"ask an admin for a Role granting '{verb}' on '{what}' ({message})",
-                )
-            return DeployError(f"missing permission: {message}", "ask a cluster admin for access")
-        return DeployError(f"{method.upper()} {path} failed ({status}): {message}", None)
+        return api_error(exc, method, path, self.namespace)
 
     def groups(self) -> set[str]:
         if self._groups is None:
@@ -211,7 +167,10 @@ class ClusterTarget:
                 raise
 
     # -- operations ----------------------------------------------------------------------------
-    def render(self, spec: DeploySpec, revision: int) -> list[Obj]:
+    def render(self, spec: DeploySpec, revision: int, delivery: Delivery | None = None, *,
+               storage_class: str = "", storage_access: str = "ReadWriteOnce") -> list[Obj]:
+        """The revision's objects; with a ``delivery`` each pod fetches the model from the remote,
+        else every replica mounts one volume (refused for several replicas on ReadWriteOnce)."""
         spec.namespace = spec.namespace or self.namespace
         groups = self.groups()
         openshift = self.target == "openshift" or "route.openshift.io" in groups
@@ -233,7 +192,8 @@ class ClusterTarget:
                 "install an ingress controller, or use --expose none (reach it with 'workbench predict')",
             )
         return manifests.render(
-            spec, revision, openshift=openshift, kserve=kserve, ingress_class=ingress_class
+            spec, revision, openshift=openshift, kserve=kserve, ingress_class=ingress_class,
+            delivery=delivery, storage_class=storage_class, storage_access=storage_access,
         )
 
     def validate(self, objects: list[Obj]) -> None:
@@ -248,16 +208,46 @@ class ClusterTarget:
         fetch: Callable[[Path], None],
         timeout: float,
         progress: Callable[[int, int], None] | None = None,
+        credentials: dict[str, str] | None = None,
     ) -> tuple[RolloutStatus, str]:
-        """Fill the model volume, apply every object, wait for the rollout; returns its status and URL."""
-        self.apply_object(objects[0])  # the PVC first: the loader Job mounts it
-        self.load_model(spec, revision, fetch, timeout)
+        """Fill the model volume (or, when the pods fetch the model, store the remote's
+        ``credentials`` in the Secret they read; None: they read an existing one), apply every
+        object, wait for the rollout; returns its status and URL."""
+        if objects[0]["kind"] == "PersistentVolumeClaim":
+            self.apply_object(objects[0])  # the PVC first: the loader Job mounts it
+            self.load_model(spec, revision, fetch, timeout)
+        else:
+            if credentials is not None:
+                secret = manifests.fetch_secret(spec, credentials, revision)
+                manifests.validate(secret)
+                self.apply_object(secret)
+            self.apply_object(objects[0])
         for obj in objects[1:]:
             self.apply_object(obj)
         self._drop_stale_exposure(spec.name, objects)
         self._drop_stale_scaling(spec.name, objects)
         status = self.wait(spec.name, timeout, progress, kserve=objects[-1]["kind"] == "InferenceService")
+        if status.state == "complete":
+            self._drop_stale_files(spec.name, objects[0]["metadata"]["name"])
+            if objects[0]["kind"] == "ConfigMap":  # no pod mounts the volume of an earlier revision now
+                self.delete("v1", "PersistentVolumeClaim", manifests.pvc_name(spec))
         return status, self.endpoint(spec.name)
+
+    def _owned(self, kind: str, name: str) -> list[Obj]:
+        """The objects of ``kind`` Workbench made for deployment ``name``."""
+        selector = f"workbench.dev/deployment={name},app.kubernetes.io/managed-by={manifests.MANAGER}"
+        found = self.request("get", _path("v1", kind, self.namespace), label_selector=selector)
+        return [item for item in found.get("items") or []  # checked here too: never another's object
+                if (item.get("metadata", {}).get("labels") or {}).get("workbench.dev/deployment") == name
+                and item["metadata"]["labels"].get("app.kubernetes.io/managed-by") == manifests.MANAGER]
+
+    def _drop_stale_files(self, name: str, keep: str) -> None:
+        """Delete the fetch ConfigMaps of earlier revisions once no pod of theirs is left to start."""
+        prefix = fetching.files_name(name, 0)[: -len("0")]
+        for item in self._owned("ConfigMap", name):
+            found = str(item.get("metadata", {}).get("name", ""))
+            if found.startswith(prefix) and found != keep:
+                self.delete("v1", "ConfigMap", found)
 
     def _drop_stale_exposure(self, name: str, objects: list[Obj]) -> None:
         """Delete a Route or Ingress an earlier revision made public that this one does not want."""
@@ -369,6 +359,8 @@ class ClusterTarget:
                 content_type="application/merge-patch+json",
             )
             return self.wait(name, timeout, kserve=True)
+        if replicas > 1:
+            self.check_scale(name, replicas)
         self.delete("autoscaling/v2", "HorizontalPodAutoscaler", name)  # a manual count from now on
         self.request(
             "patch",
@@ -377,6 +369,19 @@ class ClusterTarget:
             content_type="application/merge-patch+json",
         )
         return self.wait(name, timeout)
+
+    def check_scale(self, name: str, replicas: int) -> None:
+        """Refuse several replicas of a deployment that mount one ReadWriteOnce model volume."""
+        dep = self.get("apps/v1", "Deployment", name) or {}
+        volumes = dep.get("spec", {}).get("template", {}).get("spec", {}).get("volumes") or []
+        for volume in volumes:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if not claim:
+                continue
+            pvc = self.get("v1", "PersistentVolumeClaim", str(claim)) or {}
+            modes = pvc.get("spec", {}).get("accessModes") or ["ReadWriteOnce"]
+            if not any(mode in fetching.SHARED_MODES for mode in modes):
+                fetching.check_volume(replicas, 0, str(modes[0]), name)
 
     def endpoint(self, name: str) -> str:
         found = (
@@ -452,6 +457,7 @@ class ClusterTarget:
             *((api_version, kind, "") for api_version, kind in SCALING_KINDS),
             ("apps/v1", "Deployment", ""),
             ("v1", "PersistentVolumeClaim", "-models"),
+            ("v1", "Secret", "-model-fetch"),
         ):
             if (
                 api_version.startswith(("serving.kserve.io", "route.openshift.io"))
@@ -459,3 +465,5 @@ class ClusterTarget:
             ):
                 continue
             self.delete(api_version, kind, name + suffix)
+        for item in self._owned("ConfigMap", name):
+            self.delete("v1", "ConfigMap", str(item["metadata"]["name"]))

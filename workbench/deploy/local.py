@@ -112,7 +112,7 @@ def local_mode() -> str:
     if sys.version_info[:2] != (3, 11):  # the venv is mounted onto the image's Python 3.11
         return "process"
     try:
-        with _docker(timeout=5) as client:
+        with docker_client(timeout=5) as client:
             client.images.get(local_image())
     except Exception:
         return "process"
@@ -120,7 +120,7 @@ def local_mode() -> str:
 
 
 @contextlib.contextmanager
-def _docker(timeout: int = 60) -> Iterator[Any]:
+def docker_client(timeout: int = 60) -> Iterator[Any]:
     """A Docker client for one operation, closed afterwards (the SDK is imported on first use)."""
     import docker
 
@@ -220,7 +220,7 @@ def _start_container(
         if os.environ.get(ROTATE_ENV):
             env[ROTATE_ENV] = os.environ[ROTATE_ENV]
     try:
-        with _docker() as client:
+        with docker_client() as client:
             container = client.containers.run(
                 local_image(),
                 ["python3", "-m", "mlserver.cli.main", "start", serving.MODEL_MOUNT],
@@ -260,7 +260,7 @@ def alive(replica: Replica) -> bool:
 
 def _container_state(container_id: str) -> str:
     try:
-        with _docker(timeout=10) as client:
+        with docker_client(timeout=10) as client:
             state: str = client.containers.get(container_id).status
         return state
     except Exception:
@@ -270,7 +270,7 @@ def _container_state(container_id: str) -> str:
 def stop_replica(replica: Replica, timeout: float = 10.0) -> None:
     """Stop a replica and reap it; quiet if it is already gone."""
     if replica.kind == "docker":
-        with contextlib.suppress(Exception), _docker(timeout=30) as client:
+        with contextlib.suppress(Exception), docker_client(timeout=30) as client:
             container = client.containers.get(replica.container)
             container.stop(timeout=int(timeout))
             container.remove(force=True)
@@ -294,7 +294,7 @@ def stop_replica(replica: Replica, timeout: float = 10.0) -> None:
 
 def log_tail(replica: Replica, lines: int = 40) -> list[str]:
     if replica.kind == "docker":
-        with contextlib.suppress(Exception), _docker(timeout=10) as client:
+        with contextlib.suppress(Exception), docker_client(timeout=10) as client:
             raw = client.containers.get(replica.container).logs(tail=lines)
             return bytes(raw).decode("utf-8", "replace").splitlines()
         return []
@@ -388,7 +388,7 @@ class LocalTarget:
 
     def prepare_folder(
         self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime, fetch: Any,
-        log_rate: float = 0.0, model: str | None = None,
+        log_rate: float = 0.0, model: str | None = None, signature: dict[str, Any] | None = None,
     ) -> Path:
         """Fill ``.workbench/deploy/NAME/rREV`` with the model and its settings; make it read-only."""
         folder = self.model_folder(name, revision)
@@ -400,7 +400,7 @@ class LocalTarget:
         folder.mkdir(parents=True)
         fetch(folder / filename)
         serving.write_model_folder(folder, name, version, filename, runtime, revision=revision, model=model,
-                                   log_rate=log_rate)
+                                   log_rate=log_rate, signature=signature)
         for path in folder.iterdir():
             path.chmod(0o444)
         folder.chmod(0o555)

@@ -62,7 +62,7 @@ class LocalDeployments:
         try:
             folder = self.target.prepare_folder(
                 spec.name, revision, spec.model.version, spec.model.filename, runtime, fetch,
-                log_rate=spec.log_predictions, model=spec.model.name,
+                log_rate=spec.log_predictions, model=spec.model.name, signature=spec.signature,
             )
             self.target.roll_out(
                 name=spec.name,

@@ -1,7 +1,10 @@
 """Render the Kubernetes objects of one deployment revision, and validate them before they are sent.
 
-Objects: a PersistentVolumeClaim holding model folders (one per artifact hash), filled by a loader
-Job that copies the model from ConfigMaps (binaryData, chunks under 1 MiB) into it; then either a
+Objects: the model's delivery (:mod:`workbench.deploy.delivery`): a ConfigMap with the fetch script
+and the model folder's small files, read by an init container in each pod that fetches the model from
+the project's S3 remote; or, without one, a PersistentVolumeClaim holding model folders (one per
+artifact hash), filled by a loader Job that copies the model from ConfigMaps (binaryData, chunks
+under 1 MiB) into it. Then either a
 Deployment + Service + Route (OpenShift, edge TLS) or Ingress (plain Kubernetes with an ingress class)
 or neither (``expose="none"``: reachable inside the cluster and through the API server's proxy only),
 or, where the cluster serves KServe, a ServingRuntime with the same MLServer image and an
@@ -13,15 +16,14 @@ set, non-root, no privilege escalation, all capabilities dropped, read-only root
 from __future__ import annotations
 
 import base64
-import json
 import re
-from functools import cache
-from importlib import resources
 from typing import Any
 
+from workbench.deploy import delivery as fetching
 from workbench.deploy import scaling, serving
+from workbench.deploy.delivery import Delivery
+from workbench.deploy.schemas import CRD_FILES, crd_schema, validate
 from workbench.deploy.types import DeploySpec
-from workbench.errors import DeployError
 
 Obj = dict[str, Any]
 CHUNK = 900 * 1024
@@ -29,6 +31,7 @@ MANAGER = "workbench"
 PROGRESS_DEADLINE = 600
 KSERVE_VISIBILITY = "networking.kserve.io/visibility"
 """KServe's label that keeps an InferenceService's URL inside the cluster (``cluster-local``)."""
+KSERVE_MODEL_MOUNT = "/mnt/models"
 EXPOSURE_KINDS = (("route.openshift.io/v1", "Route"), ("networking.k8s.io/v1", "Ingress"))
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -75,13 +78,18 @@ def model_subdir(spec: DeploySpec) -> str:
     return spec.model.hash[:32]
 
 
-def model_files(spec: DeploySpec, model_bytes: bytes, revision: int = 0) -> dict[str, bytes]:
-    """The files of the model folder: the model, its ``model-settings.json``, the runtimes it needs."""
+def folder_texts(spec: DeploySpec, revision: int = 0) -> dict[str, str]:
+    """The small files of the model folder: its ``model-settings.json``, the runtimes it needs."""
     runtime = serving.runtime_for(spec.model.framework)
+    return serving.folder_files(spec.name, spec.model.version, spec.model.filename, runtime,
+                                revision=revision, log_rate=spec.log_predictions, model=spec.model.name,
+                                signature=spec.signature)
+
+
+def model_files(spec: DeploySpec, model_bytes: bytes, revision: int = 0) -> dict[str, bytes]:
+    """The files of the model folder: the model and :func:`folder_texts`."""
     files = {spec.model.filename: model_bytes}
-    texts = serving.folder_files(spec.name, spec.model.version, spec.model.filename, runtime,
-                                 revision=revision, log_rate=spec.log_predictions, model=spec.model.name)
-    files.update({name: text.encode() for name, text in texts.items()})
+    files.update({name: text.encode() for name, text in folder_texts(spec, revision).items()})
     return files
 
 
@@ -187,7 +195,7 @@ def _resources(spec: DeploySpec) -> Obj:
     return out
 
 
-def _server_container(spec: DeploySpec) -> Obj:
+def _server_container(spec: DeploySpec, fetched: bool = False) -> Obj:
     env = serving.server_env(
         serving.HTTP_PORT, serving.GRPC_PORT, serving.METRICS_PORT, scratch="/tmp", host="0.0.0.0"
     )
@@ -215,7 +223,9 @@ def _server_container(spec: DeploySpec) -> Obj:
         "resources": _resources(spec),
         "securityContext": _container_security(),
         "volumeMounts": [
-            {
+            {"name": "models", "mountPath": serving.MODEL_MOUNT, "readOnly": True}
+            if fetched  # the init container filled the emptyDir with this version's folder alone
+            else {
                 "name": "models",
                 "mountPath": serving.MODEL_MOUNT,
                 "subPath": model_subdir(spec),
@@ -226,21 +236,50 @@ def _server_container(spec: DeploySpec) -> Obj:
     }
 
 
-def pvc(spec: DeploySpec, revision: int, size: str = "1Gi") -> Obj:
+def pvc(spec: DeploySpec, revision: int, size: str = "1Gi", *, storage_class: str = "",
+        access: str = "ReadWriteOnce") -> Obj:
+    claim: Obj = {"accessModes": [access], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        claim["storageClassName"] = storage_class
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": _meta(spec, pvc_name(spec), revision),
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+        "spec": claim,
     }
+
+
+def files_configmap(spec: DeploySpec, revision: int) -> Obj:
+    """The fetch script and the model folder's small files, read by this revision's pods."""
+    return fetching.files_configmap(_meta(spec, fetching.files_name(spec.name, revision), revision),
+                                    folder_texts(spec, revision))
+
+
+def fetch_secret(spec: DeploySpec, credentials: dict[str, str], revision: int) -> Obj:
+    """The remote's credentials the init containers read (applied with each revision, never recorded)."""
+    return fetching.secret(_meta(spec, fetching.secret_name(spec.name), revision), credentials)
+
+
+def _fetching_pod(spec: DeploySpec, revision: int, delivery: Delivery) -> Obj:
+    """The init container and volumes of a pod that fetches its model (no shared volume)."""
+    init = fetching.init_container(spec.name, image(spec), delivery, spec.model.filename,
+                                   _container_security())
+    return {"initContainers": [init], "volumes": fetching.pod_volumes(spec.name, revision)}
 
 
 def selector(spec: DeploySpec) -> dict[str, str]:
     return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/managed-by": MANAGER}
 
 
-def deployment(spec: DeploySpec, revision: int) -> Obj:
+def deployment(spec: DeploySpec, revision: int, delivery: Delivery | None = None) -> Obj:
     obj = _deployment(spec, revision, selector(spec))
+    if delivery is not None:
+        pod = obj["spec"]["template"]["spec"]
+        fetched = _fetching_pod(spec, revision, delivery)
+        pod["initContainers"] = fetched["initContainers"]
+        pod["volumes"] = [*fetched["volumes"], {"name": "tmp", "emptyDir": {}}]
+        pod["containers"] = [_server_container(spec, fetched=True)]
+        obj["spec"]["template"]["metadata"]["annotations"]["workbench.dev/model-sha256"] = delivery.sha256
     if scaling.autoscaled(spec):  # the autoscaler owns the count; applying one would fight it
         del obj["spec"]["replicas"]
     return obj
@@ -338,7 +377,7 @@ def serving_runtime(spec: DeploySpec, revision: int) -> Obj:
     container.pop("volumeMounts")
     container.pop("readinessProbe")
     container["name"] = "kserve-container"
-    container["command"] = ["mlserver", "start", "/mnt/models"]
+    container["command"] = ["mlserver", "start", KSERVE_MODEL_MOUNT]
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "ServingRuntime",
@@ -352,28 +391,34 @@ def serving_runtime(spec: DeploySpec, revision: int) -> Obj:
     }
 
 
-def inference_service(spec: DeploySpec, revision: int) -> Obj:
+def inference_service(spec: DeploySpec, revision: int, delivery: Delivery | None = None) -> Obj:
+    """KServe's predictor; with a ``delivery``, its pods fetch the model in an init container into
+    an emptyDir mounted where KServe's storage initializer would have put it (no ``storageUri``)."""
     runtime = serving.runtime_for(spec.model.framework)
     model: Obj = {
         "modelFormat": {"name": runtime.kserve_format},
         "runtime": f"{spec.name}-mlserver",
         "protocolVersion": "v2",
-        "storageUri": f"pvc://{pvc_name(spec)}/{model_subdir(spec)}",
     }
+    if delivery is None:
+        model["storageUri"] = f"pvc://{pvc_name(spec)}/{model_subdir(spec)}"
+    else:
+        model["volumeMounts"] = [{"name": "models", "mountPath": KSERVE_MODEL_MOUNT, "readOnly": True}]
     resources_ = _resources(spec)
     if resources_:
         model["resources"] = resources_
+    predictor: Obj = {
+        "minReplicas": (spec.min_replicas or 1) if scaling.autoscaled(spec) else spec.replicas,
+        "maxReplicas": spec.max_replicas or max(spec.replicas, 1),
+        "model": model,
+    }
+    if delivery is not None:
+        predictor.update(_fetching_pod(spec, revision, delivery))
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": _meta(spec, spec.name, revision),
-        "spec": {
-            "predictor": {
-                "minReplicas": (spec.min_replicas or 1) if scaling.autoscaled(spec) else spec.replicas,
-                "maxReplicas": spec.max_replicas or max(spec.replicas, 1),
-                "model": model,
-            }
-        },
+        "spec": {"predictor": predictor},
     }
 
 
@@ -383,20 +428,37 @@ def exposure(spec: DeploySpec, openshift: bool) -> str:
 
 
 def render(
-    spec: DeploySpec, revision: int, *, openshift: bool, kserve: bool, ingress_class: str | None
+    spec: DeploySpec,
+    revision: int,
+    *,
+    openshift: bool,
+    kserve: bool,
+    ingress_class: str | None,
+    delivery: Delivery | None = None,
+    storage_class: str = "",
+    storage_access: str = "ReadWriteOnce",
 ) -> list[Obj]:
     """Every object of one revision except the loader (see :func:`loader_objects`), in apply order.
 
+    The model reaches the pods (:mod:`workbench.deploy.delivery`) through ``delivery`` (each pod
+    fetches it; the first object is then the ConfigMap of the fetch script and the folder's small
+    files), or else through a PersistentVolumeClaim (the first object), which several replicas may
+    share only with a ReadWriteMany ``storage_access``.
+
     Exposure follows :func:`exposure`: a Route, an Ingress (when the cluster has an ingress class),
     or none; with KServe, ``none`` marks the InferenceService cluster-local (no external URL)."""
-    objects = [pvc(spec, revision)]
+    if delivery is None:
+        fetching.check_volume(spec.replicas, spec.max_replicas, storage_access, spec.name)
+        objects = [pvc(spec, revision, storage_class=storage_class, access=storage_access)]
+    else:
+        objects = [files_configmap(spec, revision)]
     expose = exposure(spec, openshift)
     if kserve:
-        isvc = inference_service(spec, revision)
+        isvc = inference_service(spec, revision, delivery)
         if expose == "none":
             isvc["metadata"]["labels"][KSERVE_VISIBILITY] = "cluster-local"
         return [*objects, serving_runtime(spec, revision), isvc]
-    objects += [deployment(spec, revision), service(spec, revision)]
+    objects += [deployment(spec, revision, delivery), service(spec, revision)]
     for extra in (
         scaling.disruption_budget(spec, _meta(spec, spec.name, revision), selector(spec)),
         scaling.autoscaler(spec, _meta(spec, spec.name, revision)),
@@ -410,73 +472,4 @@ def render(
     return objects
 
 
-# -- validation ---------------------------------------------------------------------------------
-CRD_FILES = {
-    ("route.openshift.io/v1", "Route"): "route.openshift.io_routes.json",
-    ("serving.kserve.io/v1beta1", "InferenceService"): "serving.kserve.io_inferenceservices.json",
-    ("serving.kserve.io/v1alpha1", "ServingRuntime"): "serving.kserve.io_servingruntimes.json",
-}
-K8S_VERSION = "1.30"
-
-
-@cache
-def crd_schema(filename: str) -> dict[str, Any]:
-    """A CRD's published ``openAPIV3Schema`` (kept in ``crds/``), ready for ``jsonschema``."""
-    text = resources.files("workbench.deploy").joinpath("crds", filename).read_text(encoding="utf-8")
-    data: dict[str, Any] = _structural(json.loads(text)["openAPIV3Schema"])
-    return data
-
-
-def _structural(node: Any) -> Any:
-    """Read Kubernetes' structural-schema idioms the way the API server does.
-
-    ``anyOf: null`` (controller-gen's way of writing "no anyOf") is dropped, since JSON Schema wants a
-    list there; ``x-kubernetes-int-or-string: true`` without an ``anyOf`` becomes
-    ``anyOf: [integer, string]``. Every other keyword is passed through (``x-kubernetes-*`` ones are
-    ignored by ``jsonschema``).
-    """
-    if isinstance(node, list):
-        return [_structural(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _structural(v) for k, v in node.items() if not (k == "anyOf" and v is None)}
-    if out.get("x-kubernetes-int-or-string") is True and "anyOf" not in out and "type" not in out:
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    return out
-
-
-def validate(obj: Obj) -> None:
-    """Check one object against its schema: the published CRD schema kept in ``crds/`` for Route and
-    KServe objects; for built-in kinds, the official schemas through kubernetes-validate when it is
-    installed (it ships with the test extra)."""
-    key = (obj.get("apiVersion", ""), obj.get("kind", ""))
-    where = f"{key[1]} {obj.get('metadata', {}).get('name', '?')}"
-    if key in CRD_FILES:
-        import jsonschema
-
-        try:
-            jsonschema.validate(obj, crd_schema(CRD_FILES[key]))
-        except jsonschema.ValidationError as exc:
-            path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
-            raise DeployError(
-                f"{where} is invalid at {path}: {exc.message}",
-                "this is a bug in Workbench's manifests; please report it",
-            ) from None
-        return
-    try:
-        import jsonschema
-        import kubernetes_validate
-    except ImportError:
-        return
-    try:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    except jsonschema.ValidationError as exc:
-        path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise DeployError(
-            f"{where} is invalid at {path}: {exc.message}",
-            "this is a bug in Workbench's manifests; please report it",
-        ) from None
-    except kubernetes_validate.ValidationError as exc:
-        raise DeployError(
-            f"{where} is invalid: {exc}", "this is a bug in Workbench's manifests; please report it"
-        ) from None
+__all__ = ["CRD_FILES", "crd_schema", "render", "validate"]

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.deploy import frontdoor, local, scaling, serving
+from workbench.deploy import delivery as fetching
+from workbench.deploy import frontdoor, imagebuild, images, local, scaling, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.local_rollout import (
     LocalDeployments,
@@ -28,22 +29,23 @@ from workbench.deploy.local_rollout import (
 )
 from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
 from workbench.deploy.types import (
-    EXPOSE,
     DeploymentInfo,
     DeploySpec,
     ModelRef,
     Revision,
     check_name,
+    check_options,
     default_name,
 )
 from workbench.errors import DeployError, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.project import Project
+    from workbench.remote.service import RemoteService
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import VersioningService
 
-TARGETS = ("local", "kubernetes", "openshift")
+
 Progress = Callable[[int, int], None]
 Urls = list[tuple[str, str]]
 Infos = list[DeploymentInfo]
@@ -53,9 +55,15 @@ Revisions = list[Revision]
 class DeployService:
     """The deploy domain's facade; the CLI and the TUI call only this."""
 
-    def __init__(self, project: Project, *, runs: TrackingService, versions: VersioningService) -> None:
-        """``runs`` resolves model versions through the registry; ``versions`` exports their bytes."""
+    def __init__(self, project: Project, *, runs: TrackingService, versions: VersioningService,
+                 remote: RemoteService | None = None,
+                 signature_of: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
+        """``runs`` resolves model versions through the registry; ``versions`` exports their bytes;
+        ``remote``: where cluster pods fetch the model from; ``signature_of(model, version)``: a
+        version's recorded input signature, which requests are checked against."""
         self.project = project
+        self.remote = remote
+        self.signature_of = signature_of
         self.runs = runs
         self.versions = versions
         self.state_root = project.paths.deploy
@@ -118,26 +126,9 @@ class DeployService:
                       replicas: int | None = None, gpus: int = 0, timeout: float = 180.0,
                       expose: str | None = None, log_predictions: float = 1.0) -> str:
         """Refuse bad options before anything is resolved, built or started; returns the target."""
-        if not 0.0 <= log_predictions <= 1.0:
-            raise UsageError(f"--log-predictions must be between 0 and 1, got {log_predictions:g}",
-                             "1 records every request, 0.1 one in ten, 0 none")
         target = target or self.project.config.deploy.target or "local"
-        if target not in TARGETS:
-            raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
-        if expose is not None and expose not in EXPOSE:
-            raise UsageError(f"unknown --expose '{expose}'", f"use one of {', '.join(EXPOSE)}")
-        if expose is not None and target == "local":
-            raise UsageError("--expose applies to cluster targets",
-                             "a local deployment listens on this machine only; drop --expose")
-        if replicas is not None and replicas < 0:
-            raise UsageError(f"replicas cannot be negative, got {replicas}", "give 0 or more")
-        if gpus < 0:
-            raise UsageError(f"gpus cannot be negative, got {gpus}", "give 0 or more GPUs per replica")
-        if not timeout > 0:
-            raise UsageError(f"timeout must be a positive number of seconds, got {timeout:g}",
-                             "e.g. --timeout 300")
-        if name:
-            check_name(name)
+        check_options(target, replicas=replicas, gpus=gpus, timeout=timeout, expose=expose,
+                      log_predictions=log_predictions, name=name)
         return target
 
     @staticmethod
@@ -167,8 +158,13 @@ class DeployService:
         max_replicas: int = 0,
         target_cpu: int = 0,
         log_predictions: float = 1.0,
+        image: str = "",
+        image_frameworks: list[str] | None = None,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
+
+        ``image``/``image_frameworks`` (cluster targets): the serving image and what it holds
+        (:meth:`build_image`'s answer), else ``[deploy] image`` and ``image_frameworks``.
 
         ``log_predictions``: the share of requests recorded with their inputs and answers
         (``workbench predictions``); 0 turns capture off.
@@ -198,25 +194,26 @@ class DeployService:
                     expose = self.records.spec_of(name, int(row["revision"])).expose
                 except WorkbenchError:
                     expose = None  # no readable revision: the target's default
-        runtime = self._runtime(ref)
+        runtime, config = self._runtime(ref), self.project.config.deploy
         spec = DeploySpec(
             name=name,
             target=target,
             model=ref,
             replicas=replicas,
-            namespace=namespace or self.project.config.deploy.namespace,
+            namespace=namespace or config.namespace,
             cpu=cpu,
             memory=memory,
             gpus=gpus,
-            image=self.project.config.deploy.image,
+            image=image or config.image,
+            image_frameworks=(image_frameworks or []) if image else config.image_frameworks,
             expose=expose or "",
             port=check_port(port, target),
             min_replicas=min_replicas,
             max_replicas=max_replicas,
             target_cpu=target_cpu,
             log_predictions=log_predictions,
+            signature=self.signature_of(ref.name, ref.version) if self.signature_of else None,
         )
-
         return self._apply(spec, "deploy", runtime, timeout, progress)
 
     def _apply(
@@ -240,13 +237,19 @@ class DeployService:
             return self.get(spec.name)
         from workbench.deploy.cluster import ClusterTarget
 
+        config = self.project.config.deploy
+        images.check_spec(spec, runtime.framework_package)  # before any rollout
         cluster = ClusterTarget.connect(spec.target)
-        objects = cluster.render(spec, revision)
+        delivery, credentials = fetching.from_remote(self.remote, spec.model.filename,
+                                                     self._fetch(spec.model), config.remote_endpoint,
+                                                     config.fetch_secret)
+        objects = cluster.render(spec, revision, delivery, storage_class=config.storage_class,
+                                 storage_access=config.storage_access)
         cluster.validate(objects)
         self.records.record(spec, revision, action, objects)
         try:
             status, endpoint = cluster.apply(
-                spec, revision, objects, self._fetch(spec.model), timeout, progress
+                spec, revision, objects, self._fetch(spec.model), timeout, progress, credentials
             )
         except BaseException as exc:
             message = failure_words(exc)
@@ -271,6 +274,16 @@ class DeployService:
             )
         return self.get(spec.name)
 
+    def build_image(self, model: str | ModelRef, registry: str = "", *, base: str = "",
+                    progress: Progress | None = None) -> tuple[str, list[str]]:
+        """A serving image with the model's framework version, pushed to ``registry`` if given (see
+        :mod:`workbench.deploy.imagebuild`): its tag and what it holds, for :meth:`deploy`."""
+        ref = self.resolve_model(model)
+        if not ref.framework_version:
+            raise DeployError(f"{ref.name}:{ref.version} records no framework version", "set [deploy] image")
+        return imagebuild.build_and_push(self.prepare_server(ref, progress=progress), self._runtime(ref),
+                                         ref.framework_version, registry, base)
+
     def scale(self, name: str, replicas: int, *, timeout: float = 180.0) -> DeploymentInfo:
         """Change the number of replicas (recorded as a ``scale`` revision)."""
         if replicas < 0:
@@ -279,6 +292,13 @@ class DeployService:
         spec = self.records.spec_of(name, int(row["revision"]))
         spec.replicas = replicas
         spec.min_replicas = spec.max_replicas = spec.target_cpu = 0  # a manual count ends autoscaling
+        cluster = None
+        if row["target"] != "local":
+            from workbench.deploy.cluster import ClusterTarget
+
+            cluster = ClusterTarget.connect(row["target"], spec.namespace)
+            if replicas > 1:
+                cluster.check_scale(name, replicas)  # refused before a revision is recorded
         revision = self.records.next_revision(name)
         self.records.record(spec, revision, "scale", [])
         self.records.finish(
@@ -315,10 +335,7 @@ class DeployService:
             )
             runtime["frontdoor"] = self.local_rollouts.open_door(name, door, port)
             self.records.set_runtime(name, runtime)
-        else:
-            from workbench.deploy.cluster import ClusterTarget
-
-            cluster = ClusterTarget.connect(row["target"], spec.namespace)
+        elif cluster is not None:
             status = cluster.scale(name, replicas, timeout)
             ok = status.state == "complete"
             self.records.finish(

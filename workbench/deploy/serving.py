@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import DeployError
 from workbench.paths import user_cache_dir
@@ -185,17 +186,18 @@ def model_settings(name: str, version: str, filename: str, runtime: Runtime) -> 
 
 def folder_files(
     name: str, version: str, filename: str, runtime: Runtime, *, revision: int = 0, log_rate: float = 0.0,
-    model: str | None = None,
+    model: str | None = None, signature: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """The text files of a model folder beside the model: ``model-settings.json``, the custom runtime
-    module where needed, and (``log_rate`` > 0) the capturing runtime that records every answer."""
+    module where needed, and (``log_rate`` > 0, or a ``signature`` to check requests against) the
+    capturing runtime that checks each request and records every answer."""
     from workbench.deploy import capture
 
     settings = model_settings(name, version, filename, runtime)
     files: dict[str, str] = {}
-    if log_rate > 0:
+    if log_rate > 0 or signature:
         settings = capture.capture_settings(settings, deployment=name, revision=revision, rate=log_rate,
-                                            model=model)
+                                            model=model, signature=signature)
         files[f"{capture.CAPTURE_MODULE}.py"] = capture.RUNTIME_SOURCE
     files["model-settings.json"] = json.dumps(settings, indent=2)
     if runtime.implementation.startswith(CUSTOM_MODULE):
@@ -205,11 +207,11 @@ def folder_files(
 
 def write_model_folder(
     folder: Path, name: str, version: str, filename: str, runtime: Runtime, *, revision: int = 0,
-    log_rate: float = 0.0, model: str | None = None,
+    log_rate: float = 0.0, model: str | None = None, signature: dict[str, Any] | None = None,
 ) -> None:
     """Write ``model-settings.json`` (and the runtime modules where needed) into ``folder``."""
     for file, text in folder_files(name, version, filename, runtime, revision=revision,
-                                   log_rate=log_rate, model=model).items():
+                                   log_rate=log_rate, model=model, signature=signature).items():
         (folder / file).write_text(text, encoding="utf-8")
 
 

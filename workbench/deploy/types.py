@@ -7,12 +7,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from workbench.errors import DeployError
+from workbench.errors import DeployError, UsageError
 
 _RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 EXPOSE = ("route", "ingress", "none")
 """How a cluster deployment is reached from outside: an OpenShift Route, an Ingress, or not at all
 (only inside the cluster and through the API server's service proxy, as ``workbench predict`` does)."""
+TARGETS = ("local", "kubernetes", "openshift")
 MAX_NAME = 53
 """Service names are DNS-1035 labels (63) and we append suffixes such as ``-models``/``-predictor``."""
 
@@ -27,6 +28,30 @@ def check_name(name: str) -> str:
             "(e.g. 'iris-classifier')",
         )
     return name
+
+
+def check_options(target: str, *, replicas: int | None, gpus: int, timeout: float, expose: str | None,
+                  log_predictions: float, name: str | None) -> None:
+    """Refuse bad deploy options in one line, before anything is resolved, built or started."""
+    if not 0.0 <= log_predictions <= 1.0:
+        raise UsageError(f"--log-predictions must be between 0 and 1, got {log_predictions:g}",
+                         "1 records every request, 0.1 one in ten, 0 none")
+    if target not in TARGETS:
+        raise UsageError(f"unknown target '{target}'", f"use one of {', '.join(TARGETS)}")
+    if expose is not None and expose not in EXPOSE:
+        raise UsageError(f"unknown --expose '{expose}'", f"use one of {', '.join(EXPOSE)}")
+    if expose is not None and target == "local":
+        raise UsageError("--expose applies to cluster targets",
+                         "a local deployment listens on this machine only; drop --expose")
+    if replicas is not None and replicas < 0:
+        raise UsageError(f"replicas cannot be negative, got {replicas}", "give 0 or more")
+    if gpus < 0:
+        raise UsageError(f"gpus cannot be negative, got {gpus}", "give 0 or more GPUs per replica")
+    if not timeout > 0:
+        raise UsageError(f"timeout must be a positive number of seconds, got {timeout:g}",
+                         "e.g. --timeout 300")
+    if name:
+        check_name(name)
 
 
 def default_name(model: str) -> str:
@@ -91,6 +116,11 @@ class DeploySpec:
     """The autoscaler's CPU utilisation target in percent of the request (0: 70)."""
     log_predictions: float = 1.0
     """The share of requests whose inputs and answers are recorded (0 turns capture off)."""
+    image_frameworks: list[str] = field(default_factory=list)
+    """What ``image`` holds (``["scikit-learn==1.9.1"]``): checked against the model before rollout."""
+    signature: dict[str, Any] | None = None
+    """The model version's input signature recorded at registration (``{"names", "count", "dtypes"}``,
+    from its reference profile): requests that do not match it are refused with HTTP 400."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

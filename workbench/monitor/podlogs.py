@@ -68,7 +68,7 @@ def _revision(ws: MonitorHost, name: str) -> int:
 
 def pod_logs(cluster: Any, name: str) -> list[tuple[str, bytes]]:
     """``(pod, log)`` of each pod of the deployment's Deployment (or KServe predictor)."""
-    from workbench.deploy.cluster import _path
+    from workbench.deploy.kubeapi import _path
 
     dep = cluster.get("apps/v1", "Deployment", name)
     if dep is None:
