@@ -319,18 +319,20 @@ def cmd_show(args: argparse.Namespace) -> int:
         if files:
             out.print(f"[bold]{label}[/]")
             for f in files:
-                out.print(f"  {f.path}  {(f.hash or '')[:12]}  {f.source}", markup=False)
+                out.print(f"  {f.path}  {(f.hash or '')[:12]}  {f.source}", markup=False, soft_wrap=True)
     if versions:
         out.print("[bold]models[/]")
         for v in versions:
-            out.print(f"  {v.name}:{v.version}  {v.framework} {v.framework_version}  {v.path}", markup=False)
+            out.print(f"  {v.name}:{v.version}  {v.framework} {v.framework_version}  {v.path}", markup=False,
+                      soft_wrap=True)
     if refused:
         out.print(f"[bold]refused[/] ({len(refused)} path(s) the job named or wrote; docs/security.md)")
         for r in refused:
-            out.print(f"  {r['kind']}  {r['path']}  {r['reason']}", markup=False)
+            out.print(f"  {r['kind']}  {r['path']}  {r['reason']}", markup=False, soft_wrap=True)
     for c in conflicts:  # outputs whose bytes the project does not hold
         out.print(f"conflict  {c.path}  {c.kind}: {c.reason}" + (f"  run {c.other_run}" if c.other_run
-                  else "") + (f"  (this run's bytes {c.hash[:12]})" if c.hash else ""), markup=False)
+                  else "") + (f"  (this run's bytes {c.hash[:12]})" if c.hash else ""), markup=False,
+                  soft_wrap=True)
     env = info.environment
     if env:
         git = env.get("git") or {}

@@ -47,9 +47,6 @@ def print_json(data: Any) -> None:
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    out = Console(stderr=stderr, highlight=False)
-    if not out.is_terminal:  # piped or captured: a long path stays on one line, so grep finds it
-        out.soft_wrap = True
-    return out
+    return Console(stderr=stderr, highlight=False)
 
 

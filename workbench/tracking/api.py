@@ -67,13 +67,9 @@ class ActiveRun:
             return
         if self.events_path == STDOUT_TARGET:
             from workbench.tracking.events import MARKER_BYTES
+            from workbench.tracking.stdout_lock import write_marked
 
-            lines = b"".join(MARKER_BYTES + line + b"\n" for line in data.splitlines() if line)
-            out = sys.__stdout__
-            if out is not None:
-                out.flush()
-                out.buffer.write(lines)
-                out.buffer.flush()
+            write_marked(b"".join(MARKER_BYTES + line + b"\n" for line in data.splitlines() if line))
             return
         if self._fd < 0:
             self._fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -129,6 +125,10 @@ def _ensure() -> ActiveRun | None:
                 id=os.environ.get(ENV_RUN_ID, ""), project=os.environ.get(ENV_PROJECT, ""),
                 events_path=events, own=False,
             )
+            if events == STDOUT_TARGET:  # the script's prints and the flusher's lines share one pipe
+                from workbench.tracking.stdout_lock import lock_stdout
+
+                lock_stdout()
         else:
             from workbench.errors import NotAProjectError
 

@@ -1,0 +1,52 @@
+"""Events on stdout (``@stdout``, a pod's only channel) stay whole while the script prints big blocks
+from another thread: every marked line parses, every printed line arrives as it was printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from workbench.tracking.events import MARKER_BYTES, MAX_EVENT_LINE
+
+SCRIPT = """\
+import threading
+import workbench
+
+BLOCK = "p" * 2_000_000
+
+def chatter():
+    for i in range(40):
+        print(f"{i:03d}" + BLOCK)
+
+talker = threading.Thread(target=chatter)
+talker.start()
+for i in range(1_000_000):
+    workbench.log_metric("loss", i * 0.5, step=i)
+talker.join()
+print("done")
+"""
+
+
+def _points(line: bytes) -> int:
+    import json
+
+    event = json.loads(line[len(MARKER_BYTES):])
+    assert event["e"] == "series" and event["k"] == "loss"
+    return int(event["n"])
+
+
+def test_big_prints_from_a_thread_and_event_flushes_stay_whole(tmp_path: Path) -> None:
+    (tmp_path / "chatty.py").write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env["WORKBENCH_EVENTS"] = "@stdout"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "chatty.py"], cwd=tmp_path, env=env, capture_output=True,
+                         timeout=600, check=True).stdout
+    lines = out.rstrip(b"\n").split(b"\n")
+    marked = [line for line in lines if line.startswith(MARKER_BYTES)]
+    printed = [line for line in lines if not line.startswith(MARKER_BYTES)]
+    assert all(len(line) + 1 <= MAX_EVENT_LINE and MARKER_BYTES not in line[1:] for line in marked)
+    assert sum(_points(line) for line in marked) == 1_000_000
+    assert printed == [f"{i:03d}".encode() + b"p" * 2_000_000 for i in range(40)] + [b"done"]

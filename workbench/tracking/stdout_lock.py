@@ -1,0 +1,65 @@
+"""One lock for everything a job writes to its stdout when events share it (``@stdout``).
+
+A cluster pod's only channel back is its log, so events go out as marked lines on stdout, written by
+the API's flusher thread while the script prints. A buffered writer keeps its own structures safe
+across threads but not the order of the bytes of two large writes: a 4 MiB print and a flush of
+event lines interleaved in pieces, and the reader saw event lines cut and glued together (under
+load, in the burst test). Every Python-level write to ``sys.stdout`` (text or ``.buffer``) and every
+event flush therefore takes :data:`STDOUT_LOCK`, so each one reaches the pipe whole. Writes by child
+processes that inherit the descriptor are outside any lock; they are not event lines.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+STDOUT_LOCK = threading.RLock()
+
+
+class LockedStream:
+    """``stream`` with ``write``, ``writelines`` and ``flush`` taken under :data:`STDOUT_LOCK`;
+    everything else (``fileno``, ``isatty``, ``encoding``...) is the stream's own."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._buffer: LockedStream | None = None
+
+    def write(self, data: Any) -> Any:
+        with STDOUT_LOCK:
+            return self._stream.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        with STDOUT_LOCK:
+            self._stream.writelines(lines)
+
+    def flush(self) -> None:
+        with STDOUT_LOCK:
+            self._stream.flush()
+
+    @property
+    def buffer(self) -> LockedStream:
+        if self._buffer is None:
+            self._buffer = LockedStream(self._stream.buffer)
+        return self._buffer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def lock_stdout() -> None:
+    """Route ``sys.stdout`` through the lock (once; a stream replaced later by the script is its own)."""
+    if sys.stdout is not None and not isinstance(sys.stdout, LockedStream):
+        sys.stdout = LockedStream(sys.stdout)
+
+
+def write_marked(data: bytes) -> None:
+    """Write whole event lines to the real stdout after any text the script has buffered."""
+    out = sys.__stdout__
+    if out is None:
+        return
+    with STDOUT_LOCK:
+        out.flush()
+        out.buffer.write(data)
+        out.buffer.flush()
