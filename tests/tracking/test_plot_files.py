@@ -50,7 +50,8 @@ def test_top_level_plot_ids_with_files_reach_the_stage_that_writes_them(tmp_path
         "  - accuracy:\n      x: epoch\n      y:\n        logs/eval.csv: acc\n"
         "  - unrelated.csv: {x: step}\n")
     pipeline = load_dvc(tmp_path)
-    assert pipeline.stages["train"].plots == {"logs/train.csv": {}, "logs/eval.csv": {"x": "epoch", "y": "acc"}}
+    expected = {"logs/train.csv": {}, "logs/eval.csv": {"x": "epoch", "y": "acc"}}
+    assert pipeline.stages["train"].plots == expected
 
 
 SCRIPT = """\
