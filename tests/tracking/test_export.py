@@ -96,6 +96,12 @@ def test_model_export_raw_and_mlflow_load_back(ws: Workspace, project_dir: Path,
     with (folder / flavor["pickled_model"]).open("rb") as f:  # what mlflow.sklearn does for "pickle"
         assert pickle.load(f).predict(ROWS).tolist() == expected
     assert f"scikit-learn=={sklearn.__version__}" in (folder / "requirements.txt").read_text()
+    # MLflow itself loads the folder, through both flavors (mlflow-skinny is in the test extra).
+    import mlflow.pyfunc
+    import mlflow.sklearn
+
+    assert mlflow.sklearn.load_model(str(folder)).predict(ROWS).tolist() == expected
+    assert list(mlflow.pyfunc.load_model(str(folder)).predict(ROWS)) == expected
 
     res = cli(project_dir, "models", "export", model.name, "mlflow-model", "--format", "mlflow")
     assert res.code == 2 and "not an empty folder" in res.err

@@ -83,7 +83,11 @@ def test_repro_runs_what_dvc_runs_and_writes_the_same_bytes(ws: Workspace, dvc_r
     metrics = json.loads((ws.root / "metrics.json").read_text())
     assert ws.workflows.metric_value(train.id, "acc") == pytest.approx(metrics["acc"])
     assert ws.workflows.metric_value(train.id, "eval/f1") == pytest.approx(metrics["eval"]["f1"])
-    assert set(ws.runs.metric_keys(train.id)) == {"acc", "eval/f1"}  # 'name' is text, no metric
+    # 'name' is text, no metric; the step-like plot file is a series the TUI draws.
+    assert set(ws.runs.metric_keys(train.id)) == {"acc", "eval/f1", "plots/loss/loss"}
+    loss = ws.runs.metric_series(train.id, "plots/loss/loss")
+    assert list(loss.steps) == [0, 1, 2]
+    assert list(loss.values) == pytest.approx([1.0, 0.5, 1 / 3])
     [model] = ws.runs.run_models(train.id)
     assert (model.name, model.path) == ("clf", "model.pkl")
 

@@ -23,7 +23,7 @@ import csv
 import json
 import math
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -36,7 +36,7 @@ PLOTS = "plots/metrics"
 DVCLIVE_DIR = "dvclive"
 
 
-class _Unreadable(WorkbenchError):
+class Unreadable(WorkbenchError):
     """A metrics file that cannot be parsed."""
 
 
@@ -59,22 +59,22 @@ def numeric(value: Any) -> float | None:
     return float(value)
 
 
-def _read_text(root: Path, rel: str) -> str | None:
+def read_text(root: Path, rel: str) -> str | None:
     """A regular file inside ``root`` (no link out of it), or None."""
     path = root / rel
     try:
         if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root.resolve()):
             return None
         if path.stat().st_size > MAX_BYTES:
-            raise _Unreadable(f"'{rel}' is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+            raise Unreadable(f"'{rel}' is larger than {MAX_BYTES // (1024 * 1024)} MiB")
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise _Unreadable(f"cannot read '{rel}': {exc}") from None
+        raise Unreadable(f"cannot read '{rel}': {exc}") from None
 
 
 def load_values(root: Path, rel: str) -> Any:
     """Parse a JSON, YAML or TOML file (by extension; anything else is tried as YAML)."""
-    text = _read_text(root, rel)
+    text = read_text(root, rel)
     if text is None:
         return None
     try:
@@ -82,14 +82,14 @@ def load_values(root: Path, rel: str) -> Any:
             return json.loads(text)
         if rel.endswith(".toml"):
             return tomllib.loads(text)
-        return yamlsafe.load(text, rel, _Unreadable)
+        return yamlsafe.load(text, rel, Unreadable)
     except (ValueError, RecursionError) as exc:
-        raise _Unreadable(f"'{rel}' is malformed: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        raise Unreadable(f"'{rel}' is malformed: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
 
 def read_tsv(root: Path, rel: str) -> tuple[list[int], list[float], list[float]] | None:
     """DVCLive's series file: steps, values and times (ms timestamps become seconds, else NaN)."""
-    text = _read_text(root, rel)
+    text = read_text(root, rel)
     if text is None:
         return None
     rows = list(csv.reader(text.splitlines(), delimiter="\t"))
@@ -147,7 +147,7 @@ class MetricFiles:
         """Keys the run already has (logged through Workbench): never overwritten."""
         self.now = ingester.clock.now()
 
-    def _add(self, key: str, steps: list[int], values: list[float], times: list[float]) -> bool:
+    def add(self, key: str, steps: list[int], values: list[float], times: list[float]) -> bool:
         if key in self.taken or not steps:
             return False
         times = [self.now if math.isnan(t) else t for t in times]
@@ -165,7 +165,7 @@ class MetricFiles:
         count = 0
         for key, leaf in flatten(data):
             number = numeric(leaf)
-            if number is not None and key not in skip and self._add(key, [step], [number], [self.now]):
+            if number is not None and key not in skip and self.add(key, [step], [number], [self.now]):
                 count += 1
         return count
 
@@ -177,7 +177,7 @@ class MetricFiles:
                 rel = tsv.relative_to(self.root).as_posix()
                 series = read_tsv(self.root, rel)
                 key = tsv.relative_to(plots).as_posix()[: -len(".tsv")]
-                if series is not None and self._add(key, *series):
+                if series is not None and self.add(key, *series):
                     count += 1
         summary = load_values(self.root, _join(folder, "metrics.json"))
         if isinstance(summary, dict):
@@ -193,9 +193,13 @@ class MetricFiles:
         return count
 
 
-def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str]) -> int:
-    """Read declared metrics files and DVCLive output among the run's outputs; returns how many
-    metric keys were added. Problems are notes in the run's log."""
+def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str],
+                        plots: Mapping[str, Mapping[str, Any]] | None = None) -> int:
+    """Read declared metrics files, declared plot files (:mod:`workbench.tracking.plot_files`) and
+    DVCLive output among the run's outputs; returns how many metric keys were added. Problems are
+    notes in the run's log."""
+    from workbench.tracking.plot_files import ingest_plot_files
+
     outputs = [str(path) for (path,) in ingester.conn.execute(
         "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (ingester.run_id,))]
     reader = MetricFiles(ingester, root)
@@ -207,7 +211,9 @@ def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str])
     for is_dvclive, rel in jobs:
         try:
             count += reader.dvclive(rel) if is_dvclive else reader.values(rel)
-        except _Unreadable as exc:
+        except Unreadable as exc:
             ingester.note(f"metrics file not read: {exc.message}")
+    if plots:
+        count += ingest_plot_files(reader, plots, written, dvclive_dirs(outputs))
     ingester.flush()
     return count

@@ -48,6 +48,9 @@ class RunRequest:
     """model path -> registry name for some of :attr:`models` (dvc.yaml ``artifacts``)."""
     metrics: tuple[str, ...] = ()
     """Project paths of JSON/YAML/TOML files whose values become the run's metrics once it ends."""
+    plots: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Project path -> plot options (``x``, ``y``) of tabular files that become series once the run
+    writes them (dvc.yaml ``plots``; :mod:`workbench.tracking.plot_files`)."""
     parent_run: str | None = None
     sweep_id: str | None = None
     pipeline_run: str | None = None
@@ -63,6 +66,7 @@ class RunRequest:
             object.__setattr__(self, "gpus", int(str(self.gpus)))
         object.__setattr__(self, "params", dict(self.params or {}))
         object.__setattr__(self, "model_names", dict(self.model_names or {}))
+        object.__setattr__(self, "plots", {k: dict(v) for k, v in (self.plots or {}).items()})
 
 
 def as_request(value: RunRequest | Sequence[str]) -> RunRequest:
@@ -80,7 +84,7 @@ def run_argv(request: RunRequest) -> list[str]:
     caller's). Refuses fields the command line cannot carry (sweeps, pipelines, reruns set them)."""
     inexpressible = [name for name in ("snapshot_before", "parent_run", "sweep_id", "pipeline_run", "stage")
                      if getattr(request, name) is not None]
-    inexpressible += [name for name in ("params", "models", "model_names", "metrics")
+    inexpressible += [name for name in ("params", "models", "model_names", "metrics", "plots")
                       if getattr(request, name)]
     inexpressible += ["workdir"] if request.workdir != "." else []
     if inexpressible:

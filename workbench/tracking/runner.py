@@ -234,7 +234,8 @@ def _execute(
             _finalize(ws, conn, ingester, run_id, root=outputs.folder if outputs else run_root, before=before,
                       after=after, scratch=outputs.folder if outputs else scratch, writes=writes, libs=libs,
                       side_folder=side(spec) if side is not None else None)
-            ingest_metric_files(ingester, outputs.folder if outputs else run_root, request.metrics)
+            ingest_metric_files(ingester, outputs.folder if outputs else run_root, request.metrics,
+                                request.plots)
         finally:
             if outputs is not None:
                 outputs.discard()

@@ -133,8 +133,8 @@ class DvcReader:
                     raise self.fail(("stages", name), f"stage '{stage.name}' is defined twice")
                 stages[stage.name] = stage
         self.check_list(data, "params", str)  # top-level params files: shown by DVC, nothing to run
-        self.plots(data.get("plots", []))
         pipeline = Pipeline(path=path, stages=stages, params_file=DEFAULT_PARAMS_FILE)
+        self.plots(pipeline, data.get("plots", []))
         self.top_metrics(pipeline, data.get("metrics", []))
         self.artifacts(pipeline, data.get("artifacts", {}), ctx)
         check_outputs(pipeline)
@@ -232,6 +232,8 @@ class DvcReader:
                     stage.persist.append(path)
                 if kind == "metrics":
                     stage.metrics.append(path)
+                elif kind == "plots":
+                    stage.plots[path] = {k: flags[k] for k in ("x", "y") if k in flags}
         stage.params = self.params(fields.get("params", []), wdir, (*base, "params"), stage)
         return stage
 
@@ -305,17 +307,37 @@ class DvcReader:
         return out
 
     # -- top level ------------------------------------------------------------------------------
-    def plots(self, value: Any) -> None:
-        """Plot definitions only shape what DVC draws; checked, nothing to run."""
+    def plots(self, pipeline: Pipeline, value: Any) -> None:
+        """Top-level plots: a file plot (``path`` or ``{path: {x, y}}``) or a plot id whose ``y`` maps
+        files to columns. Each file a stage writes becomes that stage's plot (series when step-like,
+        see :mod:`workbench.tracking.plot_files`); the rest only shapes what DVC draws."""
         if not isinstance(value, list):
             raise self.fail(("plots",), "'plots' must be a list")
         for index, item in enumerate(value):
-            if isinstance(item, dict):
-                for props in item.values():
-                    if props is not None and not isinstance(props, dict):
-                        raise self.fail(("plots", index), "each plot's options must be a mapping")
-            elif not isinstance(item, str):
-                raise self.fail(("plots", index), "each plot must be a path or {path: options}")
+            where: Path_ = ("plots", index)
+            if isinstance(item, str):
+                self.top_plot(pipeline, item, {}, where)
+                continue
+            if not isinstance(item, dict):
+                raise self.fail(where, "each plot must be a path or {path: options}")
+            for key, props in item.items():
+                if props is not None and not isinstance(props, dict):
+                    raise self.fail(where, "each plot's options must be a mapping")
+                props = props or {}
+                x, y = props.get("x"), props.get("y")
+                if isinstance(y, dict):  # a plot id drawing columns of several files
+                    for file, columns in y.items():
+                        file_x = x.get(file) if isinstance(x, dict) else x
+                        self.top_plot(pipeline, str(file), {"x": file_x, "y": columns}, where)
+                else:
+                    self.top_plot(pipeline, str(key), {"x": x, "y": y}, where)
+
+    def top_plot(self, pipeline: Pipeline, raw: str, options: dict[str, Any], where: Path_) -> None:
+        path = normalize_path(raw, self.loc(where), "plot file")
+        kept = {k: v for k, v in options.items() if isinstance(v, str | list)}
+        for stage in pipeline.stages.values():
+            if any(is_within(path, out) for out in stage.outputs) and path not in stage.plots:
+                stage.plots[path] = kept
 
     def top_metrics(self, pipeline: Pipeline, value: Any) -> None:
         """A top-level metrics file becomes the metrics of the stage that writes it (every stage's

@@ -198,6 +198,7 @@ class Repro:
                 executor=stage.executor or self.default_executor, image=stage.image, gpus=stage.gpus,
                 pipeline_run=pipeline_run, stage=stage.name, params=item.fingerprint.params,
                 models=tuple(stage.models), workdir=stage.workdir, metrics=tuple(stage.metrics),
+                plots=stage.plots,
                 model_names=dict(stage.model_names))
             outcome = self.backend.execute(request, cancel_event=self.cancel, on_line=on_line)
         except WorkbenchError as exc:

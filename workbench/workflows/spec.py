@@ -94,6 +94,8 @@ class Stage:
     persist: list[str] = field(default_factory=list)
     """Outputs left in place (not removed) before the command runs (dvc.yaml's ``persist: true``)."""
     metrics: list[str] = field(default_factory=list)
+    plots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Outputs drawn as plots -> their ``x``/``y`` options; step-like ones become series."""
     """Outputs whose values become the run's metrics (JSON, YAML or TOML files)."""
     model_names: dict[str, str] = field(default_factory=dict)
     """model path -> registry name (dvc.yaml ``artifacts``); others are named after the file."""
