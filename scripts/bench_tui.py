@@ -129,7 +129,7 @@ async def main():
             await asyncio.sleep(0.001)
         keys, counts = [], []
         typed = ""
-        for char in TYPED:
+        for char in sys.argv[2]:
             typed += char
             before = screen.generation
             t = time.perf_counter()
@@ -169,7 +169,7 @@ asyncio.run(main())
 
 
 def measure(root: Path) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(root)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(root), TYPED], capture_output=True, text=True,
                           timeout=600)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
