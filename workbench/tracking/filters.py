@@ -278,14 +278,14 @@ def compile_filter(node: Node) -> Callable[[RunInfo], bool]:
         return lambda run: not inner(run)
     if node.op == "and":
         def every(run: RunInfo) -> bool:
-            for item in items:
+            for item in items:  # noqa: SIM110 - a loop, not all(<generator>): it runs per run
                 if not item(run):
                     return False
             return True
         return every
 
     def some(run: RunInfo) -> bool:
-        for item in items:
+        for item in items:  # noqa: SIM110 - a loop, not any(<generator>): it runs per run
             if item(run):
                 return True
         return False
