@@ -1,7 +1,9 @@
 """Screen 3, Runs: every run in a virtualised table; filter, sort, hide columns, mark and compare.
 
 ``/`` opens the filter (the same expressions as ``workbench runs --filter``, evaluated by the
-tracking service), ``s`` sorts by the column under the cursor, ``d`` shows only the params that
+tracking service); the table follows the text as it is typed (a half-typed term keeps the last
+result; a term added with ``and`` filters only the rows shown), Enter keeps it, Esc goes back to
+the filter applied before. ``s`` sorts by the column under the cursor, ``d`` shows only the params that
 differ between the listed runs, space marks, ``c`` compares the marked runs, Enter opens one.
 Loading, filtering and sorting happen in thread workers; the table only draws visible lines.
 """
