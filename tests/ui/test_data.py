@@ -68,3 +68,17 @@ def test_file_diff_summarises_the_demo_csv_like_the_cli(demo_ws: Workspace) -> N
     kind, text = data.file_diff(None, latest.id, "data/digits.csv")
     assert kind == "table" and text.splitlines()[0] == "data/digits.csv"
     assert (kind, text) == tuple(demo_ws.versions.file_diff(None, latest.id, "data/digits.csv"))
+
+
+def test_narrows_only_when_every_run_the_new_filter_passes_was_shown() -> None:
+    """Filtering as you type re-filters the rows shown only when that cannot lose a run."""
+    narrows = UiData.narrows
+    assert narrows("", "lr>0.01")
+    assert narrows("lr>0.01", "lr>0.01")
+    assert narrows("lr>0.01", "lr>0.01 and depth<5")
+    assert narrows("lr>0.01 and depth<5", "lr>0.01 and depth<5 and optimizer==adam")
+    assert not narrows("lr<0.01", "lr<0.013")  # a longer text, a wider filter
+    assert not narrows("lr>0.01", "lr>0.01 or depth<5")
+    assert not narrows("lr>0.01 and depth<5", "lr>0.01")
+    assert not narrows("depth<5", "lr>0.01 and depth<5")  # terms in another order: filter all
+    assert not narrows("lr>", "lr>0.01")  # the rows shown did not pass "lr>" (it does not parse)

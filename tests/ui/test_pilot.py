@@ -66,6 +66,36 @@ async def test_runs_filter_and_sort(demo_ws: Workspace) -> None:
         assert [r.name for r in table.view.rows] == sorted(names, reverse=True)
 
 
+async def test_typing_a_filter_narrows_the_runs_as_you_type(demo_ws: Workspace) -> None:
+    """No Enter: each key re-filters the table; a half-typed term keeps the last result; Esc
+    goes back to the filter applied before, Enter keeps what was typed."""
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one(RunsTable)
+        assert len(table.view.rows) == 8
+
+        def names() -> list[str]:
+            return [r.name for r in table.view.rows]
+
+        await pilot.press("slash", *"name~sgd")
+        await wait_for(pilot, lambda: len(table.view.rows) == 4, "4 sgd runs while typing")
+        assert all("sgd" in n for n in names())
+        await pilot.press(*" and epochs>")  # half typed: the sgd runs stay
+        await wait_for(pilot, lambda: screen.typed == "name~sgd and epochs>", "the typed text")  # type: ignore[attr-defined]
+        await settle(pilot)
+        assert len(table.view.rows) == 4
+        await pilot.press(*"=30")
+        await wait_for(pilot, lambda: names() == ["sgd-a1e-3-long"], "the narrowed table")
+        assert screen.filter_expr == ""  # type: ignore[attr-defined]
+        await pilot.press("escape")  # not applied: back to every run
+        await wait_for(pilot, lambda: len(table.view.rows) == 8, "all runs after Esc")
+        await pilot.press("slash", *"epochs>=30", "enter")
+        await wait_for(pilot, lambda: names() == ["sgd-a1e-3-long"], "the applied filter")
+        assert screen.filter_expr == "epochs>=30"  # type: ignore[attr-defined]
+
+
 async def test_bad_filter_is_a_notification_not_a_crash(demo_ws: Workspace) -> None:
     app = make_app(demo_ws, start="runs")
     async with app.run_test(size=SIZE) as pilot:

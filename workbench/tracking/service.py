@@ -208,7 +208,8 @@ class TrackingService:
         if archived is not True:
             runs = [r for r in runs if (manage.ARCHIVED_TAG in r.tags) is (archived is None)]
         if node is not None:
-            runs = [r for r in runs if filters.matches(node, r)]
+            test = filters.compile_filter(node)
+            runs = [r for r in runs if test(r)]
         if sort:
             runs = filters.sort_runs(runs, sort)
         return runs[:limit] if limit is not None and limit >= 0 else runs

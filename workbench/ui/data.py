@@ -83,8 +83,29 @@ class UiData:
             return rows
         from workbench.tracking import filters
 
-        node = filters.parse(filter_expr)
-        return [r for r in rows if r.raw is not None and filters.matches(node, r.raw)]
+        test = filters.compile_filter(filters.parse(filter_expr))
+        return [r for r in rows if r.raw is not None and test(r.raw)]
+
+    @staticmethod
+    def narrows(old_expr: str, new_expr: str) -> bool:
+        """True when every run ``new_expr`` lets through is one ``old_expr`` lets through, judged
+        from the parsed filters (not the text: ``lr<0.01`` -> ``lr<0.013`` widens), so the runs
+        already filtered by ``old_expr`` can be filtered again instead of all of them. Holds when
+        the new filter is the old one, or the old one's ``and`` terms followed by more terms."""
+        from workbench.tracking import filters
+
+        if not old_expr.strip():
+            return True
+        try:
+            old, new = filters.parse(old_expr), filters.parse(new_expr)
+        except WorkbenchError:
+            return False
+        if old == new:
+            return True
+        if not (isinstance(new, filters.BoolOp) and new.op == "and"):
+            return False
+        terms = old.items if isinstance(old, filters.BoolOp) and old.op == "and" else [old]
+        return len(new.items) > len(terms) and new.items[:len(terms)] == terms
 
     def run(self, ref: str) -> RunRow:
         return run_row(self.ws.runs.get(ref))

@@ -1,7 +1,9 @@
 """Screen 3, Runs: every run in a virtualised table; filter, sort, hide columns, mark and compare.
 
 ``/`` opens the filter (the same expressions as ``workbench runs --filter``, evaluated by the
-tracking service), ``s`` sorts by the column under the cursor, ``d`` shows only the params that
+tracking service); the table follows the text as it is typed (a half-typed term keeps the last
+result; a term added with ``and`` filters only the rows shown), Enter keeps it, Esc goes back to
+the filter applied before. ``s`` sorts by the column under the cursor, ``d`` shows only the params that
 differ between the listed runs, space marks, ``c`` compares the marked runs, Enter opens one.
 Loading, filtering and sorting happen in thread workers; the table only draws visible lines.
 """
@@ -17,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
+from workbench.errors import WorkbenchError
 from workbench.ui.data import RunRow
 from workbench.ui.messages import DataChanged
 from workbench.ui.screens.base import WorkbenchScreen
@@ -40,6 +43,8 @@ class Result:
     query_ms: float
     view_ms: float
     sweep_names: dict[str, str]
+    expr: str
+    """The filter these rows passed (while typing: the last one typed that parses)."""
 
 
 class RunsScreen(RunsManageMixin, WorkbenchScreen):
@@ -82,6 +87,11 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
         self.generation = 0
         self.shown_at = 0.0
         """``perf_counter()`` when the table last got a new view (benchmarks read it)."""
+        self.typed: str | None = None
+        """The filter being typed in the box, applied as you type; None when the box is closed
+        (Enter makes it ``filter_expr``, Esc goes back to ``filter_expr``)."""
+        self.shown_expr = ""
+        """The filter the rows on show passed."""
         self._stale = False
         """Something changed while this screen was hidden (or a launch said so): query on the next tick."""
         """How many times the table has been refilled (benchmarks and tests wait on it)."""
@@ -118,10 +128,16 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
             return
         self._inflight = True
         self._request += 1
-        request, expr, options = self._request, self.filter_expr, self._view_options()
+        expr = self.typed if self.typed is not None else self.filter_expr
+        typing, fallback = self.typed is not None, self.shown_expr
+        request, options = self._request, self._view_options()
         sort = (self.sort, self.reverse)
         base = self.base if quiet is None else None
         resort = base is not None and self._base_sort != sort
+        # narrowing as you type: filter the rows already shown, not all of them, when they are
+        # in the same order and every run the new filter passes is among them
+        previous = self.rows if base is not None and not resort else None
+        narrowed = previous if previous is not None and self.data.narrows(fallback, expr) else None
         last_token = self._token if quiet and self.loaded and not self._stale else None
         archived = self.show_archived
         self._stale = False
@@ -139,11 +155,19 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
                 rows_in_order = sort_rows(everything, *sort)
             else:
                 rows_in_order = sort_rows(base, *sort) if resort else base
-            rows = self.data.filter_rows(rows_in_order, expr)
+            applied = expr
+            try:
+                rows = self.data.filter_rows(rows_in_order if narrowed is None else narrowed, expr)
+            except WorkbenchError:
+                if not typing:
+                    raise  # Enter on a bad filter: the app's error notification says why
+                # half typed ("lr>"): keep showing what the last filter that parsed let through
+                applied = fallback
+                rows = previous if previous is not None else self.data.filter_rows(rows_in_order, fallback)
             t1 = time.perf_counter()
             view = build_view(rows, presorted=True, **options)
             return Result(request, token, sort, rows_in_order, rows, view, (t1 - t0) * 1000,
-                          (time.perf_counter() - t1) * 1000, options["sweep_names"])
+                          (time.perf_counter() - t1) * 1000, options["sweep_names"], applied)
 
         self.load(fetch, self._show_result, group="runs", exclusive=False)
 
@@ -168,7 +192,7 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
             self._token, self._base_sort, self.base = result.token, result.sort, result.base
             self.sweep_names = result.sweep_names
             self.all_rows = result.base
-            self.rows, self.loaded = result.rows, True
+            self.rows, self.loaded, self.shown_expr = result.rows, True, result.expr
             self.last_query_ms, self.last_view_ms = result.query_ms, result.view_ms
             self._show(result.view)
         self._next()  # after the token is known, so that a waiting poll can compare with it
@@ -193,14 +217,14 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
         table = self.query_one(RunsTable)
         if self.rows or not self.loaded:
             parts = [f"{len(self.rows):,} runs"]
-        elif self.filter_expr:
+        elif self.shown_expr:
             parts = ["no run matches the filter (Esc clears it)"]
         else:
             parts = ["no runs yet: press n to start one"]
         if table.marked:
             parts.append(f"{len(table.marked)} marked")
-        if self.filter_expr:
-            parts.append(f"filter: {self.filter_expr}")
+        if self.shown_expr:
+            parts.append(f"filter: {self.shown_expr}")
         if self.sort:
             parts.append(f"sort: {self.sort}{' desc' if self.reverse else ''}")
         if self.only_differing:
@@ -219,12 +243,25 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
         box.display = True
         box.value = self.filter_expr
         box.cursor_position = len(box.value)
+        self.typed = self.filter_expr
         self.set_focus(box)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Filter as you type: each change re-filters the runs already loaded in the worker (a
+        burst of keys coalesces into one pass: see :meth:`reload`)."""
+        if event.input.id != "runs-filter" or self.typed is None:
+            return
+        typed = event.value.strip()
+        if typed != self.typed:
+            self.typed = typed
+            if self.base is not None:
+                self.reload(quiet=None)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "runs-filter":
             return
         self.filter_expr = event.value.strip()
+        self.typed = None
         event.input.display = bool(self.filter_expr)
         self.query_one(RunsTable).focus()
         self.reload(quiet=None if self.base is not None else False)
@@ -248,6 +285,10 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
         box = self.query_one("#runs-filter", Input)
         if not box.has_focus:
             return False
+        if self.typed is not None:  # Esc while typing: back to the filter applied before
+            changed, self.typed = self.typed != self.filter_expr, None
+            if changed and self.base is not None:
+                self.reload(quiet=None)
         box.display = bool(self.filter_expr)
         self.query_one(RunsTable).focus()
         return True
