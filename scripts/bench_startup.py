@@ -46,7 +46,8 @@ def load() -> str:
 def run(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Run a command to completion; return its wall seconds (fails loudly)."""
     start = time.perf_counter()
-    done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, env={**CHILD_ENV, **(env or {})})
+    env = {**CHILD_ENV, **(env or {})}
+    done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, env=env)
     took = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed in {cwd}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -56,7 +57,7 @@ def run(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> fl
 def interleaved(commands: dict[str, tuple[list[str], Path]], rounds: int) -> dict[str, list[float]]:
     """Each command ``rounds`` times, round-robin, so that load swings hit all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for name, (argv, cwd) in commands.items():  # warm the page cache and the bytecode once
+    for argv, cwd in commands.values():  # warm the page cache and the bytecode once
         run(argv, cwd)
     for _ in range(rounds):
         for name, (argv, cwd) in commands.items():
