@@ -147,6 +147,12 @@ class Workspace(ProjectView):
 
         return WorkflowService(self.project, runs=self.runs, versions=self.versions)
 
+    def has_default_remote(self) -> bool:
+        """Whether a default remote is set: one query, without importing the remote service (which
+        ``workbench status`` would otherwise pay for on every call of a project without remotes)."""
+        row = self.project.db.execute("SELECT 1 FROM remotes WHERE is_default LIMIT 1").fetchone()
+        return row is not None
+
     @cached_property
     def remote(self) -> RemoteService:
         from workbench.remote.service import RemoteService
