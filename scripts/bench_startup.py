@@ -4,6 +4,7 @@
     python scripts/bench_startup.py               # 10,000 small files (a few seconds to set up)
     python scripts/bench_startup.py --files 2000  # a smaller tree
     python scripts/bench_startup.py --no-dvc      # skip DVC (no dvc/status ratio is printed then)
+    python scripts/bench_startup.py --baseline ../main   # also time another checkout, interleaved
 
 Each command runs as a whole process, as a user would type it, several times interleaved; the
 median and the best are printed in milliseconds with the machine's load average:
@@ -43,6 +44,9 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+Command = tuple[list[str], Path, dict[str, str]]
+
+
 def run(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Run a command to completion; return its wall seconds (fails loudly)."""
     start = time.perf_counter()
@@ -54,19 +58,24 @@ def run(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> fl
     return took
 
 
-def interleaved(commands: dict[str, tuple[list[str], Path]], rounds: int) -> dict[str, list[float]]:
+def interleaved(commands: dict[str, Command], rounds: int) -> dict[str, list[float]]:
     """Each command ``rounds`` times, round-robin, so that load swings hit all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for argv, cwd in commands.values():  # warm the page cache and the bytecode once
-        run(argv, cwd)
+    for argv, cwd, env in commands.values():  # warm the page cache and the bytecode once
+        run(argv, cwd, env)
     for _ in range(rounds):
-        for name, (argv, cwd) in commands.items():
-            times[name].append(run(argv, cwd))
+        for name, (argv, cwd, env) in commands.items():
+            times[name].append(run(argv, cwd, env))
     return times
 
 
 def wb(*args: str) -> list[str]:
     return [sys.executable, "-m", "workbench", *args]
+
+
+def checkout_env(source: Path) -> dict[str, str]:
+    """Children import workbench from ``source`` (a checkout) ahead of the installed one."""
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(source), os.environ.get("PYTHONPATH", "")) if p)}
 
 
 def make_tree(root: Path, files: int) -> None:
@@ -98,7 +107,11 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=10_000, help="files in the status tree (default 10,000)")
     ap.add_argument("--rounds", type=int, default=15, help="runs of each start-up command (default 15)")
     ap.add_argument("--no-dvc", action="store_true", help="do not time dvc status")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout of workbench to time beside this one (rows marked 'baseline')")
     args = ap.parse_args()
+    here = checkout_env(Path(__file__).resolve().parent.parent)
+    base = checkout_env(args.baseline.resolve()) if args.baseline else None
     missing: list[str] = []
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, {load()}")
 
@@ -107,42 +120,51 @@ def main() -> int:
         # -- start-up --------------------------------------------------------------------------------
         empty = work / "empty"
         empty.mkdir()
-        run(wb("init"), empty)
-        run(wb("snapshot", "-m", "empty"), empty)
+        run(wb("init"), empty, here)
+        run(wb("snapshot", "-m", "empty"), empty, here)
         python = sys.executable
-        start = interleaved({
-            "python -c pass": ([python, "-c", "pass"], empty),
-            "workbench run -- python -c pass": (wb("run", "--", python, "-c", "pass"), empty),
-            "workbench --version": (wb("--version"), empty),
-            "workbench status (empty project)": (wb("status"), empty),
-        }, args.rounds)
+        commands: dict[str, Command] = {"python -c pass": ([python, "-c", "pass"], empty, here)}
+        for label, env in (("", here), ("baseline: ", base)):
+            if env is None:
+                continue
+            commands.update({
+                f"{label}workbench run -- python -c pass": (wb("run", "--", python, "-c", "pass"), empty,
+                                                            env),
+                f"{label}workbench --version": (wb("--version"), empty, env),
+                f"{label}workbench status (empty project)": (wb("status"), empty, env),
+            })
+        start = interleaved(commands, args.rounds)
         print(f"\nstart-up ({args.rounds} runs each, interleaved; {load()})")
         med = {name: report(name, samples) for name, samples in start.items()}
-        added = med["workbench run -- python -c pass"] - med["python -c pass"]
-        print(f"  -> workbench run adds {added * 1000:.1f} ms to the bare command (target: at most 60 ms)")
-        for name in ("workbench --version", "workbench status (empty project)"):
-            print(f"  -> {name}: {med[name] * 1000:.1f} ms (target: under 80 ms)")
+        for label in ("", "baseline: ") if base is not None else ("",):
+            added = med[f"{label}workbench run -- python -c pass"] - med["python -c pass"]
+            print(f"  -> {label}workbench run adds {added * 1000:.1f} ms to the bare command "
+                  f"(target: at most 60 ms)")
+            for name in ("workbench --version", "workbench status (empty project)"):
+                print(f"  -> {label}{name}: {med[label + name] * 1000:.1f} ms (target: under 80 ms)")
 
         # -- status on N files ----------------------------------------------------------------------
         src = work / "src"
         t = time.perf_counter()
         make_tree(src, args.files)
         print(f"\nstatus, nothing changed, {args.files} files (made in {time.perf_counter() - t:.1f} s)")
-        trees: dict[str, tuple[list[str], Path]] = {}
+        trees: dict[str, Command] = {}
         wbroot = work / "wb"
         clone(src, wbroot)
-        run(wb("init"), wbroot)
-        run(wb("snapshot", "-m", "bench"), wbroot)
+        run(wb("init"), wbroot, here)
+        run(wb("snapshot", "-m", "bench"), wbroot, here)
         time.sleep(1.1)  # past the racy-timestamp window, as a user's later command would be
-        run(wb("status", "--no-watcher"), wbroot)
-        trees["workbench status --no-watcher"] = (wb("status", "--no-watcher"), wbroot)
+        run(wb("status", "--no-watcher"), wbroot, here)
+        trees["workbench status --no-watcher"] = (wb("status", "--no-watcher"), wbroot, here)
+        if base is not None:
+            trees["baseline: workbench status --no-watcher"] = (wb("status", "--no-watcher"), wbroot, base)
         if shutil.which("git"):
             groot = work / "git"
             clone(src, groot)
             run(["git", "init", "-q"], groot, GIT_ENV)
             run(["git", "add", "-A"], groot, GIT_ENV)
             run(["git", "commit", "-q", "-m", "bench"], groot, GIT_ENV)
-            trees["git status --porcelain"] = (["git", "status", "--porcelain"], groot)
+            trees["git status --porcelain"] = (["git", "status", "--porcelain"], groot, GIT_ENV)
         else:
             missing.append("git")
         dvc = None if args.no_dvc else dvc_bin()
@@ -152,7 +174,7 @@ def main() -> int:
             run([dvc, "init", "--no-scm", "-q"], droot)
             run([dvc, "config", "core.analytics", "false"], droot)
             run([dvc, "add", "-q", "data"], droot)
-            trees["dvc status -q"] = ([dvc, "status", "-q"], droot)
+            trees["dvc status -q"] = ([dvc, "status", "-q"], droot, {})
         elif not args.no_dvc:
             missing.append("dvc")
         status = interleaved(trees, max(3, args.rounds // 3))
@@ -165,6 +187,9 @@ def main() -> int:
         if "dvc status -q" in smed:
             print(f"  -> workbench status is {smed['dvc status -q'] / ours:.1f}x faster than dvc status "
                   f"(target: at least 10x)")
+        if base is not None:
+            print(f"  -> baseline status took {smed['baseline: workbench status --no-watcher'] / ours:.2f}x "
+                  f"this checkout's time")
     print(f"\n{load()}")
     if missing:
         print(f"missing peers: {', '.join(missing)} (no ratio printed against them)")
