@@ -11,7 +11,9 @@ here imports Textual, docker or kubernetes.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported at run time: `workbench --version` and `import workbench` stay cheap
+    from typing import Any
 
 __version__ = "0.1.0"
 

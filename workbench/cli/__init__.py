@@ -102,7 +102,12 @@ def build_parser(only_module: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(COMMAND_TO_MODULE.get(_command_of(args_list) or ""))
+    command = _command_of(args_list)
+    if command is None and "--version" in args_list and not {"-h", "--help"} & set(args_list):
+        only: str | None = ""  # `workbench --version`: no command module is imported (start-up is a feature)
+    else:
+        only = COMMAND_TO_MODULE.get(command or "")
+    parser = build_parser(only)
     args = parser.parse_args(args_list)
     if args.version:
         from workbench import __version__

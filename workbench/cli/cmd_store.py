@@ -169,7 +169,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     ws = open_workspace()
     report = ws.versions.status_report(use_watcher=not args.no_watcher)
     changes = report.changes
-    remote = ws.remote.summary()
+    remote = ws.remote.summary() if ws.has_default_remote() else None
     if args.json:
         print_json({"snapshot": report.head, "via": report.via, "changes": [c.to_dict() for c in changes],
                     "skipped": [{"path": _shown(p), "reason": r} for p, r in report.skipped],

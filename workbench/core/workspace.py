@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from workbench.tracking.registry import ModelVersion
     from workbench.tracking.service import TrackingService
     from workbench.versioning.service import Salt, VersioningService
-    from workbench.versioning.versioned import VersionedProject
+    from workbench.versioning.versioned import JobTarget, VersionedProject
     from workbench.workflows.service import WorkflowService
 
 
@@ -96,7 +96,7 @@ class Workspace(ProjectView):
         """The project with its versioning service: what run orchestration and executors work on."""
         from workbench.versioning.versioned import VersionedProject
 
-        return VersionedProject(self.project, self.versions, job_remote=self.remote,
+        return VersionedProject(self.project, self.versions, job_remote=_JobRemoteOnUse(self),
                                 on_model_registered=self.model_registered)
 
     @cached_property
@@ -147,6 +147,12 @@ class Workspace(ProjectView):
 
         return WorkflowService(self.project, runs=self.runs, versions=self.versions)
 
+    def has_default_remote(self) -> bool:
+        """Whether a default remote is set: one query, without importing the remote service (which
+        ``workbench status`` would otherwise pay for on every call of a project without remotes)."""
+        row = self.project.db.execute("SELECT 1 FROM remotes WHERE is_default LIMIT 1").fetchone()
+        return row is not None
+
     @cached_property
     def remote(self) -> RemoteService:
         from workbench.remote.service import RemoteService
@@ -162,3 +168,23 @@ class Workspace(ProjectView):
     def model_registered(self, version: ModelVersion, note: Callable[[str], None] | None = None) -> None:
         """A new model version was registered: fix its reference profile (monitoring) now."""
         self.monitor.profile_registered(version, note)
+
+
+class _JobRemoteOnUse:
+    """``ws.remote`` for container jobs, built on first use: a local ``workbench run`` never asks for
+    it, and importing the remote service (transports, configparser) cost it ~10 ms of start-up."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+
+    def default_target(self, schemes: tuple[str, ...]) -> JobTarget | None:
+        return self._ws.remote.default_target(schemes)
+
+    def push_for_job(self, target: JobTarget, snapshot: str) -> str:
+        return self._ws.remote.push_for_job(target, snapshot)
+
+    def job_outputs(self, target: JobTarget, run_id: str, dest: Path) -> list[str] | None:
+        return self._ws.remote.job_outputs(target, run_id, dest)
+
+    def job_credentials(self, target: JobTarget) -> dict[str, str]:
+        return self._ws.remote.job_credentials(target)

@@ -27,6 +27,9 @@ def _nvml() -> Any | None:
             return _state["module"]
         if _state["error"] is not None:
             return None
+        if not _driver_present():
+            _state["error"] = "no NVIDIA driver (no /dev/nvidiactl or /proc/driver/nvidia)"
+            return None
         try:
             import pynvml
         except ImportError:
@@ -40,6 +43,18 @@ def _nvml() -> Any | None:
         _state["initialised"] = True
         _state["module"] = pynvml
         return pynvml
+
+
+def _driver_present() -> bool:
+    """False only where the NVIDIA driver is certainly absent: on Linux, neither its control device
+    nor its /proc folder. Importing pynvml and failing nvmlInit cost ~20 ms before every
+    ``workbench run`` on machines without a GPU. Elsewhere (Windows, WSL's /usr/lib/wsl) NVML decides."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or os.path.exists("/usr/lib/wsl"):
+        return True
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia")
 
 
 def _nvml_text(exc: BaseException) -> str:

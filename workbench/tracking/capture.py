@@ -19,6 +19,7 @@ import platform
 import re
 import socket
 import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,7 @@ def _machine_facts() -> dict[str, Any]:
     """What does not change while this process lives (asked once per process: a sweep or a
     pipeline runs many commands from one)."""
     facts: dict[str, Any] = {
-        "os": platform.platform(),
+        "os": _os_name(),
         "hostname": socket.gethostname(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count() or 0,
@@ -247,6 +248,19 @@ def _machine_facts() -> dict[str, Any]:
     if memory is not None:
         facts["memory_total"] = memory
     return facts
+
+
+def _os_name() -> str:
+    """``platform.platform()`` without its ``uname -p`` child process (~10-30 ms before every run).
+
+    On Linux the string includes the processor only where ``uname -p`` differs from the machine
+    name, and it answers either "unknown" (dropped from the string) or the machine name, so the
+    lazily resolved processor is set to "" beforehand: the same string, without the fork."""
+    if sys.platform.startswith("linux"):
+        uname = platform.uname()
+        if "processor" not in vars(uname):
+            vars(uname)["processor"] = ""
+    return platform.platform()
 
 
 def _memory_total() -> int | None:

@@ -22,12 +22,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workbench import yamlsafe
 from workbench.errors import WorkbenchError
 from workbench.tracking.ingest import Ingester
 
@@ -81,7 +79,11 @@ def load_values(root: Path, rel: str) -> Any:
         if rel.endswith(".json"):
             return json.loads(text)
         if rel.endswith(".toml"):
+            import tomllib  # here, not at the top: `workbench run` imports this module
+
             return tomllib.loads(text)
+        from workbench import yamlsafe  # PyYAML costs ~20 ms: only for runs that wrote YAML
+
         return yamlsafe.load(text, rel, Unreadable)
     except (ValueError, RecursionError) as exc:
         raise Unreadable(f"'{rel}' is malformed: {str(exc).splitlines()[0] if str(exc) else exc}") from None

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickletools
 import re
 import struct
 import zipfile
@@ -120,6 +119,8 @@ def walk_pickle(data: bytes, *, deep: bool = False) -> PickleFacts:
     memo: dict[int, Any] = {}
     last_string = ""
     try:
+        import pickletools  # ~10 ms: only when a pickle is looked at, not at every `workbench run`
+
         for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
             name = opcode.name
             if name in _STRING_OPS:
