@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import blake3
 
@@ -22,10 +25,28 @@ from workbench.versioning.blobs import BlobStore
 from workbench.versioning.secrets import HEAD_BYTES, LooksLikeSecret
 from workbench.versioning.secrets import sniff as sniff_head
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
 AVG_CHUNK = 1024 * 1024
 MIN_CHUNK = 256 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
 SMALL_READ_LIMIT = 8 * 1024 * 1024
+CHUNK_WORKERS = max(2, os.cpu_count() or 1)
+"""Threads storing the chunks of large files (hash, compress, write), shared by every large file."""
+IN_FLIGHT = 2 * CHUNK_WORKERS
+"""Chunks cut but not yet stored, per file (at most MAX_CHUNK bytes each, so memory stays bounded)."""
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """A forked child has none of the parent's pool threads: it makes its own when it needs one."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 class UnstableFileError(Exception):
@@ -157,7 +178,24 @@ def chunker() -> object:
     return pyfastcdc.FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
 
 
+def _chunk_pool() -> ThreadPoolExecutor:
+    """One pool per process for storing the chunks of large files (BLAKE3, zstd and writes release
+    the GIL), so a single 1 GiB file is hashed and compressed on every core, not one."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=CHUNK_WORKERS, thread_name_prefix="wb-chunk")
+        return _POOL
+
+
 def _store_chunked(fd: int, size: int, store: BlobStore, path: str) -> tuple[str, int]:
+    """Cut the file into chunks here (one reader: the file is read once, in order, under the caller's
+    fstat check) and store each chunk in the chunk pool, a bounded number in flight. Every chunk is
+    stored before this returns, also when it raises, so nothing is still being written afterwards."""
+    from concurrent.futures import wait
+
     import pyfastcdc
 
     cdc = pyfastcdc.FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
@@ -165,11 +203,26 @@ def _store_chunked(fd: int, size: int, store: BlobStore, path: str) -> tuple[str
     reader = _HashingReader(fd, hasher)
     chunks: list[tuple[str, int]] = []
     new_bytes = 0
-    for chunk in cdc.cut_stream(reader):
-        data = chunk.data
-        digest, written = store.put_bytes(data)
-        new_bytes += written
-        chunks.append((digest, len(data)))
+    pool = _chunk_pool()
+    flight: deque[tuple[Future[tuple[str, int]], int]] = deque()
+    try:
+        for chunk in cdc.cut_stream(reader):
+            # the chunk's view is only valid until the next chunk is cut: the worker gets a copy
+            flight.append((pool.submit(store.put_bytes, bytes(chunk.data)), chunk.length))
+            while len(flight) > IN_FLIGHT:
+                fut, length = flight.popleft()
+                digest, written = fut.result()
+                new_bytes += written
+                chunks.append((digest, length))
+        while flight:
+            fut, length = flight.popleft()
+            digest, written = fut.result()
+            new_bytes += written
+            chunks.append((digest, length))
+    finally:
+        for fut, _ in flight:
+            fut.cancel()
+        wait([fut for fut, _ in flight])
     if reader.total != size:
         raise UnstableFileError(path)
     whole = hasher.hexdigest()
