@@ -2,4 +2,5 @@
 
 from workbench.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a spawned worker process (the monitor's fold) imports this module
+    raise SystemExit(main())
