@@ -200,7 +200,6 @@ def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str],
     """Read declared metrics files, declared plot files (:mod:`workbench.tracking.plot_files`) and
     DVCLive output among the run's outputs; returns how many metric keys were added. Problems are
     notes in the run's log."""
-    from workbench.tracking.plot_files import ingest_plot_files
 
     outputs = [str(path) for (path,) in ingester.conn.execute(
         "SELECT path FROM run_files WHERE run_id = ? AND direction = 'output'", (ingester.run_id,))]
@@ -216,6 +215,8 @@ def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str],
         except Unreadable as exc:
             ingester.note(f"metrics file not read: {exc.message}")
     if plots:
+        from workbench.tracking.plot_files import ingest_plot_files
+
         count += ingest_plot_files(reader, plots, written, dvclive_dirs(outputs))
     ingester.flush()
     return count

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workbench import yamlsafe
 from workbench.tracking.metric_files import MetricFiles, Unreadable, numeric, read_text
 
 STEP_COLUMNS = ("step", "epoch", "iteration", "iter")
@@ -34,7 +33,12 @@ def read_records(root: Path, rel: str) -> list[dict[str, Any]] | None:
         reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
         return [dict(row) for row in reader]
     try:
-        data = json.loads(text) if suffix == ".json" else yamlsafe.load(text, rel, Unreadable)
+        if suffix == ".json":
+            data = json.loads(text)
+        else:
+            from workbench import yamlsafe  # PyYAML only for runs that wrote a YAML plot
+
+            data = yamlsafe.load(text, rel, Unreadable)
     except (ValueError, RecursionError) as exc:
         raise Unreadable(f"'{rel}' is malformed: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     if isinstance(data, dict) and len(data) == 1:  # DVC also reads {"name": [records...]}
