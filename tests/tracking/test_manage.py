@@ -53,8 +53,11 @@ def test_rm_deletes_the_run_its_points_and_the_blobs_only_it_pinned(ws: Workspac
     assert plan.runs == [big] and not plan.refused
     assert plan.points == 1 and plan.log_lines >= 1 and plan.files >= 1
     assert set(plan.snapshots) == {s for s in (big_info.snapshot_before, big_info.snapshot_after) if s}
+    scratch = ws.project.paths.runs / big
+    assert scratch.is_dir()  # the run's events file lived there
     result = ws.runs.remove(plan)
     assert result["runs"] == [big]
+    assert not scratch.exists() and (ws.project.paths.runs / keep).is_dir()
     assert set(result["snapshots"]) == set(plan.snapshots)
     assert result["freed_bytes"] >= 2 << 20
     with pytest.raises(WorkbenchError):

@@ -7,6 +7,7 @@ event they wrote), so no view shows a dead run as running.
 from __future__ import annotations
 
 import builtins
+import shutil
 import sqlite3
 import threading
 import time
@@ -415,6 +416,10 @@ class TrackingService:
         head = self.versions.head()
         keep = frozenset({head.id}) if head is not None else frozenset()
         dropped = manage.remove(self.db, plan, keep_snapshots=keep)
+        for run_id in plan.runs:  # the run's scratch folder (events file, captured library logs)
+            scratch = self.project.paths.runs / run_id
+            if scratch.is_dir() and not scratch.is_symlink():
+                shutil.rmtree(scratch, ignore_errors=True)
         report = self.versions.gc(progress)
         return {"runs": plan.runs, "snapshots": dropped, "points": plan.points,
                 "log_lines": plan.log_lines, "files": plan.files, "freed_bytes": report.freed_bytes,
