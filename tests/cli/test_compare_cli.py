@@ -39,3 +39,24 @@ def test_compare_lists_changed_inputs_and_code(ws: Workspace, project_dir: Path,
     same = ws.runs.execute(RunRequest([sys.executable, "train.py"], name="third")).id
     again = cli(project_dir, "compare", second, same)
     assert f"code and data of {same}: identical to {second}'s" in again.out
+
+
+def test_compare_with_an_imported_run_says_not_compared(  # type: ignore[no-untyped-def]
+        ws: Workspace, project_dir: Path, cli, tmp_path: Path) -> None:
+    import tarfile
+
+    data = Path(__file__).parent.parent / "importers" / "data" / "wandb-offline.tar.gz"
+    with tarfile.open(data) as tar:
+        tar.extractall(tmp_path, filter="data")
+    report = json.loads(cli(project_dir, "import", "wandb", str(tmp_path / "wandb"), "--json").out)
+    imported = sorted(report["run_ids"].values())[0]
+    (project_dir / "train.py").write_text(TRAIN)
+    (project_dir / "data.csv").write_text("a,b\n1,2\n")
+    mine = ws.runs.execute(RunRequest([sys.executable, "train.py"], name="mine")).id
+    shown = cli(project_dir, "compare", mine, imported)
+    assert shown.code == 0, shown.err
+    flat = " ".join(shown.out.split())  # the console wraps at its width
+    assert f"code and data of {imported}: not compared ({imported} has no input snapshot)" in flat
+    assert "identical" not in shown.out
+    data_json = json.loads(cli(project_dir, "compare", mine, imported, "--json").out)
+    assert data_json["code"][0]["compared"] is False

@@ -22,6 +22,10 @@ def print_differences(out: Any, data: dict[str, Any], ws: Any) -> None:
             cells = "  ".join((h or "-")[:10] for h in hashes)
             out.print(f"  {escape(path)}  {cells}")
     for entry in data["code"]:
+        if not entry.get("compared", True):
+            missing = first if not entry["from"] else entry["run"]
+            out.print(f"code and data of {entry['run']}: not compared ({missing} has no input snapshot)")
+            continue
         if not entry["changes"]:
             out.print(f"code and data of {entry['run']}: identical to {first}'s")
             continue

@@ -332,7 +332,8 @@ class TrackingService:
 
     def _code_changes(self, runs: Sequence[RunInfo]) -> builtins.list[dict[str, Any]]:
         """What differs between the first run's input snapshot and each other run's: one entry per
-        other run, ``{"run", "from", "to", "changes": [{"path", "change"}]}`` (empty when identical)."""
+        other run, ``{"run", "from", "to", "changes": [{"path", "change"}], "compared"}`` (changes empty
+        when identical; ``compared`` false when either run has no input snapshot, e.g. imported)."""
         first = runs[0].snapshot_before
         out: builtins.list[dict[str, Any]] = []
         for run in runs[1:]:
@@ -340,7 +341,8 @@ class TrackingService:
             if first and run.snapshot_before and first != run.snapshot_before:
                 changes = [{"path": c.path, "change": c.change}
                            for c in self.versions.diff(first, run.snapshot_before)]
-            out.append({"run": run.id, "from": first, "to": run.snapshot_before, "changes": changes})
+            out.append({"run": run.id, "from": first, "to": run.snapshot_before, "changes": changes,
+                        "compared": bool(first and run.snapshot_before)})
         return out
 
     # -- models --------------------------------------------------------------------------------

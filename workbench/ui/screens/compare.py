@@ -50,6 +50,8 @@ class CompareData:
     runs: list[RunRow]
     keys: list[str]
     code_changes: list[ChangeRow]
+    not_compared: str = ""
+    """The run without an input snapshot (imported, or recorded before snapshots), if any."""
 
 
 def differing_params(runs: list[RunRow]) -> list[str]:
@@ -109,7 +111,8 @@ class CompareScreen(WorkbenchScreen):
             a, b = runs[0].snapshot_before, runs[1].snapshot_before
             if a and b and a != b:
                 changes = self.data.compare_snapshots(a, b)
-            return CompareData(runs, keys, changes)
+            missing = next((r.name or r.short_id for r in runs[:2] if not r.snapshot_before), "")
+            return CompareData(runs, keys, changes, missing)
 
         self.load(fetch, self._show)
 
@@ -124,6 +127,9 @@ class CompareScreen(WorkbenchScreen):
         if value.code_changes:
             files.add_options([Option(f"{c.change[:1].upper()} {c.path}", id=c.path)
                                for c in value.code_changes])
+        elif value.not_compared:
+            note = f"not compared: {value.not_compared} has no input snapshot"
+            files.add_option(Option(note, disabled=True))
         else:
             files.add_option(Option("code and data identical", disabled=True))
         if value.keys:
