@@ -230,13 +230,21 @@ def sqlite_metrics(db: sqlite3.Connection, run_id: str, key: str | None = None,
     if after is not None:
         where, args = where + " AND step > ?", [*args, after]
     out: dict[str, list[Point]] = {}
+    # No ORDER BY: with one, SQLite's planner may pick the primary key's index (key first) over
+    # MLflow's (run_uuid, key, step) index and walk every run's points of the key (measured: 12x
+    # slower on a 200-run store). Sorting one run's points here costs little.
     for name, value, timestamp, step, is_nan in db.execute(
-        f"SELECT key, value, timestamp, step, is_nan FROM metrics WHERE {where} ORDER BY timestamp, step",
-        args,
+        f"SELECT key, value, timestamp, step, is_nan FROM metrics WHERE {where}", args
     ):
         out.setdefault(name, []).append(
             (int(step or 0), int(timestamp) / 1000.0, math.nan if is_nan else float(value)))
+    for points in out.values():
+        points.sort(key=_logged_order)
     return out
+
+
+def _logged_order(point: Point) -> tuple[float, int]:
+    return point[1], point[0]
 
 
 __all__ = ["FileStoreRun", "Point", "SqliteRun", "StoreError", "connect_readonly", "file_store_runs",
