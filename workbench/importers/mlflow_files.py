@@ -26,7 +26,6 @@ from workbench.tracking.mlflow_store import file_store_runs, metric_points, read
 SKIP = {".trash", "models", ".git"}
 
 
-
 def read_metrics(run_dir: Path) -> dict[str, Series]:
     return {key: as_series(points) for key, points in read_each(run_dir / "metrics", metric_points).items()}
 
