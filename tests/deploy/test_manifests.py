@@ -163,8 +163,8 @@ def test_published_crd_schemas_reject_wrong_types(kind: str, path: tuple[object,
 
 
 def test_official_schemas_reject_wrong_types_with_the_same_one_line_error() -> None:
-    """Built-in kinds go through kubernetes-validate: a wrong type is the same one-line error."""
-    pytest.importorskip("kubernetes_validate")
+    """Built-in kinds go through kubernetes-validate (test extra): a wrong type is the same one-line
+    error."""
     s = spec("sklearn", "model.joblib")
     objects = manifests.render(s, 1, openshift=False, kserve=False, ingress_class=None, delivery=DELIVERY)
     dep = copy.deepcopy(next(o for o in objects if o["kind"] == "Deployment"))
