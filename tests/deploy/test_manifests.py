@@ -162,6 +162,20 @@ def test_published_crd_schemas_reject_wrong_types(kind: str, path: tuple[object,
     assert f"{kind} " in err.value.one_line() and f"invalid at {where}:" in err.value.one_line()
 
 
+def test_official_schemas_reject_wrong_types_with_the_same_one_line_error() -> None:
+    """Built-in kinds go through kubernetes-validate (test extra): a wrong type is the same one-line
+    error."""
+    s = spec("sklearn", "model.joblib")
+    objects = manifests.render(s, 1, openshift=False, kserve=False, ingress_class=None, delivery=DELIVERY)
+    dep = copy.deepcopy(next(o for o in objects if o["kind"] == "Deployment"))
+    dep["spec"]["replicas"] = "two"
+    with pytest.raises(DeployError) as err:
+        manifests.validate(dep)
+    line = err.value.one_line()
+    assert line.startswith(f"Deployment {dep['metadata']['name']} is invalid at spec.replicas: ")
+    assert "bug in Workbench's manifests" in line
+
+
 def test_crd_files_say_where_they_come_from() -> None:
     for filename in manifests.CRD_FILES.values():
         data = json.loads((Path(manifests.__file__).parent / "crds" / filename).read_text())

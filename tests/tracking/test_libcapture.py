@@ -115,7 +115,7 @@ def test_mlflow_calls_become_the_runs_own(project: Path) -> None:
     # A pod's interpreter may lack PyYAML: the flat reader of meta.yaml agrees with YAML on it.
     import yaml
 
-    from workbench.tracking.capture_mlflow import _flat_yaml
+    from workbench.tracking.mlflow_store import _flat_yaml
 
     metas = list((project / ".workbench" / "runs" / run_id / "mlflow").glob("**/meta.yaml"))
     assert len(metas) == 2

@@ -50,6 +50,9 @@ def _structural(node: Any) -> Any:
     return out
 
 
+_BUG = "this is a bug in Workbench's manifests; please report it"
+
+
 def validate(obj: Obj) -> None:
     """Check one object against its schema: the published CRD schema kept in ``crds/`` for Route and
     KServe objects; for built-in kinds, the official schemas through kubernetes-validate when it is
@@ -62,11 +65,7 @@ def validate(obj: Obj) -> None:
         try:
             jsonschema.validate(obj, crd_schema(CRD_FILES[key]))
         except jsonschema.ValidationError as exc:
-            path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
-            raise DeployError(
-                f"{where} is invalid at {path}: {exc.message}",
-                "this is a bug in Workbench's manifests; please report it",
-            ) from None
+            raise _invalid(where, exc) from None
         return
     try:
         import jsonschema
@@ -76,12 +75,12 @@ def validate(obj: Obj) -> None:
     try:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     except jsonschema.ValidationError as exc:
-        path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise DeployError(
-            f"{where} is invalid at {path}: {exc.message}",
-            "this is a bug in Workbench's manifests; please report it",
-        ) from None
+        raise _invalid(where, exc) from None
     except kubernetes_validate.ValidationError as exc:
-        raise DeployError(
-            f"{where} is invalid: {exc}", "this is a bug in Workbench's manifests; please report it"
-        ) from None
+        raise DeployError(f"{where} is invalid: {exc}", _BUG) from None
+
+
+def _invalid(where: str, exc: Any) -> DeployError:
+    """The one-line error for a ``jsonschema.ValidationError``: the object, the field path, why."""
+    path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
+    return DeployError(f"{where} is invalid at {path}: {exc.message}", _BUG)

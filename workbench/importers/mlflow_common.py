@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from workbench.importers.model import Series
+
 STATUS = {
     "FINISHED": "succeeded", "FAILED": "failed", "KILLED": "cancelled", "RUNNING": "running",
     "SCHEDULED": "running",
@@ -58,3 +60,8 @@ def split_tags(tags: dict[str, str]) -> tuple[str, dict[str, str]]:
 
 PARENT_TAG = "mlflow.parentRunId"
 """A nested run's parent (``mlflow.start_run(nested=True)``)."""
+
+
+def as_series(points: list[tuple[int, float, float]]) -> Series:
+    """The (step, unix seconds, value) points :mod:`workbench.tracking.mlflow_store` reads, as a Series."""
+    return Series([p[0] for p in points], [p[1] for p in points], [p[2] for p in points])

@@ -1,47 +1,32 @@
 """MLflow's SQLite store (``mlflow.db``, MLflow's default tracking store since 3.x), read directly
-with :mod:`sqlite3`, read-only: tables ``experiments``, ``runs``, ``params``, ``tags``, ``metrics``
-(one row per point, ``is_nan`` for NaN), ``registered_models``, ``model_versions`` and
-``registered_model_aliases``. Their columns have been stable since MLflow 1.x; a newer MLflow
-adds tables this never reads. No MLflow or SQLAlchemy is needed."""
+with :mod:`sqlite3`, read-only. Runs, params, tags and metrics are read by
+:mod:`workbench.tracking.mlflow_store` (the reader live capture uses); this module adds re-import
+of only the new points and the registry's ``model_versions`` and ``registered_model_aliases``.
+Their columns have been stable since MLflow 1.x; a newer MLflow adds tables this never reads. No
+MLflow or SQLAlchemy is needed."""
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-from workbench.importers.mlflow_common import PARENT_TAG, local_path, split_tags, status_of
+from workbench.importers.mlflow_common import PARENT_TAG, as_series, local_path, split_tags, status_of
 from workbench.importers.model import ImportSourceError, ModelFile, Series, Source, SourceRun
+from workbench.tracking import mlflow_store
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
-    if not path.is_file():
-        raise ImportSourceError(f"no such MLflow database: {path}", "give the path of an existing mlflow.db")
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as exc:
-        raise ImportSourceError(f"{path} is not an SQLite database ({exc})",
-                                "give an MLflow SQLite store (mlflow.db)") from None
-    if not {"runs", "metrics", "params", "tags", "experiments"} <= tables:
-        db.close()
-        raise ImportSourceError(f"{path} is not an MLflow tracking database (no runs/metrics tables)",
-                                "give the database MLflow's --backend-store-uri points at")
-    return db
+        return mlflow_store.connect_readonly(path)
+    except mlflow_store.StoreError as exc:
+        raise ImportSourceError(str(exc), exc.hint) from None
+
 
 
 def read_metrics(db: sqlite3.Connection, run_id: str) -> dict[str, Series]:
-    out: dict[str, Series] = {}
-    for key, value, timestamp, step, is_nan in db.execute(
-        "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ?", (run_id,)
-    ):
-        series = out.get(key)
-        if series is None:
-            series = out[key] = Series()
-        series.add(int(step), int(timestamp) / 1000.0, math.nan if is_nan else float(value))
-    return out
+    return {key: as_series(points) for key, points in mlflow_store.sqlite_metrics(db, run_id).items()}
 
 
 def read_new_metrics(db: sqlite3.Connection, run_id: str, stored: dict[str, int]) -> dict[str, Series]:
@@ -53,42 +38,22 @@ def read_new_metrics(db: sqlite3.Connection, run_id: str, stored: dict[str, int]
         after = stored.get(key)
         if after is not None and high <= after:
             continue
-        series = out[key] = Series()
-        for value, timestamp, step, is_nan in db.execute(
-            "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ? AND step > ?",
-            (run_id, key, -(2**63) if after is None else after),
-        ):
-            series.add(int(step), int(timestamp) / 1000.0, math.nan if is_nan else float(value))
-    return out
-
-
-def _grouped(db: sqlite3.Connection, table: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for start in range(0, len(run_ids), 500):
-        chunk = run_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        for key, value, run in db.execute(
-            f"SELECT key, value, run_uuid FROM {table} WHERE run_uuid IN ({marks})", chunk
-        ):
-            out.setdefault(run, {})[key] = "" if value is None else str(value)
+        points = mlflow_store.sqlite_metrics(db, run_id, key, after).get(key, [])
+        out[key] = as_series(points)
     return out
 
 
 def open_sqlite_store(path: Path) -> Source:
     db = connect_readonly(path)
     bases = [path.resolve().parent, Path.cwd()]
-    rows = db.execute(
-        "SELECT r.run_uuid, r.name, r.status, r.start_time, r.end_time, r.artifact_uri, e.name"
-        " FROM runs r LEFT JOIN experiments e ON e.experiment_id = r.experiment_id"
-        " WHERE COALESCE(r.lifecycle_stage, 'active') = 'active'"
-        " AND COALESCE(e.lifecycle_stage, 'active') = 'active' ORDER BY r.start_time, r.run_uuid"
-    ).fetchall()
+    rows = mlflow_store.sqlite_runs(db)
 
     def runs() -> Iterator[SourceRun]:
         for start in range(0, len(rows), 500):
             batch = rows[start:start + 500]
             ids = [row[0] for row in batch]
-            params, tags = _grouped(db, "params", ids), _grouped(db, "tags", ids)
+            params = mlflow_store.sqlite_keyed(db, "params", ids)
+            tags = mlflow_store.sqlite_keyed(db, "tags", ids)
             for run_id, name, status, started, ended, artifact_uri, experiment in batch:
                 tag_name, run_tags = split_tags(tags.get(run_id, {}))
                 yield SourceRun(

@@ -3,7 +3,7 @@
 The ``.wandb`` file is a 7-byte header (``:W&B``, magic 0xBEE1, version 0) then a LevelDB-style log:
 32 KiB blocks of chunks, each ``crc32c:u32 length:u16 type:u8`` (FULL 1, FIRST 2, MIDDLE 3, LAST 4)
 and its bytes, a block's tail shorter than a chunk header being padding. Each whole record is a
-``wandb_internal.Record`` protobuf, read here with :mod:`workbench.importers.protowire` (field
+``wandb_internal.Record`` protobuf, read here with :mod:`workbench.tracking.protowire` (field
 numbers from wandb 0.31's descriptors): ``run`` (17: id, project, name, tags, config, start time),
 ``config`` (5), ``history`` (2: one row of ``wandb.log``), ``summary`` (3) and ``exit`` (18). The
 wandb package (over 60 MB with its Go core) ships no Python reader of the format since its core
@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from workbench.importers import protowire as pw
 from workbench.importers.model import ImportSourceError, Series, Source, SourceRun
+from workbench.tracking import protowire as pw
 
 BLOCK = 32 * 1024
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
@@ -126,7 +126,7 @@ class _Run:
                 for number, _, value in pw.fields(record):
                     if isinstance(value, bytes):
                         self._record(number, value)
-            except ValueError:
+            except (ValueError, IndexError):  # one damaged record (IndexError: a varint cut off)
                 continue
 
     def _record(self, number: int, value: bytes) -> None:

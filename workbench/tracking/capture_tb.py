@@ -4,15 +4,18 @@ A TensorBoard event file (``events.out.tfevents.*``, written by ``torch.utils.te
 ``tensorboardX``, ``tf.summary`` and the frameworks built on them) is a TFRecord file: records of
 ``uint64 length, uint32 masked CRC-32C of the length, data, uint32 masked CRC-32C of the data``,
 each ``data`` a serialized ``tensorflow.Event`` protobuf. This module decodes just the fields that
-carry scalars, from the protobuf wire format itself:
+carry scalars, from the protobuf wire format itself (:mod:`workbench.tracking.protowire`):
 
 * ``Event``: ``wall_time`` (1, double), ``step`` (2, int64), ``summary`` (5);
 * ``Summary``: repeated ``value`` (1);
 * ``Summary.Value``: ``tag`` (1), ``simple_value`` (2, float: the old style that torch's
-  ``add_scalar`` and tensorboardX write), ``metadata`` (9) and ``tensor`` (8): a scalar tensor whose
-  metadata names the ``scalars`` plugin (``tf.summary.scalar``, torch's ``new_style=True``);
+  ``add_scalar`` and tensorboardX write), ``metadata`` (9) and ``tensor`` (8): a one-number tensor
+  whose metadata names the ``scalars`` plugin (``tf.summary.scalar``, torch's ``new_style=True``)
+  or no plugin at all;
 * ``TensorProto``: ``dtype`` (1), ``tensor_content`` (4), ``float_val`` (5), ``double_val`` (6),
-  ``int_val`` (7), ``int64_val`` (10).
+  ``int_val`` (7), ``int64_val`` (10), ``half_val`` (13);
+* on request, the ``hparams`` plugin's ``session_start_info.hparams`` (what ``add_hparams`` writes:
+  the TensorBoard importer makes them a run's params).
 
 Everything else (graphs, histograms, images, text) is skipped by length without being decoded.
 The length's CRC is checked (it catches a file cut or garbled in the middle: reading stops there
@@ -21,7 +24,8 @@ A record cut short at the end of the file (a writer still running, or killed) en
 quietly. Measured against tensorboard's own ``EventFileLoader`` in ``scripts/bench_capture.py``.
 
 API: :func:`is_event_file`, :func:`read_scalars` (one file), :func:`series_of` (a run's event
-files, named as TensorBoard names its runs and tags).
+files, named as TensorBoard names its runs and tags). Both live capture (``tracking/libcapture``)
+and ``workbench import tensorboard`` (``importers/tensorboard.py``) read event files here.
 """
 
 from __future__ import annotations
@@ -31,7 +35,20 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from workbench.tracking.protowire import (
+    FIXED32,
+    FIXED64,
+    LENGTH,
+    VARINT,
+    WireError,
+    as_double,
+    as_text,
+    fields,
+    packed_varints,
+    signed64,
+    varint,
+)
 
 EVENT_FILE_MARK = "tfevents"
 """Every TensorBoard event file's name holds this (``events.out.tfevents.<time>.<host>...``)."""
@@ -42,9 +59,11 @@ _FLOAT = struct.Struct("<f")
 _MAX_RECORD = 1 << 30
 _MAP_FROM = 16 << 20
 """Files from this size on are memory-mapped rather than read (event files with images grow large)."""
+_HALF = struct.Struct("<e")
 _SCALARS_PLUGIN = b"scalars"
-# TensorFlow's DataType numbers for the dtypes a scalar can have.
-_DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64, _DT_HALF = 1, 2, 3, 9, 19
+_HPARAMS_PLUGIN = b"hparams"
+# TensorFlow's DataType numbers for the dtypes a scalar can have, and their layout in tensor_content.
+_CONTENT_FORMATS = {1: "<f", 2: "<d", 3: "<i", 9: "<q", 19: "<e"}  # FLOAT DOUBLE INT32 INT64 HALF
 
 
 def _crc32c_table() -> list[int]:
@@ -86,113 +105,105 @@ class Series:
     times: list[float] = field(default_factory=list)
 
 
-# -- the protobuf wire format -----------------------------------------------------------------
-def _varint(data: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise EventFileError("varint too long")
-
-
-def _fields(data: memoryview) -> Iterator[tuple[int, int, Any]]:
-    """(field number, wire type, value) of one message: ints for varints, bytes-like for
-    length-delimited fields, raw 8 or 4 bytes for fixed64 / fixed32."""
-    pos, end = 0, len(data)
-    while pos < end:
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-            yield number, wire, value
-        elif wire == 1:
-            yield number, wire, data[pos:pos + 8]
-            pos += 8
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            if pos + size > end:
-                raise EventFileError("field runs past its message")
-            yield number, wire, data[pos:pos + size]
-            pos += size
-        elif wire == 5:
-            yield number, wire, data[pos:pos + 4]
-            pos += 4
-        else:
-            raise EventFileError(f"unknown wire type {wire}")
-    if pos != end:
-        raise EventFileError("message cut short")
-
-
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
 def _tensor_scalar(data: memoryview) -> float | None:
     """The one number a scalar ``TensorProto`` holds, or None when it holds something else."""
     dtype = 0
     numbers: list[float] = []
     content = b""
-    for number, wire, value in _fields(data):
-        if number == 1 and wire == 0:
+    for number, wire, value in fields(data):
+        if number == 1 and wire == VARINT:
             dtype = int(value)
-        elif number == 4 and wire == 2:
+        elif number == 4 and wire == LENGTH:
             content = bytes(value)
-        elif number in (5, 6) and wire == 2:  # packed float / double
+        elif number in (5, 6) and wire == LENGTH:  # packed float / double
             width = 4 if number == 5 else 8
             numbers.extend(struct.unpack(f"<{len(value) // width}{'f' if number == 5 else 'd'}", value))
-        elif number == 5 and wire == 5:
+        elif number == 5 and wire == FIXED32:
             numbers.append(_FLOAT.unpack(value)[0])
-        elif number == 6 and wire == 1:
+        elif number == 6 and wire == FIXED64:
             numbers.append(_DOUBLE.unpack(value)[0])
-        elif number in (7, 10) and wire == 0:
-            numbers.append(float(_signed64(int(value))))
-        elif number in (7, 10) and wire == 2:  # packed ints
-            inner, pos = memoryview(value), 0
-            while pos < len(inner):
-                item, pos = _varint(inner, pos)
-                numbers.append(float(_signed64(item)))
+        elif number in (7, 10):  # int_val, int64_val: one varint or a packed run
+            numbers.extend(float(signed64(item)) for item in packed_varints(value))
+        elif number == 13:  # half_val: each half's bits in an int
+            halves = packed_varints(value)
+            numbers.extend(_HALF.unpack(struct.pack("<H", item & 0xFFFF))[0] for item in halves)
     if content:
-        formats = {_DT_FLOAT: "<f", _DT_DOUBLE: "<d", _DT_INT32: "<i", _DT_INT64: "<q", _DT_HALF: "<e"}
-        fmt = formats.get(dtype)
+        fmt = _CONTENT_FORMATS.get(dtype)
         if fmt is None or len(content) != struct.calcsize(fmt):
             return None
         return float(struct.unpack(fmt, content)[0])
     return numbers[0] if len(numbers) == 1 else None
 
 
-def _is_scalars_plugin(metadata: memoryview) -> bool:
-    for number, wire, value in _fields(metadata):
-        if number == 1 and wire == 2:  # plugin_data
-            for inner, inner_wire, name in _fields(value):
-                if inner == 1 and inner_wire == 2 and bytes(name) == _SCALARS_PLUGIN:
-                    return True
-    return False
+def _plugin(metadata: memoryview) -> tuple[bytes, memoryview | None]:
+    """(plugin name, plugin content) of a ``SummaryMetadata``; (b"", None) when it names none."""
+    for number, wire, value in fields(metadata):
+        if number == 1 and wire == LENGTH:  # plugin_data
+            name, content = b"", None
+            for inner, inner_wire, item in fields(value):
+                if inner == 1 and inner_wire == LENGTH:
+                    name = bytes(item)
+                elif inner == 2 and inner_wire == LENGTH:
+                    content = item
+            return name, content
+    return b"", None
 
 
-def _summary_scalars(summary: memoryview) -> Iterator[tuple[str, float]]:
-    for number, wire, value in _fields(summary):
-        if number != 1 or wire != 2:
+def _hparams(content: memoryview, found: dict[str, object]) -> None:
+    """Add the hparams plugin's ``session_start_info.hparams`` (a map of google.protobuf.Value)
+    to ``found``: what torch's and tensorboardX's ``add_hparams`` write."""
+    for number, _, value in fields(content):
+        if number != 3 or isinstance(value, int):  # HParamsPluginData.session_start_info
             continue
-        tag, simple, tensor, scalars = "", None, None, False
-        for inner, inner_wire, item in _fields(value):
-            if inner == 1 and inner_wire == 2:
+        for inner, _, entry in fields(value):
+            if inner != 1 or isinstance(entry, int):  # SessionStartInfo.hparams
+                continue
+            key, item = "", None
+            for part, _, data in fields(entry):
+                if part == 1:
+                    key = as_text(data)
+                elif part == 2 and not isinstance(data, int):
+                    item = _protobuf_value(data)
+            if key:
+                found[key] = item
+
+
+def _protobuf_value(data: memoryview) -> object:
+    """A ``google.protobuf.Value`` holding a number, a string or a bool (None for anything else)."""
+    item: object = None
+    for kind, _, value in fields(data):
+        if kind == 2:
+            item = as_double(value)
+        elif kind == 3:
+            item = as_text(value)
+        elif kind == 4:
+            item = bool(value)
+    return item
+
+
+def _summary_scalars(summary: memoryview, hparams: dict[str, object] | None) -> Iterator[tuple[str, float]]:
+    for number, wire, value in fields(summary):
+        if number != 1 or wire != LENGTH:
+            continue
+        tag, simple, tensor, plugin, content = "", None, None, b"", None
+        for inner, inner_wire, item in fields(value):
+            if inner == 1 and inner_wire == LENGTH:
                 tag = bytes(item).decode("utf-8", errors="replace")
-            elif inner == 2 and inner_wire == 5:
+            elif inner == 2 and inner_wire == FIXED32:
                 simple = _FLOAT.unpack(item)[0]
-            elif inner == 8 and inner_wire == 2:
+            elif inner == 8 and inner_wire == LENGTH:
                 tensor = item
-            elif inner == 9 and inner_wire == 2:
-                scalars = _is_scalars_plugin(item)
+            elif inner == 9 and inner_wire == LENGTH:
+                plugin, content = _plugin(item)
+        if plugin == _HPARAMS_PLUGIN:
+            if hparams is not None and content is not None:
+                _hparams(content, hparams)
+            continue
         if not tag:
             continue
         if simple is not None:
             yield tag, float(simple)
-        elif tensor is not None and scalars:
+        elif tensor is not None and plugin in (_SCALARS_PLUGIN, b""):  # b"": the metadata a writer left out
             found = _tensor_scalar(tensor)
             if found is not None:
                 yield tag, found
@@ -225,7 +236,7 @@ def _small_varint(data: bytes, pos: int) -> tuple[int, int]:
     second = data[pos + 1]
     if second < 0x80:
         return (byte & 0x7F) | (second << 7), pos + 2
-    return _varint(memoryview(data), pos)
+    return varint(data, pos)
 
 
 def _fast_scalar(data: bytes, start: int, end: int) -> tuple[str, int, float, float] | None:
@@ -237,7 +248,7 @@ def _fast_scalar(data: bytes, start: int, end: int) -> tuple[str, int, float, fl
     pos, step = start + 9, 0
     if data[pos] == 0x10:
         step, pos = _small_varint(data, pos + 1)
-        step = _signed64(step)
+        step = signed64(step)
     if pos >= end or data[pos] != 0x2A:
         return None
     size, pos = _small_varint(data, pos + 1)
@@ -254,34 +265,38 @@ def _fast_scalar(data: bytes, start: int, end: int) -> tuple[str, int, float, fl
     return tag, step, wall_time, _FLOAT.unpack_from(data, pos + 1)[0]
 
 
-def _event_scalars(record: memoryview) -> Iterator[tuple[str, int, float, float]]:
+def _event_scalars(record: memoryview, hparams: dict[str, object] | None
+                   ) -> Iterator[tuple[str, int, float, float]]:
     wall_time, step, summary = 0.0, 0, None
-    for number, wire, value in _fields(record):
-        if number == 1 and wire == 1:
+    for number, wire, value in fields(record):
+        if number == 1 and wire == FIXED64:
             wall_time = _DOUBLE.unpack(value)[0]
-        elif number == 2 and wire == 0:
-            step = _signed64(int(value))
-        elif number == 5 and wire == 2:
+        elif number == 2 and wire == VARINT:
+            step = signed64(int(value))
+        elif number == 5 and wire == LENGTH:
             summary = value
     if summary is not None:
-        for tag, scalar in _summary_scalars(summary):
+        for tag, scalar in _summary_scalars(summary, hparams):
             yield tag, step, wall_time, scalar
 
 
-def read_scalars(path: Path) -> Iterator[tuple[str, int, float, float]]:
+def read_scalars(path: Path, hparams: dict[str, object] | None = None
+                 ) -> Iterator[tuple[str, int, float, float]]:
     """(tag, step, wall time, value) of every scalar in the event file ``path``, in file order.
 
+    A scalar is a ``simple_value`` or a one-number tensor of the ``scalars`` plugin (or of no
+    plugin). Given ``hparams``, the hyperparameters ``add_hparams`` wrote are added to it.
     Raises :class:`EventFileError` at the first corrupt record (after yielding what came before)."""
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size < _MAP_FROM:
-            yield from _scalars_of(handle.read())
+            yield from _scalars_of(handle.read(), hparams)
             return
         import mmap
 
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)  # images: no copy on the heap
         try:
-            yield from _scalars_of(mapped)  # type: ignore[arg-type]
+            yield from _scalars_of(mapped, hparams)  # type: ignore[arg-type]
         finally:
             try:
                 mapped.close()
@@ -289,7 +304,7 @@ def read_scalars(path: Path) -> Iterator[tuple[str, int, float, float]]:
                 pass
 
 
-def _scalars_of(data: bytes) -> Iterator[tuple[str, int, float, float]]:
+def _scalars_of(data: bytes, hparams: dict[str, object] | None) -> Iterator[tuple[str, int, float, float]]:
     view = memoryview(data)
     try:
         for start, end in _records(data):
@@ -298,8 +313,8 @@ def _scalars_of(data: bytes) -> Iterator[tuple[str, int, float, float]]:
                 if fast is not None:
                     yield fast
                     continue
-                yield from _event_scalars(view[start:end])
-            except (IndexError, struct.error) as exc:
+                yield from _event_scalars(view[start:end], hparams)
+            except (IndexError, struct.error, WireError) as exc:
                 raise EventFileError(f"bad record: {exc}") from exc
     finally:
         try:
