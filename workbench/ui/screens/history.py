@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -110,9 +111,14 @@ class HistoryScreen(WorkbenchScreen):
             return
         self.changes = changes
         table = self.query_one("#files-table", DataTable)
-        table.clear()
-        for change in changes[:5000]:
-            table.add_row(_ICON.get(change.change, "?"), change.path, fmt.size(change.size), key=change.path)
+        rows = [(_ICON.get(c.change, "?"), c.path, fmt.size(c.size), c.path) for c in changes[:5000]]
+        # Widths set with the rows: auto widths are measured on the table's next idle, and a frame
+        # drawn in between (a loaded machine) could keep a header cached at the old widths.
+        table.clear(columns=True)
+        for index, label in enumerate(("", "path", "size")):
+            table.add_column(label, width=max([cell_len(label), *(cell_len(r[index]) for r in rows)]))
+        for icon, path, size, key in rows:
+            table.add_row(icon, path, size, key=key)
         self.query_one("#files-title", Static).update(
             f"Changed in {snap_id[:8]} ({len(changes)})")
         if changes:
