@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workbench.deploy import frontdoor, local, manifests, serving
+from workbench.deploy import frontdoor, local, manifests, servers, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.types import DeploySpec
 from workbench.errors import UsageError, WorkbenchError
@@ -39,7 +39,8 @@ class LocalDeployments:
         row: Any,
         fetch: Callable[[Path], None],
     ) -> None:
-        venv = serving.ensure_serve_venv(runtime, spec.model.framework_version, progress)
+        server = servers.get(spec.server)
+        venv = servers.ensure_venv(server, runtime, spec.model.framework_version, progress)
         live = row is not None and row["state"] != "undeployed"
         old = replicas_of(row) if live else []
         door = dict(json.loads(row["runtime"] or "{}").get("frontdoor") or {}) if live else {}
@@ -63,6 +64,7 @@ class LocalDeployments:
             folder = self.target.prepare_folder(
                 spec.name, revision, spec.model.version, spec.model.filename, runtime, fetch,
                 log_rate=spec.log_predictions, model=spec.model.name, signature=spec.signature,
+                server=server,
             )
             self.target.roll_out(
                 name=spec.name,
@@ -76,6 +78,7 @@ class LocalDeployments:
                 framework=spec.model.framework,
                 framework_version=spec.model.framework_version,
                 switch=switch,
+                server=server.name,
             )
         except BaseException as exc:
             message = failure_words(exc)

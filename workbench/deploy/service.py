@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.deploy import delivery as fetching
-from workbench.deploy import frontdoor, imagebuild, images, local, scaling, serving
+from workbench.deploy import frontdoor, imagebuild, images, local, scaling, servers, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.local_rollout import (
     LocalDeployments,
@@ -86,19 +86,24 @@ class DeployService:
             ) from None
         return ModelRef.from_registry(found)
 
-    def server_ready(self, model: str | ModelRef) -> bool:
-        """Whether the local model server for this version's framework is built (no first-use wait)."""
+    def server_ready(self, model: str | ModelRef, server: str | None = None) -> bool:
+        """Whether the local model server for this version's framework is built (no first-use wait);
+        ``server``: ``mlserver`` or ``kserve`` (None: ``[deploy] server``)."""
         ref = self.resolve_model(model)
-        return serving.serve_venv_ready(self._runtime(ref), ref.framework_version)
+        return servers.venv_ready(self._server(server), self._runtime(ref), ref.framework_version)
 
-    def prepare_server(self, model: str | ModelRef, *, progress: Progress | None = None) -> Path:
+    def _server(self, name: str | None) -> servers.ModelServer:
+        return servers.get(name or self.project.config.deploy.server)
+
+    def prepare_server(self, model: str | ModelRef, *, progress: Progress | None = None,
+                       server: str | None = None) -> Path:
         """Build (first use, about a minute) or find the local model server for this version.
 
         ``progress(done, total)`` counts the packages pip installs. :meth:`deploy` does this itself;
         callers that want to show the build separately (the CLI's progress bar) call it first.
         """
         ref = self.resolve_model(model)
-        return serving.ensure_serve_venv(self._runtime(ref), ref.framework_version, progress)
+        return servers.ensure_venv(self._server(server), self._runtime(ref), ref.framework_version, progress)
 
     @staticmethod
     def _runtime(ref: ModelRef) -> serving.Runtime:
@@ -160,8 +165,12 @@ class DeployService:
         log_predictions: float = 1.0,
         image: str = "",
         image_frameworks: list[str] | None = None,
+        server: str | None = None,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
+
+        ``server``: the model server behind the V2 protocol, ``mlserver`` or ``kserve``
+        (:mod:`workbench.deploy.servers`); None: ``[deploy] server``.
 
         ``image``/``image_frameworks`` (cluster targets): the serving image and what it holds
         (:meth:`build_image`'s answer), else ``[deploy] image`` and ``image_frameworks``.
@@ -181,6 +190,7 @@ class DeployService:
         target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus,
                                     timeout=timeout, expose=expose, log_predictions=log_predictions)
         self.check_autoscale(target, min_replicas, max_replicas, target_cpu)
+        impl = self._server(server)
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
         if replicas is None:
@@ -195,6 +205,7 @@ class DeployService:
                 except WorkbenchError:
                     expose = None  # no readable revision: the target's default
         runtime, config = self._runtime(ref), self.project.config.deploy
+        impl.check(runtime)
         spec = DeploySpec(
             name=name,
             target=target,
@@ -212,6 +223,7 @@ class DeployService:
             max_replicas=max_replicas,
             target_cpu=target_cpu,
             log_predictions=log_predictions,
+            server=impl.name,
             signature=self.signature_of(ref.name, ref.version) if self.signature_of else None,
         )
         return self._apply(spec, "deploy", runtime, timeout, progress)
