@@ -9,14 +9,15 @@ shows (the front door while it runs) and how a server's error reads (one line, t
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from workbench.deploy import frontdoor, local, manifests, servers, serving
 from workbench.deploy.history import DeploymentHistory
-from workbench.deploy.types import DeploySpec
-from workbench.errors import UsageError, WorkbenchError
+from workbench.deploy.types import DeploySpec, ModelRef
+from workbench.errors import DeployError, UsageError, WorkbenchError
 
 Progress = Callable[[int, int], None]
 
@@ -115,6 +116,25 @@ class LocalDeployments:
         pid = int(door.get("pid", 0))
         return door_url(int(door["port"])) if pid and frontdoor.running(pid) else ""
 
+
+
+def fetcher(versions: Any, root: Path, model: ModelRef) -> Callable[[Path], None]:
+    """``fetch(dest)``: the model version's file, from the blob cache (else its path in the project)."""
+    def fetch(dest: Path) -> None:
+        try:
+            versions.export_object(model.hash, dest)
+            return
+        except (ImportError, AttributeError):
+            pass
+        source = Path(model.path)
+        source = source if source.is_absolute() else root / source
+        if not source.is_file():
+            raise DeployError(
+                f"the file of {model.name}:{model.version} is not in the cache", "run 'workbench fsck'"
+            ) from None
+        shutil.copyfile(source, dest)
+
+    return fetch
 
 
 def replicas_of(row: Any) -> list[local.Replica]:

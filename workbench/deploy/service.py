@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from workbench.deploy.local_rollout import (
     check_port,
     door_url,
     failure_words,
+    fetcher,
     labels_of,
     live_endpoint,
     replicas_of,
@@ -110,21 +110,7 @@ class DeployService:
         return serving.runtime_for(ref.framework or serving.guess_framework(ref.filename))
 
     def _fetch(self, model: ModelRef) -> Callable[[Path], None]:
-        def fetch(dest: Path) -> None:
-            try:
-                self.versions.export_object(model.hash, dest)
-                return
-            except (ImportError, AttributeError):
-                pass
-            source = Path(model.path)
-            source = source if source.is_absolute() else self.project.root / source
-            if not source.is_file():
-                raise DeployError(
-                    f"the file of {model.name}:{model.version} is not in the cache", "run 'workbench fsck'"
-                ) from None
-            shutil.copyfile(source, dest)
-
-        return fetch
+        return fetcher(self.versions, self.project.root, model)
 
     # -- operations ----------------------------------------------------------------------------
     def check_request(self, *, name: str | None = None, target: str | None = None,
