@@ -72,7 +72,7 @@ def test_kserve_serves_like_mlserver_behind_the_same_front_door(
     v1, v2 = iris_models
     dep = ws.deployments
     ws.config.deploy.server = "kserve"  # [deploy] server picks it; --server mlserver overrides
-    info = dep.deploy(v2, name="iris", replicas=2)
+    info = dep.deploy(v2, name="iris")  # one replica: every KServe start costs seconds (import kserve)
     mirror = dep.deploy(v2, name="iris-ml", server="mlserver")
     try:
         assert dep.records.spec_of("iris", info.revision).server == "kserve"
@@ -114,16 +114,17 @@ def test_kserve_serves_like_mlserver_behind_the_same_front_door(
             hammer.wait_for(10)
             assert dep.rollback("iris").endpoint == info.endpoint
             hammer.wait_for(10)
-            # The supervisor restarts a killed KServe replica on its own port.
-            victim = local.Replica.from_json(_runtime(ws)["replicas"][0])
-            os.kill(victim.pid, signal.SIGKILL)
-            current = _wait_restarted(ws, victim)
-            assert (current.http_port, current.server) == (victim.http_port, "kserve")
-            hammer.wait_for(10)
         finally:
             hammer.stop.set()
             hammer.join(timeout=60)
         assert hammer.failures == [] and hammer.seen == {(0, 0), (0, 2)}
+        # The supervisor restarts a killed KServe replica on its own port (with one replica requests
+        # fail meanwhile: tests/deploy/test_frontdoor.py shows none do with several).
+        victim = local.Replica.from_json(_runtime(ws)["replicas"][0])
+        os.kill(victim.pid, signal.SIGKILL)
+        current = _wait_restarted(ws, victim)
+        assert (current.http_port, current.server) == (victim.http_port, "kserve")
+        assert answers(dep.predict("iris", REQUEST)) == [0, 2]
         assert [(r.action, r.version) for r in dep.history("iris")] == [
             ("deploy", "2"), ("deploy", "1"), ("rollback", "2")]
         assert {dep.records.spec_of("iris", r.revision).server for r in dep.history("iris")} == {"kserve"}
@@ -139,7 +140,8 @@ def test_kserve_serves_like_mlserver_behind_the_same_front_door(
         door = int(_runtime(ws)["frontdoor"]["pid"])
         replicas = [local.Replica.from_json(r) for r in _runtime(ws)["replicas"]]
         dep.undeploy("iris")
-        if dep.records.find("iris-ml") is not None and dep.get("iris-ml").state != "undeployed":
+        row = dep.records.find("iris-ml")
+        if row is not None and row["state"] != "undeployed":
             dep.undeploy("iris-ml")
     assert not frontdoor.running(door) and not any(local.alive(r) for r in replicas)
 
