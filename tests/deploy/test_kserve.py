@@ -13,11 +13,13 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import run_workbench
 from tests.deploy.conftest import REQUEST, answers
+from tests.deploy.test_docker import docker_client  # noqa: F401  (fixture)
 from tests.deploy.test_frontdoor import Hammer, _runtime
 from tests.deploy.test_signature import NAMES, PREFIX, _tensor
 from workbench.core.workspace import Workspace
@@ -154,3 +156,23 @@ def test_kserve_serves_scikit_learn_only(ws: Workspace) -> None:
     assert "--server mlserver" in line and "\n" not in line
     with pytest.raises(UsageError, match="unknown model server 'triton'"):
         servers.get("triton")
+
+
+def test_kserve_in_docker_under_restricted_rules(
+    ws: Workspace, iris_models: tuple[ModelRef, ModelRef], kserve_venv: Path, docker_client: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """KServe's venv mounted read-only onto the base image's Python, as MLServer's is: an arbitrary
+    uid in group 0, a read-only root; it answers and its answers are captured through the spool."""
+    monkeypatch.setenv("WORKBENCH_LOCAL_RUNTIME", "docker")
+    info = ws.deployments.deploy(iris_models[1], name="iris", server="kserve", timeout=180)
+    try:
+        (replica,) = [local.Replica.from_json(r) for r in _runtime(ws)["replicas"]]
+        assert (replica.kind, replica.server) == ("docker", "kserve")
+        attrs = docker_client.containers.get(replica.container).attrs
+        assert attrs["Config"]["User"] == local.DOCKER_USER and attrs["HostConfig"]["ReadonlyRootfs"]
+        assert answers(ws.deployments.predict("iris", REQUEST)) == [0, 2]
+        assert info.endpoint and ws.predictions.ingest().added == 2
+    finally:
+        ws.deployments.undeploy("iris")
+    assert local._container_state(replica.container) == "missing"
