@@ -76,7 +76,7 @@ def answers(body: dict[str, object]) -> list[int]:
 @pytest.fixture
 def cluster_ws(kmock: kmock.KubernetesEmulator, ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """A project whose cluster is kmock (through a kubeconfig, as a user's would be). Its image is
-    declared to hold this scikit-learn (kmock runs no image; the check itself is tests/deploy/test_images.py)."""
+    declared to hold this scikit-learn (kmock runs no image; tests/deploy/test_images.py checks that)."""
     import sklearn
     from kubernetes.config import kube_config
 

@@ -112,7 +112,8 @@ def test_kserve_serves_like_mlserver_behind_the_same_front_door(
         hammer.start()
         try:
             hammer.wait_for(10)
-            assert dep.deploy(v1, name="iris").endpoint == info.endpoint  # keeps server and replicas
+            ws.config.deploy.server = "mlserver"  # a new version keeps the server the deployment runs
+            assert dep.deploy(v1, name="iris").endpoint == info.endpoint
             hammer.wait_for(10)
             assert dep.rollback("iris").endpoint == info.endpoint
             hammer.wait_for(10)

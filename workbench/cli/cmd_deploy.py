@@ -123,7 +123,7 @@ def _deploy(args: argparse.Namespace) -> int:
         expose=args.expose, log_predictions=args.log_predictions,
     )
     ws.deployments.check_autoscale(target, args.min_replicas, args.max_replicas, args.target_cpu)
-    server = args.server or ws.config.deploy.server
+    server = ws.deployments.server_for(args.model, args.name, args.server)
     image, held = "", None
     if args.build_image or args.registry:
         if target == "local" or not (args.build_image and args.registry):

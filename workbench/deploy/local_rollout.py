@@ -178,6 +178,21 @@ def check_port(port: int, target: str) -> int:
     return port
 
 
+def infer(url: str, name: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """POST a V2 ``infer`` request to ``url``; a refusal or an unreachable server is one line."""
+    try:
+        status, body = local.http_json(f"{url}/v2/models/{name}/infer", payload, timeout=timeout)
+    except OSError as exc:
+        raise DeployError(f"cannot reach '{name}' at {url}: {exc}", "see 'workbench deployments'") from None
+    if status != 200:
+        detail = body.get("error", body) if isinstance(body, dict) else body
+        raise DeployError(f"'{name}' answered {status}: {server_error_line(detail)}",
+                          "check the request's shape and datatype")
+    if not isinstance(body, dict):
+        raise DeployError(f"'{name}' answered something that is not JSON")
+    return body
+
+
 def server_error_line(detail: object, limit: int = 300) -> str:
     """A model server's error body as one line holding the model's own message.
 

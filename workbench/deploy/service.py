@@ -22,10 +22,10 @@ from workbench.deploy.local_rollout import (
     door_url,
     failure_words,
     fetcher,
+    infer,
     labels_of,
     live_endpoint,
     replicas_of,
-    server_error_line,
 )
 from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
 from workbench.deploy.types import (
@@ -94,6 +94,14 @@ class DeployService:
 
     def _server(self, name: str | None) -> servers.ModelServer:
         return servers.get(name or self.project.config.deploy.server)
+
+    def server_for(self, model: str | ModelRef, name: str | None = None, server: str | None = None) -> str:
+        """The server a deploy of ``model`` as ``name`` uses: ``server``; else the one the live
+        deployment runs (a new version keeps it, as it keeps the replica count); else ``[deploy] server``."""
+        if server:
+            return self._server(server).name
+        name = name or default_name(self.resolve_model(model).name)
+        return self._server(self.records.live_server(name)).name
 
     def prepare_server(self, model: str | ModelRef, *, progress: Progress | None = None,
                        server: str | None = None) -> Path:
@@ -176,9 +184,10 @@ class DeployService:
         target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus,
                                     timeout=timeout, expose=expose, log_predictions=log_predictions)
         self.check_autoscale(target, min_replicas, max_replicas, target_cpu)
-        impl = self._server(server)
+        self._server(server)  # a bad name is refused before anything is resolved
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
+        impl = servers.get(self.server_for(ref, name, server))
         if replicas is None:
             current = self.records.find(name)
             live = current is not None and current["state"] != "undeployed"
@@ -472,21 +481,7 @@ class DeployService:
         if url not in urls:
             cycle = self._round_robin[name] = itertools.cycle(urls)
             url = next(cycle)
-        try:
-            status, body = local.http_json(f"{url}/v2/models/{name}/infer", payload, timeout=timeout)
-        except OSError as exc:
-            raise DeployError(
-                f"cannot reach '{name}' at {url}: {exc}", "see 'workbench deployments'"
-            ) from None
-        if status != 200:
-            detail = body.get("error", body) if isinstance(body, dict) else body
-            raise DeployError(
-                f"'{name}' answered {status}: {server_error_line(detail)}",
-                "check the request's shape and datatype",
-            )
-        if not isinstance(body, dict):
-            raise DeployError(f"'{name}' answered something that is not JSON")
-        return body
+        return infer(url, name, payload, timeout)
 
     def metrics(self, name: str) -> MetricsSnapshot:
         """Request rate, error rate and latency scraped from every replica's Prometheus endpoint
