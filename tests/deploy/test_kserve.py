@@ -128,6 +128,10 @@ def test_kserve_serves_like_mlserver_behind_the_same_front_door(
         current = _wait_restarted(ws, victim)
         assert (current.http_port, current.server) == (victim.http_port, "kserve")
         assert answers(dep.predict("iris", REQUEST)) == [0, 2]
+        # Metrics from KServe's own series on its HTTP port; it counts no errors: the rate is unknown.
+        snap = dep.metrics("iris")
+        assert snap.replicas_scraped == 1 and snap.requests_total >= 1
+        assert snap.latency_p50 is not None and snap.error_rate is None
         assert [(r.action, r.version) for r in dep.history("iris")] == [
             ("deploy", "2"), ("deploy", "1"), ("rollback", "2")]
         assert {dep.records.spec_of("iris", r.revision).server for r in dep.history("iris")} == {"kserve"}
