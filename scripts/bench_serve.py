@@ -109,8 +109,9 @@ def server_lines(ws: object, ref: object, names: list[str], seconds: float) -> N
     from workbench.deploy import servers, serving
 
     runtime = serving.runtime_for("sklearn")
-    print(f"\n{'server':>8} {'deploy->first s':>16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-          "   (1 replica, 8 clients)")
+    print(f"\nmodel servers side by side, 1 replica, 8 clients, {seconds:.0f} s, load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"{'server':>8} {'deploy->first s':>16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name in names:
         servers.ensure_venv(servers.get(name), runtime, sklearn.__version__)  # not timed
         deployment = f"iris-{name}"
