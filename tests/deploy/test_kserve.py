@@ -79,6 +79,7 @@ def test_kserve_serves_like_mlserver_behind_the_same_front_door(
     try:
         assert dep.records.spec_of("iris", info.revision).server == "kserve"
         assert dep.records.spec_of("iris-ml", mirror.revision).server == "mlserver"
+        assert (info.server, mirror.server) == ("kserve", "mlserver")  # deployments --json shows it
         replicas = [local.Replica.from_json(r) for r in _runtime(ws)["replicas"]]
         assert {r.server for r in replicas} == {"kserve"}
         assert all(b"workbench_kserve" in Path(f"/proc/{r.pid}/cmdline").read_bytes() for r in replicas)

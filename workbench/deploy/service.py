@@ -439,6 +439,7 @@ class DeployService:
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
             endpoints=endpoints,
+            server=self.records.live_server(row["name"]) or "",
         )
 
     def history(self, name: str) -> Revisions:

@@ -157,6 +157,8 @@ class DeploymentInfo:
     created_at: float
     updated_at: float
     endpoints: list[str] = field(default_factory=list)
+    server: str = ""
+    """The model server the live revision runs (``mlserver`` or ``kserve``); "" once undeployed."""
 
     @property
     def age_seconds(self) -> float:
