@@ -3,9 +3,12 @@
 for a small scikit-learn model (iris, logistic regression) with 1, 2 and 4 replicas, through the
 deployment's stable endpoint (the front door) side by side with calling the replicas directly (what
 the front door costs); failed requests while a new version rolls out and while a replica is killed
-(target 0 for both); and the time from deploy to the first successful prediction. Runs in a
-throw-away project; the serving venv is built first if needed (not timed).
+(target 0 for both); and the time from deploy to the first successful prediction. Then one line per
+model server (MLServer, KServe: ``deploy --server``): deploy -> first prediction and req/s through the
+endpoint with one replica and 8 clients. Runs in a throw-away project; the serving venvs are built
+first if needed (not timed).
 Usage: .venv/bin/python scripts/bench_serve.py [--seconds 5] [--replicas 1,2,4] [--runtime process|docker]
+       [--servers mlserver,kserve]
 """
 
 from __future__ import annotations
@@ -87,11 +90,48 @@ def during(ports: list[int], action: object, clients: int = 8) -> int:
     return len(errors)
 
 
+def first_prediction(ws: object, deploy: object) -> tuple[object, float]:
+    """Deploy, then wait for the first successful prediction: ``(info, seconds)``."""
+    t0 = time.perf_counter()
+    info = deploy()  # type: ignore[operator]
+    while True:
+        try:
+            ws.deployments.predict(info.name, REQUEST)  # type: ignore[attr-defined]
+            return info, time.perf_counter() - t0
+        except Exception:
+            time.sleep(0.01)
+
+
+def server_lines(ws: object, ref: object, names: list[str], seconds: float) -> None:
+    """One line per model server, same model, one replica, 8 clients through the endpoint."""
+    import sklearn
+
+    from workbench.deploy import servers, serving
+
+    runtime = serving.runtime_for("sklearn")
+    print(f"\nmodel servers side by side, 1 replica, 8 clients, {seconds:.0f} s, load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"{'server':>8} {'deploy->first s':>16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name in names:
+        servers.ensure_venv(servers.get(name), runtime, sklearn.__version__)  # not timed
+        deployment = f"iris-{name}"
+        info, first = first_prediction(ws, lambda d=deployment, n=name: ws.deployments.deploy(  # type: ignore[attr-defined]
+            ref, name=d, replicas=1, server=n))
+        try:
+            door = [int(info.endpoint.rsplit(":", 1)[1])]  # type: ignore[attr-defined]
+            rps, p50, p99, errs = load(door, deployment, 8, seconds)
+            print(f"{name:>8} {first:>16.2f} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f} {errs:>7}")
+        finally:
+            ws.deployments.undeploy(deployment)  # type: ignore[attr-defined]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--replicas", default="1,2,4", help="replica counts, comma-separated")
     parser.add_argument("--runtime", choices=["process", "docker", "auto"], default="process")
+    parser.add_argument("--servers", default="mlserver,kserve",
+                        help="model servers compared on one line each ('' skips the comparison)")
     args = parser.parse_args()
     os.environ["WORKBENCH_LOCAL_RUNTIME"] = args.runtime
 
@@ -163,6 +203,9 @@ def main() -> int:
                       f"(8 clients): {failed} (target 0)")
         finally:
             ws.deployments.undeploy("iris")
+        try:
+            server_lines(ws, ref, [n for n in args.servers.split(",") if n], args.seconds)
+        finally:
             ws.close()
     return 0
 

@@ -80,6 +80,8 @@ class DeployConfig:
     target: str = "local"
     namespace: str = ""
     image: str = ""
+    server: str = "mlserver"
+    """The model server behind the V2 protocol: ``mlserver`` or ``kserve`` (``deploy --server``)."""
     storage_class: str = ""
     """Cluster deployments without an S3 remote: the StorageClass of the model volume ("" for the
     cluster's default)."""
@@ -169,6 +171,10 @@ RANGES: dict[str, tuple[float, float]] = {
 """Inclusive bounds of each numeric key, ``section.key`` -> (lowest, highest)."""
 
 
+MODEL_SERVERS = ("mlserver", "kserve")
+"""What ``[deploy] server`` accepts (``workbench.deploy.servers`` implements each)."""
+
+
 def _check_ranges(config: ProjectConfig) -> None:
     for name, (low, high) in RANGES.items():
         section, key = name.split(".")
@@ -181,6 +187,9 @@ def _check_ranges(config: ProjectConfig) -> None:
                           f"is below 'watch.quiet_seconds' ({config.watch.quiet_seconds:g})",
                           "the longest wait cannot be shorter than the quiet period")
     _check_monitor(config.monitor)
+    if config.deploy.server not in MODEL_SERVERS:
+        raise ConfigError(f"config 'deploy.server' is {config.deploy.server!r}, not a model server",
+                          f"use one of {', '.join(MODEL_SERVERS)}")
     for index, pattern in enumerate(config.tracking.metric_patterns):
         where = f"config 'tracking.metric_patterns[{index}]'"
         if not isinstance(pattern, str):

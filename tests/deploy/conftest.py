@@ -75,7 +75,9 @@ def answers(body: dict[str, object]) -> list[int]:
 
 @pytest.fixture
 def cluster_ws(kmock: kmock.KubernetesEmulator, ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """A project whose cluster is kmock (through a kubeconfig, as a user's would be)."""
+    """A project whose cluster is kmock (through a kubeconfig, as a user's would be). Its image is
+    declared to hold this scikit-learn (kmock runs no image; tests/deploy/test_images.py checks that)."""
+    import sklearn
     from kubernetes.config import kube_config
 
     from tests.deploy.test_cluster import target
@@ -86,4 +88,5 @@ def cluster_ws(kmock: kmock.KubernetesEmulator, ws: Workspace, monkeypatch: pyte
     path = str(_kubeconfig(ws.root.parent / "kubeconfig", str(kmock.url).rstrip("/")))
     monkeypatch.setenv("KUBECONFIG", path)
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", path)
+    ws.config.deploy.image_frameworks = [f"scikit-learn=={sklearn.__version__}"]
     return ws

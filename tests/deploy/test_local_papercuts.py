@@ -19,7 +19,7 @@ from tests.conftest import run_workbench
 from tests.deploy.conftest import REQUEST
 from workbench.core.workspace import Workspace
 from workbench.deploy import frontdoor, local
-from workbench.deploy.service import server_error_line
+from workbench.deploy.local_rollout import server_error_line
 from workbench.deploy.types import ModelRef
 
 pytestmark = pytest.mark.slow

@@ -120,6 +120,7 @@ async def test_scale_rollback_and_redeploy_keep_the_choice(
     model.write_bytes(b"model v2")
     v2 = register_file(ws, model, "iris", "2")
     ws.config.deploy.storage_access = "ReadWriteMany"  # 'scale 3' shares the model volume
+    ws.config.deploy.image_frameworks = [f"scikit-learn=={v1.framework_version}"]  # kmock runs no image
     deploys = ws.deployments
 
     def steps() -> list[str]:

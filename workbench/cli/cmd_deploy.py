@@ -57,6 +57,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--registry", metavar="HOST/PATH",
                    help="where --build-image pushes the image, and the cluster pulls it from")
+    p.add_argument("--server", choices=["mlserver", "kserve"],
+                   help="the model server behind the V2 protocol: MLServer 1.7.1 or KServe's ModelServer "
+                   "(scikit-learn models) (default: [deploy] server, else mlserver)")
     add_json_flag(p)
     p.set_defaults(handler=_deploy)
 
@@ -120,17 +123,21 @@ def _deploy(args: argparse.Namespace) -> int:
         expose=args.expose, log_predictions=args.log_predictions,
     )
     ws.deployments.check_autoscale(target, args.min_replicas, args.max_replicas, args.target_cpu)
+    server = ws.deployments.server_for(args.model, args.name, args.server)
     image, held = "", None
     if args.build_image or args.registry:
         if target == "local" or not (args.build_image and args.registry):
             raise UsageError("--build-image and --registry go together, on cluster targets",
                              "the cluster pulls the image from --registry; a local deployment needs neither")
-        if not ws.deployments.server_ready(args.model):
-            _build_server(ws, args.model, err)
+        if server != "mlserver":
+            raise UsageError(f"--build-image builds MLServer images, not {server} ones",
+                             "deploy with --server mlserver, or set [deploy] image and image_frameworks")
+        if not ws.deployments.server_ready(args.model, server):
+            _build_server(ws, args.model, err, server)
         with err.status(f"building and pushing the serving image for {args.model} ..."):
             image, held = ws.deployments.build_image(args.model, args.registry)
-    if target == "local" and not ws.deployments.server_ready(args.model):
-        _build_server(ws, args.model, err)
+    if target == "local" and not ws.deployments.server_ready(args.model, server):
+        _build_server(ws, args.model, err, server)
     with err.status(f"deploying {args.model} ..."):
         info = ws.deployments.deploy(
             args.model,
@@ -150,11 +157,12 @@ def _deploy(args: argparse.Namespace) -> int:
             log_predictions=args.log_predictions,
             image=image,
             image_frameworks=held,
+            server=server,
         )
     return _show(info, args.json)
 
 
-def _build_server(ws: Any, model: str, err: Any) -> None:
+def _build_server(ws: Any, model: str, err: Any, server: str) -> None:
     """First use of a framework version: build the local model server's venv, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -172,7 +180,7 @@ def _build_server(ws: Any, model: str, err: Any) -> None:
     ) as bar:
         task = bar.add_task(f"building the model server for {what} (first use, about a minute)", total=None)
         ws.deployments.prepare_server(
-            ref, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            ref, progress=lambda done, total: bar.update(task, completed=done, total=total), server=server
         )
     if err.is_terminal:
         err.print(f"model server for {what} ready")

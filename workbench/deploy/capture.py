@@ -85,7 +85,7 @@ def capture_settings(
     return wrapped
 
 
-RUNTIME_SOURCE = r'''"""Records each request and answer of the wrapped runtime (written by Workbench)."""
+CORE_SOURCE = r'''
 import importlib
 import json
 import os
@@ -93,9 +93,6 @@ import random
 import sys
 import time
 import uuid
-
-from mlserver import MLModel
-from mlserver.errors import InferenceError
 
 MARKER = "@@workbench-prediction@@ "
 NUMERIC = ("int", "float", "bool")
@@ -125,8 +122,7 @@ def _rows(flat, shape):
     return [flat[i * width:(i + 1) * width] for i in range(count)]
 
 
-def _expected_features(inner):
-    model = getattr(inner, "_model", None)
+def _expected_features(model):
     for attr in ("n_features_in_",):
         value = getattr(model, attr, None)
         if isinstance(value, int):
@@ -141,14 +137,12 @@ def _expected_features(inner):
     return None
 
 
-class CapturingModel(MLModel):
-    async def load(self):
-        extra = (self._settings.parameters.extra or {}) if self._settings.parameters else {}
-        cfg = dict(extra.get("workbench_capture") or {})
-        module, _, name = cfg["implementation"].rpartition(".")
-        self._inner = getattr(importlib.import_module(module), name)(self._settings)
-        ready = await self._inner.load()
-        self._expects = _expected_features(self._inner)
+class Recording:
+    """Checks each request against the signature and records each answer; the server's adapter
+    below calls :meth:`_setup` once the model is loaded and :meth:`_serve` for every request."""
+
+    def _setup(self, cfg, expects):
+        self._expects = expects
         self._rate = float(cfg.get("rate", 1.0))
         base = {k: cfg.get(k) for k in ("deployment", "revision", "model", "version")}
         self._prefix = _dumps(base)[:-1] + ","
@@ -168,7 +162,6 @@ class CapturingModel(MLModel):
                 if name.startswith(self._stem + ".") and name.endswith(".jsonl") and middle.isdigit():
                     seqs.append(int(middle))
             self._open(max(seqs))
-        return ready
 
     def _open(self, seq):
         """Append to the spool file number ``seq`` (r1-0.jsonl, r1-0.1.jsonl ...); Workbench deletes
@@ -179,9 +172,6 @@ class CapturingModel(MLModel):
         self._seq = seq
         self._fd = os.open(os.path.join(self._spool, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
         self._size = os.fstat(self._fd).st_size
-
-    async def metadata(self):
-        return await self._inner.metadata()
 
     def _emit(self, lines):
         if not lines:
@@ -250,7 +240,9 @@ class CapturingModel(MLModel):
             return "inputs have different row counts (%s)" % ", ".join("%s: %d" % kv for kv in counts.items())
         return ""
 
-    async def predict(self, payload):
+    async def _serve(self, payload, call, refuse):
+        """Answer ``payload`` with ``await call(payload)``; a request that does not fit the model
+        raises ``refuse(one line)``, which the server answers with HTTP 400."""
         if self._signature:
             try:
                 problem = self._mismatch(payload)
@@ -261,9 +253,9 @@ class CapturingModel(MLModel):
                 if self._rate > 0:
                     self._emit([self._line(payload.id or uuid.uuid4().hex, 0, time.time(), 0.0, "error",
                                            problem, {}, None)])
-                raise InferenceError(problem)
+                raise refuse(problem)
         if self._rate <= 0 or (self._rate < 1 and random.random() >= self._rate):
-            return await self._inner.predict(payload)
+            return await call(payload)
         ts = time.time()
         start = time.perf_counter()
         request_id = payload.id or uuid.uuid4().hex
@@ -280,9 +272,9 @@ class CapturingModel(MLModel):
             latency = (time.perf_counter() - start) * 1000
             first = rows[0] if rows else {}
             self._emit([self._line(request_id, 0, ts, latency, "error", error, first, None)])
-            raise InferenceError(error)
+            raise refuse(error)
         try:
-            response = await self._inner.predict(payload)
+            response = await call(payload)
         except Exception as exc:
             latency = (time.perf_counter() - start) * 1000
             self._emit([self._line(request_id, 0, ts, latency, "error", _one_line(exc),
@@ -302,3 +294,27 @@ class CapturingModel(MLModel):
         self._emit(lines)
         return response
 '''
+
+MLSERVER_SOURCE = '''"""Records each request and answer of the wrapped MLServer runtime (by Workbench)."""
+from mlserver import MLModel
+from mlserver.errors import InferenceError
+''' + CORE_SOURCE + '''
+
+class CapturingModel(Recording, MLModel):
+    async def load(self):
+        extra = (self._settings.parameters.extra or {}) if self._settings.parameters else {}
+        cfg = dict(extra.get("workbench_capture") or {})
+        module, _, name = cfg["implementation"].rpartition(".")
+        self._inner = getattr(importlib.import_module(module), name)(self._settings)
+        ready = await self._inner.load()
+        self._setup(cfg, _expected_features(getattr(self._inner, "_model", None)))
+        return ready
+
+    async def metadata(self):
+        return await self._inner.metadata()
+
+    async def predict(self, payload):
+        return await self._serve(payload, self._inner.predict, InferenceError)
+'''
+RUNTIME_SOURCE = MLSERVER_SOURCE
+"""The capturing MLServer runtime (``workbench_capture.py`` in a model folder)."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workbench.config import MODEL_SERVERS as SERVERS
 from workbench.deploy import delivery as fetching
 from workbench.deploy import manifests, rollout, serving
 from workbench.deploy.delivery import Delivery
@@ -432,6 +433,12 @@ class ClusterTarget:
         if dep is None:
             return []
         selector = ",".join(f"{k}={v}" for k, v in sorted(dep["spec"]["selector"]["matchLabels"].items()))
+        ports = {p.get("name"): p.get("containerPort") for c in dep["spec"]["template"]["spec"]["containers"]
+                 for p in c.get("ports") or []}
+        port = ports.get("metrics") or serving.HTTP_PORT  # KServe serves /metrics on its HTTP port
+        ports = {p.get("name"): p.get("containerPort") for c in dep["spec"]["template"]["spec"]["containers"]
+                 for p in c.get("ports") or []}
+        port = ports.get("metrics") or serving.HTTP_PORT  # KServe serves /metrics on its HTTP port
         pods = self.request("get", _path("v1", "Pod", self.namespace), label_selector=selector)
         texts: list[str] = []
         for pod in pods.get("items", []):
@@ -439,7 +446,7 @@ class ClusterTarget:
             if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
                 continue
             pod_name = pod["metadata"]["name"]
-            path = f"/api/v1/namespaces/{self.namespace}/pods/{pod_name}:{serving.METRICS_PORT}"
+            path = f"/api/v1/namespaces/{self.namespace}/pods/{pod_name}:{port}"
             try:
                 texts.append(self.raw("get", path + "/proxy/metrics").decode("utf-8", "replace"))
             except DeployError:
@@ -450,7 +457,7 @@ class ClusterTarget:
         """Delete every object of the deployment (the PVC too: its models are copies)."""
         for api_version, kind, suffix in (
             ("serving.kserve.io/v1beta1", "InferenceService", ""),
-            ("serving.kserve.io/v1alpha1", "ServingRuntime", "-mlserver"),
+            *(("serving.kserve.io/v1alpha1", "ServingRuntime", f"-{server}") for server in SERVERS),
             ("route.openshift.io/v1", "Route", ""),
             ("networking.k8s.io/v1", "Ingress", ""),
             ("v1", "Service", ""),

@@ -153,6 +153,7 @@ class Supervisor(threading.Thread):
             mode=replica.kind, labels=runtime.get("labels", {}),
             ports=(replica.http_port, replica.grpc_port, replica.metrics_port),
             spool_dir=Path(runtime["spool_dir"]) if runtime.get("spool_dir") else None,
+            server=replica.server,
         )
         delay = min(30.0, self.backoff.get(key, 0.5) * 2)
         self.backoff[key], self.next_try[key] = delay, now + delay

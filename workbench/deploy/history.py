@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from workbench.deploy.types import DeploySpec, Revision
-from workbench.errors import DeployError, UnknownIdError
+from workbench.errors import DeployError, UnknownIdError, WorkbenchError
 
 
 class DeploymentHistory:
@@ -185,6 +185,17 @@ class DeploymentHistory:
                 f"'{name}' has no revision {revision}", f"see 'workbench deployments {name} --history'"
             )
         return DeploySpec.from_json(json.loads(row["spec"]))
+
+    def live_server(self, name: str) -> str | None:
+        """The model server a live deployment runs ("" for MLServer before there was a choice), or
+        None when it is not deployed or its revision cannot be read."""
+        row = self.find(name)
+        if row is None or row["state"] == "undeployed":
+            return None
+        try:
+            return self.spec_of(name, int(row["revision"])).server or "mlserver"
+        except WorkbenchError:
+            return None
 
     def previous_revision(self, name: str, current: DeploySpec) -> int:
         """The latest revision that served successfully a model version other than ``current``'s."""

@@ -12,8 +12,9 @@ it. Rules, per framework package:
   major.minor must be at least the model's.
 
 A mismatch is one line naming both versions and what to do. An image whose versions are not declared
-(MLServer's own default images install the framework current when they were built) is not checked:
-``docs/deploy.md`` says so.
+is checked against what it is known to hold when it is a server's default image (MLServer's
+``1.7.1-sklearn``, KServe's ``sklearnserver``: :data:`workbench.deploy.servers.DEFAULT_IMAGE_FRAMEWORKS`);
+any other undeclared image is not checked: ``docs/deploy.md`` says so.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([0-9][0-9A-Za-z.+-]
 
 def check_spec(spec: DeploySpec, package: str) -> None:
     """:func:`check` for one revision, against what its image is declared to hold."""
-    from workbench.deploy import manifests
+    from workbench.deploy import manifests, servers
 
-    check(manifests.image(spec), declared(spec.image_frameworks), package, spec.model.framework_version,
-          f"{spec.model.name}:{spec.model.version}")
+    image = manifests.image(spec)
+    frameworks = declared(spec.image_frameworks) or servers.image_frameworks(image)
+    check(image, frameworks, package, spec.model.framework_version, f"{spec.model.name}:{spec.model.version}")
 
 
 def declared(items: list[str]) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The local target: serve a model on this machine, in Docker when it can, else as plain processes.
 
-A replica is one MLServer process with its own HTTP, gRPC and metrics ports on 127.0.0.1. There is
+A replica is one model server process (MLServer or KServe, :mod:`workbench.deploy.servers`) with its
+own HTTP, gRPC and metrics ports on 127.0.0.1. There is
 no load balancer: ``N`` replicas are ``N`` servers on ``N`` ports, recorded in the store, and
 :meth:`DeployService.predict` spreads requests over the ready ones round-robin (a client such as the
 benchmark can do the same with :attr:`Replica.url`). That is honest about what runs here, and keeps
@@ -30,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.deploy import serving
+from workbench.deploy import servers, serving
 from workbench.deploy.capture import REPLICA_ENV, ROTATE_ENV, SPOOL_ENV
 from workbench.errors import DeployError
 
@@ -54,14 +55,19 @@ class Replica:
     log: str
     pid: int = 0
     container: str = ""
+    server: str = "mlserver"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
+    def ports(self) -> servers.Ports:
+        return servers.Ports(self.http_port, self.grpc_port, self.metrics_port)
+
+    @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return servers.get(self.server).metrics_url(self.ports)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +153,7 @@ def start_replica(
     labels: dict[str, str],
     ports: tuple[int, int, int] | None = None,
     spool_dir: Path | None = None,
+    server: str = "mlserver",
 ) -> Replica:
     """Start one server for the model folder ``model_dir``; returns at once (see :func:`wait_ready`).
 
@@ -167,6 +174,7 @@ def start_replica(
         metrics_port=ports[2],
         model_dir=str(model_dir),
         log=str(log),
+        server=servers.get(server).name,
     )
     spool_env: dict[str, str] = {}
     if spool_dir is not None:
@@ -179,11 +187,11 @@ def start_replica(
     else:
         scratch = state_dir / f"scratch-r{revision}-{index}"
         scratch.mkdir(parents=True, exist_ok=True)
-        env = {**_base_env(), **serving.server_env(ports[0], ports[1], ports[2], scratch=str(scratch)),
-               **spool_env}
+        impl = servers.get(replica.server)
+        env = {**_base_env(), **impl.env(replica.ports, str(scratch), "127.0.0.1"), **spool_env}
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [str(venv / "bin" / "python"), "-m", "mlserver.cli.main", "start", str(model_dir)],
+                impl.argv(str(venv / "bin" / "python"), str(model_dir), name, replica.ports, local=True),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -205,7 +213,8 @@ def _start_container(
     replica: Replica, name: str, venv: Path, labels: dict[str, str], spool_dir: Path | None = None
 ) -> str:
     site = "/opt/workbench-serve/site-packages"
-    env = serving.server_env(replica.http_port, replica.grpc_port, replica.metrics_port, scratch="/tmp")
+    impl = servers.get(replica.server)
+    env = impl.env(replica.ports, "/tmp", "127.0.0.1")
     env.update({"PYTHONPATH": site, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1"})
     volumes = {
         replica.model_dir: {"bind": serving.MODEL_MOUNT, "mode": "ro"},
@@ -223,7 +232,7 @@ def _start_container(
         with docker_client() as client:
             container = client.containers.run(
                 local_image(),
-                ["python3", "-m", "mlserver.cli.main", "start", serving.MODEL_MOUNT],
+                impl.argv("python3", serving.MODEL_MOUNT, name, replica.ports, local=True),
                 detach=True,
                 user=DOCKER_USER,
                 read_only=True,
@@ -255,7 +264,7 @@ def alive(replica: Replica) -> bool:
         cmdline = Path(f"/proc/{replica.pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"mlserver" in cmdline
+    return servers.get(replica.server).marker in cmdline
 
 
 def _container_state(container_id: str) -> str:
@@ -389,6 +398,7 @@ class LocalTarget:
     def prepare_folder(
         self, name: str, revision: int, version: str, filename: str, runtime: serving.Runtime, fetch: Any,
         log_rate: float = 0.0, model: str | None = None, signature: dict[str, Any] | None = None,
+        server: servers.ModelServer | None = None,
     ) -> Path:
         """Fill ``.workbench/deploy/NAME/rREV`` with the model and its settings; make it read-only."""
         folder = self.model_folder(name, revision)
@@ -399,8 +409,11 @@ class LocalTarget:
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         fetch(folder / filename)
-        serving.write_model_folder(folder, name, version, filename, runtime, revision=revision, model=model,
-                                   log_rate=log_rate, signature=signature)
+        impl = server or servers.get(None)
+        files = impl.folder_files(name, version, filename, runtime, revision=revision, log_rate=log_rate,
+                                  model=model, signature=signature)
+        for file, text in files.items():
+            (folder / file).write_text(text, encoding="utf-8")
         for path in folder.iterdir():
             path.chmod(0o444)
         folder.chmod(0o555)
@@ -420,6 +433,7 @@ class LocalTarget:
         framework: str,
         framework_version: str | None,
         switch: Any = None,
+        server: str = "mlserver",
     ) -> tuple[str, list[Replica]]:
         """Start the new replicas; once all are ready, ``switch(mode, started)`` points the record and
         the front door at them, and only then are the old ones stopped (no request meets a closed
@@ -439,6 +453,7 @@ class LocalTarget:
                         mode=mode,
                         labels=labels,
                         spool_dir=self.spool_dir(name),
+                        server=server,
                     )
                 )
             wait_ready(name, started, timeout, framework, framework_version)
@@ -491,6 +506,7 @@ class LocalTarget:
                             mode=template.kind,
                             labels=labels,
                             spool_dir=self.spool_dir(name),
+                            server=template.server,
                         )
                     )
                 index += 1

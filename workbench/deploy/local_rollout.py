@@ -9,14 +9,15 @@ shows (the front door while it runs) and how a server's error reads (one line, t
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workbench.deploy import frontdoor, local, manifests, serving
+from workbench.deploy import frontdoor, local, manifests, servers, serving
 from workbench.deploy.history import DeploymentHistory
-from workbench.deploy.types import DeploySpec
-from workbench.errors import UsageError, WorkbenchError
+from workbench.deploy.types import DeploySpec, ModelRef
+from workbench.errors import DeployError, UsageError, WorkbenchError
 
 Progress = Callable[[int, int], None]
 
@@ -39,7 +40,8 @@ class LocalDeployments:
         row: Any,
         fetch: Callable[[Path], None],
     ) -> None:
-        venv = serving.ensure_serve_venv(runtime, spec.model.framework_version, progress)
+        server = servers.get(spec.server)
+        venv = servers.ensure_venv(server, runtime, spec.model.framework_version, progress)
         live = row is not None and row["state"] != "undeployed"
         old = replicas_of(row) if live else []
         door = dict(json.loads(row["runtime"] or "{}").get("frontdoor") or {}) if live else {}
@@ -63,6 +65,7 @@ class LocalDeployments:
             folder = self.target.prepare_folder(
                 spec.name, revision, spec.model.version, spec.model.filename, runtime, fetch,
                 log_rate=spec.log_predictions, model=spec.model.name, signature=spec.signature,
+                server=server,
             )
             self.target.roll_out(
                 name=spec.name,
@@ -76,6 +79,7 @@ class LocalDeployments:
                 framework=spec.model.framework,
                 framework_version=spec.model.framework_version,
                 switch=switch,
+                server=server.name,
             )
         except BaseException as exc:
             message = failure_words(exc)
@@ -112,6 +116,25 @@ class LocalDeployments:
         pid = int(door.get("pid", 0))
         return door_url(int(door["port"])) if pid and frontdoor.running(pid) else ""
 
+
+
+def fetcher(versions: Any, root: Path, model: ModelRef) -> Callable[[Path], None]:
+    """``fetch(dest)``: the model version's file, from the blob cache (else its path in the project)."""
+    def fetch(dest: Path) -> None:
+        try:
+            versions.export_object(model.hash, dest)
+            return
+        except (ImportError, AttributeError):
+            pass
+        source = Path(model.path)
+        source = source if source.is_absolute() else root / source
+        if not source.is_file():
+            raise DeployError(
+                f"the file of {model.name}:{model.version} is not in the cache", "run 'workbench fsck'"
+            ) from None
+        shutil.copyfile(source, dest)
+
+    return fetch
 
 
 def replicas_of(row: Any) -> list[local.Replica]:
@@ -153,6 +176,21 @@ def check_port(port: int, target: str) -> int:
     if not 1024 <= port <= 65535:
         raise UsageError(f"--port must be between 1024 and 65535, got {port}", "give an unprivileged port")
     return port
+
+
+def infer(url: str, name: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """POST a V2 ``infer`` request to ``url``; a refusal or an unreachable server is one line."""
+    try:
+        status, body = local.http_json(f"{url}/v2/models/{name}/infer", payload, timeout=timeout)
+    except OSError as exc:
+        raise DeployError(f"cannot reach '{name}' at {url}: {exc}", "see 'workbench deployments'") from None
+    if status != 200:
+        detail = body.get("error", body) if isinstance(body, dict) else body
+        raise DeployError(f"'{name}' answered {status}: {server_error_line(detail)}",
+                          "check the request's shape and datatype")
+    if not isinstance(body, dict):
+        raise DeployError(f"'{name}' answered something that is not JSON")
+    return body
 
 
 def server_error_line(detail: object, limit: int = 300) -> str:

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from workbench.deploy import delivery as fetching
-from workbench.deploy import scaling, serving
+from workbench.deploy import scaling, servers, serving
 from workbench.deploy.delivery import Delivery
 from workbench.deploy.schemas import CRD_FILES, crd_schema, validate
 from workbench.deploy.types import DeploySpec
@@ -81,9 +81,9 @@ def model_subdir(spec: DeploySpec) -> str:
 def folder_texts(spec: DeploySpec, revision: int = 0) -> dict[str, str]:
     """The small files of the model folder: its ``model-settings.json``, the runtimes it needs."""
     runtime = serving.runtime_for(spec.model.framework)
-    return serving.folder_files(spec.name, spec.model.version, spec.model.filename, runtime,
-                                revision=revision, log_rate=spec.log_predictions, model=spec.model.name,
-                                signature=spec.signature)
+    return servers.get(spec.server).folder_files(spec.name, spec.model.version, spec.model.filename, runtime,
+                                                 revision=revision, log_rate=spec.log_predictions,
+                                                 model=spec.model.name, signature=spec.signature)
 
 
 def model_files(spec: DeploySpec, model_bytes: bytes, revision: int = 0) -> dict[str, bytes]:
@@ -159,8 +159,7 @@ def loader_objects(spec: DeploySpec, revision: int, model_bytes: bytes) -> list[
 def image(spec: DeploySpec) -> str:
     if spec.image:
         return spec.image
-    runtime = serving.runtime_for(spec.model.framework)
-    return serving.DEFAULT_IMAGE + runtime.image_suffix
+    return servers.get(spec.server).default_image(serving.runtime_for(spec.model.framework))
 
 
 def _pod_security() -> Obj:
@@ -195,21 +194,26 @@ def _resources(spec: DeploySpec) -> Obj:
     return out
 
 
+def server_command(spec: DeploySpec, mount: str) -> list[str]:
+    """The server container's command: ``mlserver start DIR``, or KServe's ``python DIR/workbench_kserve.py
+    --model_name NAME --http_port 8080 --grpc_port 8081`` (run by the image's Python)."""
+    impl = servers.get(spec.server)
+    return impl.argv("python", mount, spec.name, PORTS, local=False)
+
+
+PORTS = servers.Ports(serving.HTTP_PORT, serving.GRPC_PORT, serving.METRICS_PORT)
+
+
 def _server_container(spec: DeploySpec, fetched: bool = False) -> Obj:
-    env = serving.server_env(
-        serving.HTTP_PORT, serving.GRPC_PORT, serving.METRICS_PORT, scratch="/tmp", host="0.0.0.0"
-    )
+    impl = servers.get(spec.server)
+    env = impl.env(PORTS, "/tmp", "0.0.0.0")
     env["HOME"] = "/tmp"
     return {
-        "name": "mlserver",
+        "name": impl.name,
         "image": image(spec),
-        "command": ["mlserver", "start", serving.MODEL_MOUNT],
+        "command": server_command(spec, serving.MODEL_MOUNT),
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
-        "ports": [
-            {"name": "http", "containerPort": serving.HTTP_PORT, "protocol": "TCP"},
-            {"name": "grpc", "containerPort": serving.GRPC_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": serving.METRICS_PORT, "protocol": "TCP"},
-        ],
+        "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in impl.container_ports()],
         "readinessProbe": {
             "httpGet": {"path": f"/v2/models/{spec.name}/ready", "port": "http"},
             "periodSeconds": 5,
@@ -326,11 +330,7 @@ def service(spec: DeploySpec, revision: int) -> Obj:
             "selector": {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/managed-by": MANAGER},
             "ports": [
                 {"name": n, "port": p, "targetPort": n, "protocol": "TCP"}
-                for n, p in (
-                    ("http", serving.HTTP_PORT),
-                    ("grpc", serving.GRPC_PORT),
-                    ("metrics", serving.METRICS_PORT),
-                )
+                for n, p in servers.get(spec.server).container_ports()
             ],
         },
     }
@@ -371,17 +371,22 @@ def ingress(spec: DeploySpec, revision: int, ingress_class: str) -> Obj:
     }
 
 
+def runtime_name(spec: DeploySpec) -> str:
+    """The deployment's ServingRuntime: ``NAME-mlserver`` or ``NAME-kserve``."""
+    return f"{spec.name}-{servers.get(spec.server).name}"
+
+
 def serving_runtime(spec: DeploySpec, revision: int) -> Obj:
     runtime = serving.runtime_for(spec.model.framework)
     container = _server_container(spec)
     container.pop("volumeMounts")
     container.pop("readinessProbe")
     container["name"] = "kserve-container"
-    container["command"] = ["mlserver", "start", KSERVE_MODEL_MOUNT]
+    container["command"] = server_command(spec, KSERVE_MODEL_MOUNT)
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "ServingRuntime",
-        "metadata": _meta(spec, f"{spec.name}-mlserver", revision),
+        "metadata": _meta(spec, runtime_name(spec), revision),
         "spec": {
             "supportedModelFormats": [{"name": runtime.kserve_format, "autoSelect": False}],
             "protocolVersions": ["v2", "grpc-v2"],
@@ -397,7 +402,7 @@ def inference_service(spec: DeploySpec, revision: int, delivery: Delivery | None
     runtime = serving.runtime_for(spec.model.framework)
     model: Obj = {
         "modelFormat": {"name": runtime.kserve_format},
-        "runtime": f"{spec.name}-mlserver",
+        "runtime": runtime_name(spec),
         "protocolVersion": "v2",
     }
     if delivery is None:

@@ -1,4 +1,8 @@
-"""Scrape MLServer's Prometheus metrics from every replica: request rate, error rate, latency.
+"""Scrape the model server's Prometheus metrics from every replica: request rate, error rate, latency.
+
+MLServer's ``rest_server_*`` series of the infer path, or KServe's ``request_predict_seconds``
+histogram (predict calls, refused ones included; KServe counts no errors, so a KServe deployment's
+error rate is unknown: None).
 
 Counters are summed over replicas; rates and latency quantiles come from the difference between this
 scrape and the previous one of the same deployment (the TUI samples every few seconds), and from the
@@ -32,6 +36,8 @@ class Sample:
     latency_count: float = 0.0
     buckets: dict[float, float] = field(default_factory=dict)
     replicas_scraped: int = 0
+    errors_counted: bool = True
+    """False once a replica's series count no errors (KServe's)."""
 
 
 @dataclass
@@ -76,6 +82,9 @@ def accumulate(sample: Sample, text: str) -> None:
     """Add one replica's scrape to ``sample``."""
     sample.replicas_scraped += 1
     for name, labels, value in parse(text):
+        if name.startswith(KSERVE_PREDICT):
+            _kserve(sample, name[len(KSERVE_PREDICT):], labels, value)
+            continue
         if labels.get("path") != INFER_PATH:
             continue
         if name == "rest_server_requests_total":
@@ -89,6 +98,21 @@ def accumulate(sample: Sample, text: str) -> None:
         elif name == "rest_server_request_duration_seconds_bucket":
             le = float(labels.get("le", "inf").replace("+Inf", "inf"))
             sample.buckets[le] = sample.buckets.get(le, 0.0) + value
+
+
+KSERVE_PREDICT = "request_predict_seconds"
+
+
+def _kserve(sample: Sample, suffix: str, labels: dict[str, str], value: float) -> None:
+    sample.errors_counted = False
+    if suffix == "_count":
+        sample.requests += value
+        sample.latency_count += value
+    elif suffix == "_sum":
+        sample.latency_sum += value
+    elif suffix == "_bucket":
+        le = float(labels.get("le", "inf").replace("+Inf", "inf"))
+        sample.buckets[le] = sample.buckets.get(le, 0.0) + value
 
 
 def quantile(q: float, buckets: dict[float, float]) -> float | None:
@@ -155,7 +179,7 @@ class MetricsSampler:
             requests_total=now.requests,
             errors_total=now.errors,
             request_rate=rate,
-            error_rate=(errors / requests) if requests > 0 else None,
+            error_rate=(errors / requests) if requests > 0 and now.errors_counted else None,
             latency_mean=((now.latency_sum - before.latency_sum) / count) if count > 0 else None,
             latency_p50=quantile(0.5, buckets),
             latency_p99=quantile(0.99, buckets),

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.deploy import delivery as fetching
-from workbench.deploy import frontdoor, imagebuild, images, local, scaling, serving
+from workbench.deploy import frontdoor, imagebuild, images, local, scaling, servers, serving
 from workbench.deploy.history import DeploymentHistory
 from workbench.deploy.local_rollout import (
     LocalDeployments,
     check_port,
     door_url,
     failure_words,
+    fetcher,
+    infer,
     labels_of,
     live_endpoint,
     replicas_of,
-    server_error_line,
 )
 from workbench.deploy.metrics import MetricsSampler, MetricsSnapshot
 from workbench.deploy.types import (
@@ -86,40 +86,39 @@ class DeployService:
             ) from None
         return ModelRef.from_registry(found)
 
-    def server_ready(self, model: str | ModelRef) -> bool:
-        """Whether the local model server for this version's framework is built (no first-use wait)."""
+    def server_ready(self, model: str | ModelRef, server: str | None = None) -> bool:
+        """Whether the local model server for this version's framework is built (no first-use wait);
+        ``server``: ``mlserver`` or ``kserve`` (None: ``[deploy] server``)."""
         ref = self.resolve_model(model)
-        return serving.serve_venv_ready(self._runtime(ref), ref.framework_version)
+        return servers.venv_ready(self._server(server), self._runtime(ref), ref.framework_version)
 
-    def prepare_server(self, model: str | ModelRef, *, progress: Progress | None = None) -> Path:
+    def _server(self, name: str | None) -> servers.ModelServer:
+        return servers.get(name or self.project.config.deploy.server)
+
+    def server_for(self, model: str | ModelRef, name: str | None = None, server: str | None = None) -> str:
+        """The server a deploy of ``model`` as ``name`` uses: ``server``; else the one the live
+        deployment runs (a new version keeps it, as it keeps the replica count); else ``[deploy] server``."""
+        if server:
+            return self._server(server).name
+        name = name or default_name(self.resolve_model(model).name)
+        return self._server(self.records.live_server(name)).name
+
+    def prepare_server(self, model: str | ModelRef, *, progress: Progress | None = None,
+                       server: str | None = None) -> Path:
         """Build (first use, about a minute) or find the local model server for this version.
 
         ``progress(done, total)`` counts the packages pip installs. :meth:`deploy` does this itself;
         callers that want to show the build separately (the CLI's progress bar) call it first.
         """
         ref = self.resolve_model(model)
-        return serving.ensure_serve_venv(self._runtime(ref), ref.framework_version, progress)
+        return servers.ensure_venv(self._server(server), self._runtime(ref), ref.framework_version, progress)
 
     @staticmethod
     def _runtime(ref: ModelRef) -> serving.Runtime:
         return serving.runtime_for(ref.framework or serving.guess_framework(ref.filename))
 
     def _fetch(self, model: ModelRef) -> Callable[[Path], None]:
-        def fetch(dest: Path) -> None:
-            try:
-                self.versions.export_object(model.hash, dest)
-                return
-            except (ImportError, AttributeError):
-                pass
-            source = Path(model.path)
-            source = source if source.is_absolute() else self.project.root / source
-            if not source.is_file():
-                raise DeployError(
-                    f"the file of {model.name}:{model.version} is not in the cache", "run 'workbench fsck'"
-                ) from None
-            shutil.copyfile(source, dest)
-
-        return fetch
+        return fetcher(self.versions, self.project.root, model)
 
     # -- operations ----------------------------------------------------------------------------
     def check_request(self, *, name: str | None = None, target: str | None = None,
@@ -160,8 +159,12 @@ class DeployService:
         log_predictions: float = 1.0,
         image: str = "",
         image_frameworks: list[str] | None = None,
+        server: str | None = None,
     ) -> DeploymentInfo:
         """Serve a model version; a name that is already deployed gets a rolling update to it.
+
+        ``server``: the model server behind the V2 protocol, ``mlserver`` or ``kserve``
+        (:mod:`workbench.deploy.servers`); None: ``[deploy] server``.
 
         ``image``/``image_frameworks`` (cluster targets): the serving image and what it holds
         (:meth:`build_image`'s answer), else ``[deploy] image`` and ``image_frameworks``.
@@ -181,8 +184,10 @@ class DeployService:
         target = self.check_request(name=name, target=target, replicas=replicas, gpus=gpus,
                                     timeout=timeout, expose=expose, log_predictions=log_predictions)
         self.check_autoscale(target, min_replicas, max_replicas, target_cpu)
+        self._server(server)  # a bad name is refused before anything is resolved
         ref = self.resolve_model(model)
         name = check_name(name) if name else check_name(default_name(ref.name))
+        impl = servers.get(self.server_for(ref, name, server))
         if replicas is None:
             current = self.records.find(name)
             live = current is not None and current["state"] != "undeployed"
@@ -195,6 +200,7 @@ class DeployService:
                 except WorkbenchError:
                     expose = None  # no readable revision: the target's default
         runtime, config = self._runtime(ref), self.project.config.deploy
+        impl.check(runtime)
         spec = DeploySpec(
             name=name,
             target=target,
@@ -212,6 +218,7 @@ class DeployService:
             max_replicas=max_replicas,
             target_cpu=target_cpu,
             log_predictions=log_predictions,
+            server=impl.name,
             signature=self.signature_of(ref.name, ref.version) if self.signature_of else None,
         )
         return self._apply(spec, "deploy", runtime, timeout, progress)
@@ -432,6 +439,7 @@ class DeployService:
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
             endpoints=endpoints,
+            server=self.records.live_server(row["name"]) or "",
         )
 
     def history(self, name: str) -> Revisions:
@@ -474,21 +482,7 @@ class DeployService:
         if url not in urls:
             cycle = self._round_robin[name] = itertools.cycle(urls)
             url = next(cycle)
-        try:
-            status, body = local.http_json(f"{url}/v2/models/{name}/infer", payload, timeout=timeout)
-        except OSError as exc:
-            raise DeployError(
-                f"cannot reach '{name}' at {url}: {exc}", "see 'workbench deployments'"
-            ) from None
-        if status != 200:
-            detail = body.get("error", body) if isinstance(body, dict) else body
-            raise DeployError(
-                f"'{name}' answered {status}: {server_error_line(detail)}",
-                "check the request's shape and datatype",
-            )
-        if not isinstance(body, dict):
-            raise DeployError(f"'{name}' answered something that is not JSON")
-        return body
+        return infer(url, name, payload, timeout)
 
     def metrics(self, name: str) -> MetricsSnapshot:
         """Request rate, error rate and latency scraped from every replica's Prometheus endpoint

@@ -257,19 +257,22 @@ def venv_site_packages(venv: Path) -> Path:
     return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
-def serve_venv_path(runtime: Runtime, framework_version: str | None) -> Path:
-    """Where the venv for this runtime and framework version lives (built or not)."""
-    override = os.environ.get("WORKBENCH_SERVE_VENV")
+def serve_venv_path(runtime: Runtime, framework_version: str | None, *, reqs: list[str] | None = None,
+                    env: str = "WORKBENCH_SERVE_VENV") -> Path:
+    """Where the venv for this runtime and framework version lives (built or not); ``reqs``: another
+    server's requirements (:mod:`workbench.deploy.servers`), ``env`` the variable that overrides it."""
+    override = os.environ.get(env)
     if override:
         return Path(override)
-    return serve_root() / venv_key(requirements(runtime, framework_version))
+    return serve_root() / venv_key(reqs if reqs is not None else requirements(runtime, framework_version))
 
 
-def serve_venv_ready(runtime: Runtime, framework_version: str | None) -> bool:
+def serve_venv_ready(runtime: Runtime, framework_version: str | None, *, reqs: list[str] | None = None,
+                     env: str = "WORKBENCH_SERVE_VENV") -> bool:
     """Whether :func:`ensure_serve_venv` would return at once (no build needed)."""
-    if os.environ.get("WORKBENCH_SERVE_VENV"):
+    if os.environ.get(env):
         return True
-    return (serve_venv_path(runtime, framework_version) / READY_MARKER).exists()
+    return (serve_venv_path(runtime, framework_version, reqs=reqs, env=env) / READY_MARKER).exists()
 
 
 READY_MARKER = ".workbench-ready"
@@ -290,7 +293,8 @@ _NETWORK_SIGNS = (
 
 
 def ensure_serve_venv(
-    runtime: Runtime, framework_version: str | None, progress: Callable[[int, int], None] | None = None
+    runtime: Runtime, framework_version: str | None, progress: Callable[[int, int], None] | None = None,
+    *, reqs: list[str] | None = None, env: str = "WORKBENCH_SERVE_VENV",
 ) -> Path:
     """The venv that serves this runtime, built on first use (about a minute) and cached.
 
@@ -298,10 +302,10 @@ def ensure_serve_venv(
     the install; ``total`` is an estimate (the previous build's count) until pip lists what it
     installs, then exact.
     """
-    venv = serve_venv_path(runtime, framework_version)
-    if os.environ.get("WORKBENCH_SERVE_VENV") or (venv / READY_MARKER).exists():
+    venv = serve_venv_path(runtime, framework_version, reqs=reqs, env=env)
+    if os.environ.get(env) or (venv / READY_MARKER).exists():
         return venv
-    reqs = requirements(runtime, framework_version)
+    reqs = reqs if reqs is not None else requirements(runtime, framework_version)
     venv.parent.mkdir(parents=True, exist_ok=True)
     counter = PipProgress(_remembered_count(venv.parent), progress)
     tmp = venv.with_name(venv.name + f".tmp{os.getpid()}")

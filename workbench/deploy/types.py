@@ -118,6 +118,9 @@ class DeploySpec:
     """The share of requests whose inputs and answers are recorded (0 turns capture off)."""
     image_frameworks: list[str] = field(default_factory=list)
     """What ``image`` holds (``["scikit-learn==1.9.1"]``): checked against the model before rollout."""
+    server: str = ""
+    """The model server (``mlserver`` or ``kserve``, :mod:`workbench.deploy.servers`); "" is MLServer,
+    what revisions recorded before there was a choice."""
     signature: dict[str, Any] | None = None
     """The model version's input signature recorded at registration (``{"names", "count", "dtypes"}``,
     from its reference profile): requests that do not match it are refused with HTTP 400."""
@@ -154,6 +157,8 @@ class DeploymentInfo:
     created_at: float
     updated_at: float
     endpoints: list[str] = field(default_factory=list)
+    server: str = ""
+    """The model server the live revision runs (``mlserver`` or ``kserve``); "" once undeployed."""
 
     @property
     def age_seconds(self) -> float:

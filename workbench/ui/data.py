@@ -243,12 +243,14 @@ class UiData:
         return {name: state for name, state in self.ws.monitor.states().items() if state != "ok"}
 
     def server_ready(self, spec: str) -> bool:
-        """Whether the local model server for this model version is built (no first-use wait)."""
-        return self.ws.deployments.server_ready(spec)
+        """Whether the local model server for this model version is built (no first-use wait): the
+        server its live deployment runs, else ``[deploy] server``."""
+        return self.ws.deployments.server_ready(spec, self.ws.deployments.server_for(spec))
 
     def prepare_server(self, spec: str, progress: Callable[[int, int], None] | None = None) -> None:
         """Build the local model server for this version (first use: about a minute)."""
-        self.ws.deployments.prepare_server(spec, progress=progress)
+        deployments = self.ws.deployments
+        deployments.prepare_server(spec, progress=progress, server=deployments.server_for(spec))
 
     def deploy(self, spec: str) -> DeploymentRow:
         """Serve ``name:version`` with the project's deploy defaults; blocks until it is ready."""
