@@ -109,3 +109,29 @@ def test_one_readwriteonce_volume_for_three_replicas_hangs_on_multi_attach(
     t.delete("v1", "PersistentVolumeClaim", manifests.pvc_name(s))
     status, _ = t.apply(s, 2, t.render(s, 2, storage_access="ReadWriteMany"), fetch, 20)
     assert status.state == "complete" and len(placement(cluster)) == 3
+
+
+def test_a_failed_node_s_replicas_are_rescheduled_on_the_others(cluster: ClusterDouble) -> None:
+    t = target(cluster)
+    s = spec(3)
+    status, _ = t.apply(s, 1, t.render(s, 1, FETCHED), fetch, 20, credentials={})
+    assert status.state == "complete" and status.ready == 3
+    before = {p["metadata"]["name"] for p in cluster.pods(SELECTOR)}
+
+    cluster.fail_node("node-b")  # the server dies: NotReady, tainted unreachable, its pod evicted
+    node = cluster.wait_for("node-b tainted unreachable", lambda: next(
+        (n for n in cluster.snapshot()["nodes"] if n["metadata"]["name"] == "node-b"
+         and any(x["key"] == "node.kubernetes.io/unreachable" for x in n["spec"].get("taints", []))), None))
+    assert node["status"]["conditions"][0]["status"] == "Unknown"
+    recovered = cluster.wait_for("3 ready replicas again, none on node-b", lambda: (
+        (st := t.status("iris")).ready == 3 and st.state == "complete"
+        and "node-b" not in (where := placement(cluster)) and sum(where.values()) == 3 and st))
+    assert recovered.desired == 3 and sum(placement(cluster).values()) == 3
+    after = {p["metadata"]["name"] for p in cluster.pods(SELECTOR)}
+    assert len(after - before) == 1  # one replacement; the two healthy replicas were left alone
+
+    # A node removed from the cluster: its pods are collected and replaced too; with one CPU node
+    # left, the replicas share it (the spread is ScheduleAnyway) and the tainted GPU node stays empty.
+    cluster.delete_node("node-c")
+    cluster.wait_for("3 ready replicas on node-a", lambda: (
+        t.status("iris").ready == 3 and placement(cluster) == Counter({"node-a": 3})))

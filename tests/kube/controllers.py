@@ -208,6 +208,7 @@ class ClusterDouble(KubeDouble):
         self.now = self.snapshot()
         nodes = self.now.get("nodes", [])
         self._lifecycle(nodes)
+        self.now = self.snapshot()  # without the evicted pods
         for claim in self.now.get("persistentvolumeclaims", []):
             if (claim.get("status") or {}).get("phase") != "Bound":
                 self.patch(f"{base}/persistentvolumeclaims/{name_of(claim)}/status",
