@@ -55,6 +55,9 @@ class _Emulator(kmock.KubernetesEmulator):
         if fault is not None:
             status, doc = fault
             return aiohttp.web.json_response(doc, status=status)
+        proxied = await self.double.serve_proxy(raw_request, body)
+        if proxied is not None:
+            return proxied
         if raw_request.method == "GET" and "labelSelector" in raw_request.query:
             listed = await self.double.serve_selected(raw_request)
             if listed is not None:
@@ -199,6 +202,11 @@ class KubeDouble:
             if all(labels.get(k.strip().rstrip("=")) == v.strip() for k, v in terms):
                 items.append(obj.raw)
         return aiohttp.web.json_response({"metadata": {"resourceVersion": "..."}, "items": items})
+
+    async def serve_proxy(self, request: aiohttp.web.BaseRequest,
+                          body: bytes) -> aiohttp.web.StreamResponse | None:
+        """The service and pod proxy subresources (None: not served here, kmock answers)."""
+        return None
 
     def after_write(self, path: str) -> None:
         """Called on the server's loop after each successful write (the cluster double bumps

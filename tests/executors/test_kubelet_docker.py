@@ -17,7 +17,7 @@ import pytest
 
 from tests.executors.conftest import IMAGE
 from tests.kube.controllers import ClusterDouble
-from tests.kube.docker_kubelet import LABEL, DockerKubelet
+from tests.kube.docker_kubelet import DockerKubelet, close_cluster
 from workbench.core.workspace import Workspace
 from workbench.executors.base import LaunchSpec, SideChannel
 from workbench.executors.kubernetes import KubernetesExecutor
@@ -50,12 +50,7 @@ def cluster(tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch)
     try:
         yield double
     finally:
-        double.close()
-        left = docker_client.containers.list(all=True, filters={"label": f"{LABEL}={double.root}"})
-        for container in left:
-            container.remove(force=True)
-        assert not left, [c.name for c in left]
-        assert not double.errors, double.errors
+        close_cluster(double, docker_client)
 
 
 def test_a_job_runs_for_real_staged_tracked_and_collected(ws: Workspace, cluster: ClusterDouble) -> None:

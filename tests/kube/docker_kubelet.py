@@ -19,9 +19,13 @@ For each pod bound to its node, a worker thread does what a kubelet does, in ord
 * ``pods/exec`` runs the command in the pod's first container (``docker exec``), stdin, stdout,
   stderr and the exit status carried over the ``v5.channel.k8s.io`` WebSocket protocol.
 
-Every container has host networking (dockerd runs with ``--bridge=none`` here), so servers of two
-pods must not share a port. Restarts (``restartPolicy: Always`` after an exit) are not done: such a
-container is reported terminated and not ready.
+With ``network`` (a Docker bridge network), each pod has its own network namespace and IP, held by
+a sandbox container that its containers join (Kubernetes' pause container); the pod IP is reported
+in ``status.podIP``, where the double's service proxy sends requests. Without it every container
+has the host's network (dockerd runs with ``--bridge=none`` here), so two pods' servers clash.
+
+Restarts (``restartPolicy: Always`` after an exit) are not done: such a container is reported
+terminated and not ready.
 """
 
 from __future__ import annotations
@@ -51,6 +55,16 @@ RESTRICTED_USER = "1000770000:0"
 LABEL = "workbench.test/cluster"
 
 
+def close_cluster(cluster: ClusterDouble, client: Any) -> None:
+    """Close the double, then fail the test if a container of its pods outlived it (removed anyway)."""
+    cluster.close()
+    left = client.containers.list(all=True, filters={"label": f"{LABEL}={cluster.root}"})
+    for container in left:
+        container.remove(force=True)
+    assert not left, f"containers left behind: {[c.name for c in left]}"
+    assert not cluster.errors, cluster.errors
+
+
 class ConfigError(Exception):
     """What the kubelet reports as CreateContainerConfigError."""
 
@@ -59,13 +73,18 @@ class DockerKubelet:
     runs_exec = True
 
     def __init__(self, cluster: ClusterDouble, node: str, *, client: Any,
-                 images: dict[str, str] | None = None, tag: str = "") -> None:
+                 images: dict[str, str] | None = None, tag: str = "", network: str = "",
+                 sandbox_image: str = "") -> None:
         self.cluster = cluster
         self.node = node
         self.client = client
         self.images = dict(images or {})
         """Image names pods ask for -> local images standing for them (nothing can be pulled here)."""
         self.tag = tag or str(cluster.root)
+        self.network = network
+        """A Docker network for pod IPs (each pod then has its own network namespace, held by a
+        sandbox container its containers join); "" runs every container on the host's network."""
+        self.sandbox_image = sandbox_image
         self.workers: dict[str, PodWorker] = {}
         self.dead = False
 
@@ -129,6 +148,8 @@ class PodWorker:
         self.root = kubelet.cluster.root / "nodes" / kubelet.node / "pods" / f"{self.name}-{self.uid}"
         self.containers: list[Any] = []
         self.main: Any = None
+        self.ip = "127.0.0.1"
+        self.network_mode = "host"
         """The first container, once started: where exec runs."""
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"pod-{self.name}", daemon=True)
@@ -138,7 +159,7 @@ class PodWorker:
         if self.stopped.is_set() or self.kubelet.dead:
             return
         cluster = self.kubelet.cluster
-        status = {"hostIP": "127.0.0.1", "podIP": "127.0.0.1", **status}
+        status = {"hostIP": "127.0.0.1", "podIP": self.ip, **status}
         try:
             cluster.patch(f"/api/v1/namespaces/{cluster.ns}/pods/{self.name}/status", {"status": status})
         except urllib.error.HTTPError:
@@ -165,6 +186,7 @@ class PodWorker:
             return [k.running(m["name"], m.get("image", ""), ready) for m in mains]
 
         try:
+            self._sandbox()
             volumes = self._volumes()
             for c in inits + mains:
                 self._env(c)  # every reference resolves before anything starts
@@ -210,6 +232,21 @@ class PodWorker:
             phase = "Succeeded" if code == 0 else "Failed"
         self.report({"phase": phase, "conditions": k.conditions(True, False), "containerStatuses": [state]})
 
+    def _sandbox(self) -> None:
+        kubelet = self.kubelet
+        if not kubelet.network:
+            return
+        sandbox = kubelet.client.containers.create(
+            kubelet.sandbox_image, entrypoint=["sleep", "infinity"], network=kubelet.network,
+            user=RESTRICTED_USER, read_only=True, cap_drop=["ALL"],
+            name=f"wbk-{kubelet.node}-{self.name}-sandbox-{self.uid[:6]}"[:120],
+            labels={LABEL: kubelet.tag, "workbench.test/pod": self.name})
+        self.containers.append(sandbox)
+        sandbox.start()
+        sandbox.reload()
+        self.ip = sandbox.attrs["NetworkSettings"]["Networks"][kubelet.network]["IPAddress"]
+        self.network_mode = f"container:{sandbox.id}"
+
     def _volumes(self) -> dict[str, Path]:
         cluster = self.kubelet.cluster
         out: dict[str, Path] = {}
@@ -254,8 +291,15 @@ class PodWorker:
             source = ref.get("secretKeyRef") or ref.get("configMapKeyRef")
             if source is None:
                 continue
-            data = self._source_data("configMapKeyRef" in ref, source["name"])
+            try:
+                data = self._source_data("configMapKeyRef" in ref, source["name"])
+            except ConfigError:
+                if source.get("optional"):
+                    continue
+                raise
             if source["key"] not in data:
+                if source.get("optional"):
+                    continue
                 raise ConfigError(f"couldn't find key {source['key']} in {source['name']}")
             env[entry["name"]] = data[source["key"]].decode()
         return env
@@ -280,7 +324,7 @@ class PodWorker:
         container = kubelet.client.containers.create(
             kubelet.images.get(c.get("image", ""), c.get("image", "")),
             entrypoint=c.get("command"), command=c.get("args"), environment=self._env(c), user=user,
-            working_dir=c.get("workingDir"), volumes=binds, network_mode="host",
+            working_dir=c.get("workingDir"), volumes=binds, network_mode=self.network_mode,
             read_only=bool(security.get("readOnlyRootFilesystem")),
             cap_drop=["ALL"] if "ALL" in ((security.get("capabilities") or {}).get("drop") or []) else None,
             security_opt=["no-new-privileges"] if security.get("allowPrivilegeEscalation") is False else None,
@@ -323,7 +367,7 @@ class PodWorker:
         port = probe["port"]
         if isinstance(port, str):
             port = next(p["containerPort"] for p in c.get("ports") or [] if p.get("name") == port)
-        url = f"http://127.0.0.1:{port}{probe.get('path', '/')}"
+        url = f"http://{self.ip}:{port}{probe.get('path', '/')}"
         while not self.stopped.is_set():
             try:
                 with urllib.request.urlopen(url, timeout=2) as answer:
