@@ -7,6 +7,7 @@ node fails, its replica is replaced on another node and the deployment keeps ans
 
 from __future__ import annotations
 
+import secrets
 import socket
 import socketserver
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import docker_unavailable
 from tests.deploy.conftest import REQUEST, answers
 from tests.deploy.test_delivery import seaweed  # noqa: F401  (a fixture)
 from tests.executors.conftest import IMAGE, docker_client  # noqa: F401  (a fixture)
@@ -84,7 +86,10 @@ def cluster(tmp_path: Path, docker_client: Any, ws: Workspace,  # noqa: F811
             monkeypatch: pytest.MonkeyPatch) -> Iterator[ClusterDouble]:
     from kubernetes.config import kube_config
 
-    network = docker_client.networks.create(f"wbk-{tmp_path.name}"[:60], driver="bridge")
+    try:
+        network = docker_client.networks.create(f"wbk-pods-{secrets.token_hex(4)}", driver="bridge")
+    except Exception as exc:  # a daemon that cannot make bridges cannot give pods their own IPs
+        docker_unavailable(f"cannot create a Docker bridge network for pod IPs: {exc}")
     monkeypatch.setattr(cluster_mod, "POLL", 0.1)
 
     def kubelet(double: ClusterDouble, node: str) -> DockerKubelet:

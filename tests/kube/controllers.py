@@ -101,6 +101,8 @@ class ClusterDouble(KubeDouble):
         self.errors: list[str] = []
         self.spec_seen: dict[str, str] = {}
         self.turn = 0
+        self.timeline: list[tuple[float, str, str]] = []
+        """(monotonic time, pod, what its kubelet reported): where a slow test spent its time."""
         self.now: dict[str, list[Obj]] = {}
         """The tick's snapshot of the objects (see :meth:`snapshot`)."""
         self.lock = threading.Lock()

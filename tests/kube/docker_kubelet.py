@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import socket
 import threading
 import time
@@ -146,6 +147,8 @@ class PodWorker:
         self.name = pod["metadata"]["name"]
         self.uid = pod["metadata"].get("uid", self.name)
         self.root = kubelet.cluster.root / "nodes" / kubelet.node / "pods" / f"{self.name}-{self.uid}"
+        self.suffix = secrets.token_hex(4)
+        """Container names carry it: the daemon is shared, and pods of two sessions may share names."""
         self.containers: list[Any] = []
         self.main: Any = None
         self.ip = "127.0.0.1"
@@ -158,6 +161,7 @@ class PodWorker:
     def report(self, status: Obj) -> None:
         if self.stopped.is_set() or self.kubelet.dead:
             return
+        self.kubelet.cluster.timeline.append((time.monotonic(), self.name, json.dumps(status)[:160]))
         cluster = self.kubelet.cluster
         status = {"hostIP": "127.0.0.1", "podIP": self.ip, **status}
         try:
@@ -239,7 +243,7 @@ class PodWorker:
         sandbox = kubelet.client.containers.create(
             kubelet.sandbox_image, entrypoint=["sleep", "infinity"], network=kubelet.network,
             user=RESTRICTED_USER, read_only=True, cap_drop=["ALL"],
-            name=f"wbk-{kubelet.node}-{self.name}-sandbox-{self.uid[:6]}"[:120],
+            name=f"wbk-{kubelet.node}-{self.name}-sandbox-{self.suffix}",
             labels={LABEL: kubelet.tag, "workbench.test/pod": self.name})
         self.containers.append(sandbox)
         sandbox.start()
@@ -329,7 +333,7 @@ class PodWorker:
             cap_drop=["ALL"] if "ALL" in ((security.get("capabilities") or {}).get("drop") or []) else None,
             security_opt=["no-new-privileges"] if security.get("allowPrivilegeEscalation") is False else None,
             mem_limit=quantity(memory) if memory else None,
-            name=f"wbk-{kubelet.node}-{self.name}-{role}-{self.uid[:6]}"[:120],
+            name=f"wbk-{kubelet.node}-{self.name}-{role}-{self.suffix}",
             labels={LABEL: kubelet.tag, "workbench.test/pod": self.name})
         self.containers.append(container)
         if self.stopped.is_set():
