@@ -8,6 +8,8 @@ and a fake kubelet per node) and waits for the rollout the way ``kubectl rollout
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,3 +137,30 @@ def test_a_failed_node_s_replicas_are_rescheduled_on_the_others(cluster: Cluster
     cluster.delete_node("node-c")
     cluster.wait_for("3 ready replicas on node-a", lambda: (
         t.status("iris").ready == 3 and placement(cluster) == Counter({"node-a": 3})))
+
+
+def test_a_new_revision_rolls_out_without_dropping_below_the_replica_count(cluster: ClusterDouble) -> None:
+    """maxSurge 1, maxUnavailable 0: one new pod at a time, an old one goes only once a new one is ready."""
+    t = target(cluster)
+    s = spec(3)
+    assert t.apply(s, 1, t.render(s, 1, FETCHED), fetch, 20, credentials={})[0].state == "complete"
+    first = {p["metadata"]["labels"]["pod-template-hash"] for p in cluster.pods(SELECTOR)}
+    seen: list[tuple[int, int]] = []  # (ready pods, all pods) through the rollout
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            pods = cluster.pods(SELECTOR)
+            seen.append((sum(1 for p in pods if ready(p)), len(pods)))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    moved = Delivery(**{**FETCHED.__dict__, "sha256": "ef" * 32})
+    status, _ = t.apply(s, 2, t.render(s, 2, moved), fetch, 20, credentials={})
+    done.set()
+    watcher.join(10)
+    assert status.state == "complete" and status.updated == 3
+    hashes = {p["metadata"]["labels"]["pod-template-hash"] for p in cluster.pods(SELECTOR)}
+    assert len(hashes) == 1 and hashes.isdisjoint(first) and len(cluster.pods(SELECTOR)) == 3
+    assert seen and min(r for r, _ in seen) >= 3 and max(n for _, n in seen) <= 4
