@@ -163,3 +163,15 @@ def test_replicas_fetch_serve_and_survive_a_node_failure(
     finally:
         forward.shutdown()
         forward.server_close()
+
+
+def test_an_image_that_cannot_be_pulled_is_named_in_the_rollout(cluster: ClusterDouble) -> None:
+    from tests.deploy.test_cluster import fetch
+    from tests.deploy.test_cluster_nodes import FETCHED, spec, target
+
+    t = target(cluster)
+    s = spec(1, image="registry.example/serving:missing")
+    status, _ = t.apply(s, 1, t.render(s, 1, FETCHED), fetch, 3, credentials={})
+    assert status.state == "failed"
+    assert any(r.startswith("pod iris-") and "cannot pull image registry.example/serving:missing" in r
+               for r in status.reasons), status
