@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import run_workbench
 from tests.executors.conftest import IMAGE
 from tests.kube.controllers import ClusterDouble
 from tests.kube.docker_kubelet import DockerKubelet, close_cluster
@@ -79,3 +80,19 @@ def test_a_job_runs_for_real_staged_tracked_and_collected(ws: Workspace, cluster
     assert (ws.root / "models" / "m.txt").read_text() == "A,B\n1,2\n"
     cluster.wait_for("the run's pods, Job and volume to go", lambda: not any(
         cluster.snapshot().get(kind) for kind in ("pods", "jobs", "persistentvolumeclaims")), timeout=60)
+
+
+def test_workbench_run_on_the_cluster_comes_back(ws: Workspace, cluster: ClusterDouble,
+                                                 tmp_path: Path) -> None:
+    """What a user types: ``workbench run --executor kubernetes``, recorded like any run."""
+    (ws.root / "train.py").write_text(
+        "import workbench\nfor i in range(3):\n    workbench.log_metric('loss', 1 / (i + 1), step=i)\n"
+        "open('out.txt', 'w').write('hello from the cluster')\nprint('acc: 0.9')\n")
+    done = run_workbench(ws.root, "run", "--executor", "kubernetes", "--image", IMAGE, "--namespace", NS,
+                         "--memory", "256m", "--", "python3", "train.py", timeout=300,
+                         env={"KUBECONFIG": str(tmp_path / "kubeconfig")})
+    assert done.returncode == 0, done.stderr
+    run = ws.runs.list()[0]
+    assert run.status == "succeeded"
+    assert {"loss", "acc"} <= set(ws.runs.metric_keys(run.id))
+    assert (ws.root / "out.txt").read_text() == "hello from the cluster"
