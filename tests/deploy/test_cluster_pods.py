@@ -104,7 +104,7 @@ def cluster(tmp_path: Path, docker_client: Any, ws: Workspace,  # noqa: F811
     for name in ("node-a", "node-b", "node-c"):
         double.add_node(name)
     network.reload()
-    double.gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]  # type: ignore[attr-defined]
+    double.gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
     try:
         yield double
     finally:
@@ -122,10 +122,10 @@ def test_replicas_fetch_serve_and_survive_a_node_failure(
     for key, value in s3_env(seaweed.endpoint).items():
         monkeypatch.setenv(key, value)
     port = int(seaweed.endpoint.rsplit(":", 1)[1])
-    forward = Forward(cluster.gateway, ("127.0.0.1", port))  # type: ignore[attr-defined]
+    forward = Forward(cluster.gateway, ("127.0.0.1", port))
     try:
         ws.remote.add("origin", "s3://models/pods", endpoint_url=seaweed.endpoint)
-        ws.config.deploy.remote_endpoint = f"http://{forward.server_address[0]}:{forward.server_address[1]}"
+        ws.config.deploy.remote_endpoint = f"http://{cluster.gateway}:{forward.server_address[1]}"
         _, v2 = iris_models
         frameworks = [f"scikit-learn=={sklearn.__version__}"]
         info = ws.deployments.deploy(v2, name="iris", target="kubernetes", namespace=NS, replicas=2,

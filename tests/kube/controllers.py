@@ -101,6 +101,8 @@ class ClusterDouble(KubeDouble):
         self.errors: list[str] = []
         self.spec_seen: dict[str, str] = {}
         self.turn = 0
+        self.gateway = ""
+        """The pod network's gateway, the host as pods see it (set where pods get a network)."""
         self.timeline: list[tuple[float, str, str]] = []
         """(monotonic time, pod, what its kubelet reported): where a slow test spent its time."""
         self.now: dict[str, list[Obj]] = {}
