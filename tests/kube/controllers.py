@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import secrets
 import threading
 import time
@@ -49,13 +48,7 @@ KINDS = {
     "autoscaling/v2/horizontalpodautoscalers": "HorizontalPodAutoscaler",
 }
 CLUSTER_SCOPED = {"v1/nodes"}
-PROXY = re.compile(r"^/api/v1/namespaces/([^/]+)/(services|pods)/([^/:]+)(?::([^/]+))?/proxy(/.*)?$")
 UNREACHABLE = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
-
-
-def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
-    return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Status", "status": "Failure",
-                                      "code": code, "reason": reason, "message": message}, status=code)
 
 
 def name_of(obj: Obj) -> str:
@@ -139,7 +132,7 @@ class ClusterDouble(KubeDouble):
     def snapshot(self) -> dict[str, list[Obj]]:
         """Copies of the live objects by plural, read on the server's loop (HTTP lists cost ~15 ms each
         through kmock: a tick reads once, then writes through HTTP so watches see every change)."""
-        return asyncio.run_coroutine_threadsafe(self._read(), self.loop).result(30)
+        return asyncio.run_coroutine_threadsafe(self.read_objects(), self.loop).result(30)
 
     def pods(self, selector: dict[str, str] | None = None) -> list[Obj]:
         found = self.snapshot().get("pods", [])
@@ -173,47 +166,12 @@ class ClusterDouble(KubeDouble):
 
     async def serve_proxy(self, request: aiohttp.web.BaseRequest,
                           body: bytes) -> aiohttp.web.StreamResponse | None:
-        """``services/NAME[:PORT]/proxy/...`` to a ready pod behind the Service (in turn, as the
-        Service's endpoints), ``pods/NAME[:PORT]/proxy/...`` to that pod; no retry on failure."""
-        match = PROXY.match(request.path)
-        if match is None:
-            return None
-        _, kind, name, port, rest = match.groups()
-        objects = await self._read()
-        if kind == "services":
-            service = next((s for s in objects.get("services", []) if name_of(s) == name), None)
-            if service is None:
-                return _status(404, "NotFound", f'services "{name}" not found')
-            ports = service["spec"].get("ports") or []
-            chosen = next((p for p in ports if port in (None, p.get("name"), str(p.get("port")))), None)
-            target = (chosen or {}).get("targetPort", (chosen or {}).get("port"))
-            pods = [p for p in objects.get("pods", []) if ready(p) and all(
-                labels_of(p).get(k) == v for k, v in (service["spec"].get("selector") or {}).items())]
-        else:
-            pods = [p for p in objects.get("pods", []) if name_of(p) == name]
-            target = port or 80
-        if not pods:
-            return _status(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
-        self.turn += 1
-        pod = sorted(pods, key=name_of)[self.turn % len(pods)]
-        number = target
-        if not str(target).isdigit():
-            number = next((p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports") or []
-                           if p.get("name") == target), 0)
-        ip = (pod.get("status") or {}).get("podIP", "127.0.0.1")
-        url = f"http://{ip}:{number}{rest or '/'}"
-        try:
-            async with aiohttp.ClientSession() as session, session.request(
-                    request.method, url, params=request.query, data=body or None,
-                    headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
-                    timeout=aiohttp.ClientTimeout(total=30)) as answer:
-                data = await answer.read()
-                return aiohttp.web.Response(body=data, status=answer.status,
-                                            content_type=answer.content_type or "application/octet-stream")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return _status(503, "ServiceUnavailable", f"error trying to reach service: {exc}")
+        from tests.kube.proxy import serve_proxy
 
-    async def _read(self) -> dict[str, list[Obj]]:
+        return await serve_proxy(self, request, body)
+
+    async def read_objects(self) -> dict[str, list[Obj]]:
+        """Copies of the namespace's live objects and the nodes, by plural (on the server's loop)."""
         out: dict[str, list[Obj]] = {}
         for (res, ns, _), obj in list(self.emulator.objects.items()):
             if not obj.deleted and (ns == self.ns or res.plural == "nodes"):
