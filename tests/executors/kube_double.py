@@ -55,13 +55,23 @@ class _Emulator(kmock.KubernetesEmulator):
         if fault is not None:
             status, doc = fault
             return aiohttp.web.json_response(doc, status=status)
+        proxied = await self.double.serve_proxy(raw_request, body)
+        if proxied is not None:
+            return proxied
+        if raw_request.method == "GET" and "labelSelector" in raw_request.query:
+            listed = await self.double.serve_selected(raw_request)
+            if listed is not None:
+                return listed
         match = LOG.match(raw_request.path)
         if match:
             return await self.double.serve_log(raw_request, match.group(1), match.group(2))
         match = EXEC.match(raw_request.path)
         if match:
             return await self.double.serve_exec(raw_request, match.group(1), match.group(2))
-        return await super().__call__(raw_request)
+        response = await super().__call__(raw_request)
+        if raw_request.method in ("PUT", "PATCH", "POST") and response.status < 300:
+            self.double.after_write(raw_request.path)
+        return response
 
 
 def status_doc(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -84,7 +94,20 @@ class PodLog:
     """Close the next follow connections abruptly after this many lines each (one entry per drop)."""
 
 
+LIST = re.compile(r"^/(?:api|apis/[^/]+)/([^/]+)/(?:namespaces/([^/]+)/)?([^/]+)$")
+
+
 class KubeDouble:
+    RESOURCES: tuple[str, ...] = (
+        "v1/pods",
+        "v1/persistentvolumeclaims",
+        "v1/nodes",
+        "batch/v1/jobs",
+        "authorization.k8s.io/v1/selfsubjectaccessreviews",
+        "v1/namespaces",
+    )
+    """What the server knows (a real API server knows every built-in kind; kmock those declared)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.volumes = root / "volumes"
@@ -110,14 +133,7 @@ class KubeDouble:
         self._stop = asyncio.Event()
         async with _Emulator(double=self) as emulator, kmock.Server(emulator) as server:
             self.emulator = emulator
-            for resource in (
-                "v1/pods",
-                "v1/persistentvolumeclaims",
-                "v1/nodes",
-                "batch/v1/jobs",
-                "authorization.k8s.io/v1/selfsubjectaccessreviews",
-                "v1/namespaces",
-            ):
+            for resource in self.RESOURCES:
                 emulator.resources[resource] = {}
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -168,6 +184,33 @@ class KubeDouble:
 
     def patch(self, path: str, body: dict[str, Any]) -> None:
         self.http("PATCH", path, body, "application/merge-patch+json")
+
+    async def serve_selected(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse | None:
+        """A list filtered by ``labelSelector`` (kmock ignores it): ``k=v`` terms joined by commas."""
+        match = LIST.match(request.path)
+        if not match or request.query.get("watch") in ("true", "1"):
+            return None
+        version, namespace, plural = match.groups()
+        terms = [t.split("=", 1) for t in request.query["labelSelector"].split(",") if "=" in t]
+        items = []
+        for (resource, ns, _), obj in list(self.emulator.objects.items()):
+            if obj.deleted or resource.plural != plural or resource.version != version:
+                continue
+            if namespace is not None and ns != namespace:
+                continue
+            labels = (obj.raw.get("metadata") or {}).get("labels") or {}
+            if all(labels.get(k.strip().rstrip("=")) == v.strip() for k, v in terms):
+                items.append(obj.raw)
+        return aiohttp.web.json_response({"metadata": {"resourceVersion": "..."}, "items": items})
+
+    async def serve_proxy(self, request: aiohttp.web.BaseRequest,
+                          body: bytes) -> aiohttp.web.StreamResponse | None:
+        """The service and pod proxy subresources (None: not served here, kmock answers)."""
+        return None
+
+    def after_write(self, path: str) -> None:
+        """Called on the server's loop after each successful write (the cluster double bumps
+        ``metadata.generation`` there, as the API server does on a spec change)."""
 
     # -- faults --------------------------------------------------------------------------------
     def fault_for(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]] | None:

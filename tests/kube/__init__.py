@@ -1,0 +1,1 @@
+"""The cluster double: nodes, a scheduler, controllers and kubelets (fake or Docker-backed)."""
