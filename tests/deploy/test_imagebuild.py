@@ -41,6 +41,12 @@ def test_built_image_declares_its_framework_and_serves_like_a_pod(
         imagebuild.build(docker_client, serve_venv, runtime, sklearn.__version__, tag=tag,
                          base=local.local_image())
         assert docker_client.images.get(tag).id == built
+        # Bytecode is in the image: a pod (read-only root) would otherwise compile it at every start.
+        probe = ("import importlib.util, os, sklearn, mlserver; "
+                 "print(all(os.path.exists(importlib.util.cache_from_source(m.__file__)) "
+                 "for m in (sklearn, mlserver)))")
+        out = docker_client.containers.run(tag, ["python3", "-c", probe], remove=True, network_mode="none")
+        assert out.decode().strip() == "True"
         # The deploy check accepts this image for the model, and refuses it for another version.
         images.check(tag, frameworks, "scikit-learn", sklearn.__version__, "iris:2")
         with pytest.raises(DeployError, match="has scikit-learn"):

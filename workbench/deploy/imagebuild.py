@@ -43,6 +43,10 @@ def containerfile(base: str, labels: dict[str, str]) -> str:
         f"COPY site-packages {SITE}\n"
         "COPY mlserver /usr/local/bin/mlserver\n"
         f"ENV PYTHONPATH={SITE} PYTHONDONTWRITEBYTECODE=1 HOME=/tmp\n"
+        # Bytecode made once here: a pod's root is read-only and it may not write any, so without
+        # it every replica compiled MLServer and scikit-learn at start (71-74 s to ready against
+        # 21.5 s with it, two replicas at load 12).
+        f"RUN python3 -m compileall -q -j 0 {SITE}\n"
         f"LABEL {label_lines}\n"
         "USER 1001:0\n"
         "WORKDIR /tmp\n"
