@@ -9,6 +9,7 @@ SeaweedFS. Every object created is validated against the official schemas (the `
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -52,6 +53,17 @@ def _wait_for_job(kube: KubeDouble) -> dict[str, Any]:
     return kube.objects(JOBS)[0]
 
 
+def _env_value(kube: KubeDouble, entry: dict[str, Any]) -> str:
+    """An env entry's value, reading a ``secretKeyRef`` from the double's Secret as a kubelet would."""
+    if "value" in entry:
+        return str(entry["value"])
+    ref = entry["valueFrom"]["secretKeyRef"]
+    secret = kube.http("GET", f"/api/v1/namespaces/{NS}/secrets/{ref['name']}")
+    if ref["key"] in (secret.get("data") or {}):
+        return base64.b64decode(secret["data"][ref["key"]]).decode()
+    return str(secret["stringData"][ref["key"]])
+
+
 def _kubelet(kube: KubeDouble, container: dict[str, Any], scratch: Path) -> subprocess.CompletedProcess[str]:
     """Run one container of the Job on this host, its paths mapped onto the double's volume folders."""
     volume = kube.volumes / NS / "wb-run1-ws"
@@ -64,7 +76,7 @@ def _kubelet(kube: KubeDouble, container: dict[str, Any], scratch: Path) -> subp
     def mapped(text: str) -> str:
         return pattern.sub(lambda m: str(places[m.group(0)]), text)
 
-    env = {"PATH": os.environ["PATH"], **{e["name"]: mapped(e["value"]) for e in container["env"]}}
+    env = {"PATH": os.environ["PATH"], **{e["name"]: mapped(_env_value(kube, e)) for e in container["env"]}}
     return subprocess.run(container["command"], env=env, cwd=mapped(container["workingDir"]),
                           capture_output=True, text=True, timeout=120)
 
@@ -89,7 +101,10 @@ def test_a_cluster_job_fetches_its_inputs_in_an_init_container(
     assert not (volume / "workspace" / "data.csv").exists()
     assert (volume / "lib" / "deps" / "obstore").is_dir()
     plan = json.loads(next(e["value"] for e in init["env"] if e["name"] == "WORKBENCH_JOBFETCH_PLAN"))
-    assert SECRET_KEY not in json.dumps(plan)  # credentials are plain variables, never in the plan
+    assert SECRET_KEY not in json.dumps(plan)  # credentials are never in the plan,
+    assert SECRET_KEY not in json.dumps(body)  # nor anywhere in the Job: they come from the run's Secret
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in main["env"] if "valueFrom" in e}
+    assert refs["AWS_SECRET_ACCESS_KEY"] == "wb-run1-creds" and init["env"] == main["env"]
 
     fetched = _kubelet(double, init, tmp_path)
     assert fetched.returncode == 0, fetched.stderr
@@ -105,6 +120,8 @@ def test_a_cluster_job_fetches_its_inputs_in_an_init_container(
     listing = obstore.get(s3_store(seaweed.endpoint, "k8s-ok"), "p/jobs/run1/outputs.json").bytes()
     assert json.loads(bytes(listing))["files"][0][0] == "out.txt"
     assert job.describe()["inputs_from"] == "remote origin (s3://k8s-ok/p)"
+    executor.cleanup("run1", NS)
+    assert not double.objects(f"/api/v1/namespaces/{NS}/secrets")
 
 
 def test_a_damaged_input_fails_the_cluster_job_with_the_init_containers_line(

@@ -25,11 +25,12 @@ from workbench.executors.streams import classify
 
 
 def api_paths(namespace: str) -> dict[str, str]:
-    """The collection paths a run uses in its namespace (pods, volume claims, Jobs)."""
+    """The collection paths a run uses in its namespace (pods, volume claims, Jobs, its Secret)."""
     return {
         "pods": f"/api/v1/namespaces/{namespace}/pods",
         "pvcs": f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
         "jobs": f"/apis/batch/v1/namespaces/{namespace}/jobs",
+        "secrets": f"/api/v1/namespaces/{namespace}/secrets",
     }
 
 

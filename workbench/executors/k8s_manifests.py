@@ -78,6 +78,19 @@ def pvc(run_id: str, namespace: str, size_bytes: int, storage_class: str | None 
     }
 
 
+def credentials_secret(run_id: str, namespace: str, values: dict[str, str]) -> dict[str, Any]:
+    """The run's remote credentials as a Secret its pods read through ``secretKeyRef`` (kept out of
+    the Job's spec, which anyone who may read Jobs or pods sees in plain text)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": dns_name(run_id, "-creds"), "namespace": namespace,
+                     "labels": labels(run_id, "credentials")},
+        "stringData": dict(values),
+    }
+
+
 def helper_pod(run_id: str, namespace: str, image: str, role: str) -> dict[str, Any]:
     """A pod that only holds the run's volume at /stage while files are streamed in or out."""
     return {

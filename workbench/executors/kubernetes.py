@@ -196,7 +196,13 @@ class KubernetesExecutor:
                 workdir=spec.workdir, cpu=spec.cpu, memory=spec.memory, gpus=gpu_count(spec.gpus) or 0,
             )
             if plan is not None:
-                remote_inputs.adjust_k8s_job(plan, body, manifests.WORKSPACE, manifests.LIB)
+                doing = "creating the Secret with the remote's credentials"
+                secret = manifests.credentials_secret(spec.job_id, namespace, plan.credentials_env())
+                self.api.create(paths["secrets"], secret)
+                created.append(f"{paths['secrets']}/{secret['metadata']['name']}")
+                remote_inputs.adjust_k8s_job(plan, body, manifests.WORKSPACE, manifests.LIB,
+                                             secret["metadata"]["name"])
+                doing = "creating the Job"
             self.api.create(paths["jobs"], body)
             created.append(f"{paths['jobs']}/{body['metadata']['name']}")
         except KubeApiError as exc:
@@ -384,6 +390,7 @@ class KubernetesExecutor:
             self.api.delete_quietly(f"{paths['pods']}/{manifests.dns_name(job_id, '-' + role)}", None)
         self.api.delete_quietly(f"{paths['jobs']}/{manifests.dns_name(job_id)}", "Foreground")
         self.api.delete_quietly(f"{paths['pvcs']}/{manifests.dns_name(job_id, '-ws')}", None)
+        self.api.delete_quietly(f"{paths['secrets']}/{manifests.dns_name(job_id, '-creds')}", None)
 
 
 def _exec_status(raw: Any) -> str | None:

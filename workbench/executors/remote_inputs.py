@@ -241,18 +241,20 @@ def k8s_deps() -> dict[str, str]:
     return {host: f"deps/{Path(inside).name}" for host, inside in dep_mounts().items()}
 
 
-def adjust_k8s_job(plan: RemotePlan, body: dict[str, Any], workspace: str, lib: str) -> None:
+def adjust_k8s_job(plan: RemotePlan, body: dict[str, Any], workspace: str, lib: str, secret: str) -> None:
     """Give a cluster Job an init container that fetches the inputs with jobfetch (in the job's own
-    image, the same restricted security), and make its command push the outputs afterwards."""
+    image, the same restricted security), and make its command push the outputs afterwards. The
+    credentials come from the Secret ``secret`` (see ``k8s_manifests.credentials_secret``), never as
+    values in the Job's spec."""
     pod = body["spec"]["template"]["spec"]
     main = pod["containers"][0]
     credentials = plan.credentials_env()
-    env = {e["name"]: e["value"] for e in main["env"]}
-    env.update(credentials)
+    env = {e["name"]: e["value"] for e in main["env"] if e["name"] not in credentials}
     env["WORKBENCH_JOBFETCH_PLAN"] = plan.job_plan(workspace, state_file=f"{K8S_STATE}/fetched.json",
                                                    drop_env=sorted(credentials))
     env["WORKBENCH_JOBFETCH_DEPS"] = f"{lib}/deps"
-    main["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    main["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())] + [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": k}}} for k in sorted(credentials)]
     main["volumeMounts"] = [*main["volumeMounts"], {"name": "jobfetch", "mountPath": K8S_STATE}]
     main["command"] = [*ENTRY, "run", "--no-fetch", "--", *main["command"]]
     init: dict[str, Any] = {
