@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from workbench.versioning.ignore import sniff_exempt
 from workbench.versioning.state import StatIndex, trusted_hash
-from workbench.versioning.trees import DIR, FILE, LINK, Item, TreeReader, encode_tree, tree_hash
+from workbench.versioning.trees import DIR, FILE, LINK, Item, TreeReader, Trees, encode_tree, tree_hash
 from workbench.versioning.worktree import WorkTree, _Dir, _ingest_all, scan
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def incremental_scan(root: str, rules: IgnoreRules, index: StatIndex, store: Blo
     chosen = targets(root, rules, lookup, base, hints, hold)
     if chosen is None:
         return None
-    result = WorkTree(base, {}, base_files, 0)
+    result = WorkTree(base, Trees(), base_files, 0)
     changes: Changes = {}
     parents: dict[str, _Dir] = {}
     todo: list[tuple[str, _Dir, str]] = []
@@ -146,7 +146,7 @@ def incremental_scan(root: str, rules: IgnoreRules, index: StatIndex, store: Blo
         elif stat_mod.S_ISDIR(mode):
             sub = scan(root, rules, index, store, threshold=threshold, force=force, progress=progress,
                        start=rel, hold=hold)
-            result.trees.update(sub.trees)
+            result.trees.merge(sub.trees)
             result.skipped.extend(sub.skipped)
             result.new_bytes += sub.new_bytes
             result.hashed += sub.hashed

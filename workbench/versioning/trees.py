@@ -61,20 +61,42 @@ def decode_tree(digest: str, data: bytes) -> list[Item]:
     return items
 
 
+class Trees(dict[str, list[Item]]):
+    """Tree objects by hash, plus ``lazy``: trees a scan knows by hash only (their hash came from the
+    folder-hash cache, see :mod:`workbench.versioning.state`) with a function that builds their items
+    when something (a diff descending into them) asks."""
+
+    __slots__ = ("lazy",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lazy: dict[str, Callable[[], list[Item]]] = {}
+
+    def merge(self, other: dict[str, list[Item]]) -> None:
+        self.update(other)
+        if isinstance(other, Trees):
+            self.lazy.update(other.lazy)
+
+
 class TreeReader:
     """Reads tree objects (from memory first, then the blob cache), caching the parsed lists."""
 
     def __init__(self, load: Callable[[str], bytes], extra: dict[str, list[Item]] | None = None) -> None:
         self._load = load
         self._cache: dict[str, list[Item]] = dict(extra or {})
+        self._lazy: dict[str, Callable[[], list[Item]]] = {}
 
     def add(self, trees: dict[str, list[Item]]) -> None:
         self._cache.update(trees)
+        if isinstance(trees, Trees):
+            self._lazy.update(trees.lazy)
 
     def items(self, digest: str) -> list[Item]:
         found = self._cache.get(digest)
         if found is None:
-            found = self._cache[digest] = decode_tree(digest, self._load(digest))
+            build = self._lazy.pop(digest, None)
+            found = self._cache[digest] = build() if build is not None else decode_tree(
+                digest, self._load(digest))
         return found
 
     def walk(self, digest: str, prefix: str = "") -> Iterator[tuple[str, Item]]:

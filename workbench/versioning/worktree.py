@@ -10,6 +10,10 @@ file overlaps with the many small ones. Each file read is also sniffed for crede
 :mod:`workbench.versioning.secrets`): one that looks like a secret is left out and reported in
 ``skipped`` (or kept, when ``.workbenchignore`` re-includes it by ``!path``), and is never put in the
 stat index, so a later scan looks at it again.
+
+A folder whose files the stat index all vouched for is looked up in the folder-hash cache by a
+fingerprint of its entries (see :mod:`workbench.versioning.state`): on a match its tree hash is
+reused and its tree object is neither built nor encoded (it is built only if a diff asks for it).
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
+
+import blake3
 
 from workbench.errors import WorkbenchError
 from workbench.versioning.ignore import SECRET_IN_FOLDER, IgnoreRules, default_ignored, sniff_exempt
 from workbench.versioning.state import COARSE_MARGIN_NS, FINE_MARGIN_NS, NS, PACKED, StatIndex
-from workbench.versioning.trees import DIR, FILE, LINK, Item, encode_tree, tree_hash
+from workbench.versioning.trees import DIR, FILE, LINK, Item, Trees, encode_tree, tree_hash
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -38,7 +45,7 @@ RETRIES = 3
 class _Dir:
     """One scanned folder (a plain class: dataclasses cost start-up time that ``status`` must not pay)."""
 
-    __slots__ = ("files", "links", "rel", "subdirs")
+    __slots__ = ("clean", "files", "links", "raws", "rel", "subdirs")
 
     def __init__(self, rel: str) -> None:
         self.rel = rel
@@ -46,17 +53,23 @@ class _Dir:
         """name -> [size, mtime_ns, ino, ctime_ns, mode, hash or None]"""
         self.links: dict[str, str] = {}
         self.subdirs: list[str] = []
+        self.raws: list[bytes] = []
+        """the stat-index entries that vouched for ``files``, in the same order (when ``clean``)"""
+        self.clean = True
+        """every file's hash came from the stat index and nothing was held or skipped"""
 
 
 class WorkTree:
     """The working folder as trees (in memory; stored too when scanned with a store)."""
 
-    __slots__ = ("bytes", "files", "hashed", "new_bytes", "root", "skipped", "trees")
+    __slots__ = ("bytes", "files", "hashed", "new_bytes", "reused", "root", "skipped", "trees")
 
-    def __init__(self, root: str, trees: dict[str, list[Item]], files: int, bytes: int,
+    def __init__(self, root: str, trees: Trees, files: int, bytes: int,
                  new_bytes: int = 0, hashed: int = 0, skipped: list[tuple[str, str]] | None = None) -> None:
         self.root = root
         self.trees = trees
+        self.reused = 0
+        """folders whose tree hash came from the folder-hash cache"""
         self.files = files
         self.bytes = bytes
         self.new_bytes = new_bytes
@@ -108,6 +121,7 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
             continue
         out.append(node)
         files = node.files
+        raws = node.raws
         inside = SECRET_IN_FOLDER.get(rel.rpartition("/")[2])  # .kube/config, .aws/credentials...
         with it:
             for entry in it:
@@ -116,6 +130,7 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
                     continue
                 child = f"{rel}/{name}" if rel else name
                 if hold and child in hold:
+                    node.clean = False
                     continue
                 try:
                     if entry.is_file(follow_symlinks=False):
@@ -136,6 +151,7 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
                         st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     skipped.append((child, "vanished"))
+                    node.clean = False
                     continue
                 if isreg(st.st_mode):
                     digest = None
@@ -151,8 +167,12 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
                     seen.append(child)
                     if digest is None:
                         todo.append((child, node, name))
+                        node.clean = False
+                    else:
+                        raws.append(raw)  # type: ignore[arg-type]
                 else:
                     skipped.append((child, "not a regular file (FIFO, socket or device)"))
+                    node.clean = False
     scanned = {d.rel for d in out}
     for node in out:
         node.subdirs = [s for s in node.subdirs if _join(node.rel, s) in scanned]
@@ -179,6 +199,40 @@ def _items(node: _Dir, sub: dict[str, tuple[str, int]]) -> tuple[list[Item], int
     return items, total
 
 
+def _fingerprint(node: _Dir, sub: dict[str, tuple[str, int]]) -> bytes | None:
+    """What the folder's tree is made of, hashed (see :mod:`workbench.versioning.state`); only for a
+    ``clean`` folder, whose ``raws`` line up with its files. None while a sub-tree is unknown."""
+    parts = [f"{len(node.files)}\0{len(node.links)}\0{len(node.subdirs)}\0", "\0".join(node.files)]
+    for name, target in node.links.items():
+        parts += ("\0", name, "\0", target)
+    for name in node.subdirs:
+        found = sub.get(_join(node.rel, name))
+        if found is None:
+            return None
+        parts += ("\0", name, "\0", found[0], "\0", str(found[1]))
+    hasher = blake3.blake3("".join(parts).encode("utf-8", "surrogateescape"))
+    hasher.update(b"".join(node.raws))
+    return hasher.digest()
+
+
+def _cached(node: _Dir, sub: dict[str, tuple[str, int]], index: StatIndex | None) -> tuple[
+        bytes | None, tuple[str, int] | None]:
+    """(fingerprint or None, the cached (tree hash, bytes) when it matches)."""
+    if index is None or not node.clean:
+        return None, None
+    fingerprint = _fingerprint(node, sub)
+    if fingerprint is None:
+        return None, None
+    return fingerprint, index.cached_tree(node.rel, fingerprint)
+
+
+def _lazy_items(node: _Dir, sub: dict[str, tuple[str, int]]) -> list[Item]:
+    built = _items(node, sub)
+    assert built is not None, node.rel
+    built[0].sort()
+    return built[0]
+
+
 def scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | None, *,
          threshold: int, force: frozenset[str] = frozenset(), progress: Progress | None = None,
          workers: int = 0, start: str = "", hold: frozenset[str] = frozenset()) -> WorkTree:
@@ -190,22 +244,30 @@ def scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | Non
     seen: list[str] = []
     dirs = walk(root, rules, skipped, index.entries, force, todo, seen, start=start, hold=hold)
     by_rel = {d.rel: d for d in dirs}
-    if not start and len(seen) != len(index.entries):
-        index.retain(set(seen))
+    if not start:
+        if len(seen) != len(index.entries):
+            index.retain(set(seen))
+        if len(by_rel) != len(index.trees):
+            index.retain_trees(set(by_rel))
     if store is not None:
-        todo.extend(_missing_blobs(dirs, by_rel, store, {t[0] for t in todo}, start))
-    result = WorkTree("", {}, 0, 0, skipped=skipped)
+        todo.extend(_missing_blobs(dirs, by_rel, store, {t[0] for t in todo}, start, index))
+    result = WorkTree("", Trees(), 0, 0, skipped=skipped)
     if todo:
         _ingest_all(root, todo, store, index, threshold, progress, workers, result, sniff_exempt(rules))
-    _build(dirs, store, result, start)
+    _build(dirs, store, result, start, index)
     return result
 
 
 def _missing_blobs(dirs: list[_Dir], by_rel: dict[str, _Dir], store: BlobStore,
-                   queued: set[str], start: str = "") -> list[tuple[str, _Dir, str]]:
+                   queued: set[str], start: str = "", index: StatIndex | None = None,
+                   ) -> list[tuple[str, _Dir, str]]:
     """Files with a trusted hash whose blob is not in the cache (skipping fully stored folders)."""
     complete: dict[str, tuple[str, int]] = {}
     for node in reversed(dirs):
+        known = _cached(node, complete, index)[1]
+        if known is not None:
+            complete[node.rel] = known
+            continue
         built = _items(node, complete)
         if built is not None:
             complete[node.rel] = (tree_hash(encode_tree(built[0])), built[1])
@@ -220,6 +282,7 @@ def _missing_blobs(dirs: list[_Dir], by_rel: dict[str, _Dir], store: BlobStore,
             rel = _join(node.rel, name)
             if f[5] is not None and rel not in queued and not store.has(str(f[5])):
                 f[5] = None
+                node.clean = False
                 out.append((rel, node, name))
         stack.extend(_join(node.rel, s) for s in node.subdirs if _join(node.rel, s) in by_rel)
     return out
@@ -339,11 +402,21 @@ def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatI
     result.new_bytes += got.new_bytes
 
 
-def _build(dirs: list[_Dir], store: BlobStore | None, result: WorkTree, start: str = "") -> None:
-    """Trees bottom-up; with a store, write each missing tree after its children."""
+def _build(dirs: list[_Dir], store: BlobStore | None, result: WorkTree, start: str = "",
+           index: StatIndex | None = None) -> None:
+    """Trees bottom-up; with a store, write each missing tree after its children. With ``index``, a
+    clean folder whose fingerprint matches the folder-hash cache reuses its hash (when stored, with
+    a store), and the hashes of the other clean folders are recorded there."""
     sub: dict[str, tuple[str, int]] = {}
     files = 0
     for node in reversed(dirs):
+        files += len(node.files) + len(node.links)
+        fingerprint, known = _cached(node, sub, index)
+        if known is not None and (store is None or store.has(known[0])):
+            sub[node.rel] = known
+            result.trees.lazy[known[0]] = partial(_lazy_items, node, sub)
+            result.reused += 1
+            continue
         built = _items(node, sub)
         assert built is not None, node.rel
         items, total = built
@@ -351,7 +424,8 @@ def _build(dirs: list[_Dir], store: BlobStore | None, result: WorkTree, start: s
         digest = tree_hash(data)
         sub[node.rel] = (digest, total)
         result.trees[digest] = items
-        files += len(node.files) + len(node.links)
+        if fingerprint is not None and index is not None:
+            index.put_tree(node.rel, fingerprint, digest, total)
         if store is not None and not store.has(digest):
             _, written = store.put_bytes(data, digest)
             result.new_bytes += written
