@@ -155,3 +155,47 @@ def test_bounded_lines_lose_nothing_the_store_would_keep(ws: Workspace) -> None:
     notes = [x.text for x in ws.runs.log_lines(info.id) if x.stream == "workbench"]
     assert any("the job could not send: kind input" in n for n in notes)
     assert any("bad metric key" in n for n in notes)
+
+
+FAILED_WRITE_SCRIPT = """\
+import resource, signal, sys
+import workbench
+from workbench.tracking import api
+
+api.FLUSH_INTERVAL = 1e9  # only the flushes this script asks for
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit a write fails with EFBIG instead
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+for i in range(5000):
+    workbench.log_metric("loss", i * 0.5, step=i)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100, hard))  # the first line is cut after 100 bytes
+try:
+    api.active_run().flush()
+except OSError as exc:
+    print("flush failed", exc.errno)
+else:
+    sys.exit("the flush should have failed")
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+for i in range(5000, 10000):
+    workbench.log_metric("loss", i * 0.5, step=i)
+"""
+
+
+def test_a_failed_event_write_is_sent_again_and_nothing_is_lost(tmp_path: Path) -> None:
+    import json
+
+    from workbench.tracking.events import unpack_series
+
+    events = tmp_path / "events.jsonl"
+    (tmp_path / "failing.py").write_text(FAILED_WRITE_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(WORKBENCH_EVENTS=str(events), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    done = subprocess.run([sys.executable, "failing.py"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("flush failed")
+    steps: list[int] = []
+    for line in events.read_bytes().splitlines():  # every line whole: the cut one was completed
+        event = json.loads(line)
+        assert event["e"] == "series" and event["k"] == "loss"
+        steps.extend(unpack_series(event)[0])
+    assert sorted(steps) == list(range(10000))

@@ -60,6 +60,10 @@ class ActiveRun:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _owner: Any = None
+    _unsent: bytes = b""
+    """Event lines a failed write could not deliver, written first at the next flush."""
+    _cut: bool = False
+    """A write to stdout failed part-way: the next one starts by ending the cut line."""
 
     # -- writing events ------------------------------------------------------------------------
     def write_lines(self, data: bytes) -> None:
@@ -69,19 +73,39 @@ class ActiveRun:
             from workbench.tracking.events import MARKER_BYTES
             from workbench.tracking.stdout_lock import write_marked
 
-            write_marked(b"".join(MARKER_BYTES + line + b"\n" for line in data.splitlines() if line))
+            # after a failed write a line may be cut: end it, so the reader drops it whole
+            lead, self._cut = (b"\n" if self._cut else b""), True
+            write_marked(lead + b"".join(MARKER_BYTES + line + b"\n" for line in data.splitlines() if line))
+            self._cut = False
             return
         if self._fd < 0:
             self._fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except BaseException:
+            self._unsent = bytes(view)  # exactly what did not reach the file
+            raise
 
     def emit(self, event: dict[str, Any]) -> None:
         """Write one non-metric event now (metrics keep order: flush them first)."""
         with self._write_lock:
-            self.write_lines(self._drain_points() + encode_bounded(event))
+            self._write_or_keep(self._drain_points() + encode_bounded(event))
+
+    def _write_or_keep(self, data: bytes) -> None:
+        """Write ``data`` after anything a failed write left; on failure keep what was not written
+        for the next flush, so drained points are never dropped (to a file: exactly the bytes that
+        did not land; to stdout, where that is unknown: all of it again, after ending the cut line,
+        which the reader skips; a line sent twice is harmless, a repeated step replaces the point)."""
+        data, self._unsent = self._unsent + data, b""
+        try:
+            self.write_lines(data)
+        except BaseException:
+            if self.events_path == STDOUT_TARGET:
+                self._unsent = data  # sent again whole after the cut line's end
+            raise
 
     def _drain_points(self) -> bytes:
         """Take the buffered points (briefly holding the hot path's lock) as packed ``series`` lines
@@ -100,7 +124,7 @@ class ActiveRun:
     def flush(self) -> None:
         """Write buffered metric points as ``series`` lines."""
         with self._write_lock:
-            self.write_lines(self._drain_points())
+            self._write_or_keep(self._drain_points())
 
     def close(self) -> None:
         self.flush()
@@ -156,6 +180,7 @@ def _ensure() -> ActiveRun | None:
 
 
 _flusher: threading.Thread | None = None
+_flush_warned = False
 
 
 def _start_flusher() -> None:
@@ -172,8 +197,11 @@ def _start_flusher() -> None:
                     run.flush()
                     if run._owner is not None:
                         run._owner.ingest()
-                except Exception:
-                    pass
+                except Exception as exc:  # kept for the next flush; say so once
+                    global _flush_warned
+                    if not _flush_warned:
+                        _flush_warned = True
+                        sys.stderr.write(f"workbench: writing metric events failed, will retry: {exc!r}\n")
 
     _flusher = threading.Thread(target=loop, name="workbench-flush", daemon=True)
     _flusher.start()
