@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from itertools import islice
 from operator import lt
 
+import numpy as np
+
+from workbench.store import metric_chunks
 from workbench.store.schema_tracking import ROLLUP_LEVELS, ROLLUP_SHIFT
 
 Bucket = list[float | int | None]
@@ -97,20 +100,39 @@ def write(db: sqlite3.Connection, key_id: int, first: dict[int, Bucket]) -> None
     db.executemany(_UPSERT, rows)
 
 
+def from_points(points: metric_chunks.Points, shift: int) -> dict[int, Bucket]:
+    """Buckets (``step >> shift``) of points in step order with distinct steps, computed with numpy:
+    exact min and max of the finite values (None: none), the last point's step, value and time."""
+    steps, times, values = points
+    if not len(steps):
+        return {}
+    buckets = steps >> shift
+    starts = np.flatnonzero(np.concatenate(([True], buckets[1:] != buckets[:-1])))
+    ends = np.concatenate((starts[1:], [len(steps)])) - 1
+    with np.errstate(invalid="ignore"):
+        lows = np.fmin.reduceat(values, starts)  # fmin/fmax skip NaN; all NaN gives NaN
+        highs = np.fmax.reduceat(values, starts)
+    return {
+        bucket: [None if lo != lo else lo, None if hi != hi else hi, step, value, when]
+        for bucket, lo, hi, step, value, when in zip(
+            buckets[starts].tolist(), lows.tolist(), highs.tolist(), steps[ends].tolist(),
+            values[ends].tolist(), times[ends].tolist(), strict=True)
+    }
+
+
 def recompute(db: sqlite3.Connection, key_id: int, low: int, high: int) -> None:
     """Rebuild every bucket that overlaps steps ``low..high`` from the stored points."""
+    top = ROLLUP_SHIFT * ROLLUP_LEVELS[-1]
+    points = metric_chunks.read(db, key_id, (low >> top) << top, (((high >> top) + 1) << top) - 1)
     for level in ROLLUP_LEVELS:
         shift = ROLLUP_SHIFT * level
         first, last = low >> shift, high >> shift
         db.execute("DELETE FROM metric_rollups WHERE key_id = ? AND level = ? AND bucket BETWEEN ? AND ?",
                    (key_id, level, first, last))
-        db.execute(
-            f"""INSERT INTO metric_rollups
-                SELECT ?, ?, g.bucket, g.lo, g.hi, g.last, m.value, m.time
-                FROM (SELECT step >> {shift} AS bucket, MIN(value) AS lo, MAX(value) AS hi, MAX(step) AS last
-                      FROM metrics WHERE key_id = ? AND step BETWEEN ? AND ? GROUP BY bucket) g
-                JOIN metrics m ON m.key_id = ? AND m.step = g.last""",
-            (key_id, level, key_id, first << shift, ((last + 1) << shift) - 1, key_id),
+        db.executemany(
+            "INSERT INTO metric_rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(key_id, level, bucket, *agg) for bucket, agg in from_points(points, shift).items()
+             if first <= bucket <= last],
         )
 
 
