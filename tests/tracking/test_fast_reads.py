@@ -19,7 +19,8 @@ from workbench.tracking.records import create_run, end_run
 
 def _points(ws: Workspace, run_id: str, key: str) -> list[tuple[int, float | None, float]]:
     """The stored points straight from the blocks (NaN as None, as the old rows held it)."""
-    key_id = ws.db.execute("SELECT id FROM metric_keys WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()[0]
+    key_id = ws.db.execute("SELECT id FROM metric_keys WHERE run_id = ? AND key = ?",
+                           (run_id, key)).fetchone()[0]
     steps, times, values = metric_chunks.read(ws.db, key_id)
     return [(s, None if v != v else v, t)
             for s, t, v in zip(steps.tolist(), times.tolist(), values.tolist(), strict=True)]
@@ -192,7 +193,8 @@ def test_stores_from_before_the_summaries_are_migrated(ws: Workspace) -> None:
     db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [(key_id, s, t, v) for s, v, t in points])
     for table in ("run_summaries", "tracking_changes", "metric_rollups", "metric_chunks"):
         db.execute(f"DROP TABLE {table}")
-    db.execute("DELETE FROM migrations WHERE name IN ('0103_run_summaries_changes_rollups', '0140_metric_chunks')")
+    db.execute("DELETE FROM migrations WHERE name IN"
+               " ('0103_run_summaries_changes_rollups', '0140_metric_chunks')")
     assert migrate(db) == ["0103_run_summaries_changes_rollups", "0140_metric_chunks"]
     assert _points(ws, "old", "loss") == points
     assert ws.runs.get("old").to_dict(full=True) == expected
