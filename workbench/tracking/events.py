@@ -176,13 +176,17 @@ def encode_bounded(event: dict[str, Any]) -> bytes:
     return encode({"e": "dropped", "kind": str(event.get("e"))[:40], "bytes": len(line)})
 
 
-def unpack_series(event: dict[str, Any]) -> tuple[list[int], list[float], list[float]]:
-    """Steps, values and times of a packed ``series`` event; :class:`EventError` if inconsistent."""
+def unpack_series(event: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Steps, values and times of a packed ``series`` event as numpy arrays (int64, float64,
+    float64); :class:`EventError` if inconsistent."""
+    import numpy as np  # the reader's side only: a job importing the API does not pay for numpy
+
     count = event.get("n")
     if type(count) is not int or count < 0:
         raise EventError("packed series needs a count 'n'")
-    parts: list[array[Any]] = []
-    for field, code in (("sb", "q"), ("vb", "d"), ("tb", "d")):
+    parts: list[Any] = []
+    kinds = (("sb", "<i8", np.int64), ("vb", "<f8", np.float64), ("tb", "<f8", np.float64))
+    for field, code, native in kinds:
         text = event.get(field)
         if not isinstance(text, str):
             raise EventError(f"packed series needs '{field}'")
@@ -192,12 +196,8 @@ def unpack_series(event: dict[str, Any]) -> tuple[list[int], list[float], list[f
             raise EventError(f"packed series '{field}' is not base64") from None
         if len(raw) != count * 8:
             raise EventError(f"packed series '{field}' does not hold {count} numbers")
-        part = array(code)
-        part.frombytes(raw)
-        if sys.byteorder != "little":
-            part.byteswap()
-        parts.append(part)
-    return parts[0].tolist(), parts[1].tolist(), parts[2].tolist()
+        parts.append(np.frombuffer(raw, dtype=code).astype(native, copy=False))  # a copy only on big-endian
+    return parts[0], parts[1], parts[2]
 
 
 def valid_key(key: object) -> bool:

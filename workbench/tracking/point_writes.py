@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from itertools import chain
+
+import numpy as np
 
 from workbench.store import metric_chunks
-from workbench.store.schema_tracking import ROLLUP_LEVELS, ROLLUP_SHIFT
+from workbench.store.schema_tracking import ROLLUP_LEVELS
 from workbench.tracking import rollups
 
 
@@ -20,12 +21,10 @@ def insert_points(
     repeated in the batch) are written again so that the newest value wins; they are not new."""
     sent = sum(len(s) for s, _, _ in chunks)
     if len(chunks) == 1:
-        steps, times, values = chunks[0]
+        points = metric_chunks.as_points(*chunks[0])
     else:
-        steps = list(chain.from_iterable(s for s, _, _ in chunks))
-        times = list(chain.from_iterable(t for _, t, _ in chunks))
-        values = list(chain.from_iterable(v for _, _, v in chunks))
-    points = metric_chunks.as_points(steps, times, values)
+        points = metric_chunks.as_points(*(np.concatenate([np.asarray(c[i], dtype=kind) for c in chunks])
+                                           for i, kind in ((0, np.int64), (1, np.float64), (2, np.float64))))
     added = metric_chunks.write(db, key_id, points)
     if not len(points[0]):
         return 0, False
@@ -33,7 +32,7 @@ def insert_points(
         # Replaced points may have been a bucket's min or max: rebuild the touched buckets.
         rollups.recompute(db, key_id, int(points[0][0]), int(points[0][-1]))
     else:
-        rollups.write(db, key_id, rollups.from_points(points, ROLLUP_SHIFT))
+        rollups.write_points(db, key_id, points)
     return added, added < sent
 
 

@@ -120,6 +120,13 @@ def from_points(points: metric_chunks.Points, shift: int) -> dict[int, Bucket]:
     }
 
 
+def write_points(db: sqlite3.Connection, key_id: int, points: metric_chunks.Points) -> None:
+    """Merge a batch of points (step order, distinct steps, none of them stored before) into every
+    level's buckets."""
+    db.executemany(_UPSERT, [(key_id, level, bucket, *agg) for level in ROLLUP_LEVELS
+                             for bucket, agg in from_points(points, ROLLUP_SHIFT * level).items()])
+
+
 def recompute(db: sqlite3.Connection, key_id: int, low: int, high: int) -> None:
     """Rebuild every bucket that overlaps steps ``low..high`` from the stored points."""
     top = ROLLUP_SHIFT * ROLLUP_LEVELS[-1]
