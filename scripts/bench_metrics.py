@@ -83,7 +83,9 @@ def _load() -> str:
 
 def _run(argv: list[str], cwd: Path, timeout: float = 3600) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for name in ("WORKBENCH_EVENTS", "WORKBENCH_RUN_ID", "WORKBENCH_PROJECT"):
+    # PYTHONDONTWRITEBYTECODE would make every process compile its modules again (about a second
+    # under load): an installed Workbench has its bytecode
+    for name in ("WORKBENCH_EVENTS", "WORKBENCH_RUN_ID", "WORKBENCH_PROJECT", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:
