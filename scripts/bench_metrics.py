@@ -4,9 +4,11 @@
 
 Measured, each in a fresh project and a fresh interpreter:
   1. ``workbench run -- python child.py`` where the child calls ``workbench.log_metric`` ``--points``
-     times (one key, a noisy decaying loss, step + 1): the loop's cost per call, and the time from
-     the first call until every point is durable (``workbench run`` has exited: ingested,
-     committed, run finished), as points per second. Every point is counted back from the store.
+     times (one key, a noisy decaying loss, step + 1): the loop's cost per call (wall clock, and
+     the process's CPU time, which load does not inflate), and the time from the first call until
+     every point is durable (``workbench run`` has exited: ingested, committed, run finished), as
+     points per second; also the CPU seconds of runner and job together, from start to exit. Every
+     point is counted back from the store.
   2. Bytes per point on disk of a typical training curve (noisy decaying loss, step + 1, wall time
      20 ms apart with jitter), written through the ingester: the database file's growth.
   3. MLflow (SQLite tracking store) logging the same curve with ``log_batch`` (1,000 metrics a call,
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -41,12 +44,12 @@ exp = math.exp
 values = [2.3 * exp(-i / (n / 5)) + 0.05 * rnd() for i in range(n)]   # made before timing
 log = workbench.log_metric
 first = time.time()
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 for i in range(n):
     log("loss", values[i], i)
-loop = time.perf_counter() - start
+loop, loop_cpu = time.perf_counter() - start, time.process_time() - cpu
 with open("loop.json", "w") as handle:
-    json.dump({"first": first, "loop": loop}, handle)
+    json.dump({"first": first, "loop": loop, "loop_cpu": loop_cpu}, handle)
 """
 
 MLFLOW_CHILD = """
@@ -108,9 +111,12 @@ def bench_run(base: Path, points: int, attempt: int) -> dict[str, float]:
     """One ``workbench run`` of the logging child: per-call cost, first call -> durable, counted."""
     project = _project(base, f"run{attempt}")
     (project / "child.py").write_text(textwrap.dedent(RUN_CHILD), encoding="utf-8")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     _run([sys.executable, "-m", "workbench", "run", "-q", "--", sys.executable, "child.py", str(points)],
          project)
     durable_at = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     timing = json.loads((project / "loop.json").read_text(encoding="utf-8"))
     db = sqlite3.connect(project / ".workbench" / "workbench.db")
     stored = db.execute("SELECT COALESCE(SUM(count), 0) FROM metric_chunks").fetchone()[0]
@@ -118,7 +124,8 @@ def bench_run(base: Path, points: int, attempt: int) -> dict[str, float]:
     dropped = db.execute("SELECT SUM(dropped_events) FROM runs").fetchone()[0] or 0
     db.close()
     elapsed = durable_at - timing["first"]
-    return {"us_per_call": timing["loop"] / points * 1e6, "durable_s": elapsed,
+    return {"us_per_call": timing["loop"] / points * 1e6, "cpu_s": cpu, "durable_s": elapsed,
+            "cpu_us_per_call": timing["loop_cpu"] / points * 1e6,
             "points_per_s": points / elapsed, "stored": stored, "counted": counted, "dropped": dropped}
 
 
@@ -192,6 +199,8 @@ def main() -> None:
         runs.sort(key=lambda r: r["durable_s"])
         median = runs[len(runs) // 2]
         calls = statistics.median(r["us_per_call"] for r in runs)
+        cpu_calls = statistics.median(r["cpu_us_per_call"] for r in runs)
+        cpu_total = statistics.median(r["cpu_s"] for r in runs)
         wb_bytes = bench_bytes(base, args.points)
         ml = bench_mlflow(args.mlflow_python, base, args.mlflow_points)
         if ml["counted"] != args.mlflow_points:
@@ -200,6 +209,9 @@ def main() -> None:
         print(f"{f'workbench run, {args.points:,} log_metric (median of {args.repeat})':<44}{calls:>9.3f}"
               f"{median['durable_s']:>11.3f}{median['points_per_s']:>12,.0f}{'':>10}{median['stored']:>11,}")
         print(f"{'  each run: points/s':<44}" + "  ".join(f"{r['points_per_s']:,.0f}" for r in runs))
+        print(f"{'  CPU (load does not count):':<44}{cpu_calls:>9.3f} us/call (the job's process, its drain"
+              f" thread too); job + runner {cpu_total:.2f} CPU s from start to exit, "
+              f"{args.points / cpu_total:,.0f} points per CPU second")
         print(f"{f'workbench store, typical curve of {args.points:,}':<44}{'':>9}{'':>11}{'':>12}"
               f"{wb_bytes:>10.2f}")
         print(f"{f'mlflow log_batch, {args.mlflow_points:,} points':<44}{'':>9}{ml['durable_s']:>11.3f}"
