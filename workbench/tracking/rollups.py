@@ -3,21 +3,17 @@
 Level 1 buckets hold 64 steps, level 2 4,096, level 3 262,144 (``bucket = step >> 6 * level``).
 Each bucket records the exact min and max of the finite values stored in its step range (NULL
 when there is none) and the step, value and time of its largest step. The ingester computes them
-from the batch it is writing (a contiguous, ordered, NaN-free chunk costs one ``min``/``max``
-pair per 64 points) and merges them into the table in the same transaction as the points; when a
-batch replaced points already stored (a step logged again), the buckets it touched are recomputed
-from the points, so min and max never keep a replaced value. A downsampled read
+from the batch it is writing with numpy (``np.fmin.reduceat`` per bucket) and merges them into the
+table in the same transaction as the points; when a batch replaced points already stored (a step
+logged again), the buckets it touched are recomputed from the stored blocks, so min and max never
+keep a replaced value. A downsampled read
 (:func:`workbench.tracking.metrics.metric_series`) merges whole rollup buckets into at most
 ``max_points`` output buckets, so its min/max/last are exact for each output bucket's step range.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
-from collections.abc import Sequence
-from itertools import islice
-from operator import lt
 
 import numpy as np
 
@@ -26,53 +22,6 @@ from workbench.store.schema_tracking import ROLLUP_LEVELS, ROLLUP_SHIFT
 
 Bucket = list[float | int | None]
 """[min, max, last_step, last_value, last_time]; min/max None: no finite value."""
-
-
-def _merge(into: dict[int, Bucket], bucket: int, lo: float | None, hi: float | None, step: int,
-           value: float | None, when: float) -> None:
-    found = into.get(bucket)
-    if found is None:
-        into[bucket] = [lo, hi, step, value, when]
-        return
-    old_lo, old_hi, old_step = found[0], found[1], found[2]
-    if lo is not None and hi is not None:
-        found[0] = lo if old_lo is None or lo < old_lo else old_lo
-        found[1] = hi if old_hi is None or hi > old_hi else old_hi
-    if old_step is None or step >= old_step:
-        found[2], found[3], found[4] = step, value, when
-
-
-def level_one(into: dict[int, Bucket], steps: Sequence[int], times: Sequence[float],
-              values: Sequence[float]) -> None:
-    """Fold one chunk of points into level-1 buckets (``into``: bucket -> Bucket)."""
-    count = len(steps)
-    if not count:
-        return
-    first = steps[0]
-    regular = (
-        steps[-1] - first == count - 1
-        and all(map(lt, steps, islice(steps, 1, None)))
-        and not any(map(math.isnan, values))
-    )
-    if regular:  # consecutive steps, no NaN: slices
-        index = 0
-        while index < count:
-            bucket = steps[index] >> ROLLUP_SHIFT
-            end = min(count, index + ((bucket + 1) << ROLLUP_SHIFT) - steps[index])
-            part = values[index:end]
-            _merge(into, bucket, min(part), max(part), steps[end - 1], values[end - 1], times[end - 1])
-            index = end
-        return
-    for step, value, when in zip(steps, values, times, strict=False):
-        finite = None if value != value else value
-        _merge(into, step >> ROLLUP_SHIFT, finite, finite, step, value, when)
-
-
-def _coarser(buckets: dict[int, Bucket]) -> dict[int, Bucket]:
-    out: dict[int, Bucket] = {}
-    for bucket, (lo, hi, step, value, when) in buckets.items():
-        _merge(out, bucket >> ROLLUP_SHIFT, lo, hi, step, value, when)  # type: ignore[arg-type]
-    return out
 
 
 _UPSERT = """
@@ -87,17 +36,6 @@ ON CONFLICT (key_id, level, bucket) DO UPDATE SET
     last_time = CASE WHEN excluded.last_step >= last_step THEN excluded.last_time ELSE last_time END,
     last_step = MAX(last_step, excluded.last_step)
 """
-
-
-def write(db: sqlite3.Connection, key_id: int, first: dict[int, Bucket]) -> None:
-    """Merge a batch's level-1 buckets (and the coarser levels made from them) into the table."""
-    rows: list[tuple[object, ...]] = []
-    buckets = first
-    for level in ROLLUP_LEVELS:
-        if level > 1:
-            buckets = _coarser(buckets)
-        rows.extend((key_id, level, bucket, *agg) for bucket, agg in buckets.items())
-    db.executemany(_UPSERT, rows)
 
 
 def from_points(points: metric_chunks.Points, shift: int) -> dict[int, Bucket]:
