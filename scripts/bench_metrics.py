@@ -222,7 +222,8 @@ def main() -> None:
         print("targets: >= 1,000,000 points/s end to end: "
               f"{'met' if rate >= 1e6 else 'MISSED'}; >= 100x log_batch: "
               f"{'met' if rate >= 100 * ml['points_per_s'] else 'MISSED'}; < 1 us/call: wall "
-              f"{'met' if calls < 1 else 'MISSED'}, CPU {'met' if cpu_calls < 1 else 'MISSED'}; <= 12 bytes/point: "
+              f"{'met' if calls < 1 else 'MISSED'}, CPU {'met' if cpu_calls < 1 else 'MISSED'};"
+              " <= 12 bytes/point: "
               f"{'met' if wb_bytes <= 12 else 'MISSED'}")
     print(_load())
     if failures:
