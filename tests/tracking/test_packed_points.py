@@ -91,7 +91,7 @@ def test_a_store_of_the_row_schema_migrates_forward(tmp_path: Path) -> None:
             conn.execute(statement)
         conn.execute("INSERT INTO migrations VALUES (?, 0)", (name,))
     conn.execute("INSERT INTO runs (id, status, started_at) VALUES ('old', 'succeeded', 0)")
-    long_n = 9_000
+    long_n = 120_000  # more than two batches of the migration's reads, and over its one-key bound
     rows = [(1, s, 1.7e9 + s, s * 0.25) for s in range(long_n)]
     rows += [(2, 10, 5.0, None), (2, 3, 4.0, float("inf")), (2, -1, 3.0, -0.0), (2, 11, 6.0, float("-inf"))]
     for key_id, key, points in ((1, "loss", long_n), (2, "odd", 4)):

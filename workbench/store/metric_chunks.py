@@ -188,7 +188,8 @@ def delete(db: sqlite3.Connection, key_ids: Sequence[int]) -> None:
 
 def migrate_rows(db: sqlite3.Connection) -> None:
     """The migration from one row per point (table ``metrics``) to blocks: every key's rows, in step
-    order, become blocks (NULL values are NaN, as the rows meant), then the rows' table is dropped."""
+    order, become blocks (NULL values are NaN, as the rows meant), then the rows' table is dropped.
+    Rows are read in batches; memory stays bounded however many points one key has."""
     db.execute(CREATE_SQL)
     cursor = db.execute("SELECT key_id, step, time, value FROM metrics ORDER BY key_id, step")
     pending: list[tuple[int, int, float, float | None]] = []
@@ -196,6 +197,8 @@ def migrate_rows(db: sqlite3.Connection) -> None:
         rows = cursor.fetchmany(50_000)
         pending.extend(rows)
         cut = len(pending) if not rows else _last_key_start(pending)
+        if not cut and len(pending) >= 16 * BLOCK:  # one long key: write its whole blocks so far
+            cut = len(pending) // BLOCK * BLOCK
         if cut:
             _insert_rows(db, pending[:cut])
             del pending[:cut]
