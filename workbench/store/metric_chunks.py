@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
+from workbench.errors import CorruptObjectError
+
 BLOCK = 4096
 """Points per stored block; a key's last block may hold fewer (it is rewritten as points arrive)."""
 FORMAT = 1
@@ -56,8 +58,12 @@ _RANGE_SQL = ("SELECT first_step, count, data FROM metric_chunks WHERE key_id = 
 _local = threading.local()
 
 
-class CorruptChunkError(ValueError):
+class CorruptChunkError(CorruptObjectError):
     """A stored block that does not decode (a damaged database file)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "the database file is damaged: restore .workbench/workbench.db from a"
+                                  " backup, or pull the run again from a remote")
 
 
 def _compressor() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
