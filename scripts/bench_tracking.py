@@ -160,7 +160,7 @@ def _bench_workbench_once(base: Path, keys: int, steps: int, attempt: int) -> di
         _run([sys.executable, "child.py", str(keys), str(steps)], project, env).strip().splitlines()[-1]
     )
     db = sqlite3.connect(project / ".workbench" / "workbench.db")
-    counted = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    counted = db.execute("SELECT COALESCE(SUM(count), 0) FROM metric_chunks").fetchone()[0]
     # Ingest alone: the same points as the events file a job under 'workbench run' writes (bounded
     # packed series lines, as the API's flusher writes them every half second), into a fresh run, timed.
     # (A plain script's own run hands its points to its ingester directly, without the file.)
@@ -189,7 +189,7 @@ def _bench_workbench_once(base: Path, keys: int, steps: int, attempt: int) -> di
     ingest_events_file(Ingester(conn, "ingestbench", project), events, 0)
     ingest = time.perf_counter() - start
     again = conn.execute(
-        "SELECT COUNT(*) FROM metrics WHERE key_id IN"
+        "SELECT COALESCE(SUM(count), 0) FROM metric_chunks WHERE key_id IN"
         " (SELECT id FROM metric_keys WHERE run_id = 'ingestbench')"
     ).fetchone()[0]
     total = keys * steps
@@ -223,7 +223,7 @@ def _bench_workbench_run_once(base: Path, keys: int, steps: int, attempt: int) -
     durable = time.perf_counter() - start
     loop = json.loads((project / "loop.json").read_text(encoding="utf-8"))["loop"]
     db = sqlite3.connect(project / ".workbench" / "workbench.db")
-    counted = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    counted = db.execute("SELECT COALESCE(SUM(count), 0) FROM metric_chunks").fetchone()[0]
     dropped = db.execute("SELECT SUM(dropped_events) FROM runs").fetchone()[0]
     db.close()
     total = keys * steps

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from workbench.core.workspace import Workspace
+from workbench.store import metric_chunks
 from workbench.store.migrations import migrate
 from workbench.tracking import metrics, registry
 from workbench.tracking.ingest import Ingester
@@ -17,9 +18,12 @@ from workbench.tracking.records import create_run, end_run
 
 
 def _points(ws: Workspace, run_id: str, key: str) -> list[tuple[int, float | None, float]]:
-    return [tuple(r) for r in ws.db.execute(  # type: ignore[misc]
-        "SELECT m.step, m.value, m.time FROM metrics m JOIN metric_keys k ON k.id = m.key_id"
-        " WHERE k.run_id = ? AND k.key = ? ORDER BY m.step", (run_id, key))]
+    """The stored points straight from the blocks (NaN as None, as the old rows held it)."""
+    key_id = ws.db.execute("SELECT id FROM metric_keys WHERE run_id = ? AND key = ?",
+                           (run_id, key)).fetchone()[0]
+    steps, times, values = metric_chunks.read(ws.db, key_id)
+    return [(s, None if v != v else v, t)
+            for s, t, v in zip(steps.tolist(), times.tolist(), values.tolist(), strict=True)]
 
 
 def _check_downsampled(ws: Workspace, run_id: str, key: str, max_points: int) -> metrics.MetricSeries:
@@ -182,10 +186,17 @@ def test_stores_from_before_the_summaries_are_migrated(ws: Workspace) -> None:
     for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         if name.endswith(("_marks_summary", "_changes")):
             db.execute(f"DROP TRIGGER {name}")
-    for table in ("run_summaries", "tracking_changes", "metric_rollups"):
+    points = _points(ws, "old", "loss")
+    key_id = db.execute("SELECT id FROM metric_keys WHERE key = 'loss'").fetchone()[0]
+    db.execute("CREATE TABLE metrics (key_id INTEGER NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,"
+               " value REAL, PRIMARY KEY (key_id, step)) WITHOUT ROWID")
+    db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [(key_id, s, t, v) for s, v, t in points])
+    for table in ("run_summaries", "tracking_changes", "metric_rollups", "metric_chunks"):
         db.execute(f"DROP TABLE {table}")
-    db.execute("DELETE FROM migrations WHERE name = '0103_run_summaries_changes_rollups'")
-    assert migrate(db) == ["0103_run_summaries_changes_rollups"]
+    db.execute("DELETE FROM migrations WHERE name IN"
+               " ('0103_run_summaries_changes_rollups', '0140_metric_chunks')")
+    assert migrate(db) == ["0103_run_summaries_changes_rollups", "0140_metric_chunks"]
+    assert _points(ws, "old", "loss") == points
     assert ws.runs.get("old").to_dict(full=True) == expected
     assert [tuple(r) for r in ws.db.execute("SELECT stale FROM run_summaries")] == [(0,)]
     again = ws.runs.metric_series("old", "loss", max_points=50)

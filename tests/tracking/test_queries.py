@@ -103,8 +103,8 @@ def test_downsampled_series_keeps_min_max_last(ws: Workspace) -> None:
     assert small.steps[-1] == 9_999 and small.values[-1] == values[-1]
     assert min(small.mins) == pytest.approx(min(values))
     plan = " ".join(str(tuple(r)) for r in ws.db.execute(
-        "EXPLAIN QUERY PLAN SELECT step, value FROM metrics WHERE key_id = 1"
-        " ORDER BY step"))
+        "EXPLAIN QUERY PLAN SELECT first_step, count, data FROM metric_chunks WHERE key_id = 1"
+        " AND last_step >= 0 AND first_step <= 9999 ORDER BY first_step"))
     assert "USING PRIMARY KEY" in plan and "SCAN" not in plan.replace("SEARCH", "")
 
 

@@ -117,12 +117,14 @@ def _run(db: sqlite3.Connection, rid: str) -> Record | None:
     row = rows[0]
     for column in LOCAL_RUN_COLUMNS:
         row.pop(column, None)
+    from workbench.store import metric_chunks
+
     metrics = []
     for key in _rows(db, "SELECT * FROM metric_keys WHERE run_id = ? ORDER BY key", (rid,)):
-        points = db.execute("SELECT step, time, value FROM metrics WHERE key_id = ? ORDER BY step",
-                            (key.pop("id"),)).fetchall()
+        steps, times, values = metric_chunks.read(db, key.pop("id"))
         key.pop("run_id")
-        key["points"] = [list(p) for p in points]
+        key["points"] = [[s, t, None if v != v else v]  # NaN travels as null, as it always has
+                         for s, t, v in zip(steps.tolist(), times.tolist(), values.tolist(), strict=True)]
         metrics.append(key)
     return {
         "kind": "run", "id": rid, "row": row,
@@ -251,6 +253,9 @@ def _merge_snapshot(db: sqlite3.Connection, rec: Record, source: str, report: Me
 
 
 def _merge_run(db: sqlite3.Connection, rec: Record, source: str, report: MergeReport) -> bool:
+    import math
+
+    from workbench.store import metric_chunks
     from workbench.tracking import rollups
     from workbench.tracking.records import refresh_summary
 
@@ -274,9 +279,10 @@ def _merge_run(db: sqlite3.Connection, rec: Record, source: str, report: MergeRe
             " max_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (rid, key["key"], key["count"], key["last_step"], key["last_value"], key["last_time"],
              key["min_value"], key["max_value"])).lastrowid
-        db.executemany("INSERT OR REPLACE INTO metrics (key_id, step, time, value) VALUES (?, ?, ?, ?)",
-                       [(key_id, s, t, v) for s, t, v in points])
         if points and key_id is not None:
+            metric_chunks.write(db, key_id, metric_chunks.as_points(
+                [p[0] for p in points], [p[1] for p in points],
+                [math.nan if p[2] is None else p[2] for p in points]))
             rollups.recompute(db, key_id, points[0][0], points[-1][0])
     db.executemany("INSERT OR IGNORE INTO run_logs (run_id, seq, stream, time, line) VALUES (?, ?, ?, ?, ?)",
                    [(rid, *line) for line in rec["logs"]])

@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 import sqlite3
 import time
+from collections.abc import Callable
 
 from workbench.store.db import atomic
 
-Migration = tuple[str, str]
+Migration = tuple[str, str | Callable[[sqlite3.Connection], None]]
+"""A name and either SQL statements or a function run inside the migration's transaction (for a
+change SQL cannot express, such as re-encoding rows); the function must not commit."""
 
 # Applied in this order; later domains may reference earlier ones' tables.
 SCHEMA_MODULES = (
@@ -61,8 +64,11 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             # Re-check under the write lock: another process may have migrated meanwhile.
             if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
                 continue
-            for statement in _split(sql):
-                conn.execute(statement)
+            if callable(sql):
+                sql(conn)
+            else:
+                for statement in _split(sql):
+                    conn.execute(statement)
             conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
         ran.append(name)
     return ran

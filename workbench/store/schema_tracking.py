@@ -1,17 +1,22 @@
 """Schema of the tracking domain: named, forward-only migrations (see workbench.store.migrations).
 
 Runs point at snapshots by id (``snapshot_before`` = the code and data that went in, ``snapshot_after``
-= the folder once the run ended). Metric points live in one WITHOUT ROWID table keyed
-``(key_id, step)`` (``metric_keys.id`` is one key of one run), so reading one key of one run is an
-index range scan; ``metric_keys`` keeps per-key summaries (last, min, max, count) so listings never
+= the folder once the run ended). Metric points live in compressed blocks (``metric_chunks``, keyed
+``(key_id, first_step)``, since 0140; before that one row per point in ``metrics``), where
+``metric_keys.id`` is one key of one run, so reading one key of one run is one range read;
+``metric_keys`` keeps per-key summaries (last, min, max, count) so listings never
 touch the points. Whoever deletes a run must delete its points (by key id) before its
-``metric_keys`` rows, so that a reused key id never meets old points. NaN is stored as
-NULL (SQLite turns NaN into NULL anyway) and read back as NaN; infinities are stored as they are.
+``metric_keys`` rows, so that a reused key id never meets old points. In REAL columns (summaries,
+rollups) NaN is stored as NULL (SQLite turns NaN into NULL anyway) and read back as NaN; infinities
+are stored as they are. The blocks keep every value bit for bit.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[str, str]] = [
+import sqlite3
+from collections.abc import Callable
+
+MIGRATIONS: list[tuple[str, str | Callable[[sqlite3.Connection], None]]] = [
     (
         "0101_runs",
         """
@@ -345,3 +350,17 @@ MIGRATIONS.append((
         CREATE INDEX run_conflicts_other ON run_conflicts(other_run);
     """,
 ))
+
+
+# -- packed metric points (0140) ------------------------------------------------------------------
+# Points move from one row per point (``metrics``) to compressed blocks of up to 4,096 points per key
+# (``metric_chunks``, see workbench.store.metric_chunks): about 9 bytes a point on disk instead of
+# about 40, and a batch is written as a few blobs instead of a row per point. NaN is now stored as
+# itself (bit for bit), no longer as NULL.
+def _pack_metric_points(conn: sqlite3.Connection) -> None:
+    from workbench.store.metric_chunks import migrate_rows  # numpy: only when the migration runs
+
+    migrate_rows(conn)
+
+
+MIGRATIONS.append(("0140_metric_chunks", _pack_metric_points))

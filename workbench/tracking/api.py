@@ -7,11 +7,11 @@ to a file under ``.workbench/runs/<id>/`` that a background thread ingests every
 is finished when the interpreter exits (or at :func:`finish`). Outside any project the calls do
 nothing but warn once.
 
-:func:`log_metric` only appends a tuple to a buffer (well under 5 microseconds); a daemon thread turns
-the buffer into packed ``series`` lines every half second (each within the wire format's line bound,
-so a burst of a million points of one key goes out as about 125 lines), and the rest is written at
-exit. No call ever waits on SQLite. Long param and tag values are cut to what the store keeps before
-they are sent.
+:func:`log_metric` only extends a list by one (step, value, time) tuple, without a lock (under a
+microsecond); a daemon thread turns the buffer into packed ``series`` lines five times a second
+(each within the wire format's line bound, so a burst of a million points of one key goes out as
+about 125 lines), and the rest is written at exit. No call ever waits on SQLite. Long param and tag
+values are cut to what the store keeps before they are sent.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from workbench.tracking.events import (
     series_lines,
 )
 
-FLUSH_INTERVAL = 0.5
+FLUSH_INTERVAL = 0.2
+"""Seconds between drains of the buffered points (also bounds the buffer's memory)."""
 _time = time.time
 
 
@@ -51,13 +52,14 @@ class ActiveRun:
     events_path: str
     own: bool
     """True when this process started the run itself (no ``workbench run`` around it)."""
-    series: dict[str, tuple[array[int], array[float], array[float]]] = field(default_factory=dict)
-    """Buffered points per key: parallel arrays of steps, values and times."""
+    series: dict[str, list[Any]] = field(default_factory=dict)
+    """Buffered points per key, flat: step, value, time, step, value, time ... Each point is added
+    by one ``list.extend`` of a 3-tuple, which is atomic under the GIL, so the hot path takes no
+    lock: the drain copies and deletes a whole number of points from the front."""
     steps: dict[str, int] = field(default_factory=dict)
     """The next automatic step of each key."""
     finished: bool = False
     _fd: int = -1
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _owner: Any = None
     _unsent: bytes = b""
@@ -108,18 +110,26 @@ class ActiveRun:
             raise
 
     def _drain_points(self) -> bytes:
-        """Take the buffered points (briefly holding the hot path's lock) as packed ``series`` lines
-        within the line bound; a script's own run hands them straight to its ingester instead (no
-        trip through the file)."""
-        with self._lock:
-            if not self.series:
-                return b""
-            series, self.series = self.series, {}
-        if self._owner is not None:
-            for key, (steps, values, times) in series.items():
+        """Take the buffered points as packed ``series`` lines within the line bound; a script's own
+        run hands them straight to its ingester instead (no trip through the file). The caller
+        holds ``_write_lock`` (one drain at a time)."""
+        out: list[bytes] = []
+        for key, buffer in list(self.series.items()):  # one C call: safe beside a logging thread
+            count = len(buffer) // 3 * 3
+            if not count:
+                continue
+            taken = buffer[:count]  # each a single operation under the GIL; points are appended
+            del buffer[:count]      # at the end meanwhile, whole
+            steps, values, times = _arrays(key, taken)
+            if len(steps) < count // 3:  # counted on the run as a dropped event
+                out.append(encode_bounded({"e": "dropped", "kind": "metric", "bytes": 0}))
+            if not len(steps):
+                continue
+            if self._owner is not None:
                 self._owner.add_series(key, steps, values, times)
-            return b""
-        return b"".join(line for key, arrays in series.items() for line in series_lines(key, *arrays))
+            else:
+                out.extend(series_lines(key, steps, values, times))
+        return b"".join(out)
 
     def flush(self) -> None:
         """Write buffered metric points as ``series`` lines."""
@@ -237,18 +247,28 @@ def log_metric(key: str, value: float, step: int | None = None) -> None:
             return
     if type(value) is not float:
         value = _number(key, value)
-    with run._lock:
-        if step is None:
-            step = run.steps.get(key, 0)
-        elif type(step) is not int:
-            step = int(step)
-        arrays = run.series.get(key)
-        if arrays is None:
-            arrays = run.series[key] = (array("q"), array("d"), array("d"))
-        arrays[0].append(step)  # raises OverflowError before anything else is appended
-        arrays[1].append(value)
-        arrays[2].append(_time())
-        run.steps[key] = step + 1
+    if step is None:
+        step = run.steps.get(key, 0)
+    elif type(step) is not int:
+        step = int(step)
+    buffer = run.series.get(key)
+    if buffer is None:
+        buffer = run.series.setdefault(key, [])
+    buffer.extend((step, value, _time()))  # atomic: the drain never sees part of a point
+    run.steps[key] = step + 1
+
+
+def _arrays(key: str, flat: list[Any]) -> tuple[array[int], array[float], array[float]]:
+    """Steps, values and times of a flat buffer; a step outside int64 drops only its own point."""
+    try:
+        return array("q", flat[0::3]), array("d", flat[1::3]), array("d", flat[2::3])
+    except OverflowError:
+        kept = [(s, v, t) for s, v, t in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
+                if -(2**63) <= s < 2**63]
+        warnings.warn(f"workbench: dropped {len(flat) // 3 - len(kept)} point(s) of metric {key!r}"
+                      " with a step outside 64-bit integers", stacklevel=2)
+        return (array("q", (p[0] for p in kept)), array("d", (p[1] for p in kept)),
+                array("d", (p[2] for p in kept)))
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:

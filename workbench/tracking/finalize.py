@@ -256,8 +256,8 @@ def recover_stale(ws: VersionedProject) -> list[str]:
                 ingest_events_file(ingester, Path(events_path), offset)
                 with atomic(conn):
                     conn.execute(
-                        "UPDATE metric_keys SET count = (SELECT COUNT(*) FROM metrics m"
-                        " WHERE m.key_id = metric_keys.id) WHERE run_id = ?", (run_id,),
+                        "UPDATE metric_keys SET count = (SELECT COALESCE(SUM(c.count), 0)"
+                        " FROM metric_chunks c WHERE c.key_id = metric_keys.id) WHERE run_id = ?", (run_id,),
                     )
             owner = "the runner" if source == "cli" else "the process"
             end_run(conn, run_id, status="failed", exit_code=None,

@@ -1,10 +1,10 @@
-"""Metric series queries: one key of one run is an index range scan on ``(key_id, step)``.
+"""Metric series queries: one key of one run is one range read of its packed blocks
+(:mod:`workbench.store.metric_chunks`).
 
 :func:`metric_series` returns every point, or with ``max_points`` a downsampled series: the steps
 are cut into contiguous buckets and each bucket gives its exact min, max and last value (so a plot
 keeps spikes and the curve's end without loading a million points); long series are downsampled
-from the rollups the ingester keeps (:mod:`workbench.tracking.rollups`). NaN is stored as NULL and
-comes back as NaN.
+from the rollups the ingester keeps (:mod:`workbench.tracking.rollups`). NaN comes back as NaN.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from workbench.errors import UnknownIdError
+from workbench.store import metric_chunks
 from workbench.tracking import rollups
 from workbench.tracking.capture import finite_or_text
 
@@ -74,27 +77,21 @@ def metric_series(
     if row is None:
         raise UnknownIdError(f"run {run_id} has no metric {key!r}", "see 'workbench metrics RUN'")
     key_id, total = int(row[0]), int(row[1])
-    cursor = db.cursor()
-    cursor.row_factory = None
     series = MetricSeries(key=key, total=total)
     if max_points is None or total <= max_points or max_points < 1:
-        for step, when, value in cursor.execute(
-            "SELECT step, time, value FROM metrics WHERE key_id = ? ORDER BY step", (key_id,),
-        ):
-            series.steps.append(step)
-            series.times.append(when)
-            series.values.append(_nan(value))
+        steps, times, values = metric_chunks.read(db, key_id)
+        series.steps, series.times, series.values = steps.tolist(), times.tolist(), values.tolist()
         series.total = len(series.steps)
         return series
-    low = cursor.execute("SELECT MIN(step) FROM metrics WHERE key_id = ?", (key_id,)).fetchone()[0]
-    high = cursor.execute("SELECT MAX(step) FROM metrics WHERE key_id = ?", (key_id,)).fetchone()[0]
-    if low is None:
+    stored = metric_chunks.span(db, key_id)
+    if stored is None:
         series.total = 0
         return series
-    level = rollups.choose_level(int(low), int(high), max_points) if total > RAW_LIMIT else None
-    buckets = rollups.read(db, key_id, level, int(low), int(high), max_points) if level else []
+    _, low, high = stored
+    level = rollups.choose_level(low, high, max_points) if total > RAW_LIMIT else None
+    buckets = rollups.read(db, key_id, level, low, high, max_points) if level else []
     if not buckets:  # short series (or a store written without rollups): from the points
-        buckets = _from_points(cursor, key_id, int(low), int(high), max_points)
+        buckets = _from_points(metric_chunks.read(db, key_id), low, high, max_points)
     series.downsampled = True
     for step, value, lo, hi, when in buckets:
         series.steps.append(int(step))
@@ -105,24 +102,20 @@ def metric_series(
     return series
 
 
-def _from_points(cursor: sqlite3.Cursor, key_id: int, low: int, high: int, max_points: int,
+def _from_points(points: metric_chunks.Points, low: int, high: int, max_points: int,
                  ) -> list[tuple[int, float | None, float | None, float | None, float]]:
     """``max_points`` equal step ranges aggregated from the points: (last_step, last_value, min,
     max, last_time) per non-empty range."""
+    steps, times, values = points
     span = high - low + 1
-    buckets = cursor.execute(
-        """SELECT ((step - ?) * ?) / ? AS bucket, MIN(value), MAX(value), MAX(step)
-           FROM metrics WHERE key_id = ? GROUP BY bucket ORDER BY bucket""",
-        (low, max_points, span, key_id),
-    ).fetchall()
-    last_steps = [int(b[3]) for b in buckets]
-    lasts: dict[int, tuple[float, float | None]] = {}
-    for start in range(0, len(last_steps), 500):
-        chunk = last_steps[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        for step, when, value in cursor.execute(
-            f"SELECT step, time, value FROM metrics WHERE key_id = ? AND step IN ({marks})",
-            (key_id, *chunk),
-        ):
-            lasts[int(step)] = (when, value)
-    return [(int(step), lasts[int(step)][1], lo, hi, lasts[int(step)][0]) for _, lo, hi, step in buckets]
+    if span * max_points < 2**62:
+        index = ((steps - low) * max_points) // span
+    else:  # beyond int64: Python integers
+        index = np.array([((s - low) * max_points) // span for s in steps.tolist()], dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], index[1:] != index[:-1])))
+    ends = np.concatenate((starts[1:], [len(steps)])) - 1
+    with np.errstate(invalid="ignore"):
+        lows = np.fmin.reduceat(values, starts).tolist()
+        highs = np.fmax.reduceat(values, starts).tolist()
+    return [(step, value, lo, hi, when) for step, value, lo, hi, when in zip(
+        steps[ends].tolist(), values[ends].tolist(), lows, highs, times[ends].tolist(), strict=True)]

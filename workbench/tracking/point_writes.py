@@ -4,9 +4,11 @@ summary row (count, last, min, max), inside the ingester's flush transaction."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
-from itertools import chain, repeat
+from collections.abc import Sequence
 
+import numpy as np
+
+from workbench.store import metric_chunks
 from workbench.store.schema_tracking import ROLLUP_LEVELS
 from workbench.tracking import rollups
 
@@ -14,27 +16,23 @@ from workbench.tracking import rollups
 def insert_points(
     db: sqlite3.Connection, key_id: int, chunks: list[tuple[Sequence[int], Sequence[float], Sequence[float]]]
 ) -> tuple[int, bool]:
-    """Write one key's waiting points and merge them into its rollups; returns how many steps are
-    new and whether any stored point was replaced. Steps already stored (or repeated in the batch)
-    are written again so that the newest value wins; they are not new."""
-
-    def rows() -> Iterable[tuple[int, int, float, float]]:
-        return chain.from_iterable(zip(repeat(key_id), s, t, v) for s, t, v in chunks)
-
+    """Write one key's waiting points into its packed blocks and merge them into its rollups; returns
+    how many steps are new and whether any stored point was replaced. Steps already stored (or
+    repeated in the batch) are written again so that the newest value wins; they are not new."""
     sent = sum(len(s) for s, _, _ in chunks)
-    before = db.total_changes
-    db.executemany("INSERT OR IGNORE INTO metrics VALUES (?, ?, ?, ?)", rows())
-    added = db.total_changes - before
-    if added < sent:
-        db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows())
-        # Replaced points may have been a bucket's min or max: rebuild the touched buckets.
-        rollups.recompute(db, key_id, min(min(s) for s, _, _ in chunks if len(s)),
-                          max(max(s) for s, _, _ in chunks if len(s)))
+    if len(chunks) == 1:
+        points = metric_chunks.as_points(*chunks[0])
     else:
-        buckets: dict[int, rollups.Bucket] = {}
-        for steps, times, values in chunks:
-            rollups.level_one(buckets, steps, times, values)
-        rollups.write(db, key_id, buckets)
+        points = metric_chunks.as_points(*(np.concatenate([np.asarray(c[i], dtype=kind) for c in chunks])
+                                           for i, kind in ((0, np.int64), (1, np.float64), (2, np.float64))))
+    added = metric_chunks.write(db, key_id, points)
+    if not len(points[0]):
+        return 0, False
+    if added < sent:
+        # Replaced points may have been a bucket's min or max: rebuild the touched buckets.
+        rollups.recompute(db, key_id, int(points[0][0]), int(points[0][-1]))
+    else:
+        rollups.write_points(db, key_id, points)
     return added, added < sent
 
 

@@ -3,73 +3,25 @@
 Level 1 buckets hold 64 steps, level 2 4,096, level 3 262,144 (``bucket = step >> 6 * level``).
 Each bucket records the exact min and max of the finite values stored in its step range (NULL
 when there is none) and the step, value and time of its largest step. The ingester computes them
-from the batch it is writing (a contiguous, ordered, NaN-free chunk costs one ``min``/``max``
-pair per 64 points) and merges them into the table in the same transaction as the points; when a
-batch replaced points already stored (a step logged again), the buckets it touched are recomputed
-from the points, so min and max never keep a replaced value. A downsampled read
+from the batch it is writing with numpy (``np.fmin.reduceat`` per bucket) and merges them into the
+table in the same transaction as the points; when a batch replaced points already stored (a step
+logged again), the buckets it touched are recomputed from the stored blocks, so min and max never
+keep a replaced value. A downsampled read
 (:func:`workbench.tracking.metrics.metric_series`) merges whole rollup buckets into at most
 ``max_points`` output buckets, so its min/max/last are exact for each output bucket's step range.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
-from collections.abc import Sequence
-from itertools import islice
-from operator import lt
 
+import numpy as np
+
+from workbench.store import metric_chunks
 from workbench.store.schema_tracking import ROLLUP_LEVELS, ROLLUP_SHIFT
 
 Bucket = list[float | int | None]
 """[min, max, last_step, last_value, last_time]; min/max None: no finite value."""
-
-
-def _merge(into: dict[int, Bucket], bucket: int, lo: float | None, hi: float | None, step: int,
-           value: float | None, when: float) -> None:
-    found = into.get(bucket)
-    if found is None:
-        into[bucket] = [lo, hi, step, value, when]
-        return
-    old_lo, old_hi, old_step = found[0], found[1], found[2]
-    if lo is not None and hi is not None:
-        found[0] = lo if old_lo is None or lo < old_lo else old_lo
-        found[1] = hi if old_hi is None or hi > old_hi else old_hi
-    if old_step is None or step >= old_step:
-        found[2], found[3], found[4] = step, value, when
-
-
-def level_one(into: dict[int, Bucket], steps: Sequence[int], times: Sequence[float],
-              values: Sequence[float]) -> None:
-    """Fold one chunk of points into level-1 buckets (``into``: bucket -> Bucket)."""
-    count = len(steps)
-    if not count:
-        return
-    first = steps[0]
-    regular = (
-        steps[-1] - first == count - 1
-        and all(map(lt, steps, islice(steps, 1, None)))
-        and not any(map(math.isnan, values))
-    )
-    if regular:  # consecutive steps, no NaN: slices
-        index = 0
-        while index < count:
-            bucket = steps[index] >> ROLLUP_SHIFT
-            end = min(count, index + ((bucket + 1) << ROLLUP_SHIFT) - steps[index])
-            part = values[index:end]
-            _merge(into, bucket, min(part), max(part), steps[end - 1], values[end - 1], times[end - 1])
-            index = end
-        return
-    for step, value, when in zip(steps, values, times, strict=False):
-        finite = None if value != value else value
-        _merge(into, step >> ROLLUP_SHIFT, finite, finite, step, value, when)
-
-
-def _coarser(buckets: dict[int, Bucket]) -> dict[int, Bucket]:
-    out: dict[int, Bucket] = {}
-    for bucket, (lo, hi, step, value, when) in buckets.items():
-        _merge(out, bucket >> ROLLUP_SHIFT, lo, hi, step, value, when)  # type: ignore[arg-type]
-    return out
 
 
 _UPSERT = """
@@ -86,31 +38,46 @@ ON CONFLICT (key_id, level, bucket) DO UPDATE SET
 """
 
 
-def write(db: sqlite3.Connection, key_id: int, first: dict[int, Bucket]) -> None:
-    """Merge a batch's level-1 buckets (and the coarser levels made from them) into the table."""
-    rows: list[tuple[object, ...]] = []
-    buckets = first
-    for level in ROLLUP_LEVELS:
-        if level > 1:
-            buckets = _coarser(buckets)
-        rows.extend((key_id, level, bucket, *agg) for bucket, agg in buckets.items())
-    db.executemany(_UPSERT, rows)
+def from_points(points: metric_chunks.Points, shift: int) -> dict[int, Bucket]:
+    """Buckets (``step >> shift``) of points in step order with distinct steps, computed with numpy:
+    exact min and max of the finite values (None: none), the last point's step, value and time."""
+    steps, times, values = points
+    if not len(steps):
+        return {}
+    buckets = steps >> shift
+    starts = np.flatnonzero(np.concatenate(([True], buckets[1:] != buckets[:-1])))
+    ends = np.concatenate((starts[1:], [len(steps)])) - 1
+    with np.errstate(invalid="ignore"):
+        lows = np.fmin.reduceat(values, starts)  # fmin/fmax skip NaN; all NaN gives NaN
+        highs = np.fmax.reduceat(values, starts)
+    return {
+        bucket: [None if lo != lo else lo, None if hi != hi else hi, step, value, when]
+        for bucket, lo, hi, step, value, when in zip(
+            buckets[starts].tolist(), lows.tolist(), highs.tolist(), steps[ends].tolist(),
+            values[ends].tolist(), times[ends].tolist(), strict=True)
+    }
+
+
+def write_points(db: sqlite3.Connection, key_id: int, points: metric_chunks.Points) -> None:
+    """Merge a batch of points (step order, distinct steps, none of them stored before) into every
+    level's buckets."""
+    db.executemany(_UPSERT, [(key_id, level, bucket, *agg) for level in ROLLUP_LEVELS
+                             for bucket, agg in from_points(points, ROLLUP_SHIFT * level).items()])
 
 
 def recompute(db: sqlite3.Connection, key_id: int, low: int, high: int) -> None:
     """Rebuild every bucket that overlaps steps ``low..high`` from the stored points."""
+    top = ROLLUP_SHIFT * ROLLUP_LEVELS[-1]
+    points = metric_chunks.read(db, key_id, (low >> top) << top, (((high >> top) + 1) << top) - 1)
     for level in ROLLUP_LEVELS:
         shift = ROLLUP_SHIFT * level
         first, last = low >> shift, high >> shift
         db.execute("DELETE FROM metric_rollups WHERE key_id = ? AND level = ? AND bucket BETWEEN ? AND ?",
                    (key_id, level, first, last))
-        db.execute(
-            f"""INSERT INTO metric_rollups
-                SELECT ?, ?, g.bucket, g.lo, g.hi, g.last, m.value, m.time
-                FROM (SELECT step >> {shift} AS bucket, MIN(value) AS lo, MAX(value) AS hi, MAX(step) AS last
-                      FROM metrics WHERE key_id = ? AND step BETWEEN ? AND ? GROUP BY bucket) g
-                JOIN metrics m ON m.key_id = ? AND m.step = g.last""",
-            (key_id, level, key_id, first << shift, ((last + 1) << shift) - 1, key_id),
+        db.executemany(
+            "INSERT INTO metric_rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(key_id, level, bucket, *agg) for bucket, agg in from_points(points, shift).items()
+             if first <= bucket <= last],
         )
 
 

@@ -7,15 +7,32 @@ event lines interleaved in pieces, and the reader saw event lines cut and glued 
 load, in the burst test). Every Python-level write to ``sys.stdout`` (text or ``.buffer``) and every
 event flush therefore takes :data:`STDOUT_LOCK`, so each one reaches the pipe whole. Writes by child
 processes that inherit the descriptor are outside any lock; they are not event lines.
+
+``print(x)`` is two writes (``x``, then the newline): event lines wait (briefly, up to
+:data:`LINE_WAIT` seconds) until the script's output is at the start of a line, so they are not glued
+to the end of a printed line. After that wait they go out anyway; every reader splits a marked line
+off a partial line of output before it.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any
 
 STDOUT_LOCK = threading.RLock()
+LINE_WAIT = 1.0
+_state = {"open": False}
+"""``open``: the script's last write to stdout did not end a line."""
+
+
+def _track(data: Any) -> None:
+    try:
+        if len(data):
+            _state["open"] = data[-1:] not in ("\n", b"\n")
+    except TypeError:  # not a sized string or buffer: the stream's own write will say so
+        pass
 
 
 class LockedStream:
@@ -28,10 +45,14 @@ class LockedStream:
 
     def write(self, data: Any) -> Any:
         with STDOUT_LOCK:
+            _track(data)
             return self._stream.write(data)
 
     def writelines(self, lines: Any) -> None:
         with STDOUT_LOCK:
+            lines = list(lines)
+            for line in lines:
+                _track(line)
             self._stream.writelines(lines)
 
     def flush(self) -> None:
@@ -59,7 +80,12 @@ def write_marked(data: bytes) -> None:
     out = sys.__stdout__
     if out is None:
         return
-    with STDOUT_LOCK:
-        out.flush()
-        out.buffer.write(data)
-        out.buffer.flush()
+    deadline = time.monotonic() + LINE_WAIT
+    while True:
+        with STDOUT_LOCK:
+            if not _state["open"] or time.monotonic() >= deadline:
+                out.flush()
+                out.buffer.write(data)
+                out.buffer.flush()
+                return
+        time.sleep(0.001)  # the rest of a printed line (print writes its newline separately)

@@ -1,0 +1,79 @@
+"""The lock-free metric buffer of the tracking API: threads logging while the drain runs lose,
+duplicate and misalign nothing (each step keeps its own value and time), and a step outside 64-bit
+integers drops only its own point, counted as a dropped event."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from workbench.tracking import api
+from workbench.tracking.events import unpack_series
+
+
+def _points(path: Path) -> dict[str, list[tuple[int, float, float]]]:
+    found: dict[str, list[tuple[int, float, float]]] = {}
+    for line in path.read_bytes().splitlines():
+        event = json.loads(line)
+        if event["e"] != "series":
+            continue
+        steps, values, times = unpack_series(event)
+        found.setdefault(event["k"], []).extend(
+            zip(steps.tolist(), values.tolist(), times.tolist(), strict=True))
+    return found
+
+
+def test_threads_logging_during_drains_lose_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = tmp_path / "events.jsonl"
+    run = api.ActiveRun(id="r", project=str(tmp_path), events_path=str(events), own=False)
+    monkeypatch.setattr(api, "_run", run)
+    per_thread = 60_000
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            run.flush()
+
+    def log(index: int) -> None:
+        for i in range(per_thread):
+            api.log_metric(f"k{index}", index * 1e6 + i, step=i)   # each thread its own key
+            api.log_metric("shared", float(index * per_thread + i), step=index * per_thread + i)
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    loggers = [threading.Thread(target=log, args=(n,)) for n in range(3)]
+    for thread in loggers:
+        thread.start()
+    for thread in loggers:
+        thread.join()
+    stop.set()
+    drainer.join()
+    run.close()
+    got = _points(events)
+    assert events.read_bytes().count(b"\n") > 3  # drained many times on the way
+    for index in range(3):
+        points = got[f"k{index}"]
+        assert [p[0] for p in points] == list(range(per_thread))
+        assert all(value == index * 1e6 + step for step, value, _ in points)
+    shared = got["shared"]
+    assert len(shared) == 3 * per_thread
+    assert sorted(p[0] for p in shared) == list(range(3 * per_thread))
+    assert all(value == float(step) for step, value, _ in shared)  # no value met another's step
+    assert all(when > 1e9 for _, _, when in shared)
+
+
+def test_a_step_outside_int64_drops_only_its_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = tmp_path / "events.jsonl"
+    run = api.ActiveRun(id="r", project=str(tmp_path), events_path=str(events), own=False)
+    monkeypatch.setattr(api, "_run", run)
+    api.log_metric("loss", 1.0, step=1)
+    with pytest.warns(UserWarning, match="dropped 1 point"):
+        api.log_metric("loss", 2.0, step=2**70)
+        api.log_metric("loss", 3.0, step=3)
+        run.close()
+    assert [(s, v) for s, v, _ in _points(events)["loss"]] == [(1, 1.0), (3, 3.0)]
+    kinds = [json.loads(line)["e"] for line in events.read_bytes().splitlines()]
+    assert kinds.count("dropped") == 1
