@@ -46,7 +46,37 @@ def test_big_prints_from_a_thread_and_event_flushes_stay_whole(tmp_path: Path) -
                          timeout=600, check=True).stdout
     lines = out.rstrip(b"\n").split(b"\n")
     marked = [line for line in lines if line.startswith(MARKER_BYTES)]
-    printed = [line for line in lines if not line.startswith(MARKER_BYTES)]
+    # A flush that waited a whole second for a starved thread's newline ends the printed line
+    # itself: the line's text is intact, and an empty line follows it.
+    printed = [line for line in lines if not line.startswith(MARKER_BYTES) and line]
     assert all(len(line) + 1 <= MAX_EVENT_LINE and MARKER_BYTES not in line[1:] for line in marked)
     assert sum(_points(line) for line in marked) == 1_000_000
     assert printed == [f"{i:03d}".encode() + b"p" * 2_000_000 for i in range(40)] + [b"done"]
+
+
+OPEN_LINE_SCRIPT = """\
+import sys
+import workbench
+from workbench.tracking import api, stdout_lock
+
+stdout_lock.LINE_WAIT = 0.05  # the printed line below stays open longer than the flush waits
+api.FLUSH_INTERVAL = 1e9
+for i in range(1000):
+    workbench.log_metric("loss", i * 0.5, step=i)
+sys.stdout.write("progress 50%")
+api.active_run().flush()
+print(" done")
+"""
+
+
+def test_events_start_a_line_of_their_own_when_the_printed_line_stays_open(tmp_path: Path) -> None:
+    (tmp_path / "open.py").write_text(OPEN_LINE_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env["WORKBENCH_EVENTS"] = "@stdout"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "open.py"], cwd=tmp_path, env=env, capture_output=True,
+                         timeout=300, check=True).stdout
+    lines = out.rstrip(b"\n").split(b"\n")
+    marked = [line for line in lines if line.startswith(MARKER_BYTES)]
+    assert sum(_points(line) for line in marked) == 1000
+    assert [line for line in lines if not line.startswith(MARKER_BYTES)] == [b"progress 50%", b" done"]

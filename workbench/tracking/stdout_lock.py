@@ -10,8 +10,8 @@ processes that inherit the descriptor are outside any lock; they are not event l
 
 ``print(x)`` is two writes (``x``, then the newline): event lines wait (briefly, up to
 :data:`LINE_WAIT` seconds) until the script's output is at the start of a line, so they are not glued
-to the end of a printed line. After that wait they go out anyway; every reader splits a marked line
-off a partial line of output before it.
+to the end of a printed line. After that wait they go out anyway, after a line break of their own
+(the printed line is split in two rather than an event line lost).
 """
 
 from __future__ import annotations
@@ -85,7 +85,11 @@ def write_marked(data: bytes) -> None:
         with STDOUT_LOCK:
             if not _state["open"] or time.monotonic() >= deadline:
                 out.flush()
-                out.buffer.write(data)
+                # Still inside a printed line: end it first. The script's output gains a line break,
+                # but the events start a line of their own and no reader can lose them (a marker
+                # glued to the end of a line over MAX_LINE would be cut off with it).
+                out.buffer.write(b"\n" + data if _state["open"] else data)
                 out.buffer.flush()
+                _state["open"] = False
                 return
         time.sleep(0.001)  # the rest of a printed line (print writes its newline separately)
