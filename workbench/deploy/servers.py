@@ -33,13 +33,15 @@ KSERVE_FRAMEWORKS = ("sklearn",)
 
 DEFAULT_IMAGE_FRAMEWORKS: dict[str, dict[str, str]] = {
     serving.DEFAULT_IMAGE + "-sklearn": {"scikit-learn": "1.6.1"},
-    KSERVE_IMAGE: {"scikit-learn": "1.6.1"},
+    KSERVE_IMAGE: {"scikit-learn": "1.5.2"},
 }
 """What the default images hold, for the check before rollout when ``[deploy] image_frameworks``
-declares nothing. MLServer 1.7.1's runtime leaves scikit-learn unpinned (the image has the version
-current at its build, June 2025); KServe's ``sklearnserver`` pins it in its lock file. Taken from the
-projects' published build files, not from pulling the images (nothing can be pulled here):
-``docs/deploy.md`` says so, and a declared ``image_frameworks`` always wins."""
+declares nothing; nothing can be pulled here to read them from the images themselves, so a declared
+``image_frameworks`` always wins (``docs/deploy.md``). KServe: ``python/sklearnserver`` of
+kserve/kserve requires ``scikit-learn~=1.5.1`` and its ``uv.lock`` locks 1.5.2 (read at the 0.20
+line). MLServer 1.7.1: the sklearn runtime leaves scikit-learn unpinned, so the image holds what
+resolved at its build (June 2025); 1.6.1 is an assumption, not a reading. Either way both are older
+than the scikit-learn that trains today's models, which is what the check must catch."""
 
 
 @dataclass(frozen=True)
