@@ -72,7 +72,9 @@ def test_status_imports_nothing_heavy(project: Path, tmp_path: Path) -> None:
 
 def test_run_imports_nothing_heavy_before_or_after_the_child(project: Path, tmp_path: Path) -> None:
     loaded = _modules_after(project, tmp_path / "m.json", "run", "--", sys.executable, "train.py")
-    assert not _roots(loaded) & set(HEAVY)
+    # numpy packs the run's metric points into chunks (store/metric_chunks.py): the one heavy module
+    # a run pays for (about 70 ms of imports here), measured by scripts/bench_startup.py.
+    assert not _roots(loaded) & (set(HEAVY) - {"numpy"})
     # A local run reaches no remote (container jobs get ws.remote on first use).
     assert not [m for m in loaded if m.startswith("workbench.remote")]
     # Needed only for a pickle model, and a run id needs no hmac.
