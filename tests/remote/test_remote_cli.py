@@ -262,3 +262,17 @@ def test_metadata_only_clone_fetches_contents_when_restored(tmp_path: Path) -> N
     assert pushed.returncode == 0, pushed.stderr
     assert set(json.loads(pushed.stdout)["records"]) == {"snapshot"}
     assert "nothing to push" in run_workbench(b, "push").stdout
+
+
+def test_an_unanswered_request_is_never_read_as_access_denied() -> None:
+    """A stress run once saw "access denied" for a port nothing listens on: the client's text held an
+    elapsed time with "403" in it. Only a 403 answer means access denied."""
+    from workbench.remote.transport import classify_s3_error
+
+    where = "s3://b/p at http://127.0.0.1:9"
+    unanswered = Exception("Generic S3 error: Error after 10 retries in 4.0403s, max_retries:10, "
+                           "retry_timeout:180s, source:error sending request for url (http://127.0.0.1:9/b)")
+    assert classify_s3_error(unanswered, "listing", where, "b").one_line().startswith(f"cannot reach {where}")
+    forbidden = Exception("Generic S3 error: Client error with status 403 Forbidden: <Error/>")
+    denied = classify_s3_error(forbidden, "listing", where, "b").one_line()
+    assert denied.startswith(f"access denied by {where}")

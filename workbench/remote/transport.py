@@ -18,6 +18,7 @@ from __future__ import annotations
 import configparser
 import errno
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -331,6 +332,10 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+_STATUS_403 = re.compile(r"(?i)(?:status(?: code)?[: =]*403\b|\b403 forbidden)")
+"""A 403 answer as S3 clients print it ("status: 403", "403 Forbidden"), not any "403" in the text."""
+
+
 def classify_s3_error(exc: Exception, doing: str, where: str, bucket: str) -> RemoteError:
     """One line for a client error: which remote, what went wrong, and what to do."""
     name = type(exc).__name__
@@ -342,14 +347,19 @@ def classify_s3_error(exc: Exception, doing: str, where: str, bucket: str) -> Re
     if "169.254.169.254" in text or "latest/api/token" in text or ("missing" in low and "credential" in low):
         return RemoteError(f"no AWS credentials found for {where}",
                            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+    # A request that never got an answer first: its text (retry counts, elapsed times such as
+    # "in 4.0403s") must not be read as a status code.
+    if ("error sending request" in low or "connection refused" in low or "dns" in low
+            or "timed out" in low or (isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED)):
+        return RemoteError(f"cannot reach {where} while {doing}",
+                           "check the endpoint URL and that the server is running, then retry")
     if (name in ("UnauthenticatedError", "PermissionDeniedError") or "invalidaccesskeyid" in low
-            or "signaturedoesnotmatch" in low or "accessdenied" in low or "403" in text):
+            or "signaturedoesnotmatch" in low or "accessdenied" in low or _STATUS_403.search(text)):
         return RemoteError(f"access denied by {where} while {doing}",
                            "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
     if _not_found(exc):
         return RemoteError(f"{doing}: not found on {where}", "it was never pushed or was deleted")
-    if ("connect" in low or "error sending request" in low or "dns" in low or "timed out" in low
-            or "timeout" in low or (isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED)):
+    if "connect" in low or "timeout" in low:
         return RemoteError(f"cannot reach {where} while {doing}",
                            "check the endpoint URL and that the server is running, then retry")
     return RemoteError(f"{doing} on {where} failed: {_first_line(exc)}", "retry; re-running resumes")
