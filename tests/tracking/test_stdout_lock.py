@@ -37,14 +37,19 @@ def _points(line: bytes) -> int:
     return int(event["n"])
 
 
-def test_big_prints_from_a_thread_and_event_flushes_stay_whole(tmp_path: Path) -> None:
-    (tmp_path / "chatty.py").write_text(SCRIPT)
+def _stdout_lines(tmp_path: Path, script: str, timeout: int) -> list[bytes]:
+    """The stdout lines of ``script`` run with its events on stdout (``@stdout``, a pod's channel)."""
+    (tmp_path / "script.py").write_text(script)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env["WORKBENCH_EVENTS"] = "@stdout"
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    out = subprocess.run([sys.executable, "chatty.py"], cwd=tmp_path, env=env, capture_output=True,
-                         timeout=600, check=True).stdout
-    lines = out.rstrip(b"\n").split(b"\n")
+    out = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, capture_output=True,
+                         timeout=timeout, check=True).stdout
+    return out.rstrip(b"\n").split(b"\n")
+
+
+def test_big_prints_from_a_thread_and_event_flushes_stay_whole(tmp_path: Path) -> None:
+    lines = _stdout_lines(tmp_path, SCRIPT, 600)
     marked = [line for line in lines if line.startswith(MARKER_BYTES)]
     # A flush that waited a whole second for a starved thread's newline ends the printed line
     # itself: the line's text is intact, and an empty line follows it.
@@ -70,13 +75,7 @@ print(" done")
 
 
 def test_events_start_a_line_of_their_own_when_the_printed_line_stays_open(tmp_path: Path) -> None:
-    (tmp_path / "open.py").write_text(OPEN_LINE_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    env["WORKBENCH_EVENTS"] = "@stdout"
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    out = subprocess.run([sys.executable, "open.py"], cwd=tmp_path, env=env, capture_output=True,
-                         timeout=300, check=True).stdout
-    lines = out.rstrip(b"\n").split(b"\n")
+    lines = _stdout_lines(tmp_path, OPEN_LINE_SCRIPT, 300)
     marked = [line for line in lines if line.startswith(MARKER_BYTES)]
     assert sum(_points(line) for line in marked) == 1000
     assert [line for line in lines if not line.startswith(MARKER_BYTES)] == [b"progress 50%", b" done"]

@@ -96,8 +96,7 @@ def accumulate(sample: Sample, text: str) -> None:
         elif name == "rest_server_request_duration_seconds_count":
             sample.latency_count += value
         elif name == "rest_server_request_duration_seconds_bucket":
-            le = float(labels.get("le", "inf").replace("+Inf", "inf"))
-            sample.buckets[le] = sample.buckets.get(le, 0.0) + value
+            _add_bucket(sample, labels, value)
 
 
 KSERVE_PREDICT = "request_predict_seconds"
@@ -111,8 +110,13 @@ def _kserve(sample: Sample, suffix: str, labels: dict[str, str], value: float) -
     elif suffix == "_sum":
         sample.latency_sum += value
     elif suffix == "_bucket":
-        le = float(labels.get("le", "inf").replace("+Inf", "inf"))
-        sample.buckets[le] = sample.buckets.get(le, 0.0) + value
+        _add_bucket(sample, labels, value)
+
+
+def _add_bucket(sample: Sample, labels: dict[str, str], value: float) -> None:
+    """One cumulative histogram bucket (``le``, ``+Inf`` included) of the latency histogram."""
+    le = float(labels.get("le", "inf").replace("+Inf", "inf"))
+    sample.buckets[le] = sample.buckets.get(le, 0.0) + value
 
 
 def quantile(q: float, buckets: dict[float, float]) -> float | None:
