@@ -17,6 +17,7 @@ from workbench.core.workspace import Workspace
 from workbench.remote import jobfetch
 from workbench.remote.jobinputs import LINK_STAND_IN, fetch_outputs, push_snapshot
 from workbench.remote.transport import RemoteSpec
+from workbench.versioning.chunking import MAX_CHUNK
 
 
 def _setup(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[RemoteSpec, Path, bytes]:
@@ -24,7 +25,7 @@ def _setup(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tu
     share.mkdir()
     spec = RemoteSpec(f"file://{share}")
     ws.config.store.chunk_threshold = 64 * 1024
-    big = os.urandom(3 * 1024 * 1024)
+    big = os.urandom(2 * MAX_CHUNK + 1024 * 1024)  # over two maximal chunks: never cut as one
     (ws.root / "data" / "deep").mkdir(parents=True)
     (ws.root / "data" / "big.bin").write_bytes(big)
     (ws.root / "data" / "deep" / "small.txt").write_text("hello\n")

@@ -21,6 +21,7 @@ from tests.executors.conftest import IMAGE, docker_client  # noqa: F401  (the fi
 from tests.remote.servers import SECRET_KEY, Seaweed, s3_env, s3_store
 from workbench.core.workspace import Workspace
 from workbench.tracking.request import RunRequest
+from workbench.versioning.chunking import MAX_CHUNK
 
 pytestmark = pytest.mark.docker
 
@@ -41,7 +42,7 @@ def test_a_docker_run_reads_its_inputs_from_an_s3_remote(seaweed: Seaweed, tmp_p
     for key, value in s3_env(seaweed.endpoint).items():
         monkeypatch.setenv(key, value)
     ws.config.store.chunk_threshold = 64 * 1024  # the input and the output travel as chunks
-    big = os.urandom(3 * 1024 * 1024)
+    big = os.urandom(2 * MAX_CHUNK + 1024 * 1024)  # over two maximal chunks: never cut as one
     (ws.root / "data").mkdir()
     (ws.root / "data" / "big.bin").write_bytes(big)
     old = os.stat(ws.root / "data" / "big.bin").st_mtime - 3600  # not racy: the run trusts the index
