@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UsageError, WorkbenchError
 from workbench.monitor import filters
+from workbench.monitor.foldworker import WORKER_BYTES, FoldWorker
 from workbench.monitor.ingest import (
     IngestReport,
     apply_retention,
@@ -90,22 +91,45 @@ class PredictionService:
         touched: set[str] = set()
         spool = self.ws.paths.monitor_spool
         read: list[tuple[Path, str]] = []
-        with bulk_cache(self.ws.db):
-            for name, path in spool_files(spool, deployment):
-                before = report.added
-                source = path.relative_to(self.ws.paths.store_dir).as_posix()
-                ingest_file(self.ws.db, self.ws.atomic, path, source, name, report, now=now)
-                read.append((path, source))
-                if report.added > before:
-                    touched.add(name)
+        files = list(spool_files(spool, deployment))
+        worker = self._fold_worker(files)
+        try:
+            with bulk_cache(self.ws.db):
+                for name, path in files:
+                    before = report.added
+                    source = path.relative_to(self.ws.paths.store_dir).as_posix()
+                    ingest_file(self.ws.db, self.ws.atomic, path, source, name, report, now=now)
+                    read.append((path, source))
+                    if report.added > before:
+                        touched.add(name)
+        finally:
+            if worker is not None:
+                worker.finish()
         retire_consumed(self.ws.db, self.ws.atomic, read)
         if clusters:
             from workbench.monitor.podlogs import ingest_cluster
 
             touched |= ingest_cluster(self.ws, deployment, report, now=now)
+        if touched:  # stored means folded: `monitor` then only sums buckets, however much arrived
+            from workbench.monitor.windows import fold
+
+            for name in sorted(touched):
+                fold(self.ws.db, name)
         rule = parse_retention(self.ws.config.monitor.retention)
         report.deleted = apply_retention(self.ws.atomic, sorted(touched), rule, now)
         return report
+
+    def _fold_worker(self, files: list[tuple[str, Path]]) -> FoldWorker | None:
+        """A second process folding beside this ingest when the backlog is worth one."""
+        waiting = 0
+        for _, path in files:
+            try:
+                waiting += path.stat().st_size
+            except OSError:
+                continue
+        if waiting < WORKER_BYTES:
+            return None
+        return FoldWorker.start(self.ws.paths.db, sorted({name for name, _ in files}))
 
     # -- reading --------------------------------------------------------------------------------
     def query(

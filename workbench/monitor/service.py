@@ -43,7 +43,6 @@ class MonitorService:
         self.ws = project
         self.versions = versions
         self._ingest = ingest
-        self._profiles: dict[tuple[str, int], Profile | None] = {}
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -64,8 +63,7 @@ class MonitorService:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (model, version, source, profile.rows, json.dumps(profile.to_dict()), self.ws.clock.now()),
             )
-        self._profiles.pop((model, version), None)
-        windows.refold(self.db, model, version, profile)
+            windows.refold(self.db, model, version, profile)  # one transaction with the new edges
 
     def profile_registered(self, version: ModelVersion, note: Callable[[str], None] | None = None) -> None:
         """Profile a new version from its run's tabular inputs; a problem is a note, never an error."""
@@ -175,7 +173,7 @@ class MonitorService:
             self._ingest(deployment)
 
     def fold(self, deployment: str) -> int:
-        return windows.fold(self.db, deployment, self._profiles)
+        return windows.fold(self.db, deployment)
 
     def report(self, deployment: str, window: str | None = None, *, ingest: bool = True,
                alert: bool = True, notes: Callable[[str], None] | None = None) -> Report:

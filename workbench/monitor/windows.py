@@ -102,67 +102,134 @@ def _keys_for(db: sqlite3.Connection, where: str, args: tuple[Any, ...], profile
     return names
 
 
-def fold(db: sqlite3.Connection, deployment: str, profiles: dict[tuple[str, int], Profile | None]) -> int:
+def fold(db: sqlite3.Connection, deployment: str) -> int:
     """Fold every prediction of ``deployment`` newer than its cursor; return the rows folded.
 
-    ``profiles`` caches ``(model, version) -> Profile | None`` (None: no reference, rows skipped).
+    Each step reads and counts up to :data:`SPAN` rows *outside* the write lock and then, in one short
+    write transaction, checks that nobody moved the cursor, re-baselined the version or changed its
+    last bucket meanwhile, writes the buckets and moves the cursor: two processes folding at once (the
+    ingest worker and a ``monitor``) count each row exactly once, and neither blocks ingest for long.
+    Rows of a version without a reference profile are passed over (a later baseline refolds them).
     """
     folded = 0
+    profiles: dict[tuple[str, int], tuple[str, Profile] | None] = {}
     while True:
-        with atomic(db):
-            row = db.execute("SELECT last_id FROM monitor_cursors WHERE deployment = ?",
-                             (deployment,)).fetchone()
-            low = int(row[0]) if row else 0
-            top = db.execute("SELECT MAX(id) FROM predictions").fetchone()[0] or 0
-            if top <= low:
-                return folded
-            high = min(top, low + SPAN)
-            where = "id > ? AND id <= ? AND +deployment = ?"
-            for model, version in db.execute(
-                f"SELECT DISTINCT model, version FROM predictions WHERE {where}", (low, high, deployment),
-            ).fetchall():
-                key = (str(model), int(version or 0))
-                if key not in profiles:
-                    profiles[key] = load_profile(db, *key)
-                profile = profiles[key]
-                if profile is not None:
-                    folded += _fold_range(db, deployment, key, profile,
-                                          f"{where} AND +model = ? AND +version IS ?",
-                                          (low, high, deployment, model, version))
-            db.execute("INSERT OR REPLACE INTO monitor_cursors (deployment, last_id) VALUES (?, ?)",
-                       (deployment, high))
+        step = _fold_step(db, deployment, profiles)
+        if step is None:
+            return folded
+        folded += step
+
+
+def _fold_step(db: sqlite3.Connection, deployment: str,
+               profiles: dict[tuple[str, int], tuple[str, Profile] | None]) -> int | None:
+    """Fold the next span; None when nothing is left, 0 when another folder got there first."""
+    low = _cursor(db, deployment)
+    top = db.execute("SELECT MAX(id) FROM predictions").fetchone()[0] or 0
+    if top <= low:
+        return None
+    high = min(top, low + SPAN)
+    where = "id > ? AND id <= ? AND +deployment = ?"
+    plans: list[_Plan] = []
+    for model, version in db.execute(
+        f"SELECT DISTINCT model, version FROM predictions WHERE {where}", (low, high, deployment),
+    ).fetchall():
+        key = (str(model), int(version or 0))
+        if key not in profiles:
+            profiles[key] = _profile_row(db, *key)
+        found = profiles[key]
+        if found is not None:
+            plan = _plan_range(db, deployment, key, found, f"{where} AND +model = ? AND +version IS ?",
+                               (low, high, deployment, model, version))
+            if plan is not None:
+                plans.append(plan)
+    with atomic(db):
+        if _cursor(db, deployment) != low:
+            return 0
+        for plan in plans:
+            moved = _profile_text(db, *plan.key) != plan.profile[0]
+            if moved or _last_bucket(db, deployment, plan.key) != plan.last:
+                profiles.clear()  # re-baselined meanwhile: count again on the new edges
+                return 0
+        for plan in plans:
+            db.executemany(_INSERT_BUCKET, plan.rows)
+        db.execute("INSERT OR REPLACE INTO monitor_cursors (deployment, last_id) VALUES (?, ?)",
+                   (deployment, high))
+    return sum(plan.folded for plan in plans)
+
+
+def _cursor(db: sqlite3.Connection, deployment: str) -> int:
+    row = db.execute("SELECT last_id FROM monitor_cursors WHERE deployment = ?", (deployment,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def refold(db: sqlite3.Connection, model: str, version: int, profile: Profile) -> None:
     """Recount one version's buckets from its raw predictions (after a new baseline moved the edges)."""
+    found = _profile_row(db, model, version) or ("", profile)
     with atomic(db):
         db.execute("DELETE FROM monitor_buckets WHERE model = ? AND version = ?", (model, version))
         for deployment, last_id in db.execute("SELECT deployment, last_id FROM monitor_cursors").fetchall():
-            _fold_range(db, deployment, (model, version), profile,
-                        "deployment = ? AND id <= ? AND model = ? AND version = ?",
-                        (deployment, last_id, model, version))
+            plan = _plan_range(db, deployment, (model, version), (found[0], profile),
+                               "deployment = ? AND id <= ? AND model = ? AND version = ?",
+                               (deployment, last_id, model, version))
+            if plan is not None:
+                db.executemany(_INSERT_BUCKET, plan.rows)
 
 
 def load_profile(db: sqlite3.Connection, model: str, version: int) -> Profile | None:
+    found = _profile_row(db, model, version)
+    return found[1] if found else None
+
+
+def _profile_text(db: sqlite3.Connection, model: str, version: int) -> str | None:
     row = db.execute("SELECT profile FROM monitor_profiles WHERE model = ? AND version = ?",
                      (model, version)).fetchone()
-    return Profile.from_dict(json.loads(row[0])) if row else None
+    return str(row[0]) if row else None
 
 
-def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], profile: Profile,
-                where: str, args: tuple[Any, ...]) -> int:
+def _profile_row(db: sqlite3.Connection, model: str, version: int) -> tuple[str, Profile] | None:
+    """The stored profile's text (what a fold checks did not change under it) and the profile."""
+    text = _profile_text(db, model, version)
+    return (text, Profile.from_dict(json.loads(text))) if text is not None else None
+
+
+_INSERT_BUCKET = (
+    "INSERT OR REPLACE INTO monitor_buckets (deployment, model, version, seq, minute, id_min, id_max,"
+    " rows, errors, counts, conf_sum, conf_rows, reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+@dataclass
+class _Plan:
+    """The bucket rows counted for one version's rows of a span, and what they were counted against."""
+
+    key: tuple[str, int]
+    profile: tuple[str, Profile]
+    last: tuple[Any, ...] | None
+    rows: list[tuple[Any, ...]]
+    folded: int
+
+
+def _last_bucket(db: sqlite3.Connection, deployment: str, key: tuple[str, int]) -> tuple[Any, ...] | None:
+    row = db.execute(
+        "SELECT seq, minute, rows, errors, counts, conf_sum, conf_rows, reasons, id_min, id_max"
+        " FROM monitor_buckets WHERE deployment = ? AND model = ? AND version = ? ORDER BY seq DESC LIMIT 1",
+        (deployment, *key),
+    ).fetchone()
+    return tuple(row) if row is not None else None
+
+
+def _plan_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int],
+                found: tuple[str, Profile], where: str, args: tuple[Any, ...]) -> _Plan | None:
+    """Count the rows of ``where`` into bucket rows (continuing the version's last bucket); no writes."""
+    profile = found[1]
     keys = _keys_for(db, where, args, profile)
     numeric = all(f.kind == NUMBER for f in profile.features)
     got = read_rows(db, where, args, keys, numeric)
     if got is None:
-        return 0
+        return None
     layout = Layout.of(profile)
     model, version = key
-    last = db.execute(
-        "SELECT seq, minute, rows, errors, counts, conf_sum, conf_rows, reasons, id_min FROM monitor_buckets"
-        " WHERE deployment = ? AND model = ? AND version = ? ORDER BY seq DESC LIMIT 1",
-        (deployment, model, version),
-    ).fetchone()
+    last = _last_bucket(db, deployment, key)
     ids, ok = got.ids, got.ok
     bucket, bucket_minutes, continuing = _assign((got.ts // 60).astype(np.int64).tolist(), last)
     count = int(bucket[-1]) + 1
@@ -189,6 +256,7 @@ def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], p
     first_seq = 0 if last is None else int(last[0]) + (0 if continuing else 1)
     # Rows come in id order and buckets are consecutive runs of them: each bucket is one slice.
     bounds = np.searchsorted(bucket, np.arange(count + 1)).tolist()
+    rows: list[tuple[Any, ...]] = []
     for b in range(count):
         members = ids[bounds[b]:bounds[b + 1]]
         counts, n_rows, n_errors = matrix[b], int(answered[b]), int(errors[b])
@@ -199,13 +267,9 @@ def _fold_range(db: sqlite3.Connection, deployment: str, key: tuple[str, int], p
             c_sum, c_rows = c_sum + float(last[5]), c_rows + int(last[6])
             why = why + Counter(json.loads(last[7]))
             id_min = int(last[8])
-        db.execute(
-            "INSERT OR REPLACE INTO monitor_buckets (deployment, model, version, seq, minute, id_min, id_max,"
-            " rows, errors, counts, conf_sum, conf_rows, reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (deployment, model, version, first_seq + b, bucket_minutes[b], id_min, int(members[-1]),
-             n_rows, n_errors, counts.astype("<f8").tobytes(), c_sum, c_rows, json.dumps(dict(why))),
-        )
-    return len(ids)
+        rows.append((deployment, model, version, first_seq + b, bucket_minutes[b], id_min, int(members[-1]),
+                     n_rows, n_errors, counts.astype("<f8").tobytes(), c_sum, c_rows, json.dumps(dict(why))))
+    return _Plan(key, found, last, rows, len(ids))
 
 
 def _assign(minutes: list[int], last: tuple[Any, ...] | None) -> tuple[np.ndarray, list[int], bool]:
