@@ -26,12 +26,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from workbench.clock import SYSTEM_CLOCK, Clock
 from workbench.store.db import atomic
 from workbench.tracking.events import MAX_TEXT, EventError, decode, unpack_series, valid_key
-from workbench.tracking.point_writes import EXACT_RANGE_SQL, SUMMARY_SQL, insert_points
 from workbench.tracking.records import refresh_summary
 from workbench.tracking.redact import redact_param
 from workbench.tracking.run_paths import model_path_refusal, relative_path
@@ -251,6 +248,8 @@ class Ingester:
         if not valid_key(key):
             raise ValueError(f"bad metric key {str(key)[:40]!r}")
         assert isinstance(key, str)
+        import numpy as np  # on the first points: a run that logs none never imports numpy
+
         step_array = np.asarray(steps, dtype=np.int64)
         value_array = np.asarray(values, dtype=np.float64)
         time_array = np.asarray(times, dtype=np.float64)
@@ -296,6 +295,8 @@ class Ingester:
             lo, hi = (min(finite), max(finite)) if finite else (None, None)
             last_value, last_time = values[last], times[last]
         else:
+            import numpy as np
+
             step_array, value_array = np.asarray(steps), np.asarray(values)
             last = count - 1
             if step_array[-1] != high:
@@ -434,6 +435,8 @@ class Ingester:
             run_id = self.run_id
             with atomic(self.conn) as db:
                 if points:
+                    from workbench.tracking.point_writes import EXACT_RANGE_SQL, SUMMARY_SQL, insert_points
+
                     added = {key_id: insert_points(db, key_id, chunks) for key_id, chunks in points.items()}
                     db.executemany(SUMMARY_SQL, [
                         (added[k][0], step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, k)

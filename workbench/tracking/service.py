@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.clock import IdSource
 from workbench.errors import UnknownIdError
 from workbench.paths import ProjectPaths
-from workbench.tracking import filters, manage, metrics, records, registry, reproduce
+from workbench.tracking import filters, manage, records, registry, reproduce
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.lineage import LineageNode, lineage
 from workbench.tracking.records import RunInfo
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from workbench.executors.base import Channel
     from workbench.executors.service import ExecutorService
     from workbench.project import Project
+    from workbench.tracking import metrics
     from workbench.tracking.conflicts import Conflict
     from workbench.tracking.reattach import Reconciled
     from workbench.versioning.service import VersioningService
@@ -244,9 +245,13 @@ class TrackingService:
         return {str(k): str(v) for k, v in rows}
 
     def metric_keys(self, run_id: str) -> builtins.list[str]:
+        from workbench.tracking import metrics  # numpy: a `workbench run` never reads series back
+
         return metrics.metric_keys(self.db, self.resolve(run_id))
 
     def metric_series(self, run_id: str, key: str, *, max_points: int | None = None) -> metrics.MetricSeries:
+        from workbench.tracking import metrics
+
         return metrics.metric_series(self.db, self.resolve(run_id), key, max_points=max_points)
 
     def log_lines(self, run_id: str, *, follow: bool = False, since: int = 0,
