@@ -174,3 +174,16 @@ def test_a_baseline_saved_during_a_fold_wins(ws: Workspace, monkeypatch: pytest.
     assert got == _from_scratch(ws)  # counted on the new edges, not the ones it started with
     shifted = windows.load_profile(ws.db, "m", 1)
     assert shifted is not None and shifted.features[0].edges[1] > 1  # the shifted reference holds
+
+
+def test_retention_that_empties_the_table_does_not_hide_later_rows(ws: Workspace) -> None:
+    """Every row here is older than an hour: retention deletes all but the table's newest row, so the
+    next rows get new ids and are folded (a reused id would sit behind the fold's cursor forever)."""
+    _profile(ws)
+    ws.config.monitor.retention = "1h"
+    _spool(ws, _lines(0, 3000))
+    report = ws.predictions.ingest("svc")
+    assert report.added == 3000 and report.deleted == 2999 and _stored(ws) == 1
+    _spool(ws, _lines(3000, 700))
+    assert ws.predictions.ingest("svc").added == 700
+    assert sum(b[7] + b[8] for b in _buckets(ws)) == 3700  # every row counted, the later ones too

@@ -302,11 +302,14 @@ def apply_retention(
         return 0
     now = time.time() if now is None else now
     deleted = 0
+    # The table's newest row is always kept: ids are never reused (no AUTOINCREMENT), and a fold
+    # cursor past a reused id would skip every row stored after a retention that emptied the table.
+    newest = "id < (SELECT MAX(id) FROM predictions)"
     with atomic() as conn:
         for name in deployments:
             before = conn.total_changes
             if rule.max_age is not None:
-                conn.execute("DELETE FROM predictions WHERE deployment = ? AND ts < ?",
+                conn.execute(f"DELETE FROM predictions WHERE deployment = ? AND ts < ? AND {newest}",
                              (name, now - rule.max_age))
             if rule.max_rows is not None:
                 cut = conn.execute(
@@ -314,6 +317,7 @@ def apply_retention(
                     (name, rule.max_rows),
                 ).fetchone()
                 if cut is not None:
-                    conn.execute("DELETE FROM predictions WHERE deployment = ? AND id <= ?", (name, cut[0]))
+                    conn.execute(f"DELETE FROM predictions WHERE deployment = ? AND id <= ? AND {newest}",
+                                 (name, cut[0]))
             deleted += conn.total_changes - before
     return deleted
