@@ -187,3 +187,36 @@ def test_retention_that_empties_the_table_does_not_hide_later_rows(ws: Workspace
     _spool(ws, _lines(3000, 700))
     assert ws.predictions.ingest("svc").added == 700
     assert sum(b[7] + b[8] for b in _buckets(ws)) == 3700  # every row counted, the later ones too
+
+
+def test_a_first_baseline_saved_during_a_fold_is_not_skipped(ws: Workspace,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fold reads "no reference" for the version, a baseline lands before its commit: the rows are
+    counted on it, not passed over (the baseline's refold only counts rows behind the cursor)."""
+    folder = ws.paths.monitor_spool / "svc"
+    folder.mkdir(parents=True)
+    (folder / "r1-0.jsonl").write_text(_lines(0, 2000))
+    from workbench.monitor.ingest import IngestReport, bulk_cache, ingest_file
+
+    with bulk_cache(ws.db):  # stored, not yet folded, and no profile yet
+        ingest_file(ws.db, ws.atomic, folder / "r1-0.jsonl", "monitor/spool/svc/r1-0.jsonl", "svc",
+                    IngestReport(), now=0.0)
+    profile_row = windows._profile_row
+    raced: list[bool] = []
+
+    def racing(*args: Any) -> Any:
+        found = profile_row(*args)
+        if not raced:
+            raced.append(True)
+            assert found is None
+            other = Workspace.open(ws.root)
+            _profile(other)
+            other.close()
+        return found
+
+    monkeypatch.setattr(windows, "_profile_row", racing)
+    windows.fold(ws.db, "svc")
+    monkeypatch.setattr(windows, "_profile_row", profile_row)
+    got = _buckets(ws)
+    assert raced and sum(b[7] + b[8] for b in got) == 2000
+    assert got == _from_scratch(ws)

@@ -130,6 +130,7 @@ def _fold_step(db: sqlite3.Connection, deployment: str,
     high = min(top, low + SPAN)
     where = "id > ? AND id <= ? AND +deployment = ?"
     plans: list[_Plan] = []
+    passed: list[tuple[str, int]] = []  # versions without a reference: their rows are passed over
     for model, version in db.execute(
         f"SELECT DISTINCT model, version FROM predictions WHERE {where}", (low, high, deployment),
     ).fetchall():
@@ -137,7 +138,9 @@ def _fold_step(db: sqlite3.Connection, deployment: str,
         if key not in profiles:
             profiles[key] = _profile_row(db, *key)
         found = profiles[key]
-        if found is not None:
+        if found is None:
+            passed.append(key)
+        else:
             plan = _plan_range(db, deployment, key, found, f"{where} AND +model = ? AND +version IS ?",
                                (low, high, deployment, model, version))
             if plan is not None:
@@ -145,11 +148,12 @@ def _fold_step(db: sqlite3.Connection, deployment: str,
     with atomic(db):
         if _cursor(db, deployment) != low:
             return 0
-        for plan in plans:
-            moved = _profile_text(db, *plan.key) != plan.profile[0]
-            if moved or _last_bucket(db, deployment, plan.key) != plan.last:
-                profiles.clear()  # re-baselined meanwhile: count again on the new edges
-                return 0
+        changed = any(_profile_text(db, *key) is not None for key in passed) or any(
+            _profile_text(db, *plan.key) != plan.profile[0]
+            or _last_bucket(db, deployment, plan.key) != plan.last for plan in plans)
+        if changed:  # (re-)baselined meanwhile: count again on the new edges
+            profiles.clear()
+            return 0
         for plan in plans:
             db.executemany(_INSERT_BUCKET, plan.rows)
         db.execute("INSERT OR REPLACE INTO monitor_cursors (deployment, last_id) VALUES (?, ?)",
