@@ -104,6 +104,10 @@ def test_a_large_backlog_is_folded_by_a_second_process(ws: Workspace,
     got = _buckets(ws)
     assert sum(b[7] + b[8] for b in got) == _stored(ws) == 20_000
     assert got == _from_scratch(ws)
+    # A few new lines in a large, mostly consumed file: only what is unread counts, no second process.
+    assert (ws.paths.monitor_spool / "svc" / "r1-3.jsonl").stat().st_size > 64 * 1024
+    _spool(ws, _lines(20_000, 10), name="r1-3.jsonl")
+    assert ws.predictions.ingest("svc").added == 10 and len(started) == 1
 
 
 def test_two_folders_at_once_count_each_row_once(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:

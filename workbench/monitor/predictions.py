@@ -26,6 +26,7 @@ from workbench.monitor.ingest import (
     ingest_file,
     parse_retention,
     retire_consumed,
+    source_offset,
     spool_files,
 )
 
@@ -124,9 +125,11 @@ class PredictionService:
         waiting = 0
         for _, path in files:
             try:
-                waiting += path.stat().st_size
+                size = path.stat().st_size
             except OSError:
                 continue
+            source = path.relative_to(self.ws.paths.store_dir).as_posix()
+            waiting += max(0, size - source_offset(self.ws.db, source))  # what this ingest will read
         if waiting < WORKER_BYTES:
             return None
         return FoldWorker.start(self.ws.paths.db, sorted({name for name, _ in files}))
