@@ -21,7 +21,7 @@ from tests.conftest import run_workbench
 from tests.deploy.conftest import REQUEST, answers
 from tests.deploy.test_docker import docker_client  # noqa: F401  (fixture)
 from tests.deploy.test_frontdoor import Hammer, _runtime
-from tests.deploy.test_signature import NAMES, PREFIX, _tensor
+from tests.deploy.test_signature import NAMES, PREFIX, REFUSED
 from workbench.core.workspace import Workspace
 from workbench.deploy import frontdoor, local, servers, serving
 from workbench.deploy.types import ModelRef
@@ -29,15 +29,7 @@ from workbench.errors import DeployError, UsageError
 
 pytestmark = pytest.mark.slow
 
-BAD = {
-    "expects 4 features (sepal_length, sepal_width, petal_length, petal_width), got 3":
-        {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [5.1, 3.5, 1.4]}]},
-    "expects numbers for sepal_length, sepal_width, petal_length, petal_width, got BYTES":
-        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": list("abcd")}]},
-    "missing feature petal_width; unknown input petal_wdth "
-    "(expects sepal_length, sepal_width, petal_length, petal_width)":
-        {"inputs": [_tensor(n, [1.0]) for n in [*NAMES[:3], "petal_wdth"]]},
-}
+BAD = REFUSED  # the same refusals as MLServer's, word for word
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,18 @@ def _tensor(name: str, values: list[Any], datatype: str = "FP64") -> dict[str, A
     return {"name": name, "shape": [len(values), 1], "datatype": datatype, "data": values}
 
 
+
+REFUSED: dict[str, dict[str, Any]] = {
+    "expects 4 features (sepal_length, sepal_width, petal_length, petal_width), got 3":
+        {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [5.1, 3.5, 1.4]}]},
+    "expects numbers for sepal_length, sepal_width, petal_length, petal_width, got BYTES":
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": list("abcd")}]},
+    "missing feature petal_width; unknown input petal_wdth "
+    "(expects sepal_length, sepal_width, petal_length, petal_width)":
+        {"inputs": [_tensor(n, [1.0]) for n in [*NAMES[:3], "petal_wdth"]]},
+}
+"""Requests every V2 server behind Workbench refuses with the same reason (MLServer and KServe)."""
+
 def test_requests_that_do_not_match_the_signature_are_refused(
     ws: Workspace, iris_models: tuple[ModelRef, ModelRef], serve_venv: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,13 +60,7 @@ def test_requests_that_do_not_match_the_signature_are_refused(
         assert answers(ws.deployments.predict("iris", REQUEST)) == [0, 2]
 
         refused = {
-            "expects 4 features (sepal_length, sepal_width, petal_length, petal_width), got 3":
-                {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [5.1, 3.5, 1.4]}]},
-            "expects numbers for sepal_length, sepal_width, petal_length, petal_width, got BYTES":
-                {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": list("abcd")}]},
-            "missing feature petal_width; unknown input petal_wdth "
-            "(expects sepal_length, sepal_width, petal_length, petal_width)":
-                {"inputs": [_tensor(n, [1.0]) for n in [*NAMES[:3], "petal_wdth"]]},
+            **REFUSED,
             "feature petal_width expects numbers, got BYTES":
                 {"inputs": [*(_tensor(n, [1.0]) for n in NAMES[:3]), _tensor("petal_width", ["x"], "BYTES")]},
             "inputs have different row counts (sepal_length: 1, sepal_width: 1, petal_length: 1, "
