@@ -51,6 +51,24 @@ def _spool(ws: Workspace, text: str, name: str = "r1-0.jsonl") -> None:
         handle.write(text)
 
 
+def _store_unfolded(ws: Workspace, count: int) -> None:
+    """``count`` rows stored the way ingest stores them, without the fold ingest does after."""
+    from workbench.monitor.ingest import IngestReport, bulk_cache, ingest_file
+
+    _spool(ws, _lines(0, count))
+    path = ws.paths.monitor_spool / "svc" / "r1-0.jsonl"
+    with bulk_cache(ws.db):
+        ingest_file(ws.db, ws.atomic, path, path.relative_to(ws.paths.store_dir).as_posix(), "svc",
+                    IngestReport(), now=0.0)
+
+
+def _baseline_elsewhere(ws: Workspace, shift: float = 0.0) -> None:
+    """Another Workbench process saves a (new) baseline for ``m:1``."""
+    other = Workspace.open(ws.root)
+    _profile(other, shift=shift)
+    other.close()
+
+
 def _buckets(ws: Workspace) -> list[tuple[Any, ...]]:
     return ws.db.execute("SELECT deployment, model, version, seq, minute, id_min, id_max, rows, errors,"
                          " counts, reasons FROM monitor_buckets ORDER BY seq").fetchall()
@@ -151,14 +169,7 @@ def test_two_folders_at_once_count_each_row_once(ws: Workspace, monkeypatch: pyt
 
 def test_a_baseline_saved_during_a_fold_wins(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     _profile(ws)
-    folder = ws.paths.monitor_spool / "svc"
-    folder.mkdir(parents=True)
-    (folder / "r1-0.jsonl").write_text(_lines(0, 2000))
-    from workbench.monitor.ingest import IngestReport, bulk_cache, ingest_file
-
-    with bulk_cache(ws.db):  # stored, not yet folded
-        ingest_file(ws.db, ws.atomic, folder / "r1-0.jsonl", "monitor/spool/svc/r1-0.jsonl", "svc",
-                    IngestReport(), now=0.0)
+    _store_unfolded(ws, 2000)
     plan_range = windows._plan_range
     raced: list[bool] = []
 
@@ -166,9 +177,7 @@ def test_a_baseline_saved_during_a_fold_wins(ws: Workspace, monkeypatch: pytest.
         plan = plan_range(*args)
         if not raced:  # another process re-baselines between this fold's counting and its commit
             raced.append(True)
-            other = Workspace.open(ws.root)
-            _profile(other, shift=3.0)
-            other.close()
+            _baseline_elsewhere(ws, shift=3.0)
         return plan
 
     monkeypatch.setattr(windows, "_plan_range", racing)
@@ -197,14 +206,7 @@ def test_a_first_baseline_saved_during_a_fold_is_not_skipped(ws: Workspace,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The fold reads "no reference" for the version, a baseline lands before its commit: the rows are
     counted on it, not passed over (the baseline's refold only counts rows behind the cursor)."""
-    folder = ws.paths.monitor_spool / "svc"
-    folder.mkdir(parents=True)
-    (folder / "r1-0.jsonl").write_text(_lines(0, 2000))
-    from workbench.monitor.ingest import IngestReport, bulk_cache, ingest_file
-
-    with bulk_cache(ws.db):  # stored, not yet folded, and no profile yet
-        ingest_file(ws.db, ws.atomic, folder / "r1-0.jsonl", "monitor/spool/svc/r1-0.jsonl", "svc",
-                    IngestReport(), now=0.0)
+    _store_unfolded(ws, 2000)  # and no profile yet
     profile_row = windows._profile_row
     raced: list[bool] = []
 
@@ -213,9 +215,7 @@ def test_a_first_baseline_saved_during_a_fold_is_not_skipped(ws: Workspace,
         if not raced:
             raced.append(True)
             assert found is None
-            other = Workspace.open(ws.root)
-            _profile(other)
-            other.close()
+            _baseline_elsewhere(ws)
         return found
 
     monkeypatch.setattr(windows, "_profile_row", racing)

@@ -92,13 +92,13 @@ class PredictionService:
         touched: set[str] = set()
         spool = self.ws.paths.monitor_spool
         read: list[tuple[Path, str]] = []
-        files = list(spool_files(spool, deployment))
+        files = [(name, path, path.relative_to(self.ws.paths.store_dir).as_posix())
+                 for name, path in spool_files(spool, deployment)]
         worker = self._fold_worker(files)
         try:
             with bulk_cache(self.ws.db):
-                for name, path in files:
+                for name, path, source in files:
                     before = report.added
-                    source = path.relative_to(self.ws.paths.store_dir).as_posix()
                     ingest_file(self.ws.db, self.ws.atomic, path, source, name, report, now=now)
                     read.append((path, source))
                     if report.added > before:
@@ -120,19 +120,18 @@ class PredictionService:
         report.deleted = apply_retention(self.ws.atomic, sorted(touched), rule, now)
         return report
 
-    def _fold_worker(self, files: list[tuple[str, Path]]) -> FoldWorker | None:
+    def _fold_worker(self, files: list[tuple[str, Path, str]]) -> FoldWorker | None:
         """A second process folding beside this ingest when the backlog is worth one."""
         waiting = 0
-        for _, path in files:
+        for _, path, source in files:
             try:
                 size = path.stat().st_size
             except OSError:
                 continue
-            source = path.relative_to(self.ws.paths.store_dir).as_posix()
             waiting += max(0, size - source_offset(self.ws.db, source))  # what this ingest will read
         if waiting < WORKER_BYTES:
             return None
-        return FoldWorker.start(self.ws.paths.db, sorted({name for name, _ in files}))
+        return FoldWorker.start(self.ws.paths.db, sorted({name for name, _, _ in files}))
 
     # -- reading --------------------------------------------------------------------------------
     def query(

@@ -168,11 +168,11 @@ def _cursor(db: sqlite3.Connection, deployment: str) -> int:
 
 def refold(db: sqlite3.Connection, model: str, version: int, profile: Profile) -> None:
     """Recount one version's buckets from its raw predictions (after a new baseline moved the edges)."""
-    found = _profile_row(db, model, version) or ("", profile)
+    text = _profile_text(db, model, version) or ""
     with atomic(db):
         db.execute("DELETE FROM monitor_buckets WHERE model = ? AND version = ?", (model, version))
         for deployment, last_id in db.execute("SELECT deployment, last_id FROM monitor_cursors").fetchall():
-            plan = _plan_range(db, deployment, (model, version), (found[0], profile),
+            plan = _plan_range(db, deployment, (model, version), (text, profile),
                                "deployment = ? AND id <= ? AND model = ? AND version = ?",
                                (deployment, last_id, model, version))
             if plan is not None:
