@@ -7,7 +7,7 @@ so several projects can share one cache. Per-user folders follow XDG: themes in
 The built-in themes live in the top-level ``themes/`` folder of a source checkout and ship in the
 wheel as ``workbench/_themes/`` (see setup.py); :func:`packaged_themes_dir` finds either.
 
-Two exceptions, on purpose: the blob cache's inner layout (``objects/``, ``tmp/``, ``locks/``) is
+Two exceptions, on purpose: the blob cache's inner layout (``objects/``, ``packs/``, ``tmp/``, ``locks/``) is
 the cache's own format (versioning/blobs.py), and ``tracking/_inject/sitecustomize.py`` runs inside
 the job's interpreter, where workbench may not be importable, so it repeats its two folders.
 """

@@ -12,8 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_workbench
 from workbench.core.workspace import Workspace
+from workbench.versioning.worktree import PACK_FROM_FILES
 
 
 def _write(root: Path, rel: str, data: bytes) -> None:
@@ -76,7 +79,10 @@ def _digest_tree(root: Path) -> dict[str, str]:
     return out
 
 
-def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("changed", [25, 2 * PACK_FROM_FILES], ids=["loose", "packed"])
+def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: Path, changed: int) -> None:
+    """Each round changes ``changed`` files: few enough to be stored as loose objects, or enough
+    for the snapshot to write packs (killed while writing or publishing them)."""
     rng = random.Random(7)
     root = ws.root
     for i in range(400):
@@ -89,8 +95,7 @@ def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: P
     # speed, measured as it goes, can change under other load.
     while kills < 20 or (interrupted < 8 and kills < 60):
         # Change something each round, so every snapshot writes new objects.
-        for _ in range(25):
-            i = rng.randrange(400)
+        for i in rng.sample(range(400), changed):
             _write(root, f"data/part{i % 10}/f{i}.bin", rng.randbytes(rng.randint(1, 48) * 1024))
         with open(root / "big.bin", "r+b") as handle:
             handle.seek(rng.randrange(20 * 1024 * 1024))

@@ -3,6 +3,8 @@
 Layout under the cache folder (which several projects may share)::
 
     objects/ab/cdef...   one file per object, named by the BLAKE3 of its *content*, read-only
+    packs/               many small objects per file, written by scans that store many at once
+                         (see :mod:`workbench.versioning.packs`); read like loose objects
     tmp/                 objects being written (renamed into ``objects/`` when complete)
     locks/gc.lock        shared by writers, exclusive for ``gc``
     projects             databases of the projects that use this cache (for ``gc``)
@@ -24,6 +26,7 @@ import os
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ import blake3
 
 from workbench.errors import CorruptObjectError, MissingObjectError, WorkbenchError
 from workbench.versioning.locks import cache_unreadable
+from workbench.versioning.packs import PACK_BYTES_MAX, PACK_OBJECT_MAX, PackIndex, PackWriter
 
 RAW = b"R"
 ZSTD = b"Z"
@@ -95,13 +99,39 @@ class BlobStore:
         self.fetch_missing: Callable[[str], bool] | None = None
         """Called with the address of an object absent from the cache (a metadata-only pull left it on
         the remote); True when it fetched it (verified) into the cache. Set by the Workspace."""
+        self.packed = PackIndex(root / "packs")
+        self._packing: _Packing | None = None
 
     # -- paths and presence ---------------------------------------------------------------------
     def path_of(self, digest: str) -> Path:
         return self.objects / digest[:2] / digest[2:]
 
     def has(self, digest: str) -> bool:
-        return os.path.exists(os.path.join(self.objects, digest[:2], digest[2:]))
+        if os.path.exists(os.path.join(self.objects, digest[:2], digest[2:])):
+            return True
+        packing = self._packing
+        if packing is not None and digest in packing.pending:
+            return True
+        try:
+            return self.packed.find(digest) is not None
+        except OSError as exc:  # the packs folder unreadable: the same one-line error as objects/
+            raise cache_unreadable(exc, self.root) from None
+
+    @contextmanager
+    def packing(self) -> Iterator[None]:
+        """Within this block, small objects written by any thread go into pack files (one per
+        thread), published when the block ends (also when it raises: what was written is sound).
+        Every writer must have returned before the block ends."""
+        if self._packing is not None:
+            yield
+            return
+        self._packing = _Packing(self.root / "packs")
+        try:
+            yield
+        finally:
+            packing, self._packing = self._packing, None
+            for name, entries in packing.finish():
+                self.packed.add(name, entries)
 
     def ensure_dirs(self) -> None:
         try:
@@ -111,7 +141,15 @@ class BlobStore:
             raise cache_unreadable(exc, self.root) from None
 
     def iter_hashes(self) -> Iterator[str]:
-        """Every object address present in the cache."""
+        """Every object address present in the cache (loose, then packed ones not also loose)."""
+        packed = set(self.packed.digests())
+        for digest in self.loose_hashes():
+            packed.discard(digest)
+            yield digest
+        yield from sorted(packed)
+
+    def loose_hashes(self) -> Iterator[str]:
+        """The addresses of the objects stored one per file."""
         if not self.objects.is_dir():
             return
         for fan in sorted(os.listdir(self.objects)):
@@ -124,6 +162,13 @@ class BlobStore:
 
     # -- writing --------------------------------------------------------------------------------
     def _write(self, digest: str, parts: list[bytes | memoryview]) -> None:
+        packing = self._packing
+        if packing is not None and sum(len(p) for p in parts) <= PACK_OBJECT_MAX:
+            try:
+                packing.add(digest, parts)
+                return
+            except OSError as exc:
+                raise _disk_error(exc, self.root) from None
         fan = digest[:2]
         if fan not in self._made:
             (self.objects / fan).mkdir(parents=True, exist_ok=True)
@@ -192,6 +237,15 @@ class BlobStore:
             with open(self.path_of(digest), "rb") as handle:
                 return handle.read(size)
         except FileNotFoundError:
+            try:
+                packing = self._packing
+                packed = packing.read(digest, size) if packing is not None else None
+                if packed is None:
+                    packed = self.packed.read(digest, size)
+            except OSError as exc:
+                raise cache_unreadable(exc, self.root) from None
+            if packed is not None:
+                return packed
             if self.fetch_missing is not None and self.fetch_missing(digest):
                 with open(self.path_of(digest), "rb") as handle:
                     return handle.read(size)
@@ -225,9 +279,16 @@ class BlobStore:
         except ValueError:
             raise self._corrupt(digest) from None
 
+    def where(self, digest: str) -> Path:
+        """The file holding an object: its loose file, or the pack it is in."""
+        loose = self.path_of(digest)
+        if loose.exists():
+            return loose
+        return self.packed.pack_path(digest) or loose
+
     def _corrupt(self, digest: str) -> CorruptObjectError:
         return CorruptObjectError(
-            f"object {digest[:12]} is corrupt ({self.path_of(digest)})",
+            f"object {digest[:12]} is corrupt ({self.where(digest)})",
             "run 'workbench fsck'; restore it from another copy or 'workbench gc' after deleting it",
         )
 
@@ -342,7 +403,59 @@ class BlobStore:
         try:
             return self.path_of(digest).stat().st_size
         except FileNotFoundError:
-            return 0
+            return self.packed.length(digest) or 0
+
+
+class _Packing:
+    """The pack writers of one :meth:`BlobStore.packing` block: one per writing thread."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.local = threading.local()
+        self.writers: list[PackWriter] = []
+        self.done: list[tuple[str, list[tuple[bytes, int, int]]]] = []
+        self.pending: dict[str, tuple[Path, int, int]] = {}
+        """Objects written but not yet published: (pack file, offset, length)."""
+        self.lock = threading.Lock()
+        self.order = itertools.count()
+        self.last: dict[str, int] = {}
+        """The order of each writer's latest object: packs are published in that order."""
+
+    def add(self, digest: str, parts: list[bytes | memoryview]) -> None:
+        writer: PackWriter | None = getattr(self.local, "writer", None)
+        if writer is None or writer.offset > PACK_BYTES_MAX:
+            if writer is not None:
+                with self.lock:
+                    self.writers.remove(writer)
+                    self.done.append((writer.name, writer.finish()))
+            writer = self.local.writer = PackWriter(self.folder)
+            with self.lock:
+                self.writers.append(writer)
+        writer.add(digest, parts)
+        _key, offset, length = writer.entries[-1]
+        with self.lock:
+            self.pending[digest] = (writer.path, offset, length)
+            self.last[writer.name] = next(self.order)
+
+    def read(self, digest: str, size: int) -> bytes | None:
+        """An object written in this block (its pack is not published yet), or None."""
+        found = self.pending.get(digest)
+        if found is None:
+            return None
+        path, offset, length = found
+        with open(path, "rb") as handle:
+            return os.pread(handle.fileno(), length if size < 0 else min(size, length), offset)
+
+    def finish(self) -> list[tuple[str, list[tuple[bytes, int, int]]]]:
+        """Publish every pack, the one written to last, last: a tree is written after everything
+        below it and must not be found before them (a found tree vouches for its whole folder),
+        also when the process is killed between two packs."""
+        with self.lock:
+            writers, self.writers = self.writers, []
+        writers.sort(key=lambda w: self.last.get(w.name, -1))
+        for writer in writers:
+            self.done.append((writer.name, writer.finish()))
+        return self.done
 
 
 def _disk_error(exc: OSError, where: Path) -> WorkbenchError:

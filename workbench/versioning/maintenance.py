@@ -18,6 +18,7 @@ from workbench.errors import CorruptObjectError, MissingObjectError, WorkbenchEr
 from workbench.store.db import connect
 from workbench.versioning.blobs import CHUNKED, BlobStore
 from workbench.versioning.locks import cache_lock, projects
+from workbench.versioning.packs import sweep
 from workbench.versioning.reports import FsckReport, GcReport, Problem
 from workbench.versioning.trees import DIR, FILE, decode_tree
 
@@ -145,8 +146,8 @@ def gc(db_path: Path, store: BlobStore, progress: Progress | None = None) -> GcR
             except (CorruptObjectError, OSError) as exc:
                 raise WorkbenchError(f"gc stopped: object {digest[:12]} is damaged ({exc})",
                                      "run 'workbench fsck' and repair the cache first") from None
-        all_hashes = list(store.iter_hashes())
-        for i, digest in enumerate(all_hashes):
+        loose = list(store.loose_hashes())
+        for i, digest in enumerate(loose):
             if digest in live:
                 report.kept += 1
             else:
@@ -158,7 +159,13 @@ def gc(db_path: Path, store: BlobStore, progress: Progress | None = None) -> GcR
                 except FileNotFoundError:
                     pass
             if progress is not None:
-                progress(i + 1, len(all_hashes))
+                progress(i + 1, len(loose))
+        stored_loose = set(loose)
+        kept, deleted, freed = sweep(store.packed.folder, live.__contains__, stored_loose.__contains__)
+        store.packed.close()
+        report.kept += kept
+        report.deleted += deleted
+        report.freed_bytes += freed
         if store.tmp.is_dir():
             for name in os.listdir(store.tmp):
                 try:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 RETRIES = 3
+PACK_FROM_FILES = 64
+BATCH_BYTES = 4 * 1024 * 1024
+BATCH_FILES = 256
+"""A scan with at least this many files to store writes its small objects into packs (one file per
+thread instead of one per object); a scan with fewer keeps loose objects, as git keeps small pushes."""
 
 
 class _Dir:
@@ -252,9 +258,12 @@ def scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | Non
     if store is not None:
         todo.extend(_missing_blobs(dirs, by_rel, store, {t[0] for t in todo}, start, index))
     result = WorkTree("", Trees(), 0, 0, skipped=skipped)
-    if todo:
-        _ingest_all(root, todo, store, index, threshold, progress, workers, result, sniff_exempt(rules))
-    _build(dirs, store, result, start, index)
+    packing: AbstractContextManager[None] = (
+        store.packing() if store is not None and len(todo) >= PACK_FROM_FILES else nullcontext())
+    with packing:
+        if todo:
+            _ingest_all(root, todo, store, index, threshold, progress, workers, result, sniff_exempt(rules))
+        _build(dirs, store, result, start, index)
     return result
 
 
@@ -296,7 +305,7 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
     todo.sort(key=lambda t: -int(t[1].files[t[2]][0]))  # type: ignore[call-overload]
     total = sum(int(t[1].files[t[2]][0]) for t in todo)  # type: ignore[call-overload]
     done = 0
-    workers = workers or min(4, (os.cpu_count() or 1) + 1)
+    workers = workers or max(2, min(4, os.cpu_count() or 1))
 
     def one(rel: str) -> Ingested:
         path = os.path.join(root, rel)
@@ -315,34 +324,63 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
                 raise
             raise UnreadableFileError(exc.strerror or str(exc)) from None
 
+    def batch(rels: list[str]) -> list[Ingested | Exception]:
+        out: list[Ingested | Exception] = []
+        for rel in rels:
+            try:
+                out.append(one(rel))
+            except Exception as exc:  # settled (reported or re-raised) by the main thread, in order
+                out.append(exc)
+        return out
+
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     from workbench.versioning.chunking import UnstableFileError, ingest
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wb-hash") as pool:
-        pending: dict[Future[Ingested], tuple[str, _Dir, str]] = {}
-        queue = iter(todo)
+        pending: dict[Future[list[Ingested | Exception]], list[tuple[str, _Dir, str]]] = {}
+        queue = _batches(todo, threshold)
         try:
-            for item in queue:
-                pending[pool.submit(one, item[0])] = item
-                if len(pending) >= workers * 4:
+            for items in queue:
+                pending[pool.submit(batch, [item[0] for item in items])] = items
+                if len(pending) >= workers * 2:
                     break
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    rel, node, name = pending.pop(fut)
-                    f = node.files[name]
-                    done += int(f[0])  # type: ignore[call-overload]
-                    _settle(fut, rel, node, name, index, store, result)
+                    items = pending.pop(fut)
+                    for (rel, node, name), got in zip(items, fut.result(), strict=True):
+                        done += int(node.files[name][0])  # type: ignore[call-overload]
+                        _settle(got, rel, node, name, index, store, result)
                     if progress is not None:
                         progress(done, total)
                     nxt = next(queue, None)
                     if nxt is not None:
-                        pending[pool.submit(one, nxt[0])] = nxt
+                        pending[pool.submit(batch, [item[0] for item in nxt])] = nxt
         except BaseException:
             for fut in pending:
                 fut.cancel()
             raise
+
+
+def _batches(todo: list[tuple[str, _Dir, str]], threshold: int) -> Iterator[list[tuple[str, _Dir, str]]]:
+    """``todo`` (largest first) in tasks for the hashing threads: a large file alone, small files
+    together up to BATCH_BYTES or BATCH_FILES (one task per file cost more in handing results between
+    threads, and in fighting over the GIL, than hashing a small file does)."""
+    group: list[tuple[str, _Dir, str]] = []
+    size = 0
+    for item in todo:
+        length = int(item[1].files[item[2]][0])  # type: ignore[call-overload]
+        if length >= threshold:
+            yield [item]
+            continue
+        group.append(item)
+        size += length
+        if size >= BATCH_BYTES or len(group) >= BATCH_FILES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 class UnreadableFileError(Exception):
@@ -362,13 +400,14 @@ def _keep_previous(rel: str, node: _Dir, name: str, index: StatIndex, store: Blo
         result.skipped.append((rel, f"{why}; left out"))
 
 
-def _settle(fut: Future[Ingested], rel: str, node: _Dir, name: str, index: StatIndex,
+def _settle(got: Ingested | Exception, rel: str, node: _Dir, name: str, index: StatIndex,
             store: BlobStore | None, result: WorkTree) -> None:
     from workbench.versioning.chunking import NotRegularFileError, UnstableFileError
     from workbench.versioning.secrets import LooksLikeSecret, skip_reason
 
     try:
-        got = fut.result()
+        if isinstance(got, Exception):
+            raise got
     except LooksLikeSecret as found:
         del node.files[name]
         result.skipped.append((rel, skip_reason(rel, found.kind)))
