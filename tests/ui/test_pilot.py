@@ -7,8 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.ui.conftest import make_app, settle, wait_for
 from workbench.core.workspace import Workspace
+from workbench.ui.screens import runs as runs_screen
 from workbench.ui.screens.compare import CompareScreen
 from workbench.ui.screens.dialogs import ConfirmDialog
 from workbench.ui.screens.help import HelpScreen
@@ -94,6 +97,32 @@ async def test_typing_a_filter_narrows_the_runs_as_you_type(demo_ws: Workspace) 
         await pilot.press("slash", *"epochs>=30", "enter")
         await wait_for(pilot, lambda: names() == ["sgd-a1e-3-long"], "the applied filter")
         assert screen.filter_expr == "epochs>=30"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("inline_rows", [runs_screen.INLINE_ROWS, 0], ids=["ui-thread", "worker"])
+async def test_refiltering_loaded_runs_inline_or_in_a_worker_agrees(demo_ws: Workspace, inline_rows: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few runs are re-filtered on the UI thread (no worker), many in a worker; both show the same
+    rows, and Enter on a filter already shown as it was typed does no work again."""
+    monkeypatch.setattr(runs_screen, "INLINE_ROWS", inline_rows)
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, runs_screen.RunsScreen)
+        table = screen.query_one(RunsTable)
+        loads: list[str] = []
+        real_load = screen.load
+        monkeypatch.setattr(screen, "load", lambda fn, done, **kw: (loads.append(kw.get("group", "")),
+                                                                      real_load(fn, done, **kw)))
+        await pilot.press("slash", *"epochs>=30")
+        await wait_for(pilot, lambda: [r.name for r in table.view.rows] == ["sgd-a1e-3-long"], "typed filter")
+        assert (loads == []) == (inline_rows > 0), loads
+        shown = screen.generation
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.filter_expr == "epochs>=30" and screen.generation == shown
+        assert "filter: epochs>=30" in str(screen.query_one("#runs-status").render())
 
 
 async def test_bad_filter_is_a_notification_not_a_crash(demo_ws: Workspace) -> None:
