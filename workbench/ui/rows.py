@@ -188,12 +188,7 @@ class Provenance:
 def list_row(info: RunInfo) -> RunRow:
     """A run of a listing as the runs table needs it: direct attribute reads (10,000 runs in a few
     tens of ms); the command, tags, environment and GPUs, which only the run detail shows, are left out."""
-    metrics: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for key, summary in info.metrics.items():
-        if summary.last is not None:
-            metrics[key] = summary.last
-            counts[key] = summary.count
+    metrics, counts = info.last_values()
     return RunRow(info.id, info.name or "", info.status, info.started_at, info.ended_at, info.params, metrics,
                   counts, "", info.exit_code, info.executor or "local", info.sweep_id, info.snapshot_before,
                   info.snapshot_after, raw=info)
