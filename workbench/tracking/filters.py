@@ -236,7 +236,16 @@ def _getter(name: str) -> Callable[[RunInfo], Any]:
         return lambda run: run.tags.get(rest)
     if name in RUN_FIELDS:
         return operator.attrgetter(name)
-    return lambda run: lookup(run, name)
+
+    def bare(run: RunInfo) -> Any:  # lookup()'s last steps: a param, else a metric, else a tag
+        params = run.params
+        if name in params:
+            return params[name]
+        summary = run.metrics.get(name)
+        if summary is not None:
+            return summary.last
+        return run.tags.get(name)
+    return bare
 
 
 def _tester(op: str, wanted: Any) -> Callable[[Any], bool]:
