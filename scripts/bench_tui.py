@@ -212,8 +212,8 @@ def main() -> int:
         verdict = "ok" if value < target else "MISSED"
         print(f"  {label:<52} {value:8.2f} {unit:<2}  target < {target:g} {unit}  {verdict}")
     print(f"  (runs query {result['list_query_ms']:.0f} ms; filters {result['filter_ms_each']} ms, of which "
-          f"in the worker {result['filter_worker_ms_each']} ms; until pilot.press() returned, repaint "
-          f"included, {result['filter_settled_ms_each']} ms; "
+          f"filtering and the view's cells {result['filter_worker_ms_each']} ms; until pilot.press() "
+          f"returned, repaint included, {result['filter_settled_ms_each']} ms; "
           f"1M-point query {result['chart_query_ms']:.0f} ms -> {result['series_points']} points)")
     print(f"  (typing {TYPED!r}: median {result['keystroke_ms_median']:.1f} ms per key, "
           f"{result['typed_rows']:,} runs left)")
