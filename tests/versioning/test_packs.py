@@ -177,3 +177,20 @@ def test_packed_project_round_trips_through_a_file_remote(tmp_path: Path) -> Non
     assert run_workbench(tmp_path, "clone", share.as_uri(), str(b)).returncode == 0
     for rel, data in files.items():
         assert (b / rel).read_bytes() == data
+
+
+def test_a_damaged_pack_index_is_rebuilt_from_its_pack(ws: Workspace, tmp_path: Path) -> None:
+    files = _files(ws.root, PACK_FROM_FILES * 2)
+    info = ws.versions.snapshot()
+    store = ws.versions.store
+    for index in _packs(store):
+        index.chmod(0o644)
+        index.write_bytes(index.read_bytes()[:-1] + b"!")  # its checksum no longer adds up
+    with Workspace.open(ws.root) as again:  # a fresh process: nothing is missing, nothing is wrong
+        assert again.versions.fsck().ok
+        again.versions.checkout(info.id, tmp_path / "out")
+        assert again.versions.gc().deleted == 0  # and gc writes the index again
+    for index in _packs(store):
+        assert read_index(index)
+    for rel, data in files.items():
+        assert (tmp_path / "out" / rel).read_bytes() == data

@@ -57,6 +57,45 @@ def read_index(path: Path) -> list[tuple[bytes, int, int]]:
     return list(_ENTRY.iter_unpack(memoryview(body)[len(IDX_MAGIC):]))
 
 
+def scan_pack(path: Path) -> list[tuple[bytes, int, int]]:
+    """The entries of a pack read from the pack itself (its records name and size each object), up
+    to the first record cut short: how a damaged ``.idx`` is rebuilt. Every object read is verified
+    against its address anyway, so a wrong entry can only make an object unreadable, never wrong."""
+    entries: list[tuple[bytes, int, int]] = []
+    with open(path, "rb") as handle:
+        if handle.read(len(PACK_MAGIC)) != PACK_MAGIC:
+            return entries
+        offset = len(PACK_MAGIC)
+        size = os.fstat(handle.fileno()).st_size
+        while offset + _RECORD.size <= size:
+            key, length = _RECORD.unpack(os.pread(handle.fileno(), _RECORD.size, offset))
+            offset += _RECORD.size
+            if offset + length > size:
+                break
+            entries.append((key, offset, length))
+            offset += length
+    return sorted(entries)
+
+
+def pack_entries(folder: Path, name: str) -> tuple[list[tuple[bytes, int, int]], bool]:
+    """A published pack's entries from its index, or rebuilt from the pack when the index is damaged
+    (then the second value is True)."""
+    try:
+        return read_index(folder / f"{name}.idx"), False
+    except CorruptPackIndexError:
+        return scan_pack(folder / f"{name}.pack"), True
+
+
+def write_index(folder: Path, name: str, entries: list[tuple[bytes, int, int]]) -> None:
+    """Publish ``name``'s index (written beside it, then renamed into place)."""
+    body = IDX_MAGIC + b"".join(_ENTRY.pack(*e) for e in sorted(entries))
+    tmp = folder / f".{name}.idx.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(body + blake3.blake3(body).digest())
+    os.chmod(tmp, 0o444)
+    os.replace(tmp, folder / f"{name}.idx")
+
+
 class PackWriter:
     """Appends objects to one new pack; :meth:`finish` publishes it. Used by one thread at a time."""
 
@@ -91,12 +130,7 @@ class PackWriter:
             self.path.unlink(missing_ok=True)
             return []
         self.entries.sort()
-        body = IDX_MAGIC + b"".join(_ENTRY.pack(*e) for e in self.entries)
-        tmp = self.folder / f".{self.name}.idx.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(body + blake3.blake3(body).digest())
-        os.chmod(tmp, 0o444)
-        os.rename(tmp, self.folder / f"{self.name}.idx")
+        write_index(self.folder, self.name, self.entries)
         return self.entries
 
     def abandon(self) -> None:
@@ -140,9 +174,9 @@ class PackIndex:
                         handle.close()
             for name in sorted(names - self._packs):
                 try:
-                    entries = read_index(self.folder / f"{name}.idx")
-                except (FileNotFoundError, CorruptPackIndexError):
-                    continue  # removed meanwhile, or damaged: its objects are simply not found
+                    entries, _rebuilt = pack_entries(self.folder, name)
+                except FileNotFoundError:
+                    continue  # removed by gc meanwhile
                 for key, offset, length in entries:
                     self._where.setdefault(key, (name, offset, length))
                 self._packs.add(name)
@@ -212,18 +246,18 @@ def sweep(folder: Path, keep: Callable[[str], bool],
           elsewhere: Callable[[str], bool]) -> tuple[int, int, int]:
     """gc for packs (the caller holds the cache lock exclusively). A pack holding an object that
     ``keep`` refuses, or a copy of one kept ``elsewhere`` (a loose file) or in an earlier pack, is
-    rewritten with the rest (the new pack is published before the old one goes); packs without an
-    index (cut short) are deleted. Returns (objects kept, objects deleted, bytes freed)."""
+    rewritten with the rest (the new pack is published before the old one goes); a damaged index is
+    rebuilt from its pack; packs without an index (cut short) are deleted. Returns (objects kept,
+    objects deleted, bytes freed)."""
     if not folder.is_dir():
         return 0, 0, 0
     kept = deleted = freed = 0
     seen: set[bytes] = set()
     names = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".idx"))
     for name in names:
-        try:
-            entries = read_index(folder / f"{name}.idx")
-        except CorruptPackIndexError:
-            continue  # fsck reports its objects missing; deleting it would lose the pack for good
+        entries, rebuilt = pack_entries(folder, name)
+        if rebuilt:
+            write_index(folder, name, entries)
         wanted = [e for e in entries if keep(e[0].hex())]
         live = [e for e in wanted if e[0] not in seen and not elsewhere(e[0].hex())]
         seen.update(e[0] for e in live)
