@@ -68,6 +68,8 @@ def test_status_imports_nothing_heavy(project: Path, tmp_path: Path) -> None:
     # Without a default remote, the remote service (configparser, transports) is not imported.
     assert not [m for m in loaded if m.startswith("workbench.remote")]
     assert not [m for m in loaded if m.startswith("workbench.tracking")]
+    # dataclasses pulls in inspect, dis and ast (~8 ms): the status path uses plain classes
+    assert not {"dataclasses", "inspect"} & loaded
 
 
 def test_run_imports_nothing_heavy_before_or_after_the_child(project: Path, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ about to reference. Everything else only reads and needs no lock.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -454,6 +453,8 @@ class VersioningService:
         report = fsck(self.project.db, local, progress)
         holder = self.remote_holder
         if holder is not None:
+            import dataclasses  # here: `workbench status` never imports dataclasses (start-up time)
+
             report.problems = [dataclasses.replace(p, remote=holder(p.hash, p.snapshot) or "")
                                for p in report.problems]
         return report
