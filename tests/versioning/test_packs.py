@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import run_workbench
 from workbench.core.workspace import Workspace
+from workbench.versioning import blobs
+from workbench.versioning import packs as packs_module
 from workbench.versioning.blobs import BlobStore
 from workbench.versioning.packs import PACK_OBJECT_MAX, PackWriter, read_index
 from workbench.versioning.worktree import PACK_FROM_FILES
@@ -194,3 +196,43 @@ def test_a_damaged_pack_index_is_rebuilt_from_its_pack(ws: Workspace, tmp_path: 
         assert read_index(index)
     for rel, data in files.items():
         assert (tmp_path / "out" / rel).read_bytes() == data
+
+
+def test_full_packs_roll_over_and_all_publish_in_order(ws: Workspace, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blobs, "PACK_BYTES_MAX", 20_000)  # a new pack every few objects
+    files = _files(ws.root, PACK_FROM_FILES * 2)
+    info = ws.versions.snapshot()
+    assert len(_packs(ws.versions.store)) > 5
+    assert ws.versions.fsck().ok
+    ws.versions.checkout(info.id, tmp_path / "out")
+    assert all((tmp_path / "out" / rel).read_bytes() == data for rel, data in files.items())
+
+
+def test_a_failed_write_never_publishes_a_wrong_offset(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(tmp_path / "cache")
+    store.ensure_dirs()
+    datas = [os.urandom(200 + i) for i in range(6)]
+    real_write, calls = os.write, [0]
+
+    def flaky(fd: int, data: bytes) -> int:
+        calls[0] += 1
+        if calls[0] == 8:  # part-way through the third object: the disk is full
+            real_write(fd, bytes(data)[:5])
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(packs_module.os, "write", flaky)
+    stored = []
+    with store.packing():
+        for data in datas:
+            try:
+                stored.append(store.put_bytes(data)[0])
+            except Exception as exc:
+                assert "space" in str(exc).lower() or "disk" in str(exc).lower(), exc
+    monkeypatch.setattr(packs_module.os, "write", real_write)
+    assert len(stored) == len(datas) - 1
+    fresh = BlobStore(tmp_path / "cache")
+    for digest in stored:  # each one published reads back whole and verified
+        assert fresh.read_bytes(digest) == datas[[blake3.blake3(d).hexdigest() for d in datas].index(digest)]

@@ -413,7 +413,6 @@ class _Packing:
         self.folder = folder
         self.local = threading.local()
         self.writers: list[PackWriter] = []
-        self.done: list[tuple[str, list[tuple[bytes, int, int]]]] = []
         self.pending: dict[str, tuple[Path, int, int]] = {}
         """Objects written but not yet published: (pack file, offset, length)."""
         self.lock = threading.Lock()
@@ -423,11 +422,8 @@ class _Packing:
 
     def add(self, digest: str, parts: list[bytes | memoryview]) -> None:
         writer: PackWriter | None = getattr(self.local, "writer", None)
-        if writer is None or writer.offset > PACK_BYTES_MAX:
-            if writer is not None:
-                with self.lock:
-                    self.writers.remove(writer)
-                    self.done.append((writer.name, writer.finish()))
+        if writer is None or writer.broken or writer.offset > PACK_BYTES_MAX:
+            # a full or failed pack is not published now but with the rest, in order (see finish)
             writer = self.local.writer = PackWriter(self.folder)
             with self.lock:
                 self.writers.append(writer)
@@ -453,9 +449,7 @@ class _Packing:
         with self.lock:
             writers, self.writers = self.writers, []
         writers.sort(key=lambda w: self.last.get(w.name, -1))
-        for writer in writers:
-            self.done.append((writer.name, writer.finish()))
-        return self.done
+        return [(writer.name, writer.finish()) for writer in writers]
 
 
 def _disk_error(exc: OSError, where: Path) -> WorkbenchError:

@@ -107,6 +107,8 @@ class PackWriter:
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         self.offset = 0
         self.entries: list[tuple[bytes, int, int]] = []
+        self.broken = False
+        """A write failed part-way (the disk full...): the entries so far stand, nothing more goes in."""
         self._write([PACK_MAGIC])
 
     def _write(self, parts: list[bytes | memoryview]) -> None:
@@ -117,9 +119,15 @@ class PackWriter:
             self.offset += len(part)
 
     def add(self, digest: str, parts: list[bytes | memoryview]) -> None:
+        if self.broken:
+            raise OSError(f"pack {self.name} had a failed write")
         length = sum(len(p) for p in parts)
         key = bytes.fromhex(digest)
-        self._write([_RECORD.pack(key, length), *parts])
+        try:
+            self._write([_RECORD.pack(key, length), *parts])
+        except BaseException:
+            self.broken = True  # the record may be half written: later offsets would be wrong
+            raise
         self.entries.append((key, self.offset - length, length))
 
     def finish(self) -> list[tuple[bytes, int, int]]:
