@@ -127,7 +127,7 @@ async def main():
         await pilot.press(*["backspace"] * 30)
         while screen.shown_expr or screen.typed != "":
             await asyncio.sleep(0.001)
-        keys, counts = [], []
+        keys, counts, texts = [], [], []
         typed = ""
         for char in sys.argv[2]:
             typed += char
@@ -141,7 +141,9 @@ async def main():
                 await asyncio.sleep(0.0005)
             keys.append((screen.shown_at - t) * 1000)
             counts.append(len(screen.rows))
+            texts.append(typed)
         out["keystroke_ms"] = max(keys)
+        out["slowest_keys"] = sorted(zip(keys, texts, counts), reverse=True)[:3]
         out["keystroke_ms_median"] = sorted(keys)[len(keys) // 2]
         out["keystrokes"] = len(keys)
         out["typed_rows"] = counts[-1]
@@ -215,8 +217,9 @@ def main() -> int:
           f"filtering and the view's cells {result['filter_worker_ms_each']} ms; until pilot.press() "
           f"returned, repaint included, {result['filter_settled_ms_each']} ms; "
           f"1M-point query {result['chart_query_ms']:.0f} ms -> {result['series_points']} points)")
+    slowest = "; ".join(f"{text!r} {ms:.1f} ms ({rows:,} runs)" for ms, text, rows in result["slowest_keys"])
     print(f"  (typing {TYPED!r}: median {result['keystroke_ms_median']:.1f} ms per key, "
-          f"{result['typed_rows']:,} runs left)")
+          f"{result['typed_rows']:,} runs left; slowest: {slowest})")
     print(f"  load average {' '.join(f'{x:.2f}' for x in load)} on {os.cpu_count()} CPUs, "
           f"with {args.hogs} CPU-bound processes running beside the TUI")
     return 0

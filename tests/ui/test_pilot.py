@@ -125,6 +125,29 @@ async def test_refiltering_loaded_runs_inline_or_in_a_worker_agrees(demo_ws: Wor
         assert "filter: epochs>=30" in str(screen.query_one("#runs-status").render())
 
 
+async def test_a_key_that_leaves_the_rows_as_shown_keeps_the_view(demo_ws: Workspace) -> None:
+    """A half-typed term, or a filter every shown run passes, builds no new view; a layout change
+    (a hidden column) still does, whatever the filter."""
+    app = make_app(demo_ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, runs_screen.RunsScreen)
+        table = screen.query_one(RunsTable)
+        await pilot.press("slash", *"name~sgd")
+        await wait_for(pilot, lambda: len(table.view.rows) == 4, "4 sgd runs while typing")
+        view, shown = table.view, screen.generation
+        await pilot.press(*" and epochs>")  # half typed
+        await wait_for(pilot, lambda: screen.generation > shown, "the half-typed text applied")
+        assert table.view is view and len(table.view.rows) == 4
+        await pilot.press("0")  # epochs>0: every sgd run passes
+        await wait_for(pilot, lambda: screen.shown_expr == "name~sgd and epochs>0", "the full filter")
+        assert table.view is view
+        await pilot.press("enter", "l", "l", "x")  # hide the column under the cursor (not "name")
+        await wait_for(pilot, lambda: table.view is not view, "a new view")
+        assert len(table.view.rows) == 4 and screen.hidden
+
+
 async def test_bad_filter_is_a_notification_not_a_crash(demo_ws: Workspace) -> None:
     app = make_app(demo_ws, start="runs")
     async with app.run_test(size=SIZE) as pilot:

@@ -46,12 +46,15 @@ class Result:
     sort: tuple[str | None, bool]
     base: list[RunRow]
     rows: list[RunRow]
-    view: TableView
+    view: TableView | None
+    """None: the rows are the ones shown, laid out the same way: the table keeps its view."""
     query_ms: float
     view_ms: float
     sweep_names: dict[str, str]
     expr: str
     """The filter these rows passed (while typing: the last one typed that parses)."""
+    layout: dict[str, Any]
+    """The view options ``view`` was built with."""
 
 
 class RunsScreen(RunsManageMixin, WorkbenchScreen):
@@ -104,6 +107,8 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
         """Something changed while this screen was hidden (or a launch said so): query on the next tick."""
         self._inline_due = False
         """A re-filter on the UI thread is scheduled (after the messages already queued)."""
+        self._layout: dict[str, Any] | None = None
+        """The view options the table's view was built with."""
 
     def compose(self) -> ComposeResult:
         yield self.compose_title()
@@ -154,6 +159,7 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
         # in the same order and every run the new filter passes is among them
         previous = self.rows if base is not None and not resort else None
         narrowed = previous if previous is not None and self.data.narrows(fallback, expr) else None
+        same_layout = previous is not None and options == self._layout
         last_token = self._token if quiet and self.loaded and not self._stale else None
         archived = self.show_archived
         self._stale = False
@@ -181,9 +187,15 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
                 applied = fallback
                 rows = previous if previous is not None else self.data.filter_rows(rows_in_order, fallback)
             t1 = time.perf_counter()
-            view = build_view(rows, presorted=True, **options)
+            # the rows shown, and nothing in the layout changed (a half-typed term, or a filter that
+            # lets every shown run through, as `lr>0` after `lr>`): keep the view, build nothing
+            unchanged = same_layout and previous is not None and (
+                rows is previous or (narrowed is previous and len(rows) == len(previous)))
+            if unchanged and previous is not None:
+                rows = previous
+            view = None if unchanged else build_view(rows, presorted=True, **options)
             return Result(request, token, sort, rows_in_order, rows, view, (t1 - t0) * 1000,
-                          (time.perf_counter() - t1) * 1000, options["sweep_names"], applied)
+                          (time.perf_counter() - t1) * 1000, options["sweep_names"], applied, options)
 
         if inline:
             try:
@@ -223,11 +235,14 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
             self.all_rows = result.base
             self.rows, self.loaded, self.shown_expr = result.rows, True, result.expr
             self.last_query_ms, self.last_view_ms = result.query_ms, result.view_ms
+            if result.view is not None:
+                self._layout = result.layout
             self._show(result.view)
         self._next()  # after the token is known, so that a waiting poll can compare with it
 
-    def _show(self, view: TableView) -> None:
-        self.query_one(RunsTable).show(view)
+    def _show(self, view: TableView | None) -> None:
+        if view is not None:
+            self.query_one(RunsTable).show(view)
         self.shown_at = time.perf_counter()
         self.generation += 1
         self._status()
