@@ -165,6 +165,11 @@ def lookup(run: RunInfo, name: str) -> Any:
         return run.tags.get(rest)
     if name in RUN_FIELDS:
         return getattr(run, name)
+    return _bare(run, name)
+
+
+def _bare(run: RunInfo, name: str) -> Any:
+    """A name with no scope that is not a run field: a param, else a metric, else a tag."""
     params = run.params
     if name in params:
         return params[name]
@@ -236,16 +241,7 @@ def _getter(name: str) -> Callable[[RunInfo], Any]:
         return lambda run: run.tags.get(rest)
     if name in RUN_FIELDS:
         return operator.attrgetter(name)
-
-    def bare(run: RunInfo) -> Any:  # lookup()'s last steps: a param, else a metric, else a tag
-        params = run.params
-        if name in params:
-            return params[name]
-        summary = run.metrics.get(name)
-        if summary is not None:
-            return summary.last
-        return run.tags.get(name)
-    return bare
+    return lambda run: _bare(run, name)
 
 
 def _tester(op: str, wanted: Any) -> Callable[[Any], bool]:

@@ -159,7 +159,7 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
         # in the same order and every run the new filter passes is among them
         previous = self.rows if base is not None and not resort else None
         narrowed = previous if previous is not None and self.data.narrows(fallback, expr) else None
-        same_layout = previous is not None and options == self._layout
+        same_layout = options == self._layout
         last_token = self._token if quiet and self.loaded and not self._stale else None
         archived = self.show_archived
         self._stale = False
@@ -189,11 +189,12 @@ class RunsScreen(RunsManageMixin, WorkbenchScreen):
             t1 = time.perf_counter()
             # the rows shown, and nothing in the layout changed (a half-typed term, or a filter that
             # lets every shown run through, as `lr>0` after `lr>`): keep the view, build nothing
-            unchanged = same_layout and previous is not None and (
-                rows is previous or (narrowed is previous and len(rows) == len(previous)))
-            if unchanged and previous is not None:
-                rows = previous
-            view = None if unchanged else build_view(rows, presorted=True, **options)
+            view: TableView | None
+            if same_layout and previous is not None and (
+                    rows is previous or (narrowed is previous and len(rows) == len(previous))):
+                rows, view = previous, None
+            else:
+                view = build_view(rows, presorted=True, **options)
             return Result(request, token, sort, rows_in_order, rows, view, (t1 - t0) * 1000,
                           (time.perf_counter() - t1) * 1000, options["sweep_names"], applied, options)
 
