@@ -137,19 +137,25 @@ def limit_mb_s(root: Path, level: int) -> tuple[float, float]:
     return total / both / 1e6, total / 1e6
 
 
-def dvc_bin() -> Path | None:
-    venv = CACHE / "venv"
-    dvc = venv / "bin" / "dvc"
-    if dvc.exists():
-        return dvc
-    print("installing dvc into", venv, "(once)...", flush=True)
+def peer_venv(folder: str, requirement: str, executable: str) -> Path | None:
+    """``executable`` of a virtualenv under the bench cache holding ``requirement`` (a peer tool
+    compared against, never a dependency of workbench), made once; None when it cannot be installed."""
+    venv = CACHE / folder
+    found = venv / "bin" / executable
+    if found.exists():
+        return found
+    print(f"installing {requirement} into", venv, "(once)...", flush=True)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "dvc>=3.50,<4"], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", requirement], check=True)
     except subprocess.CalledProcessError:
-        print("  could not install dvc; skipping it")
+        print(f"  could not install {requirement}; skipping it")
         return None
-    return dvc
+    return found
+
+
+def dvc_bin() -> Path | None:
+    return peer_venv("venv", "dvc>=3.50,<4", "dvc")
 
 
 def wb(*args: str) -> list[str]:

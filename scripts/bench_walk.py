@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-CACHE = Path(os.environ.get("WORKBENCH_BENCH_DIR", Path.home() / ".cache" / "workbench-bench"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.bench_store import load, peer_venv  # noqa: E402
+
 RUNS = 7
 ROUNDS = 3
 
@@ -70,24 +73,6 @@ print(json.dumps(out))
 """
 
 
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def scandir_rs_python() -> Path | None:
-    venv = CACHE / "venv-walk"
-    python = venv / "bin" / "python"
-    if python.exists():
-        return python
-    print("installing scandir-rs into", venv, "(once)...", flush=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "scandir-rs>=2.9"], check=True)
-    except subprocess.CalledProcessError:
-        return None
-    return python
-
-
 def workbench_walk(root: Path, runs: int) -> tuple[float, float, int]:
     """Workbench's walk as ``status`` runs it: after a snapshot, every file vouched for by the index."""
     from workbench.core.workspace import Workspace
@@ -126,7 +111,7 @@ def main() -> int:
             (folder / f"f{i}.txt").write_bytes(b"x" * (i % 512))
         print(f"walk of {args.files:,} files in 100 folders, {RUNS} runs each, in process; {load()}")
         timings: dict[str, list[float]] = {}
-        ours = scandir_rs_python()
+        ours = peer_venv("venv-walk", "scandir-rs>=2.9", "python")
 
         def keep(name: str, found: list[float]) -> None:  # the best round of each
             if name not in timings or found[0] < timings[name][0]:
