@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from tests.ui.conftest import make_app, settle, wait_for
 from workbench.core.workspace import Workspace
@@ -99,18 +102,24 @@ async def test_typing_a_filter_narrows_the_runs_as_you_type(demo_ws: Workspace) 
         assert screen.filter_expr == "epochs>=30"  # type: ignore[attr-defined]
 
 
+@asynccontextmanager
+async def _runs_screen(ws: Workspace) -> AsyncIterator[tuple[Pilot[int], runs_screen.RunsScreen, RunsTable]]:
+    """The app on the Runs screen, loaded: (pilot, screen, its table)."""
+    app = make_app(ws, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, runs_screen.RunsScreen)
+        yield pilot, screen, screen.query_one(RunsTable)
+
+
 @pytest.mark.parametrize("inline_rows", [runs_screen.INLINE_ROWS, 0], ids=["ui-thread", "worker"])
 async def test_refiltering_loaded_runs_inline_or_in_a_worker_agrees(demo_ws: Workspace, inline_rows: int,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A few runs are re-filtered on the UI thread (no worker), many in a worker; both show the same
     rows, and Enter on a filter already shown as it was typed does no work again."""
     monkeypatch.setattr(runs_screen, "INLINE_ROWS", inline_rows)
-    app = make_app(demo_ws, start="runs")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, runs_screen.RunsScreen)
-        table = screen.query_one(RunsTable)
+    async with _runs_screen(demo_ws) as (pilot, screen, table):
         loads: list[str] = []
         real_load = screen.load
         monkeypatch.setattr(screen, "load", lambda fn, done, **kw: (loads.append(kw.get("group", "")),
@@ -128,12 +137,7 @@ async def test_refiltering_loaded_runs_inline_or_in_a_worker_agrees(demo_ws: Wor
 async def test_a_key_that_leaves_the_rows_as_shown_keeps_the_view(demo_ws: Workspace) -> None:
     """A half-typed term, or a filter every shown run passes, builds no new view; a layout change
     (a hidden column) still does, whatever the filter."""
-    app = make_app(demo_ws, start="runs")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, runs_screen.RunsScreen)
-        table = screen.query_one(RunsTable)
+    async with _runs_screen(demo_ws) as (pilot, screen, table):
         await pilot.press("slash", *"name~sgd")
         await wait_for(pilot, lambda: len(table.view.rows) == 4, "4 sgd runs while typing")
         view, shown = table.view, screen.generation
