@@ -188,6 +188,21 @@ def test_workbenchignore_edit_reloads_rules(ws: Workspace, project_dir: Path, wa
     assert ws.versions.read_file(snap.snapshot_id or "", "data/big.bin") == b"x" * 1000
 
 
+def test_workbenchignore_rewritten_with_the_same_rules_changes_nothing(  # type: ignore[no-untyped-def]
+        ws: Workspace, project_dir: Path, watch) -> None:
+    """One write raises several events, an editor may rewrite a file unchanged: the rules in force
+    are the same, so nothing is reloaded or rescanned (a late second event used to make a fresh
+    rescan's answer untrusted again)."""
+    (project_dir / ".workbenchignore").write_text("data/\n")
+    watcher, events = watch()
+    _settle(watcher, events)
+    (project_dir / ".workbenchignore").write_text("data/\n")
+    os.utime(project_dir / ".workbenchignore")
+    events.none("ignore-reloaded", QUIET + 0.6)
+    (project_dir / ".workbenchignore").write_text("")  # a real change still reloads
+    events.next("ignore-reloaded")
+
+
 def test_a_file_growing_for_seconds_is_never_versioned_half_written(  # type: ignore[no-untyped-def]
         ws: Workspace, project_dir: Path, watch) -> None:
     # A file is "being written" while its events come less than `quiet` apart. The appends are

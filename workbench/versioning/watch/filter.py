@@ -44,6 +44,7 @@ class EventFilter:
         self._prefix = self.root.rstrip(os.sep) + os.sep
         self._load_matcher = load_matcher
         self._lock = threading.Lock()
+        self._rules = self._rules_bytes()
         self._matcher: Matcher = load_matcher()
         excluded = [STORE_DIRNAME]
         for folder in extra_excluded:
@@ -55,11 +56,30 @@ class EventFilter:
                 excluded.append(rel.as_posix())
         self._excluded = tuple(excluded)
 
+    def rules_changed(self) -> bool:
+        """Whether ``.workbenchignore`` holds other rules than those loaded (one write can raise
+        several events, and a touch changes nothing): only then is there anything to rescan."""
+        rules = self._rules_bytes()
+        return rules is None or rules != self._rules
+
     def reload(self) -> None:
-        """Re-read the ignore rules (after ``.workbenchignore`` changed)."""
+        """Re-read the ignore rules (after ``.workbenchignore`` changed). The file is read before the
+        rules are built from it, so a change in between counts as a change at the next event."""
+        rules = self._rules_bytes()
         matcher = self._load_matcher()
         with self._lock:
             self._matcher = matcher
+            self._rules = rules
+
+    def _rules_bytes(self) -> bytes | None:
+        """The ignore file's bytes (b"" when there is none), None when it cannot be read."""
+        try:
+            with open(os.path.join(self.root, IGNORE_FILENAME), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return b""
+        except OSError:
+            return None
 
     def relative(self, path: str | bytes) -> str | None:
         """``path`` relative to the root as posix, or None if it is the root or outside it."""

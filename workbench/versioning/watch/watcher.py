@@ -292,6 +292,8 @@ class Watcher:
         if getattr(event, "dest_path", ""):
             ends.append(event.dest_path)
         if any(flt.relative(end) == ".workbenchignore" for end in ends):
+            if not flt.rules_changed():
+                return  # the rules already in force: a second event of one write, or a touch
             if tracker is not None:
                 tracker.distrust("ignore rules changed")
             try:
