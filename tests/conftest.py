@@ -15,6 +15,10 @@ import pytest
 from workbench.cli import main as cli_main
 from workbench.core.workspace import Workspace
 
+# `workbench run` processes the suite starts run cold: a warm recorder would outlive the test that
+# started it. tests/cli/test_warm.py turns warm start on for its own processes.
+os.environ["WORKBENCH_WARM"] = "0"
+
 REQUIRE_DOCKER = "WORKBENCH_REQUIRE_DOCKER"
 """Set to 1 (scripts/test does, once docker_setup.sh succeeded): Docker tests fail instead of skipping."""
 
