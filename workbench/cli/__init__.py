@@ -8,11 +8,14 @@ Every :class:`~workbench.errors.WorkbenchError` becomes one line on stderr and e
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse is imported when a parser is built (a warm `run` never builds one)
+    import argparse
+    from collections.abc import Sequence
 
 COMMAND_MODULES = (
     "workbench.cli.cmd_store",
@@ -56,14 +59,6 @@ COMMAND_TO_MODULE = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line with a hint, exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
-        raise SystemExit(2)
-
-
 _PREBUILT: dict[str | None, argparse.ArgumentParser] = {}
 """Parsers built ahead by :func:`prebuild`, each taken by the next :func:`main` (the warm recorder
 builds ``run``'s before it forks a worker: ~8 ms of argparse and gettext look-ups)."""
@@ -95,6 +90,15 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def build_parser(only_module: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (``only_module``) one holding just that module's commands."""
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse that reports usage errors as one line with a hint, exit status 2."""
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+            raise SystemExit(2)
+
     parser = _Parser(
         prog="workbench",
         description="A terminal workbench for machine learning: versioning, runs, launch, deploy.",
