@@ -89,3 +89,19 @@ def test_a_run_that_logs_no_metric_never_imports_numpy(project: Path, tmp_path: 
     (project / "quiet.py").write_text("print('hello')\n")
     loaded = _modules_after(project, tmp_path / "m.json", "run", "--", sys.executable, "quiet.py")
     assert not _roots(loaded) & set(HEAVY)  # numpy's ~50 ms of imports is not paid by such a run
+
+
+def test_a_runs_python_child_starts_without_hashlib_or_json(project: Path) -> None:
+    """The capture ``sitecustomize`` in every Python child imports hashlib (OpenSSL, ~3 ms) and json
+    (~2 ms) on the first project file the child writes, not at start-up."""
+    probe = "import sys; print('loaded:', sorted(m for m in ('hashlib', 'json') if m in sys.modules))"
+    wb = [sys.executable, "-m", "workbench", "run"]
+    done = subprocess.run([*wb, "--", sys.executable, "-c", probe], cwd=project, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "loaded: []" in done.stdout
+    write = "open('written.txt', 'w').write('x')"
+    done = subprocess.run([*wb, "--json", "--", sys.executable, "-c", write], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "written.txt" in [o["path"] for o in json.loads(done.stdout)["outputs"]]

@@ -42,9 +42,14 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
     file descriptors, paths outside the project or under ``ignored`` prefixes (the store, the
     interpreter) or ``machinery`` folders (site-packages, caches) go to the real ``open`` untouched."""
     import builtins
-    import hashlib
     import io
-    import json
+
+    def sha256() -> Any:
+        """hashlib (OpenSSL, ~3 ms) and json (~2 ms) are imported on the first project file written,
+        not when every Python child of a run starts."""
+        import hashlib
+
+        return hashlib.sha256()
 
     root = os.path.normpath(root)
     inside = root + os.sep
@@ -53,7 +58,7 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
     os.set_inheritable(out, False)
 
     def reread(full: str) -> tuple[str, int]:
-        digest, size = hashlib.sha256(), 0
+        digest, size = sha256(), 0
         fd = os.open(full, os.O_RDONLY)
         try:
             while chunk := os.read(fd, 1 << 20):
@@ -67,6 +72,8 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
 
     def emit(full: str, digest: str, size: int) -> None:
         closed[full] = (digest, size)
+        import json
+
         line = json.dumps({"path": full, "sha256": digest, "size": size}, ensure_ascii=False)
         os.write(out, (line + "\n").encode("utf-8", "surrogateescape"))
 
@@ -92,7 +99,7 @@ def install_write_tracking(writes_path: str, root: str, ignored: tuple[str, ...]
                      sequential: bool) -> None:
             super().__init__(file, mode, closefd, opener)
             self._wb_full = full
-            self._wb_hash: Any = hashlib.sha256() if sequential else None
+            self._wb_hash: Any = sha256() if sequential else None
             self._wb_count = 0
 
         def write(self, data: Any) -> Any:
