@@ -240,6 +240,8 @@ def start_recorder() -> None:
     found none). It runs with this interpreter's flags; one that finds its address taken exits."""
     import subprocess
 
+    if not sys.executable:
+        return
     args = [sys.executable, *subprocess._args_from_interpreter_flags(), "-P", "-m",  # type: ignore[attr-defined]
             "workbench.cli.warm_server"]
     try:
