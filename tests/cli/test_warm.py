@@ -7,7 +7,9 @@ recorder (nor use one a user started), and each stops its own.
 
 from __future__ import annotations
 
+import _socket
 import json
+import marshal
 import os
 import resource
 import signal
@@ -251,28 +253,74 @@ def test_a_caller_with_other_limits_runs_cold(project: Project) -> None:
     assert project.run_row(_run_id(err))["pid"] == proc.pid  # recorded by the client: cold
 
 
-def test_the_recorder_refuses_other_facts_without_forking(project: Project) -> None:
-    import _socket
+def _facts(project: Project) -> dict[str, object]:
+    """The facts a CLI process of this project hands the recorder."""
+    code = ("import marshal, sys; from workbench.cli import warm; "
+            "sys.stdout.write(marshal.dumps(warm.fingerprint()).hex())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=project.root, env=project.env,
+                          capture_output=True, text=True, check=True, timeout=TIMEOUT)
+    facts = marshal.loads(bytes.fromhex(done.stdout))
+    assert isinstance(facts, dict)
+    return facts
 
-    project.start_recorder()
-    code = "import json; from workbench.cli import warm; print(json.dumps(warm.fingerprint()))"
-    facts = json.loads(subprocess.run([sys.executable, "-c", code], cwd=project.root, env=project.env,
-                                      capture_output=True, text=True, check=True).stdout)
-    facts["version"] = "another python"
+
+def _request(project: Project, facts: dict[str, object]) -> _socket.socket:
+    """A connection to the project's recorder that has sent a request for ``workbench run -- true``."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(TIMEOUT)
     sock.connect(project.socket_name())
+    request = {"facts": facts, "argv": ["run", "--", "true"], "argv0": "workbench", "path0": None,
+               "cwd": str(project.root), "env": dict(project.env), "umask": 0o022,
+               "stdio": [("utf-8", "strict", False, False)] * 3}
+    fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
+    sock.sendmsg([warm.frame(request)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+    return sock
+
+
+def _run_count(project: Project) -> int:
+    code, out, err, _ = project.run("runs", "--json")
+    assert code == 0, err
+    return len(json.loads(out))
+
+
+def test_the_recorder_refuses_other_facts_without_forking(project: Project) -> None:
+    project.start_recorder()
+    facts = _facts(project)
+    facts["version"] = "another python"
+    sock = _request(project, facts)
     try:
-        request = {"facts": facts, "argv": ["run", "--", "true"], "argv0": "workbench", "path0": None,
-                   "cwd": str(project.root), "env": {}, "umask": 0o022, "stdio": []}
-        fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
-        sock.sendmsg([warm.frame(request)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
         reply = warm.read_message(sock)
     finally:
         sock.close()
     assert isinstance(reply, dict) and "refused" in reply and "pid" not in reply
-    code_, out, _, _ = project.run("runs", "--json")
-    assert code_ == 0 and len(json.loads(out)) == 1  # only the cold run that started the recorder
+    assert _run_count(project) == 1  # only the cold run that started the recorder
+
+
+def test_a_worker_starts_only_on_its_clients_go_ahead(project: Project) -> None:
+    """After sending its pid the worker waits for the client's answer: a client that gave up waiting
+    (and runs cold) or died never also gets a warm run."""
+    project.start_recorder()
+    sock = _request(project, _facts(project))
+    try:
+        reply = warm.read_message(sock)
+        assert isinstance(reply, dict) and "pid" in reply
+        for _ in range(10):  # no answer yet: nothing is recorded (absence, so no timing can fail it)
+            assert _run_count(project) == 1
+            time.sleep(0.1)
+        sock.sendall(warm.GO)
+        assert warm.read_message(sock) == {"exit": 0}
+    finally:
+        sock.close()
+    assert _run_count(project) == 2
+    sock = _request(project, _facts(project))
+    try:
+        reply = warm.read_message(sock)
+    finally:
+        sock.close()  # gave up: no go-ahead
+    assert isinstance(reply, dict) and "pid" in reply
+    worker = int(reply["pid"])
+    wait_until(lambda: not Path(f"/proc/{worker}").exists(), "the worker to exit")
+    assert _run_count(project) == 2
 
 
 def test_an_idle_recorder_exits(project: Project) -> None:

@@ -17,9 +17,10 @@ Equivalence holds by construction, or the warm path is not taken:
   the same facts again and refuses a mismatch; the client then runs cold;
 - the recorder refuses (and exits) once any Workbench source file it imported has changed on disk;
 - both ends check the other's user id on the socket (``SO_PEERCRED``);
-- the worker sends its pid before doing anything, so a refusal or a recorder that vanished is always
-  known before a run could have started (then the client runs cold; a run is never started twice);
-- Ctrl+C, SIGTERM and SIGHUP are forwarded to the worker, Ctrl+Z stops it with the client, and a
+- the worker sends its pid and starts only on the client's answer (:data:`GO`), so a refusal, a
+  recorder that vanished or one too slow to answer within :data:`REPLY_TIMEOUT` always means a cold
+  run, and a run is never started twice;
+- Ctrl+C, SIGTERM, SIGHUP and SIGQUIT are forwarded to the worker, Ctrl+Z stops it with the client, and a
   client that dies (even by SIGKILL) takes its worker with it, as a cold process would die.
 
 ``WORKBENCH_WARM=0`` turns it off (no recorder is used or started). Linux only (``/proc``, abstract
@@ -38,6 +39,11 @@ ENV_IDLE = "WORKBENCH_WARM_IDLE"
 """Seconds a recorder waits for the next run before it exits (default :data:`DEFAULT_IDLE`)."""
 DEFAULT_IDLE = 600.0
 PROTOCOL = 1
+GO = b"g"
+"""What the client answers to the worker's pid: the worker starts only then, so a client that gave up
+waiting (and runs cold) can never also have a warm run started for it."""
+REPLY_TIMEOUT = 5.0
+"""Seconds to wait for the worker's pid (a stopped or swamped recorder) before running cold."""
 _HEADER = 4
 _MAX_MESSAGE = 64 << 20
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
@@ -179,9 +185,11 @@ def run_warm(argv: list[str]) -> int | None:
                        "env": dict(os.environ), "umask": umask, "stdio": stdio}
             fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
             sock.sendmsg([frame(request)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+            sock.settimeout(REPLY_TIMEOUT)
             reply = read_message(sock)
+            sock.settimeout(None)
         except (OSError, EOFError, ValueError):
-            return None  # the worker sends its pid before anything else: no run was started
+            return None  # no pid, so no "go" was sent: no worker will start a run
         if not isinstance(reply, dict) or "pid" not in reply:
             return None  # refused (stale code, other facts): run cold
         return _follow(sock, int(reply["pid"]))
@@ -219,6 +227,7 @@ def _follow(sock: object, pid: int) -> int:
         signal.signal(getattr(signal, name), forward)
     signal.signal(signal.SIGTSTP, stop)
     try:
+        sock.sendall(GO)  # type: ignore[attr-defined]
         reply = read_message(sock)
     except (OSError, EOFError, ValueError):
         reply = None

@@ -6,9 +6,10 @@ a cold one).
 path, binds the abstract socket named after its :func:`~workbench.cli.warm.fingerprint`, then serves
 one connection at a time. Each request is checked (the peer's user id, the facts, the source files'
 timestamps) before a single-threaded ``fork``; the worker takes the caller's stdio, cwd,
-environment, umask, argv and ``sys.path[0]``, resets the signals, sends its pid, and runs
-:func:`workbench.cli.main` as the cold process would. The recorder never opens a project, a
-database or a thread itself, so nothing but imported code crosses the fork.
+environment, umask, argv and ``sys.path[0]``, resets the signals, sends its pid, waits for the
+client's go-ahead, and runs :func:`workbench.cli.main` as the cold process would. The recorder
+never opens a project, a database or a thread itself, so nothing but imported code crosses the
+fork.
 
 It exits when idle for ``WORKBENCH_WARM_IDLE`` seconds (default 600) with no worker left, when a
 source file it imported changed (after refusing that request), or when another recorder holds its
@@ -240,6 +241,8 @@ def _work(conn: Any, request: dict[str, Any], fds: list[int]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     conn.settimeout(None)
     conn.sendall(warm.frame({"pid": os.getpid()}))
+    if conn.recv(len(warm.GO)) != warm.GO:  # the client gave up (and runs cold) or died: do nothing
+        return 70
     for target, fd in zip((0, 1, 2), fds, strict=True):
         os.dup2(fd, target)
     for fd in fds:
