@@ -34,6 +34,7 @@ import contextlib
 import inspect
 import logging
 import math
+import sys
 import threading
 import time
 import warnings
@@ -58,6 +59,10 @@ if TYPE_CHECKING:
     from workbench.versioning.watch.filter import EventFilter
 
 PRUNE_EVERY_SECONDS = 60.0
+WRITES_END_WITH_CLOSE = sys.platform.startswith("linux")
+"""inotify reports a write's close (``closed``): ``.workbenchignore`` is re-read then, not on the
+``modified`` events of a write still in progress (truncated to nothing, half written), which would
+load passing rules and reload again (elsewhere every ``modified`` is acted on)."""
 # watchdog logs its own hiccups; the core never prints, so they must not reach Python's last-resort
 # stderr handler (the CLI or TUI may configure logging to show them).
 logging.getLogger("watchdog").addHandler(logging.NullHandler())
@@ -292,6 +297,8 @@ class Watcher:
         if getattr(event, "dest_path", ""):
             ends.append(event.dest_path)
         if any(flt.relative(end) == ".workbenchignore" for end in ends):
+            if event.event_type == "modified" and WRITES_END_WITH_CLOSE:
+                return  # a write in progress (truncated, half written): acted on when it is closed
             if not flt.rules_changed():
                 return  # the rules already in force: a second event of one write, or a touch
             if tracker is not None:
