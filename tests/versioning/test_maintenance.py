@@ -54,6 +54,30 @@ def test_gc_deletes_only_unreferenced(ws: Workspace) -> None:
     assert ws.versions.read_file(first.id, "a.txt") == b"a" * 1000
 
 
+def test_gc_stops_at_a_missing_tree_and_deletes_nothing(ws: Workspace) -> None:
+    """A folder's tree gone from the cache (damage): the files below it cannot be listed, so a sweep
+    would delete them unseen. gc stops with one line instead, and fsck names the snapshot."""
+    from workbench.errors import WorkbenchError
+    from workbench.versioning.trees import DIR, decode_tree
+
+    _write(ws.root, "dir/only-here.bin", b"only referenced below dir/" * 100)
+    info = ws.versions.snapshot()
+    store = ws.versions.store
+    root = ws.db.execute("SELECT root_tree FROM snapshots WHERE id = ?", (info.id,)).fetchone()[0]
+    folder = next(ref for name, kind, _m, _s, ref in decode_tree(root, store.read_bytes(root))
+                  if name == "dir" and kind == DIR)
+    below = ws.versions.files(info.id)["dir/only-here.bin"].hash
+    store.path_of(folder).unlink()
+    with pytest.raises(WorkbenchError, match=r"gc stopped: folder tree .* is missing"):
+        ws.versions.gc()
+    assert store.has(below)
+    assert any(p.problem == "missing" and p.snapshot == info.id for p in ws.versions.fsck().problems)
+    done = run_workbench(ws.root, "gc")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "gc stopped" in done.stderr
+    assert store.has(below)
+
+
 def test_two_concurrent_snapshot_processes(ws: Workspace) -> None:
     for i in range(200):
         _write(ws.root, f"d{i % 7}/f{i}.bin", os.urandom(2000))

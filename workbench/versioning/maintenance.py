@@ -136,7 +136,12 @@ def gc(db_path: Path, store: BlobStore, progress: Progress | None = None) -> GcR
                 continue
             live.add(digest)
             if not store.has(digest):
-                continue
+                if is_tree:  # what lies below it cannot be listed: sweeping would delete it unseen
+                    raise WorkbenchError(
+                        f"gc stopped: folder tree {digest[:12]} of a snapshot is missing from the cache",
+                        "run 'workbench fsck' to see which snapshot, then 'workbench pull' it back or "
+                        "remove that snapshot")
+                continue  # a file never fetched (a metadata-only clone): nothing of it is here
             try:
                 if is_tree:
                     items = decode_tree(digest, store.read_bytes(digest))
