@@ -372,3 +372,28 @@ def test_the_recorder_preloads_what_a_run_imports_and_holds_no_thread(project: P
     assert report["status"] == 0
     assert report["threads"] == 1  # numpy's BLAS pool included: forking is safe
     assert report["imported"] == []  # every Workbench module of a run is imported before the fork
+
+
+_SHUTDOWN_PROBE = """
+import atexit, os, sys, threading, time
+from pathlib import Path
+from workbench.cli import warm_server
+out = Path(sys.argv[1])
+def late() -> None:
+    time.sleep(0.2)
+    (out / "thread").write_text("done")
+threading.Thread(target=late).start()
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+warm_server._shut_down()
+os._exit(0)  # as the worker ends
+"""
+
+
+def test_a_worker_ends_as_the_interpreter_would(tmp_path: Path) -> None:
+    """Before its ``os._exit`` the worker waits for threads that are not daemons and runs the atexit
+    handlers, as a cold ``workbench run`` process does when it exits."""
+    done = subprocess.run([sys.executable, "-c", _SHUTDOWN_PROBE, str(tmp_path)], capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "thread").read_text() == "done"
+    assert (tmp_path / "atexit").read_text() == "ran"

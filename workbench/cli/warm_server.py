@@ -265,6 +265,7 @@ def _work(conn: Any, request: dict[str, Any], fds: list[int]) -> int:
     except BaseException:  # the worker must report, whatever happened
         traceback.print_exc()
         status = 1
+    _shut_down()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -273,6 +274,24 @@ def _work(conn: Any, request: dict[str, Any], fds: list[int]) -> int:
     finished.set()
     _reply(conn, {"exit": status})
     return status
+
+
+def _shut_down() -> None:
+    """What the interpreter does at exit before the worker's ``os._exit``: wait for the threads that
+    are not daemons, then run the ``atexit`` handlers."""
+    import atexit
+
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            try:
+                thread.join()
+            except BaseException:  # Ctrl+C while waiting: stop waiting, as the interpreter would
+                break
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        traceback.print_exc()
 
 
 def _main(argv: list[str]) -> int:
