@@ -272,8 +272,7 @@ def _request(project: Project, facts: dict[str, object]) -> _socket.socket:
     request = {"facts": facts, "argv": ["run", "--", "true"], "argv0": "workbench", "path0": None,
                "cwd": str(project.root), "env": dict(project.env), "umask": 0o022,
                "stdio": [("utf-8", "strict", False, False)] * 3}
-    fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
-    sock.sendmsg([warm.frame(request)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+    sock.sendall(warm.frame(request))
     return sock
 
 
@@ -307,7 +306,8 @@ def test_a_worker_starts_only_on_its_clients_go_ahead(project: Project) -> None:
         for _ in range(10):  # no answer yet: nothing is recorded (absence, so no timing can fail it)
             assert _run_count(project) == 1
             time.sleep(0.1)
-        sock.sendall(warm.GO)
+        fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
+        sock.sendmsg([warm.GO], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
         assert warm.read_message(sock) == {"exit": 0}
     finally:
         sock.close()
@@ -397,3 +397,38 @@ def test_a_worker_ends_as_the_interpreter_would(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "thread").read_text() == "done"
     assert (tmp_path / "atexit").read_text() == "ran"
+
+
+@pytest.fixture
+def silent_recorder(project: Project) -> Iterator[_socket.socket]:
+    """A listener at the project's recorder address that accepts and never answers (a recorder
+    stopped with SIGSTOP, or swamped)."""
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    listener.bind(project.socket_name())
+    listener.listen(8)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def test_a_silent_recorder_means_a_cold_run_after_the_wait(project: Project,
+                                                           silent_recorder: _socket.socket) -> None:
+    code, _, err, client = project.run("run", "--", sys.executable, "-c", "pass")
+    assert code == 0, err
+    assert project.run_row(_run_id(err))["pid"] == client  # recorded by the client itself
+    assert _run_count(project) == 1
+
+
+def test_ctrl_c_while_waiting_for_the_recorder_is_one_line(project: Project,
+                                                           silent_recorder: _socket.socket) -> None:
+    proc = project.cli("run", "--", sys.executable, "-c", "pass")
+    fd, _ = silent_recorder._accept()  # type: ignore[attr-defined]  # the client has sent its request
+    try:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        os.close(fd)
+    assert proc.returncode == 130
+    assert err == "interrupted\n"
+    assert _run_count(project) == 0

@@ -121,7 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and command == "run":  # a process of its own: a warm recorder may run it
         from workbench.cli import warm
 
-        warm_status = warm.run_warm(args_list)
+        try:
+            warm_status = warm.run_warm(args_list)
+        except KeyboardInterrupt:  # before the worker's go-ahead: nothing was started
+            sys.stderr.write("interrupted\n")
+            return 130
         if warm_status is not None:
             return warm_status
         try:

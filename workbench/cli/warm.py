@@ -40,8 +40,9 @@ ENV_IDLE = "WORKBENCH_WARM_IDLE"
 DEFAULT_IDLE = 600.0
 PROTOCOL = 1
 GO = b"g"
-"""What the client answers to the worker's pid: the worker starts only then, so a client that gave up
-waiting (and runs cold) can never also have a warm run started for it."""
+"""What the client answers to the worker's pid, with its stdin, stdout and stderr attached: the worker
+starts only then, so a client that gave up waiting (and runs cold) can never also have a warm run
+started for it, nor have lent its descriptors to a recorder that may never let them go."""
 REPLY_TIMEOUT = 5.0
 """Seconds to wait for the worker's pid (a stopped or swamped recorder) before running cold."""
 _HEADER = 4
@@ -171,6 +172,7 @@ def run_warm(argv: list[str]) -> int | None:
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock.settimeout(REPLY_TIMEOUT)  # a recorder stopped with a full backlog: run cold
     try:
         try:
             sock.connect(socket_name(facts))
@@ -183,9 +185,7 @@ def run_warm(argv: list[str]) -> int | None:
             request = {"facts": facts, "argv": argv, "argv0": sys.argv[0] if sys.argv else "workbench",
                        "path0": None if sys.flags.safe_path or not sys.path else sys.path[0], "cwd": cwd,
                        "env": dict(os.environ), "umask": umask, "stdio": stdio}
-            fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
-            sock.sendmsg([frame(request)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-            sock.settimeout(REPLY_TIMEOUT)
+            sock.sendall(frame(request))
             reply = read_message(sock)
             sock.settimeout(None)
         except (OSError, EOFError, ValueError):
@@ -226,8 +226,11 @@ def _follow(sock: object, pid: int) -> int:
     for name in _FORWARDED:
         signal.signal(getattr(signal, name), forward)
     signal.signal(signal.SIGTSTP, stop)
-    try:
-        sock.sendall(GO)  # type: ignore[attr-defined]
+    import _socket
+
+    fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
+    try:  # stdin, stdout and stderr go with the go-ahead: only to a worker that is there
+        sock.sendmsg([GO], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])  # type: ignore[attr-defined]
         reply = read_message(sock)
     except (OSError, EOFError, ValueError):
         reply = None

@@ -178,31 +178,17 @@ def _reply(conn: Any, message: object) -> None:
         pass
 
 
-def _receive(conn: Any) -> tuple[dict[str, Any], list[int]]:
-    """The request and the three descriptors that came with its first bytes."""
-    data, ancillary, _flags, _addr = conn.recvmsg(1 << 16, _socket.CMSG_SPACE(3 * 4))
-    fds: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % 4
-            fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True) for i in range(0, usable, 4)]
-    try:
-        if len(data) < 4:
-            data = warm._read_exactly(conn, 4, data)
-        size = int.from_bytes(data[:4], "big")
-        if size > warm._MAX_MESSAGE:
-            raise ValueError("request too large")
-        body = warm._read_exactly(conn, size + 4, data)[4:]
-        import marshal
+def _receive(conn: Any) -> dict[str, Any]:
+    """The request (it carries no descriptors: those come with the go-ahead, see :func:`_go_ahead`)."""
+    import marshal
 
-        request = marshal.loads(body)
-        if not isinstance(request, dict) or len(fds) != 3:
-            raise ValueError("malformed request")
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return request, fds
+    size = int.from_bytes(warm._read_exactly(conn, 4), "big")
+    if size > warm._MAX_MESSAGE:
+        raise ValueError("request too large")
+    request = marshal.loads(warm._read_exactly(conn, size))
+    if not isinstance(request, dict):
+        raise ValueError("malformed request")
+    return request
 
 
 def _handle(conn: Any, listener: Any, facts: dict[str, object],
@@ -211,29 +197,42 @@ def _handle(conn: Any, listener: Any, facts: dict[str, object],
     conn.settimeout(_ACCEPT_TIMEOUT)
     if warm.peer_uid(conn) != os.getuid():
         return None
-    request, fds = _receive(conn)
-    try:
-        if request.get("facts") != facts:
-            raise Refused("this recorder was started by a process with other facts")
-        if not _unchanged(stamps):
-            raise Refused("Workbench's source changed since this recorder started", stop=True)
-        if threads() != 1:
-            raise Refused("the recorder holds a thread: it cannot fork safely", stop=True)
-        pid = os.fork()
-        if pid == 0:  # the worker
-            status = 70
-            try:
-                listener.close()
-                status = _work(conn, request, fds)
-            finally:
-                os._exit(status)
-        return pid
-    finally:
-        for fd in fds:
-            os.close(fd)
+    request = _receive(conn)
+    if request.get("facts") != facts:
+        raise Refused("this recorder was started by a process with other facts")
+    if not _unchanged(stamps):
+        raise Refused("Workbench's source changed since this recorder started", stop=True)
+    if threads() != 1:
+        raise Refused("the recorder holds a thread: it cannot fork safely", stop=True)
+    pid = os.fork()
+    if pid == 0:  # the worker
+        status = 70
+        try:
+            listener.close()
+            status = _work(conn, request)
+        finally:
+            os._exit(status)
+    return pid
 
 
-def _work(conn: Any, request: dict[str, Any], fds: list[int]) -> int:
+def _go_ahead(conn: Any) -> list[int] | None:
+    """The client's go-ahead with its stdin, stdout and stderr; None when it gave up or died. The
+    descriptors travel only now: a client that never got a pid never lent them to anyone (a stopped
+    recorder would otherwise hold its pipes open, and whoever reads them would never see the end)."""
+    data, ancillary, _flags, _addr = conn.recvmsg(len(warm.GO), _socket.CMSG_SPACE(3 * 4))
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True) for i in range(0, usable, 4)]
+    if data == warm.GO and len(fds) == 3:
+        return fds
+    for fd in fds:
+        os.close(fd)
+    return None
+
+
+def _work(conn: Any, request: dict[str, Any]) -> int:
     """Become the caller's ``workbench run`` and return its exit status (never raises)."""
     os.setsid()
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGTSTP):
@@ -241,13 +240,14 @@ def _work(conn: Any, request: dict[str, Any], fds: list[int]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     conn.settimeout(None)
     conn.sendall(warm.frame({"pid": os.getpid()}))
-    if conn.recv(len(warm.GO)) != warm.GO:  # the client gave up (and runs cold) or died: do nothing
+    fds = _go_ahead(conn)
+    if fds is None:  # the client gave up (and runs cold) or died: do nothing
         return 70
     for target, fd in zip((0, 1, 2), fds, strict=True):
         os.dup2(fd, target)
     for fd in fds:
-        os.close(fd)
-    fds.clear()
+        if fd > 2:
+            os.close(fd)
     _take_stdio(request["stdio"])
     finished = threading.Event()
     try:
