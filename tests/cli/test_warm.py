@@ -432,3 +432,29 @@ def test_ctrl_c_while_waiting_for_the_recorder_is_one_line(project: Project,
     assert proc.returncode == 130
     assert err == "interrupted\n"
     assert _run_count(project) == 0
+
+
+def test_a_watcher_starts_the_recorder_so_the_first_run_is_warm(project: Project) -> None:
+    watcher = project.cli("watch")
+    try:
+        wait_until(project.listening, "the recorder started beside the watcher")
+        code, _, err, client = project.run("run", "--", sys.executable, "-c", "pass")
+        assert code == 0, err
+        assert project.run_row(_run_id(err))["pid"] != client  # the first run, already warm
+    finally:
+        watcher.terminate()
+        watcher.communicate(timeout=TIMEOUT)
+
+
+def test_a_second_recorder_for_the_same_facts_leaves_at_once(project: Project) -> None:
+    project.start_recorder()
+    first = project.recorders()
+    assert len(first) == 1
+    code = ("import sys; from workbench.cli import warm_server; status = warm_server.serve(60); "
+            "print(sorted(m for m in ('numpy', 'workbench.tracking.runner') if m in sys.modules)); "
+            "raise SystemExit(status)")
+    done = subprocess.run([sys.executable, "-P", "-c", code], cwd="/", env=project.env, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # it left before importing the run path
+    assert project.recorders() == first

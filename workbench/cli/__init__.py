@@ -133,7 +133,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if warm.absent:
                 warm.start_recorder()
+    if argv is None and _opens_a_session(command, args_list):
+        from workbench.cli import warm
+
+        warm.start_recorder()  # so the first `workbench run` from another pane is warm too
     return _main(args_list, command)
+
+
+def _opens_a_session(command: str | None, args: list[str]) -> bool:
+    """The TUI (``workbench``, ``workbench ui``) or a watcher (``workbench watch``): a long session in
+    the project, beside which the user runs ``workbench run``."""
+    if {"-h", "--help", "--version", "--status"} & set(args):
+        return False
+    return command in (None, "ui", "watch")
 
 
 def _main(args_list: list[str], command: str | None) -> int:

@@ -249,10 +249,11 @@ def _follow(sock: object, pid: int) -> int:
 
 def start_recorder() -> None:
     """Start a warm recorder in the background for the next ``workbench run`` (after a cold one that
-    found none). It runs with this interpreter's flags; one that finds its address taken exits."""
+    found none, or when the TUI or a watcher starts). It runs with this interpreter's flags; one that
+    finds its address taken exits before importing anything."""
     import subprocess
 
-    if not sys.executable:
+    if not sys.executable or not enabled(os.environ):
         return
     args = [sys.executable, *subprocess._args_from_interpreter_flags(), "-P", "-m",  # type: ignore[attr-defined]
             "workbench.cli.warm_server"]

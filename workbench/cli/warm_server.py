@@ -112,15 +112,15 @@ def _unchanged(stamps: dict[str, tuple[int, int]]) -> bool:
 
 
 def serve(idle: float) -> int:
-    preload()
     facts = warm.fingerprint()
     listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         listener.bind(warm.socket_name(facts))
-    except OSError:  # another recorder serves these facts
+    except OSError:  # another recorder serves these facts: leave before importing anything
         listener.close()
         return 0
     listener.listen(64)
+    preload()  # a client that connects meanwhile waits in the backlog (well within its 5 s)
     stamps = source_stamps()
     gc.collect()
     gc.freeze()  # workers then do not copy the recorder's objects by touching their GC headers
