@@ -119,6 +119,9 @@ async def test_refiltering_loaded_runs_inline_or_in_a_worker_agrees(demo_ws: Wor
     """A few runs are re-filtered on the UI thread (no worker), many in a worker; both show the same
     rows, and Enter on a filter already shown as it was typed does no work again."""
     monkeypatch.setattr(runs_screen, "INLINE_ROWS", inline_rows)
+    # no periodic poll (a worker of the same group) while this counts the re-filter's workers: under
+    # load, typing the filter can take longer than the poll's 3 s
+    monkeypatch.setattr(runs_screen.RunsScreen, "RELOAD_SECONDS", 3600.0)
     async with _runs_screen(demo_ws) as (pilot, screen, table):
         loads: list[str] = []
         real_load = screen.load
