@@ -2,12 +2,14 @@
 worker per run (see :mod:`workbench.cli.warm` for the client and what makes a warm run the same as
 a cold one).
 
-``python -P -m workbench.cli.warm_server`` (started by a cold ``workbench run``): imports the run
-path, binds the abstract socket named after its :func:`~workbench.cli.warm.fingerprint`, then serves
-one connection at a time. Each request is checked (the peer's user id, the facts, the source files'
-timestamps) before a single-threaded ``fork``; the worker takes the caller's stdio, cwd,
-environment, umask, argv and ``sys.path[0]``, resets the signals, sends its pid, waits for the
-client's go-ahead, and runs :func:`workbench.cli.main` as the cold process would. The recorder
+``python -P -m workbench.cli.warm_server`` (started by a cold ``workbench run``, the TUI or
+``workbench watch``): binds the abstract socket named after its
+:func:`~workbench.cli.warm.fingerprint` (or leaves at once if another recorder has it), imports the
+run path, then serves one connection at a time. Each request is checked (the peer's user id, the
+facts, the source files' timestamps) before a single-threaded ``fork``; the worker resets the
+signals, sends its pid, waits for the client's go-ahead (which brings the caller's stdin, stdout
+and stderr), takes the caller's cwd, environment, umask, argv and ``sys.path[0]``, and runs
+:func:`workbench.cli.main` as the cold process would. The recorder
 never opens a project, a database or a thread itself, so nothing but imported code crosses the
 fork.
 
