@@ -122,9 +122,9 @@ def read_message(sock: object) -> object:
     return marshal.loads(_read_exactly(sock, size))
 
 
-def _read_exactly(sock: object, size: int, start: bytes = b"") -> bytes:
-    parts = [start]
-    got = len(start)
+def _read_exactly(sock: object, size: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
     while got < size:
         chunk: bytes = sock.recv(min(size - got, 1 << 20))  # type: ignore[attr-defined]
         if not chunk:

@@ -182,12 +182,7 @@ def _reply(conn: Any, message: object) -> None:
 
 def _receive(conn: Any) -> dict[str, Any]:
     """The request (it carries no descriptors: those come with the go-ahead, see :func:`_go_ahead`)."""
-    import marshal
-
-    size = int.from_bytes(warm._read_exactly(conn, 4), "big")
-    if size > warm._MAX_MESSAGE:
-        raise ValueError("request too large")
-    request = marshal.loads(warm._read_exactly(conn, size))
+    request = warm.read_message(conn)
     if not isinstance(request, dict):
         raise ValueError("malformed request")
     return request
