@@ -34,7 +34,6 @@ import contextlib
 import inspect
 import logging
 import math
-import sys
 import threading
 import time
 import warnings
@@ -59,10 +58,6 @@ if TYPE_CHECKING:
     from workbench.versioning.watch.filter import EventFilter
 
 PRUNE_EVERY_SECONDS = 60.0
-WRITES_END_WITH_CLOSE = sys.platform.startswith("linux")
-"""inotify reports a write's close (``closed``): ``.workbenchignore`` is re-read then, not on the
-``modified`` events of a write still in progress (truncated to nothing, half written), which would
-load passing rules and reload again (elsewhere every ``modified`` is acted on)."""
 # watchdog logs its own hiccups; the core never prints, so they must not reach Python's last-resort
 # stderr handler (the CLI or TUI may configure logging to show them).
 logging.getLogger("watchdog").addHandler(logging.NullHandler())
@@ -107,6 +102,16 @@ class _OverflowHandler(logging.Handler):
 _overflow_handler = _OverflowHandler(level=logging.WARNING)
 
 
+def reports_closes(observer: object) -> bool:
+    """Whether ``observer`` reports a written file's close: watchdog's inotify observer (and ours,
+    :mod:`workbench.versioning.watch.inotify`, built on it) do; polling and other platforms do not."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except (ImportError, OSError):  # not Linux
+        return False
+    return isinstance(observer, InotifyObserver)
+
+
 def _install_overflow_handler() -> None:
     for name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify"):
         logger = logging.getLogger(name)
@@ -144,6 +149,11 @@ class Watcher:
         self._lock = WatchLock(self.project.paths.locks)
         self._tracker: PendingTracker | None = None
         self._observer: BaseObserver | None = None
+        self._writes_end_with_close = False
+        """The observer reports a write's close (inotify's ``closed``): ``.workbenchignore`` is re-read
+        then, not on the ``modified`` events of a write still in progress (truncated to nothing, half
+        written), which would load passing rules and reload again. Other observers (polling, other
+        platforms) report no close, so every ``modified`` is acted on."""
         self._filter: EventFilter | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -246,6 +256,7 @@ class Watcher:
             _overflow_listeners.discard(self)
             self._fall_back(f"cannot watch the folder ({exc.strerror or exc})")
             return
+        self._writes_end_with_close = reports_closes(observer)
         self._observer = observer
 
     def _skip_folder(self, path: bytes) -> bool:
@@ -297,7 +308,7 @@ class Watcher:
         if getattr(event, "dest_path", ""):
             ends.append(event.dest_path)
         if any(flt.relative(end) == ".workbenchignore" for end in ends):
-            if event.event_type == "modified" and WRITES_END_WITH_CLOSE:
+            if event.event_type == "modified" and self._writes_end_with_close:
                 return  # a write in progress (truncated, half written): acted on when it is closed
             if not flt.rules_changed():
                 return  # the rules already in force: a second event of one write, or a touch
