@@ -26,6 +26,7 @@ could, never printing a ratio against nothing. Data lives in a fresh temporary f
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -212,6 +213,16 @@ def main() -> int:
                   f"(target: at most 60 ms); cold, {cold * 1000:.1f} ms")
             for name in ("workbench --version", "workbench status (empty project)"):
                 print(f"  -> {label}{name}: {med[label + name] * 1000:.1f} ms (target: under 80 ms)")
+        # count back: every `workbench run` above (one to start each recorder, then a warm and a
+        # cold one per round and the warm-up) is recorded, succeeded, with its command
+        listed = subprocess.run(wb("runs", "--json", "--limit", "0"), cwd=empty, env={**CHILD_ENV, **here},
+                                capture_output=True, text=True, check=True)
+        runs = json.loads(listed.stdout)
+        expected = len(setups) * (1 + 2 * (args.rounds + 1))
+        succeeded = sum(1 for r in runs if r["status"] == "succeeded")
+        print(f"  runs recorded: {len(runs)} of {expected}, {succeeded} succeeded")
+        if len(runs) != expected or succeeded != expected:
+            raise SystemExit("runs went missing or failed: the timings above are not of recorded runs")
 
         # -- status on N files ----------------------------------------------------------------------
         src = work / "src"
