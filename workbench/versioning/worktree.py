@@ -36,7 +36,6 @@ from workbench.versioning.state import COARSE_MARGIN_NS, FINE_MARGIN_NS, NS, PAC
 from workbench.versioning.trees import DIR, FILE, LINK, Item, Trees, encode_tree, tree_hash
 
 if TYPE_CHECKING:
-
     from workbench.versioning.blobs import BlobStore
     from workbench.versioning.chunking import Ingested
 
