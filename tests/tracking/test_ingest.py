@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.core.workspace import Workspace
+from workbench.store.db import connect
 from workbench.tracking import events
 from workbench.tracking.ingest import Ingester
 from workbench.tracking.metrics import metric_series
@@ -160,3 +163,45 @@ def test_points_of_a_store_from_before_the_key_only_layout_survive(tmp_path: obj
     assert "0102_metric_points_by_key" in migrations.migrate(conn)
     series = metric_series(conn, "old", "loss")
     assert series.steps == [0, 1] and series.values[0] == 0.5 and math.isnan(series.values[1])
+
+
+def test_a_flush_that_fails_keeps_everything_for_the_next_one(ws: Workspace) -> None:
+    """The database is locked past the busy timeout while a flush writes: it raises, and every
+    point, param (an argparse parse replacing the command's flags), tag, file, log line, name and
+    dropped-event count it held is written by the next flush (they were lost before)."""
+    create_run(ws.db, "r1", name="", command=["x"])
+    ing = Ingester(ws.db, "r1", ws.root)
+    ing.add_param("max-depth", 2, "argv")
+    ing.flush()
+    ing.conn.execute("PRAGMA busy_timeout = 50")
+    ing.feed_line(events.encode({"e": "series", "k": "loss", "s": list(range(1000)),
+                                 "v": [float(i) for i in range(1000)], "t": [1.0] * 1000}))
+    ing.feed_line(events.encode({"e": "argparse", "v": {"max_depth": 2}, "given": ["max_depth"],
+                                 "flags": ["max-depth"]}))
+    ing.feed_line(events.encode({"e": "tag", "k": "team", "v": "vision"}))
+    ing.feed_line(events.encode({"e": "input", "path": str(ws.root / "data.csv"), "src": "api"}))
+    ing.feed_line(events.encode({"e": "name", "v": "first"}))
+    ing.feed_line(b"not an event")
+    ing.add_log("stdout", "epoch 1")
+    other = connect(ws.paths.db)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            ing.flush()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    ing.feed_line(events.encode({"e": "metric", "k": "loss", "v": -1.0, "s": 1000}))
+    ing.flush()
+    series = metric_series(ws.db, "r1", "loss")
+    assert series.steps == list(range(1001)) and series.values[-1] == -1.0
+    assert ws.db.execute("SELECT count FROM metric_keys WHERE key = 'loss'").fetchone()[0] == 1001
+    assert ing.points_written == 1001
+    run = load_runs(ws.db, ["r1"])[0]
+    assert run.params == {"max_depth": 2} and run.tags == {"team": "vision"}
+    assert run.metrics["loss"].min == -1.0 and run.metrics["loss"].last == -1.0
+    files = [tuple(f) for f in ws.db.execute("SELECT direction, path FROM run_files")]
+    assert files == [("input", "data.csv")]
+    assert "epoch 1" in _logs(ws)
+    row = ws.db.execute("SELECT name, dropped_events FROM runs WHERE id = 'r1'").fetchone()
+    assert tuple(row) == ("first", 1)
