@@ -32,12 +32,16 @@ def side_channel(events: Path) -> SideChannel:
 
 
 class Sampler:
-    """Samples GPU utilisation and memory into ``system/gpuN_*`` metrics while the job runs."""
+    """Samples GPU utilisation and memory into ``system/gpuN_*`` metrics while the job runs.
+
+    After :meth:`close` it adds nothing more: the run's last flush has every sample it will get.
+    """
 
     def __init__(self, ingester: Ingester, gpus: Any) -> None:
         self.ingester = ingester
         self.gpus = gpus
         self.stop = threading.Event()
+        self._adding = threading.Lock()
         self.step = 0
         self.thread = threading.Thread(target=self._loop, name="workbench-gpu-sampler", daemon=True)
         self.thread.start()
@@ -49,19 +53,32 @@ class Sampler:
                 samples = self.gpus.sample_gpus()
             except Exception:
                 return
-            for sample in samples:
-                index = sample.get("index", 0)
-                for field, key in (("utilisation", "utilisation"), ("memory_used", "memory_used")):
-                    if field in sample:
-                        self.ingester.add_points(
-                            f"system/gpu{index}_{key}", [self.step], [sample[field]], [now]
-                        )
+            with self._adding:
+                if self.stop.is_set():
+                    return
+                for sample in samples:
+                    index = sample.get("index", 0)
+                    for field, key in (("utilisation", "utilisation"), ("memory_used", "memory_used")):
+                        if field in sample:
+                            self.ingester.add_points(
+                                f"system/gpu{index}_{key}", [self.step], [sample[field]], [now]
+                            )
             self.step += 1
             self.stop.wait(GPU_SAMPLE_SECONDS)
 
+    def close(self) -> None:
+        """Stop sampling; returns once no sample can reach the ingester any more (a driver call
+        that hangs is left behind: its samples are dropped, never added)."""
+        with self._adding:
+            self.stop.set()
+
 
 class Flusher:
-    """Writes the ingester's buffer every quarter second even when the job is quiet."""
+    """Writes the ingester's buffer every quarter second even when the job is quiet.
+
+    A flush that fails keeps its rows buffered (:meth:`Ingester.flush`) and is tried again; the
+    run's final flush, after :meth:`close`, reports an error that persists.
+    """
 
     def __init__(self, ingester: Ingester) -> None:
         self.ingester = ingester
@@ -74,7 +91,13 @@ class Flusher:
             try:
                 self.ingester.maybe_flush()
             except Exception:
-                pass
+                pass  # still buffered: the next flush, or the run's last one, writes it
+
+    def close(self) -> None:
+        """Stop, and return only once no flush of this thread is running or can start: the caller
+        then has the ingester's connection to itself."""
+        self.stop.set()
+        self.thread.join()
 
 
 def follow(
@@ -114,9 +137,9 @@ def follow(
         exit_: JobExit = job.wait()
     finally:
         done.set()
-        flusher.stop.set()
+        flusher.close()
         if sampler is not None:
-            sampler.stop.set()
+            sampler.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         if interrupted.is_set():

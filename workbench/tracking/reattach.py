@@ -114,7 +114,7 @@ def follow(ws: VersionedProject, executors: ExecutorService, run_id: str) -> int
         try:
             consume(job, ingester, None, None, executor.workspace)
         finally:
-            flusher.stop.set()
+            flusher.close()
         exit_ = job.wait()
         ingester.flush()
         spec = LaunchSpec(job_id=run_id, command=[], project_root=ws.root, input_snapshot="",
