@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from workbench.store.db import ConnectionPool, atomic, connect
+from workbench.store.db import ConnectionPool, SharedConnectionError, atomic, connect
 from workbench.store.migrations import all_migrations, migrate
 
 
@@ -40,6 +40,41 @@ def test_nested_atomic_joins_outer(tmp_path: Path) -> None:
             conn.execute("INSERT INTO t VALUES (2)")
             raise ValueError
     assert [r[0] for r in conn.execute("SELECT x FROM t")] == [1]
+
+
+def test_atomic_never_joins_another_threads_transaction(tmp_path: Path) -> None:
+    """A connection shared between threads: a second thread's atomic() in the middle of the first
+    one's transaction raises instead of joining it (its rows would commit or roll back with the
+    other thread's), and the first transaction is untouched."""
+    conn = connect(tmp_path / "db.sqlite")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    inside, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with atomic(conn):
+                conn.execute("INSERT INTO t VALUES (1)")
+                inside.set()
+                assert release.wait(60)
+                conn.execute("INSERT INTO t VALUES (3)")
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inside.wait(60)
+    try:
+        with pytest.raises(SharedConnectionError, match="two threads"), atomic(conn):
+            conn.execute("INSERT INTO t VALUES (2)")
+    finally:
+        release.set()
+        thread.join()
+    assert not failures
+    assert [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x")] == [1, 3]
+    with atomic(conn):  # the connection is free again, for any thread
+        conn.execute("INSERT INTO t VALUES (4)")
+    assert not conn.in_transaction
 
 
 def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:

@@ -137,14 +137,30 @@ def _switch_to_wal(conn: sqlite3.Connection) -> None:
         delay = min(delay * 2, 0.1)
 
 
+class SharedConnectionError(RuntimeError):
+    """:func:`atomic` on a connection in the middle of another thread's transaction."""
+
+
+_TRANSACTION_OWNERS: dict[int, int] = {}
+"""id(connection) -> the thread that began its open transaction in :func:`atomic`."""
+
+
 @contextmanager
 def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception.
 
-    Nested use joins the outer transaction (a savepoint), so helpers can call it freely.
+    Nested use joins the outer transaction (a savepoint), so helpers can call it freely. Only the
+    thread that began the transaction may join it: a connection shared between threads must be
+    used by one of them at a time (another thread's work would commit or roll back with it), and a
+    thread that tries raises :class:`SharedConnectionError` rather than join.
     """
+    me = threading.get_ident()
     if conn.in_transaction:
-        name = f"sp_{threading.get_ident()}_{id(conn)}"
+        owner = _TRANSACTION_OWNERS.get(id(conn), me)
+        if owner != me:
+            raise SharedConnectionError("a database connection was used by two threads at once"
+                                        " (a bug in workbench: please report it)")
+        name = f"sp_{me}_{id(conn)}"
         conn.execute(f"SAVEPOINT {name}")
         try:
             yield conn
@@ -155,12 +171,22 @@ def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute(f"RELEASE {name}")
         return
     conn.execute("BEGIN IMMEDIATE")
+    _TRANSACTION_OWNERS[id(conn)] = me
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk, an I/O error)
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # a failed COMMIT leaves it open: never let the next one join it
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        _TRANSACTION_OWNERS.pop(id(conn), None)
 
 
 class ConnectionPool:
