@@ -54,3 +54,26 @@ def test_init_names_a_workbench_run_only_without_n(ws: Workspace) -> None:
     assert named.name == "given"
     lines = [x.text for x in ws.runs.log_lines(unnamed.id) if x.stream == "stdout"]
     assert lines.count("epoch 1 loss 0.5") == 1  # the runner stores the child's output once
+
+
+def test_the_api_flusher_after_finish_touches_nothing(ws: Workspace) -> None:
+    """The API's flusher thread may call the run's ingest just after ``finish`` closed its
+    connection: that call does nothing (it raised on the closed connection, or, a moment earlier,
+    wrote on the connection while ``finish`` was in a transaction of its own)."""
+    code = """
+        import workbench
+        from workbench.tracking import api
+        workbench.init(name="short")
+        workbench.log_metric("loss", 0.5, step=1)
+        owner = api._run._owner
+        workbench.finish()
+        with open(owner.events_path, "a") as late:  # a line that arrives after the end
+            late.write('{"e":"metric","k":"late","v":1.0}\\n')
+        owner.ingest()
+        print("ingest after finish: nothing done")
+    """
+    done = _python(ws.root, code)
+    assert done.returncode == 0, done.stderr
+    assert "nothing done" in done.stdout and "Error" not in done.stderr
+    (info,) = ws.runs.list()
+    assert info.status == "succeeded" and info.metrics["loss"].last == 0.5 and "late" not in info.metrics

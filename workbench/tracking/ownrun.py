@@ -83,6 +83,8 @@ class OwnRun:
         self.events_path = run_dir / "events.jsonl"
         self.events_path.touch()
         self._lock = threading.Lock()
+        """Held by each ingest and by :meth:`finish`: one thread at a time uses the connection."""
+        self._finished = False
         self._offset = 0
         self._error: tuple[str, str] | None = None
         self._run: Any = None
@@ -186,10 +188,21 @@ class OwnRun:
         """Ingest the complete lines written so far and the points handed over (called by the API's
         flusher thread)."""
         with self._lock:
-            self._offset = ingest_events_file(self.ingester, self.events_path, self._offset)
-            self.ingester.flush()
+            if not self._finished:
+                self._ingest()
+
+    def _ingest(self) -> None:
+        self._offset = ingest_events_file(self.ingester, self.events_path, self._offset)
+        self.ingester.flush()
 
     def finish(self, status: str | None) -> None:
+        """End the run. The API's flusher thread and the script's threads (through the ingester)
+        share the connection: it holds both locks for the whole of it, and ingests nothing after."""
+        with self._lock, self.ingester.lock:
+            self._finished = True
+            self._finish(status)
+
+    def _finish(self, status: str | None) -> None:
         from workbench.tracking.finalize import finalize_files, snapshot_or_none
 
         self._stop_hook()
@@ -197,7 +210,7 @@ class OwnRun:
         self._env_thread.join(10)
         if sys.excepthook == self._excepthook:
             sys.excepthook = self._previous_hook
-        self.ingest()
+        self._ingest()
         after = snapshot_or_none(self.ws, "run-after", f"after run {self.run_id}")
         finalize_files(self.ws, self.conn, self.run_id, root=self.root, before=self.before, after=after,
                        models=self.ingester.models, note=self.ingester.note)
