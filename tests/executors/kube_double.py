@@ -322,6 +322,8 @@ class Story:
     job_failure: str = "BackoffLimitExceeded"
     hold: threading.Event | None = None
     """If set, the pod keeps running until the event is set."""
+    condition_after: float | None = 0.0
+    """Seconds between the pod's end and the Job controller's condition (None: never written)."""
 
 
 class Controller:
@@ -448,7 +450,9 @@ class Controller:
             if deadline_first:
                 self.double.patch(f"{jobs}/status", {"status": {"conditions": [condition]}})
             self.double.patch(f"{pods}/{pod_name}/status", pod_status)
-            if not deadline_first:
+            if not deadline_first and story.condition_after is not None:
+                if story.condition_after and self.stop.wait(story.condition_after):
+                    return
                 self.double.patch(f"{jobs}/status", {"status": {"conditions": [condition]}})
         except urllib.error.HTTPError:
             pass  # deleted meanwhile (cancel)

@@ -19,6 +19,7 @@ import pytest
 from tests.executors.kube_double import Controller, KubeDouble, Story, status_doc
 from workbench.core.workspace import Workspace
 from workbench.errors import ExecutorError
+from workbench.executors import k8s_job
 from workbench.executors.base import LaunchSpec, SideChannel
 from workbench.executors.kubernetes import KubernetesExecutor
 
@@ -237,6 +238,37 @@ def test_failures_are_recorded_in_words(
     assert exit_.reason.startswith(words), exit_.reason
     executor.collect_outputs(_spec(ws, memory="1Gi"), job)
     assert _left_over(double) == []
+
+
+def test_the_jobs_reason_is_awaited_after_the_pod_fails(
+    ws: Workspace, double: KubeDouble, controller: Callable[[Story], Controller]
+) -> None:
+    """The pod fails first and the Job controller writes the Job's reason after it: the reason is
+    the Job's even when that comes a second late (a loaded machine: "exited with code 2" before)."""
+    controller(Story(exit_code=2, condition_after=1.0))
+    executor = _executor(ws)
+    job = executor.launch(_spec(ws))
+    list(job.lines())
+    exit_ = job.wait()
+    assert exit_.status == "failed"
+    assert exit_.reason == ("BackoffLimitExceeded: the pod failed and the Job allows no more retries;"
+                            " exited with code 2")
+    executor.collect_outputs(_spec(ws), job)
+
+
+def test_without_the_jobs_reason_the_pods_words_are_used(
+    ws: Workspace, double: KubeDouble, controller: Callable[[Story], Controller],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No Job controller writes a reason: once the wait for it is over, the pod's own words."""
+    monkeypatch.setattr(k8s_job, "JOB_REASON_GRACE", 0.5)
+    controller(Story(exit_code=3, condition_after=None))
+    executor = _executor(ws)
+    job = executor.launch(_spec(ws))
+    list(job.lines())
+    exit_ = job.wait()
+    assert (exit_.status, exit_.reason) == ("failed", "exited with code 3")
+    executor.collect_outputs(_spec(ws), job)
 
 
 def test_log_follow_resumes_after_drops_without_loss_or_duplicates(

@@ -23,6 +23,10 @@ from workbench.executors.k8s_logs import LogFollower
 from workbench.executors.k8s_status import job_condition, job_exit, pod_ended, pod_problem, pod_started
 from workbench.executors.streams import classify
 
+JOB_REASON_GRACE = 10.0
+"""Seconds to wait, once the pod has failed, for the Job controller to write the Job's Failed
+condition (its reason leads the run's reason); past that the pod's own words are used."""
+
 
 def api_paths(namespace: str) -> dict[str, str]:
     """The collection paths a run uses in its namespace (pods, volume claims, Jobs, its Secret)."""
@@ -156,6 +160,7 @@ class KubernetesJob:
             self._on_end(exit_)
 
     def wait(self) -> JobExit:
+        failed_at: float | None = None  # when the pod was first seen failed with the Job's reason unwritten
         while self._exit is None:
             if self._cancelled:
                 self._finish(JobExit(None, "cancelled", "cancelled: Job deleted with its pods"))
@@ -173,6 +178,13 @@ class KubernetesJob:
                 self._finish(JobExit(None, "lost", f"the Job {self.job_name} was deleted outside workbench"))
                 break
             ended = job_exit(job, pod, self._memory)
+            if ended is not None and ended.status == "failed" and job_condition(job or {}) is None:
+                # The pod fails first, then the Job controller writes why the Job failed: wait a
+                # little for that reason (the words a user knows from kubectl), not for ever.
+                failed_at = failed_at if failed_at is not None else time.monotonic()
+                if time.monotonic() - failed_at < JOB_REASON_GRACE:
+                    time.sleep(min(self._poll, 0.2))
+                    continue
             if ended is not None:
                 self._finish(ended)
                 break
