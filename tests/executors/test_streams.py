@@ -5,11 +5,21 @@ decoder rejects it as too long (counted as dropped) without the reader holding i
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from workbench.executors.streams import MAX_LINE, READ_LIMIT, LineSplitter, classify, tail_file
+from workbench.executors.base import Channel
+from workbench.executors.streams import (
+    MAX_LINE,
+    READ_LIMIT,
+    LineMerger,
+    LineSplitter,
+    StreamLost,
+    classify,
+    tail_file,
+)
 from workbench.tracking.events import MARKER_BYTES, MAX_LINE_BYTES, EventError, decode
 
 
@@ -96,3 +106,26 @@ def test_tail_file_delivers_long_event_lines_whole(tmp_path: Path) -> None:
     done = threading.Event()
     done.set()
     assert list(tail_file(path, done)) == [big, _event(1), b"partial"]
+
+
+def test_a_producer_that_dies_is_reported_after_the_other_lines() -> None:
+    """A reader thread that raises ends its stream; lines() still delivers every other line, then
+    raises StreamLost naming it, instead of ending as if everything had been read."""
+    merger = LineMerger()
+
+    def dies(emit: Callable[[Channel, bytes], None]) -> None:
+        emit("event", b"first")
+        raise OSError(5, "Input/output error")
+
+    def lives(emit: Callable[[Channel, bytes], None]) -> None:
+        for i in range(100):
+            emit("stdout", b"line %d" % i)
+
+    merger.add("side", dies)
+    merger.add("stdout", lives)
+    got: list[tuple[Channel, bytes]] = []
+    with pytest.raises(StreamLost, match="side: OSError") as caught:
+        for item in merger.lines():
+            got.append(item)
+    assert ("event", b"first") in got and len(got) == 101
+    assert [name for name, _ in caught.value.lost] == ["side"]

@@ -15,6 +15,7 @@ import pytest
 
 from workbench.core.workspace import Workspace
 from workbench.errors import ExecutorError
+from workbench.executors.base import Channel
 from workbench.tracking.events import encode
 from workbench.tracking.request import RunRequest
 
@@ -89,6 +90,35 @@ def test_binary_garbage_on_stdout(ws: Workspace) -> None:
     info = ws.runs.execute([PY, "-c", "import os; os.write(1, bytes(range(256)) * 50 + b'\\nacc=0.5\\n')"])
     assert info.status == "succeeded" and info.metrics["acc"].last == 0.5
     assert len(list(ws.runs.log_lines(info.id))) >= 2
+
+
+def test_a_reader_that_dies_leaves_the_job_running_and_the_loss_on_record(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread reading the job's stdout fails after 1,000 lines (a fault put into its line
+    handling): the job still runs to its end (the pipe is drained, never left full), and the run
+    says its stdout was not read to the end, with a dropped event, rather than look complete."""
+    from workbench.executors import local
+
+    calls = {"n": 0}
+    real = local.classify
+
+    def failing(channel: Channel, line: bytes, marker: bytes = b"") -> tuple[Channel, bytes]:
+        if channel == "stdout":
+            calls["n"] += 1
+            if calls["n"] > 1000:
+                raise RuntimeError("reader fault")
+        return real(channel, line, marker)
+
+    monkeypatch.setattr(local, "classify", failing)
+    code = "import sys\nfor i in range(200000): print(f'step {i} loss={i}')\nsys.exit(0)"
+    info = ws.runs.execute([PY, "-c", code])
+    full = ws.runs.get(info.id)
+    assert info.status == "succeeded" and info.exit_code == 0
+    assert full.dropped_events == 1
+    notes = [x.text for x in ws.runs.log_lines(info.id) if x.stream == "workbench"]
+    assert any("could not read the job's stdout to its end (RuntimeError: reader fault)" in n for n in notes)
+    assert info.metrics["loss"].count == 1000
 
 
 def test_stdout_metrics_can_be_switched_off(ws: Workspace) -> None:

@@ -80,15 +80,26 @@ class LocalJob:
         def produce(emit: Callable[[Channel, bytes], None]) -> None:
             splitter = LineSplitter(marker=marker)
             fd = stream.fileno()
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                for line in splitter.feed(chunk):
+            try:
+                while True:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break
+                    for line in splitter.feed(chunk):
+                        emit(*classify(channel, line, marker))
+                for line in splitter.flush():
                     emit(*classify(channel, line, marker))
-            for line in splitter.flush():
-                emit(*classify(channel, line, marker))
-            stream.close()
+            except Exception:
+                # Keep the pipe drained to its end, so the job never blocks on a full pipe; the
+                # merger reports the lines lost.
+                try:
+                    while os.read(fd, 1 << 16):
+                        pass
+                except OSError:
+                    pass
+                raise
+            finally:
+                stream.close()
 
         return produce
 

@@ -188,17 +188,27 @@ def tail_file(path: Path, finished: threading.Event, poll: float = 0.05,
 _END = object()
 
 
+class StreamLost(Exception):
+    """Raised by :meth:`LineMerger.lines` after the last line when a producer died on the way: the
+    lines it had not read yet are missing (the caller records that, never a complete record)."""
+
+    def __init__(self, lost: list[tuple[str, BaseException]]) -> None:
+        self.lost = lost
+        super().__init__("; ".join(f"{name}: {type(exc).__name__}: {exc}"[:300] for name, exc in lost))
+
+
 class LineMerger:
     """Several producer threads put lines; one consumer iterates them in arrival order.
 
-    ``lines()`` ends when every producer has finished. A producer that raises ends too: its error is
-    kept in :attr:`errors` rather than lost in a thread.
+    ``lines()`` ends when every producer has finished. A producer that raises ends too: after the
+    other producers' lines, ``lines()`` raises :class:`StreamLost` naming it, rather than end as if
+    everything had been read.
     """
 
     def __init__(self) -> None:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=10000)
         self._producers = 0
-        self.errors: list[BaseException] = []
+        self.errors: list[tuple[str, BaseException]] = []
 
     def add(self, name: str, produce: Callable[[Callable[[Channel, bytes], None]], None]) -> None:
         """Start ``produce(emit)`` in a daemon thread."""
@@ -208,7 +218,7 @@ class LineMerger:
             try:
                 produce(self.emit)
             except BaseException as exc:  # kept for the consumer
-                self.errors.append(exc)
+                self.errors.append((name, exc))
             finally:
                 self._queue.put(_END)
 
@@ -225,3 +235,5 @@ class LineMerger:
                 remaining -= 1
                 continue
             yield item  # type: ignore[misc]
+        if self.errors:
+            raise StreamLost(list(self.errors))

@@ -382,6 +382,13 @@ class Ingester:
             self._seq += 1
             self._logs.append((self.run_id, self._seq, stream, when or self.clock.now(), text))
 
+    def lost(self, message: str) -> None:
+        """Output or events the run could not read (a reader that died): counted with the dropped
+        event lines (``runs.dropped_events``) and said in the run's log, never suppressed."""
+        with self._lock:
+            self._dropped_unsaved += 1
+            self.add_log("workbench", message[:MAX_TEXT])
+
     def note(self, message: str) -> None:
         """A line of our own in the run's log (stream ``workbench``)."""
         self._notes += 1

@@ -153,7 +153,23 @@ def consume(
     job: Job, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
     workspace: str = "",
 ) -> None:
-    """Every line of the job into the ingester (and ``on_line``), until the job's lines end."""
+    """Every line of the job into the ingester (and ``on_line``), until the job's lines end. A
+    stream that could not be read to its end is recorded on the run as lost (a note and a dropped
+    event), so the record never reads as complete."""
+    from workbench.executors.streams import StreamLost
+
+    try:
+        _consume(job, ingester, parser, on_line, workspace)
+    except StreamLost as exc:
+        for name, error in exc.lost:
+            ingester.lost(f"could not read the job's {name} to its end ({type(error).__name__}: {error});"
+                          " what followed is missing from this run")
+
+
+def _consume(
+    job: Job, ingester: Ingester, parser: capture.StdoutMetricParser | None, on_line: LineCallback | None,
+    workspace: str,
+) -> None:
     for channel, line in job.lines():
         if channel == "event":
             ingester.feed_line(relativise(line, workspace) if workspace else line)
