@@ -77,3 +77,22 @@ def test_the_api_flusher_after_finish_touches_nothing(ws: Workspace) -> None:
     assert "nothing done" in done.stdout and "Error" not in done.stderr
     (info,) = ws.runs.list()
     assert info.status == "succeeded" and info.metrics["loss"].last == 0.5 and "late" not in info.metrics
+
+
+def test_a_thread_still_printing_when_the_script_ends_does_not_hang_it(ws: Workspace) -> None:
+    """The run is finished at exit while a daemon thread keeps printing (through the output
+    capture, into the run's log): finishing must not wait on that thread, nor it on finishing."""
+    code = """
+        import threading, workbench
+        workbench.init(name="chatty")
+        def chatter():
+            while True:
+                print("still here")
+        threading.Thread(target=chatter, daemon=True).start()
+        workbench.log_metric("loss", 0.25, step=1)
+    """
+    done = _python(ws.root, code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (info,) = ws.runs.list()
+    assert info.status == "succeeded" and info.metrics["loss"].last == 0.25
+    assert any(x.text == "still here" for x in ws.runs.log_lines(info.id))
