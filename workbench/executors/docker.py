@@ -138,7 +138,9 @@ class DockerJob:
                         for line in splitters[channel].feed(chunk):
                             emit(*classify(channel, line, self._marker))
         except Exception:
-            pass  # the container went away (cancelled): what arrived is kept
+            if not self._cancelled:  # lost mid-stream: the merger puts that on the run's record
+                raise
+            # cancelled: the container went away, what arrived is kept
         finally:
             for channel, splitter in splitters.items():
                 for line in splitter.flush():
