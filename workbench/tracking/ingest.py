@@ -40,8 +40,6 @@ MAX_NOTES = 20
 MAX_STEP = 2**62
 MAX_LOG_LINE = 64 * 1024
 FLUSH_ROWS = 100_000
-_BUFFERS = ("_points", "_summaries", "_logs", "_params", "_drop_argv", "_tags", "_files", "_env")
-"""The ingester's buffers a flush takes whole (and puts back if its transaction fails)."""
 FLUSH_SECONDS = 0.25
 
 
@@ -438,98 +436,74 @@ class Ingester:
     def flush(self, events_offset: int | None = None) -> int:
         """Write everything buffered in one transaction; returns the number of metric points.
 
-        If the transaction fails (the database locked past the busy timeout, a full disk), it
-        raises with everything still buffered: the next flush writes it, nothing is dropped.
+        The buffers are emptied only once the transaction has committed (the lock is held
+        throughout, so nothing arrives meanwhile): a flush that fails (the database locked past
+        the busy timeout, a full disk) raises with everything still buffered, for the next one.
         """
         with self._lock:
-            kept = self._take_buffers()
-            try:
-                return self._write(kept, events_offset)
-            except BaseException:
-                self._put_back(kept)
-                raise
+            self._last_flush = time.monotonic()
+            points, point_count, summaries = self._points, self._point_count, self._summaries
+            logs, params, dropped_argv = self._logs, self._params, self._drop_argv
+            tags, files, env = self._tags, self._files, self._env
+            dropped, name = self._dropped_unsaved, self._name
+            if not (points or logs or params or dropped_argv or tags or files or env or dropped or name
+                    or events_offset is not None):
+                return 0
+            run_id = self.run_id
+            with atomic(self.conn) as db:
+                if points:
+                    from workbench.tracking.point_writes import EXACT_RANGE_SQL, SUMMARY_SQL, insert_points
 
-    def _take_buffers(self) -> dict[str, Any]:
-        """Everything waiting, handed over to one flush (the caller holds the lock)."""
-        kept = {name: getattr(self, name) for name in _BUFFERS}
-        kept["_point_count"], self._point_count = self._point_count, 0
-        kept["_dropped_unsaved"], self._dropped_unsaved = self._dropped_unsaved, 0
-        kept["_name"], self._name = self._name, ""
-        for name in _BUFFERS:
-            setattr(self, name, type(kept[name])())
-        self._open.clear()
-        return kept
-
-    def _put_back(self, kept: dict[str, Any]) -> None:
-        """A failed flush's buffers, back in place (the caller holds the lock, so nothing arrived
-        meanwhile; the keys' open chunks stay closed, so later points start new ones)."""
-        for name in _BUFFERS:
-            setattr(self, name, kept[name])
-        self._point_count += kept["_point_count"]
-        self._dropped_unsaved += kept["_dropped_unsaved"]
-        self._name = self._name or kept["_name"]
-
-    def _write(self, kept: dict[str, Any], events_offset: int | None) -> int:
-        """One flush's transaction (the caller holds the lock)."""
-        point_count: int = kept["_point_count"]
-        points, summaries = kept["_points"], kept["_summaries"]
-        logs, params, dropped_argv = kept["_logs"], kept["_params"], kept["_drop_argv"]
-        tags, files, env = kept["_tags"], kept["_files"], kept["_env"]
-        dropped, name = kept["_dropped_unsaved"], kept["_name"]
-        self._last_flush = time.monotonic()
-        if not (points or logs or params or dropped_argv or tags or files or env or dropped or name
-                or events_offset is not None):
-            return 0
-        run_id = self.run_id
-        with atomic(self.conn) as db:
-            if points:
-                from workbench.tracking.point_writes import EXACT_RANGE_SQL, SUMMARY_SQL, insert_points
-
-                added = {key_id: insert_points(db, key_id, chunks) for key_id, chunks in points.items()}
-                db.executemany(SUMMARY_SQL, [
-                    (added[k][0], step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, k)
-                    for k, (step, value, when, lo, hi) in summaries.items()
-                ])
-                # A replaced point may have been the min or max: take them from the rebuilt rollups.
-                replaced = [(k, k, k) for k, (_, again) in added.items() if again]
-                db.executemany(EXACT_RANGE_SQL, replaced)
-            if logs:
-                db.executemany("INSERT OR REPLACE INTO run_logs VALUES (?, ?, ?, ?, ?)", logs)
-            if dropped_argv:
-                db.executemany("DELETE FROM run_params WHERE run_id = ? AND key = ? AND source = 'argv'",
-                               [(run_id, key) for key in sorted(dropped_argv)])
-            if params:
-                db.executemany(
-                    "INSERT OR REPLACE INTO run_params (run_id, key, value, source) VALUES (?, ?, ?, ?)",
-                    [(run_id, k, v, s) for k, (v, s) in params.items()],
-                )
-            if tags:
-                db.executemany(
-                    "INSERT OR REPLACE INTO run_tags (run_id, key, value) VALUES (?, ?, ?)",
-                    [(run_id, k, v) for k, v in tags.items()],
-                )
-            if files:
-                db.executemany(
-                    "INSERT OR IGNORE INTO run_files (run_id, direction, path, source)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(run_id, d, p, s) for (d, p), s in files.items()],
-                )
-            if env:
-                db.execute(
-                    "UPDATE runs SET environment = json_patch(environment, ?) WHERE id = ?",
-                    (json.dumps(env, default=str), run_id),
-                )
-            if events_offset is not None:
-                db.execute("UPDATE runs SET events_offset = ? WHERE id = ?", (events_offset, run_id))
-            if dropped:
-                db.execute("UPDATE runs SET dropped_events = dropped_events + ? WHERE id = ?",
-                           (dropped, run_id))
-            if name:  # a name given on the command line (run -n) wins
-                db.execute("UPDATE runs SET name = ? WHERE id = ? AND name = ''", (name, run_id))
-            if points or params or dropped_argv or tags:
-                refresh_summary(db, run_id)
-        self.points_written += point_count
-        return point_count
+                    added = {key_id: insert_points(db, key_id, chunks) for key_id, chunks in points.items()}
+                    db.executemany(SUMMARY_SQL, [
+                        (added[k][0], step, value, step, when, step, step, lo, lo, lo, hi, hi, hi, k)
+                        for k, (step, value, when, lo, hi) in summaries.items()
+                    ])
+                    # A replaced point may have been the min or max: take them from the rebuilt rollups.
+                    replaced = [(k, k, k) for k, (_, again) in added.items() if again]
+                    db.executemany(EXACT_RANGE_SQL, replaced)
+                if logs:
+                    db.executemany("INSERT OR REPLACE INTO run_logs VALUES (?, ?, ?, ?, ?)", logs)
+                if dropped_argv:
+                    db.executemany("DELETE FROM run_params WHERE run_id = ? AND key = ? AND source = 'argv'",
+                                   [(run_id, key) for key in sorted(dropped_argv)])
+                if params:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO run_params (run_id, key, value, source) VALUES (?, ?, ?, ?)",
+                        [(run_id, k, v, s) for k, (v, s) in params.items()],
+                    )
+                if tags:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO run_tags (run_id, key, value) VALUES (?, ?, ?)",
+                        [(run_id, k, v) for k, v in tags.items()],
+                    )
+                if files:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO run_files (run_id, direction, path, source)"
+                        " VALUES (?, ?, ?, ?)",
+                        [(run_id, d, p, s) for (d, p), s in files.items()],
+                    )
+                if env:
+                    db.execute(
+                        "UPDATE runs SET environment = json_patch(environment, ?) WHERE id = ?",
+                        (json.dumps(env, default=str), run_id),
+                    )
+                if events_offset is not None:
+                    db.execute("UPDATE runs SET events_offset = ? WHERE id = ?", (events_offset, run_id))
+                if dropped:
+                    db.execute("UPDATE runs SET dropped_events = dropped_events + ? WHERE id = ?",
+                               (dropped, run_id))
+                if name:  # a name given on the command line (run -n) wins
+                    db.execute("UPDATE runs SET name = ? WHERE id = ? AND name = ''", (name, run_id))
+                if points or params or dropped_argv or tags:
+                    refresh_summary(db, run_id)
+            self._points, self._point_count, self._summaries = {}, 0, {}
+            self._open.clear()
+            self._logs, self._params, self._drop_argv = [], {}, set()
+            self._tags, self._files, self._env = {}, {}, {}
+            self._dropped_unsaved, self._name = 0, ""
+            self.points_written += point_count
+            return point_count
 
 
 def ingest_events_file(ingester: Ingester, path: Path, offset: int) -> int:
