@@ -181,7 +181,8 @@ class KubernetesJob:
             if ended is not None and ended.status == "failed" and job_condition(job or {}) is None:
                 # The pod fails first, then the Job controller writes why the Job failed: wait a
                 # little for that reason (the words a user knows from kubectl), not for ever.
-                failed_at = failed_at if failed_at is not None else time.monotonic()
+                if failed_at is None:
+                    failed_at = time.monotonic()
                 if time.monotonic() - failed_at < JOB_REASON_GRACE:
                     time.sleep(min(self._poll, 0.2))
                     continue
