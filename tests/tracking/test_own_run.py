@@ -96,3 +96,28 @@ def test_a_thread_still_printing_when_the_script_ends_does_not_hang_it(ws: Works
     (info,) = ws.runs.list()
     assert info.status == "succeeded" and info.metrics["loss"].last == 0.25
     assert any(x.text == "still here" for x in ws.runs.log_lines(info.id))
+
+
+def test_a_tee_outlives_its_run_and_records_nothing_after_it() -> None:
+    """Another thread's ``print`` may still be inside the tee when the run puts the real stream
+    back (Python 3.11's ``print`` holds no reference of its own to ``sys.stdout``): the tee is never
+    freed, and passes text through without recording it once its run has ended."""
+    import gc
+    import io
+    import weakref
+
+    from workbench.tracking.ownrun import _Tee
+
+    real = io.StringIO()
+    recorded: list[tuple[str, str]] = []
+    tee = _Tee(real, "stdout", lambda stream, line: recorded.append((stream, line)))
+    tee.write("one\ntwo")
+    tee.close_record()
+    alive = weakref.ref(tee)
+    del tee
+    gc.collect()
+    still = alive()
+    assert still is not None, "a retired tee was freed while a print could still be using it"
+    still.write("after the end\n")
+    assert recorded == [("stdout", "one"), ("stdout", "two")]
+    assert real.getvalue() == "one\ntwoafter the end\n"

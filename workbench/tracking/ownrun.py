@@ -26,6 +26,16 @@ from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester, ingest_events_file
 from workbench.tracking.records import create_run, end_run
 
+_TEES_KEPT_ALIVE: list[_Tee] = []
+"""Every tee ever installed, for the life of the process. Another thread's ``print`` may still be
+inside a tee when the run ends and puts the real stream back (Python 3.11's ``print`` holds the
+stream it found in ``sys.stdout`` without a reference of its own): freeing the tee then would pull
+the object out from under that thread (seen as a RecursionError, then a segmentation fault)."""
+
+
+def _ignore_line(stream: str, line: str) -> None:
+    """What a retired tee does with a line: the run it belonged to has ended."""
+
 
 class _Tee(io.TextIOBase):
     """Writes through to the real stream and hands each complete line to the run's log (what
@@ -36,24 +46,28 @@ class _Tee(io.TextIOBase):
         self.stream, self.name, self.record = stream, name, record
         self._partial = ""
         self._lock = threading.Lock()
+        _TEES_KEPT_ALIVE.append(self)
 
     def write(self, text: str) -> int:
         written = self.stream.write(text)
         with self._lock:
             lines = (self._partial + text).split("\n")
             self._partial = lines.pop()
+            record = self.record
         for line in lines:
-            self.record(self.name, line.rstrip("\r"))
+            record(self.name, line.rstrip("\r"))
         return written
 
     def flush(self) -> None:
         self.stream.flush()
 
     def close_record(self) -> None:
+        """Record the unfinished line, and no line after it (the tee stays a plain pass-through)."""
         with self._lock:
             rest, self._partial = self._partial, ""
+            record, self.record = self.record, _ignore_line
         if rest:
-            self.record(self.name, rest)
+            record(self.name, rest)
 
     def isatty(self) -> bool:
         return self.stream.isatty()
@@ -66,6 +80,8 @@ class _Tee(io.TextIOBase):
         return self.stream.encoding
 
     def __getattr__(self, name: str) -> Any:  # buffer, errors, reconfigure ... of the real stream
+        if name == "stream":  # not set yet: never look it up through itself
+            raise AttributeError(name)
         return getattr(self.stream, name)
 
 
