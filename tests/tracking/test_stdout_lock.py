@@ -79,3 +79,30 @@ def test_events_start_a_line_of_their_own_when_the_printed_line_stays_open(tmp_p
     marked = [line for line in lines if line.startswith(MARKER_BYTES)]
     assert sum(_points(line) for line in marked) == 1000
     assert [line for line in lines if not line.startswith(MARKER_BYTES)] == [b"progress 50%", b" done"]
+
+
+def test_the_locked_stream_outlives_a_script_that_replaces_stdout() -> None:
+    """A script that puts its own ``sys.stdout`` in place must not free the locked stream under
+    another thread's ``print`` (Python 3.11's ``print`` holds no reference of its own to it)."""
+    import gc
+    import io
+    import weakref
+
+    from workbench.tracking import stdout_lock
+
+    real = io.StringIO()
+    saved, installed = sys.stdout, len(stdout_lock._INSTALLED)
+    try:
+        sys.stdout = real
+        stdout_lock.lock_stdout()
+        locked = weakref.ref(sys.stdout)
+        assert isinstance(locked(), stdout_lock.LockedStream)
+        sys.stdout = io.StringIO()  # the script's own stream
+        gc.collect()
+        still = locked()
+        assert still is not None, "the locked stream was freed while a print could still be using it"
+        still.write("still written\n")
+        assert real.getvalue() == "still written\n"
+    finally:
+        sys.stdout = saved
+        del stdout_lock._INSTALLED[installed:]

@@ -80,7 +80,7 @@ class _Tee(io.TextIOBase):
         return self.stream.encoding
 
     def __getattr__(self, name: str) -> Any:  # buffer, errors, reconfigure ... of the real stream
-        if name == "stream":  # not set yet: never look it up through itself
+        if name == "stream":  # missing (not set yet): never look it up through itself
             raise AttributeError(name)
         return getattr(self.stream, name)
 

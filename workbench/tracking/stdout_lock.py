@@ -69,10 +69,17 @@ class LockedStream:
         return getattr(self._stream, name)
 
 
+_INSTALLED: list[LockedStream] = []
+"""Every stream :func:`lock_stdout` installed, for the life of the process: a script that later
+replaces ``sys.stdout`` must not free it under another thread's ``print`` (Python 3.11's ``print``
+holds the stream it found without a reference of its own; see ``ownrun._TEES_KEPT_ALIVE``)."""
+
+
 def lock_stdout() -> None:
     """Route ``sys.stdout`` through the lock (once; a stream replaced later by the script is its own)."""
     if sys.stdout is not None and not isinstance(sys.stdout, LockedStream):
         sys.stdout = LockedStream(sys.stdout)
+        _INSTALLED.append(sys.stdout)
 
 
 def write_marked(data: bytes) -> None:
