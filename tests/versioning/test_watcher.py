@@ -290,7 +290,10 @@ def test_falls_back_to_polling_when_the_folder_cannot_be_watched(  # type: ignor
     assert watcher.mode == "polling"
     assert watcher.status().record is not None and watcher.status().record.mode == "polling"  # type: ignore[union-attr]
     (project_dir / "p.txt").write_text("polled\n")
-    snap = events.next("snapshot", where=lambda e: "p.txt" in _files(ws, e.snapshot_id or ""))
+    # A periodic rescan takes the folder as it is: one may land between write_text's create and
+    # its write and version p.txt empty. Wait for the rescan that holds the written bytes.
+    snap = events.next("snapshot", where=lambda e: "p.txt" in _files(ws, e.snapshot_id or "")
+                       and ws.versions.read_file(e.snapshot_id or "", "p.txt") == b"polled\n")
     assert ws.versions.read_file(snap.snapshot_id or "", "p.txt") == b"polled\n"
     assert sum(1 for e in events.seen if e.kind == "fallback") == 1
 
