@@ -88,9 +88,11 @@ def _check_burst(root: Path) -> str:
     return str(shown["id"])
 
 
-def test_a_million_points_in_one_burst_arrive_through_a_local_run(ws: Workspace) -> None:
+@pytest.mark.parametrize("buffer", ["compiled", "pure-python"])
+def test_a_million_points_in_one_burst_arrive_through_a_local_run(ws: Workspace, buffer: str) -> None:
     _write_script(ws.root)
-    done = run_workbench(ws.root, "run", "--", sys.executable, "burst.py", timeout=600)
+    env = {"WORKBENCH_PURE_PYTHON": "1"} if buffer == "pure-python" else {}
+    done = run_workbench(ws.root, "run", "--", sys.executable, "burst.py", timeout=600, env=env)
     assert done.returncode == 0, done.stderr
     run_id = _check_burst(ws.root)
     # The API kept every line it wrote within the bound (the one old-writer line aside).

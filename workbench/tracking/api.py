@@ -7,11 +7,15 @@ to a file under ``.workbench/runs/<id>/`` that a background thread ingests every
 is finished when the interpreter exits (or at :func:`finish`). Outside any project the calls do
 nothing but warn once.
 
-:func:`log_metric` only extends a list by one (step, value, time) tuple, without a lock (under a
-microsecond); a daemon thread turns the buffer into packed ``series`` lines five times a second
-(each within the wire format's line bound, so a burst of a million points of one key goes out as
-about 125 lines), and the rest is written at exit. No call ever waits on SQLite. Long param and tag
-values are cut to what the store keeps before they are sent.
+:func:`log_metric` only extends the key's buffer by one (step, value, time) tuple, without a lock
+(under a microsecond): a :class:`~workbench.tracking._pointbuf.PointBuffer` (C arrays, no Python
+object kept per point, taken by the drain as three byte strings) where the optional compiled
+module was built, else a flat Python list. A daemon thread turns the buffers into packed ``series``
+lines (each within the wire format's line bound, so a burst of a million points of one key goes out
+as about 125 lines) five times a second, and at once when a key holds a full line under ``workbench
+run`` (the runner then ingests a fast logger's points on another core while it logs); the rest is
+written at exit. No call ever waits on SQLite. Long param and tag values are cut to what the store
+keeps before they are sent.
 """
 
 from __future__ import annotations
@@ -39,8 +43,21 @@ from workbench.tracking.events import (
 )
 
 FLUSH_INTERVAL = 0.2
-"""Seconds between drains of the buffered points (also bounds the buffer's memory)."""
+"""The longest a buffered point waits for its drain."""
+BURST_CHECK = 0.05
+"""How often the flusher looks for a burst: a key holding a full ``series`` line's worth of points
+(:data:`BURST_POINTS`) is drained at once, so a fast logger's points stream to the runner while it
+logs rather than in fifths of a second (the runner ingests them meanwhile, on another core)."""
+BURST_POINTS = 8192
 _time = time.time
+
+try:  # the compiled buffer (setup.py builds it where a C compiler is found); else a flat list
+    from workbench.tracking._pointbuf import PointBuffer
+except ImportError:  # pragma: no cover - depends on the build
+    PointBuffer = None  # type: ignore[assignment,misc]
+_PURE = bool(os.environ.get("WORKBENCH_PURE_PYTHON"))
+_BUFFER: Any = PointBuffer if PointBuffer is not None and not _PURE else list
+"""The type of a key's new point buffer: ``PointBuffer`` or ``list`` (``WORKBENCH_PURE_PYTHON=1``)."""
 
 
 @dataclass
@@ -52,10 +69,13 @@ class ActiveRun:
     events_path: str
     own: bool
     """True when this process started the run itself (no ``workbench run`` around it)."""
-    series: dict[str, list[Any]] = field(default_factory=dict)
-    """Buffered points per key, flat: step, value, time, step, value, time ... Each point is added
-    by one ``list.extend`` of a 3-tuple, which is atomic under the GIL, so the hot path takes no
-    lock: the drain copies and deletes a whole number of points from the front."""
+    series: dict[str, Any] = field(default_factory=dict)
+    """Buffered points per key: a ``PointBuffer``, or a flat list (step, value, time, step, ...).
+    Each point is added by one ``extend`` of a 3-tuple, which is atomic under the GIL, so the hot
+    path takes no lock: the drain takes every point of a ``PointBuffer`` at once (one C call), or
+    copies and deletes a whole number of points from the front of a list."""
+    overflowed: list[str] = field(default_factory=list)
+    """Keys of points a ``PointBuffer`` refused (a step outside int64): one ``dropped`` event each."""
     steps: dict[str, int] = field(default_factory=dict)
     """The next automatic step of each key."""
     finished: bool = False
@@ -114,17 +134,30 @@ class ActiveRun:
         run hands them straight to its ingester instead (no trip through the file). The caller
         holds ``_write_lock`` (one drain at a time)."""
         out: list[bytes] = []
+        if self.overflowed:
+            refused = len(self.overflowed)
+            del self.overflowed[:refused]
+            out.extend(encode_bounded({"e": "dropped", "kind": "metric", "bytes": 0}) for _ in range(refused))
         for key, buffer in list(self.series.items()):  # one C call: safe beside a logging thread
-            count = len(buffer) // 3 * 3
-            if not count:
-                continue
-            taken = buffer[:count]  # each a single operation under the GIL; points are appended
-            del buffer[:count]      # at the end meanwhile, whole
-            steps, values, times = _arrays(key, taken)
-            if len(steps) < count // 3:  # counted on the run as a dropped event
-                out.append(encode_bounded({"e": "dropped", "kind": "metric", "bytes": 0}))
-            if not len(steps):
-                continue
+            if type(buffer) is not list:  # a PointBuffer: every point at once, already packed
+                if not len(buffer):
+                    continue
+                raw_steps, raw_values, raw_times = buffer.take()
+                steps, values, times = array("q"), array("d"), array("d")
+                steps.frombytes(raw_steps)
+                values.frombytes(raw_values)
+                times.frombytes(raw_times)
+            else:
+                count = len(buffer) // 3 * 3
+                if not count:
+                    continue
+                taken = buffer[:count]  # each a single operation under the GIL; points are appended
+                del buffer[:count]      # at the end meanwhile, whole
+                steps, values, times = _arrays(key, taken)
+                if len(steps) < count // 3:  # counted on the run as a dropped event
+                    out.append(encode_bounded({"e": "dropped", "kind": "metric", "bytes": 0}))
+                if not len(steps):
+                    continue
             if self._owner is not None:
                 self._owner.add_series(key, steps, values, times)
             else:
@@ -199,22 +232,35 @@ def _start_flusher() -> None:
         return
 
     def loop() -> None:
+        last = time.monotonic()
         while True:
-            time.sleep(FLUSH_INTERVAL)
+            time.sleep(BURST_CHECK)
             run = _run
-            if run is not None and not run.finished:
-                try:
-                    run.flush()
-                    if run._owner is not None:
-                        run._owner.ingest()
-                except Exception as exc:  # kept for the next flush; say so once
-                    global _flush_warned
-                    if not _flush_warned:
-                        _flush_warned = True
-                        sys.stderr.write(f"workbench: writing metric events failed, will retry: {exc!r}\n")
+            if run is None or run.finished:
+                continue
+            if time.monotonic() - last < FLUSH_INTERVAL and not _burst(run):
+                continue
+            last = time.monotonic()
+            try:
+                run.flush()
+                if run._owner is not None:
+                    run._owner.ingest()
+            except Exception as exc:  # kept for the next flush; say so once
+                global _flush_warned
+                if not _flush_warned:
+                    _flush_warned = True
+                    sys.stderr.write(f"workbench: writing metric events failed, will retry: {exc!r}\n")
 
     _flusher = threading.Thread(target=loop, name="workbench-flush", daemon=True)
     _flusher.start()
+
+
+def _burst(run: ActiveRun) -> bool:
+    """Whether some key holds a full line's worth of points (a list holds three items a point), in
+    a run whose points go to a runner (a script's own run ingests them in this process: no gain)."""
+    return run._owner is None and any(
+        len(buffer) >= (3 * BURST_POINTS if type(buffer) is list else BURST_POINTS)
+        for buffer in list(run.series.values()))
 
 
 def _after_fork() -> None:
@@ -253,9 +299,18 @@ def log_metric(key: str, value: float, step: int | None = None) -> None:
         step = int(step)
     buffer = run.series.get(key)
     if buffer is None:
-        buffer = run.series.setdefault(key, [])
-    buffer.extend((step, value, _time()))  # atomic: the drain never sees part of a point
+        buffer = run.series.setdefault(key, _BUFFER())
+    try:
+        buffer.extend((step, value, _time()))  # atomic: the drain never sees part of a point
+    except OverflowError:  # a PointBuffer's step outside int64 (a list's is dropped at the drain)
+        _refuse_point(run, key)
     run.steps[key] = step + 1
+
+
+def _refuse_point(run: ActiveRun, key: str) -> None:
+    run.overflowed.append(key)
+    warnings.warn(f"workbench: dropped 1 point(s) of metric {key!r} with a step outside 64-bit integers",
+                  stacklevel=3)
 
 
 def _arrays(key: str, flat: list[Any]) -> tuple[array[int], array[float], array[float]]:
