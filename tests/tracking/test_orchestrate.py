@@ -1,5 +1,6 @@
 """Following a job: the flusher and the GPU sampler are done with the run's ingester (and its
-connection) when follow() returns, so the caller's own transactions never meet theirs."""
+connection) when follow() returns, so the caller's own transactions never meet theirs; the metric
+path's imports are done beside a job that runs past ``WARM_AFTER``, never for one done sooner."""
 
 from __future__ import annotations
 
@@ -81,3 +82,28 @@ def test_sampler_adds_nothing_after_close(ws: Workspace, monkeypatch: pytest.Mon
     assert ingester.pending == 0
     rows = ws.db.execute("SELECT key, count FROM metric_keys WHERE run_id = 'r1' ORDER BY key").fetchall()
     assert [tuple(r) for r in rows] == [("system/gpu0_memory_used", 1), ("system/gpu0_utilisation", 1)]
+
+
+def test_the_metric_path_is_warmed_only_beside_a_job_still_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    warmed = threading.Event()
+    monkeypatch.setattr(orchestrate, "warm_points_path", warmed.set)
+    done = threading.Event()
+    done.set()  # the job ended before WARM_AFTER: nothing is imported for it
+    orchestrate._warm_when_long(done)
+    assert not warmed.is_set()
+    running = threading.Event()
+    thread = threading.Thread(target=orchestrate._warm_when_long, args=(running,))
+    thread.start()
+    thread.join(60)
+    assert warmed.is_set()
+
+
+def test_warming_the_metric_path_imports_what_the_first_points_need() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from workbench.tracking.ingest import warm_points_path; warm_points_path();"
+            " print(all(m in sys.modules for m in ('numpy', 'zstandard', 'workbench.tracking.rollups',"
+            " 'workbench.store.metric_chunks', 'workbench.tracking.point_writes')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "True", done.stderr

@@ -6,6 +6,7 @@ become the run's record: side-channel lines (channel ``"event"``) are the run's 
 to the job's workspace when it ran in a folder of its own (:mod:`workbench.tracking.confine`);
 stdout and stderr lines go to the run's log, and stdout is also scanned for metrics. A flusher
 writes the ingester's buffer every quarter second, and a sampler records GPU use on this machine.
+A job that runs past :data:`WARM_AFTER` gets the metric path's imports done beside it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from workbench.executors.base import Channel, Job, JobExit, SideChannel
 from workbench.tracking import capture
 from workbench.tracking.confine import relativise
 from workbench.tracking.events import ENV_EVENTS, MARKER_BYTES, STDOUT_TARGET
-from workbench.tracking.ingest import Ingester
+from workbench.tracking.ingest import Ingester, warm_points_path
 
 LineCallback = Callable[[Channel, bytes], None]
 GPU_SAMPLE_SECONDS = 5.0
+WARM_AFTER = 0.05
+"""A job still running after this many seconds may log metrics: what its first points need is then
+imported on a thread of its own, beside the job, rather than when its first points arrive. A job
+done sooner (``python -c pass``) never pays for it."""
 
 
 def side_channel(events: Path) -> SideChannel:
@@ -110,6 +115,7 @@ def follow(
     sampler = Sampler(ingester, gpus) if gpus is not None else None
     watcher: threading.Thread | None = None
     done = threading.Event()
+    threading.Thread(target=_warm_when_long, args=(done,), name="workbench-warm", daemon=True).start()
     if cancel_event is not None:
         def watch() -> None:
             while not done.is_set():
@@ -147,6 +153,11 @@ def follow(
     if interrupted.is_set() and exit_.status != "cancelled":
         exit_ = JobExit(exit_.exit_code, "cancelled", exit_.reason or "cancelled")
     return exit_
+
+
+def _warm_when_long(done: threading.Event) -> None:
+    if not done.wait(WARM_AFTER):
+        warm_points_path()
 
 
 def consume(
