@@ -117,6 +117,12 @@ def build_parser(only_module: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if argv is None and args_list[:1] == ["status"]:  # nothing changed since the last status: sealed
+        from workbench.versioning import seal
+
+        sealed = seal.main(args_list)
+        if sealed is not None:
+            return sealed
     command = _command_of(args_list)
     if argv is None and command == "run":  # a process of its own: a warm recorder may run it
         from workbench.cli import warm

@@ -181,8 +181,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(_remote_line(remote))
     short = report.head[:10] if report.head else None
     if not changes:
-        print(f"nothing changed since snapshot {short}" if short else
-              "no snapshot yet and nothing to version")
+        text = (f"nothing changed since snapshot {short}\n" if short
+                else "no snapshot yet and nothing to version\n")
+        sys.stdout.write(text)
+        if remote is None and short:  # the next `status` prints it again while nothing moves
+            report.seal(text)
         return 0
     from workbench.cli.common import console
 

@@ -102,11 +102,11 @@ class VersioningService:
         return self._rules().matcher()
 
     def _scan(self, store: BlobStore | None, *, force: frozenset[str] = frozenset(),
-              progress: Progress | None = None) -> WorkTree:
+              progress: Progress | None = None, dirs_out: list[Any] | None = None) -> WorkTree:
         index = self._index()
         threshold = self.project.config.store.chunk_threshold if store is not None else HASH_READ_LIMIT
         tree = scan(str(self.root), self._rules(), index, store,
-                    threshold=threshold, force=force, progress=progress)
+                    threshold=threshold, force=force, progress=progress, dirs_out=dirs_out)
         index.save()
         return tree
 
@@ -327,9 +327,10 @@ class VersioningService:
         return digest
 
     # -- comparing ------------------------------------------------------------------------------
-    def working_tree(self, progress: Progress | None = None) -> WorkTree:
-        """Scan the working folder into in-memory trees (nothing stored)."""
-        tree = self._scan(None, progress=progress)
+    def working_tree(self, progress: Progress | None = None, dirs_out: list[Any] | None = None) -> WorkTree:
+        """Scan the working folder into in-memory trees (nothing stored); ``dirs_out`` gets the
+        scanned folders (see :func:`~workbench.versioning.worktree.scan`)."""
+        tree = self._scan(None, progress=progress, dirs_out=dirs_out)
         self.reader.add(tree.trees)
         return tree
 

@@ -1,16 +1,20 @@
 """How ``workbench status`` is answered: from a live watcher's pending paths when it can vouch for
 them (only those paths are stat'ed over HEAD), else by scanning the whole folder; the report says
-which (``via``) and why the watcher's record was not used."""
+which (``via``) and why the watcher's record was not used. A scan that found nothing changed can be
+sealed (:meth:`StatusReport.seal`), so the next ``status`` answers from the seal while nothing moved
+(:mod:`workbench.versioning.seal`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from workbench.versioning.models import Change, SnapshotInfo
+from workbench.versioning.seal import Material
 from workbench.versioning.worktree import WorkTree
 
 if TYPE_CHECKING:
     from workbench.versioning.service import Progress, VersioningService
+    from workbench.versioning.worktree import _Dir
 
 
 class StatusReport:
@@ -19,7 +23,7 @@ class StatusReport:
     compared at their previous version, with the reason (unreadable, looks like a secret...), as in
     ``SnapshotInfo.skipped``."""
 
-    __slots__ = ("changes", "head", "skipped", "via", "why")
+    __slots__ = ("_sealable", "changes", "head", "skipped", "via", "why")
 
     def __init__(self, changes: list[Change], via: str, head: str | None, why: str,
                  skipped: list[tuple[str, str]] | None = None) -> None:
@@ -28,6 +32,16 @@ class StatusReport:
         self.head = head
         self.why = why
         self.skipped: list[tuple[str, str]] = skipped or []
+        self._sealable: tuple[Material, list[_Dir]] | None = None
+
+    def seal(self, text: str) -> bool:
+        """Write the status seal (:mod:`workbench.versioning.seal`) saying ``text`` (what ``status``
+        printed), when this was a full scan that found nothing changed and nothing skipped; whether
+        it was written."""
+        if self._sealable is None or self.changes or self.skipped:
+            return False
+        material, dirs = self._sealable
+        return material.write(dirs, text)
 
 
 def status_report(service: VersioningService, progress: Progress | None = None, *,
@@ -51,10 +65,15 @@ def status_report(service: VersioningService, progress: Progress | None = None, 
                 return StatusReport(diff_trees(service.reader, head.root_tree, work.root), "watcher",
                                     head.id, "", work.skipped)
             why = "the watcher's paths could not be applied to HEAD"
+    material = Material(str(service.root))  # before HEAD is read and the folder listed
     head = service.head()
-    work = service.working_tree(progress)
-    return StatusReport(diff_trees(service.reader, head.root_tree if head else None, work.root), "scan",
-                        head.id if head else None, why, work.skipped)
+    dirs: list[_Dir] = []
+    work = service.working_tree(progress, dirs)
+    report = StatusReport(diff_trees(service.reader, head.root_tree if head else None, work.root), "scan",
+                          head.id if head else None, why, work.skipped)
+    if head is not None and head.id == service._head_id():  # HEAD's file names it (not the fallback)
+        report._sealable = material, dirs
+    return report
 
 def _pending_tree(service: VersioningService, head: SnapshotInfo, pending: list[str]) -> WorkTree | None:
     """HEAD with only ``pending`` rescanned (nothing stored), or None: scan everything instead."""

@@ -51,10 +51,12 @@ thread instead of one per object); a scan with fewer keeps loose objects, as git
 class _Dir:
     """One scanned folder (a plain class: dataclasses cost start-up time that ``status`` must not pay)."""
 
-    __slots__ = ("clean", "files", "links", "raws", "rel", "subdirs")
+    __slots__ = ("clean", "files", "links", "raws", "rel", "stat", "subdirs")
 
     def __init__(self, rel: str) -> None:
         self.rel = rel
+        self.stat: tuple[int, int, int, int] | None = None
+        """(size, mtime_ns, ctime_ns, inode) of the folder, taken before it was listed (status seal)"""
         self.files: dict[str, list[object]] = {}
         """name -> [size, mtime_ns, ino, ctime_ns, mode, hash or None]"""
         self.links: dict[str, str] = {}
@@ -114,8 +116,11 @@ def walk(root: str, rules: IgnoreRules, skipped: list[tuple[str, str]], entries:
     while pending:
         rel = pending.pop()
         node = _Dir(rel)
+        folder = os.path.join(root, rel) if rel else root
         try:
-            it = os.scandir(os.path.join(root, rel) if rel else root)
+            st = os.lstat(folder)  # before the listing: any later change of its entries changes it
+            node.stat = st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+            it = os.scandir(folder)
         except (FileNotFoundError, NotADirectoryError):
             if rel:
                 continue
@@ -241,14 +246,18 @@ def _lazy_items(node: _Dir, sub: dict[str, tuple[str, int]]) -> list[Item]:
 
 def scan(root: str, rules: IgnoreRules, index: StatIndex, store: BlobStore | None, *,
          threshold: int, force: frozenset[str] = frozenset(), progress: Progress | None = None,
-         workers: int = 0, start: str = "", hold: frozenset[str] = frozenset()) -> WorkTree:
+         workers: int = 0, start: str = "", hold: frozenset[str] = frozenset(),
+         dirs_out: list[_Dir] | None = None) -> WorkTree:
     """Scan ``root`` (or only its folder ``start``: then ``result.root`` is that folder's tree and the
     stat index keeps entries outside it); with ``store``, everything the returned trees reference is
-    stored on return. ``hold``: paths left out (see :func:`walk`)."""
+    stored on return. ``hold``: paths left out (see :func:`walk`). ``dirs_out`` gets the scanned
+    folders (their files' stats, for a status seal)."""
     skipped: list[tuple[str, str]] = []
     todo: list[tuple[str, _Dir, str]] = []
     seen: list[str] = []
     dirs = walk(root, rules, skipped, index.entries, force, todo, seen, start=start, hold=hold)
+    if dirs_out is not None:
+        dirs_out.extend(dirs)
     by_rel = {d.rel: d for d in dirs}
     if not start:
         if len(seen) != len(index.entries):

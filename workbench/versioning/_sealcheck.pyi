@@ -1,0 +1,3 @@
+"""Type stub of the optional C module ``_sealcheck.c``: the stat loop of the status seal."""
+
+def unchanged(root: str, stats: bytes | memoryview, paths: bytes | memoryview, /) -> bool: ...
