@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
-
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
