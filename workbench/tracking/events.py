@@ -55,7 +55,11 @@ from __future__ import annotations
 import json
 import sys
 from array import array
-from base64 import b64decode, b64encode
+
+try:  # SIMD base64: ~13 GB/s, where the standard library decodes at 0.2-0.4 GB/s (the runner's
+    from pybase64 import b64decode, b64encode  # biggest cost per point before)
+except ImportError:  # a job's interpreter without it: the same functions, slower
+    from base64 import b64decode, b64encode  # type: ignore[assignment]
 from typing import Any
 
 MARKER = "@@workbench@@ "
