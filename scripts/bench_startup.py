@@ -18,8 +18,9 @@ median and the best are printed in milliseconds with the machine's load average:
   changed: ``workbench status --no-watcher`` vs ``git status --porcelain`` vs ``dvc status -q``
   (targets: at least 10x faster than dvc, within 3x of git). The first ``status`` after the
   snapshot scans the folder and seals it (docs/store.md, "The status seal"); the timed ones are
-  answered from the seal, as git answers from its index. The same command with seals turned off
-  (``WORKBENCH_STATUS_SEAL=0``, a full scan every time) is timed beside them.
+  answered from the seal, as git answers from its index. Beside them: the same command with the
+  seal's stat loop in Python instead of C (``WORKBENCH_PURE_PYTHON=1``), and with seals turned off
+  (``WORKBENCH_STATUS_SEAL=0``, a full scan every time).
 
 The peers are looked for beside this interpreter (``dvc`` in the same virtualenv) and on PATH. A
 peer that cannot be found is reported as missing and the script exits non-zero after printing what it
@@ -240,6 +241,8 @@ def main() -> int:
         time.sleep(1.1)  # past the racy-timestamp window, as a user's later command would be
         run(wb("status", "--no-watcher"), wbroot, here)
         trees["workbench status --no-watcher"] = (wb("status", "--no-watcher"), wbroot, here)
+        trees["workbench status --no-watcher (seal checked in Python)"] = (
+            wb("status", "--no-watcher"), wbroot, {**here, "WORKBENCH_PURE_PYTHON": "1"})
         trees["workbench status --no-watcher (no seal: a full scan)"] = (
             wb("status", "--no-watcher"), wbroot, {**here, "WORKBENCH_STATUS_SEAL": "0"})
         if base is not None:

@@ -22,8 +22,8 @@ CODECS = {"pybase64": (pybase64.b64encode, pybase64.b64decode),
 @pytest.mark.parametrize("writer", list(CODECS))
 @pytest.mark.parametrize("reader", list(CODECS))
 def test_series_lines_round_trip(monkeypatch: pytest.MonkeyPatch, writer: str, reader: str) -> None:
-    steps = array("q", [-(2**63), 0, 1, 2**62, 2**63 - 1] + list(range(10, 20_000)))
-    values = array("d", [math.inf, -0.0, math.nan, 1e-300, -1e300] + [i * 0.5 for i in range(10, 20_000)])
+    steps = array("q", [-(2**63), 0, 1, 2**62, 2**63 - 1, *range(10, 20_000)])
+    values = array("d", [math.inf, -0.0, math.nan, 1e-300, -1e300, *(i * 0.5 for i in range(10, 20_000))])
     times = array("d", [1.7e9 + i for i in range(len(steps))])
     monkeypatch.setattr(events, "b64encode", CODECS[writer][0])
     lines = series_lines("loss", steps, values, times)

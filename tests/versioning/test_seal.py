@@ -177,7 +177,8 @@ def test_an_entry_changed_within_the_racy_margin_is_not_sealed(tmp_path: Path) -
     assert not material.write([node], "nothing changed since snapshot x\n")
     assert not (tmp_path / ".workbench" / seal.SEAL_NAME).exists()
     later = seal.Material(str(tmp_path))
-    later.started_ns = max(st.st_mtime_ns, st.st_ctime_ns, folder.st_mtime_ns, folder.st_ctime_ns) + 2 * seal.NS
+    newest = max(st.st_mtime_ns, st.st_ctime_ns, folder.st_mtime_ns, folder.st_ctime_ns)
+    later.started_ns = newest + 2 * seal.NS
     assert later.write([node], "nothing changed since snapshot x\n")
 
 

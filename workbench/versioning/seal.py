@@ -7,9 +7,9 @@ file it compared; and the stat of what else the answer rests on (the HEAD file, 
 the database and its write-ahead log, whose header is kept too). The next ``status`` finds the
 project, reads the seal and lstat's every entry again (in C, :mod:`workbench.versioning._sealcheck`,
 where it was built; else the same loop here): if all are unchanged it prints the line again without
-importing the store. Any difference, a seal that cannot be read or one of another project or format,
-and ``status`` scans as it always did (and seals again when it is clean). ``WORKBENCH_STATUS_SEAL=0``
-turns seals off.
+importing the store. Any difference, a seal that cannot be read or one of another project, format or
+Workbench version, and ``status`` scans as it always did (and seals again when it is clean).
+``WORKBENCH_STATUS_SEAL=0`` turns seals off.
 
 Why this is sound: a folder's mtime and ctime change whenever an entry is added, removed or renamed
 in it, and a file's size, mtime, ctime or inode whenever its bytes or mode change (or it is
@@ -83,6 +83,13 @@ def _context(root: str) -> dict[str, Any]:
     }
 
 
+def _version() -> str:
+    """This Workbench's version: a seal another version wrote is not read (its line may differ)."""
+    from workbench import __version__
+
+    return __version__
+
+
 def _racy(stat: Stat | list[int] | None, before_ns: int) -> bool:
     if stat is None:
         return False
@@ -125,7 +132,7 @@ class Material:
                 paths.append(os.fsencode(f"{node.rel}/{name}" if node.rel else name))
         packed = array("q", (v - (1 << 64) if v >= 1 << 63 else v for v in stats))  # inodes are unsigned
         header = marshal.dumps({"root": self.root, "text": text, "count": len(paths),
-                                "context": self.context})
+                                "context": self.context, "version": _version()})
         body = b"".join((FORMAT, len(header).to_bytes(8, "little"), header, packed.tobytes(),
                          b"\0".join(paths), b"\0" if paths else b""))
         target = os.path.join(self.root, STORE, SEAL_NAME)
@@ -210,7 +217,7 @@ def answer() -> str | None:
         start = len(FORMAT) + 8
         end = start + int.from_bytes(data[len(FORMAT):start], "little")
         header = marshal.loads(data[start:end])
-        if header["root"] != root or _context(root) != header["context"]:
+        if header["root"] != root or header["version"] != _version() or _context(root) != header["context"]:
             return None
         view = memoryview(data)[end:]
         size = 32 * int(header["count"])
