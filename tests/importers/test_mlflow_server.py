@@ -35,31 +35,44 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
     with gzip.open(DATA / "mlflow.db.gz") as src, (root / "mlflow.db").open("wb") as dst:
         shutil.copyfileobj(src, dst)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=root, stdout=subprocess.DEVNULL, stderr=(root / "server.log").open("wb"),
-        env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True)
-    deadline = time.monotonic() + 180
+    for attempt in range(5):  # a port found free can be taken before the server binds it: another
+        with socket.socket() as probe:  # port then (the log says "address already in use")
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        log = root / f"server{attempt}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+             f"sqlite:///{root / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=root, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+            env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True)
+        if _wait_healthy(url, proc):
+            break
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=60)
+        if "address already in use" not in log.read_text():
+            pytest.fail("mlflow server did not start: " + log.read_text()[-2000:])
+    else:
+        pytest.fail("mlflow server found no free port in 5 tries")
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("mlflow server did not start: " + (root / "server.log").read_text()[-2000:])
-            time.sleep(0.2)
         yield url
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=60)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the server answers /health before it exits (or 180 s pass)."""
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    return proc.poll() is None  # our server, not one that took the port and died
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def test_server_runs_imported_through_the_rest_api(server: str, ws: Workspace, cli: Any) -> None:
