@@ -185,3 +185,23 @@ def test_an_entry_changed_within_the_racy_margin_is_not_sealed(tmp_path: Path) -
 def test_the_margins_are_the_stat_index_margins() -> None:
     assert (seal.NS, seal.FINE_MARGIN_NS, seal.COARSE_MARGIN_NS) == (
         state.NS, state.FINE_MARGIN_NS, state.COARSE_MARGIN_NS)
+
+
+def test_status_is_right_after_every_quick_edit(sealed: Path) -> None:
+    """Same-size rewrites (back to HEAD's bytes or not) each followed at once by ``status``: the
+    answer always matches the file's bytes, however close the edit came to the seal's scan."""
+    path = sealed / "data" / "raw" / "a.csv"
+    head = path.read_bytes()
+    other = head.replace(b"2", b"9")
+    assert len(other) == len(head) and other != head
+    for i in range(16):
+        content = other if i % 3 else head
+        path.write_bytes(content)
+        shown = _status(sealed)
+        if content == head:
+            assert shown.startswith("nothing changed since snapshot"), (i, shown)
+        else:
+            assert "modified" in shown and "a.csv" in shown, (i, shown)
+        if i % 4 == 3:  # now and then, let the folder settle so that a seal is written and then broken
+            _settled(sealed)
+            assert _status(sealed) == shown
