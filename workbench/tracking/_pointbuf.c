@@ -3,9 +3,10 @@
  * An optional speed-up of workbench/tracking/api.py (which falls back to a flat Python list when
  * this module was not compiled). ``extend((step, value, time))`` appends one point to three
  * growable C arrays (int64 steps, float64 values and times): no Python object is kept per point,
- * and ``take()`` hands every buffered point to the drain as three little-endian byte strings, then
- * empties the buffer (native byte order, as ``array.frombytes`` reads). Neither calls back into Python code nor releases the GIL, so each is atomic
- * beside other threads: a point is added whole or not at all, and the drain takes whole points.
+ * and ``take()`` hands every buffered point to the drain as three byte strings in native byte
+ * order (as ``array.frombytes`` reads them), then empties the buffer. Neither calls back into
+ * Python code nor releases the GIL, so each is atomic beside other threads: a point is added whole
+ * or not at all, and the drain takes whole points.
  * A step outside int64 raises OverflowError and adds nothing.
  */
 #define PY_SSIZE_T_CLEAN

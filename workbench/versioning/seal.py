@@ -156,14 +156,6 @@ def enabled() -> bool:
     return os.environ.get("WORKBENCH_STATUS_SEAL", "1") != "0"
 
 
-def discard(root: str) -> None:
-    """Remove the project's seal (nothing happens when there is none)."""
-    try:
-        os.unlink(os.path.join(root, STORE, SEAL_NAME))
-    except OSError:
-        pass
-
-
 def _project_root() -> str | None:
     """The folder holding ``.workbench/`` around the cwd, as :func:`workbench.paths.find_project_root`
     finds it (``WORKBENCH_PROJECT`` first), or None."""
