@@ -112,13 +112,15 @@ class _ThreadRecordingStore(BlobStore):
         return super().put_bytes(data, digest)
 
 
-def test_large_file_chunks_are_stored_in_parallel_in_file_order(tmp_path: Path) -> None:
+def test_large_file_chunks_are_stored_in_parallel_in_file_order(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The chunks of one large file are stored on the chunk pool's threads (every core), yet the
     manifest lists them exactly as a sequential cut would, and the file reads back byte for byte."""
     import pyfastcdc
 
     from workbench.versioning import chunking
 
+    monkeypatch.setattr(chunking, "BLOCK", 2 * 1024 * 1024)  # more blocks than buffers: reused ones
     store = _ThreadRecordingStore(tmp_path / "cache")
     store.ensure_dirs()
     big = tmp_path / "big.bin"
@@ -126,7 +128,7 @@ def test_large_file_chunks_are_stored_in_parallel_in_file_order(tmp_path: Path) 
     got = ingest(str(big), store, threshold=1024 * 1024)
     cut = pyfastcdc.FastCDC(chunking.AVG_CHUNK, min_size=chunking.MIN_CHUNK, max_size=chunking.MAX_CHUNK)
     expected = [(blake3.blake3(c.data).hexdigest(), c.length) for c in cut.cut_buf(data)]
-    assert len(expected) > chunking.IN_FLIGHT  # the bounded in-flight path is exercised
+    assert len(data) > 2 * chunking.BUFFERS * chunking.BLOCK
     assert store.chunks(got.hash) == expected
     assert store.read_bytes(got.hash) == data
     assert got.new_bytes == sum(store.size_on_disk(h) for h, _ in expected) + store.size_on_disk(got.hash)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import blake3
 
@@ -28,14 +28,18 @@ from workbench.versioning.secrets import sniff as sniff_head
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    import pyfastcdc
+
 AVG_CHUNK = 1024 * 1024
 MIN_CHUNK = 256 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
 SMALL_READ_LIMIT = 8 * 1024 * 1024
 CHUNK_WORKERS = max(2, os.cpu_count() or 1)
 """Threads storing the chunks of large files (hash, compress, write), shared by every large file."""
-IN_FLIGHT = 2 * CHUNK_WORKERS
-"""Chunks cut but not yet stored, per file (at most MAX_CHUNK bytes each, so memory stays bounded)."""
+BLOCK = 16 * 1024 * 1024
+"""Bytes of a large file read at once (into a buffer of BLOCK + MAX_CHUNK bytes)."""
+BUFFERS = 3
+"""Buffers a large file is read into in turn: one being cut while the others' chunks are stored."""
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -172,7 +176,7 @@ def _read_all(fd: int, size: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def chunker() -> object:
+def chunker() -> pyfastcdc.FastCDC:
     import pyfastcdc
 
     return pyfastcdc.FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
@@ -192,42 +196,87 @@ def _chunk_pool() -> ThreadPoolExecutor:
 
 def _store_chunked(fd: int, size: int, store: BlobStore, path: str) -> tuple[str, int]:
     """Cut the file into chunks here (one reader: the file is read once, in order, under the caller's
-    fstat check) and store each chunk in the chunk pool, a bounded number in flight. Every chunk is
-    stored before this returns, also when it raises, so nothing is still being written afterwards."""
-    from concurrent.futures import wait
+    fstat check) and store each chunk in the chunk pool straight from the block it was read into (no
+    copy); the whole file's hash is computed on a thread of its own, block by block, in order.
 
-    import pyfastcdc
+    The file is read in blocks of :data:`BLOCK` bytes into :data:`BUFFERS` buffers used in turn. A
+    chunk is cut only where at least :data:`MAX_CHUNK` bytes follow in the buffer (or the file
+    ends), so each cut is the one a cut over the whole file makes; the bytes after the last such cut
+    are copied to the front of the next buffer. A buffer is filled again only once every chunk cut
+    from it is stored and the whole-file hash has read it. Every chunk is stored before this
+    returns, also when it raises, so nothing is still being written afterwards."""
+    from concurrent.futures import ThreadPoolExecutor, wait
 
-    cdc = pyfastcdc.FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
+    cdc = chunker()
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    reader = _HashingReader(fd, hasher)
-    chunks: list[tuple[str, int]] = []
-    new_bytes = 0
     pool = _chunk_pool()
-    flight: deque[tuple[Future[tuple[str, int]], int]] = deque()
+    capacity = BLOCK + MAX_CHUNK
+    buffers = [memoryview(bytearray(capacity)) for _ in range(BUFFERS)]
+    reading: list[int] = [0] * BUFFERS
+    """Chunks of each buffer still in ``flight`` (the buffers bound what is in flight)."""
+    hashed: list[Future[object] | None] = [None] * BUFFERS
+    flight: deque[tuple[Future[tuple[str, int]], int, int]] = deque()
+    chunks: list[tuple[str, int]] = []
+    new_bytes = total = 0
+
+    def settle_oldest() -> None:
+        nonlocal new_bytes
+        fut, length, slot = flight.popleft()
+        reading[slot] -= 1
+        digest, written = fut.result()
+        new_bytes += written
+        chunks.append((digest, length))
+
+    whole = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wb-whole")
+    carry = memoryview(b"")
+    eof = False
+    block = 0
     try:
-        for chunk in cdc.cut_stream(reader):
-            # the chunk's view is only valid until the next chunk is cut: the worker gets a copy
-            flight.append((pool.submit(store.put_bytes, bytes(chunk.data)), chunk.length))
-            while len(flight) > IN_FLIGHT:
-                fut, length = flight.popleft()
-                digest, written = fut.result()
-                new_bytes += written
-                chunks.append((digest, length))
+        while not eof:
+            slot = block % BUFFERS
+            block += 1
+            while reading[slot]:
+                settle_oldest()
+            done = hashed[slot]
+            if done is not None:
+                done.result()
+            buf = buffers[slot]
+            filled = len(carry)
+            buf[:filled] = carry
+            fresh = filled
+            while filled < capacity:
+                got = os.readv(fd, [buf[filled:]])
+                if not got:
+                    eof = True
+                    break
+                filled += got
+            total += filled - fresh
+            if filled > fresh:
+                hashed[slot] = whole.submit(hasher.update, buf[fresh:filled])
+            cuts = iter(cdc.cut_buf(buf[:filled]))
+            start = 0
+            while start < filled and (eof or filled - start >= MAX_CHUNK):
+                chunk = next(cuts)
+                flight.append((pool.submit(store.put_bytes, chunk.data), chunk.length, slot))
+                reading[slot] += 1
+                start += chunk.length
+            carry = buf[start:filled]
         while flight:
-            fut, length = flight.popleft()
-            digest, written = fut.result()
-            new_bytes += written
-            chunks.append((digest, length))
+            settle_oldest()
+        for done in hashed:
+            if done is not None:
+                done.result()
     finally:
-        for fut, _ in flight:
+        for fut, _, _ in flight:
             fut.cancel()
-        wait([fut for fut, _ in flight])
-    if reader.total != size:
+        waited: list[Future[Any]] = [fut for fut, _, _ in flight]
+        wait(waited + [h for h in hashed if h is not None])
+        whole.shutdown(wait=True)
+    if total != size:
         raise UnstableFileError(path)
-    whole = hasher.hexdigest()
-    new_bytes += store.put_manifest(whole, chunks)
-    return whole, new_bytes
+    digest = hasher.hexdigest()
+    new_bytes += store.put_manifest(digest, chunks)
+    return digest, new_bytes
 
 
 def hash_path(path: str) -> str:
