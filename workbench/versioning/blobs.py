@@ -125,11 +125,22 @@ class BlobStore:
         if self._packing is not None:
             yield
             return
-        self._packing = _Packing(self.root / "packs")
+        self.begin_packing()
         try:
             yield
         finally:
-            packing, self._packing = self._packing, None
+            self.publish_packing()
+
+    def begin_packing(self) -> None:
+        """Start a packing block that :meth:`publish_packing` ends. A forked worker calls it first
+        thing: the parent's block it inherited is dropped (the parent publishes that one), never
+        finished twice."""
+        self._packing = _Packing(self.root / "packs")
+
+    def publish_packing(self) -> None:
+        """End the packing block: publish its packs (see :meth:`packing`)."""
+        packing, self._packing = self._packing, None
+        if packing is not None:
             for name, entries in packing.finish():
                 self.packed.add(name, entries)
 

@@ -38,6 +38,7 @@ from workbench.versioning.trees import DIR, FILE, LINK, Item, Trees, encode_tree
 if TYPE_CHECKING:
     from workbench.versioning.blobs import BlobStore
     from workbench.versioning.chunking import Ingested
+    from workbench.versioning.forked import ForkedIngest
 
 Progress = Callable[[int, int], None]
 RETRIES = 3
@@ -314,6 +315,9 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
     todo.sort(key=_size, reverse=True)
     total = sum(map(_size, todo))
     done = 0
+    by_workers = 0
+    """Bytes of the small files the forked workers read and published (while they run: reported)."""
+    shown = 0
     workers = workers or max(2, min(4, os.cpu_count() or 1))
 
     def one(rel: str) -> Ingested:
@@ -342,39 +346,95 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
                 out.append(exc)
         return out
 
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-    from workbench.versioning.chunking import UnstableFileError, ingest
+    from workbench.versioning.chunking import Ingested, UnstableFileError, ingest
 
     def settle(items: list[tuple[str, _Dir, str]], outcomes: list[Ingested | Exception]) -> None:
         nonlocal done
         for (rel, node, name), got in zip(items, outcomes, strict=True):
             done += _size((rel, node, name))
             _settle(got, rel, node, name, index, store, result)
-        if progress is not None:
-            progress(done, total)
+        report()
 
-    # Large files go to the threads (their chunks are hashed and compressed on every core); small
-    # files are read here, in batches, between settling the large ones: a thread per small file
-    # spent more on handing results over and on the GIL than on the file (2 threads took 13-14 s for
-    # 100,000 small files where this one takes 7.7).
+    def report() -> None:
+        nonlocal shown
+        if progress is not None:  # never backwards (a dead worker's files are counted again)
+            shown = max(shown, done + by_workers)
+            progress(shown, total)
+
+    def settle_large(block: bool) -> None:
+        finished = wait(pending, return_when=FIRST_COMPLETED)[0] if block else [
+            f for f in pending if f.done()]
+        for fut in finished:
+            settle(pending.pop(fut), fut.result())
+
+    # Large files go to the threads (their chunks are hashed and compressed on every core). Many
+    # small files go to forked workers, one per core (see :mod:`forked`: threads gained nothing on
+    # them, the GIL being held for half of each file's work); a few are read here, in batches,
+    # between settling the large ones (a thread per small file spent more on handing results over
+    # than on the file: 2 threads took 13-14 s for 100,000 small files where this one took 7.7).
+    def settle_forked(forked: ForkedIngest) -> list[tuple[str, _Dir, str]]:
+        """Settle the workers' results as they publish them; returns the files to read here."""
+        nonlocal by_workers
+        redo: list[tuple[str, _Dir, str]] = []
+        published = 0
+        while forked.running:
+            got = forked.poll(0.05 if pending else None)
+            ok = [(small[i], fields) for i, fields in got if fields is not None]
+            redo.extend(small[i] for i, fields in got if fields is None)
+            for item, fields in ok:
+                published += _size(item)
+                _settle(Ingested(*fields), *item, index, store, result)
+            by_workers = max(published, forked.progress())
+            settle_large(False)
+            report()
+        by_workers = published
+        redo.extend(small[i] for i in forked.leftovers())
+        forked.close()
+        return redo
+
     large = [t for t in todo if _size(t) >= threshold]
     small = todo[len(large):]  # todo is sorted largest first
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wb-hash") as pool:
-        pending = {pool.submit(batch, [item[0]]): [item] for item in large}
-        try:
-            for items in _batches(small):
-                settle(items, batch([item[0] for item in items]))
-                for fut in [f for f in pending if f.done()]:
-                    settle(pending.pop(fut), fut.result())
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    settle(pending.pop(fut), fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    forked = _fork_small(root, small, store, threshold, exempt)
+    pending: dict[Future[list[Ingested | Exception]], list[tuple[str, _Dir, str]]] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wb-hash") as pool:
+            try:
+                pending.update((pool.submit(batch, [item[0]]), [item]) for item in large)
+                if forked is not None:
+                    small = settle_forked(forked)
+                for items in _batches(small):
+                    settle(items, batch([item[0] for item in items]))
+                    settle_large(False)
+                while pending:
+                    settle_large(True)
+            except BaseException:
+                if forked is not None:
+                    forked.close()  # before waiting for the threads
+                for fut in pending:
+                    fut.cancel()
+                raise
+    finally:
+        if forked is not None:
+            forked.close()
+
+
+def _fork_small(root: str, small: list[tuple[str, _Dir, str]], store: BlobStore | None, threshold: int,
+                exempt: Callable[[str], bool] | None) -> ForkedIngest | None:
+    """Start workers for the small files when there are enough of them (see :mod:`forked`)."""
+    from workbench.versioning.forked import ForkedIngest, worker_count
+
+    count = worker_count(len(small))
+    if not count:
+        return None
+
+    def sniff_of(rel: str) -> str:
+        return "refuse" if exempt is None or not exempt(rel) else "keep"
+
+    forked = ForkedIngest(root, [item[0] for item in small], store, threshold, sniff_of, count)
+    forked.start()
+    return forked
 
 
 def _size(item: tuple[str, _Dir, str]) -> int:

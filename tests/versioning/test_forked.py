@@ -1,0 +1,235 @@
+"""Small files read by forked workers: the same snapshot as a serial scan, failures reported the
+same way, a dead worker's files read by the parent, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workbench.core.workspace import Workspace
+from workbench.versioning import chunking, forked
+from workbench.versioning.chunking import Ingested
+
+FILES = 600
+
+
+def _rel(i: int) -> str:
+    return f"data/d{i % 7}/e{i % 3}/f{i:04d}.bin"
+
+
+def _fill(root: Path, seed: int = 5) -> None:
+    """Files of 0-20 KiB, some identical, one that looks like a secret, folders several deep."""
+    rng = random.Random(seed)
+    for i in range(FILES):
+        path = root / _rel(i)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if i % 10 == 0:
+            body = b"the same bytes in many files\n" * 50
+        else:
+            body = rng.randbytes(rng.randint(0, 20 * 1024))
+        path.write_bytes(body)
+    (root / "data" / "notes.txt").write_text("-----BEGIN RSA PRIVATE KEY-----\nabc\n")
+
+
+def _children() -> list[int]:
+    """This process's live child processes (from /proc)."""
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[tuple[Workspace, Workspace]]:
+    made = []
+    for name in ("serial", "forked"):
+        root = tmp_path / name
+        root.mkdir()
+        _fill(root)
+        made.append(Workspace.init(root)[0])
+    yield made[0], made[1]
+    for ws in made:
+        ws.close()
+
+
+def _mishaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One file vanishes when read, one cannot be read, one is appended to while read."""
+    real = chunking.ingest
+    real_read = chunking._read_all
+
+    def mishap(path: str, *args: object, **kwargs: object) -> Ingested:
+        if path.endswith("f0003.bin") and os.path.exists(path):
+            os.unlink(path)
+        if path.endswith("f0004.bin"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def growing(fd: int, size: int) -> bytes:
+        data = real_read(fd, size)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("f0005.bin"):
+            with open(os.readlink(f"/proc/self/fd/{fd}"), "ab") as handle:
+                handle.write(b"x")
+        return data
+
+    monkeypatch.setattr(chunking, "ingest", mishap)
+    monkeypatch.setattr(chunking, "_read_all", growing)
+
+
+def _read_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files this process itself reads from now on (a worker's reads are not seen here)."""
+    here: list[str] = []
+    me = os.getpid()
+    real = chunking.ingest
+
+    def noting(path: str, *args: object, **kwargs: object) -> Ingested:
+        if os.getpid() == me:
+            here.append(os.path.basename(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chunking, "ingest", noting)
+    return here
+
+
+def test_forked_snapshot_is_the_serial_snapshot(two: tuple[Workspace, Workspace],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    serial, by_workers = two
+    _mishaps(monkeypatch)
+    here = _read_here(monkeypatch)
+    monkeypatch.setenv(forked.ENV, "0")
+    one = serial.versions.snapshot()
+    monkeypatch.setenv(forked.ENV, "3")
+    monkeypatch.setattr(forked, "PUBLISH_FILES", 50)  # several packs per worker
+    del here[:]
+    many = by_workers.versions.snapshot()
+    # the workers read everything; this process only what they could not store (to report it)
+    assert sorted(set(here)) == ["f0003.bin", "f0004.bin", "f0005.bin", "notes.txt"]
+    assert many.root_tree == one.root_tree
+    assert sorted(many.skipped) == sorted(one.skipped)
+    reasons = dict(many.skipped)
+    assert reasons[_rel(3)] == "vanished"
+    assert reasons[_rel(4)].startswith("unreadable (Permission denied)")
+    assert reasons[_rel(5)].startswith("changed while being read")
+    assert reasons["data/notes.txt"].startswith("looks like a secret")
+    assert many.files == one.files == FILES - 3
+    assert many.new_bytes >= one.new_bytes  # identical files in two workers are stored twice
+    monkeypatch.undo()
+    assert by_workers.versions.fsck().ok
+    for rel in map(_rel, (1, 70, 599)):
+        assert by_workers.versions.read_file(many.id, rel) == (by_workers.root / rel).read_bytes()
+    packs = os.listdir(by_workers.versions.store.root / "packs")
+    assert all(name[:-5] + ".idx" in packs for name in packs if name.endswith(".pack"))
+    assert len([n for n in packs if n.endswith(".idx")]) >= 3
+    # the two left out (unreadable, changing) are readable and still now: the rest is as recorded
+    assert {c.path: c.change for c in by_workers.versions.status()} == {_rel(4): "added", _rel(5): "added"}
+    assert _children() == []
+
+
+def test_a_worker_that_dies_leaves_its_files_to_the_parent(ws: Workspace,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _fill(ws.root)
+    parent = os.getpid()
+    real = chunking.ingest
+
+    def dies_midway(path: str, *args: object, **kwargs: object) -> Ingested:
+        if os.getpid() != parent and path.endswith("f0101.bin"):
+            os._exit(9)  # killed after publishing some files and writing others into its pack
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chunking, "ingest", dies_midway)
+    monkeypatch.setattr(forked, "PUBLISH_FILES", 20)
+    monkeypatch.setenv(forked.ENV, "2")
+    seen: list[tuple[int, int]] = []
+    info = ws.versions.snapshot(progress=lambda done, total: seen.append((done, total)))
+    monkeypatch.undo()
+    assert info.files == FILES
+    assert [p for p, _ in info.skipped] == ["data/notes.txt"]
+    for rel in map(_rel, (1, 99, 100, 101, 103, 598)):
+        assert ws.versions.read_file(info.id, rel) == (ws.root / rel).read_bytes()
+    assert ws.versions.fsck().ok
+    packs = ws.versions.store.root / "packs"
+
+    def cut_short() -> list[str]:
+        names = os.listdir(packs)
+        return [n for n in names if n.endswith(".pack") and f"{n[:-5]}.idx" not in names]
+
+    assert cut_short()  # the dead worker's last pack, never published
+    ws.versions.gc()
+    assert not cut_short()
+    assert ws.versions.fsck().ok
+    assert seen and seen[-1][0] == seen[-1][1]
+    assert _children() == []
+
+
+def test_workers_forked_from_a_thread_do_the_work(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher and the TUI snapshot from a thread that is not the main one: the forked workers
+    still read the files (the parent reads none of them)."""
+    import threading
+
+    _fill(ws.root)
+    here = _read_here(monkeypatch)
+    monkeypatch.setenv(forked.ENV, "2")
+    got = []
+    thread = threading.Thread(target=lambda: got.append(ws.versions.snapshot()))
+    thread.start()
+    thread.join()
+    assert got and got[0].files == FILES
+    assert here == ["notes.txt"]
+    assert _children() == []
+
+
+def test_progress_only_grows_and_ends_at_the_total(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fill(ws.root)
+    monkeypatch.setenv(forked.ENV, "2")
+    monkeypatch.setattr(forked, "PROGRESS_FILES", 16)
+    seen: list[tuple[int, int]] = []
+    ws.versions.snapshot(progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) > 3
+    dones = [d for d, _ in seen]
+    assert dones == sorted(dones)
+    assert dones[-1] == seen[-1][1] > 0
+
+
+def test_a_failing_parent_stops_its_workers(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent fails while the workers still read: they are stopped and reaped, none is left."""
+    _fill(ws.root)
+    from workbench.versioning import worktree
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the parent fails")
+
+    monkeypatch.setenv(forked.ENV, "2")
+    monkeypatch.setattr(worktree, "_settle", broken)
+    with pytest.raises(RuntimeError, match="the parent fails"):
+        ws.versions.snapshot()
+    assert _children() == []
+    monkeypatch.undo()
+    info = ws.versions.snapshot()
+    assert info.files == FILES
+    assert ws.versions.fsck().ok
+
+
+def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(forked.ENV, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert forked.worker_count(100) == 0  # a fork costs more than so few files
+    assert forked.worker_count(2 * forked.MIN_FILES_PER_WORKER) == 2
+    assert forked.worker_count(100_000) == 4
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert forked.worker_count(100_000) == 0  # one core: read in the process itself
+    monkeypatch.setenv(forked.ENV, "0")
+    assert forked.worker_count(100_000) == 0
+    monkeypatch.setenv(forked.ENV, "3")
+    assert forked.worker_count(2) == 2
+    monkeypatch.setenv(forked.ENV, "nonsense")
+    assert forked.worker_count(100_000) == 0

@@ -1,0 +1,240 @@
+"""Small files read, hashed and stored by forked worker processes: one per core.
+
+Why processes: per small file CPython holds the GIL for about half of the ~65 µs it takes (the
+``os`` calls, the stat checks, the bookkeeping), so threads reading small files gained nothing (10,000
+files of 1-64 KiB: 0.77-0.90 s on one thread, 0.77-0.94 s on two, 1.0-1.2 s on three), while forked
+processes scale with the cores (0.66 s in one, 0.33 s in two). Large files stay in the parent's
+threads, where BLAKE3 and zstd release the GIL for whole chunks.
+
+The protocol, built so that a worker can never make the parent record something that is not stored:
+
+- The parent forks ``W`` workers before it starts any thread of its own for the scan. Worker ``k``
+  takes the files ``k, k + W, k + 2W, ...`` (they come sorted by size, so each gets a fair share).
+- A worker reads each file with :func:`~workbench.versioning.chunking.ingest` once, without retries,
+  storing into pack files of its own. Every :data:`PUBLISH_FILES` files or :data:`PUBLISH_BYTES`
+  bytes it publishes those packs (their index files are renamed into place) and only then sends the
+  results for the files in them: the parent never puts into a tree an object it cannot find.
+- A result is the file's :class:`~workbench.versioning.chunking.Ingested` fields, or ``None`` for any
+  failure: the parent reads those files again itself, so a secret, a vanished or changing file, or a
+  full disk is reported exactly as a serial scan reports it.
+- A worker that dies (killed, out of memory) leaves the files it had not published to the parent,
+  which reads them itself; its unpublished pack is deleted by the next ``gc``.
+- A worker ends with ``os._exit``: it never returns into the parent's code, runs no ``atexit``
+  handler and flushes no inherited buffer.
+
+Frames on each worker's pipe: a 4-byte length, then a ``marshal``-ed tuple: ``("p", bytes)`` read so
+far (progress), ``("r", results)`` published, ``("e",)`` the end.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import selectors
+import signal
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from workbench.versioning.blobs import BlobStore
+
+MIN_FILES_PER_WORKER = 512
+"""Fewer files than this per worker are read in the parent: a fork costs more than they do."""
+MAX_WORKERS = 16
+PUBLISH_FILES = 8192
+PUBLISH_BYTES = 128 * 1024 * 1024
+PROGRESS_FILES = 256
+ENV = "WORKBENCH_INGEST_PROCESSES"
+"""Set to 0 to read every file in the process itself; to N to use N workers (even for few files)."""
+_LENGTH = struct.Struct("<I")
+
+Fields = tuple[Any, ...]
+"""An :class:`~workbench.versioning.chunking.Ingested`'s fields, in order."""
+
+
+def worker_count(files: int) -> int:
+    """How many workers should read ``files`` small files (0: read them in this process)."""
+    if sys.platform != "linux" or not hasattr(os, "fork"):
+        return 0
+    wanted = os.environ.get(ENV, "").strip()
+    if wanted:
+        forced = int(wanted) if wanted.isdigit() else 0
+        count = min(forced, MAX_WORKERS, files)
+    else:
+        count = min(len(os.sched_getaffinity(0)), MAX_WORKERS, files // MIN_FILES_PER_WORKER)
+    return count if count >= 2 or (wanted and count >= 1) else 0
+
+
+@dataclass
+class _Worker:
+    pid: int
+    fd: int
+    items: list[int]
+    """Indices (into the parent's list) of the files this worker reads, in its order."""
+    published: int = 0
+    """How many of ``items`` have results."""
+    progress: int = 0
+    """Bytes read, as last reported."""
+    buffer: bytearray = field(default_factory=bytearray)
+    ended: bool = False
+    """Sent its end frame (so every item has a result)."""
+
+
+class ForkedIngest:
+    """The workers reading one scan's small files; the parent polls them for published results."""
+
+    def __init__(self, root: str, rels: list[str], store: BlobStore | None, threshold: int,
+                 sniff_of: Callable[[str], str], workers: int) -> None:
+        self.root = root
+        self.rels = rels
+        self.store = store
+        self.threshold = threshold
+        self.sniff_of = sniff_of
+        self.count = workers
+        self.workers: list[_Worker] = []
+        self.selector = selectors.DefaultSelector()
+        self.closed = False
+
+    def start(self) -> None:
+        """Fork the workers (call it before this scan starts any thread)."""
+        for k in range(self.count):
+            items = list(range(k, len(self.rels), self.count))
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns
+                os.close(read_fd)
+                self._worker_main(write_fd, items)
+            os.close(write_fd)
+            worker = _Worker(pid, read_fd, items)
+            self.workers.append(worker)
+            self.selector.register(read_fd, selectors.EVENT_READ, worker)
+
+    @property
+    def running(self) -> bool:
+        return bool(self.selector.get_map())
+
+    def progress(self) -> int:
+        """Bytes the workers have read so far."""
+        return sum(w.progress for w in self.workers)
+
+    def poll(self, timeout: float | None) -> list[tuple[int, Fields | None]]:
+        """Results published since the last poll: (index into ``rels``, fields or None to redo)."""
+        out: list[tuple[int, Fields | None]] = []
+        for key, _events in self.selector.select(timeout):
+            worker: _Worker = key.data
+            try:
+                data = os.read(worker.fd, 1 << 20)
+            except InterruptedError:
+                continue
+            if not data:
+                self._finish(worker)
+                continue
+            worker.buffer += data
+            self._frames(worker, out)
+        return out
+
+    def _frames(self, worker: _Worker, out: list[tuple[int, Fields | None]]) -> None:
+        buf = worker.buffer
+        at = 0
+        while len(buf) - at >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buf, at)
+            if len(buf) - at - _LENGTH.size < length:
+                break
+            frame = marshal.loads(bytes(buf[at + _LENGTH.size: at + _LENGTH.size + length]))
+            at += _LENGTH.size + length
+            if frame[0] == "p":
+                worker.progress = frame[1]
+            elif frame[0] == "r":
+                for got in frame[1]:
+                    out.append((worker.items[worker.published], got))
+                    worker.published += 1
+            elif frame[0] == "e":
+                worker.ended = True
+        del buf[:at]
+
+    def _finish(self, worker: _Worker) -> None:
+        self.selector.unregister(worker.fd)
+        os.close(worker.fd)
+        worker.fd = -1
+        _reap(worker.pid)
+
+    def leftovers(self) -> list[int]:
+        """Files without a result (their worker died before publishing them): read them here."""
+        return [i for w in self.workers for i in w.items[w.published:]]
+
+    def close(self) -> None:
+        """Stop the workers still running (the parent is failing or interrupted) and reap them.
+        Closing again does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        for worker in self.workers:
+            if worker.fd >= 0:
+                try:
+                    os.kill(worker.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.selector.unregister(worker.fd)
+                os.close(worker.fd)
+                worker.fd = -1
+                _reap(worker.pid)
+        self.selector.close()
+
+    # -- the worker's side ----------------------------------------------------------------------
+    def _worker_main(self, fd: int, items: list[int]) -> NoReturn:
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the worker just stops
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._work(fd, items)
+            code = 0
+        except BaseException:  # nothing may escape a forked child
+            code = 1
+        finally:
+            os._exit(code)
+
+    def _work(self, fd: int, items: list[int]) -> None:
+        from workbench.versioning.chunking import ingest
+
+        store = self.store
+        results: list[Fields | None] = []
+        done = unpublished = 0
+        for n, i in enumerate(items):
+            if store is not None and not results:
+                store.begin_packing()  # the parent's block (inherited) is dropped, never finished here
+            rel = self.rels[i]
+            try:
+                got = ingest(os.path.join(self.root, rel), store, self.threshold, sniff=self.sniff_of(rel))
+            except Exception:  # the parent reads it again, reports what it finds
+                results.append(None)
+            else:
+                results.append((got.hash, got.size, got.mode, got.mtime_ns, got.ino, got.ctime_ns,
+                                got.started_ns, got.new_bytes, got.secret))
+                done += got.size
+                unpublished += got.size
+            if n == len(items) - 1 or len(results) >= PUBLISH_FILES or unpublished >= PUBLISH_BYTES:
+                if store is not None:
+                    store.publish_packing()
+                _send(fd, ("r", results))
+                results, unpublished = [], 0
+            elif n % PROGRESS_FILES == PROGRESS_FILES - 1:
+                _send(fd, ("p", done))
+        _send(fd, ("e",))
+        os.close(fd)
+
+
+def _send(fd: int, frame: tuple[Any, ...]) -> None:
+    data = marshal.dumps(frame)
+    view = memoryview(_LENGTH.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
