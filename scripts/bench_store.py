@@ -4,6 +4,8 @@
     python scripts/bench_store.py            # 10,000 files of 1-64 KiB + one 1 GiB file (~1.4 GB)
     python scripts/bench_store.py --small    # 2,000 files + 64 MiB, scaling 2k vs 20k (a minute)
     python scripts/bench_store.py --first-snapshot-only   # first snapshot vs the single-core limit
+    python scripts/bench_store.py --first-snapshot-only --baseline ../old --one-core
+                  # the same, with another checkout's code and pinned to one core in each round
 
 Prints: first snapshot (workbench snapshot / dvc add / git add), rescan with nothing changed
 (workbench status / dvc status / git status, each as a whole process, best of 5), the single-core
@@ -212,33 +214,43 @@ def first_snapshot_report(results: dict[str, float], ours: float, wb_store: int,
           f"({os.cpu_count()} here, shared: see the load average)")
 
 
-def first_snapshot_rounds(src: Path, wbroot: Path, total: int, rounds: int) -> None:
+def first_snapshot_rounds(src: Path, wbroot: Path, total: int, rounds: int, baseline: Path | None,
+                          one_core: bool) -> None:
     """Alternate the single-core limit and a first snapshot (a fresh store each round), so a swing in
     the machine's speed hits both; each round's ratio is against the faster of the limits measured
-    just before and just after it, the conservative reading."""
+    just before and just after it, the conservative reading. ``baseline``: also snapshot with that
+    checkout's code in each round; ``one_core``: also snapshot pinned to one core (``taskset``), to
+    show how the snapshot scales with cores."""
+    variants: list[tuple[str, list[str], dict[str, str]]] = [("workbench snapshot", [], {})]
+    if baseline is not None:
+        variants.append((f"baseline {baseline.name}", [], {"PYTHONPATH": str(baseline)}))
+    if one_core:
+        variants.append(("same, on one core", ["taskset", "-c", "0"], {}))
     limits = [limit_mb_s(src, 3)[0]]
-    rows: list[tuple[float, float, float, int]] = []
+    rows: list[tuple[str, float, float, float, int]] = []
     for _ in range(rounds):
-        clone(src, wbroot)
-        sh(wb("init"), wbroot)
-        os.sync()
-        cpu_before = cpu_children()
-        took = sh(wb("snapshot", "-m", "bench"), wbroot)
-        cores = (cpu_children() - cpu_before) / took
-        stored = du(wbroot / ".workbench" / "cache")
-        limits.append(limit_mb_s(src, 3)[0])
-        rows.append((took, cores, max(limits[-2:]), stored))
+        for label, prefix, env in variants:
+            clone(src, wbroot)
+            sh(wb("init"), wbroot)
+            os.sync()
+            cpu_before = cpu_children()
+            took = sh(prefix + wb("snapshot", "-m", "bench"), wbroot, env)
+            cores = (cpu_children() - cpu_before) / took
+            stored = du(wbroot / ".workbench" / "cache")
+            limits.append(limit_mb_s(src, 3)[0])
+            rows.append((label, took, cores, max(limits[-2:]), stored))
     print("\nfirst snapshot of new data, alternating with the single-core BLAKE3 + zstd-3 limit")
-    ratios = []
-    for i, (took, cores, limit, stored) in enumerate(rows, 1):
+    ratios: dict[str, list[float]] = {}
+    for i, (label, took, cores, limit, stored) in enumerate(rows):
         ours = total / took / 1e6
-        ratios.append(ours / limit)
-        print(f"  round {i}: workbench snapshot {took:6.3f} s {ours:5.0f} MB/s, {cores:.2f} cores, "
-              f"store "
-              f"{stored / 1e6:.0f} MB; limit (faster of before/after) {limit:4.0f} MB/s: {ours / limit:.2f}x")
+        ratios.setdefault(label, []).append(ours / limit)
+        print(f"  round {i // len(variants) + 1}: {label:<22} {took:6.3f} s {ours:5.0f} MB/s, "
+              f"{cores:.2f} cores, store {stored / 1e6:.0f} MB; limit (faster of before/after) "
+              f"{limit:4.0f} MB/s: {ours / limit:.2f}x")
     print(f"  limits measured: {', '.join(f'{x:.0f}' for x in limits)} MB/s")
-    print(f"  median ratio {statistics.median(ratios):.2f}x the single-core limit (target >= 1.5x), "
-          f"{os.cpu_count()} cores here, {load()}")
+    for label, got in ratios.items():
+        print(f"  {label}: median {statistics.median(got):.2f}x the single-core limit (target >= 1.5x)")
+    print(f"  {len(os.sched_getaffinity(0))} cores here, {load()}")
 
 
 def main() -> None:
@@ -254,6 +266,11 @@ def main() -> None:
                     help="only the first snapshot and the single-core limit, side by side (no dvc, git, "
                          "status, append or scaling)")
     ap.add_argument("--rounds", type=int, default=3, help="with --first-snapshot-only: rounds (default 3)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="with --first-snapshot-only: also snapshot with another checkout's code in each "
+                         "round (its folder goes first on PYTHONPATH)")
+    ap.add_argument("--one-core", action="store_true",
+                    help="with --first-snapshot-only: also snapshot pinned to one core (taskset -c 0)")
     ap.add_argument("--status-only", action="store_true",
                     help="only the nothing-changed rescan (workbench status with and without a watcher, "
                          "dvc status, git status) on the small files: no big file, append or scaling")
@@ -280,7 +297,7 @@ def main() -> None:
     # -- workbench --------------------------------------------------------------------------------
     wbroot = work / "wb"
     if args.first_snapshot_only:
-        first_snapshot_rounds(src, wbroot, total, args.rounds)
+        first_snapshot_rounds(src, wbroot, total, args.rounds, args.baseline, args.one_core)
         shutil.rmtree(work, ignore_errors=True)
         print(f"\ndone; {load()}")
         return
