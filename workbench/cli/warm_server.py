@@ -45,7 +45,7 @@ PRELOAD = (
     "workbench.executors.service", "workbench.host.gpus", "workbench.versioning.service",
     "workbench.versioning.worktree", "workbench.versioning.versioned", "workbench.versioning.blobs",
     "workbench.versioning.packs", "workbench.versioning.locks", "workbench.versioning.reports",
-    "workbench.versioning.chunking", "workbench.versioning.secrets",
+    "workbench.versioning.chunking", "workbench.versioning.secrets", "workbench.versioning.forked",
     "workbench.tracking._inject.sitecustomize", "sqlite3", "subprocess", "json", "tomllib",
 )
 """What a local ``workbench run`` imports before, while and after its child runs, numpy included

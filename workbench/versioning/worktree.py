@@ -423,6 +423,8 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
 def _fork_small(root: str, small: list[tuple[str, _Dir, str]], store: BlobStore | None, threshold: int,
                 exempt: Callable[[str], bool] | None) -> ForkedIngest | None:
     """Start workers for the small files when there are enough of them (see :mod:`forked`)."""
+    if not small:
+        return None
     from workbench.versioning.forked import ForkedIngest, worker_count
 
     count = worker_count(len(small))
