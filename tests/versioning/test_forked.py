@@ -233,3 +233,20 @@ def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
     assert forked.worker_count(2) == 2
     monkeypatch.setenv(forked.ENV, "nonsense")
     assert forked.worker_count(100_000) == 0
+
+
+def test_workers_of_a_small_scan_write_loose_objects_as_the_parent_would(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan of fewer files than packs are made for writes loose objects, in the workers too."""
+    for i in range(10):
+        (ws.root / f"f{i}.txt").write_text(f"file {i}\n" * (i + 1))
+    here = _read_here(monkeypatch)
+    monkeypatch.setenv(forked.ENV, "2")
+    info = ws.versions.snapshot()
+    assert here == [] and info.files == 10
+    store = ws.versions.store
+    packs = store.root / "packs"
+    assert not packs.exists() or not [n for n in os.listdir(packs) if n.endswith(".pack")]
+    assert all(store.path_of(store_hash).exists()
+               for store_hash in (ws.versions.hash_file(ws.root / f"f{i}.txt") for i in range(10)))
+    assert ws.versions.fsck().ok

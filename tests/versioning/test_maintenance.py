@@ -103,10 +103,14 @@ def _digest_tree(root: Path) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("changed", [25, 2 * PACK_FROM_FILES], ids=["loose", "packed"])
-def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: Path, changed: int) -> None:
+@pytest.mark.parametrize(("changed", "workers"),
+                         [(25, "0"), (2 * PACK_FROM_FILES, "0"), (2 * PACK_FROM_FILES, "2")],
+                         ids=["loose", "packed", "forked"])
+def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: Path, changed: int,
+                                                      workers: str) -> None:
     """Each round changes ``changed`` files: few enough to be stored as loose objects, or enough
-    for the snapshot to write packs (killed while writing or publishing them)."""
+    for the snapshot to write packs (killed while writing or publishing them); ``forked``: the files
+    are read by two forked workers, which outlive the killed snapshot for a moment."""
     rng = random.Random(7)
     root = ws.root
     for i in range(400):
@@ -126,7 +130,8 @@ def test_sigkill_during_snapshot_leaves_a_clean_store(ws: Workspace, tmp_path: P
             handle.write(rng.randbytes(300_000))
         expected = _digest_tree(root)
         proc = subprocess.Popen([sys.executable, "-m", "workbench", "snapshot", "--json"], cwd=root,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "WORKBENCH_INGEST_PROCESSES": workers})
         started = time.monotonic()
         # Kill somewhere inside the run (start-up included), sized to this machine's speed.
         time.sleep(rng.uniform(0.1, 1.0) * took)

@@ -131,6 +131,11 @@ class BlobStore:
         finally:
             self.publish_packing()
 
+    @property
+    def is_packing(self) -> bool:
+        """Within a :meth:`packing` block."""
+        return self._packing is not None
+
     def begin_packing(self) -> None:
         """Start a packing block that :meth:`publish_packing` ends. A forked worker calls it first
         thing: the parent's block it inherited is dropped (the parent publishes that one), never

@@ -11,9 +11,10 @@ The protocol, built so that a worker can never make the parent record something 
 - The parent forks ``W`` workers before it starts any thread of its own for the scan. Worker ``k``
   takes the files ``k, k + W, k + 2W, ...`` (they come sorted by size, so each gets a fair share).
 - A worker reads each file with :func:`~workbench.versioning.chunking.ingest` once, without retries,
-  storing into pack files of its own. Every :data:`PUBLISH_FILES` files or :data:`PUBLISH_BYTES`
-  bytes it publishes those packs (their index files are renamed into place) and only then sends the
-  results for the files in them: the parent never puts into a tree an object it cannot find.
+  storing into pack files of its own (or loose objects, when the parent's scan writes those). Every
+  :data:`PUBLISH_FILES` files or :data:`PUBLISH_BYTES` bytes it publishes those packs (their index
+  files are renamed into place) and only then sends the results for the files in them: the parent
+  never puts into a tree an object it cannot find.
 - A result is the file's :class:`~workbench.versioning.chunking.Ingested` fields, or ``None`` for any
   failure: the parent reads those files again itself, so a secret, a vanished or changing file, or a
   full disk is reported exactly as a serial scan reports it.
@@ -200,10 +201,11 @@ class ForkedIngest:
         from workbench.versioning.chunking import ingest
 
         store = self.store
+        packing = store is not None and store.is_packing  # else loose objects, as the parent writes
         results: list[Fields | None] = []
         done = unpublished = 0
         for n, i in enumerate(items):
-            if store is not None and not results:
+            if store is not None and packing and not results:
                 store.begin_packing()  # the parent's block (inherited) is dropped, never finished here
             rel = self.rels[i]
             try:
@@ -216,7 +218,7 @@ class ForkedIngest:
                 done += got.size
                 unpublished += got.size
             if n == len(items) - 1 or len(results) >= PUBLISH_FILES or unpublished >= PUBLISH_BYTES:
-                if store is not None:
+                if store is not None and packing:
                     store.publish_packing()
                 _send(fd, ("r", results))
                 results, unpublished = [], 0
