@@ -214,16 +214,16 @@ def test_a_failed_write_never_publishes_a_wrong_offset(tmp_path: Path,
     store = BlobStore(tmp_path / "cache")
     store.ensure_dirs()
     datas = [os.urandom(200 + i) for i in range(6)]
-    real_write, calls = os.write, [0]
+    real_writev, calls = os.writev, [0]
 
-    def flaky(fd: int, data: bytes) -> int:
+    def flaky(fd: int, parts: list[bytes]) -> int:
         calls[0] += 1
-        if calls[0] == 8:  # part-way through the third object: the disk is full
-            real_write(fd, bytes(data)[:5])
+        if calls[0] == 4:  # the pack's magic, two objects, then part-way through the third: disk full
+            os.write(fd, b"".join(parts)[:5])
             raise OSError(28, "No space left on device")
-        return real_write(fd, data)
+        return real_writev(fd, parts)
 
-    monkeypatch.setattr(packs_module.os, "write", flaky)
+    monkeypatch.setattr(packs_module.os, "writev", flaky)
     stored = []
     with store.packing():
         for data in datas:
@@ -231,8 +231,29 @@ def test_a_failed_write_never_publishes_a_wrong_offset(tmp_path: Path,
                 stored.append(store.put_bytes(data)[0])
             except Exception as exc:
                 assert "space" in str(exc).lower() or "disk" in str(exc).lower(), exc
-    monkeypatch.setattr(packs_module.os, "write", real_write)
+    monkeypatch.setattr(packs_module.os, "writev", real_writev)
+    assert calls[0] > 4
     assert len(stored) == len(datas) - 1
     fresh = BlobStore(tmp_path / "cache")
     for digest in stored:  # each one published reads back whole and verified
         assert fresh.read_bytes(digest) == datas[[blake3.blake3(d).hexdigest() for d in datas].index(digest)]
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writev that writes only part of a record (as a signal or a pipe-like file system may make
+    it) is completed: every object reads back whole."""
+    store = BlobStore(tmp_path / "cache")
+    store.ensure_dirs()
+    datas = [os.urandom(3000 + i) for i in range(5)]
+    real_writev = os.writev
+
+    def half(fd: int, parts: list[bytes]) -> int:
+        joined = b"".join(parts)
+        return real_writev(fd, [joined[: max(1, len(joined) // 2)]])
+
+    monkeypatch.setattr(packs_module.os, "writev", half)
+    with store.packing():
+        stored = [store.put_bytes(data)[0] for data in datas]
+    monkeypatch.undo()
+    fresh = BlobStore(tmp_path / "cache")
+    assert [fresh.read_bytes(digest) for digest in stored] == datas

@@ -165,14 +165,19 @@ def _sniffed(data: bytes, mode: str) -> str | None:
 
 
 def _read_all(fd: int, size: int) -> bytes:
+    """The file's bytes: ``size`` (its fstat size) of them, or another count if it changed. Asks
+    for one byte more, to notice a file that grew; once exactly ``size`` bytes are read it does not
+    read again to see the end (the fstat after the read notices a file that grew meanwhile)."""
     parts: list[bytes] = []
-    remaining = size + 1  # one more byte to notice a file that grew
+    remaining = size + 1
     while remaining > 0:
         piece = os.read(fd, remaining)
         if not piece:
             break
         parts.append(piece)
         remaining -= len(piece)
+        if remaining == 1:
+            break
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 

@@ -112,11 +112,14 @@ class PackWriter:
         self._write([PACK_MAGIC])
 
     def _write(self, parts: list[bytes | memoryview]) -> None:
-        for part in parts:
-            view = memoryview(part)
-            while view:
-                view = view[os.write(self.fd, view):]
-            self.offset += len(part)
+        """Append ``parts`` with one ``writev`` (another for whatever a short write left)."""
+        want = sum(len(p) for p in parts)
+        done = os.writev(self.fd, parts)
+        if done < want:
+            rest = memoryview(b"".join(parts))[done:]
+            while rest:
+                rest = rest[os.write(self.fd, rest):]
+        self.offset += want
 
     def add(self, digest: str, parts: list[bytes | memoryview]) -> None:
         if self.broken:
