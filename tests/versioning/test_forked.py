@@ -188,6 +188,29 @@ def test_workers_forked_from_a_thread_do_the_work(ws: Workspace, monkeypatch: py
     assert _children() == []
 
 
+def test_a_refused_fork_leaves_the_files_to_the_parent(ws: Workspace,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second fork fails (a process limit): the first worker reads its share, the parent the rest."""
+    _fill(ws.root)
+    here = _read_here(monkeypatch)
+    real_fork, forks = os.fork, [0]
+
+    def fork_once() -> int:
+        forks[0] += 1
+        if forks[0] > 1:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real_fork()
+
+    monkeypatch.setattr(forked.os, "fork", fork_once)
+    monkeypatch.setenv(forked.ENV, "2")
+    info = ws.versions.snapshot()
+    assert forks[0] == 2
+    assert info.files == FILES
+    assert 250 < len(here) < 350  # half of the files, read here
+    assert ws.versions.fsck().ok
+    assert _children() == []
+
+
 def test_progress_only_grows_and_ends_at_the_total(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     _fill(ws.root)
     monkeypatch.setenv(forked.ENV, "2")

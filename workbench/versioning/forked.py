@@ -114,11 +114,22 @@ class ForkedIngest:
         self.closed = False
 
     def start(self) -> None:
-        """Fork the workers (call it before this scan starts any thread)."""
+        """Fork the workers (call it before this scan starts any thread). Where the system refuses
+        a fork (a process limit, no memory), the files of the workers not started are left to the
+        parent (:meth:`leftovers`)."""
         for k in range(self.count):
             items = list(range(k, len(self.rels), self.count))
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
+            try:
+                read_fd, write_fd = os.pipe()
+                try:
+                    pid = os.fork()
+                except OSError:
+                    os.close(read_fd)
+                    os.close(write_fd)
+                    raise
+            except OSError:
+                self.workers.append(_Worker(-1, -1, items))
+                continue
             if pid == 0:  # the worker: never returns
                 os.close(read_fd)
                 self._worker_main(write_fd, items)
