@@ -287,3 +287,133 @@ def test_workers_of_a_small_scan_write_loose_objects_as_the_parent_would(
     assert all(store.path_of(store_hash).exists()
                for store_hash in (ws.versions.hash_file(ws.root / f"f{i}.txt") for i in range(10)))
     assert ws.versions.fsck().ok
+
+
+def test_a_lock_held_by_another_thread_at_the_fork_does_not_hang_a_worker(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another thread of the process (the TUI reading a packed object) holds the pack index's lock
+    when the workers are forked: they use a lock of their own and finish."""
+    import threading
+
+    _fill(ws.root)
+    store = ws.versions.store
+    store.ensure_dirs()
+    lock = store.packed._lock
+    forked_both, release = threading.Event(), threading.Event()
+    real_fork, forks = os.fork, [0]
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks[0] += 1
+            if forks[0] == 2:
+                forked_both.set()
+        return pid
+
+    def holder() -> None:
+        with lock:
+            forked_both.wait(30)
+            release.wait(2)  # held while the workers run (the parent waits for it, the workers must not)
+
+    monkeypatch.setattr(forked.os, "fork", counting_fork)
+    monkeypatch.setattr(forked, "PUBLISH_FILES", 10)  # packs appear often: workers look at the index
+    monkeypatch.setenv(forked.ENV, "2")
+    here = _read_here(monkeypatch)
+    holding = threading.Thread(target=holder)
+    holding.start()
+    got: list[object] = []
+    snapshot = threading.Thread(target=lambda: got.append(ws.versions.snapshot()), daemon=True)
+    snapshot.start()
+    snapshot.join(60)
+    release.set()
+    holding.join()
+    assert not snapshot.is_alive(), "the snapshot hung on a lock copied into its workers"
+    assert got and here == ["notes.txt"]
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == str(pid) and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_die_with_a_killed_snapshot(ws: Workspace) -> None:
+    """SIGKILL the snapshot process while its workers read: they go too (no orphan reads on), and
+    the output pipe is closed at once (the workers hold none of it)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = random.Random(3)
+    for i in range(6000):
+        path = ws.root / "data" / f"d{i % 50}" / f"f{i}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(16 * 1024))
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "snapshot"], cwd=ws.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, forked.ENV: "2"})
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        workers = _children_of(proc.pid)
+        time.sleep(0.005)
+    if len(workers) < 2:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"the snapshot ended or hung before forking two workers ({proc.returncode})")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)  # EOF on both pipes: no worker holds them
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(map(_alive, workers))
+    again = subprocess.run([sys.executable, "-m", "workbench", "snapshot"], cwd=ws.root,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert ws.versions.fsck().ok
+
+
+def test_a_worker_dies_when_the_thread_that_forked_it_ends() -> None:
+    """PR_SET_PDEATHSIG: a process forks a would-be worker that would sleep 60 s, then exits; the
+    worker goes within seconds instead of reading on for nobody."""
+    import time
+
+    read_fd, write_fd = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # the snapshot process, about to be killed
+        try:
+            me = os.getpid()
+            worker = os.fork()
+            if worker == 0:
+                try:
+                    forked._die_with(me)
+                    time.sleep(60)
+                finally:
+                    os._exit(0)
+            os.write(write_fd, str(worker).encode())
+            time.sleep(0.2)  # the worker has asked the kernel by now
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    worker = int(os.read(read_fd, 32))
+    os.close(read_fd)
+    os.waitpid(middle, 0)
+    deadline = time.monotonic() + 20
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(worker)

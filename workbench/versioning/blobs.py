@@ -131,6 +131,11 @@ class BlobStore:
         finally:
             self.publish_packing()
 
+    def after_fork(self) -> None:
+        """In a forked child: locks of its own, and no packing block (the parent's is its own)."""
+        self.packed.after_fork()
+        self._packing = None
+
     @property
     def is_packing(self) -> bool:
         """Within a :meth:`packing` block."""

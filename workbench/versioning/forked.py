@@ -21,7 +21,9 @@ The protocol, built so that a worker can never make the parent record something 
 - A worker that dies (killed, out of memory) leaves the files it had not published to the parent,
   which reads them itself; its unpublished pack is deleted by the next ``gc``.
 - A worker ends with ``os._exit``: it never returns into the parent's code, runs no ``atexit``
-  handler and flushes no inherited buffer.
+  handler and flushes no inherited buffer. Its standard streams point at ``/dev/null`` (it holds no
+  terminal or pipe of the parent's), and the kernel kills it if the thread that forked it ends
+  (``PR_SET_PDEATHSIG``): a killed parent leaves no worker behind.
 
 Frames on each worker's pipe: a 4-byte length, then a ``marshal``-ed tuple: ``("p", bytes)`` read so
 far (progress), ``("r", results)`` published, ``("e",)`` the end.
@@ -35,6 +37,7 @@ import selectors
 import signal
 import struct
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -51,6 +54,13 @@ PROGRESS_FILES = 256
 ENV = "WORKBENCH_INGEST_PROCESSES"
 """Set to 0 to read every file in the process itself; to N to use N workers (even for few files)."""
 _LENGTH = struct.Struct("<I")
+
+# Python 3.12+ warns on every fork of a process with threads (the watcher's, the TUI's). A worker
+# only reads files, hashes, compresses and writes its own packs with objects made after the fork,
+# then leaves with os._exit; the one lock it shares with the parent's threads, the pack index's, is
+# replaced in the worker first (BlobStore.after_fork).
+warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks",
+                        category=DeprecationWarning)
 
 Fields = tuple[Any, ...]
 """An :class:`~workbench.versioning.chunking.Ingested`'s fields, in order."""
@@ -117,6 +127,7 @@ class ForkedIngest:
         """Fork the workers (call it before this scan starts any thread). Where the system refuses
         a fork (a process limit, no memory), the files of the workers not started are left to the
         parent (:meth:`leftovers`)."""
+        parent = os.getpid()
         for k in range(self.count):
             items = list(range(k, len(self.rels), self.count))
             try:
@@ -132,7 +143,7 @@ class ForkedIngest:
                 continue
             if pid == 0:  # the worker: never returns
                 os.close(read_fd)
-                self._worker_main(write_fd, items)
+                self._worker_main(write_fd, items, parent)
             os.close(write_fd)
             worker = _Worker(pid, read_fd, items)
             self.workers.append(worker)
@@ -210,11 +221,16 @@ class ForkedIngest:
         self.selector.close()
 
     # -- the worker's side ----------------------------------------------------------------------
-    def _worker_main(self, fd: int, items: list[int]) -> NoReturn:
+    def _worker_main(self, fd: int, items: list[int], parent: int) -> NoReturn:
         code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the worker just stops
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _die_with(parent)
+            null = os.open(os.devnull, os.O_RDWR)
+            for std in (0, 1, 2):  # hold no terminal or pipe of the parent's (`snapshot | tail`)
+                os.dup2(null, std)
+            os.close(null)
             self._work(fd, items)
             code = 0
         except BaseException:  # nothing may escape a forked child
@@ -227,6 +243,8 @@ class ForkedIngest:
 
         store = self.store
         packing = store is not None and store.is_packing  # else loose objects, as the parent writes
+        if store is not None:
+            store.after_fork()
         results: list[Fields | None] = []
         done = unpublished = 0
         for n, i in enumerate(items):
@@ -251,6 +269,17 @@ class ForkedIngest:
                 _send(fd, ("p", done))
         _send(fd, ("e",))
         os.close(fd)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this worker when the thread that forked it ends (the parent killed):
+    an orphan never goes on reading files for nobody."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request above
+        os._exit(1)
 
 
 def _send(fd: int, frame: tuple[Any, ...]) -> None:

@@ -193,6 +193,10 @@ class PackIndex:
                 self._packs.add(name)
             self._stamp = None if time.time_ns() - stamp < RACY_NS else stamp
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread of the parent may have held this one)."""
+        self._lock = threading.Lock()
+
     def find(self, digest: str, *, force: bool = False) -> tuple[str, int, int] | None:
         """(pack name, offset, length) of a packed object, or None. Each lookup checks the folder's
         timestamp first (one stat): a pack that gc removed is never reported present, which would
