@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from workbench.core.workspace import Workspace
+from workbench.host import cpus
 from workbench.versioning import chunking, forked
 from workbench.versioning.chunking import Ingested
 
@@ -242,27 +243,13 @@ def test_a_failing_parent_stops_its_workers(ws: Workspace, monkeypatch: pytest.M
     assert ws.versions.fsck().ok
 
 
-def test_cpu_budget_follows_affinity_and_the_cgroup_quota(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
-    cpu_max = tmp_path / "cpu.max"
-    for text, cores in (("max 100000\n", 64), ("200000 100000\n", 2), ("150000 100000\n", 2),
-                        ("50000 100000\n", 1), ("garbage\n", 64)):
-        cpu_max.write_text(text)
-        assert forked.cpu_budget(str(cpu_max)) == cores, text
-    assert forked.cpu_budget(str(tmp_path / "absent")) == 64
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    cpu_max.write_text("800000 100000\n")
-    assert forked.cpu_budget(str(cpu_max)) == 2
-
-
 def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(forked.ENV, raising=False)
-    monkeypatch.setattr(forked, "cpu_budget", lambda: 4)
+    monkeypatch.setattr(cpus, "cpu_budget", lambda: 4)
     assert forked.worker_count(100) == 0  # a fork costs more than so few files
     assert forked.worker_count(2 * forked.MIN_FILES_PER_WORKER) == 2
     assert forked.worker_count(100_000) == 4
-    monkeypatch.setattr(forked, "cpu_budget", lambda: 1)
+    monkeypatch.setattr(cpus, "cpu_budget", lambda: 1)
     assert forked.worker_count(100_000) == 0  # one core: read in the process itself
     monkeypatch.setenv(forked.ENV, "0")
     assert forked.worker_count(100_000) == 0

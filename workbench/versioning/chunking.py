@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import blake3
 
+from workbench.host.cpus import cpu_budget
 from workbench.versioning.blobs import BlobStore
 from workbench.versioning.secrets import HEAD_BYTES, LooksLikeSecret
 from workbench.versioning.secrets import sniff as sniff_head
@@ -34,7 +35,7 @@ AVG_CHUNK = 1024 * 1024
 MIN_CHUNK = 256 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
 SMALL_READ_LIMIT = 8 * 1024 * 1024
-CHUNK_WORKERS = max(2, os.cpu_count() or 1)
+CHUNK_WORKERS = max(2, cpu_budget())
 """Threads storing the chunks of large files (hash, compress, write), shared by every large file."""
 BLOCK = 16 * 1024 * 1024
 """Bytes of a large file read at once (into a buffer of BLOCK + MAX_CHUNK bytes)."""

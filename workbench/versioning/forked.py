@@ -75,22 +75,10 @@ def worker_count(files: int) -> int:
         forced = int(wanted) if wanted.isdigit() else 0
         count = min(forced, MAX_WORKERS, files)
     else:
+        from workbench.host.cpus import cpu_budget
+
         count = min(cpu_budget(), MAX_WORKERS, files // MIN_FILES_PER_WORKER)
     return count if count >= 2 or (wanted and count >= 1) else 0
-
-
-def cpu_budget(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
-    """The cores this process may use: those it may run on, fewer where a cgroup (v2) quota caps it
-    (a container given 2 CPUs on a 64-core node sees 64 but gets the time of 2)."""
-    cores = len(os.sched_getaffinity(0))
-    try:
-        with open(cpu_max, encoding="ascii") as handle:
-            quota, period = handle.read().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, -(-int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
 
 
 @dataclass

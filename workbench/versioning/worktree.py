@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import blake3
 
 from workbench.errors import WorkbenchError
+from workbench.host.cpus import cpu_budget
 from workbench.versioning.ignore import SECRET_IN_FOLDER, IgnoreRules, default_ignored, sniff_exempt
 from workbench.versioning.state import COARSE_MARGIN_NS, FINE_MARGIN_NS, NS, PACKED, StatIndex
 from workbench.versioning.trees import DIR, FILE, LINK, Item, Trees, encode_tree, tree_hash
@@ -318,7 +319,7 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
     by_workers = 0
     """Bytes of the small files the forked workers read and published (while they run: reported)."""
     shown = 0
-    workers = workers or max(2, min(4, os.cpu_count() or 1))
+    workers = workers or max(2, min(4, cpu_budget()))
 
     def one(rel: str) -> Ingested:
         path = os.path.join(root, rel)
