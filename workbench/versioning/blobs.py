@@ -142,9 +142,8 @@ class BlobStore:
         return self._packing is not None
 
     def begin_packing(self) -> None:
-        """Start a packing block that :meth:`publish_packing` ends. A forked worker calls it first
-        thing: the parent's block it inherited is dropped (the parent publishes that one), never
-        finished twice."""
+        """Start a packing block that :meth:`publish_packing` ends (a forked worker publishes its
+        packs every few thousand files this way)."""
         self._packing = _Packing(self.root / "packs")
 
     def publish_packing(self) -> None:

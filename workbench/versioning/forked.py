@@ -26,7 +26,7 @@ The protocol, built so that a worker can never make the parent record something 
   (``PR_SET_PDEATHSIG``): a killed parent leaves no worker behind.
 
 Frames on each worker's pipe: a 4-byte length, then a ``marshal``-ed tuple: ``("p", bytes)`` read so
-far (progress), ``("r", results)`` published, ``("e",)`` the end.
+far (progress) or ``("r", results)`` published. The pipe's end is the worker's end.
 """
 
 from __future__ import annotations
@@ -92,8 +92,6 @@ class _Worker:
     progress: int = 0
     """Bytes read, as last reported."""
     buffer: bytearray = field(default_factory=bytearray)
-    ended: bool = False
-    """Sent its end frame (so every item has a result)."""
 
 
 class ForkedIngest:
@@ -172,12 +170,10 @@ class ForkedIngest:
             at += _LENGTH.size + length
             if frame[0] == "p":
                 worker.progress = frame[1]
-            elif frame[0] == "r":
+            else:
                 for got in frame[1]:
                     out.append((worker.items[worker.published], got))
                     worker.published += 1
-            elif frame[0] == "e":
-                worker.ended = True
         del buf[:at]
 
     def _finish(self, worker: _Worker) -> None:
@@ -232,12 +228,12 @@ class ForkedIngest:
         store = self.store
         packing = store is not None and store.is_packing  # else loose objects, as the parent writes
         if store is not None:
-            store.after_fork()
+            store.after_fork()  # drops the parent's packing block: the parent publishes that one
         results: list[Fields | None] = []
         done = unpublished = 0
         for n, i in enumerate(items):
             if store is not None and packing and not results:
-                store.begin_packing()  # the parent's block (inherited) is dropped, never finished here
+                store.begin_packing()
             rel = self.rels[i]
             try:
                 got = ingest(os.path.join(self.root, rel), store, self.threshold, sniff=self.sniff_of(rel))
@@ -255,7 +251,6 @@ class ForkedIngest:
                 results, unpublished = [], 0
             elif n % PROGRESS_FILES == PROGRESS_FILES - 1:
                 _send(fd, ("p", done))
-        _send(fd, ("e",))
         os.close(fd)
 
 

@@ -321,9 +321,12 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
     shown = 0
     workers = workers or max(2, min(4, cpu_budget()))
 
+    def sniff_of(rel: str) -> str:
+        return "refuse" if exempt is None or not exempt(rel) else "keep"
+
     def one(rel: str) -> Ingested:
         path = os.path.join(root, rel)
-        sniff = "refuse" if exempt is None or not exempt(rel) else "keep"
+        sniff = sniff_of(rel)
         try:
             for attempt in range(RETRIES):
                 try:
@@ -392,12 +395,11 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
             report()
         by_workers = published
         redo.extend(small[i] for i in forked.leftovers())
-        forked.close()
         return redo
 
     large = [t for t in todo if _size(t) >= threshold]
     small = todo[len(large):]  # todo is sorted largest first
-    forked = _fork_small(root, small, store, threshold, exempt)
+    forked = _fork_small(root, small, store, threshold, sniff_of)
     pending: dict[Future[list[Ingested | Exception]], list[tuple[str, _Dir, str]]] = {}
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wb-hash") as pool:
@@ -422,7 +424,7 @@ def _ingest_all(root: str, todo: list[tuple[str, _Dir, str]], store: BlobStore |
 
 
 def _fork_small(root: str, small: list[tuple[str, _Dir, str]], store: BlobStore | None, threshold: int,
-                exempt: Callable[[str], bool] | None) -> ForkedIngest | None:
+                sniff_of: Callable[[str], str]) -> ForkedIngest | None:
     """Start workers for the small files when there are enough of them (see :mod:`forked`)."""
     if not small:
         return None
@@ -431,10 +433,6 @@ def _fork_small(root: str, small: list[tuple[str, _Dir, str]], store: BlobStore 
     count = worker_count(len(small))
     if not count:
         return None
-
-    def sniff_of(rel: str) -> str:
-        return "refuse" if exempt is None or not exempt(rel) else "keep"
-
     forked = ForkedIngest(root, [item[0] for item in small], store, threshold, sniff_of, count)
     forked.start()
     return forked
