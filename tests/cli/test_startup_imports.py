@@ -10,6 +10,7 @@ scripts/bench_startup.py.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,10 @@ _PROBE = (
 )
 
 
-def _modules_after(cwd: Path, out: Path, *argv: str) -> set[str]:
+def _modules_after(cwd: Path, out: Path, *argv: str, env: dict[str, str] | None = None) -> set[str]:
     """The modules loaded once ``workbench ARGV`` has run in ``cwd`` (it must succeed)."""
     done = subprocess.run([sys.executable, "-c", _PROBE, str(out), *argv], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr
     return set(json.loads(out.read_text()))
 
@@ -87,7 +88,11 @@ def test_run_imports_nothing_heavy_before_or_after_the_child(project: Path, tmp_
 
 def test_a_run_that_logs_no_metric_never_imports_numpy(project: Path, tmp_path: Path) -> None:
     (project / "quiet.py").write_text("print('hello')\n")
-    loaded = _modules_after(project, tmp_path / "m.json", "run", "--", sys.executable, "quiet.py")
+    # The runner warms the metric path beside a job still running after 50 ms (tests/tracking/
+    # test_orchestrate.py); on a loaded machine even this job can take that long, so the warm-up is
+    # put out of its reach here: what is checked is that nothing else imports numpy.
+    loaded = _modules_after(project, tmp_path / "m.json", "run", "--", sys.executable, "quiet.py",
+                            env={"WORKBENCH_WARM_METRICS_AFTER": "600"})
     assert not _roots(loaded) & set(HEAVY)  # numpy's ~50 ms of imports is not paid by such a run
 
 

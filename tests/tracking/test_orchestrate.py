@@ -107,3 +107,20 @@ def test_warming_the_metric_path_imports_what_the_first_points_need() -> None:
             " 'workbench.store.metric_chunks', 'workbench.tracking.point_writes')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_the_warm_up_delay_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKBENCH_WARM_METRICS_AFTER", raising=False)
+    assert orchestrate.warm_after() == orchestrate.WARM_AFTER
+    for text, seconds in (("2.5", 2.5), ("0", 0.0), ("-1", 0.0), ("soon", orchestrate.WARM_AFTER)):
+        monkeypatch.setenv("WORKBENCH_WARM_METRICS_AFTER", text)
+        assert orchestrate.warm_after() == seconds, text
+    monkeypatch.setenv("WORKBENCH_WARM_METRICS_AFTER", "600")
+    warmed = threading.Event()
+    monkeypatch.setattr(orchestrate, "warm_points_path", warmed.set)
+    running = threading.Event()
+    thread = threading.Thread(target=orchestrate._warm_when_long, args=(running,))
+    thread.start()
+    running.set()  # the job ends long before the delay: nothing imported
+    thread.join(60)
+    assert not warmed.is_set()

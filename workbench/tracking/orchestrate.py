@@ -28,7 +28,8 @@ GPU_SAMPLE_SECONDS = 5.0
 WARM_AFTER = 0.05
 """A job still running after this many seconds may log metrics: what its first points need is then
 imported on a thread of its own, beside the job, rather than when its first points arrive. A job
-done sooner (``python -c pass``) never pays for it."""
+done sooner (``python -c pass``) never pays for it. ``WORKBENCH_WARM_METRICS_AFTER`` (seconds)
+overrides it, for a runner that would rather not import numpy for jobs that log nothing."""
 
 
 def side_channel(events: Path) -> SideChannel:
@@ -155,8 +156,18 @@ def follow(
     return exit_
 
 
+def warm_after() -> float:
+    """:data:`WARM_AFTER`, or ``WORKBENCH_WARM_METRICS_AFTER`` where that is a number of seconds."""
+    import os
+
+    try:
+        return max(0.0, float(os.environ["WORKBENCH_WARM_METRICS_AFTER"]))
+    except (KeyError, ValueError):
+        return WARM_AFTER
+
+
 def _warm_when_long(done: threading.Event) -> None:
-    if not done.wait(WARM_AFTER):
+    if not done.wait(warm_after()):
         warm_points_path()
 
 
