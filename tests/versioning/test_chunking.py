@@ -23,15 +23,19 @@ def _expected(data: bytes) -> list[tuple[str, int]]:
 
 
 @pytest.mark.parametrize(("block", "size"), [
-    (1, 9 * MiB + 1),                                  # a block of one byte: the carry is all there is
+    (4096, 9 * MiB + 1),                               # blocks far smaller than the carry
     (MiB, 3 * MiB),                                    # shorter than one buffer
     (MiB, 5 * MiB + 4 * 1024 * 1024),                  # exactly fills two buffers
     (MiB, 5 * MiB + 4 * 1024 * 1024 + 1),              # one byte into the next
     (3 * MiB, 31 * MiB + 12345),                       # many reused buffers
     (16 * MiB, 40 * MiB - 1),                          # the shipped block size
 ])
+@pytest.mark.parametrize("cutter", ["c", "pyfastcdc"])
 def test_block_reads_cut_exactly_as_the_whole_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   block: int, size: int) -> None:
+                                                   block: int, size: int, cutter: str) -> None:
+    """Whichever chunker cuts (the C one or pyfastcdc's), each cut is pyfastcdc's over the whole file."""
+    if cutter == "pyfastcdc":
+        monkeypatch.setenv("WORKBENCH_PURE_PYTHON", "1")
     monkeypatch.setattr(chunking, "BLOCK", block)
     rng = random.Random(size)
     # runs of repeated content, so that some chunks repeat (stored once) and some cuts fall at

@@ -1,8 +1,9 @@
 """Reading files into the blob cache: whole for small files, content-defined chunks for large ones.
 
-Large files are cut by FastCDC (pyfastcdc's compiled chunker; see docs/store.md for the comparison)
-with an average chunk of 1 MiB, so appending to or editing the middle of a 1 GiB file stores only
-the chunks around the change plus a small manifest.
+Large files are cut by FastCDC (the 2020 algorithm, normalized) with an average chunk of 1 MiB: by
+:mod:`workbench.versioning._cdc` where it was built (the same cuts, about twice as fast), else by
+pyfastcdc's compiled chunker (docs/store.md compares them). Appending to or editing the middle of a
+1 GiB file stores only the chunks around the change plus a small manifest.
 
 A file is read between two ``fstat`` calls; if its size, mtime or ctime moved while it was read,
 :class:`UnstableFileError` is raised and the caller retries or skips it: content that never existed
@@ -11,6 +12,7 @@ on disk as a whole is never recorded under the file's name.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat as stat_mod
 import threading
@@ -38,9 +40,10 @@ SMALL_READ_LIMIT = 8 * 1024 * 1024
 CHUNK_WORKERS = max(2, cpu_budget())
 """Threads storing the chunks of large files (hash, compress, write), shared by every large file."""
 BLOCK = 16 * 1024 * 1024
-"""Bytes of a large file read at once (into a buffer of BLOCK + MAX_CHUNK bytes)."""
+"""Bytes of a large file read at once (into a buffer of MAX_CHUNK + BLOCK bytes)."""
 BUFFERS = 3
-"""Buffers a large file is read into in turn: one being cut while the others' chunks are stored."""
+"""Buffers a large file is read into in turn: one being read, one being cut, while the chunks of
+the others are stored."""
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -188,6 +191,46 @@ def chunker() -> pyfastcdc.FastCDC:
     return pyfastcdc.FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
 
 
+def cut_lengths(data: memoryview, whole: bool) -> list[int]:
+    """The lengths of the chunks cut from the start of ``data``, in order. Unless ``whole``, it stops
+    where fewer than :data:`MAX_CHUNK` bytes are left (a cut there could move once more bytes follow),
+    so every cut is the one a cut over the whole file makes. Runs without the GIL in C where
+    :mod:`workbench.versioning._cdc` was built (``WORKBENCH_PURE_PYTHON=1``: never); the cuts are
+    pyfastcdc's either way."""
+    try:
+        if os.environ.get("WORKBENCH_PURE_PYTHON"):
+            raise ImportError("WORKBENCH_PURE_PYTHON: pyfastcdc's chunker")
+        from workbench.versioning import _cdc
+    except ImportError:
+        lengths: list[int] = []
+        start = 0
+        cuts = iter(chunker().cut_buf(data))
+        while start < len(data) and (whole or len(data) - start >= MAX_CHUNK):
+            length = next(cuts).length
+            lengths.append(length)
+            start += length
+        return lengths
+    return _cdc.cuts(data, _gear_table(), *_masks(), MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, whole)
+
+
+@functools.cache
+def _gear_table() -> bytes:
+    """pyfastcdc's gear table as 256 native uint64 (one table for both chunkers)."""
+    from pyfastcdc.py.constants import GEAR
+
+    return GEAR.tobytes()
+
+
+@functools.cache
+def _masks() -> tuple[int, int]:
+    """pyfastcdc's masks for :data:`AVG_CHUNK` at its default normalization (level 1): small, large."""
+    from pyfastcdc import utils
+    from pyfastcdc.py.constants import MASKS
+
+    bits = utils.logarithm2(AVG_CHUNK)
+    return MASKS[bits + 1], MASKS[bits - 1]
+
+
 def _chunk_pool() -> ThreadPoolExecutor:
     """One pool per process for storing the chunks of large files (BLAKE3, zstd and writes release
     the GIL), so a single 1 GiB file is hashed and compressed on every core, not one."""
@@ -201,23 +244,24 @@ def _chunk_pool() -> ThreadPoolExecutor:
 
 
 def _store_chunked(fd: int, size: int, store: BlobStore, path: str) -> tuple[str, int]:
-    """Cut the file into chunks here (one reader: the file is read once, in order, under the caller's
-    fstat check) and store each chunk in the chunk pool straight from the block it was read into (no
-    copy); the whole file's hash is computed on a thread of its own, block by block, in order.
+    """Read the file once, in order, under the caller's fstat check, on a read-ahead thread; cut it
+    into chunks here while the next block is read; store each chunk in the chunk pool straight from
+    the block it was read into (no copy); hash the whole file on a thread of its own, block by block,
+    in order. Reading, cutting, the whole-file hash and the chunks' hashes and compression thus all
+    overlap: no one of them waits for another on the way through a large file.
 
-    The file is read in blocks of :data:`BLOCK` bytes into :data:`BUFFERS` buffers used in turn. A
-    chunk is cut only where at least :data:`MAX_CHUNK` bytes follow in the buffer (or the file
-    ends), so each cut is the one a cut over the whole file makes; the bytes after the last such cut
-    are copied to the front of the next buffer. A buffer is filled again only once every chunk cut
-    from it is stored and the whole-file hash has read it. Every chunk is stored before this
-    returns, also when it raises, so nothing is still being written afterwards."""
+    The file is read in blocks of :data:`BLOCK` bytes into :data:`BUFFERS` buffers used in turn, each
+    block at offset :data:`MAX_CHUNK` of its buffer. A chunk is cut only where at least MAX_CHUNK
+    bytes follow (or the file ends), so each cut is the one a cut over the whole file makes; the
+    fewer than MAX_CHUNK bytes after the last such cut are copied in front of the next block, so
+    reading never waits for cutting. A buffer is read into again only once every chunk cut from it
+    is stored and the whole-file hash has read it. Every chunk is stored and every read has ended
+    before this returns, also when it raises, so nothing still writes or reads afterwards."""
     from concurrent.futures import ThreadPoolExecutor, wait
 
-    cdc = chunker()
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     pool = _chunk_pool()
-    capacity = BLOCK + MAX_CHUNK
-    buffers = [memoryview(bytearray(capacity)) for _ in range(BUFFERS)]
+    buffers = [memoryview(bytearray(MAX_CHUNK + BLOCK)) for _ in range(BUFFERS)]
     reading: list[int] = [0] * BUFFERS
     """Chunks of each buffer still in ``flight`` (the buffers bound what is in flight)."""
     hashed: list[Future[object] | None] = [None] * BUFFERS
@@ -233,40 +277,61 @@ def _store_chunked(fd: int, size: int, store: BlobStore, path: str) -> tuple[str
         new_bytes += written
         chunks.append((digest, length))
 
+    def free(slot: int) -> None:
+        """Wait until nothing reads buffer ``slot`` any more (its chunks, the whole-file hash)."""
+        while reading[slot]:
+            settle_oldest()
+        done = hashed[slot]
+        if done is not None:
+            done.result()
+            hashed[slot] = None
+
+    def read_block(slot: int) -> int:
+        """On the read-ahead thread: up to BLOCK bytes into buffer ``slot``; fewer only at the end."""
+        buf = buffers[slot]
+        filled = MAX_CHUNK
+        while filled < len(buf):
+            got = os.readv(fd, [buf[filled:]])
+            if not got:
+                break
+            filled += got
+        return filled - MAX_CHUNK
+
     whole = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wb-whole")
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wb-read")
+    reads: list[Future[int] | None] = [None] * BUFFERS
     carry = memoryview(b"")
-    eof = False
     block = 0
     try:
-        while not eof:
+        reads[0] = ahead.submit(read_block, 0)
+        while True:
             slot = block % BUFFERS
-            block += 1
-            while reading[slot]:
-                settle_oldest()
-            done = hashed[slot]
-            if done is not None:
-                done.result()
+            got = reads[slot]
+            assert got is not None
+            fresh = got.result()
+            reads[slot] = None
+            eof = fresh < BLOCK
+            if not eof:  # read the next block while this one is cut
+                following = (block + 1) % BUFFERS
+                free(following)
+                reads[following] = ahead.submit(read_block, following)
             buf = buffers[slot]
-            filled = len(carry)
-            buf[:filled] = carry
-            fresh = filled
-            while filled < capacity:
-                got = os.readv(fd, [buf[filled:]])
-                if not got:
-                    eof = True
-                    break
-                filled += got
-            total += filled - fresh
-            if filled > fresh:
-                hashed[slot] = whole.submit(hasher.update, buf[fresh:filled])
-            cuts = iter(cdc.cut_buf(buf[:filled]))
+            total += fresh
+            if fresh:
+                hashed[slot] = whole.submit(hasher.update, buf[MAX_CHUNK:MAX_CHUNK + fresh])
+            begin = MAX_CHUNK - len(carry)
+            buf[begin:MAX_CHUNK] = carry
+            data = buf[begin:MAX_CHUNK + fresh]
             start = 0
-            while start < filled and (eof or filled - start >= MAX_CHUNK):
-                chunk = next(cuts)
-                flight.append((pool.submit(store.put_bytes, chunk.data), chunk.length, slot))
+            for length in cut_lengths(data, eof):
+                chunk = data[start:start + length]
+                flight.append((pool.submit(store.put_bytes, chunk), length, slot))
                 reading[slot] += 1
-                start += chunk.length
-            carry = buf[start:filled]
+                start += length
+            carry = data[start:]
+            if eof:
+                break
+            block += 1
         while flight:
             settle_oldest()
         for done in hashed:
@@ -276,7 +341,8 @@ def _store_chunked(fd: int, size: int, store: BlobStore, path: str) -> tuple[str
         for fut, _, _ in flight:
             fut.cancel()
         waited: list[Future[Any]] = [fut for fut, _, _ in flight]
-        wait(waited + [h for h in hashed if h is not None])
+        wait(waited + [h for h in hashed if h is not None] + [r for r in reads if r is not None])
+        ahead.shutdown(wait=True)
         whole.shutdown(wait=True)
     if total != size:
         raise UnstableFileError(path)
