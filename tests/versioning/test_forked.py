@@ -3,8 +3,10 @@ same way, a dead worker's files read by the parent, nothing left running."""
 
 from __future__ import annotations
 
+import collections
 import os
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,9 +104,12 @@ def _read_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return here
 
 
+@pytest.mark.parametrize("batches", [forked.MAX_BATCHES, 7])
 def test_forked_snapshot_is_the_serial_snapshot(two: tuple[Workspace, Workspace],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                monkeypatch: pytest.MonkeyPatch, batches: int) -> None:
+    """One file per batch (600 files, up to 1,024 batches), or batches of 86 files and a shorter last."""
     serial, by_workers = two
+    monkeypatch.setattr(forked, "MAX_BATCHES", batches)
     _mishaps(monkeypatch)
     here = _read_here(monkeypatch)
     monkeypatch.setenv(forked.ENV, "0")
@@ -172,6 +177,43 @@ def test_a_worker_that_dies_leaves_its_files_to_the_parent(ws: Workspace,
     assert _children() == []
 
 
+def test_a_worker_given_less_of_the_cpu_takes_fewer_batches(ws: Workspace, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker that takes the first batch is made slow (as one that shares its core with the
+    parent's threads): the other takes most batches, the two end together, nothing is left over."""
+    _fill(ws.root)
+    here = _read_here(monkeypatch)
+    parent = os.getpid()
+    log = tmp_path / "reads.log"
+    real = chunking.ingest
+    slow: list[bool] = []
+
+    def noting(path: str, *args: object, **kwargs: object) -> Ingested:
+        if os.getpid() != parent:
+            if not slow:  # this worker's first file: the worker that creates the flag is the slow one
+                try:
+                    os.close(os.open(tmp_path / "slow", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                    slow.append(True)
+                except FileExistsError:
+                    slow.append(False)
+            with open(log, "a") as handle:
+                handle.write(f"{os.getpid()}\n")
+            if slow[0]:
+                time.sleep(0.02)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chunking, "ingest", noting)
+    monkeypatch.setenv(forked.ENV, "2")
+    info = ws.versions.snapshot()
+    assert info.files == FILES
+    assert here == ["notes.txt"]
+    counts = sorted(collections.Counter(log.read_text().split()).values())
+    assert sum(counts) == FILES + 1  # every file once, none twice (the secret: read, then redone here)
+    assert len(counts) == 2 and counts[0] * 3 < counts[1]
+    assert ws.versions.fsck().ok
+    assert _children() == []
+
+
 def test_workers_forked_from_a_thread_do_the_work(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """The watcher and the TUI snapshot from a thread that is not the main one: the forked workers
     still read the files (the parent reads none of them)."""
@@ -191,7 +233,8 @@ def test_workers_forked_from_a_thread_do_the_work(ws: Workspace, monkeypatch: py
 
 def test_a_refused_fork_leaves_the_files_to_the_parent(ws: Workspace,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The second fork fails (a process limit): the first worker reads its share, the parent the rest."""
+    """The second fork fails (a process limit): the one worker takes every batch (the parent reads
+    only the file the worker could not store, the secret)."""
     _fill(ws.root)
     here = _read_here(monkeypatch)
     real_fork, forks = os.fork, [0]
@@ -207,7 +250,7 @@ def test_a_refused_fork_leaves_the_files_to_the_parent(ws: Workspace,
     info = ws.versions.snapshot()
     assert forks[0] == 2
     assert info.files == FILES
-    assert 250 < len(here) < 350  # half of the files, read here
+    assert here == ["notes.txt"]
     assert ws.versions.fsck().ok
     assert _children() == []
 

@@ -8,8 +8,12 @@ threads, where BLAKE3 and zstd release the GIL for whole chunks.
 
 The protocol, built so that a worker can never make the parent record something that is not stored:
 
-- The parent forks ``W`` workers before it starts any thread of its own for the scan. Worker ``k``
-  takes the files ``k, k + W, k + 2W, ...`` (they come sorted by size, so each gets a fair share).
+- The parent forks ``W`` workers before it starts any thread of its own for the scan. The files
+  come sorted by size, largest first, cut into at most :data:`MAX_BATCHES` batches of consecutive
+  files; the numbers of the batches wait in a pipe, written in one ``write`` before the fork, and
+  each worker takes the next batch when it is done with one (a pipe's reads are atomic: a batch
+  goes to one worker). A worker that gets less of the CPU (the parent's threads hash a large file
+  beside it) takes fewer batches: the workers end together, the largest files having gone first.
 - A worker reads each file with :func:`~workbench.versioning.chunking.ingest` once, without retries,
   storing into pack files of its own (or loose objects, when the parent's scan writes those). Every
   :data:`PUBLISH_FILES` files or :data:`PUBLISH_BYTES` bytes it publishes those packs (their index
@@ -18,15 +22,17 @@ The protocol, built so that a worker can never make the parent record something 
 - A result is the file's :class:`~workbench.versioning.chunking.Ingested` fields, or ``None`` for any
   failure: the parent reads those files again itself, so a secret, a vanished or changing file, or a
   full disk is reported exactly as a serial scan reports it.
-- A worker that dies (killed, out of memory) leaves the files it had not published to the parent,
-  which reads them itself; its unpublished pack is deleted by the next ``gc``.
+- Files without a result once every worker has ended (a worker died, killed or out of memory; a
+  fork was refused and no worker took them) are read by the parent itself; a dead worker's
+  unpublished pack is deleted by the next ``gc``.
 - A worker ends with ``os._exit``: it never returns into the parent's code, runs no ``atexit``
   handler and flushes no inherited buffer. Its standard streams point at ``/dev/null`` (it holds no
   terminal or pipe of the parent's), and the kernel kills it if the thread that forked it ends
   (``PR_SET_PDEATHSIG``): a killed parent leaves no worker behind.
 
 Frames on each worker's pipe: a 4-byte length, then a ``marshal``-ed tuple: ``("p", bytes)`` read so
-far (progress) or ``("r", results)`` published. The pipe's end is the worker's end.
+far (progress) or ``("r", results)`` published, each result the file's index and its fields. The
+pipe's end is the worker's end.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import signal
 import struct
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -51,6 +57,10 @@ MAX_WORKERS = 16
 PUBLISH_FILES = 8192
 PUBLISH_BYTES = 128 * 1024 * 1024
 PROGRESS_FILES = 256
+MAX_BATCHES = 1024
+"""Batches the files are cut into: their numbers, 4 bytes each, fit a pipe's smallest buffer (one
+page, 4 KiB) in one write, so the parent never blocks writing them."""
+_BATCH = struct.Struct("<I")
 ENV = "WORKBENCH_INGEST_PROCESSES"
 """Set to 0 to read every file in the process itself; to N to use N workers (even for few files)."""
 _LENGTH = struct.Struct("<I")
@@ -85,10 +95,6 @@ def worker_count(files: int) -> int:
 class _Worker:
     pid: int
     fd: int
-    items: list[int]
-    """Indices (into the parent's list) of the files this worker reads, in its order."""
-    published: int = 0
-    """How many of ``items`` have results."""
     progress: int = 0
     """Bytes read, as last reported."""
     buffer: bytearray = field(default_factory=bytearray)
@@ -108,14 +114,29 @@ class ForkedIngest:
         self.workers: list[_Worker] = []
         self.selector = selectors.DefaultSelector()
         self.closed = False
+        self.batch = max(1, -(-len(rels) // MAX_BATCHES))
+        """Files per batch (the last batch may hold fewer)."""
+        self.answered = bytearray(len(rels))
+        """1 for each file a worker published a result for."""
 
     def start(self) -> None:
         """Fork the workers (call it before this scan starts any thread). Where the system refuses
         a fork (a process limit, no memory), the files of the workers not started are left to the
         parent (:meth:`leftovers`)."""
         parent = os.getpid()
-        for k in range(self.count):
-            items = list(range(k, len(self.rels), self.count))
+        batches = -(-len(self.rels) // self.batch)
+        queue_fd, fill_fd = os.pipe()
+        try:
+            os.write(fill_fd, b"".join(_BATCH.pack(b) for b in range(batches)))
+        finally:
+            os.close(fill_fd)  # a worker that finds the pipe empty reads its end: no more batches
+        try:
+            self._fork_all(queue_fd, parent)
+        finally:
+            os.close(queue_fd)
+
+    def _fork_all(self, queue_fd: int, parent: int) -> None:
+        for _ in range(self.count):
             try:
                 read_fd, write_fd = os.pipe()
                 try:
@@ -124,14 +145,13 @@ class ForkedIngest:
                     os.close(read_fd)
                     os.close(write_fd)
                     raise
-            except OSError:
-                self.workers.append(_Worker(-1, -1, items))
+            except OSError:  # its batches go to the other workers, or are left to the parent
                 continue
             if pid == 0:  # the worker: never returns
                 os.close(read_fd)
-                self._worker_main(write_fd, items, parent)
+                self._worker_main(write_fd, queue_fd, parent)
             os.close(write_fd)
-            worker = _Worker(pid, read_fd, items)
+            worker = _Worker(pid, read_fd)
             self.workers.append(worker)
             self.selector.register(read_fd, selectors.EVENT_READ, worker)
 
@@ -171,9 +191,9 @@ class ForkedIngest:
             if frame[0] == "p":
                 worker.progress = frame[1]
             else:
-                for got in frame[1]:
-                    out.append((worker.items[worker.published], got))
-                    worker.published += 1
+                for index, got in frame[1]:
+                    self.answered[index] = 1
+                    out.append((index, got))
         del buf[:at]
 
     def _finish(self, worker: _Worker) -> None:
@@ -183,8 +203,9 @@ class ForkedIngest:
         _reap(worker.pid)
 
     def leftovers(self) -> list[int]:
-        """Files without a result (their worker died before publishing them): read them here."""
-        return [i for w in self.workers for i in w.items[w.published:]]
+        """Once no worker runs: the files without a result (a worker died before publishing them, or
+        no worker took them), to be read here."""
+        return [i for i, done in enumerate(self.answered) if not done]
 
     def close(self) -> None:
         """Stop the workers still running (the parent is failing or interrupted) and reap them.
@@ -205,7 +226,7 @@ class ForkedIngest:
         self.selector.close()
 
     # -- the worker's side ----------------------------------------------------------------------
-    def _worker_main(self, fd: int, items: list[int], parent: int) -> NoReturn:
+    def _worker_main(self, fd: int, queue_fd: int, parent: int) -> NoReturn:
         code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the worker just stops
@@ -215,42 +236,55 @@ class ForkedIngest:
             for std in (0, 1, 2):  # hold no terminal or pipe of the parent's (`snapshot | tail`)
                 os.dup2(null, std)
             os.close(null)
-            self._work(fd, items)
+            self._work(fd, queue_fd)
             code = 0
         except BaseException:  # nothing may escape a forked child
             code = 1
         finally:
             os._exit(code)
 
-    def _work(self, fd: int, items: list[int]) -> None:
+    def _batches(self, queue_fd: int) -> Iterator[int]:
+        """The files of each batch this worker takes from the queue, until it is empty."""
+        while len(got := os.read(queue_fd, _BATCH.size)) == _BATCH.size:
+            (number,) = _BATCH.unpack(got)
+            yield from range(number * self.batch, min((number + 1) * self.batch, len(self.rels)))
+
+    def _work(self, fd: int, queue_fd: int) -> None:
         from workbench.versioning.chunking import ingest
 
         store = self.store
         packing = store is not None and store.is_packing  # else loose objects, as the parent writes
         if store is not None:
             store.after_fork()  # drops the parent's packing block: the parent publishes that one
-        results: list[Fields | None] = []
+        results: list[tuple[int, Fields | None]] = []
         done = unpublished = 0
-        for n, i in enumerate(items):
+
+        def publish() -> None:
+            nonlocal results, unpublished
+            if store is not None and packing:
+                store.publish_packing()
+            _send(fd, ("r", results))
+            results, unpublished = [], 0
+
+        for n, i in enumerate(self._batches(queue_fd)):
             if store is not None and packing and not results:
                 store.begin_packing()
             rel = self.rels[i]
             try:
                 got = ingest(os.path.join(self.root, rel), store, self.threshold, sniff=self.sniff_of(rel))
             except Exception:  # the parent reads it again, reports what it finds
-                results.append(None)
+                results.append((i, None))
             else:
-                results.append((got.hash, got.size, got.mode, got.mtime_ns, got.ino, got.ctime_ns,
-                                got.started_ns, got.new_bytes, got.secret))
+                results.append((i, (got.hash, got.size, got.mode, got.mtime_ns, got.ino, got.ctime_ns,
+                                    got.started_ns, got.new_bytes, got.secret)))
                 done += got.size
                 unpublished += got.size
-            if n == len(items) - 1 or len(results) >= PUBLISH_FILES or unpublished >= PUBLISH_BYTES:
-                if store is not None and packing:
-                    store.publish_packing()
-                _send(fd, ("r", results))
-                results, unpublished = [], 0
+            if len(results) >= PUBLISH_FILES or unpublished >= PUBLISH_BYTES:
+                publish()
             elif n % PROGRESS_FILES == PROGRESS_FILES - 1:
                 _send(fd, ("p", done))
+        if results:
+            publish()
         os.close(fd)
 
 
