@@ -78,3 +78,32 @@ def test_a_file_that_grows_while_read_is_refused(tmp_path: Path, monkeypatch: py
     with pytest.raises(chunking.UnstableFileError):
         ingest(str(path), store, threshold=MiB)
     assert grown
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to read as another user (CI runs as root)")
+def test_a_readable_file_of_another_user_is_read() -> None:
+    """The kernel refuses O_NOATIME on a file one does not own, even a readable one (a dataset in a
+    shared folder, or the outputs of a container that ran as root): the file is read anyway."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="wb-owner-"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "written-by-root.csv"
+        path.write_bytes(b"a,b\n1,2\n" * 1000)
+        path.chmod(0o644)
+        pid = os.fork()
+        if pid == 0:  # the child reads it as nobody
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                got = ingest(str(path), None)
+                code = 0 if got.hash == blake3.blake3(path.read_bytes()).hexdigest() else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        shutil.rmtree(folder)

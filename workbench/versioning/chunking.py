@@ -44,6 +44,10 @@ BLOCK = 16 * 1024 * 1024
 BUFFERS = 3
 """Buffers a large file is read into in turn: one being read, one being cut, while the chunks of
 the others are stored."""
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+"""How a file is opened to be read: never through a symlink, never waiting on a FIFO."""
+_OPEN_NOATIME = _OPEN | getattr(os, "O_NOATIME", 0)
+"""The same without updating its access time, where the kernel allows it (only the file's owner)."""
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -114,7 +118,10 @@ def ingest(path: str, store: BlobStore | None, threshold: int = SMALL_READ_LIMIT
     PermissionError if unreadable, UnstableFileError, NotRegularFileError.
     """
     started = time.time_ns()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0) | os.O_NONBLOCK)
+    try:
+        fd = os.open(path, _OPEN_NOATIME)
+    except PermissionError:  # O_NOATIME is refused on a file of another user's, even a readable one
+        fd = os.open(path, _OPEN)
     try:
         before = os.fstat(fd)
         if not stat_mod.S_ISREG(before.st_mode):
