@@ -35,6 +35,20 @@ def test_stdout_pairs_with_step() -> None:
     assert math.isnan(found[0][1]) and found[1][1] == math.inf
 
 
+def test_stdout_json_lines_and_printed_dicts() -> None:
+    """Quoted keys: JSON lines, and Python dicts as Hugging Face's Trainer prints its logs (its
+    epoch is written as a fraction, 1.0 included: progress, not a step; each key counts its own)."""
+    parser = StdoutMetricParser()
+    assert parser.parse('{"step": 33, "loss": 0.125, "name": "x", "ok": true}') == [("loss", 0.125, 33)]
+    assert parser.parse("{'loss': 2.3, 'grad_norm': 1.5, 'learning_rate': 5e-05, 'epoch': 0.01}") == [
+        ("loss", 2.3, None), ("grad_norm", 1.5, None), ("learning_rate", 5e-05, None)]
+    assert parser.parse("{'eval_loss': 0.41, 'eval_accuracy': 0.88, 'epoch': 1.0}") == [
+        ("eval_loss", 0.41, None), ("eval_accuracy", 0.88, None)]
+    assert parser.parse('{"metrics": {"val/acc": 0.9}}') == [("val/acc", 0.9, None)]
+    assert parser.parse("'loss\": 1") == []  # quotes that do not pair
+    assert parser.parse('{"count": "3"}') == []  # a string is not a value
+
+
 def test_stdout_lines_that_are_not_metrics() -> None:
     parser = StdoutMetricParser(ignore={"lr"})
     assert parser.parse("Namespace(lr=0.1)") == []

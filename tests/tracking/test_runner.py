@@ -121,6 +121,24 @@ def test_a_reader_that_dies_leaves_the_job_running_and_the_loss_on_record(
     assert info.metrics["loss"].count == 1000
 
 
+def test_json_lines_and_trainer_dicts_on_stdout_are_metrics(ws: Workspace) -> None:
+    """A script that logs JSON lines, and one that logs as Hugging Face's Trainer does (printed
+    dicts), record their metrics with no change to either."""
+    code = (
+        "import json\n"
+        "for step in range(5): print(json.dumps({'step': step, 'loss': 1 / (step + 1)}))\n"
+        "for i in range(3): print({'loss': 0.5 - i / 10, 'learning_rate': 5e-05, 'epoch': i / 3})\n"
+        "print({'eval_loss': 0.25, 'eval_accuracy': 0.875, 'epoch': 1.0})\n"
+    )
+    info = ws.runs.execute([PY, "-c", code])
+    assert info.status == "succeeded"
+    loss = ws.runs.metric_series(info.id, "loss")
+    assert loss.steps == list(range(8))  # the printed dicts' points follow the JSON lines' steps
+    assert loss.values == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2, 0.5, 0.4, 0.3])
+    assert info.metrics["loss"].count == 8 and info.metrics["learning_rate"].count == 3
+    assert info.metrics["eval_accuracy"].last == 0.875
+
+
 def test_stdout_metrics_can_be_switched_off(ws: Workspace) -> None:
     ws.config.tracking.capture_stdout_metrics = False
     info = ws.runs.execute([PY, "-c", "print('loss=0.5')"])

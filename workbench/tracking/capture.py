@@ -141,10 +141,13 @@ def params_from_argv(argv: Sequence[str]) -> dict[str, Any]:
 
 _VALUE = r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
 _PAIR = re.compile(
-    r"(?<![\w./-])([A-Za-z_][\w./-]{0,120}?)\s*(?::\s+|:(?=[+-.\d])|\s*=\s*)("
+    r"(?<![\w./-])([\"']?)([A-Za-z_][\w./-]{0,120}?)\1\s*(?::\s+|:(?=[+-.\d])|\s*=\s*)("
     + _VALUE
     + r")(?:%)?(?![\w.:/-])"
 )
+"""``name=value`` and ``name: value`` pairs; the name may be quoted, so JSON lines
+(``{"loss": 0.3, "step": 10}``) and printed Python dicts (Hugging Face's Trainer logs
+``{'loss': 0.3, 'learning_rate': 5e-05, 'epoch': 0.5}``) are read too."""
 STEP_KEYS = ("step", "epoch", "iter", "iteration", "global_step")
 
 
@@ -170,16 +173,14 @@ class StdoutMetricParser:
                     found.append((str(groups["name"]), value, step))
         if found:
             return found
-        pairs = [(m.group(1), m.group(2)) for m in _PAIR.finditer(line)]
+        pairs = [(m.group(2), m.group(3)) for m in _PAIR.finditer(line)]
         if not pairs:
             return []
         found_step: int | None = None
         for name, text in pairs:
-            if name.lower() in STEP_KEYS:
-                value = _to_float(text)
-                if value is not None and value.is_integer():
-                    found_step = int(value)
-                    break
+            if name.lower() in STEP_KEYS and text.lstrip("+-").isdigit():
+                found_step = int(text)  # an integer; a fractional epoch ('epoch': 1.0 too) is progress
+                break
         for name, text in pairs:
             if name.lower() in STEP_KEYS or name in self.ignore:
                 continue
