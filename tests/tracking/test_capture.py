@@ -49,6 +49,21 @@ def test_stdout_json_lines_and_printed_dicts() -> None:
     assert parser.parse('{"count": "3"}') == []  # a string is not a value
 
 
+def test_stdout_lines_of_common_trainers() -> None:
+    """XGBoost's rounds, PyTorch's MNIST example, Keras's progress line, Lightning's bar."""
+    parser = StdoutMetricParser()
+    assert parser.parse("[10]\tvalidation_0-logloss:0.60\tvalidation_1-logloss:0.61") == [
+        ("validation_0-logloss", 0.6, 10), ("validation_1-logloss", 0.61, 10)]
+    assert parser.parse("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.305") == [("Loss", 2.305, 1)]
+    assert parser.parse("Test set: Average loss: 0.0470, Accuracy: 9846/10000 (98%)") == [
+        ("loss", 0.047, None)]
+    assert parser.parse("1875/1875 [====] - 3s 1ms/step - loss: 0.2962 - accuracy: 0.9136") == [
+        ("loss", 0.2962, None), ("accuracy", 0.9136, None)]
+    assert parser.parse("Epoch 0: 100%|##| 1875/1875 [00:10<00:00, 180.00it/s, train_loss=0.123]") == [
+        ("train_loss", 0.123, None)]
+    assert parser.parse("[2026-12-05 10:00:00] loss=0.5") == [("loss", 0.5, None)]  # a time, no round
+
+
 def test_stdout_lines_that_are_not_metrics() -> None:
     parser = StdoutMetricParser(ignore={"lr"})
     assert parser.parse("Namespace(lr=0.1)") == []

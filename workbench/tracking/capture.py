@@ -149,6 +149,8 @@ _PAIR = re.compile(
 (``{"loss": 0.3, "step": 10}``) and printed Python dicts (Hugging Face's Trainer logs
 ``{'loss': 0.3, 'learning_rate': 5e-05, 'epoch': 0.5}``) are read too."""
 STEP_KEYS = ("step", "epoch", "iter", "iteration", "global_step")
+_ROUND = re.compile(r"\s*\[(\d{1,12})\]\s")
+"""A line that starts with ``[N]``: XGBoost's boosting round (``[10]\tvalidation_0-rmse:0.52``)."""
 
 
 class StdoutMetricParser:
@@ -181,6 +183,8 @@ class StdoutMetricParser:
             if name.lower() in STEP_KEYS and text.lstrip("+-").isdigit():
                 found_step = int(text)  # an integer; a fractional epoch ('epoch': 1.0 too) is progress
                 break
+        if found_step is None and (leading := _ROUND.match(line)):
+            found_step = int(leading.group(1))
         for name, text in pairs:
             if name.lower() in STEP_KEYS or name in self.ignore:
                 continue
