@@ -87,13 +87,18 @@ def register(subparsers: Any) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from workbench.core.workspace import Workspace
+    from workbench.versioning.environments import leave_out_environments
 
     ws, created = Workspace.init(Path(args.path))
+    left_out = leave_out_environments(ws.root)
     if args.json:
-        print_json({"root": str(ws.root), "created": created})
+        print_json({"root": str(ws.root), "created": created,
+                    "left_out": [{"path": rel, "kind": kind} for rel, kind in left_out]})
     else:
         verb = "Initialised" if created else "Reinitialised existing"
         print(f"{verb} workbench project in {ws.paths.store_dir}")
+        for rel, kind in left_out:
+            print(f"left out {rel}/ ({kind}): added to .workbenchignore, delete the line to version it")
     return 0
 
 
