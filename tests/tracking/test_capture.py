@@ -62,6 +62,10 @@ def test_stdout_lines_of_common_trainers() -> None:
     assert parser.parse("Epoch 0: 100%|##| 1875/1875 [00:10<00:00, 180.00it/s, train_loss=0.123]") == [
         ("train_loss", 0.123, None)]
     assert parser.parse("[2026-12-05 10:00:00] loss=0.5") == [("loss", 0.5, None)]  # a time, no round
+    redraws = "".join(f"Epoch 0: {i}%|#| {i}/100 [00:01<00:00, train_loss={1 / (i + 1):.4f}]\r"
+                      for i in range(100))  # a bar redrawn 100 times on one line: 7,000 characters
+    assert parser.parse(redraws + "Epoch 0: 100%|#| 100/100 [00:02<00:00, train_loss=0.0100]\r") == [
+        ("train_loss", 0.01, None)]
 
 
 def test_stdout_lines_that_are_not_metrics() -> None:

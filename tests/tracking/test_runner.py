@@ -139,6 +139,21 @@ def test_json_lines_and_trainer_dicts_on_stdout_are_metrics(ws: Workspace) -> No
     assert info.metrics["eval_accuracy"].last == 0.875
 
 
+def test_a_progress_bar_redrawn_on_stdout_gives_one_point_per_line(ws: Workspace) -> None:
+    """Lightning-style bars redrawn with carriage returns into the pipe: each epoch's line is read
+    by the update left on screen."""
+    code = (
+        "import sys\n"
+        "for epoch in range(3):\n"
+        "    for i in range(200):\n"
+        "        sys.stdout.write(f'Epoch {epoch}: {i}/200 [train_loss={epoch + i / 1000:.3f}]\\r')\n"
+        "    print(f'Epoch {epoch}: 200/200 [train_loss={epoch + 0.5}]')\n"
+    )
+    info = ws.runs.execute([PY, "-c", code])
+    loss = ws.runs.metric_series(info.id, "train_loss")
+    assert (loss.steps, loss.values) == ([0, 1, 2], [0.5, 1.5, 2.5])
+
+
 def test_stdout_metrics_can_be_switched_off(ws: Workspace) -> None:
     ws.config.tracking.capture_stdout_metrics = False
     info = ws.runs.execute([PY, "-c", "print('loss=0.5')"])

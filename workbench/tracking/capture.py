@@ -161,7 +161,11 @@ class StdoutMetricParser:
         self.ignore = set(ignore)
 
     def parse(self, line: str) -> list[tuple[str, float, int | None]]:
-        """``(key, value, step)`` triples found in one line (step None: the key's next step)."""
+        """``(key, value, step)`` triples found in one line (step None: the key's next step). A line
+        of carriage-return updates (a progress bar redrawn in place, as tqdm and Lightning draw it
+        into a pipe) is read by its last update, the one left on screen: one point, not one per redraw."""
+        if "\r" in line:
+            line = next((part for part in reversed(line.split("\r")) if part.strip()), "")
         if len(line) > 4096 or ("=" not in line and ":" not in line and not self.patterns):
             return []
         found: list[tuple[str, float, int | None]] = []
