@@ -154,6 +154,32 @@ def test_a_progress_bar_redrawn_on_stdout_gives_one_point_per_line(ws: Workspace
     assert (loss.steps, loss.values) == ([0, 1, 2], [0.5, 1.5, 2.5])
 
 
+def test_a_file_the_run_writes_then_reads_back_is_its_output_not_its_input(ws: Workspace) -> None:
+    """Inputs are what the files held before the run touched them: a cache the script writes and
+    loads again is an output only; "r+" and "a+" read the old content (inputs and outputs); "w+"
+    starts empty (an output only); a file read and then rewritten is both."""
+    for name in ("old.txt", "upd.txt", "app.txt", "wplus.txt"):
+        (ws.root / name).write_text("before\n")
+    code = (
+        "import os\n"
+        "open('cache.bin', 'wb').write(b'x' * 100)\n"
+        "open('cache.bin', 'rb').read()\n"
+        "open(os.path.join('.', 'cache.bin'), 'rb').read()  # another spelling of the same path\n"
+        "data = open('old.txt').read(); open('old.txt', 'w').write(data + 'after')\n"
+        "open('upd.txt', 'r+').write('x')\n"
+        "open('app.txt', 'a+').write('x')\n"
+        "open('wplus.txt', 'w+').write('x')\n"
+        "import subprocess; subprocess.run(['sh', '-c', 'echo made > made.txt'], check=True)\n"
+        "open('made.txt').read()  # written where the hook does not see (as torch.save writes)\n"
+    )
+    info = ws.runs.execute([PY, "-c", code])
+    assert info.status == "succeeded"
+    inputs = {f.path for f in ws.runs.inputs(info.id) if f.source == "audit"}
+    outputs = {f.path for f in ws.runs.outputs(info.id)}
+    assert inputs == {"old.txt", "upd.txt", "app.txt"}
+    assert {"cache.bin", "old.txt", "upd.txt", "app.txt", "wplus.txt", "made.txt"} <= outputs
+
+
 def test_stdout_metrics_can_be_switched_off(ws: Workspace) -> None:
     ws.config.tracking.capture_stdout_metrics = False
     info = ws.runs.execute([PY, "-c", "print('loss=0.5')"])

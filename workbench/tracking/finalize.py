@@ -106,9 +106,13 @@ def finalize_files(
     before_files = snapshot_files(ws, before)
     after_files = snapshot_files(ws, after) if after != before else before_files
     changed: list[tuple[str, str, str, Any, Any]] = []
+    created: set[str] = set()
+    """Files the run made: absent before it, present after (read back, they are no input of it)."""
     if before and after and before != after:
         try:
             for change in ws.versions.diff(before, after):
+                if change.change == "added":
+                    created.add(change.path)
                 if change.change in ("added", "modified"):
                     entry = None if change.path in foreign else after_files.get(change.path)
                     changed.append((run_id, "output", change.path,
@@ -131,6 +135,9 @@ def finalize_files(
             continue
         entry = after_files.get(path)
         if direction == "input":
+            if path in created:  # written by code the audit hook does not see (torch.save), read back
+                vanished.append((run_id, direction, path))
+                continue
             entry = before_files.get(path) or entry
         if entry is not None:
             updates.append((entry.hash, entry.size, run_id, direction, path))
@@ -146,7 +153,8 @@ def finalize_files(
         elif not full.exists():
             vanished.append((run_id, direction, path))
     with atomic(db):
-        # Opened names that never were files (import machinery hooks, temp files since removed).
+        # Opened names that never were files (import machinery hooks, temp files since removed), and
+        # "inputs" the run itself created.
         db.executemany("DELETE FROM run_files WHERE run_id = ? AND direction = ? AND path = ?", vanished)
         db.executemany(
             "UPDATE run_files SET hash = ?, size = ? WHERE run_id = ? AND direction = ? AND path = ?", updates

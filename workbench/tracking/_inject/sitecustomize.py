@@ -5,9 +5,10 @@ module at start-up as ``sitecustomize``. It then
 
 * installs an audit hook that records each project file the process opens, as an ``input`` (read)
   or ``output`` (written) event in the events file named by ``WORKBENCH_EVENTS``, once per path and
-  direction; files outside the project, in ``.workbench/``, under the interpreter's prefixes or
-  the standard library (symlinks resolved), in site-packages, and names that are not plain files
-  (import machinery's ``__editable__...__path_hook__`` probes, folders, devices) are ignored;
+  direction (a file read back after the process wrote it is an output only: the run made it); files
+  outside the project, in ``.workbench/``, under the interpreter's prefixes or the standard library
+  (symlinks resolved), in site-packages, and names that are not plain files (import machinery's
+  ``__editable__...__path_hook__`` probes, folders, devices) are ignored;
 * reports the interpreter's facts (python version, executable, installed packages) at exit, once
   per process tree. Listing the installed distributions costs tens of milliseconds, so the list
   of the folders on ``sys.path`` outside the project is cached per interpreter in
@@ -108,12 +109,12 @@ def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
     inside = root + os.sep
     ignored = _ignored_prefixes(root)
     seen: set[tuple[str, bool]] = set()
+    """(full path, written?) reported so far; a forked worker (a DataLoader's) inherits it."""
     state = {"busy": False}
     fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.set_inheritable(fd, False)
 
-    def report(path: str, wrote: bool) -> None:
-        full = os.path.normpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+    def report(full: str, wrote: bool) -> None:
         if not full.startswith(inside) or full.startswith(ignored):
             return
         if os.path.realpath(full).startswith(ignored) or not _is_data_file(full, wrote):
@@ -135,16 +136,23 @@ def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
                     return
             if isinstance(mode, str):
                 wrote = any(c in mode for c in "wax+")
-                read = "r" in mode or "+" in mode
+                # what the file held is read: "r", and "r+"/"a+" (not "w+"/"x+": they start empty)
+                read = "r" in mode or ("a" in mode and "+" in mode)
             else:
                 flags = flags if isinstance(flags, int) else 0
                 wrote = bool(flags & _WRITE_FLAGS)
-                read = not (flags & os.O_WRONLY)
-            for direction in ((True,) if wrote else ()) + ((False,) if read else ()):
-                key = (path, direction)
-                if key not in seen:
-                    seen.add(key)
-                    report(path, direction)
+                read = not (flags & os.O_WRONLY) and not (wrote and flags & os.O_TRUNC)
+            full = os.path.normpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+            if wrote and (full, True) not in seen:
+                if read and (full, False) not in seen:  # r+/a+: read before this process wrote it
+                    seen.add((full, False))
+                    report(full, False)
+                seen.add((full, True))
+                report(full, True)
+            elif read and not wrote and (full, False) not in seen and (full, True) not in seen:
+                # a file read back after this process wrote it is its own output, not an input
+                seen.add((full, False))
+                report(full, False)
         except Exception:
             pass
         finally:
