@@ -90,7 +90,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from workbench.versioning.environments import leave_out_environments
 
     ws, created = Workspace.init(Path(args.path))
-    left_out = leave_out_environments(ws.root)
+    left_out = leave_out_environments(ws.root, ws.paths.store_dir)
     if args.json:
         print_json({"root": str(ws.root), "created": created,
                     "left_out": [{"path": rel, "kind": kind} for rel, kind in left_out]})

@@ -46,6 +46,7 @@ PRELOAD = (
     "workbench.versioning.worktree", "workbench.versioning.versioned", "workbench.versioning.blobs",
     "workbench.versioning.packs", "workbench.versioning.locks", "workbench.versioning.reports",
     "workbench.versioning.chunking", "workbench.versioning.secrets", "workbench.versioning.forked",
+    "workbench.versioning.environments",
     "workbench.tracking._inject.sitecustomize", "sqlite3", "subprocess", "json", "tomllib",
 )
 """What a local ``workbench run`` imports before, while and after its child runs, numpy included

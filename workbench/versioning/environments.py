@@ -1,17 +1,22 @@
-"""Python environments inside a project folder, left out of its snapshots when it is initialised.
+"""Python environments inside a project folder, left out of its snapshots.
 
 A virtualenv (``python -m venv env``, virtualenv, uv: a ``pyvenv.cfg`` at its top) or a conda
 environment (a ``conda-meta/`` folder) holds thousands of files of installed packages, not project
 data. ``.venv/`` and ``venv/`` are left out by the built-in rules; one under any other name (``env/``,
 ``py311/``, ``envs/torch/``) would be versioned, and watched, in full. ``workbench init`` finds them
-at the top of the project and one level down, and adds each to ``.workbenchignore`` with a comment,
-where the user sees it and can take it out: the rule is a path, so the scanner, the incremental scan
-and the watcher all read it the same way.
+at the top of the project and one level down, and each snapshot looks again where it scans (the
+top-level folders, or the folders of the paths the watcher saw change): each found is added to
+``.workbenchignore`` under a comment, where the user sees it and can delete it, and is said (init's
+output, the snapshot's skipped list). The rule is a path, so the scanner, the incremental scan and
+the watcher all read it alike. An environment is offered once (``.workbench/environments.json``):
+a line the user deleted is not added again.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from workbench.paths import IGNORE_FILENAME
@@ -19,23 +24,32 @@ from workbench.versioning.ignore import IgnoreRules
 
 MARKERS = (("pyvenv.cfg", False, "a Python virtualenv"), ("conda-meta", True, "a conda environment"))
 """(entry, is a folder, what it makes the folder)."""
-HEADER = "# Python environments found by 'workbench init' (installed packages, not project data):"
+HEADER = "# Python environments found by workbench (installed packages, not project data):"
+OFFERED = "environments.json"
+"""In ``.workbench/``: the environments offered so far (relative folders)."""
 
 
-def find_environments(root: Path, rules: IgnoreRules | None = None) -> list[tuple[str, str]]:
-    """``(relative folder, what it is)`` for each environment at the top of ``root`` or one level
-    down that the rules do not leave out already; symlinks are not followed."""
+def find_environments(root: Path, rules: IgnoreRules | None = None,
+                      folders: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """``(relative folder, what it is)`` for each environment the rules do not leave out already:
+    among ``folders`` (relative, at most one level down) when given, else at the top of ``root``
+    and one level down. Symlinks are not followed."""
     rules = rules or IgnoreRules(root)
+    if folders is not None:
+        return sorted((rel, kind) for rel in set(folders)
+                      if rel and rel.count("/") <= 1 and not _ruled_out(rules, rel)
+                      and not (root / rel).is_symlink()
+                      and (kind := _environment_kind(root / rel)) is not None)
     found: list[tuple[str, str]] = []
     pending = [("", 0)]
     while pending:
         rel, depth = pending.pop()
         try:
             with os.scandir(root / rel if rel else root) as entries:
-                folders = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+                names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
         except OSError:
             continue
-        for name in folders:
+        for name in names:
             child = f"{rel}/{name}" if rel else name
             if rules.ignored(child, name, True):
                 continue
@@ -45,6 +59,24 @@ def find_environments(root: Path, rules: IgnoreRules | None = None) -> list[tupl
             elif depth == 0:
                 pending.append((child, 1))
     return sorted(found)
+
+
+def _ruled_out(rules: IgnoreRules, rel: str) -> bool:
+    parts = rel.split("/")
+    return any(rules.ignored("/".join(parts[: i + 1]), parts[i], True) for i in range(len(parts)))
+
+
+def folders_of(paths: Iterable[str]) -> set[str]:
+    """The top-level folder and the one below it of each changed path (``env/lib/x.py``: ``env``,
+    ``env/lib``): where an environment those paths belong to would start."""
+    out: set[str] = set()
+    for path in paths:
+        parts = [part for part in path.split("/") if part]
+        if parts:
+            out.add(parts[0])  # a file there is looked at too: it holds no marker
+        if len(parts) > 1:
+            out.add(f"{parts[0]}/{parts[1]}")
+    return out
 
 
 def _environment_kind(folder: Path) -> str | None:
@@ -58,20 +90,50 @@ def _environment_kind(folder: Path) -> str | None:
     return None
 
 
-def leave_out_environments(root: Path) -> list[tuple[str, str]]:
-    """Add the environments :func:`find_environments` finds to ``.workbenchignore`` (anchored at
-    the project's top: ``/env/``); returns them. Running it again adds nothing."""
-    found = find_environments(root)
+def leave_out_environments(root: Path, store_dir: Path,
+                           folders: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Add the environments :func:`find_environments` finds, and that were never offered before,
+    to ``.workbenchignore`` (anchored at the project's top: ``/env/``); returns them. Running it
+    again adds nothing, and an environment whose line the user deleted is not offered again."""
+    found = find_environments(root, folders=folders)
     if not found:
         return []
+    record = store_dir / OFFERED
+    try:
+        offered = set(json.loads(record.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        offered = set()
+    new = [(rel, kind) for rel, kind in found if rel not in offered]
+    if not new:
+        return []
     path = root / IGNORE_FILENAME
+    if path.is_symlink():
+        return []  # kept elsewhere (a dotfiles repository): not ours to rewrite
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
-    lines = [f"/{rel}/" for rel, _ in found]
-    block = "\n".join([HEADER, *lines]) + "\n"
+    except (OSError, UnicodeDecodeError):
+        return []  # a .workbenchignore we cannot read or keep whole: leave it as it is
     if text and not text.endswith("\n"):
         text += "\n"
-    path.write_text(text + ("\n" if text else "") + block, encoding="utf-8")
-    return found
+    block = "\n".join([HEADER, *(f"/{rel}/" for rel, _ in new)]) + "\n"
+    try:
+        _replace(path, text + ("\n" if text else "") + block)
+        _replace(record, json.dumps(sorted(offered | {rel for rel, _ in new})))
+    except OSError:  # a read-only folder or file: the environment is versioned, as before
+        return []
+    return new
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a killed process leaves the old file): a temporary file
+    beside it (a ``.wbtmp-`` name, which no snapshot or watcher looks at), then a rename."""
+    tmp = path.with_name(f"{path.name}.wbtmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -112,8 +112,16 @@ class VersioningService:
 
     def _scan_for_snapshot(self, store: BlobStore, reader: TreeReader, hinted: frozenset[str] | None,
                            held: frozenset[str], progress: Progress | None) -> WorkTree:
-        """Scan what ``snapshot`` needs: only the hinted paths over HEAD when it can, else everything."""
+        """Scan what ``snapshot`` needs: only the hinted paths over HEAD when it can, else everything.
+        A Python environment found where it scans, never offered before, is first left out (a line in
+        ``.workbenchignore``) and said in the skipped list (see :mod:`environments`)."""
+        from workbench.versioning.environments import folders_of, leave_out_environments
+
         index = self._index()
+        left_out = leave_out_environments(
+            self.root, self.project.paths.store_dir,
+            None if hinted is None else folders_of(hinted | held),
+        )
         rules = self._rules()
         threshold = self.project.config.store.chunk_threshold
         head = self.head() if hinted is not None or held else None
@@ -136,6 +144,8 @@ class VersioningService:
 
             hold_back(str(self.root), reader, store, tree, head.root_tree, held)
         index.save()
+        tree.skipped.extend((rel, f"{kind}: left out by a new line in .workbenchignore (delete it to "
+                                  "version it)") for rel, kind in left_out)
         return tree
 
     # -- snapshots ------------------------------------------------------------------------------
