@@ -112,22 +112,30 @@ def test_interrupted_pull_resumes_and_shows_nothing_half_done(tmp_path: Path) ->
     _init(a, {f"d{i % 20}/{i:05d}.txt": (b"line %d\n" % i) * 40 for i in range(3000)})
     assert run_workbench(a, "remote", "add", "nfs", share.as_uri()).returncode == 0
     assert run_workbench(a, "push").returncode == 0
-    b = tmp_path / "b"
-    b.mkdir()
-    assert run_workbench(b, "init").returncode == 0
-    assert run_workbench(b, "remote", "add", "nfs", share.as_uri()).returncode == 0
-    pull = subprocess.Popen([sys.executable, "-m", "workbench", "pull"], cwd=b,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    objects = b / ".workbench" / "cache" / "objects"
-    deadline = time.monotonic() + 120
-    while not (objects.is_dir() and sum(1 for _ in objects.rglob("*")) > 100):
-        assert pull.poll() is None, "the pull ended before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.killpg(pull.pid, signal.SIGKILL)
-    pull.communicate(timeout=60)
-    with Workspace.open(b) as ws:
-        assert ws.versions.latest() is None  # the records are merged only once every object is here
+    # On a starved machine the pull can finish between the check and the kill: such a try must be
+    # whole (merged, fsck ok); the test goes on with a try the kill did interrupt.
+    for attempt in range(6):
+        b = tmp_path / f"b{attempt}"
+        b.mkdir()
+        assert run_workbench(b, "init").returncode == 0
+        assert run_workbench(b, "remote", "add", "nfs", share.as_uri()).returncode == 0
+        pull = subprocess.Popen([sys.executable, "-m", "workbench", "pull"], cwd=b,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        objects = b / ".workbench" / "cache" / "objects"
+        deadline = time.monotonic() + 120
+        while pull.poll() is None and not (objects.is_dir() and sum(1 for _ in objects.rglob("*")) > 100):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        if pull.poll() is None:
+            os.killpg(pull.pid, signal.SIGKILL)
+        pull.communicate(timeout=60)
+        with Workspace.open(b) as ws:
+            merged = ws.versions.latest()  # the records are merged only once every object is here
+            if merged is None:
+                break
+            assert ws.versions.fsck().ok  # it ended (or committed) before the kill: all of it
+    else:
+        pytest.fail("no pull was interrupted in six tries")
     assert run_workbench(b, "pull").returncode == 0
     with Workspace.open(b) as ws:
         latest = ws.versions.latest()
