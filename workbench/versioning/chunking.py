@@ -339,11 +339,8 @@ def _store_chunked(fd: int, size: int, store: BlobStore, path: str) -> tuple[str
             if eof:
                 break
             block += 1
-        while flight:
-            settle_oldest()
-        for done in hashed:
-            if done is not None:
-                done.result()
+        for slot in range(BUFFERS):
+            free(slot)
     finally:
         for fut, _, _ in flight:
             fut.cancel()

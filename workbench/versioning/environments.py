@@ -36,8 +36,9 @@ def find_environments(root: Path, rules: IgnoreRules | None = None,
     and one level down. Symlinks are not followed."""
     rules = rules or IgnoreRules(root)
     if folders is not None:
+        ignored = rules.matcher()
         return sorted((rel, kind) for rel in set(folders)
-                      if rel and rel.count("/") <= 1 and not _ruled_out(rules, rel)
+                      if rel and rel.count("/") <= 1 and not ignored(rel + "/")
                       and not (root / rel).is_symlink()
                       and (kind := _environment_kind(root / rel)) is not None)
     found: list[tuple[str, str]] = []
@@ -59,11 +60,6 @@ def find_environments(root: Path, rules: IgnoreRules | None = None,
             elif depth == 0:
                 pending.append((child, 1))
     return sorted(found)
-
-
-def _ruled_out(rules: IgnoreRules, rel: str) -> bool:
-    parts = rel.split("/")
-    return any(rules.ignored("/".join(parts[: i + 1]), parts[i], True) for i in range(len(parts)))
 
 
 def folders_of(paths: Iterable[str]) -> set[str]:
