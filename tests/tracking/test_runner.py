@@ -180,6 +180,16 @@ def test_a_file_the_run_writes_then_reads_back_is_its_output_not_its_input(ws: W
     assert {"cache.bin", "old.txt", "upd.txt", "app.txt", "wplus.txt", "made.txt"} <= outputs
 
 
+def test_the_same_relative_name_after_a_chdir_is_another_input(ws: Workspace) -> None:
+    """A file opened again is settled by its name as opened, until the process changes folder."""
+    for folder in ("a", "b"):
+        (ws.root / folder).mkdir()
+        (ws.root / folder / "x.txt").write_text(folder)
+    code = "import os\nos.chdir('a')\nopen('x.txt').read()\nos.chdir('../b')\nopen('x.txt').read()\n"
+    info = ws.runs.execute([PY, "-c", code])
+    assert {f.path for f in ws.runs.inputs(info.id) if f.source == "audit"} == {"a/x.txt", "b/x.txt"}
+
+
 def test_stdout_metrics_can_be_switched_off(ws: Workspace) -> None:
     ws.config.tracking.capture_stdout_metrics = False
     info = ws.runs.execute([PY, "-c", "print('loss=0.5')"])

@@ -110,6 +110,9 @@ def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
     ignored = _ignored_prefixes(root)
     seen: set[tuple[str, bool]] = set()
     """(full path, written?) reported so far; a forked worker (a DataLoader's) inherits it."""
+    settled: set[tuple[str, bool, bool]] = set()
+    """(path as opened, writes?, reads?) already decided since the last chdir: a file opened again
+    (a dataset read every epoch) costs a set lookup, not a getcwd and a normpath."""
     state = {"busy": False}
     fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.set_inheritable(fd, False)
@@ -122,6 +125,9 @@ def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
         os.write(fd, _file_event("output" if wrote else "input", full))
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "os.chdir":  # os.chdir and os.fchdir: relative paths name other files now
+            settled.clear()
+            return
         if event != "open" or state["busy"]:
             return
         state["busy"] = True
@@ -142,6 +148,9 @@ def install_file_hook(events_path: str, root: str) -> Callable[[], None]:
                 flags = flags if isinstance(flags, int) else 0
                 wrote = bool(flags & _WRITE_FLAGS)
                 read = not (flags & os.O_WRONLY) and not (wrote and flags & os.O_TRUNC)
+            if (path, wrote, read) in settled:
+                return
+            settled.add((path, wrote, read))
             full = os.path.normpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
             if wrote and (full, True) not in seen:
                 if read and (full, False) not in seen:  # r+/a+: read before this process wrote it
