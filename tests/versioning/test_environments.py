@@ -68,6 +68,14 @@ def test_a_snapshot_leaves_out_an_environment_made_after_init(tmp_path: Path) ->
     try:
         ws.versions.snapshot("first")
         venv.EnvBuilder(with_pip=False).create(root / "env")
+        before = run_workbench(root, "status", "--json")  # says it, writes nothing
+        assert before.returncode == 0, before.stderr
+        shown = json.loads(before.stdout)
+        assert shown["changes"] == []
+        assert shown["skipped"] == [{"path": "env", "reason": "a Python virtualenv: left out (the next "
+                                     "snapshot adds its line to .workbenchignore)"}]
+        assert not (root / ".workbenchignore").exists()
+        assert [c.path for c in ws.versions.diff(ws.versions.latest().id)] == []  # type: ignore[union-attr]
         info = ws.versions.snapshot("full")
         assert ("env", "a Python virtualenv: left out by a new line in .workbenchignore (delete it to "
                 "version it)") in info.skipped

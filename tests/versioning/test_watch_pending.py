@@ -292,3 +292,26 @@ def test_status_via_watcher_does_not_walk_the_folder(  # type: ignore[no-untyped
     assert report.via == "watcher", report.why
     assert [(c.path, c.change) for c in report.changes] == [("d7/f3.txt", "modified")]
     assert listed == []
+
+
+def test_a_new_environment_is_left_out_by_status_as_the_next_snapshot_will(  # type: ignore[no-untyped-def]
+        ws: Workspace, project_dir: Path, slow_watcher) -> None:
+    """A virtualenv made after the last snapshot: status, via the watcher or a scan, lists the files
+    the next snapshot records (not the environment's) and says it is left out; nothing is written."""
+    import venv
+
+    _tree(project_dir)
+    ws.versions.snapshot("base")
+    slow_watcher()
+    venv.EnvBuilder(with_pip=False).create(project_dir / "py311")
+    (project_dir / "top.txt").write_text("edited\n")
+    for use_watcher in (True, False):
+        report = ws.versions.status_report(use_watcher=use_watcher)
+        assert report.via == ("watcher" if use_watcher else "scan"), report.why
+        assert [(c.path, c.change) for c in report.changes] == [("top.txt", "modified")]
+        assert [path for path, _ in report.skipped] == ["py311"]
+        assert "the next snapshot adds its line" in report.skipped[0][1]
+    assert not (project_dir / ".workbenchignore").exists()
+    info = ws.versions.snapshot("after")
+    assert not any(p.startswith("py311/") for p in ws.versions.files(info.id))
+    assert (project_dir / ".workbenchignore").read_text().endswith("/py311/\n")

@@ -86,22 +86,49 @@ def _environment_kind(folder: Path) -> str | None:
     return None
 
 
+def unoffered_environments(root: Path, store_dir: Path, rules: IgnoreRules | None = None,
+                           folders: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """The environments :func:`find_environments` finds that were never offered: those the next
+    snapshot leaves out. Writes nothing (``status`` and ``diff`` leave them out the same way)."""
+    found = find_environments(root, rules, folders)
+    if not found:
+        return []
+    offered = _offered(store_dir / OFFERED)
+    return [(rel, kind) for rel, kind in found if rel not in offered]
+
+
+def pending_rules(found: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The ``.workbenchignore`` lines that leave out ``found`` (anchored at the project's top)."""
+    return tuple(f"/{rel}/" for rel, _ in found)
+
+
+def said(found: list[tuple[str, str]], *, written: bool) -> list[tuple[str, str]]:
+    """``found`` as entries of a scan's skipped list: left out by a line just ``written``, or by the
+    line the next snapshot writes (``status``, ``diff``)."""
+    if written:
+        why = "left out by a new line in .workbenchignore (delete it to version it)"
+    else:
+        why = "left out (the next snapshot adds its line to .workbenchignore)"
+    return [(rel, f"{kind}: {why}") for rel, kind in found]
+
+
+def _offered(record: Path) -> set[str]:
+    try:
+        return set(json.loads(record.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
 def leave_out_environments(root: Path, store_dir: Path,
                            folders: Iterable[str] | None = None) -> list[tuple[str, str]]:
     """Add the environments :func:`find_environments` finds, and that were never offered before,
     to ``.workbenchignore`` (anchored at the project's top: ``/env/``); returns them. Running it
     again adds nothing, and an environment whose line the user deleted is not offered again."""
-    found = find_environments(root, folders=folders)
-    if not found:
-        return []
-    record = store_dir / OFFERED
-    try:
-        offered = set(json.loads(record.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        offered = set()
-    new = [(rel, kind) for rel, kind in found if rel not in offered]
+    new = unoffered_environments(root, store_dir, folders=folders)
     if not new:
         return []
+    record = store_dir / OFFERED
+    offered = _offered(record)
     path = root / IGNORE_FILENAME
     if path.is_symlink():
         return []  # kept elsewhere (a dotfiles repository): not ours to rewrite
@@ -113,7 +140,7 @@ def leave_out_environments(root: Path, store_dir: Path,
         return []  # a .workbenchignore we cannot read or keep whole: leave it as it is
     if text and not text.endswith("\n"):
         text += "\n"
-    block = "\n".join([HEADER, *(f"/{rel}/" for rel, _ in new)]) + "\n"
+    block = "\n".join([HEADER, *pending_rules(new)]) + "\n"
     try:
         _replace(path, text + ("\n" if text else "") + block)
         _replace(record, json.dumps(sorted(offered | {rel for rel, _ in new})))

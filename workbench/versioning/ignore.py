@@ -74,7 +74,9 @@ def sniff_exempt(rules: IgnoreRules | None) -> Callable[[str], bool] | None:
 class IgnoreRules:
     """The rules of one project. ``ignored(rel, name, is_dir)`` is the hot path used by the scanner."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra: tuple[str, ...] = ()) -> None:
+        """``extra``: lines read as if they ended ``.workbenchignore`` (an environment a snapshot
+        is about to leave out, see :mod:`workbench.versioning.environments`)."""
         self.root = root
         self._spec: object | None = None
         path = root / IGNORE_FILENAME
@@ -83,6 +85,7 @@ class IgnoreRules:
         except (FileNotFoundError, IsADirectoryError):
             text = ""
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        lines += extra
         if lines:
             from pathspec import GitIgnoreSpec
 

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,19 +103,34 @@ class VersioningService:
 
     def _scan(self, store: BlobStore | None, *, force: frozenset[str] = frozenset(),
               progress: Progress | None = None, dirs_out: list[Any] | None = None) -> WorkTree:
+        from workbench.versioning.environments import said
+
         index = self._index()
         threshold = self.project.config.store.chunk_threshold if store is not None else HASH_READ_LIMIT
-        tree = scan(str(self.root), self._rules(), index, store,
+        rules, found = self.rules_with_environments()
+        tree = scan(str(self.root), rules, index, store,
                     threshold=threshold, force=force, progress=progress, dirs_out=dirs_out)
         index.save()
+        tree.skipped.extend(said(found, written=False))
         return tree
+
+    def rules_with_environments(self, folders: Iterable[str] | None = None,
+                                ) -> tuple[IgnoreRules, list[tuple[str, str]]]:
+        """The project's ignore rules plus the line of each Python environment the next snapshot
+        leaves out (found among ``folders``, else at the top and one level down), and those
+        environments: ``status`` and ``diff`` leave them out as that snapshot will, writing nothing."""
+        from workbench.versioning.environments import pending_rules, unoffered_environments
+
+        rules = self._rules()
+        found = unoffered_environments(self.root, self.project.paths.store_dir, rules, folders)
+        return (IgnoreRules(self.root, pending_rules(found)) if found else rules), found
 
     def _scan_for_snapshot(self, store: BlobStore, reader: TreeReader, hinted: frozenset[str] | None,
                            held: frozenset[str], progress: Progress | None) -> WorkTree:
         """Scan what ``snapshot`` needs: only the hinted paths over HEAD when it can, else everything.
         A Python environment found where it scans, never offered before, is first left out (a line in
         ``.workbenchignore``) and said in the skipped list (see :mod:`environments`)."""
-        from workbench.versioning.environments import folders_of, leave_out_environments
+        from workbench.versioning.environments import folders_of, leave_out_environments, said
 
         index = self._index()
         left_out = leave_out_environments(
@@ -144,8 +159,7 @@ class VersioningService:
 
             hold_back(str(self.root), reader, store, tree, head.root_tree, held)
         index.save()
-        tree.skipped.extend((rel, f"{kind}: left out by a new line in .workbenchignore (delete it to "
-                                  "version it)") for rel, kind in left_out)
+        tree.skipped.extend(said(left_out, written=True))
         return tree
 
     # -- snapshots ------------------------------------------------------------------------------

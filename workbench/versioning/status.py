@@ -78,16 +78,19 @@ def status_report(service: VersioningService, progress: Progress | None = None, 
 def _pending_tree(service: VersioningService, head: SnapshotInfo, pending: list[str]) -> WorkTree | None:
     """HEAD with only ``pending`` rescanned (nothing stored), or None: scan everything instead."""
     from workbench.errors import CorruptObjectError, MissingObjectError
+    from workbench.versioning.environments import folders_of, said
     from workbench.versioning.incremental import incremental_scan
     from workbench.versioning.service import HASH_READ_LIMIT
 
     index = service._index()
+    rules, found = service.rules_with_environments(folders_of(pending))
     try:
-        tree = incremental_scan(str(service.root), service._rules(), index, None, service.reader,
+        tree = incremental_scan(str(service.root), rules, index, None, service.reader,
                                 head.root_tree, head.files, pending, threshold=HASH_READ_LIMIT)
     except (MissingObjectError, CorruptObjectError):
         return None
     if tree is not None:
         index.save()
         service.reader.add(tree.trees)
+        tree.skipped.extend(said(found, written=False))
     return tree
