@@ -30,7 +30,7 @@ def test_stdout_pairs_with_step() -> None:
     assert parser.parse("epoch=3 loss=0.25 acc=0.9") == [("loss", 0.25, 3), ("acc", 0.9, 3)]
     assert parser.parse("Epoch: 2  train_loss: 1.5e-2  val/acc: 87.5%") == [
         ("train_loss", 0.015, 2), ("val/acc", 87.5, 2)]
-    assert parser.parse("step 10 | loss: 0.3") == [("loss", 0.3, None)]
+    assert parser.parse("step 10 | loss: 0.3") == [("loss", 0.3, 10)]  # a step written with a space
     found = parser.parse("loss: nan grad_norm=inf")
     assert math.isnan(found[0][1]) and found[1][1] == math.inf
 
@@ -60,12 +60,34 @@ def test_stdout_lines_of_common_trainers() -> None:
     assert parser.parse("1875/1875 [====] - 3s 1ms/step - loss: 0.2962 - accuracy: 0.9136") == [
         ("loss", 0.2962, None), ("accuracy", 0.9136, None)]
     assert parser.parse("Epoch 0: 100%|##| 1875/1875 [00:10<00:00, 180.00it/s, train_loss=0.123]") == [
-        ("train_loss", 0.123, None)]
+        ("train_loss", 0.123, 0)]
+    assert parser.parse("Epoch 2: 100%|##| 1875/1875 [00:10<00:00, 180.00it/s]") == []
     assert parser.parse("[2026-12-05 10:00:00] loss=0.5") == [("loss", 0.5, None)]  # a time, no round
     redraws = "".join(f"Epoch 0: {i}%|#| {i}/100 [00:01<00:00, train_loss={1 / (i + 1):.4f}]\r"
                       for i in range(100))  # a bar redrawn 100 times on one line: 7,000 characters
     assert parser.parse(redraws + "Epoch 0: 100%|#| 100/100 [00:02<00:00, train_loss=0.0100]\r") == [
-        ("train_loss", 0.01, None)]
+        ("train_loss", 0.01, 0)]
+
+
+def test_stdout_name_space_value_segments() -> None:
+    """nanoGPT's and PyTorch's examples print ``name value`` between commas or bars, the step as
+    ``iter 100:`` or ``| epoch 1 |``; a name of several words is joined by ``_``."""
+    parser = StdoutMetricParser()
+    assert parser.parse("iter 100: loss 1.2345, time 20.00ms, mfu 10.00%") == [
+        ("loss", 1.2345, 100), ("time", 20.0, 100), ("mfu", 10.0, 100)]
+    assert parser.parse("step 2000: train loss 1.0123, val loss 1.1234") == [
+        ("train_loss", 1.0123, 2000), ("val_loss", 1.1234, 2000)]
+    assert parser.parse("| epoch   3 |   200/ 2983 batches | lr 20.00 | ms/batch 12.34 | loss  6.80 | "
+                        "ppl   900.00") == [("lr", 20.0, 3), ("ms/batch", 12.34, 3), ("loss", 6.8, 3),
+                                            ("ppl", 900.0, 3)]
+    assert parser.parse("| end of epoch   3 | time: 25.00s | valid loss  5.80 | valid ppl   330.00") == [
+        ("valid_loss", 5.8, 3), ("valid_ppl", 330.0, 3)]  # the step's words are not a metric's name
+    assert parser.parse("Epoch [1/10], Step [100/600], Loss: 0.2345") == [("Loss", 0.2345, 100)]
+    assert parser.parse("Accuracy 0.95, F1 0.93") == [("Accuracy", 0.95, None), ("F1", 0.93, None)]
+    # one pair alone, or words around a number, are not enough
+    for line in ("batch 20", "Loaded 1000 rows, skipped 3", "Using 4 GPUs", "Epoch 3/10",
+                 "Downloading: 100%|#####| 1.2G/1.2G [00:10<00:00, 120MB/s]", "saved to out, 3 files"):
+        assert parser.parse(line) == [], line
 
 
 def test_stdout_lines_that_are_not_metrics() -> None:

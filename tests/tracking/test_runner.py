@@ -154,6 +154,24 @@ def test_a_progress_bar_redrawn_on_stdout_gives_one_point_per_line(ws: Workspace
     assert (loss.steps, loss.values) == ([0, 1, 2], [0.5, 1.5, 2.5])
 
 
+def test_name_space_value_lines_on_stdout_are_metrics_at_their_step(ws: Workspace) -> None:
+    """nanoGPT's training loop, as printed: ``iter N: loss X, time Yms, mfu Z%`` each 10 iterations
+    and ``step N: train loss X, val loss Y`` at each evaluation."""
+    code = (
+        "for it in range(0, 101, 10):\n"
+        "    if it % 50 == 0:\n"
+        "        print(f'step {it}: train loss {3 - it / 100:.4f}, val loss {3.1 - it / 100:.4f}')\n"
+        "    print(f'iter {it}: loss {3 - it / 100:.4f}, time {20 + it / 10:.2f}ms, mfu {it / 10:.2f}%')\n"
+    )
+    info = ws.runs.execute([PY, "-c", code])
+    assert info.status == "succeeded"
+    loss = ws.runs.metric_series(info.id, "loss")
+    assert loss.steps == list(range(0, 101, 10)) and loss.values[-1] == pytest.approx(2.0)
+    val = ws.runs.metric_series(info.id, "val_loss")
+    assert (val.steps, val.values) == ([0, 50, 100], pytest.approx([3.1, 2.6, 2.1]))
+    assert set(info.metrics) == {"loss", "time", "mfu", "train_loss", "val_loss"}
+
+
 def test_a_file_the_run_writes_then_reads_back_is_its_output_not_its_input(ws: Workspace) -> None:
     """Inputs are what the files held before the run touched them: a cache the script writes and
     loads again is an output only; "r+" and "a+" read the old content (inputs and outputs); "w+"

@@ -143,12 +143,21 @@ _VALUE = r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|NaN|inf
 _PAIR = re.compile(
     r"(?<![\w./-])([\"']?)([A-Za-z_][\w./-]{0,120}?)\1\s*(?::\s+|:(?=[+-.\d])|\s*=\s*)("
     + _VALUE
-    + r")(?:%)?(?![\w.:/-])"
+    + r")(?!%\|)(?:%)?(?![\w.:/-])"
 )
 """``name=value`` and ``name: value`` pairs; the name may be quoted, so JSON lines
 (``{"loss": 0.3, "step": 10}``) and printed Python dicts (Hugging Face's Trainer logs
 ``{'loss': 0.3, 'learning_rate': 5e-05, 'epoch': 0.5}``) are read too."""
 STEP_KEYS = ("step", "epoch", "iter", "iteration", "global_step")
+_SPACED_STEP = re.compile(r"(?<![\w.-])(step|epoch|iter|iteration|global_step)\s+\[?\s*(\d{1,12})(?:/\d+)?\]?"
+                          r"(?![\w.%])", re.IGNORECASE)
+"""A step written with a space (``step 100``, ``iter 100:``, ``| epoch   1 |``, ``Step [100/600]``)."""
+_SEGMENT = re.compile(r"[,|;\t]|:\s")
+_SPACED_PAIR = re.compile(r"\s*([A-Za-z_][\w/.-]{0,60}(?: [A-Za-z_][\w/.-]{0,60}){0,2})\s+(" + _VALUE
+                          + r")(?:%|ms|s)?\s*")
+"""One segment ``name value`` (``loss 1.2345``, ``train loss 2.34``, ``time 20.00ms``), as nanoGPT
+(``iter 100: loss 1.2345, time 20.00ms, mfu 10.00%``) and PyTorch's examples (``| lr 5.00 |
+ms/batch 10.00 | loss  7.50 |``) print them."""
 _ROUND = re.compile(r"\s*\[(\d{1,12})\]\s")
 """A line that starts with ``[N]``: XGBoost's boosting round (``[10]\tvalidation_0-rmse:0.52``)."""
 
@@ -166,7 +175,7 @@ class StdoutMetricParser:
         into a pipe) is read by its last update, the one left on screen: one point, not one per redraw."""
         if "\r" in line:
             line = next((part for part in reversed(line.split("\r")) if part.strip()), "")
-        if len(line) > 4096 or ("=" not in line and ":" not in line and not self.patterns):
+        if len(line) > 4096 or not (self.patterns or "=" in line or ":" in line or _SEPARATED(line)):
             return []
         found: list[tuple[str, float, int | None]] = []
         for pattern in self.patterns:
@@ -180,8 +189,11 @@ class StdoutMetricParser:
         if found:
             return found
         pairs = [(m.group(2), m.group(3)) for m in _PAIR.finditer(line)]
-        if not pairs:
-            return []
+        spaced = not pairs
+        if spaced:
+            pairs = _spaced_pairs(line)
+            if not pairs:
+                return []
         found_step: int | None = None
         for name, text in pairs:
             if name.lower() in STEP_KEYS and text.lstrip("+-").isdigit():
@@ -189,6 +201,10 @@ class StdoutMetricParser:
                 break
         if found_step is None and (leading := _ROUND.match(line)):
             found_step = int(leading.group(1))
+        if found_step is None:
+            found_step = _spaced_step(line)
+        if spaced and found_step is None and len(pairs) < 2:
+            return []  # one "word number" alone ("batch 20", "Python 3.11") is too weak a sign
         for name, text in pairs:
             if name.lower() in STEP_KEYS or name in self.ignore:
                 continue
@@ -196,6 +212,33 @@ class StdoutMetricParser:
             if value is not None:
                 found.append((name, value, found_step))
         return found
+
+
+def _spaced_pairs(line: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of each segment of ``line`` (cut at ``, | ; tab`` and ``: ``) that is a name
+    of one to three words and a number; a name's words are joined by ``_`` (``train_loss``)."""
+    out: list[tuple[str, str]] = []
+    for segment in _SEGMENT.split(line):
+        if (match := _SPACED_PAIR.fullmatch(segment)) is not None:
+            words = match.group(1).split()
+            # "end of epoch 1" is a step, not a metric named end_of_epoch
+            name = words[-1] if words[-1].lower() in STEP_KEYS else "_".join(words)
+            out.append((name, match.group(2)))
+    return out
+
+
+def _spaced_step(line: str) -> int | None:
+    """The step a line names with a space (``Epoch [1/10], Step [100/600]``: 100): a step or an
+    iteration before an epoch, which counts coarser."""
+    found = {m.group(1).lower(): int(m.group(2)) for m in _SPACED_STEP.finditer(line)}
+    return next((found[key] for key in ("global_step", "step", "iteration", "iter", "epoch") if key in found),
+                None)
+
+
+def _SEPARATED(line: str) -> bool:
+    """Whether the line has a separator between segments (``,``, ``|``, ``;``, tab): only then can
+    it hold ``name value`` pairs without ``=`` or ``:``."""
+    return "," in line or "|" in line or ";" in line or "\t" in line
 
 
 def _to_float(text: str | None) -> float | None:
