@@ -10,7 +10,11 @@ When a run ends, two kinds of file among its outputs are read:
   recognised by ``D/plots/metrics/**.tsv`` series among the run's outputs, or by ``D`` being named
   ``dvclive``. Each ``D/plots/metrics/train/loss.tsv`` (``step``, optional ``timestamp`` in ms, one
   value column) is series ``train/loss``; ``D/metrics.json`` (DVCLive's summary) adds the keys that
-  have no series, at the summary's ``step``; ``D/params.yaml`` gives params (source ``dvclive``).
+  have no series, at the summary's ``step``; ``D/params.yaml`` gives params (source ``dvclive``);
+* the config a Hydra app (``@hydra.main``) composed, ``.hydra/config.yaml`` in its output folder:
+  each leaf a param under its dotted name (``model.depth``, as an override names it; source
+  ``hydra``), beside the overrides the argparse hook already gave. A multirun's several configs
+  are not one run's params: a note says so.
 
 Keys the run already logged through Workbench itself are left alone, so nothing is counted twice.
 Only regular files inside the run's folder are read (never through a link out of it), at most
@@ -30,6 +34,9 @@ from workbench.errors import WorkbenchError
 from workbench.tracking.ingest import Ingester
 
 MAX_BYTES = 32 * 1024 * 1024
+HYDRA_CONFIG = ".hydra/config.yaml"
+MAX_CONFIG_PARAMS = 2000
+"""Params taken from one Hydra config at most (a config holding a whole dataset is not params)."""
 PLOTS = "plots/metrics"
 DVCLIVE_DIR = "dvclive"
 
@@ -194,6 +201,40 @@ class MetricFiles:
                 continue
         return count
 
+    def hydra(self, rel: str) -> int:
+        """The params of a Hydra app's composed config (``rel``), under the keys no other source
+        gave (an override given on the command line keeps its own)."""
+        config = load_values(self.root, rel)
+        if not isinstance(config, dict):
+            return 0
+        self.ingester.flush()
+        given = {str(key) for (key,) in self.ingester.conn.execute(
+            "SELECT key FROM run_params WHERE run_id = ?", (self.ingester.run_id,))}
+        count = 0
+        for key, value in dotted(config):
+            if count >= MAX_CONFIG_PARAMS:
+                self.ingester.note(f"Hydra config '{rel}': more than {MAX_CONFIG_PARAMS} values; the "
+                                   "rest are not params")
+                break
+            if key in given:
+                continue
+            try:
+                self.ingester.add_param(key, value, "hydra")
+            except ValueError:
+                continue
+            count += 1
+        return count
+
+
+def dotted(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(key, leaf) pairs of nested dicts, keys joined with ``.`` as Hydra names them; a list is one
+    value."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from dotted(value, f"{prefix}.{key}" if prefix else str(key))
+    elif prefix:
+        yield prefix, json.dumps(data) if isinstance(data, list) else data
+
 
 def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str],
                         plots: Mapping[str, Mapping[str, Any]] | None = None) -> int:
@@ -214,6 +255,15 @@ def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str],
             count += reader.dvclive(rel) if is_dvclive else reader.values(rel)
         except Unreadable as exc:
             ingester.note(f"metrics file not read: {exc.message}")
+    configs = [rel for rel in outputs if rel == HYDRA_CONFIG or rel.endswith("/" + HYDRA_CONFIG)]
+    if len(configs) == 1:
+        try:
+            reader.hydra(configs[0])
+        except Unreadable as exc:
+            ingester.note(f"Hydra config not read: {exc.message}")
+    elif configs:
+        ingester.note(f"{len(configs)} Hydra configs among the outputs (a multirun): their params are "
+                      "each job's, not this run's; not read")
     if plots:
         from workbench.tracking.plot_files import ingest_plot_files
 

@@ -34,10 +34,43 @@ def _param_value(value: Any) -> Any:
     return str(value)
 
 
+_HYDRA_DESTS = frozenset({"overrides", "hydra_help", "multirun", "config_name"})
+"""Dests of Hydra's own parser (``@hydra.main``): its flags are Hydra's, its overrides the params."""
+
+
+def _typed(text: str) -> Any:
+    """An override's value as Hydra reads a scalar: an int, a float, a bool, null, else the text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none", ""):
+        return None if lowered != "" else ""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def hydra_overrides(overrides: Any) -> dict[str, Any]:
+    """``lr=0.1 +extra=5 ++model.depth=34 db=mysql`` as params (``lr``, ``extra``, ``model.depth``,
+    ``db``); deletions (``~key``) and Hydra's own settings (``hydra.run.dir=...``) are not."""
+    values: dict[str, Any] = {}
+    for item in overrides if isinstance(overrides, list) else ():
+        if not isinstance(item, str) or item.startswith("~"):
+            continue
+        key, sep, value = item.lstrip("+").partition("=")
+        if sep and key and key != "hydra" and not key.startswith(("hydra.", "hydra/")):
+            values[key] = _typed(value)
+    return values
+
+
 def argparse_event(namespace: Any, given: set[str], parser: Any) -> dict[str, Any]:
     """The ``argparse`` event of one parse: every dest of the namespace with its value, the dests
     given on the command line, and the flag names (without dashes) the parser knows, so argv params
-    under those names give way to these."""
+    under those names give way to these. Hydra's parser gives its overrides instead (the composed
+    config is read from ``.hydra/config.yaml`` when the run ends)."""
     values = {k: _param_value(v) for k, v in sorted(vars(namespace).items())
               if k != _SUPPRESS and not k.startswith("_")}
     flags: set[str] = set()
@@ -50,6 +83,9 @@ def argparse_event(namespace: Any, given: set[str], parser: Any) -> dict[str, An
             choices = getattr(action, "choices", None)
             if isinstance(choices, dict):  # a subparsers action: its parsers' flags too
                 parsers.extend(p for p in choices.values() if p is not current and hasattr(p, "_actions"))
+    if set(values) >= _HYDRA_DESTS:  # Hydra's flags (-m, --cfg) are no params: they give way too
+        values = hydra_overrides(getattr(namespace, "overrides", None))
+        given = set(values)
     return {"e": "argparse", "v": values, "given": sorted(given & set(values)),
             "flags": sorted(f for f in flags if f)}
 
