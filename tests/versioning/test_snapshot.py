@@ -265,3 +265,17 @@ def test_changed_paths_hint_is_recorded(ws: Workspace) -> None:
     info = ws.versions.snapshot(kind="auto", changed_paths=["a.txt"])
     assert info.kind == "auto" and info.changed_paths == ["a.txt"]
     assert ws.versions.read_file(info.id, "a.txt") == b"2"
+
+
+def test_editor_files_are_left_out_unless_the_user_keeps_them(ws: Workspace, project_dir: Path) -> None:
+    """Swap files, backups, lock links and autosaves of vim and emacs are never versioned; a
+    ``.workbenchignore`` line re-includes a kind, as with any default."""
+    (project_dir / "train.py").write_text("x\n")
+    for name in (".train.py.swp", ".train.py.swo", "train.py~", "#train.py#", "data.csv.swx"):
+        (project_dir / name).write_text("editor\n")
+    os.symlink("user@host.1:2", project_dir / ".#train.py")
+    info = ws.versions.snapshot("editors")
+    assert set(ws.versions.files(info.id)) == {"train.py"}
+    (project_dir / ".workbenchignore").write_text("!*~\n")
+    kept = ws.versions.snapshot("backups kept")
+    assert set(ws.versions.files(kept.id)) == {"train.py", "train.py~", ".workbenchignore"}

@@ -347,3 +347,27 @@ def test_a_file_with_a_future_mtime_is_versioned(ws: Workspace, project_dir: Pat
     os.utime(path, (future, future))
     snap = events.next("snapshot", where=lambda e: "from-archive.txt" in _files(ws, e.snapshot_id or ""))
     assert ws.versions.read_file(snap.snapshot_id or "", "from-archive.txt") == b"unpacked\n"
+
+
+def test_an_editors_save_is_one_change_of_the_file_edited(ws: Workspace, project_dir: Path, watch) -> None:  # type: ignore[no-untyped-def]
+    """vim's swap file and backup, emacs's lock link and autosave around a save: the snapshot
+    that follows holds the edited file only, and no editor file ever enters one."""
+    (project_dir / "train.py").write_text("lr = 0.1\n")
+    watcher, events = watch()
+    events.next("snapshot")
+    _settle(watcher, events)
+    (project_dir / ".train.py.swp").write_bytes(b"b0VIM 9.0" + bytes(4000))  # vim opens the file
+    os.symlink("user@host.4242:1700000000", project_dir / ".#train.py")  # emacs's lock: a dangling link
+    (project_dir / "#train.py#").write_text("lr = 0.2 (autosave)\n")
+    (project_dir / "train.py~").write_text("lr = 0.1\n")  # the backup of the version before
+    (project_dir / "train.py.new").write_text("lr = 0.2\n")
+    os.replace(project_dir / "train.py.new", project_dir / "train.py")  # a save by rename
+    for name in (".train.py.swp", ".#train.py", "#train.py#"):
+        os.unlink(project_dir / name)
+    snap = events.next("snapshot", where=lambda e: "train.py" in e.paths)
+    _settle(watcher, events)
+    latest = ws.versions.latest()
+    assert latest is not None
+    assert _files(ws, latest.id) == {"train.py"}
+    assert ws.versions.read_file(latest.id, "train.py") == b"lr = 0.2\n"
+    assert "train.py~" not in (snap.paths or ())

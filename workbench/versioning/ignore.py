@@ -25,6 +25,13 @@ DEFAULT_NAMES = frozenset({
 })
 SECRET_PREFIXES = (".env", "id_rsa", "id_ed25519", "id_ecdsa", "id_dsa")
 SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".pyc", ".wbtmp")
+EDITOR_PREFIXES = (".#",)
+EDITOR_SUFFIXES = (".swp", ".swo", ".swx", "~")
+"""An editor's files beside the one being edited, never project content: vim's swap files
+(``.train.py.swp``), emacs's lock links (``.#train.py``), autosaves
+(``#train.py#``) and backups (``train.py~``). Left out, a save in vim over SSH is one change."""
+_PREFIXES = SECRET_PREFIXES + EDITOR_PREFIXES
+_SUFFIXES = SECRET_SUFFIXES + EDITOR_SUFFIXES
 SECRET_SUBSTRINGS = ("kubeconfig",)
 SECRET_IN_FOLDER = {".aws": frozenset({"credentials"}), ".kube": frozenset({"config"}),
                     ".docker": frozenset({"config.json"})}
@@ -33,7 +40,7 @@ DEFAULT_PATTERNS = (
     ".git/", ".venv/", "venv/", "__pycache__/", "node_modules/", ".workbench/", ".env*", "*.pem",
     "*.key", "*.p12", "*.pfx", "*.jks", "id_rsa*", "*kubeconfig*", "*service-account*.json", ".netrc",
     ".ssh/", ".git-credentials", ".npmrc", ".pypirc", "credentials.json", ".aws/credentials",
-    ".kube/config", ".docker/config.json", "*.pyc",
+    ".kube/config", ".docker/config.json", "*.pyc", "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#",
 )
 """The defaults as gitignore lines (matching at any depth), for documentation and ``status --json``."""
 
@@ -51,7 +58,8 @@ def default_ignored(name: str) -> bool:
 
     Plain string tests (about 0.2 us a name, against 0.5 us for ``DEFAULT_RE``): the scanner calls
     this for every entry of the folder."""
-    return (name in DEFAULT_NAMES or name.startswith(SECRET_PREFIXES) or name.endswith(SECRET_SUFFIXES)
+    return (name in DEFAULT_NAMES or name.startswith(_PREFIXES) or name.endswith(_SUFFIXES)
+            or (name[:1] == "#" and name[-1:] == "#" and len(name) > 1)
             or "kubeconfig" in name or ".wbtmp-" in name
             or ("service-account" in name and name.endswith(".json")))
 
