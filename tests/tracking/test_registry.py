@@ -80,3 +80,41 @@ def test_register_or_reuse_links_runs(ws: Workspace) -> None:
     # Another model holding the same bytes is another model: its own version 1.
     other, reused = registry.register_or_reuse(db, name="copy", run_id="r3", path="c.pkl", hash="a", size=1)
     assert (other.name, other.version, reused) == ("copy", 1, False)
+
+
+CHECKPOINTS = """
+import os, sys, torch
+os.makedirs("checkpoints", exist_ok=True)
+os.makedirs("lightning/checkpoints", exist_ok=True)
+model = torch.nn.Linear(3, 1)
+for epoch in range(int(sys.argv[1])):
+    with torch.no_grad():
+        model.weight += 1.0  # each checkpoint holds other bytes
+    torch.save(model.state_dict(), f"checkpoints/epoch{epoch}.pt")
+    torch.save(model.state_dict(), f"lightning/checkpoints/epoch={epoch}-step={100 * epoch}.ckpt")
+torch.save(model.state_dict(), "resnet50.pt")
+"""
+
+
+def test_a_runs_numbered_checkpoints_are_versions_of_one_model_in_their_order(ws: Workspace) -> None:
+    """``epoch0.pt`` .. ``epoch11.pt`` of one run are versions 1-12 of one model named after their
+    folder (the names share only counter words), numbered as the epochs go (epoch10 after epoch9);
+    a file alone keeps its own name, digits and all."""
+    (ws.root / "ckpt.py").write_text(CHECKPOINTS, encoding="utf-8")
+    run = ws.runs.execute([sys.executable, "ckpt.py", "12"])
+    assert run.status == "succeeded", [line.text for line in ws.runs.log_lines(run.id)]
+    assert {m.name for m in ws.runs.models()} == {"checkpoints", "resnet50"}
+    versions = sorted(ws.runs.model_versions("checkpoints"), key=lambda v: v.version)
+    assert len(versions) == 24
+    epochs = [v.path for v in versions if v.path.startswith("checkpoints/")]
+    assert epochs == [f"checkpoints/epoch{e}.pt" for e in range(12)]
+    assert versions[-1].path == "lightning/checkpoints/epoch=11-step=1100.ckpt"
+
+
+def test_series_names() -> None:
+    assert registry.series_names(["ckpt/ckpt_step_1000.pt", "ckpt/ckpt_step_2000.pt", "model.pt"]) == {
+        "ckpt/ckpt_step_1000.pt": "ckpt", "ckpt/ckpt_step_2000.pt": "ckpt"}
+    assert registry.series_names(["bert-finetuned-epoch3.pt", "bert-finetuned-epoch4.pt"]) == {
+        "bert-finetuned-epoch3.pt": "bert_finetuned", "bert-finetuned-epoch4.pt": "bert_finetuned"}
+    assert registry.series_names(["0.pt", "1.pt"]) == {"0.pt": "model", "1.pt": "model"}
+    assert registry.series_names(["resnet50.pt", "vit16.pt", "a/m1.pkl", "b/m2.pkl"]) == {}

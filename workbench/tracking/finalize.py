@@ -196,7 +196,8 @@ def _register_models(
     row = db.execute("SELECT environment FROM runs WHERE id = ?", (run_id,)).fetchone()
     packages = json.loads(row[0] or "{}").get("packages") if row else None
     created: list[registry.ModelVersion] = []
-    for path, spec in sorted(wanted.items()):
+    series = registry.series_names([path for path, spec in wanted.items() if not spec.get("name")])
+    for path, spec in sorted(wanted.items(), key=lambda item: registry.natural_key(item[0])):
         full = private.get(path) or _inside(root, path)
         if full is None and any(m["path"] == path for m in models):
             from workbench.tracking import refusals
@@ -221,7 +222,8 @@ def _register_models(
         elif not version:
             version = registry.framework_version(framework, packages)
         found, reused = registry.register_or_reuse(
-            db, name=spec.get("name") or registry.model_name_for(path), run_id=run_id, path=path, hash=digest,
+            db, name=spec.get("name") or series.get(path) or registry.model_name_for(path), run_id=run_id,
+            path=path, hash=digest,
             size=full.stat().st_size, framework=framework, framework_version=version, now=now,
         )
         if reused and note is not None:

@@ -80,13 +80,48 @@ class ModelInfo:
 
 def model_name_for(path: str) -> str:
     """The default model name of a file: its stem, made safe."""
-    stem = Path(path).name
-    for suffix in MODEL_SUFFIXES:
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    cleaned = re.sub(r"[^\w.\-]", "-", stem).strip("-.") or "model"
+    cleaned = re.sub(r"[^\w.\-]", "-", _stem(Path(path).name)).strip("-.") or "model"
     return cleaned[:128]
+
+
+def _stem(name: str) -> str:
+    for suffix in MODEL_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def natural_key(path: str) -> list[Any]:
+    """Sort key putting ``epoch2`` before ``epoch10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
+
+
+def series_names(paths: list[str]) -> dict[str, str]:
+    """Model files of one run that differ only in their numbers (``checkpoints/epoch0.pt``,
+    ``epoch1.pt``...; ``ckpt_step_1000.pt``; Lightning's ``epoch=2-step=300.ckpt``): a series of
+    checkpoints, each a version of one model named after what the names share (``epoch``,
+    ``ckpt_step``, ``epoch-step``), else after their folder (``0.pt``, ``1.pt`` in ``ckpts/``). Files
+    alone in their pattern keep :func:`model_name_for`; the result maps only the series' files."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        if re.search(r"\d", name):
+            groups.setdefault((folder, re.sub(r"\d+", "#", name)), []).append(path)
+    out: dict[str, str] = {}
+    for (folder, pattern), members in groups.items():
+        if len(members) < 2:
+            continue
+        words = [w for w in re.split(r"[^A-Za-z0-9]+", _stem(pattern).replace("#", " "))
+                 if w and w.lower() not in _COUNTER_WORDS]
+        name = "_".join(words) or model_name_for(folder.rpartition("/")[2] or "model")
+        out.update((member, name) for member in members)
+    return out
+
+
+_COUNTER_WORDS = frozenset({"epoch", "epochs", "ep", "e", "step", "steps", "global", "iter", "it",
+                            "iteration", "ckpt", "checkpoint", "v", "version", "last", "best"})
+"""Words of a checkpoint's name that count or mark it (``epoch=2-step=300``, ``ckpt_step_1000``,
+``model_v3``): not the model's name."""
 
 
 def detect_framework(path: Path, packages: dict[str, str] | None = None) -> tuple[str, str]:
