@@ -166,6 +166,27 @@ def test_a_warm_run_records_and_prints_what_a_cold_run_does(project: Project) ->
         assert "epoch=1 loss=0.5" in out + err and "to stderr" in out + err
 
 
+def test_a_run_typed_in_a_subfolder_runs_there_warm_or_cold(project: Project) -> None:
+    """``cd src && workbench run -- python train.py`` runs ``src/train.py`` in ``src``, as the shell
+    would: its relative paths are the subfolder's, and the run records that folder."""
+    (project.root / "src").mkdir()
+    (project.root / "src" / "train.py").write_text(SCRIPT)
+    project.start_recorder()
+    for label, switch in (("warm", "1"), ("cold", "0")):
+        env = {**project.env, warm.ENV_SWITCH: switch}
+        proc = subprocess.Popen([sys.executable, "-m", "workbench", "run", "--json", "--", sys.executable,
+                                 "train.py", label, "0"], cwd=project.root / "src", stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0, err
+        info = json.loads(out)
+        assert info["workdir"] == "src" and info["metrics"] == {"loss": 0.25}
+        assert [o["path"] for o in info["outputs"]] == ["src/model.txt"]
+        assert (project.root / "src" / "model.txt").read_text() == f"weights {label}"
+        recorded_by = project.run_row(info["id"])["pid"]
+        assert (recorded_by != proc.pid) if label == "warm" else (recorded_by == proc.pid), label
+
+
 def test_a_warm_run_streams_to_the_callers_stdout_and_stderr(project: Project) -> None:
     project.start_recorder()
     script = "import sys; print('out line', flush=True); print('err line', file=sys.stderr)"

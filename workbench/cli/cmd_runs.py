@@ -188,10 +188,11 @@ def _echo(channel: str, line: bytes) -> None:
 
 # -- handlers --------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from workbench.cli.run_request import request_from_args
+    from workbench.cli.run_request import in_current_folder, request_from_args
 
     request = request_from_args(args)
     ws = open_workspace()
+    request = in_current_folder(request, ws.root)
     if args.no_remote_inputs:  # read by the container executors (workbench.executors.remote_inputs)
         ws.config.executor.remote_inputs = False
     info = ws.runs.execute(request, on_line=None if (args.quiet or args.json) else _echo)

@@ -193,6 +193,7 @@ def _gpus(text: str) -> int | str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from workbench.cli.run_request import in_current_folder
     from workbench.tracking.request import RunRequest
     from workbench.workflows.sweep_runner import SweepEvent
 
@@ -234,8 +235,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     cancel = threading.Event()
     with progress:
-        request = RunRequest(tuple(command), name=args.name, executor=args.executor, image=args.image,
-                             gpus=args.gpus)
+        request = in_current_folder(RunRequest(tuple(command), name=args.name, executor=args.executor,
+                                               image=args.image, gpus=args.gpus), ws.root)
         info = ws.workflows.sweep(request, args.params, random_n=args.random_n, seed=args.seed,
                                   parallel=args.parallel, on_event=on_event, on_created=on_created,
                                   cancel_event=cancel)

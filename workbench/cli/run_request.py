@@ -10,11 +10,14 @@ other's inverse through the real parser.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+from pathlib import Path
 
 from workbench.errors import UsageError
 from workbench.tracking.request import RunRequest, run_argv
 
-__all__ = ["request_from_args", "run_argv"]
+__all__ = ["in_current_folder", "request_from_args", "run_argv"]
 
 
 def request_from_args(args: argparse.Namespace) -> RunRequest:
@@ -28,3 +31,15 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
     return RunRequest(
         tuple(command), name=args.name, tags=tuple(args.tag), executor=args.executor, image=args.image,
         gpus=args.gpus, cpu=args.cpu, memory=args.memory, namespace=args.namespace, isolated=args.isolated)
+
+
+def in_current_folder(request: RunRequest, root: Path) -> RunRequest:
+    """``request`` run in the folder the user typed it in (``cd src && workbench run -- python
+    train.py`` runs ``src/train.py``, as the shell would), where that folder is inside the project
+    ``root``; from anywhere else (``-C DIR``), at the project's top."""
+    try:
+        rel = Path(os.getcwd()).resolve().relative_to(root.resolve())
+    except (OSError, ValueError):
+        return request
+    workdir = rel.as_posix()
+    return request if workdir in ("", ".") else dataclasses.replace(request, workdir=workdir)
