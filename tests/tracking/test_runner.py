@@ -172,6 +172,29 @@ def test_name_space_value_lines_on_stdout_are_metrics_at_their_step(ws: Workspac
     assert set(info.metrics) == {"loss", "time", "mfu", "train_loss", "val_loss"}
 
 
+def test_metrics_on_stderr_are_read_but_not_from_warnings_or_tracebacks(ws: Workspace) -> None:
+    """Lightning's bar and Python's logging write to stderr; a warning or a traceback quoting code
+    (``lr = 0.5``) is no metric."""
+    code = (
+        "import logging, sys, warnings\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "for e in range(3):\n"
+        "    sys.stderr.write(f'Epoch {e}: 100%|##| 10/10 [00:01<00:00, train_loss={1 / (e + 1):.3f}]\\n')\n"
+        "logging.info('epoch=%d val_acc=%.2f', 5, 0.9)\n"
+        "warnings.warn('momentum=0.9 is ignored')\n"
+        "try:\n"
+        "    lr = 0.5; raise ValueError(f'bad rate={lr}')\n"
+        "except ValueError:\n"
+        "    import traceback; traceback.print_exc()\n"
+    )
+    info = ws.runs.execute([PY, "-c", code])
+    assert info.status == "succeeded"
+    assert set(info.metrics) == {"train_loss", "val_acc"}
+    loss = ws.runs.metric_series(info.id, "train_loss")
+    assert (loss.steps, loss.values) == ([0, 1, 2], pytest.approx([1.0, 0.5, 0.333]))
+    assert ws.runs.metric_series(info.id, "val_acc").steps == [5]
+
+
 def test_a_file_the_run_writes_then_reads_back_is_its_output_not_its_input(ws: Workspace) -> None:
     """Inputs are what the files held before the run touched them: a cache the script writes and
     loads again is an output only; "r+" and "a+" read the old content (inputs and outputs); "w+"

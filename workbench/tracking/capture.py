@@ -214,6 +214,17 @@ class StdoutMetricParser:
         return found
 
 
+_NOT_METRICS = ("Traceback (most recent call last)", "Error:", "Warning:", "warn(", "Exception:",
+                "DEPRECAT")
+
+
+def stderr_may_hold_metrics(line: str) -> bool:
+    """Whether a line of stderr is read for metrics: progress bars (tqdm and Lightning draw theirs
+    there) and log records are; a traceback's lines (``File ...``, the indented source) and
+    warnings, which quote code such as ``lr = 0.1``, are not."""
+    return not line.startswith(("  File ", "    ")) and not any(word in line for word in _NOT_METRICS)
+
+
 def _spaced_pairs(line: str) -> list[tuple[str, str]]:
     """``(name, value)`` of each segment of ``line`` (cut at ``, | ; tab`` and ``: ``) that is a name
     of one to three words and a number; a name's words are joined by ``_`` (``train_loss``)."""

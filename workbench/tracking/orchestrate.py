@@ -200,8 +200,10 @@ def _consume(
             on_line(channel, line)
         now = ingester.clock.now()
         ingester.add_log(channel, line, now)
-        if parser is not None and channel == "stdout":
+        if parser is not None and channel in ("stdout", "stderr"):
             text = line.decode("utf-8", errors="replace")
+            if channel == "stderr" and not capture.stderr_may_hold_metrics(text):
+                continue
             for key, value, step in parser.parse(text):
                 try:
                     ingester.add_points(key, [step], [value], [now])
