@@ -185,6 +185,8 @@ def test_a_run_typed_in_a_subfolder_runs_there_warm_or_cold(project: Project) ->
         assert (project.root / "src" / "model.txt").read_text() == f"weights {label}"
         recorded_by = project.run_row(info["id"])["pid"]
         assert (recorded_by != proc.pid) if label == "warm" else (recorded_by == proc.pid), label
+        code, shown, _, _ = project.run("show", info["id"])
+        assert code == 0 and "in        src/" in shown
 
 
 def test_a_warm_run_streams_to_the_callers_stdout_and_stderr(project: Project) -> None:

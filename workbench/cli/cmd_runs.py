@@ -313,6 +313,8 @@ def cmd_show(args: argparse.Namespace) -> int:
               + (f"  exit {info.exit_code}" if info.exit_code is not None else "")
               + (f"  ({info.reason})" if info.reason else ""))
     out.print(f"command   {' '.join(info.command)}", markup=False)
+    if info.workdir not in ("", "."):
+        out.print(f"in        {info.workdir}/", markup=False)
     out.print(f"started   {fmt.local_time(info.started_at)}   duration {fmt.duration(info.duration, NONE)}   "
               f"executor {info.executor}")
     if info.snapshot_before:
