@@ -99,6 +99,20 @@ def test_stdout_lines_that_are_not_metrics() -> None:
     assert parser.parse("path=/tmp/a.csv count=3") == [("count", 3.0, None)]
 
 
+def test_library_chatter_is_not_metrics() -> None:
+    """What Lightning says on stderr and in its bar: a name in backticks is code, ``v_num`` is the
+    logger's version, and on stderr (``strict``) one value alone is not enough."""
+    parser = StdoutMetricParser()
+    assert parser.parse("`Trainer.fit` stopped: `max_epochs=3` reached.") == []
+    assert parser.parse("TPU available: False, using: 0 TPU cores", strict=True) == []
+    assert parser.parse("INFO:root:loss=0.5", strict=True) == []
+    assert parser.parse("INFO:root:epoch=5 val_acc=0.9", strict=True) == [("val_acc", 0.9, 5)]
+    assert parser.parse("INFO:root:loss=0.5 acc=0.8", strict=True) == [
+        ("loss", 0.5, None), ("acc", 0.8, None)]
+    assert parser.parse("Epoch 1: 100%|##| 5/5 [00:01<00:00, v_num=3, train_loss=0.25]") == [
+        ("train_loss", 0.25, 1)]
+
+
 def test_custom_patterns_replace_the_defaults() -> None:
     parser = StdoutMetricParser([r"\[(?P<step>\d+)\] (?P<name>\w+) is (?P<value>[\d.]+)"])
     assert parser.parse("[5] loss is 0.5") == [("loss", 0.5, 5)]

@@ -200,6 +200,44 @@ def test_tensorboard_scalars_become_series(project: Path) -> None:
     assert "captured from TensorBoard: 5 series (153 points) from 4 event file(s)" in logs
 
 
+BAR_AND_TB = """
+import sys
+import workbench
+from torch.utils.tensorboard import SummaryWriter
+
+writer = SummaryWriter("lightning_logs/version_0")
+for epoch in range(3):
+    for batch in range(20):
+        step = epoch * 20 + batch
+        writer.add_scalar("train_loss", 1.0 / (step + 1), step)  # what Lightning's logger writes
+        workbench.log_metric("lr", 0.1, step=step)
+        writer.add_scalar("lr", 0.1, step)
+    # ... and its progress bar, left on screen at the end of each epoch
+    print(f"Epoch {epoch}: 100%|##| 20/20 [00:01<00:00, v_num=0, train_loss={1.0 / (step + 1):.3f}, "
+          f"lr=0.1, acc={0.5 + epoch / 10}]")
+writer.close()
+"""
+
+
+def test_a_librarys_series_replaces_the_same_key_read_from_the_output(project: Path) -> None:
+    """Lightning draws ``train_loss`` in its bar at each epoch and writes it to TensorBoard at every
+    step: the run holds TensorBoard's series alone (not both merged), says so, and keeps what only
+    the bar showed (``acc``); a key the script also logged through Workbench (``lr``) keeps all."""
+    pytest.importorskip("tensorboard", reason="torch.utils.tensorboard needs the tensorboard package")
+    run = _run(project, BAR_AND_TB)
+    run_id = run["id"]
+    assert run["status"] == "succeeded"
+    assert set(run["metrics"]) == {"train_loss", "lr", "acc"}  # no v_num
+    loss = _series(project, run_id, "train_loss")
+    assert loss["steps"] == list(range(60))
+    assert loss["values"] == pytest.approx([1.0 / (s + 1) for s in range(60)], rel=1e-6)
+    assert _series(project, run_id, "acc")["steps"] == [0, 1, 2]
+    assert len(_series(project, run_id, "lr")["steps"]) == 60
+    logs = _logs(project, run_id)
+    assert "metric train_loss: the series TensorBoard recorded replaces the one read from the output" in logs
+    assert "metric lr:" not in logs and "metric acc:" not in logs
+
+
 def test_a_run_using_neither_leaves_no_trace(project: Path) -> None:
     """Nothing read, nothing imported on either side, no folder made."""
     probe = textwrap.dedent("""

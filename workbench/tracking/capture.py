@@ -141,7 +141,7 @@ def params_from_argv(argv: Sequence[str]) -> dict[str, Any]:
 
 _VALUE = r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
 _PAIR = re.compile(
-    r"(?<![\w./-])([\"']?)([A-Za-z_][\w./-]{0,120}?)\1\s*(?::\s+|:(?=[+-.\d])|\s*=\s*)("
+    r"(?<![\w./`-])([\"']?)([A-Za-z_][\w./-]{0,120}?)\1\s*(?::\s+|:(?=[+-.\d])|\s*=\s*)("
     + _VALUE
     + r")(?!%\|)(?:%)?(?![\w.:/-])"
 )
@@ -162,17 +162,23 @@ _ROUND = re.compile(r"\s*\[(\d{1,12})\]\s")
 """A line that starts with ``[N]``: XGBoost's boosting round (``[10]\tvalidation_0-rmse:0.52``)."""
 
 
+NOT_METRIC_KEYS = frozenset({"v_num"})
+"""Names in progress bars that are never metrics: Lightning's logger version (``v_num=0``)."""
+
+
 class StdoutMetricParser:
     """Finds metric values in output lines."""
 
     def __init__(self, patterns: Iterable[str] = (), ignore: Iterable[str] = ()) -> None:
         self.patterns = [re.compile(p) for p in patterns]
-        self.ignore = set(ignore)
+        self.ignore = set(ignore) | NOT_METRIC_KEYS
 
-    def parse(self, line: str) -> list[tuple[str, float, int | None]]:
+    def parse(self, line: str, *, strict: bool = False) -> list[tuple[str, float, int | None]]:
         """``(key, value, step)`` triples found in one line (step None: the key's next step). A line
         of carriage-return updates (a progress bar redrawn in place, as tqdm and Lightning draw it
-        into a pipe) is read by its last update, the one left on screen: one point, not one per redraw."""
+        into a pipe) is read by its last update, the one left on screen: one point, not one per redraw.
+        ``strict`` (stderr, where libraries say what they do: ``TPU available: False, using: 0 TPU
+        cores``): a line counts only with two values, or one and its step."""
         if "\r" in line:
             line = next((part for part in reversed(line.split("\r")) if part.strip()), "")
         if len(line) > 4096 or not (self.patterns or "=" in line or ":" in line or _SEPARATED(line)):
@@ -203,7 +209,7 @@ class StdoutMetricParser:
             found_step = int(leading.group(1))
         if found_step is None:
             found_step = _spaced_step(line)
-        if spaced and found_step is None and len(pairs) < 2:
+        if (spaced or strict) and found_step is None and len(pairs) < 2:
             return []  # one "word number" alone ("batch 20", "Python 3.11") is too weak a sign
         for name, text in pairs:
             if name.lower() in STEP_KEYS or name in self.ignore:

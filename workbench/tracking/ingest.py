@@ -84,6 +84,10 @@ class Ingester:
         self._files: dict[tuple[str, str], str] = {}
         self._env: dict[str, Any] = {}
         self._key_ids: dict[str, int] = {}
+        self._parsed: set[str] = set()
+        """Keys with points read from the job's output (``add_points(parsed=True)``) ..."""
+        self._owned: set[str] = set()
+        """... and keys with points from anywhere else (the tracking API, a library, a file)."""
         self._last_step: dict[int, int] = {}
         self._notes = 0
         self._last_flush = time.monotonic()
@@ -214,12 +218,15 @@ class Ingester:
             self.refuse(str(event.get("kind")), str(event.get("path")), str(event.get("reason")))
 
     def add_points(
-        self, key: object, steps: Sequence[object], values: Sequence[object], times: Sequence[object]
+        self, key: object, steps: Sequence[object], values: Sequence[object], times: Sequence[object],
+        *, parsed: bool = False,
     ) -> None:
-        """Metric points of one key; bad values are skipped with a note, NaN/inf kept."""
+        """Metric points of one key; bad values are skipped with a note, NaN/inf kept. ``parsed``:
+        read from the job's output (see :meth:`replaces_parsed`)."""
         if not valid_key(key):
             raise ValueError(f"bad metric key {str(key)[:40]!r}")
         assert isinstance(key, str)
+        (self._parsed if parsed else self._owned).add(key)
         key_id = self._key_id(key)
         bad = 0
         now = self.clock.now()
@@ -273,6 +280,7 @@ class Ingester:
         high = int(step_array.max())
         if int(step_array.min()) <= -MAX_STEP or high >= MAX_STEP:
             raise ValueError(f"step out of range in metric {key!r}")
+        self._owned.add(key)
         key_id = self._key_id(key)
         with self._lock:
             self._queue_points(key_id, step_array, time_array, value_array, high)  # type: ignore[arg-type]
@@ -325,6 +333,35 @@ class Ingester:
         if lo is not None:
             summary[3] = lo if summary[3] is None else min(summary[3], lo)
             summary[4] = hi if summary[4] is None else max(summary[4], hi)
+
+    def parsed_only(self) -> set[str]:
+        """Keys whose every point was read from the job's output."""
+        return self._parsed - self._owned
+
+    def replaces_parsed(self, key: str, by: str) -> bool:
+        """Before a library's own series of ``key`` is added (TensorBoard, MLflow, DVCLive, a
+        metrics file): drop the points of ``key`` that were only read from the job's output (a
+        progress bar's ``train_loss`` at each epoch, beside the library's at every step), so the
+        key holds one series, not two merged; a note names ``by``. False (nothing dropped) when the
+        key also has points of any other source, or none read from the output."""
+        if key not in self._parsed or key in self._owned:
+            return False
+        self.flush()
+        from workbench.store import metric_chunks
+
+        with self._lock:
+            key_id = self._key_ids.pop(key, None)
+            self._parsed.discard(key)
+            if key_id is None:
+                return False
+            for table in (self._last_step, self._points, self._open, self._summaries):
+                table.pop(key_id, None)
+            with atomic(self.conn):
+                metric_chunks.delete(self.conn, [key_id])
+                self.conn.execute("DELETE FROM metric_rollups WHERE key_id = ?", (key_id,))
+                self.conn.execute("DELETE FROM metric_keys WHERE id = ?", (key_id,))
+        self.note(f"metric {key}: the series {by} recorded replaces the one read from the output")
+        return True
 
     def add_param(self, key: object, value: object, source: str) -> None:
         if not valid_key(key):

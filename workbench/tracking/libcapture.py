@@ -104,6 +104,7 @@ def _collect_mlflow(ws: VersionedProject, conn: sqlite3.Connection, ingester: In
     for key, text in found.tags.items():
         _safely(ingester, ingester.add_tag, key, text)
     for key, (steps, values, times) in found.series.items():
+        ingester.replaces_parsed(key, "MLflow")
         _safely(ingester, ingester.add_series, key, steps, values, times)
     ingester.flush()
     _record_artifacts(ws, conn, ingester, run_id, found.artifacts)
@@ -165,6 +166,7 @@ def _collect_tensorboard(conn: sqlite3.Connection, ingester: Ingester, run_id: s
     points = 0
     for key, series in found.items():
         steps, values, times = _dedupe(series.steps, series.values, series.times)
+        ingester.replaces_parsed(key, "TensorBoard")
         _safely(ingester, ingester.add_series, key, steps, values, times)
         points += len(steps)
     for warning in warnings:

@@ -152,13 +152,15 @@ class MetricFiles:
         self.ingester = ingester
         self.root = root
         self.taken = {str(key) for (key,) in ingester.conn.execute(
-            "SELECT key FROM metric_keys WHERE run_id = ?", (ingester.run_id,))}
-        """Keys the run already has (logged through Workbench): never overwritten."""
+            "SELECT key FROM metric_keys WHERE run_id = ?", (ingester.run_id,))} - ingester.parsed_only()
+        """Keys the run already has (logged through Workbench): never overwritten. A key only read
+        from the job's output is replaced by the file's series."""
         self.now = ingester.clock.now()
 
     def add(self, key: str, steps: list[int], values: list[float], times: list[float]) -> bool:
         if key in self.taken or not steps:
             return False
+        self.ingester.replaces_parsed(key, "the metrics file")
         times = [self.now if math.isnan(t) else t for t in times]
         try:
             self.ingester.add_points(key, steps, values, times)

@@ -204,9 +204,9 @@ def _consume(
             text = line.decode("utf-8", errors="replace")
             if channel == "stderr" and not capture.stderr_may_hold_metrics(text):
                 continue
-            for key, value, step in parser.parse(text):
+            for key, value, step in parser.parse(text, strict=channel == "stderr"):
                 try:
-                    ingester.add_points(key, [step], [value], [now])
+                    ingester.add_points(key, [step], [value], [now], parsed=True)
                 except ValueError:
                     pass
         ingester.maybe_flush()
