@@ -117,4 +117,8 @@ def test_series_names() -> None:
     assert registry.series_names(["bert-finetuned-epoch3.pt", "bert-finetuned-epoch4.pt"]) == {
         "bert-finetuned-epoch3.pt": "bert_finetuned", "bert-finetuned-epoch4.pt": "bert_finetuned"}
     assert registry.series_names(["0.pt", "1.pt"]) == {"0.pt": "model", "1.pt": "model"}
-    assert registry.series_names(["resnet50.pt", "vit16.pt", "a/m1.pkl", "b/m2.pkl"]) == {}
+    assert registry.series_names(["resnet50.pt", "vit16.pt", "a/m1.pkl", "b/m2.pkl", "best.pt"]) == {}
+    # Lightning keeps one checkpoint a run, named by its epoch and step: each run's is a version
+    # of one model, not a model of its own
+    assert registry.series_names(["lightning_logs/version_3/checkpoints/epoch=9-step=600.ckpt"]) == {
+        "lightning_logs/version_3/checkpoints/epoch=9-step=600.ckpt": "checkpoints"}

@@ -99,20 +99,22 @@ def natural_key(path: str) -> list[Any]:
 def series_names(paths: list[str]) -> dict[str, str]:
     """Model files of one run that differ only in their numbers (``checkpoints/epoch0.pt``,
     ``epoch1.pt``...; ``ckpt_step_1000.pt``; Lightning's ``epoch=2-step=300.ckpt``): a series of
-    checkpoints, each a version of one model named after what the names share (``epoch``,
-    ``ckpt_step``, ``epoch-step``), else after their folder (``0.pt``, ``1.pt`` in ``ckpts/``). Files
-    alone in their pattern keep :func:`model_name_for`; the result maps only the series' files."""
+    checkpoints, each a version of one model named after what the names share once counter words
+    are dropped (``bert-finetuned-epoch3.pt``: ``bert_finetuned``), else after their folder
+    (``checkpoints``). A file alone whose name is counter words and numbers only (Lightning's one
+    ``epoch=9-step=600.ckpt``) is named after its folder too, so each run's
+    checkpoint is a version of one model, not a model of its own. Other files keep
+    :func:`model_name_for`; the result maps only the files named here."""
     groups: dict[tuple[str, str], list[str]] = {}
     for path in paths:
         folder, _, name = path.rpartition("/")
-        if re.search(r"\d", name):
-            groups.setdefault((folder, re.sub(r"\d+", "#", name)), []).append(path)
+        groups.setdefault((folder, re.sub(r"\d+", "#", name)), []).append(path)
     out: dict[str, str] = {}
     for (folder, pattern), members in groups.items():
-        if len(members) < 2:
-            continue
         words = [w for w in re.split(r"[^A-Za-z0-9]+", _stem(pattern).replace("#", " "))
                  if w and w.lower() not in _COUNTER_WORDS]
+        if len(members) < 2 and (words or "#" not in pattern):
+            continue  # a file alone keeps its name unless it is a numbered checkpoint
         name = "_".join(words) or model_name_for(folder.rpartition("/")[2] or "model")
         out.update((member, name) for member in members)
     return out
