@@ -166,6 +166,20 @@ def test_argparse_defaults_are_recorded_and_marked(ws: Workspace) -> None:
     }  # argv's 'b' gave way to the dest batch_size
 
 
+def test_a_launchers_script_reports_its_own_arguments(ws: Workspace) -> None:
+    """``torchrun --nproc_per_node 2 train.py --lr 0.1`` (the real launcher): its ~35 options are not
+    the run's params; the script's parse in its processes is (its defaults too)."""
+    pytest.importorskip("torch")
+    (ws.root / "train.py").write_text(ARGPARSE_SCRIPT, encoding="utf-8")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    run = ws.runs.execute([*torchrun, "train.py", "--lr", "0.1", "-b", "64"])
+    assert run.status == "succeeded", list(ws.runs.log_lines(run.id))
+    recorded = _sources(ws, run.id)
+    assert {k: recorded[k] for k in ("lr", "batch_size", "epochs")} == {
+        "lr": (0.1, "argparse"), "batch_size": (64, "argparse"), "epochs": (10, "argparse-default")}
+    assert not {"training_script", "rdzv_backend", "master_addr", "standalone"} & set(recorded)
+
+
 SUBCOMMANDS = """
 import argparse, subprocess, sys
 p = argparse.ArgumentParser()

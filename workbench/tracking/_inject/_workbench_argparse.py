@@ -8,7 +8,9 @@ so a child that never parses arguments pays nothing) so that the outermost
 their ``str``), which of them the command line gave (the others defaulted), and the flag names the
 parser knows. A script that parses twice emits twice; the last parse wins. Only the run's first
 Python process reports (a Python child it starts inherits ``WORKBENCH_ARGPARSE_PID`` and stays
-quiet). Events go to the file named by ``WORKBENCH_EVENTS``, or marked on stdout for ``@stdout``.
+quiet), unless that process is a launcher (torchrun, ``accelerate launch``, ``deepspeed``): it
+reports nothing and hands the report on to the training script's processes. Events go to the file
+named by ``WORKBENCH_EVENTS``, or marked on stdout for ``@stdout``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ def hydra_overrides(overrides: Any) -> dict[str, Any]:
         if sep and key and key != "hydra" and not key.startswith(("hydra.", "hydra/")):
             values[key] = _typed(value)
     return values
+
+
+_LAUNCHER_DESTS = (frozenset({"training_script", "training_script_args"}),
+                   frozenset({"user_script", "user_args"}))
+"""Dests of launchers' parsers: torchrun and ``python -m torch.distributed.run``, ``accelerate
+launch`` (``training_script``...), ``deepspeed`` (``user_script``...)."""
+
+
+def is_launcher(namespace: Any) -> bool:
+    """Whether a parse is a launcher's, which starts the training script in processes of its own."""
+    dests = set(vars(namespace))
+    return any(launcher <= dests for launcher in _LAUNCHER_DESTS)
 
 
 def argparse_event(namespace: Any, given: set[str], parser: Any) -> dict[str, Any]:
@@ -131,6 +145,9 @@ def patch_argparse(module: Any) -> None:
         if outer and os.environ.get(_ARGS_OWNER) == str(os.getpid()):
             try:
                 namespace = result[0]
+                if is_launcher(namespace):  # torchrun, accelerate launch, deepspeed: the script it
+                    os.environ[_ARGS_OWNER] = ""  # starts reports its own arguments, not this one
+                    return result
                 given = state["given"]
                 if original_values is None:  # no hook into the parse: whatever differs from its default
                     given = {k for k, v in vars(namespace).items() if v != self.get_default(k)}
