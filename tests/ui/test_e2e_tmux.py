@@ -71,3 +71,24 @@ def test_workbench_in_tmux(demo_root: Path) -> None:
             raise AssertionError("q did not quit the workbench")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_workbench_in_a_folder_that_is_no_project_offers_to_make_it_one(tmp_path: Path) -> None:
+    """As lazygit offers ``git init``: Enter makes the folder a project and opens the workbench;
+    "n" leaves it as it was, with the one-line error."""
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "train.py").write_text("print('loss=0.5')\n")
+    for answer, expected in (("n", "error: not a workbench project"), ("", "Overview")):
+        session = f"wb-init-{int(time.time() * 1000)}"
+        command = f"cd {folder} && {sys.executable} -m workbench ui --no-watch; sleep 60"
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "250", "-y", "30", command],
+                       check=True)  # wide: the question names the folder's whole path, on one line
+        try:
+            _wait_for(session, "is not a workbench project. Make it one (workbench init)? [Y/n]")
+            subprocess.run(["tmux", "send-keys", "-t", session, *([answer] if answer else []), "Enter"],
+                           check=True)
+            _wait_for(session, expected)
+            assert (folder / ".workbench").is_dir() == (answer == "")
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -44,8 +44,14 @@ def _tty_check() -> None:
 
 def run_ui(args: argparse.Namespace) -> int:
     from workbench.cli.common import open_workspace
+    from workbench.errors import NotAProjectError
 
-    ws = open_workspace()
+    try:
+        ws = open_workspace()
+    except NotAProjectError:
+        if not _offer_init():
+            raise
+        ws = open_workspace()
     _tty_check()
     from workbench.ui import run_app
 
@@ -54,6 +60,28 @@ def run_ui(args: argparse.Namespace) -> int:
     finally:
         ws.close()
     return 0
+
+
+def _offer_init() -> bool:
+    """``workbench`` on a terminal in a folder that is no project: ask to make it one, as lazygit
+    offers ``git init``; whether it was made. Never offered for the home folder or ``/``, which hold
+    far more than one project (their error says to pick a folder)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    here = Path.cwd().resolve()
+    if here in (Path.home().resolve(), Path(here.anchor)):
+        return False
+    try:
+        answer = input(f"{here} is not a workbench project. Make it one (workbench init)? [Y/n] ")
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return False
+    if answer.strip().lower() not in ("", "y", "yes"):
+        return False
+    from workbench.cli.cmd_store import cmd_init
+
+    cmd_init(argparse.Namespace(path=str(here), json=False))
+    return True
 
 
 def run_demo(args: argparse.Namespace) -> int:
