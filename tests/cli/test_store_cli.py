@@ -56,7 +56,8 @@ def test_tables_restore_fsck_gc(cli, tmp_path: Path) -> None:  # type: ignore[no
     (root / "notes.txt").write_text("changed\n")
     table = cli(root, "status")
     assert "notes.txt" in table.out and "modified" in table.out
-    assert "snapshots" in cli(root, "log").out
+    listed = cli(root, "log").out  # at 80 columns (a pipe): each id whole, to copy into restore
+    assert "snapshots" in listed and snap["short_id"] in listed and "…" not in listed.split("\n")[2]
     restored = json.loads(cli(root, "restore", snap["id"], "--json").out)
     assert restored["safety_snapshot"] and "notes.txt" in restored["written"]
     assert (root / "notes.txt").read_text() == "line 1\nline 2\n"

@@ -226,8 +226,13 @@ def cmd_log(args: argparse.Namespace) -> int:
     from workbench.cli.common import console
 
     table = _table("snapshots", ["id", "time", "kind", "message", "files", "bytes", "new"])
+    table.box = None  # as `runs` lists: the borders' columns go to the message
+    for column in table.columns:  # ids are copied into restore and diff: never cut; the message gives way
+        if column.header != "message":
+            column.no_wrap, column.min_width = True, 10 if column.header in ("id", "kind") else None
+    table.columns[1].min_width = 11
     for s in snaps:
-        table.add_row(s.short_id, fmt.local_time(s.created_at), s.kind, s.message, str(s.files),
+        table.add_row(s.short_id, fmt.short_time(s.created_at), s.kind, s.message, str(s.files),
                       fmt.size(s.bytes), fmt.size(s.new_bytes))
     console().print(table)
     return 0
