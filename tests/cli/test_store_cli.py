@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_workbench
 
 
@@ -56,8 +58,7 @@ def test_tables_restore_fsck_gc(cli, tmp_path: Path) -> None:  # type: ignore[no
     (root / "notes.txt").write_text("changed\n")
     table = cli(root, "status")
     assert "notes.txt" in table.out and "modified" in table.out
-    listed = cli(root, "log").out  # at 80 columns (a pipe): each id whole, to copy into restore
-    assert "snapshots" in listed and snap["short_id"] in listed and "…" not in listed.split("\n")[2]
+    assert "snapshots" in cli(root, "log").out
     restored = json.loads(cli(root, "restore", snap["id"], "--json").out)
     assert restored["safety_snapshot"] and "notes.txt" in restored["written"]
     assert (root / "notes.txt").read_text() == "line 1\nline 2\n"
@@ -122,3 +123,14 @@ def test_diff_of_a_csv_or_binary_file_prints_a_summary(cli, tmp_path: Path) -> N
     assert as_json["kind"] == "binary" and "size 300 -> 450" in as_json["diff"]
     text = json.loads(cli(root, "diff", "--json", first[:8], "--", "notes.txt").out)
     assert text["kind"] == "text"
+
+
+def test_log_keeps_ids_whole_at_80_columns(cli, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids are copied from ``log`` into restore and diff: a long message gives way, never an id."""
+    monkeypatch.setenv("COLUMNS", "80")
+    root = _project(tmp_path)
+    snap = json.loads(cli(root, "snapshot", "-m", "retrained on the cleaned March data with the new "
+                                "tokenizer and a larger vocabulary", "--json").out)
+    first_row = cli(root, "log").out.splitlines()[2]
+    assert snap["short_id"] in first_row and "…" not in first_row.split()[:2]
