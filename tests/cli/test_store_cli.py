@@ -125,7 +125,7 @@ def test_diff_of_a_csv_or_binary_file_prints_a_summary(cli, tmp_path: Path) -> N
     assert text["kind"] == "text"
 
 
-def test_log_keeps_ids_whole_at_80_columns(cli, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_ids_and_paths_are_whole_at_80_columns(cli, tmp_path: Path,  # type: ignore[no-untyped-def]
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Ids are copied from ``log`` into restore and diff: a long message gives way, never an id."""
     monkeypatch.setenv("COLUMNS", "80")
@@ -134,3 +134,8 @@ def test_log_keeps_ids_whole_at_80_columns(cli, tmp_path: Path,  # type: ignore[
                                 "tokenizer and a larger vocabulary", "--json").out)
     first_row = cli(root, "log").out.splitlines()[2]
     assert snap["short_id"] in first_row and "…" not in first_row.split()[:2]
+    deep = root / "data" / "very" / "deep" / "folder" / "structure" / "for" / "the" / "dataset"
+    deep.mkdir(parents=True)
+    (deep / "features_train_2024_v2.parquet").write_bytes(b"x")
+    shown = cli(root, "status").out  # a long path is folded onto two lines, never cut
+    assert "…" not in shown and "features_train_2024_v2.parquet" in shown

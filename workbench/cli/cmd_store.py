@@ -148,7 +148,9 @@ def _table(title: str, columns: list[str]) -> Any:
     table = Table(title=title, title_justify="left", header_style="bold")
     for col in columns:
         numeric = col in ("size", "old size", "files", "bytes", "new")
-        table.add_column(col, justify="right" if numeric else "left")
+        # a path is shown whole, folded onto more lines where the terminal is narrow: never cut
+        table.add_column(col, justify="right" if numeric else "left",
+                         overflow="fold" if col == "path" else "ellipsis")
     return table
 
 
