@@ -78,7 +78,8 @@ def test_file_remote_round_trip_and_nothing_to_push(tmp_path: Path) -> None:
     share.mkdir()
     a = tmp_path / "a"
     _init(a, {"src/a.py": b"print(1)\n", "data/x.bin": os.urandom(200_000)})
-    assert run_workbench(a, "remote", "add", "nfs", share.as_uri()).returncode == 0
+    added = run_workbench(a, "remote", "add", "nfs", "../share")  # a folder, as DVC takes one
+    assert added.returncode == 0 and f"-> {share.as_uri()} (a folder on this machine" in added.stdout
     first = json.loads(run_workbench(a, "push", "--json").stdout)
     assert first["records"] == {"snapshot": 1} and first["objects_sent"] >= 3
     assert "nothing to push" in run_workbench(a, "push").stdout
@@ -88,7 +89,7 @@ def test_file_remote_round_trip_and_nothing_to_push(tmp_path: Path) -> None:
     # Only the changed file and the trees above it travel; data/ is unchanged.
     assert second["records"] == {"snapshot": 1} and second["objects_sent"] == 3
     b = tmp_path / "b"
-    assert run_workbench(tmp_path, "clone", share.as_uri(), str(b)).returncode == 0
+    assert run_workbench(tmp_path, "clone", str(share), str(b)).returncode == 0
     assert (b / "src/a.py").read_bytes() == b"print(2)\n"
     assert (b / "data/x.bin").read_bytes() == (a / "data/x.bin").read_bytes()
     with Workspace.open(b) as ws:

@@ -101,7 +101,8 @@ def cmd_remote_add(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info.to_dict())
     else:
-        print(f"added remote {info.name} -> {info.url}" + (" (default)" if info.is_default else ""))
+        where = " (a folder on this machine or a mount)" if info.url.startswith("file://") else ""
+        print(f"added remote {info.name} -> {info.url}{where}" + (" (default)" if info.is_default else ""))
     return 0
 
 

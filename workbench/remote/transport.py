@@ -68,7 +68,11 @@ def parse_url(url: str) -> str:
         if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
             raise RemoteError(f"remote URL {url!r} is not an absolute file URL", "write it as file:///ABS/PATH")
         return "file://" + unquote(parsed.path).rstrip("/")
-    raise RemoteError(f"unsupported remote URL {url!r}", "use s3://BUCKET/PREFIX or file:///ABS/PATH")
+    if text and not parsed.scheme and "://" not in text:  # a folder, as DVC takes one: /mnt/share/proj
+        folder = os.path.abspath(os.path.expanduser(text))
+        return "file://" + (folder.rstrip("/") or "/")
+    raise RemoteError(f"unsupported remote URL {url!r}",
+                      "use s3://BUCKET/PREFIX, file:///ABS/PATH or a folder's path")
 
 
 class Transport(Protocol):
