@@ -182,3 +182,20 @@ async def test_history_folds_run_snapshots_under_their_run(demo_ws: Workspace) -
         assert "run-before" in {s.kind for s in screen.snapshots}
         await pilot.press("a")
         await wait_for(pilot, lambda: len(screen.snapshots) == folded, "the folded history again")
+
+
+def test_the_run_summary_says_the_subfolder_it_ran_in(ws: Workspace) -> None:
+    import sys
+
+    from rich.console import Console
+
+    from workbench.ui.rows import list_row
+    from workbench.ui.screens.run_detail import summary_table
+
+    (ws.root / "src").mkdir()
+    info = ws.runs.execute(RunRequest((sys.executable, "-c", "print('x')"), workdir="src"))
+    console = Console(width=100, record=True)
+    console.print(summary_table(list_row(info)))
+    import re
+
+    assert re.search(r"^in +src/ *$", console.export_text(), re.MULTILINE)

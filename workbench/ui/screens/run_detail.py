@@ -30,13 +30,16 @@ CHART_POINTS = 600
 
 
 def summary_table(run: RunRow) -> Table:
+    workdir = run.raw.workdir if run.raw is not None else "."
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     rows: list[tuple[str, str]] = [
         ("run", f"{run.id}  {run.name}"), ("status", f"{run.status}" + (
             f" (exit {run.exit_code})" if run.exit_code is not None else "")),
-        ("command", run.command), ("executor", run.executor),
+        ("command", run.command),
+        *((("in", f"{workdir}/"),) if workdir not in ("", ".") else ()),
+        ("executor", run.executor),
         ("started", fmt.short_time(run.started)), ("duration", fmt.duration(run.duration)),
         ("code+data in", (run.snapshot_before or "")[:12]),
         ("outputs snapshot", (run.snapshot_after or "")[:12]),
