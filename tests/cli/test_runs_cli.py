@@ -72,6 +72,11 @@ def test_run_then_inspect_everything(project: Path) -> None:
     assert isinstance(series, dict) and series["steps"] == [0, 1, 2] and series["total"] == 3
     keys = _json(run_workbench(project, "metrics", "small", "--json"))
     assert isinstance(keys, list) and keys[0]["key"] == "loss" and keys[0]["count"] == 3
+    chart = run_workbench(project, "metrics", "small", "loss", "--plot")  # a pipe: no colour codes
+    assert chart.returncode == 0 and "loss: 3 points, last" in chart.stdout and "step" in chart.stdout
+    assert any("\u2800" <= ch <= "\u28ff" for ch in chart.stdout) and "\x1b[" not in chart.stdout
+    every = run_workbench(project, "metrics", "small", "--plot")  # no KEY: a chart per metric
+    assert every.returncode == 0 and every.stdout.count("points, last") == len(keys)
 
     logs = run_workbench(project, "logs", "small")
     assert logs.stdout.splitlines()[0].startswith("step=0 loss=")

@@ -83,6 +83,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("key", nargs="?", help="the metric to print")
     p.add_argument("--max-points", type=positive_int, metavar="N",
                    help="downsample to N buckets (min/max/last)")
+    p.add_argument("--plot", action="store_true",
+                   help="draw the metric (every metric, without KEY) as a chart in the terminal")
     add_json_flag(p)
     p.set_defaults(handler=cmd_metrics)
 
@@ -373,6 +375,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     ws = open_workspace()
     info = ws.runs.get(args.run)
+    if args.plot and not args.json:
+        return _plot_metrics(ws, info, [args.key] if args.key is not None else list(info.metrics))
     if args.key is None:
         if args.json:
             print_json([m.to_dict() for m in info.metrics.values()])
@@ -393,6 +397,25 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         extra = f"  (min {_num(series.mins[i])}, max {_num(series.maxs[i])})" if series.downsampled else ""
         lines.append(f"{step}\t{_num(value)}{extra}")
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
+    return 0
+
+
+def _plot_metrics(ws: Any, info: RunInfo, keys: list[str]) -> int:
+    import shutil
+
+    from workbench.cli.runs_views import metric_plot
+    from workbench.errors import UnknownIdError
+
+    if not keys:
+        print(f"run {info.id} has no metrics")
+        return 0
+    width = max(40, min(shutil.get_terminal_size((100, 24)).columns, 160))
+    for key in keys:
+        if key not in info.metrics:
+            raise UnknownIdError(f"run {info.id} has no metric {key!r}",
+                                 f"its metrics: {', '.join(sorted(info.metrics)) or 'none'}")
+        series = ws.runs.metric_series(info.id, key, max_points=2 * width)
+        sys.stdout.write(metric_plot(key, series.steps, series.values, width, 16, sys.stdout.isatty()) + "\n")
     return 0
 
 

@@ -83,3 +83,26 @@ def _lineage_label(node: LineageNode) -> str:
             label += f" [{d['state']}] {d['predictions']} predictions, {d['labelled']} labelled"
         return label
     return f"file {node.label} {(d.get('hash') or '')[:12]}"
+
+
+def metric_plot(key: str, steps: list[int], values: list[float], width: int, height: int,
+                colour: bool) -> str:
+    """One metric's curve as terminal text (plotext, braille dots: two points a column), for
+    ``workbench metrics RUN KEY --plot``; NaN and infinite points are left out of the drawing."""
+    import math
+    import re
+
+    import plotext as plt
+
+    points = [(s, v) for s, v in zip(steps, values, strict=False) if math.isfinite(v)]
+    plt.clf()
+    plt.plotsize(width, height)
+    plt.theme("clear")
+    if points:
+        plt.plot([s for s, _ in points], [v for _, v in points], marker="braille",
+                 color="cyan" if colour else None)
+    last = f"last {points[-1][1]:.4g} at step {points[-1][0]}" if points else "no finite value"
+    plt.title(f"{key}: {len(values)} points, {last}")
+    plt.xlabel("step")
+    text: str = plt.build()
+    return text if colour else re.sub(r"\x1b\[[0-9;]*m", "", text)
