@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from workbench.core.workspace import Workspace
-from workbench.tracking.metric_files import dvclive_dirs, flatten
+from workbench.tracking.metric_files import dvclive_dirs, flatten, read_step_csv
 from workbench.tracking.request import RunRequest
 
 DVCLIVE_SCRIPT = """\
@@ -69,3 +69,21 @@ def test_a_metrics_file_linked_out_of_the_project_is_not_read(ws: Workspace, tmp
     (ws.root / "link.py").write_text(f"import os\nos.symlink({str(outside)!r}, 'm.json')\n")
     info = ws.runs.execute(RunRequest([sys.executable, "link.py"], metrics=("m.json",)))
     assert ws.runs.metric_keys(info.id) == []
+
+
+def test_a_step_csv_is_read_by_its_step_column(tmp_path: Path) -> None:
+    """Lightning's CSVLogger: a row per log call, the other columns empty; a step written twice
+    keeps its last value; without ``step``, ``epoch`` is the step; without either, not read."""
+    (tmp_path / "metrics.csv").write_text("epoch,step,train_loss,val_loss\n0,4,2.5,\n0,9,0.75,\n"
+                                          "0,9,,0.5\n1,14,0.25,\n1,19,0.125,\n1,19,,x\n")
+    found = read_step_csv(tmp_path, "metrics.csv")
+    assert found is not None
+    assert {k: (v[0], v[1]) for k, v in found.items()} == {
+        "epoch": ([4, 9, 14, 19], [0.0, 0.0, 1.0, 1.0]), "val_loss": ([9], [0.5]),
+        "train_loss": ([4, 9, 14, 19], [2.5, 0.75, 0.25, 0.125])}
+    (tmp_path / "keras.csv").write_text("epoch,loss\n0,0.5\n1,0.25\n")
+    by_epoch = read_step_csv(tmp_path, "keras.csv")
+    assert by_epoch is not None and {k: (v[0], v[1]) for k, v in by_epoch.items()} == {
+        "loss": ([0, 1], [0.5, 0.25])}
+    (tmp_path / "table.csv").write_text("id,value\n1,2\n")
+    assert read_step_csv(tmp_path, "table.csv") is None

@@ -11,6 +11,8 @@ When a run ends, two kinds of file among its outputs are read:
   ``dvclive``. Each ``D/plots/metrics/train/loss.tsv`` (``step``, optional ``timestamp`` in ms, one
   value column) is series ``train/loss``; ``D/metrics.json`` (DVCLive's summary) adds the keys that
   have no series, at the summary's ``step``; ``D/params.yaml`` gives params (source ``dvclive``);
+* a ``metrics.csv`` with a ``step`` (or ``epoch``) column, as Lightning's CSVLogger writes: each
+  other column a series by that step (empty cells are no points);
 * the config a Hydra app (``@hydra.main``) composed, ``.hydra/config.yaml`` in its output folder:
   each leaf a param under its dotted name (``model.depth``, as an override names it; source
   ``hydra``), beside the overrides the argparse hook already gave. A multirun's several configs
@@ -26,7 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -127,6 +129,41 @@ def read_tsv(root: Path, rel: str) -> tuple[list[int], list[float], list[float]]
     return steps, values, times
 
 
+STEP_CSV = "metrics.csv"
+"""A CSV of series by step among a run's outputs: Lightning's CSVLogger writes one per version
+(``lightning_logs/version_0/metrics.csv``: ``epoch,step,train_loss,val_loss``)."""
+
+
+def read_step_csv(root: Path, rel: str) -> dict[str, tuple[list[int], list[float], list[float]]] | None:
+    """Each numeric column of a CSV with a ``step`` (else ``epoch``) column as a series by that
+    step; an empty cell is no point (Lightning writes a row for each ``log`` call, the others empty);
+    a step written twice keeps its last value. None: not such a file."""
+    text = read_text(root, rel)
+    if text is None:
+        return None
+    rows = csv.reader(text.splitlines())
+    header = next(rows, [])
+    by = "step" if "step" in header else "epoch" if "epoch" in header else None
+    if by is None:
+        return None
+    step_col = header.index(by)
+    columns = [(i, name) for i, name in enumerate(header) if i != step_col and name]
+    found: dict[str, dict[int, float]] = {name: {} for _, name in columns}
+    for row in rows:
+        try:
+            step = int(float(row[step_col]))
+        except (ValueError, IndexError):
+            continue
+        for i, name in columns:
+            if i < len(row) and row[i].strip():
+                try:
+                    found[name][step] = float(row[i])
+                except ValueError:
+                    continue
+    return {name: (list(points), list(points.values()), [math.nan] * len(points))
+            for name, points in found.items() if points}
+
+
 def dvclive_dirs(outputs: Iterable[str]) -> set[str]:
     """Folders (``""`` for the run's root) that DVCLive wrote into, from the run's output paths."""
     found: set[str] = set()
@@ -157,10 +194,11 @@ class MetricFiles:
         from the job's output is replaced by the file's series."""
         self.now = ingester.clock.now()
 
-    def add(self, key: str, steps: list[int], values: list[float], times: list[float]) -> bool:
+    def add(self, key: str, steps: list[int], values: list[float], times: list[float],
+            source: str = "a metrics file") -> bool:
         if key in self.taken or not steps:
             return False
-        self.ingester.replaces_parsed(key, "the metrics file")
+        self.ingester.replaces_parsed(key, source)
         times = [self.now if math.isnan(t) else t for t in times]
         try:
             self.ingester.add_points(key, steps, values, times)
@@ -176,7 +214,8 @@ class MetricFiles:
         count = 0
         for key, leaf in flatten(data):
             number = numeric(leaf)
-            if number is not None and key not in skip and self.add(key, [step], [number], [self.now]):
+            if number is not None and key not in skip and self.add(key, [step], [number], [self.now],
+                                                                   f"'{rel}'"):
                 count += 1
         return count
 
@@ -188,7 +227,7 @@ class MetricFiles:
                 rel = tsv.relative_to(self.root).as_posix()
                 series = read_tsv(self.root, rel)
                 key = tsv.relative_to(plots).as_posix()[: -len(".tsv")]
-                if series is not None and self.add(key, *series):
+                if series is not None and self.add(key, *series, source=f"'{rel}'"):
                     count += 1
         summary = load_values(self.root, _join(folder, "metrics.json"))
         if isinstance(summary, dict):
@@ -201,6 +240,16 @@ class MetricFiles:
                 self.ingester.add_param(key, value, "dvclive")
             except ValueError:
                 continue
+        return count
+
+    def step_csv(self, rel: str) -> int:
+        """The series of a step-indexed CSV (:func:`read_step_csv`)."""
+        count = 0
+        for key, (steps, values, times) in sorted((read_step_csv(self.root, rel) or {}).items()):
+            order = sorted(range(len(steps)), key=steps.__getitem__)
+            if self.add(key, [steps[i] for i in order], [values[i] for i in order],
+                        [times[i] for i in order], f"'{rel}'"):
+                count += 1
         return count
 
     def hydra(self, rel: str) -> int:
@@ -250,11 +299,14 @@ def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str],
     count = 0
     written = set(outputs)  # a declared file counts only when this run wrote it
     # DVCLive's folders first: their summary knows the step a declared copy of it would lack.
-    jobs = [(True, folder) for folder in sorted(dvclive_dirs(outputs))]
-    jobs += [(False, rel) for rel in declared if rel in written]
-    for is_dvclive, rel in jobs:
+    jobs: list[tuple[Callable[[str], int], str]] = [
+        (reader.dvclive, folder) for folder in sorted(dvclive_dirs(outputs))]
+    jobs += [(reader.values, rel) for rel in declared if rel in written]
+    jobs += [(reader.step_csv, rel) for rel in sorted(outputs)
+             if rel.rpartition("/")[2] == STEP_CSV and rel not in declared]
+    for read, rel in jobs:
         try:
-            count += reader.dvclive(rel) if is_dvclive else reader.values(rel)
+            count += read(rel)
         except Unreadable as exc:
             ingester.note(f"metrics file not read: {exc.message}")
     configs = [rel for rel in outputs if rel == HYDRA_CONFIG or rel.endswith("/" + HYDRA_CONFIG)]
