@@ -82,6 +82,14 @@ def test_run_then_inspect_everything(project: Path) -> None:
     assert logs.stdout.splitlines()[0].startswith("step=0 loss=")
     compared = _json(run_workbench(project, "compare", "small", "latest", "--json"))
     assert isinstance(compared, dict) and compared["params"] == {"lr": [0.1, 0.2]}
+    overlaid = run_workbench(project, "compare", "small", "latest", "--plot", "loss")
+    assert overlaid.returncode == 0 and "loss, 2 runs" in overlaid.stdout
+    ids = [r["id"][:10] for r in compared["runs"]]
+    assert f"•• {ids[0]}" in overlaid.stdout and f"xx {ids[1]}" in overlaid.stdout  # marks, no colours
+    assert "\x1b[" not in overlaid.stdout
+    unknown = run_workbench(project, "compare", "small", "latest", "--plot", "nope")
+    assert unknown.returncode == 2 and unknown.stdout == "" and "no metric 'nope'" not in unknown.stderr
+    assert "none of these runs has a metric 'nope' (their metrics: loss)" in unknown.stderr
 
     tagged = run_workbench(project, "models", "tag", "model:2", "production")
     assert tagged.returncode == 0, tagged.stderr

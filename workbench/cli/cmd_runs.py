@@ -99,6 +99,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("runs", nargs="+", help="two or more runs")
     p.add_argument("--diff", action="store_true",
                    help="also print the unified diff of each changed text file against the first run")
+    p.add_argument("--plot", metavar="KEY", action="append", default=[],
+                   help="also draw metric KEY of every run in one terminal chart (repeatable)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_compare)
 
@@ -415,7 +417,8 @@ def _plot_metrics(ws: Any, info: RunInfo, keys: list[str]) -> int:
             raise UnknownIdError(f"run {info.id} has no metric {key!r}",
                                  f"its metrics: {', '.join(sorted(info.metrics)) or 'none'}")
         series = ws.runs.metric_series(info.id, key, max_points=2 * width)
-        sys.stdout.write(metric_plot(key, series.steps, series.values, width, 16, sys.stdout.isatty()) + "\n")
+        curve = [(info.id, series.steps, series.values)]
+        sys.stdout.write(metric_plot(key, curve, width, 16, sys.stdout.isatty()) + "\n")
     return 0
 
 
@@ -443,6 +446,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError("compare needs at least two runs", "workbench compare RUN RUN [RUN...]")
     ws = open_workspace()
     data = ws.runs.compare(args.runs)
+    for key in args.plot:  # said before anything is printed
+        if key not in data["metrics"]:
+            raise UsageError(f"none of these runs has a metric {key!r}",
+                             f"their metrics: {', '.join(sorted(data['metrics'])) or 'none'}")
     if args.json:
         print_json(data)
         return 0
@@ -466,7 +473,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from workbench.cli.runs_views import print_differences
 
     print_differences(out, data, ws if args.diff else None)
+    for key in args.plot:
+        _plot_compared(ws, [r["id"] for r in data["runs"]], key)
     return 0
+
+
+def _plot_compared(ws: Any, run_ids: list[str], key: str) -> None:
+    import shutil
+
+    from workbench.cli.runs_views import metric_plot
+
+    width = max(40, min(shutil.get_terminal_size((100, 24)).columns, 160))
+    curves = []
+    for run_id in run_ids:
+        if key in ws.runs.get(run_id).metrics:
+            series = ws.runs.metric_series(run_id, key, max_points=2 * width)
+            curves.append((run_id[:10], series.steps, series.values))
+    sys.stdout.write(metric_plot(key, curves, width, 18, sys.stdout.isatty()) + "\n")
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:

@@ -85,24 +85,34 @@ def _lineage_label(node: LineageNode) -> str:
     return f"file {node.label} {(d.get('hash') or '')[:12]}"
 
 
-def metric_plot(key: str, steps: list[int], values: list[float], width: int, height: int,
+def metric_plot(key: str, curves: list[tuple[str, list[int], list[float]]], width: int, height: int,
                 colour: bool) -> str:
-    """One metric's curve as terminal text (plotext, braille dots: two points a column), for
-    ``workbench metrics RUN KEY --plot``; NaN and infinite points are left out of the drawing."""
+    """Curves of one metric as terminal text (plotext), for ``workbench metrics RUN KEY --plot``
+    (one curve) and ``workbench compare RUNS --plot KEY`` (one a run, told apart by colour, or by
+    their marks where the output has no colour: ``•``, ``x``, ``+``...). NaN and infinite points
+    are left out of the drawing."""
     import math
     import re
 
     import plotext as plt
 
-    points = [(s, v) for s, v in zip(steps, values, strict=False) if math.isfinite(v)]
     plt.clf()
     plt.plotsize(width, height)
     plt.theme("clear")
-    if points:
-        plt.plot([s for s, _ in points], [v for _, v in points], marker="braille",
-                 color="cyan" if colour else None)
-    last = f"last {points[-1][1]:.4g} at step {points[-1][0]}" if points else "no finite value"
-    plt.title(f"{key}: {len(values)} points, {last}")
+    colours = ["cyan", "magenta", "green", "orange", "blue", "red"]
+    marks = ["braille"] if len(curves) == 1 else ["•", "x", "+", "o", "*", "#"]
+    summary = []
+    for i, (label, steps, values) in enumerate(curves):
+        points = [(s, v) for s, v in zip(steps, values, strict=False) if math.isfinite(v)]
+        if points:
+            plt.plot([s for s, _ in points], [v for _, v in points], marker=marks[i % len(marks)],
+                     color=colours[i % len(colours)] if colour else None,
+                     label=label if len(curves) > 1 else None)
+        summary.append(f"last {points[-1][1]:.4g} at step {points[-1][0]}" if points else "no finite value")
+    if len(curves) == 1:
+        plt.title(f"{key}: {len(curves[0][2])} points, {summary[0]}")
+    else:  # the legend names each run; the title must fit the width or plotext leaves it out
+        plt.title(f"{key}, {len(curves)} runs")
     plt.xlabel("step")
     text: str = plt.build()
     return text if colour else re.sub(r"\x1b\[[0-9;]*m", "", text)
