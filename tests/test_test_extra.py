@@ -23,7 +23,7 @@ IMPORTORSKIP_MODULES = {
     "mlflow.server": "mlflow-skinny",
     "pandas": "pandas", "wandb": "wandb", "dvc": "dvc", "tensorboard": "tensorboard",
     "tensorboardX": "tensorboardX", "flask_cors": "flask-cors", "sqlalchemy": "sqlalchemy",
-    "torch": "torch",
+    "torch": "torch", "lightning": "lightning",
 }
 
 
