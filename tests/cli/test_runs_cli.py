@@ -55,6 +55,8 @@ def test_run_then_inspect_everything(project: Path) -> None:
     assert runs[0]["metrics"]["loss"] == pytest.approx(0.1) and runs[0]["tags"] == {"kind": "test"}
     table = run_workbench(project, "runs")
     assert "small" in table.stdout and "succeeded" in table.stdout
+    narrow = run_workbench(project, "runs", env={"COLUMNS": "40"})  # ids whole, to copy into show
+    assert runs[0]["id"] in narrow.stdout and first["id"] in narrow.stdout
     for sort in (["--sort", "lr:desc"], ["--sort", "lr", "--desc"], ["--sort=-lr"], ["--sort", "lr"]):
         ordered = _json(run_workbench(project, "runs", "--json", *sort))
         assert isinstance(ordered, list)

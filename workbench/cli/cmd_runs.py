@@ -281,7 +281,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     table = Table(box=None, header_style="bold")
     for column in ("id", "name", "status", "started", "duration", "params", "metrics"):
         fixed = column in ("id", "status", "started", "duration")
-        table.add_column(column, no_wrap=fixed, min_width=9 if column == "status" else None)
+        # an id is copied into other commands: never cut (a long value is, 'workbench show' has it)
+        table.add_column(column, no_wrap=fixed, min_width={"id": 14, "started": 11, "status": 9}.get(column))
     for r in runs:
         table.add_row(
             r.id, r.name, _status(r.status), fmt.short_time(r.started_at, NONE),
