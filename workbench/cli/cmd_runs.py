@@ -379,7 +379,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     ws = open_workspace()
     info = ws.runs.get(args.run)
     if args.plot and not args.json:
-        return _plot_metrics(ws, info, [args.key] if args.key is not None else list(info.metrics))
+        from workbench.cli.runs_views import plot_metrics
+
+        return plot_metrics(ws, info, [args.key] if args.key is not None else list(info.metrics))
     if args.key is None:
         if args.json:
             print_json([m.to_dict() for m in info.metrics.values()])
@@ -400,26 +402,6 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         extra = f"  (min {_num(series.mins[i])}, max {_num(series.maxs[i])})" if series.downsampled else ""
         lines.append(f"{step}\t{_num(value)}{extra}")
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
-    return 0
-
-
-def _plot_metrics(ws: Any, info: RunInfo, keys: list[str]) -> int:
-    import shutil
-
-    from workbench.cli.runs_views import metric_plot
-    from workbench.errors import UnknownIdError
-
-    if not keys:
-        print(f"run {info.id} has no metrics")
-        return 0
-    width = max(40, min(shutil.get_terminal_size((100, 24)).columns, 160))
-    for key in keys:
-        if key not in info.metrics:
-            raise UnknownIdError(f"run {info.id} has no metric {key!r}",
-                                 f"its metrics: {', '.join(sorted(info.metrics)) or 'none'}")
-        series = ws.runs.metric_series(info.id, key, max_points=2 * width)
-        curve = [(info.id, series.steps, series.values)]
-        sys.stdout.write(metric_plot(key, curve, width, 16, sys.stdout.isatty()) + "\n")
     return 0
 
 
@@ -474,23 +456,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from workbench.cli.runs_views import print_differences
 
     print_differences(out, data, ws if args.diff else None)
-    for key in args.plot:
-        _plot_compared(ws, [r["id"] for r in data["runs"]], key)
+    if args.plot:
+        from workbench.cli.runs_views import plot_compared
+
+        for key in args.plot:
+            plot_compared(ws, [r["id"] for r in data["runs"]], key)
     return 0
-
-
-def _plot_compared(ws: Any, run_ids: list[str], key: str) -> None:
-    import shutil
-
-    from workbench.cli.runs_views import metric_plot
-
-    width = max(40, min(shutil.get_terminal_size((100, 24)).columns, 160))
-    curves = []
-    for run_id in run_ids:
-        if key in ws.runs.get(run_id).metrics:
-            series = ws.runs.metric_series(run_id, key, max_points=2 * width)
-            curves.append((run_id[:10], series.steps, series.values))
-    sys.stdout.write(metric_plot(key, curves, width, 18, sys.stdout.isatty()) + "\n")
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """How the runs commands draw what is not a plain table: the input and code differences of
-``compare`` and the tree of ``lineage`` (Rich renderables; imported only by those commands)."""
+``compare``, the tree of ``lineage`` and the terminal charts of ``metrics --plot`` and ``compare
+--plot`` (Rich renderables and plotext text; imported only by those commands)."""
 
 from __future__ import annotations
 
@@ -116,3 +117,39 @@ def metric_plot(key: str, curves: list[tuple[str, list[int], list[float]]], widt
     plt.xlabel("step")
     text: str = plt.build()
     return text if colour else re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _chart_width() -> int:
+    import shutil
+
+    return max(40, min(shutil.get_terminal_size((100, 24)).columns, 160))
+
+
+def plot_metrics(ws: Any, info: Any, keys: list[str]) -> int:
+    """``workbench metrics RUN [KEY] --plot``: a chart a metric (``keys``: every metric, or one)."""
+    from workbench.errors import UnknownIdError
+
+    if not keys:
+        print(f"run {info.id} has no metrics")
+        return 0
+    width = _chart_width()
+    for key in keys:
+        if key not in info.metrics:
+            raise UnknownIdError(f"run {info.id} has no metric {key!r}",
+                                 f"its metrics: {', '.join(sorted(info.metrics)) or 'none'}")
+        series = ws.runs.metric_series(info.id, key, max_points=2 * width)
+        curve = [(info.id, series.steps, series.values)]
+        sys.stdout.write(metric_plot(key, curve, width, 16, sys.stdout.isatty()) + "\n")
+    return 0
+
+
+def plot_compared(ws: Any, run_ids: list[str], key: str) -> None:
+    """``workbench compare RUNS --plot KEY``: every run's curve of KEY in one chart (the runs
+    without it are left out; the caller checked that one has it)."""
+    width = _chart_width()
+    curves = []
+    for run_id in run_ids:
+        if key in ws.runs.get(run_id).metrics:
+            series = ws.runs.metric_series(run_id, key, max_points=2 * width)
+            curves.append((run_id[:10], series.steps, series.values))
+    sys.stdout.write(metric_plot(key, curves, width, 18, sys.stdout.isatty()) + "\n")

@@ -97,6 +97,16 @@ def unoffered_environments(root: Path, store_dir: Path, rules: IgnoreRules | Non
     return [(rel, kind) for rel, kind in found if rel not in offered]
 
 
+def rules_with_environments(root: Path, store_dir: Path, rules: IgnoreRules,
+                            folders: Iterable[str] | None = None,
+                            ) -> tuple[IgnoreRules, list[tuple[str, str]]]:
+    """``rules`` plus the line of each Python environment the next snapshot leaves out (found among
+    ``folders``, else at the top and one level down), and those environments: ``status`` and
+    ``diff`` leave them out as that snapshot will, writing nothing."""
+    found = unoffered_environments(root, store_dir, rules, folders)
+    return (IgnoreRules(root, pending_rules(found)) if found else rules), found
+
+
 def pending_rules(found: list[tuple[str, str]]) -> tuple[str, ...]:
     """The ``.workbenchignore`` lines that leave out ``found`` (anchored at the project's top)."""
     return tuple(f"/{rel}/" for rel, _ in found)

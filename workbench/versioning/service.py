@@ -116,14 +116,10 @@ class VersioningService:
 
     def rules_with_environments(self, folders: Iterable[str] | None = None,
                                 ) -> tuple[IgnoreRules, list[tuple[str, str]]]:
-        """The project's ignore rules plus the line of each Python environment the next snapshot
-        leaves out (found among ``folders``, else at the top and one level down), and those
-        environments: ``status`` and ``diff`` leave them out as that snapshot will, writing nothing."""
-        from workbench.versioning.environments import pending_rules, unoffered_environments
+        """See :func:`workbench.versioning.environments.rules_with_environments`."""
+        from workbench.versioning.environments import rules_with_environments
 
-        rules = self._rules()
-        found = unoffered_environments(self.root, self.project.paths.store_dir, rules, folders)
-        return (IgnoreRules(self.root, pending_rules(found)) if found else rules), found
+        return rules_with_environments(self.root, self.project.paths.store_dir, self._rules(), folders)
 
     def _scan_for_snapshot(self, store: BlobStore, reader: TreeReader, hinted: frozenset[str] | None,
                            held: frozenset[str], progress: Progress | None) -> WorkTree:
