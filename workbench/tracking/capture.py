@@ -181,7 +181,7 @@ class StdoutMetricParser:
         cores``): a line counts only with two values, or one and its step."""
         if "\r" in line:
             line = next((part for part in reversed(line.split("\r")) if part.strip()), "")
-        if len(line) > 4096 or not (self.patterns or "=" in line or ":" in line or _SEPARATED(line)):
+        if len(line) > 4096 or not (self.patterns or "=" in line or ":" in line or _separated(line)):
             return []
         found: list[tuple[str, float, int | None]] = []
         for pattern in self.patterns:
@@ -252,7 +252,7 @@ def _spaced_step(line: str) -> int | None:
                 None)
 
 
-def _SEPARATED(line: str) -> bool:
+def _separated(line: str) -> bool:
     """Whether the line has a separator between segments (``,``, ``|``, ``;``, tab): only then can
     it hold ``name value`` pairs without ``=`` or ``:``."""
     return "," in line or "|" in line or ";" in line or "\t" in line
