@@ -347,7 +347,7 @@ class Ingester:
         if key not in self._parsed or key in self._owned:
             return False
         self.flush()
-        from workbench.store import metric_chunks
+        from workbench.tracking.rollups import delete_points
 
         with self._lock:
             key_id = self._key_ids.pop(key, None)
@@ -357,8 +357,7 @@ class Ingester:
             for table in (self._last_step, self._points, self._open, self._summaries):
                 table.pop(key_id, None)
             with atomic(self.conn):
-                metric_chunks.delete(self.conn, [key_id])
-                self.conn.execute("DELETE FROM metric_rollups WHERE key_id = ?", (key_id,))
+                delete_points(self.conn, [key_id])
                 self.conn.execute("DELETE FROM metric_keys WHERE id = ?", (key_id,))
         self.note(f"metric {key}: the series {by} recorded replaces the one read from the output")
         return True

@@ -165,7 +165,7 @@ def remove(db: sqlite3.Connection, plan: RemovalPlan, *,
            keep_snapshots: frozenset[str] = frozenset()) -> list[str]:
     """Delete the planned runs and their snapshots in one transaction; returns the snapshots deleted
     (a snapshot some other record still points at, or in ``keep_snapshots``, stays)."""
-    from workbench.store import metric_chunks
+    from workbench.tracking.rollups import delete_points
     from workbench.versioning.watch.retention import delete_snapshot, referenced_snapshot_ids
 
     ids = plan.runs
@@ -174,12 +174,8 @@ def remove(db: sqlite3.Connection, plan: RemovalPlan, *,
     marks = _marks(ids)
     dropped: list[str] = []
     with atomic(db):
-        key_ids = [r[0] for r in db.execute(f"SELECT id FROM metric_keys WHERE run_id IN ({marks})", ids)]
-        for start in range(0, len(key_ids), 500):
-            chunk = key_ids[start:start + 500]
-            key_marks = _marks(chunk)
-            metric_chunks.delete(db, chunk)
-            db.execute(f"DELETE FROM metric_rollups WHERE key_id IN ({key_marks})", chunk)
+        delete_points(db, [r[0] for r in db.execute(f"SELECT id FROM metric_keys WHERE run_id IN ({marks})",
+                                                    ids)])
         for table in ("metric_keys", "run_logs", "run_files", "run_params", "run_tags", "run_summaries"):
             db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
         if _table_exists(db, "executor_jobs"):

@@ -81,6 +81,15 @@ def recompute(db: sqlite3.Connection, key_id: int, low: int, high: int) -> None:
         )
 
 
+def delete_points(db: sqlite3.Connection, key_ids: list[int]) -> None:
+    """Drop every stored point of these keys and their rollups (the caller deletes the keys' rows:
+    a run removed, or a key whose points were only read from the output, replaced)."""
+    metric_chunks.delete(db, key_ids)
+    for start in range(0, len(key_ids), 500):
+        part = key_ids[start:start + 500]
+        db.execute(f"DELETE FROM metric_rollups WHERE key_id IN ({','.join('?' * len(part))})", part)
+
+
 def choose_level(low: int, high: int, max_points: int) -> int | None:
     """The coarsest level that still gives at least ``max_points`` buckets over ``low..high``."""
     for level in reversed(ROLLUP_LEVELS):
