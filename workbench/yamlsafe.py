@@ -12,6 +12,9 @@ node graph (cheap, aliases shared) and checks it before anything is constructed:
 - nesting, aliases expanded, is at most :data:`MAX_DEPTH` levels.
 
 Any breach, and any syntax error, is the caller's one-line error class naming the file.
+
+:func:`flatten_dotted` names the leaves of a loaded document as a params file's keys are named
+(``model.depth``): DVC's params, its experiments' params, a Hydra app's composed config.
 """
 
 from __future__ import annotations
@@ -131,3 +134,14 @@ def load(text: str, file: str, error: type[WorkbenchError]) -> Any:
                         "fix the syntax") from None
     finally:
         loader.dispose()
+
+
+def flatten_dotted(data: Any, prefix: str = "") -> dict[str, Any]:
+    """The leaves of nested dicts under dotted names (``{"model": {"depth": 3}}``: ``model.depth``);
+    a list or any other value is one leaf; a value that is no dict is the leaf ``prefix``."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten_dotted(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out

@@ -30,23 +30,15 @@ from typing import Any
 import yaml
 
 from workbench.importers.model import ImportSourceError, MissingExtraError, Series, Source, SourceRun
+from workbench.yamlsafe import flatten_dotted
 
 TIMEOUT = 600
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    else:
-        out[prefix] = value
 
 
 def _params(files: dict[str, Any]) -> dict[str, object]:
     out: dict[str, Any] = {}
     for name, content in (files or {}).items():
-        flat: dict[str, Any] = {}
-        _flatten("", (content or {}).get("data") or {}, flat)
+        flat = flatten_dotted((content or {}).get("data") or {})
         prefix = "" if name == "params.yaml" else f"{name}:"
         for key, value in flat.items():
             out[prefix + key] = _scalar(value)
@@ -61,7 +53,7 @@ def _scalar(value: Any) -> object:
 def _metrics(files: dict[str, Any], when: float) -> dict[str, Series]:
     flat: dict[str, Any] = {}
     for content in (files or {}).values():
-        _flatten("", (content or {}).get("data") or {}, flat)
+        flat.update(flatten_dotted((content or {}).get("data") or {}))
     return {key: Series([0], [when], [float(value)]) for key, value in flat.items()
             if isinstance(value, int | float) and not isinstance(value, bool)}
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.tracking.ingest import Ingester
+from workbench.yamlsafe import flatten_dotted
 
 MAX_BYTES = 32 * 1024 * 1024
 HYDRA_CONFIG = ".hydra/config.yaml"
@@ -136,8 +137,8 @@ STEP_CSV = "metrics.csv"
 
 def read_step_csv(root: Path, rel: str) -> dict[str, tuple[list[int], list[float], list[float]]] | None:
     """Each numeric column of a CSV with a ``step`` (else ``epoch``) column as a series by that
-    step; an empty cell is no point (Lightning writes a row for each ``log`` call, the others empty);
-    a step written twice keeps its last value. None: not such a file."""
+    step, in step order; an empty cell is no point (Lightning writes a row for each ``log`` call, the
+    others empty); a step written twice keeps its last value. None: not such a file."""
     text = read_text(root, rel)
     if text is None:
         return None
@@ -160,8 +161,8 @@ def read_step_csv(root: Path, rel: str) -> dict[str, tuple[list[int], list[float
                     found[name][step] = float(row[i])
                 except ValueError:
                     continue
-    return {name: (list(points), list(points.values()), [math.nan] * len(points))
-            for name, points in found.items() if points}
+    return {name: ([step for step, _ in ordered], [value for _, value in ordered], [math.nan] * len(ordered))
+            for name, points in found.items() if (ordered := sorted(points.items()))}
 
 
 def dvclive_dirs(outputs: Iterable[str]) -> set[str]:
@@ -246,9 +247,7 @@ class MetricFiles:
         """The series of a step-indexed CSV (:func:`read_step_csv`)."""
         count = 0
         for key, (steps, values, times) in sorted((read_step_csv(self.root, rel) or {}).items()):
-            order = sorted(range(len(steps)), key=steps.__getitem__)
-            if self.add(key, [steps[i] for i in order], [values[i] for i in order],
-                        [times[i] for i in order], f"'{rel}'"):
+            if self.add(key, steps, values, times, f"'{rel}'"):
                 count += 1
         return count
 
@@ -262,7 +261,8 @@ class MetricFiles:
         given = {str(key) for (key,) in self.ingester.conn.execute(
             "SELECT key FROM run_params WHERE run_id = ?", (self.ingester.run_id,))}
         count = 0
-        for key, value in dotted(config):
+        for key, value in flatten_dotted(config).items():
+            value = json.dumps(value) if isinstance(value, list) else value  # a list is one value
             if count >= MAX_CONFIG_PARAMS:
                 self.ingester.note(f"Hydra config '{rel}': more than {MAX_CONFIG_PARAMS} values; the "
                                    "rest are not params")
@@ -275,16 +275,6 @@ class MetricFiles:
                 continue
             count += 1
         return count
-
-
-def dotted(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(key, leaf) pairs of nested dicts, keys joined with ``.`` as Hydra names them; a list is one
-    value."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield from dotted(value, f"{prefix}.{key}" if prefix else str(key))
-    elif prefix:
-        yield prefix, json.dumps(data) if isinstance(data, list) else data
 
 
 def ingest_metric_files(ingester: Ingester, root: Path, declared: Iterable[str],

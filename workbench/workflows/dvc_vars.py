@@ -162,17 +162,6 @@ def _strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-def flatten_dotted(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            out.update(flatten_dotted(value, name))
-        else:
-            out[name] = value
-    return out
-
-
 def to_str(value: Any, key: str) -> str:
     """A value written into a longer string, as DVC writes it."""
     if isinstance(value, bool):
@@ -181,7 +170,7 @@ def to_str(value: Any, key: str) -> str:
         return str(value)
     if isinstance(value, dict) and key == "cmd":
         parts: list[str] = []
-        for name, item in flatten_dotted(value).items():
+        for name, item in yamlsafe.flatten_dotted(value).items():
             if isinstance(item, bool):
                 parts += [f"--{name}"] if item else []
             elif isinstance(item, str):
