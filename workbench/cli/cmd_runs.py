@@ -460,7 +460,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from workbench.cli.runs_views import plot_compared
 
         for key in args.plot:
-            plot_compared(ws, [r["id"] for r in data["runs"]], key)
+            plot_compared(ws, data, key)
     return 0
 
 

@@ -143,13 +143,13 @@ def plot_metrics(ws: Any, info: Any, keys: list[str]) -> int:
     return 0
 
 
-def plot_compared(ws: Any, run_ids: list[str], key: str) -> None:
-    """``workbench compare RUNS --plot KEY``: every run's curve of KEY in one chart (the runs
-    without it are left out; the caller checked that one has it)."""
+def plot_compared(ws: Any, data: dict[str, Any], key: str) -> None:
+    """``workbench compare RUNS --plot KEY``: every run's curve of KEY in one chart, from what
+    ``compare`` found (``data``); the runs without it are left out (the caller checked that one has it)."""
     width = _chart_width()
     curves = []
-    for run_id in run_ids:
-        if key in ws.runs.get(run_id).metrics:
-            series = ws.runs.metric_series(run_id, key, max_points=2 * width)
-            curves.append((run_id[:10], series.steps, series.values))
+    for run, summary in zip(data["runs"], data["metrics"][key], strict=True):
+        if summary:
+            series = ws.runs.metric_series(run["id"], key, max_points=2 * width)
+            curves.append((run["id"][:10], series.steps, series.values))
     sys.stdout.write(metric_plot(key, curves, width, 18, sys.stdout.isatty()) + "\n")
