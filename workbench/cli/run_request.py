@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from pathlib import Path
 
 from workbench.errors import UsageError
@@ -37,9 +36,7 @@ def in_current_folder(request: RunRequest, root: Path) -> RunRequest:
     """``request`` run in the folder the user typed it in (``cd src && workbench run -- python
     train.py`` runs ``src/train.py``, as the shell would), where that folder is inside the project
     ``root``; from anywhere else (``-C DIR``), at the project's top."""
-    try:
-        rel = Path(os.getcwd()).resolve().relative_to(root.resolve())
-    except (OSError, ValueError):
-        return request
-    workdir = rel.as_posix()
-    return request if workdir in ("", ".") else dataclasses.replace(request, workdir=workdir)
+    from workbench.tracking.run_paths import current_workdir
+
+    workdir = current_workdir(root)
+    return request if workdir == "." else dataclasses.replace(request, workdir=workdir)

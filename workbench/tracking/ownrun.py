@@ -25,6 +25,7 @@ from workbench.store.db import connect
 from workbench.tracking.ids import new_run_id
 from workbench.tracking.ingest import Ingester, ingest_events_file
 from workbench.tracking.records import create_run, end_run
+from workbench.tracking.run_paths import current_workdir
 
 _TEES_KEPT_ALIVE: list[_Tee] = []
 """Every tee ever installed, for the life of the process. Another thread's ``print`` may still be
@@ -120,10 +121,9 @@ class OwnRun:
             gpus = gpu_facts()
         except ImportError:
             pass
-        workdir = os.path.relpath(os.getcwd(), self.root)
         create_run(
             self.ws.db, self.run_id, name="", command=command, source="api",
-            workdir="." if workdir.startswith("..") else workdir, snapshot_before=self.before,
+            workdir=current_workdir(self.root), snapshot_before=self.before,
             events_path=str(self.events_path), environment=capture.host_facts(self.root), gpus=gpus,
         )
         self.conn = connect(self.ws.paths.db)

@@ -1,5 +1,6 @@
 """How a run's events name files: the project-relative form the store records, and which paths
-a model event may name (only files inside the project, outside ``.git``-like folders)."""
+a model event may name (only files inside the project, outside ``.git``-like folders); and the
+folder a run runs in."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ import os
 from pathlib import Path
 
 from workbench.paths import STORE_DIRNAME
+
+
+def current_workdir(root: Path) -> str:
+    """Where a run started now runs, as its record's ``workdir``: the current folder relative to
+    the project ``root`` (posix), where it is inside the project; else ``.``, the project's top."""
+    try:
+        return Path.cwd().resolve().relative_to(root.resolve()).as_posix()
+    except (OSError, ValueError):
+        return "."
 
 
 def relative_path(path: str, root: Path) -> str | None:
