@@ -129,12 +129,13 @@ def _offered(record: Path) -> set[str]:
         return set()
 
 
-def leave_out_environments(root: Path, store_dir: Path,
-                           folders: Iterable[str] | None = None) -> list[tuple[str, str]]:
-    """Add the environments :func:`find_environments` finds, and that were never offered before,
-    to ``.workbenchignore`` (anchored at the project's top: ``/env/``); returns them. Running it
-    again adds nothing, and an environment whose line the user deleted is not offered again."""
-    new = unoffered_environments(root, store_dir, folders=folders)
+def leave_out_environments(root: Path, store_dir: Path, folders: Iterable[str] | None = None,
+                           rules: IgnoreRules | None = None) -> list[tuple[str, str]]:
+    """Add the environments :func:`find_environments` finds (under ``rules``, the project's as
+    loaded, when given), and that were never offered before, to ``.workbenchignore`` (anchored at
+    the project's top: ``/env/``); returns them. Running it again adds nothing, and an environment
+    whose line the user deleted is not offered again."""
+    new = unoffered_environments(root, store_dir, rules, folders)
     if not new:
         return []
     record = store_dir / OFFERED

@@ -129,11 +129,10 @@ class VersioningService:
         from workbench.versioning.environments import folders_of, leave_out_environments, said
 
         index = self._index()
-        left_out = leave_out_environments(
-            self.root, self.project.paths.store_dir,
-            None if hinted is None else folders_of(hinted | held),
-        )
         rules = self._rules()
+        left_out = leave_out_environments(self.root, self.project.paths.store_dir,
+                                          None if hinted is None else folders_of(hinted | held), rules)
+        rules = self._rules() if left_out else rules  # read again with the lines just added
         threshold = self.project.config.store.chunk_threshold
         head = self.head() if hinted is not None or held else None
         tree = None
