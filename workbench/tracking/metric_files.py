@@ -34,7 +34,6 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.tracking.ingest import Ingester
-from workbench.yamlsafe import flatten_dotted
 
 MAX_BYTES = 32 * 1024 * 1024
 HYDRA_CONFIG = ".hydra/config.yaml"
@@ -257,6 +256,8 @@ class MetricFiles:
         config = load_values(self.root, rel)
         if not isinstance(config, dict):
             return 0
+        from workbench.yamlsafe import flatten_dotted  # PyYAML: only where a Hydra config was written
+
         self.ingester.flush()
         given = {str(key) for (key,) in self.ingester.conn.execute(
             "SELECT key FROM run_params WHERE run_id = ?", (self.ingester.run_id,))}
